@@ -1,2 +1,119 @@
-def main() -> int:
-    return 0
+"""The `qstrata` command: one entry point for operators, CI and the testbed.
+
+Sub-commands are small functions registered in `COMMANDS`; each returns the process exit code
+and prints errors as one clear line (never a traceback) so scripts can rely on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from qstrata.bindings.dataformat import DataFileError, read_data_file
+from qstrata.bindings.schema import YANG_DIR, SchemaError, get_schema, module_files
+from qstrata.bindings.validate import InvalidData
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate instance documents (XML or JSON-IETF) against the qstrata modules."""
+    try:
+        get_schema()
+    except SchemaError as exc:
+        print(f"qstrata: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    status = EXIT_OK
+    for name in args.files:
+        try:
+            read_data_file(Path(name), max_bytes=args.max_size, config_only=args.config)
+        except DataFileError as exc:
+            print(f"{name}: {exc}")
+            status = max(status, EXIT_INVALID)
+        except InvalidData as exc:
+            for issue in exc.issues:
+                where = issue.path or "/"
+                line = f" (line {issue.line})" if issue.line else ""
+                print(f"{name}: {where}: {issue.message}{line}")
+            status = max(status, EXIT_INVALID)
+        else:
+            if not args.quiet:
+                print(f"{name}: valid")
+    return status
+
+
+def cmd_yang_tree(args: argparse.Namespace) -> int:
+    """Print the schema tree of our modules as clients see them (pyang -f tree)."""
+    files = module_files()
+    names = args.modules or list(files)
+    unknown = [n for n in names if n not in files]
+    if unknown:
+        print(f"qstrata: unknown module {', '.join(unknown)}; known: {', '.join(files)}", file=sys.stderr)
+        return EXIT_USAGE
+    pyang = Path(sys.executable).with_name("pyang")
+    cmd = [str(pyang) if pyang.exists() else "pyang", "-f", "tree", "-p", str(YANG_DIR)]
+    cmd += [str(files[n]) for n in names]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stdout.write(result.stdout)
+    if result.returncode:
+        sys.stderr.write(result.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def cmd_yang_list(args: argparse.Namespace) -> int:
+    """List the modules qstrata serves, with revision and namespace."""
+    schema = get_schema()
+    for name in schema.our_modules():
+        mod = schema.module(name)
+        print(f"{name}@{mod.revision() or '-'}\t{mod.ns()}")
+    return EXIT_OK
+
+
+def cmd_testbed(args: argparse.Namespace) -> int:
+    """The default testbed. Until the agents land it reports what is available."""
+    schema = get_schema()
+    print("qstrata testbed")
+    print(f"  YANG modules ({len(schema.our_modules())}): {', '.join(schema.our_modules())}")
+    print("  available: qstrata validate FILE..., qstrata yang tree [MODULE], qstrata yang list")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qstrata", description="Management plane for quantum network equipment.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help=cmd_validate.__doc__)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--config", action="store_true", help="configuration only: reject config false nodes")
+    p.add_argument("--max-size", type=int, default=64 * 1024 * 1024, help="largest file accepted, bytes")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p.set_defaults(func=cmd_validate)
+
+    yang = sub.add_parser("yang", help="YANG module tools").add_subparsers(dest="yang_command", required=True)
+    p = yang.add_parser("tree", help=cmd_yang_tree.__doc__)
+    p.add_argument("modules", nargs="*", metavar="MODULE")
+    p.set_defaults(func=cmd_yang_tree)
+    p = yang.add_parser("list", help=cmd_yang_list.__doc__)
+    p.set_defaults(func=cmd_yang_list)
+
+    p = sub.add_parser("testbed", help=cmd_testbed.__doc__)
+    p.set_defaults(func=cmd_testbed)
+    return parser
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Paths between YANG data paths (XPath with keys) and gNMI `Path` messages.
+
+Pure functions. Conventions (gNMI path conventions and RFC 7951 naming): the first element is
+module-qualified (``etsi-qkd-sdn-node:qkd_node``) and so is any element whose module differs from
+its parent's; keys become `PathElem.key`; wildcards are ``*`` (any one element or key value) and
+``...`` (any number of levels).
+"""
+
+from __future__ import annotations
+
+from gnmi_pb import gnmi_pb2
+
+
+class PathSyntaxError(ValueError):
+    """A path string that cannot be parsed; the message says where."""
+
+
+def _split_segments(path: str) -> list[str]:
+    """Split on '/' outside brackets and quotes."""
+    if not path.startswith("/"):
+        raise PathSyntaxError(f"path must be absolute: {path!r}")
+    segments: list[str] = []
+    buf: list[str] = []
+    depth = 0
+    quote: str | None = None
+    escaped = False
+    for ch in path[1:]:
+        if escaped:
+            buf.append(ch)
+            escaped = False
+            continue
+        if ch == "\\" and depth and quote is None:
+            buf.append(ch)
+            escaped = True
+            continue
+        if quote:
+            if ch == quote:
+                quote = None
+            buf.append(ch)
+            continue
+        if ch in "'\"" and depth:
+            quote = ch
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise PathSyntaxError(f"unbalanced ']' in {path!r}")
+        elif ch == "/" and depth == 0:
+            segments.append("".join(buf))
+            buf = []
+            continue
+        buf.append(ch)
+    if depth or quote:
+        raise PathSyntaxError(f"unterminated predicate in {path!r}")
+    if buf or path.endswith("/") and path != "/":
+        segments.append("".join(buf))
+    if any(s == "" for s in segments):
+        if path.endswith("//") or "//" in path:
+            raise PathSyntaxError(f"empty element in {path!r} (use ... for any depth)")
+        raise PathSyntaxError(f"empty element in {path!r}")
+    return segments
+
+
+def _parse_predicates(segment: str, *, xpath: bool) -> tuple[str, dict[str, str]]:
+    """``name[k='v'][j=w]`` -> (name, {k: v, j: w}). XPath values are quoted, gNMI ones escaped."""
+    i = segment.find("[")
+    if i < 0:
+        return segment, {}
+    name, rest = segment[:i], segment[i:]
+    keys: dict[str, str] = {}
+    pos = 0
+    while pos < len(rest):
+        if rest[pos] != "[":
+            raise PathSyntaxError(f"expected '[' in {segment!r}")
+        eq = rest.find("=", pos)
+        if eq < 0:
+            raise PathSyntaxError(f"predicate without '=' in {segment!r}")
+        key = rest[pos + 1 : eq].strip()
+        pos = eq + 1
+        if xpath and pos < len(rest) and rest[pos] in "'\"":
+            q = rest[pos]
+            end = rest.find(q, pos + 1)
+            if end < 0:
+                raise PathSyntaxError(f"unterminated quote in {segment!r}")
+            value = rest[pos + 1 : end]
+            pos = end + 1
+            if pos >= len(rest) or rest[pos] != "]":
+                raise PathSyntaxError(f"expected ']' in {segment!r}")
+            pos += 1
+        else:
+            out: list[str] = []
+            while pos < len(rest) and rest[pos] != "]":
+                if rest[pos] == "\\" and pos + 1 < len(rest):
+                    pos += 1
+                out.append(rest[pos])
+                pos += 1
+            if pos >= len(rest):
+                raise PathSyntaxError(f"expected ']' in {segment!r}")
+            pos += 1
+            value = "".join(out).strip() if xpath else "".join(out)
+        if not key:
+            raise PathSyntaxError(f"empty key name in {segment!r}")
+        keys[key] = value
+    return name, keys
+
+
+def xpath_to_gnmi(path: str, origin: str = "") -> gnmi_pb2.Path:
+    """A data path (``/m:a/b[k='v']/c``) or gNMI path string (``/m:a/b[k=v]/c``) as a `Path`.
+
+    Leaf-list value predicates (``[.='v']``) are dropped: gNMI addresses the whole leaf-list.
+    """
+    if path in ("", "/"):
+        return gnmi_pb2.Path(origin=origin)
+    elems = []
+    for seg in _split_segments(path):
+        name, keys = _parse_predicates(seg, xpath=True)
+        keys.pop(".", None)
+        elems.append(gnmi_pb2.PathElem(name=name, key=keys))
+    return gnmi_pb2.Path(elem=elems, origin=origin)
+
+
+def gnmi_string_to_path(path: str, origin: str = "") -> gnmi_pb2.Path:
+    """A gNMI path string with unquoted, backslash-escaped key values as a `Path`."""
+    if path in ("", "/"):
+        return gnmi_pb2.Path(origin=origin)
+    elems = []
+    for seg in _split_segments(path):
+        name, keys = _parse_predicates(seg, xpath=False)
+        elems.append(gnmi_pb2.PathElem(name=name, key=keys))
+    return gnmi_pb2.Path(elem=elems, origin=origin)
+
+
+def _quote(value: str) -> str:
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise PathSyntaxError(f"key value holds both quote characters: {value!r}")
+
+
+def gnmi_to_xpath(path: gnmi_pb2.Path, prefix: gnmi_pb2.Path | None = None) -> str:
+    """A `Path` (joined under `prefix`) as an XPath: ``*`` stays, ``...`` becomes ``//``,
+    key wildcards drop their predicate."""
+    elems = list(prefix.elem if prefix is not None else []) + list(path.elem)
+    out: list[str] = []
+    for e in elems:
+        if e.name == "...":
+            out.append("/")
+            continue
+        preds = "".join(f"[{k}={_quote(v)}]" for k, v in sorted(e.key.items()) if v != "*")
+        out.append(e.name + preds)
+    text = "/" + "/".join(out)
+    return text.replace("///", "//")
+
+
+def gnmi_path_to_string(path: gnmi_pb2.Path) -> str:
+    """The gNMI path string form (as gnmic prints it)."""
+    parts = []
+    for e in path.elem:
+        keys = "".join(
+            "[{}={}]".format(k, v.replace("\\", "\\\\").replace("]", "\\]")) for k, v in sorted(e.key.items())
+        )
+        parts.append(e.name + keys)
+    return "/" + "/".join(parts)
+
+
+def join(prefix: gnmi_pb2.Path | None, path: gnmi_pb2.Path) -> gnmi_pb2.Path:
+    """`prefix` + `path` (gNMI requests carry a common prefix)."""
+    if prefix is None or (not prefix.elem and not prefix.origin):
+        return path
+    return gnmi_pb2.Path(elem=list(prefix.elem) + list(path.elem), origin=path.origin or prefix.origin)
+
+
+def has_wildcards(path: gnmi_pb2.Path) -> bool:
+    return any(e.name in ("*", "...") or "*" in e.key.values() for e in path.elem)
