@@ -109,14 +109,10 @@ def updates_to_tree(
     for upd in updates:
         path = gnmi_to_xpath(upd.path, prefix)
         if upd.val.WhichOneof("value") == "leaflist_val":
+            # No value predicate: libyang takes the value as the instance (config leaf-lists
+            # stay unique) and state leaf-lists reject [.='v'] predicates (duplicates allowed).
             for element in upd.val.leaflist_val.element:
-                value = scalar_from_typed_value(element)
-                tree.set(f"{path}[.={_xpath_literal(value)}]")
+                tree.set(path, scalar_from_typed_value(element))
         else:
             tree.set(path, scalar_from_typed_value(upd.val))
     return tree
-
-
-def _xpath_literal(value: str | None) -> str:
-    value = value or ""
-    return f"'{value}'" if "'" not in value else f'"{value}"'
