@@ -240,6 +240,8 @@ def _check_json_syntax(data: bytes) -> None:
     """libyang accepts truncated JSON and trailing garbage; the standard parser does not."""
     try:
         json.loads(data)
+    except RecursionError:
+        raise InvalidData([DataIssue("JSON nested too deeply", code="syntax-json")]) from None
     except ValueError as exc:
         line = getattr(exc, "lineno", None)
         raise InvalidData([DataIssue(f"not valid JSON: {getattr(exc, 'msg', exc)}", line=line, code="syntax-json")]) from None
