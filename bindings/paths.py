@@ -15,8 +15,8 @@ class PathSyntaxError(ValueError):
     """A path string that cannot be parsed; the message says where."""
 
 
-def _split_segments(path: str) -> list[str]:
-    """Split on '/' outside brackets and quotes."""
+def _split_segments(path: str, *, xpath: bool = True) -> list[str]:
+    """Split on '/' outside brackets and quotes (gNMI strings: quotes and '[' in keys are literal)."""
     if not path.startswith("/"):
         raise PathSyntaxError(f"path must be absolute: {path!r}")
     segments: list[str] = []
@@ -38,9 +38,9 @@ def _split_segments(path: str) -> list[str]:
                 quote = None
             buf.append(ch)
             continue
-        if ch in "'\"" and depth:
+        if ch in "'\"" and depth and xpath:
             quote = ch
-        elif ch == "[":
+        elif ch == "[" and (xpath or not depth):
             depth += 1
         elif ch == "]":
             depth -= 1
@@ -68,6 +68,8 @@ def _parse_predicates(segment: str, *, xpath: bool) -> tuple[str, dict[str, str]
     if i < 0:
         return segment, {}
     name, rest = segment[:i], segment[i:]
+    if not name:
+        raise PathSyntaxError(f"empty element name in {segment!r}")
     keys: dict[str, str] = {}
     pos = 0
     while pos < len(rest):
@@ -125,7 +127,7 @@ def gnmi_string_to_path(path: str, origin: str = "") -> gnmi_pb2.Path:
     if path in ("", "/"):
         return gnmi_pb2.Path(origin=origin)
     elems = []
-    for seg in _split_segments(path):
+    for seg in _split_segments(path, xpath=False):
         name, keys = _parse_predicates(seg, xpath=False)
         elems.append(gnmi_pb2.PathElem(name=name, key=keys))
     return gnmi_pb2.Path(elem=elems, origin=origin)
