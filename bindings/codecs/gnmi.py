@@ -11,6 +11,7 @@ Decoding also accepts double_val, float_val, ascii_val and JSON scalars, as clie
 from __future__ import annotations
 
 import json
+import struct
 from decimal import Decimal
 
 import libyang
@@ -57,8 +58,10 @@ def scalar_from_typed_value(tv: gnmi_pb2.TypedValue) -> str | None:
         return "true" if tv.bool_val else "false"
     if kind == "decimal_val":
         return format(Decimal(tv.decimal_val.digits).scaleb(-tv.decimal_val.precision), "f")
-    if kind in ("double_val", "float_val"):
-        return repr(getattr(tv, kind))
+    if kind == "double_val":
+        return to_canonical(tv.double_val)
+    if kind == "float_val":
+        return to_canonical(_shortest_float32(tv.float_val))
     if kind == "bytes_val":
         return to_canonical(tv.bytes_val)
     if kind in ("json_ietf_val", "json_val"):
@@ -72,6 +75,15 @@ def scalar_from_typed_value(tv: gnmi_pb2.TypedValue) -> str | None:
             raise UnsupportedValue(f"{kind} must hold a scalar for a leaf")
         return to_canonical(decoded)
     raise UnsupportedValue(f"TypedValue {kind or '(unset)'} is not supported for YANG data")
+
+
+def _shortest_float32(value: float) -> float:
+    """The shortest decimal that reads back as the same float32 (0.1, not 0.10000000149011612)."""
+    for digits in range(1, 10):
+        candidate = float(f"{value:.{digits}g}")
+        if struct.pack("<f", candidate) == struct.pack("<f", value):
+            return candidate
+    return value
 
 
 def tree_to_updates(tree: DataTree, *, with_defaults: bool = False) -> list[gnmi_pb2.Update]:

@@ -47,6 +47,6 @@ def to_canonical(value: Any) -> str | None:
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, Decimal):
         return format(value, "f")
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, float):  # positional notation: libyang reads neither 1e-07 nor 7.0 as an integer
+        return format(Decimal(repr(value)).normalize(), "f")
     return str(value)
