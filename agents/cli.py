@@ -67,8 +67,7 @@ def cmd_yang_list(args: argparse.Namespace) -> int:
     """List the modules qstrata serves, with revision and namespace."""
     schema = get_schema()
     for name in schema.our_modules():
-        mod = schema.module(name)
-        print(f"{name}@{mod.revision() or '-'}\t{mod.ns()}")
+        print(f"{name}@{schema.revision(name) or '-'}\t{schema.namespace(name)}")
     return EXIT_OK
 
 

@@ -138,7 +138,11 @@ class Schema:
         return [m for m in self.ctx if m.implemented()]
 
     def namespace(self, module: str) -> str:
-        return self.ctx.get_module(module).ns()
+        return ffi.string(self.ctx.get_module(module).cdata.ns).decode()
+
+    def revision(self, module: str) -> str | None:
+        """The module's latest revision date, None when it has none."""
+        return max((r.date() for r in self.ctx.get_module(module).revisions()), default=None)
 
     def schema_text(self, name: str) -> str:
         """Text for get-schema: the published file for our modules, libyang's print otherwise."""
