@@ -1,0 +1,6 @@
+"""Pure physics of the emulated devices: no state, no clock, no I/O.
+
+Every formula comes from /work/shared/reference/physics.md (decoy-state BB84 after Ma, Qi, Zhao,
+Lo 2005; Raman noise after Eraerds 2010 and Patel 2012; memory decoherence as in NetSquid), so
+the twins can be checked against the literature one function at a time.
+"""

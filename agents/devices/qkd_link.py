@@ -1,0 +1,315 @@
+"""A physical QKD link as the world sees it: one session per qkdl_id, shared by both end nodes.
+
+Both nodes' agents configure the same qkdl_id (ETSI GS QKD 015); the session joins their
+configurations, resolves the light path, runs the decoy-state physics every tick and keeps the
+key store both ends draw from, so Alice and Bob report the same rate and QBER.
+
+Life cycle (`status`, an ETSI link-status identity):
+  OFF      disabled by either end (qkdl_enable false or qkdl_status OFF in config);
+  PENDING  enabled, but no light (no path, cut fibre, switch moving, wrong peer, peer not yet
+           configured) or still re-locking: the re-lock timer starts when light returns;
+  ACTIVE   locked and distilling key (skr > 0);
+  PASSIVE  locked but no secret key (QBER too high / too much loss), or held PASSIVE by config.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import optics
+from .physics import qkd
+from .physics.sampling import binomial, ornstein_uhlenbeck, poisson
+from .topology import Endpoint
+
+if TYPE_CHECKING:
+    from .world import World
+
+NS = 1_000_000_000
+DEFAULT_RELOCK_S = 10.0
+SIGNAL_SHARE, DECOY_SHARE, VACUUM_SHARE = 0.9, 0.05, 0.05
+"""Share of pulses of each intensity, used only to size the sampled counts."""
+E_D_DRIFT_RELATIVE = 0.1
+E_D_DRIFT_TAU_S = 600.0
+OVERLOAD_CLEAR = 0.95
+"""An overload clears when consumption drops below this fraction of the rate (hysteresis)."""
+
+
+@dataclass(slots=True)
+class LinkEnd:
+    """One node's configuration of the link (what its agent committed)."""
+
+    node: str
+    link_type: str = "PHYS"
+    enabled: bool = True
+    admin_status: str | None = None
+    interface: int | None = None
+    start: Endpoint | None = None
+    """Where this end's light enters the plant, None when the interface has no fibre."""
+    role: str | None = None
+    channel_att_db: float | None = None
+    remote_node: str | None = None
+    virt_bandwidth: int = 0
+
+
+@dataclass(slots=True)
+class KeyStore:
+    """Secret key bits shared by the two ends, never negative."""
+
+    bits: float = 0.0
+    produced_bits: float = 0.0
+    consumed_bits: float = 0.0
+
+    def add(self, bits: float) -> None:
+        self.bits += bits
+        self.produced_bits += bits
+
+    def take(self, bits: float) -> float:
+        """Withdraw up to `bits`; returns what was actually taken."""
+        taken = min(self.bits, max(bits, 0.0))
+        self.bits -= taken
+        self.consumed_bits += taken
+        return taken
+
+
+@dataclass(slots=True)
+class Measurement:
+    skr: float = 0.0
+    qber: float = 0.0
+    loss_db: float = math.inf
+    background_yield: float = 0.0
+    state: qkd.DecoyState | None = None
+
+
+@dataclass(eq=False)
+class QkdLinkSession:
+    world: World
+    qkdl_id: str
+    params: qkd.DecoyBB84Parameters = qkd.MODERN
+    estimator: str = "weak+vacuum"
+    relock_ns: int = int(DEFAULT_RELOCK_S * NS)
+    ends: dict[str, LinkEnd] = field(default_factory=dict)
+    consumers: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per node: app_id -> bit/s it draws. An app configured on both ends counts once."""
+    status: str = "OFF"
+    reason: str = "not configured"
+    lock_at_ns: int | None = None
+    measurement: Measurement = field(default_factory=Measurement)
+    store: KeyStore = field(default_factory=KeyStore)
+    overloaded: bool = False
+    shortfall_bits: float = 0.0
+    e_d: float = 0.0
+    tick_order: int = 10
+    _noise_version: int = -1
+    _noise_y0: float = 0.0
+    _path: optics.Trace | None = None
+
+    def __post_init__(self) -> None:
+        self.e_d = self.params.e_d
+
+    # -- configuration (from the twins) ------------------------------------------------------
+
+    def configure(self, end: LinkEnd) -> None:
+        self.ends[end.node] = end
+
+    def remove(self, node: str) -> None:
+        self.ends.pop(node, None)
+        self.consumers.pop(node, None)
+
+    def set_consumers(self, node: str, draws: dict[str, float]) -> None:
+        self.consumers[node] = dict(draws)
+
+    @property
+    def expected_consumption(self) -> float:
+        """bit/s drawn by the applications backed by this link (each app once)."""
+        merged: dict[str, float] = {}
+        for draws in self.consumers.values():
+            for app, rate in draws.items():
+                merged[app] = max(rate, merged.get(app, 0.0))
+        return sum(merged.values())
+
+    # -- the physics per tick ----------------------------------------------------------------
+
+    def on_tick(self, now_ns: int, dt_ns: int) -> None:
+        start_ns = now_ns - dt_ns
+        active_ns = self._advance_status(start_ns, now_ns)
+        if active_ns >= 0:
+            # Sample over the whole tick even when the lock came mid-tick, so the rate is
+            # known from the first ACTIVE tick on; only the locked part yields key.
+            self._measure(dt_ns / NS)
+            self.store.add(self.measurement.skr * active_ns / NS)
+            if self.measurement.skr <= 0.0 and self.status == "ACTIVE":
+                self._set("PASSIVE", f"no secret key: QBER {self.measurement.qber:.3f}")
+            elif self.measurement.skr > 0.0 and self.status == "PASSIVE":
+                self._set("ACTIVE", "distilling key")
+        else:
+            self.measurement.skr = 0.0
+        demand = self.expected_consumption * dt_ns / NS
+        self.shortfall_bits = demand - self.store.take(demand)
+        rate = self.measurement.skr if self.status == "ACTIVE" else 0.0
+        consumption = self.expected_consumption
+        if self.overloaded:
+            self.overloaded = consumption > OVERLOAD_CLEAR * rate
+        else:
+            self.overloaded = consumption > 0.0 and consumption > rate and self.status == "ACTIVE"
+
+    @property
+    def admin_passive(self) -> bool:
+        return any(end.admin_status == "PASSIVE" for end in self.ends.values())
+
+    def _set(self, status: str, reason: str) -> None:
+        self.status, self.reason = status, reason
+
+    def _advance_status(self, start_ns: int, now_ns: int) -> int:
+        """Update the life cycle; return how many ns of this tick the link distilled key
+        (-1 when it is not locked at the end of the tick)."""
+        if not self.ends or not all(e.enabled and e.admin_status != "OFF" for e in self.ends.values()):
+            self.lock_at_ns = None
+            self._set("OFF", "disabled by configuration")
+            return -1
+        obstacle, light_since = self._obstacle(start_ns, now_ns)
+        if obstacle is not None:
+            self.lock_at_ns = None
+            self._set("PENDING", obstacle)
+            return -1
+        if self.lock_at_ns is None:
+            self.lock_at_ns = light_since + self.relock_ns
+        if now_ns < self.lock_at_ns:
+            self._set("PENDING", "locking")
+            return -1
+        if self.admin_passive:
+            self._set("PASSIVE", "held PASSIVE by configuration")
+            self.measurement.skr = 0.0
+            return -1
+        if self.status not in ("ACTIVE", "PASSIVE"):
+            self._set("ACTIVE", "distilling key")
+        return min(now_ns - start_ns, now_ns - self.lock_at_ns)
+
+    def _obstacle(self, start_ns: int, now_ns: int) -> tuple[str | None, int]:
+        """Why no light reaches the peer now (None if it does) and since when light is back."""
+        ends = list(self.ends.values())
+        first = ends[0]
+        for end in ends:
+            remote = end.remote_node
+            if remote and remote in self.world.hosted and remote not in self.ends:
+                return f"waiting for peer {remote} to configure the link", start_ns
+        if first.link_type == "VIRT":
+            self._path = None
+            return None, start_ns
+        self._path = None
+        for end in ends:
+            if end.start is None:
+                continue
+            path = self.world.trace(end.start)
+            if path.end is None:
+                return f"no light: {path.broken}", start_ns
+            if end.remote_node and path.end.device != end.remote_node:
+                return f"light from {end.node} reaches {path.end.device}, not {end.remote_node}", start_ns
+            self._path = path if self._transmits(end) else path.reversed()
+            break
+        if self._path is None:
+            if all(end.channel_att_db is None for end in ends):
+                return "no optical path and no phys_channel_att", start_ns
+            return None, start_ns
+        dark = optics.dark_until_ns(self.world.plant, self._path)
+        if dark > now_ns:
+            return "switch reconfiguring", start_ns
+        return None, max(start_ns, dark)
+
+    def _transmits(self, end: LinkEnd) -> bool:
+        """Is `end` Alice? Its role says so; transceivers on both sides: the first name sorts."""
+        if end.role == "TRANSMITTER":
+            return True
+        if end.role == "RECEIVER":
+            return False
+        for other in self.ends.values():
+            if other.node != end.node and other.role in ("TRANSMITTER", "RECEIVER"):
+                return other.role == "RECEIVER"
+        peer = end.remote_node or ""
+        return end.node <= peer or not peer
+
+    def _loss_and_noise(self) -> tuple[float, float]:
+        if self._path is None:
+            atts = [e.channel_att_db for e in self.ends.values() if e.channel_att_db is not None]
+            return (atts[0] if atts else math.inf), 0.0
+        plant = self.world.plant
+        if self._noise_version != plant.version:
+            rate = optics.background_photon_rate(
+                plant, self._path, self.world.classical_light(), self.params.filter_nm,
+                self.params.wavelength_nm,
+            )
+            self._noise_y0 = optics.background_yield(rate, self.params.gate_s, self.params.eta_bob)
+            self._noise_version = plant.version
+        return optics.loss_db(plant, self._path), self._noise_y0
+
+    def _measure(self, window_s: float) -> None:
+        """One telemetry sample over `window_s` of locked time."""
+        first = next(iter(self.ends.values()))
+        if first.link_type == "VIRT":
+            self.measurement = Measurement(skr=float(first.virt_bandwidth), qber=0.0, loss_db=0.0)
+            return
+        p = self.params
+        loss, extra = self._loss_and_noise()
+        if not self.world.deterministic:
+            self.e_d = ornstein_uhlenbeck(
+                self.world.rng(f"qkd-drift/{self.qkdl_id}"), self.e_d, p.e_d,
+                p.e_d * E_D_DRIFT_RELATIVE, E_D_DRIFT_TAU_S, window_s,
+            )
+        e_d = min(max(self.e_d, 0.0), 0.5)
+        eta = qkd.transmittance(p, loss)
+        y0 = p.y0 + extra
+        q_mu, e_mu = qkd.gain(eta, y0, p.mu), qkd.error_rate(eta, y0, p.mu, e_d)
+        q_nu, e_nu = qkd.gain(eta, y0, p.nu), qkd.error_rate(eta, y0, p.nu, e_d)
+        y0_seen = y0
+        if not self.world.deterministic:
+            rng = self.world.rng(f"qkd/{self.qkdl_id}")
+            pulses = p.f_rep_hz * window_s
+            q_mu, e_mu = _sample(rng, pulses * SIGNAL_SHARE, q_mu, e_mu)
+            q_nu, e_nu = _sample(rng, pulses * DECOY_SHARE, q_nu, e_nu)
+            n_vac = pulses * VACUUM_SHARE
+            y0_seen = poisson(rng, n_vac * y0) / n_vac if n_vac > 0 else y0
+        if self.estimator == "asymptotic":
+            y1, e1 = qkd.single_photon(eta, y0, e_d)
+            rate = qkd.secret_key_rate(p, q_mu, e_mu, y1, e1)
+            state = qkd.DecoyState(eta, y0, q_mu, e_mu, y1, e1, y1 * p.mu * math.exp(-p.mu), rate)
+        else:
+            state = qkd.weak_vacuum(p, q_mu, e_mu, q_nu, e_nu, y0_seen, eta)
+        self.measurement = Measurement(state.key_rate, e_mu, loss, extra, state)
+
+
+def _sample(rng, pulses: float, q: float, e: float) -> tuple[float, float]:
+    """Observed gain and QBER from Poisson detections and binomial errors."""
+    if pulses <= 0.0:
+        return q, e
+    clicks = poisson(rng, pulses * q)
+    if clicks <= 0.0:
+        return 0.0, 0.5
+    return clicks / pulses, binomial(rng, clicks, e) / clicks
+
+
+def sessions(world: World) -> dict[str, QkdLinkSession]:
+    """The world's QKD link sessions by qkdl_id."""
+    return world.shared_state("qkd-links", dict)
+
+
+def session(world: World, qkdl_id: str, **options) -> QkdLinkSession:
+    """Get or create (and start ticking) the session of a link."""
+    table = sessions(world)
+    found = table.get(qkdl_id)
+    if found is None:
+        found = table[qkdl_id] = QkdLinkSession(world, qkdl_id, **options)
+        world.attach(found)
+    return found
+
+
+def release(world: World, qkdl_id: str, node: str) -> None:
+    """An end node deleted the link; the session goes when no end is left."""
+    table = sessions(world)
+    found = table.get(qkdl_id)
+    if found is None:
+        return
+    found.remove(node)
+    if not found.ends:
+        world.detach(found)
+        del table[qkdl_id]

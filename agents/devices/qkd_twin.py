@@ -1,0 +1,410 @@
+"""Digital twin of a DV-QKD module serving ETSI GS QKD 015 (`etsi-qkd-sdn-node`).
+
+Configuration comes in through `prepare`/`commit` (links, applications); the physics of each
+link runs in the world's `QkdLinkSession`, shared with the peer node. Every world tick the twin
+compares what it sees with what it last reported and emits:
+
+- `sdqkdn_link_down` (reason) + `alarm` (MAJOR) when a link leaves ACTIVE;
+- `event` when a link becomes ACTIVE;
+- `sdqkdn_link_perf_update` every `perf_interval_s` (default 10 s) for enabled links, at once
+  when a link becomes ACTIVE, and when skr moves by more than `perf_change` (20 %) or the QBER by
+  more than 0.5 points since the last report;
+- `sdqkdn_link_overloaded` when the applications' consumption exceeds the link's rate;
+- `sdqkdn_interface_down` + `alarm` when the fibre at an interface is cut (qkdi_status FAILED);
+- `alarm` (application, MINOR) when an application finds its key store empty;
+- `sdqkdn_application_disconnected` when an application is deleted;
+- DeviceEvent(kind="state") for every change of qkdn_status, qkdi_status, qkdl_status, app_status.
+
+Key relay (the qstrata-ss service stratum) is the `ss_twin.KmeService` part, present when the
+node acts as a KME (option `kme`, default on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+from . import qkd_config as cfg
+from . import qkd_link
+from . import qkd_notifications as note
+from .base import ConfigTransaction, DeviceEvent, Inventory, JsonTree
+from .events import EventHub
+from .physics import qkd as qkd_physics
+from .topology import Endpoint
+from .world import DEVICE_ORDER, NS, World
+
+DEFAULT_PERF_INTERVAL_S = 10.0
+QBER_CHANGE = 0.005
+
+
+def qkd_parameters(spec: Any) -> qkd_physics.DecoyBB84Parameters:
+    """A parameter set by name ("modern", "gys"), or {base: name, field: value, ...}."""
+    if isinstance(spec, qkd_physics.DecoyBB84Parameters):
+        return spec
+    if isinstance(spec, dict):
+        base = qkd_physics.PARAMETER_SETS[str(spec.get("base", "modern"))]
+        return dataclasses.replace(base, **{k: v for k, v in spec.items() if k != "base"})
+    return qkd_physics.PARAMETER_SETS[str(spec or "modern")]
+
+
+class QkdTwin:
+    """DeviceDriver of one QKD node in a `World`."""
+
+    tick_order = DEVICE_ORDER
+
+    def __init__(
+        self,
+        world: World,
+        name: str,
+        *,
+        parameters: Any = None,
+        estimator: str = "weak+vacuum",
+        relock_s: float = qkd_link.DEFAULT_RELOCK_S,
+        perf_interval_s: float = DEFAULT_PERF_INTERVAL_S,
+        perf_change: float = 0.2,
+        kme: bool = False,
+        **node_options: Any,
+    ) -> None:
+        self.name = name
+        self.world = world
+        node = world.topology.nodes.get(name)
+        options = {**(node.options if node else {}), **node_options}
+        self.options = options
+        self.params = qkd_parameters(parameters or options.get("parameters") or world.topology.options.get("qkd_parameters"))
+        self.estimator = estimator
+        self.relock_ns = int(relock_s * NS)
+        self.perf_interval_ns = int(perf_interval_s * NS)
+        self.perf_change = perf_change
+        self.hardware = self._hardware_interfaces(options)
+        self.qkdn_id = world.node_uuid(name)
+        self.config = cfg.NodeConfig(self.qkdn_id, dict(self.hardware))
+        self.hub = EventHub()
+        self.node_status = "NEW"
+        self._link_seen: dict[str, dict[str, Any]] = {}
+        self._iface_status: dict[int, str] = {}
+        self._app_seen: dict[str, dict[str, Any]] = {}
+        self._created: dict[str, int] = {}
+        self.kme = None
+        if kme:
+            from .ss_twin import KmeService
+
+            self.kme = KmeService(self)
+
+    # -- inventory ---------------------------------------------------------------------------
+
+    def _hardware_interfaces(self, options: dict[str, Any]) -> dict[int, cfg.Interface]:
+        raw = options.get("interfaces")
+        ids = [int(i["id"]) for i in raw] if raw else self.world.topology.ports_of(self.name) or [1]
+        extra = {int(i["id"]): i for i in raw or []}
+        found = {}
+        for qkdi_id in ids:
+            spec = extra.get(qkdi_id, {})
+            fibre = self.world.topology.fibre_at(Endpoint(self.name, qkdi_id))
+            att = fibre.other_end(Endpoint(self.name, qkdi_id)) if fibre else None
+            att_spec = spec.get("att_point") or {}
+            found[qkdi_id] = cfg.Interface(
+                qkdi_id=qkdi_id,
+                att_device=att.device if att else att_spec.get("device"),
+                att_port=att.port if att else att_spec.get("port"),
+                role_support=str(spec.get("role_support", "TRANSCEIVER")),
+                wavelength_range=str(spec.get("wavelength_range", "1530-1565")),
+                max_absorption=spec.get("max_absorption", 40.0),
+                model=str(spec.get("model", "qstrata DV-QKD twin")),
+            )
+        return found
+
+    def inventory_config(self) -> JsonTree:
+        interfaces = []
+        for iface in self.hardware.values():
+            entry: dict[str, Any] = {
+                "qkdi_id": iface.qkdi_id,
+                "qkdi_model": iface.model,
+                "qkdi_type": note.ident(iface.technology),
+                "qkdi_capabilities": {
+                    "role_support": note.ident(iface.role_support),
+                    "wavelength_range": iface.wavelength_range,
+                },
+            }
+            if iface.max_absorption is not None:
+                entry["qkdi_capabilities"]["max_absorption"] = f"{float(iface.max_absorption):.3f}"
+            if iface.att_device is not None:
+                entry["qkdi_att_point"] = {"device": iface.att_device, "port": int(iface.att_port or 0)}
+            interfaces.append(entry)
+        return {
+            cfg.TOP: {
+                "qkdn_id": self.qkdn_id,
+                "qkdn_version": str(self.options.get("version", "qstrata-qkd-twin 1.0")),
+                "qkdn_location_id": str(self.options.get("location", "")),
+                "qkdn_capabilities": {
+                    "link_stats_support": True,
+                    "application_stats_support": True,
+                    "key_relay_mode_enable": self.kme is not None,
+                },
+                "qkd_interfaces": {"qkd_interface": interfaces},
+            }
+        }
+
+    # -- DeviceDriver ------------------------------------------------------------------------
+
+    async def start(self) -> Inventory:
+        config = self.inventory_config()
+        modules = [cfg.MODULE]
+        if self.kme is not None:
+            config.update(self.kme.inventory_config())
+            modules.extend(self.kme.modules)
+        self.world.host(self.name, self)
+        self.world.attach(self)
+        self._set_node_status("OPERATING")
+        return Inventory(modules=tuple(modules), config=config)
+
+    async def prepare(self, txn: ConfigTransaction) -> None:
+        new = cfg.parse(txn.new_config, self.hardware)
+        cfg.check(new, self.hardware, new.qkdn_id or self.qkdn_id)
+        if self.kme is not None:
+            self.kme.prepare(txn, new)
+
+    async def commit(self, txn: ConfigTransaction) -> None:
+        new = cfg.parse(txn.new_config, self.hardware)
+        old = self.config
+        if new.qkdn_id and new.qkdn_id != self.qkdn_id:
+            self.qkdn_id = new.qkdn_id
+            self.world.set_node_uuid(self.name, new.qkdn_id)
+        self.config = new
+        for qkdl_id in old.links.keys() - new.links.keys():
+            qkd_link.release(self.world, qkdl_id, self.name)
+            self._link_seen.pop(qkdl_id, None)
+        for link in new.links.values():
+            session = qkd_link.session(
+                self.world, link.qkdl_id, params=self.params, estimator=self.estimator, relock_ns=self.relock_ns
+            )
+            session.configure(self._link_end(link))
+        for app_id in old.apps.keys() - new.apps.keys():
+            self._app_seen.pop(app_id, None)
+            self._created.pop(app_id, None)
+            self._emit(note.application_disconnected(app_id))
+        for app_id in new.apps.keys() - old.apps.keys():
+            self._created[app_id] = self.world.now_ns
+        self._update_consumers()
+        if self.kme is not None:
+            self.kme.commit(txn)
+
+    async def abort(self, txn: ConfigTransaction) -> None:
+        """Nothing was applied in prepare, so there is nothing to undo."""
+
+    def read_state(self) -> JsonTree:
+        node: dict[str, Any] = {"qkdn_status": note.ident(self.node_status)}
+        node["qkd_interfaces"] = {
+            "qkd_interface": [
+                {"qkdi_id": i, "qkdi_status": note.ident(self._interface_status(i))} for i in self.config.interfaces
+            ]
+        }
+        links = []
+        for link in self.config.links.values():
+            session = qkd_link.sessions(self.world).get(link.qkdl_id)
+            links.append({
+                "qkdl_id": link.qkdl_id,
+                "qkdl_status": note.ident(session.status if session else "OFF"),
+                "qkdl_performance": self._performance(link, session),
+            })
+        node["qkd_links"] = {"qkd_link": links}
+        apps = []
+        for app in self.config.apps.values():
+            seen = self._app_seen.get(app.app_id, {})
+            entry: dict[str, Any] = {
+                "app_id": app.app_id,
+                "app_status": note.ident(self._app_status(app)),
+                "creation_time": self.world.date_and_time(self._created.get(app.app_id, 0)),
+            }
+            stats = seen.get("statistics")
+            if stats:
+                entry["app_statistics"] = {"statistics": list(stats)}
+            apps.append(entry)
+        node["qkd_applications"] = {"qkd_app": apps}
+        state: JsonTree = {cfg.TOP: node}
+        if self.kme is not None:
+            state.update(self.kme.read_state())
+        return state
+
+    def events(self) -> AsyncIterator[DeviceEvent]:
+        return self.hub.subscribe()
+
+    async def stop(self) -> None:
+        for qkdl_id in list(self.config.links):
+            qkd_link.release(self.world, qkdl_id, self.name)
+        self.world.detach(self)
+        self.world.unhost(self.name)
+        self._set_node_status("DOWN")
+        self.hub.close()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _link_end(self, link: cfg.Link) -> qkd_link.LinkEnd:
+        start = None
+        if link.local_qkdi_id is not None:
+            own = Endpoint(self.name, link.local_qkdi_id)
+            iface = self.config.interfaces.get(link.local_qkdi_id)
+            if self.world.topology.fibre_at(own) is not None:
+                start = own
+            elif iface and iface.att_device in self.world.plant.switches and iface.att_port is not None:
+                start = Endpoint(iface.att_device, iface.att_port)
+        return qkd_link.LinkEnd(
+            node=self.name,
+            link_type=link.link_type,
+            enabled=link.enable,
+            admin_status=link.status if link.status in ("OFF", "PASSIVE") else None,
+            interface=link.local_qkdi_id,
+            start=start,
+            role=link.role,
+            channel_att_db=link.channel_att_db,
+            remote_node=self.world.node_by_uuid(link.remote_qkdn_id),
+            virt_bandwidth=link.virt_bandwidth,
+        )
+
+    def _update_consumers(self) -> None:
+        for link in self.config.links.values():
+            draws = {
+                app.app_id: app.draw_bps
+                for app in self.config.apps.values()
+                if link.qkdl_id in app.backing and self._app_status(app) != "OUT-OF-TIME"
+            }
+            qkd_link.session(self.world, link.qkdl_id).set_consumers(self.name, draws)
+
+    def _performance(self, link: cfg.Link, session: qkd_link.QkdLinkSession | None) -> dict[str, Any]:
+        expected = session.expected_consumption if session else 0.0
+        return note.performance(session, link.link_type == "PHYS", expected)
+
+    def _interface_status(self, qkdi_id: int) -> str:
+        fibre = self.world.plant.fibre_at(Endpoint(self.name, qkdi_id))
+        if fibre is not None and fibre.cut:
+            return "FAILED"
+        for link in self.config.links.values():
+            if link.local_qkdi_id == qkdi_id and link.enable and link.status != "OFF":
+                return "ENABLED"
+        return "DISABLED"
+
+    def _app_status(self, app: cfg.App) -> str:
+        if app.expiration_time and self.world.now_ns >= self.world.sim_ns_of_date(app.expiration_time):
+            return "OUT-OF-TIME"
+        table = qkd_link.sessions(self.world)
+        for qkdl_id in app.backing:
+            session = table.get(qkdl_id)
+            if session is None or session.status != "ACTIVE":
+                return "DISCONNECTED"
+        return "ON"
+
+    def _emit(self, data: JsonTree) -> None:
+        self.hub.publish(DeviceEvent("notification", data, (), self.world.now_ns))
+
+    def _state_changed(self, *paths: str) -> None:
+        self.hub.publish(DeviceEvent("state", {}, tuple(paths), self.world.now_ns))
+
+    def _set_node_status(self, status: str) -> None:
+        if status != self.node_status:
+            self.node_status = status
+            self._state_changed(f"{cfg.ROOT}/qkdn_status")
+
+    # -- per tick ----------------------------------------------------------------------------
+
+    def on_tick(self, now_ns: int, dt_ns: int) -> None:
+        self._check_interfaces()
+        self._update_consumers()
+        table = qkd_link.sessions(self.world)
+        for link in self.config.links.values():
+            session = table.get(link.qkdl_id)
+            if session is not None:
+                self._check_link(link, session, now_ns)
+        self._check_apps(table, dt_ns)
+        if self.kme is not None:
+            self.kme.on_tick(now_ns, dt_ns)
+
+    def _check_interfaces(self) -> None:
+        statuses = {}
+        for qkdi_id in self.config.interfaces:
+            status = statuses[qkdi_id] = self._interface_status(qkdi_id)
+            before = self._iface_status.get(qkdi_id)
+            if before == status:
+                continue
+            self._iface_status[qkdi_id] = status
+            if before is not None:
+                self._state_changed(cfg.interface_path(qkdi_id, "qkdi_status"))
+            if status == "FAILED":
+                fibre = self.world.plant.fibre_at(Endpoint(self.name, qkdi_id))
+                reason = f"fibre {fibre.spec.id} is cut" if fibre else "failed"
+                self._emit(note.interface_down(qkdi_id, reason))
+                self._emit(note.interface_alarm(qkdi_id, status, reason))
+        if statuses and all(s == "FAILED" for s in statuses.values()):
+            self._set_node_status("FAILURE")
+        elif self.node_status == "FAILURE":
+            self._set_node_status("OPERATING")
+
+    def _check_link(self, link: cfg.Link, session: qkd_link.QkdLinkSession, now_ns: int) -> None:
+        seen = self._link_seen.setdefault(
+            link.qkdl_id, {"status": None, "overloaded": False, "perf_at": None, "skr": 0.0, "qber": 0.0}
+        )
+        status = session.status
+        perf = self._performance(link, session)
+        report = False
+        if status != seen["status"]:
+            before = seen["status"]
+            seen["status"] = status
+            self._state_changed(cfg.link_path(link.qkdl_id, "qkdl_status"))
+            if before == "ACTIVE":
+                self._emit(note.link_down(link.qkdl_id, session.reason))
+                self._emit(note.link_alarm(link.qkdl_id, status, session.reason))
+            if status == "ACTIVE":
+                self._emit(note.link_event(link.qkdl_id, status, "link up: distilling key"))
+                report = True
+        if session.overloaded and not seen["overloaded"]:
+            self._emit(note.link_overloaded(link.qkdl_id, perf))
+        seen["overloaded"] = session.overloaded
+        if status == "OFF":
+            return
+        skr = float(perf["skr"])
+        qber = session.measurement.qber
+        if seen["perf_at"] is None or now_ns - seen["perf_at"] >= self.perf_interval_ns:
+            report = True
+        elif status == "ACTIVE" and (
+            abs(skr - seen["skr"]) > self.perf_change * max(seen["skr"], 1.0)
+            or abs(qber - seen["qber"]) > QBER_CHANGE
+        ):
+            report = True
+        if report:
+            seen.update(perf_at=now_ns, skr=skr, qber=qber)
+            self._emit(note.link_perf_update(link.qkdl_id, perf))
+
+    def _check_apps(self, table: dict[str, qkd_link.QkdLinkSession], dt_ns: int) -> None:
+        for app in self.config.apps.values():
+            seen = self._app_seen.setdefault(
+                app.app_id, {"status": None, "starving": False, "consumed": 0.0, "window_start": None,
+                             "statistics": []}
+            )
+            status = self._app_status(app)
+            if status != seen["status"]:
+                if seen["status"] is not None:
+                    self._state_changed(cfg.app_path(app.app_id, "app_status"))
+                seen["status"] = status
+            starving = any(
+                (s := table.get(q)) is not None and s.shortfall_bits > 0.0 for q in app.backing
+            ) and status != "OUT-OF-TIME"
+            if starving and not seen["starving"]:
+                self._emit(note.application_alarm(app.app_id, status, "key store exhausted: demand exceeds key supply"))
+            seen["starving"] = starving
+            if status != "OUT-OF-TIME":
+                seen["consumed"] += app.draw_bps * dt_ns / NS
+            self._roll_statistics(seen)
+
+    def _roll_statistics(self, seen: dict[str, Any]) -> None:
+        """app_statistics: one entry per perf interval of consumed bits, the last 10 kept.
+        consumed_bits counts what the application asked for in the window (saturating uint32)."""
+        now = self.world.now_ns
+        if seen["window_start"] is None:
+            seen["window_start"] = now
+        if now - seen["window_start"] >= self.perf_interval_ns:
+            seen["statistics"].append({
+                "end_time": self.world.date_and_time(now),
+                "start_time": self.world.date_and_time(seen["window_start"]),
+                "consumed_bits": min(int(seen["consumed"]), 4_294_967_295),
+            })
+            del seen["statistics"][:-10]
+            seen["window_start"], seen["consumed"] = now, 0.0

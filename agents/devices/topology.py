@@ -1,0 +1,168 @@
+"""The physical plant as written in a topology YAML: devices, fibres, classical channels.
+
+A topology is data only; `World` turns it into live state. Format::
+
+    name: default
+    nodes:
+      - {name: alice, kind: qkd, location: Lab A, interfaces: [{id: 1}]}
+      - {name: sw1, kind: switch, ports: 16, cross_connects: [{ingress: 1, egress: 9}]}
+    fibres:
+      - {id: f1, length_km: 10, attenuation_db_per_km: 0.2,
+         a: {device: alice, port: 1}, b: {device: sw1, port: 1}}
+    classical_channels:
+      - {id: c1, fibre: f1, from: alice, launch_power_dbm: -10, wavelength_nm: 1310}
+
+Node keys other than `name` and `kind` are the options of that kind's twin. A fibre end is a
+device port: a QKD interface id (`qkdi_id`), a switch port id, or a memory node's port. A
+classical channel enters `fibre` at the end of device `from` and follows the light path on
+(through cross-connects) like any light would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KINDS = ("qkd", "memory", "switch")
+
+
+class TopologyError(ValueError):
+    """The topology file is inconsistent (unknown device, port used twice, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A fibre end: device name and port number on it."""
+
+    device: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Fibre:
+    id: str
+    length_km: float
+    attenuation_db_per_km: float
+    a: Endpoint
+    b: Endpoint
+    connector_loss_db: float = 0.0
+
+    @property
+    def loss_db(self) -> float:
+        return self.length_km * self.attenuation_db_per_km + self.connector_loss_db
+
+    def other_end(self, end: Endpoint) -> Endpoint:
+        return self.b if end == self.a else self.a
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicalChannel:
+    id: str
+    fibre: str
+    source: str
+    launch_power_dbm: float
+    wavelength_nm: float = 1310.0
+    raman_beta_per_km_nm: float | None = None
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    nodes: dict[str, Node]
+    fibres: dict[str, Fibre]
+    classical_channels: dict[str, ClassicalChannel]
+    options: dict[str, Any] = field(default_factory=dict)
+    plugged: dict[Endpoint, Fibre] = field(default_factory=dict)
+    """Which fibre is plugged into each port (derived from `fibres`)."""
+
+    def fibre_at(self, end: Endpoint) -> Fibre | None:
+        """The fibre plugged into a port, if any."""
+        return self.plugged.get(end)
+
+    def ports_of(self, device: str) -> list[int]:
+        """Ports of a device that have a fibre plugged in, in order."""
+        return sorted(end.port for end in self.plugged if end.device == device)
+
+    def nodes_of_kind(self, kind: str) -> list[Node]:
+        return [n for n in self.nodes.values() if n.kind == kind]
+
+
+def _endpoint(raw: Any, where: str) -> Endpoint:
+    if not isinstance(raw, dict) or "device" not in raw or "port" not in raw:
+        raise TopologyError(f"{where}: an end needs device and port")
+    return Endpoint(str(raw["device"]), int(raw["port"]))
+
+
+def parse(doc: dict[str, Any]) -> Topology:
+    """Build and check a `Topology` from the YAML document's dict."""
+    nodes: dict[str, Node] = {}
+    for raw in doc.get("nodes") or []:
+        name, kind = str(raw["name"]), str(raw["kind"])
+        if kind not in KINDS:
+            raise TopologyError(f"node {name}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        if name in nodes:
+            raise TopologyError(f"node {name} defined twice")
+        nodes[name] = Node(name, kind, {k: v for k, v in raw.items() if k not in ("name", "kind")})
+    fibres: dict[str, Fibre] = {}
+    plugged: dict[Endpoint, Fibre] = {}
+    for raw in doc.get("fibres") or []:
+        fid = str(raw["id"])
+        fibre = Fibre(
+            id=fid,
+            length_km=float(raw["length_km"]),
+            attenuation_db_per_km=float(raw.get("attenuation_db_per_km", 0.2)),
+            a=_endpoint(raw.get("a"), f"fibre {fid}"),
+            b=_endpoint(raw.get("b"), f"fibre {fid}"),
+            connector_loss_db=float(raw.get("connector_loss_db", 0.0)),
+        )
+        if fid in fibres:
+            raise TopologyError(f"fibre {fid} defined twice")
+        for end in (fibre.a, fibre.b):
+            if end.device not in nodes:
+                raise TopologyError(f"fibre {fid}: unknown device {end.device}")
+            if end in plugged:
+                raise TopologyError(
+                    f"fibre {fid}: {end.device} port {end.port} already holds {plugged[end].id}"
+                )
+            plugged[end] = fibre
+        fibres[fid] = fibre
+    channels: dict[str, ClassicalChannel] = {}
+    for raw in doc.get("classical_channels") or []:
+        cid = str(raw["id"])
+        fibre = fibres.get(str(raw["fibre"]))
+        if fibre is None:
+            raise TopologyError(f"classical channel {cid}: unknown fibre {raw['fibre']}")
+        source = str(raw["from"])
+        if source not in (fibre.a.device, fibre.b.device):
+            raise TopologyError(f"classical channel {cid}: {source} is not an end of fibre {fibre.id}")
+        beta = raw.get("raman_beta_per_km_nm")
+        channels[cid] = ClassicalChannel(
+            id=cid, fibre=fibre.id, source=source,
+            launch_power_dbm=float(raw["launch_power_dbm"]),
+            wavelength_nm=float(raw.get("wavelength_nm", 1310.0)),
+            raman_beta_per_km_nm=None if beta is None else float(beta),
+        )
+    options = {k: v for k, v in doc.items() if k not in ("name", "nodes", "fibres", "classical_channels")}
+    return Topology(str(doc.get("name", "unnamed")), nodes, fibres, channels, options, plugged)
+
+
+def load(path: str | Path) -> Topology:
+    """Read a topology YAML file."""
+    with open(path, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh) or {}
+    if not isinstance(doc, dict):
+        raise TopologyError(f"{path}: a topology is a mapping")
+    return parse(doc)
+
+
+DEFAULT_TOPOLOGY = Path(__file__).with_name("topologies") / "default.yaml"

@@ -1,0 +1,252 @@
+"""One physical world per process: the clock, the seeded randomness and the plant all twins share.
+
+Agents hosted in one process see the same fibres, switch fabrics, QKD link sessions and
+entangled pairs, so a cross-connect committed on the switch agent changes the key rate reported
+by the QKD agents at the next tick. Time is simulated, in integer nanoseconds, apart from wall
+time: tests call `advance`, live agents run `run` (sim_dt = speed * wall_dt).
+
+Reproducibility: every consumer of randomness asks `rng(name)` for its own stream, seeded from
+(seed, name), so adding a device does not shift another device's noise; `deterministic=True`
+turns sampling noise and drift off and gives the formulas' expected values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import optics
+from .physics.sampling import ornstein_uhlenbeck
+from .plant import Plant
+from .topology import DEFAULT_TOPOLOGY, Endpoint, Topology, load
+
+NS = 1_000_000_000
+DEFAULT_EPOCH_UNIX_NS = 1_750_000_000 * NS
+"""Sim time 0 is 2025-06-15T15:06:40Z unless `epoch_unix_ns` says otherwise (`"wall"`: now)."""
+QSTRATA_UUID_NAMESPACE = uuid.UUID("5f0c7d1e-3b8a-5d2e-9c41-7a6b0e2f9d13")
+ATTENUATION_DRIFT_RELATIVE = 0.005
+ATTENUATION_DRIFT_TAU_S = 3600.0
+
+PHYSICS_ORDER = 10
+"""Tick order of world-side simulations (link sessions); twins tick after them (DEVICE_ORDER)."""
+DEVICE_ORDER = 20
+
+
+class Participant(Protocol):
+    """Anything the world ticks: link sessions, then the twins that report on them."""
+
+    tick_order: int
+
+    def on_tick(self, now_ns: int, dt_ns: int) -> None: ...
+
+
+class World:
+    """Clock, randomness, plant and shared sessions of one process."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        seed: int = 0,
+        speed: float = 1.0,
+        deterministic: bool = False,
+        epoch_unix_ns: int | str = DEFAULT_EPOCH_UNIX_NS,
+        tick_ns: int = NS,
+    ) -> None:
+        self.topology = topology
+        self.seed = seed
+        self.speed = speed
+        self.deterministic = deterministic
+        self.epoch_unix_ns = time.time_ns() if epoch_unix_ns == "wall" else int(epoch_unix_ns)
+        self.tick_ns = tick_ns
+        self.now_ns = 0
+        self.plant = Plant.build(topology)
+        self.hosted: dict[str, Any] = {}
+        self.shared: dict[str, Any] = {}
+        """Per-kind shared state (QKD link sessions, entanglement) keyed by its module's name."""
+        self._participants: list[Participant] = []
+        self._streams: dict[str, random.Random] = {}
+        self._trace_cache: dict[Endpoint, optics.Trace] = {}
+        self._light_cache: optics.ClassicalLight | None = None
+        self._cache_version = -1
+        self._qkdn_ids = {
+            node.name: str(node.options.get("qkdn_id") or self._derived_uuid(node.name))
+            for node in topology.nodes.values()
+        }
+        self._running = False
+
+    @classmethod
+    def from_yaml(cls, path: str | Path = DEFAULT_TOPOLOGY, **options: Any) -> World:
+        """Load a topology file; `seed` defaults to the file's `seed:` key."""
+        topology = load(path)
+        options.setdefault("seed", int(topology.options.get("seed", 0)))
+        return cls(topology, **options)
+
+    # -- randomness and identity -------------------------------------------------------------
+
+    def rng(self, stream: str) -> random.Random:
+        """The named random stream; the same (seed, name) always gives the same numbers."""
+        rng = self._streams.get(stream)
+        if rng is None:
+            rng = self._streams[stream] = random.Random(f"{self.seed}/{stream}")
+        return rng
+
+    def _derived_uuid(self, name: str) -> str:
+        return str(uuid.uuid5(QSTRATA_UUID_NAMESPACE, f"{self.seed}/{name}"))
+
+    def node_uuid(self, name: str) -> str:
+        """A node's uuid (qkdn_id, qfs-node uuid): from the topology, else from name + seed."""
+        return self._qkdn_ids.get(name) or self._derived_uuid(name)
+
+    def set_node_uuid(self, name: str, value: str) -> None:
+        """A controller renamed a node (e.g. wrote qkdn_id): peers resolve the new id."""
+        self._qkdn_ids[name] = value
+
+    def node_by_uuid(self, value: str | None) -> str | None:
+        if not value:
+            return None
+        for name, known in self._qkdn_ids.items():
+            if known.lower() == value.lower():
+                return name
+        return None
+
+    def derived_uuid(self, *parts: str) -> str:
+        """A reproducible uuid for anything else (pair ids, service units)."""
+        return str(uuid.uuid5(QSTRATA_UUID_NAMESPACE, "/".join((str(self.seed), *parts))))
+
+    # -- time --------------------------------------------------------------------------------
+
+    def unix_ns(self, sim_ns: int | None = None) -> int:
+        return self.epoch_unix_ns + (self.now_ns if sim_ns is None else sim_ns)
+
+    def date_and_time(self, sim_ns: int | None = None) -> str:
+        """yang:date-and-time of a sim instant (UTC, milliseconds)."""
+        unix = self.unix_ns(sim_ns)
+        stamp = datetime.fromtimestamp(unix // NS, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{stamp}.{(unix % NS) // 1_000_000:03d}Z"
+
+    def sim_ns_of_date(self, value: str) -> int:
+        """Inverse of `date_and_time` for any RFC 3339 stamp."""
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return int(round(parsed.timestamp() * NS)) - self.epoch_unix_ns
+
+    # -- plant -------------------------------------------------------------------------------
+
+    def _check_cache(self) -> None:
+        if self._cache_version != self.plant.version:
+            self._trace_cache.clear()
+            self._light_cache = None
+            self._cache_version = self.plant.version
+
+    def trace(self, start: Endpoint) -> optics.Trace:
+        """Light path from a port, cached until the plant changes."""
+        self._check_cache()
+        found = self._trace_cache.get(start)
+        if found is None:
+            found = self._trace_cache[start] = optics.trace(self.plant, start)
+        return found
+
+    def classical_light(self) -> optics.ClassicalLight:
+        self._check_cache()
+        if self._light_cache is None:
+            self._light_cache = optics.classical_light(self.plant)
+        return self._light_cache
+
+    def cut_fibre(self, fibre_id: str) -> None:
+        """Fault injection: the light stops at this fibre until `repair_fibre`."""
+        self.plant.set_cut(fibre_id, True)
+
+    def repair_fibre(self, fibre_id: str) -> None:
+        self.plant.set_cut(fibre_id, False)
+
+    # -- participants ------------------------------------------------------------------------
+
+    def host(self, name: str, driver: Any) -> None:
+        """A twin for device `name` runs in this process (peers wait for its configuration)."""
+        self.hosted[name] = driver
+
+    def unhost(self, name: str) -> None:
+        self.hosted.pop(name, None)
+
+    def attach(self, participant: Participant) -> None:
+        self._participants.append(participant)
+        self._participants.sort(key=lambda p: p.tick_order)
+
+    def detach(self, participant: Participant) -> None:
+        if participant in self._participants:
+            self._participants.remove(participant)
+
+    def shared_state(self, key: str, factory: Callable[[], Any]) -> Any:
+        """The one instance of a kind's shared state (created on first use)."""
+        if key not in self.shared:
+            self.shared[key] = factory()
+        return self.shared[key]
+
+    # -- stepping ----------------------------------------------------------------------------
+
+    def advance(self, dt_ns: int) -> None:
+        """One tick of `dt_ns`: move the clock, drift the fibres, update every participant."""
+        if dt_ns <= 0:
+            return
+        self.now_ns += int(dt_ns)
+        if not self.deterministic:
+            self._drift_fibres(dt_ns / NS)
+        for participant in list(self._participants):
+            participant.on_tick(self.now_ns, int(dt_ns))
+
+    def tick(self) -> None:
+        self.advance(self.tick_ns)
+
+    def run_for(self, duration_ns: int, tick_ns: int | None = None) -> None:
+        """Advance `duration_ns` in ticks of `tick_ns` (the world's tick by default)."""
+        step = tick_ns or self.tick_ns
+        end = self.now_ns + duration_ns
+        while self.now_ns < end:
+            self.advance(min(step, end - self.now_ns))
+
+    async def run(self, tick_ns: int | None = None) -> None:
+        """Paced ticking for live agents: every tick_ns/speed of wall time, advance by
+        speed * (measured wall time), so sim time keeps up with wall time however long ticks take.
+        Cancel the task to stop."""
+        step = tick_ns or self.tick_ns
+        self._running = True
+        last = time.monotonic_ns()
+        try:
+            while True:
+                await asyncio.sleep(step / NS / self.speed)
+                wall = time.monotonic_ns()
+                self.advance(int((wall - last) * self.speed))
+                last = wall
+        finally:
+            self._running = False
+
+    def _drift_fibres(self, dt_s: float) -> None:
+        for fid, fibre in self.plant.fibres.items():
+            nominal = fibre.spec.attenuation_db_per_km
+            fibre.attenuation_db_per_km = ornstein_uhlenbeck(
+                self.rng(f"fibre-drift/{fid}"), fibre.attenuation_db_per_km, nominal,
+                nominal * ATTENUATION_DRIFT_RELATIVE, ATTENUATION_DRIFT_TAU_S, dt_s,
+            )
+
+
+_PROCESS_WORLD: World | None = None
+
+
+def process_world(topology: str | Path | None = None, **options: Any) -> World:
+    """The world of this process, created on first call (default testbed topology)."""
+    global _PROCESS_WORLD
+    if _PROCESS_WORLD is None:
+        _PROCESS_WORLD = World.from_yaml(topology or DEFAULT_TOPOLOGY, **options)
+    return _PROCESS_WORLD
+
+
+def reset_process_world() -> None:
+    """Forget the process world (tests)."""
+    global _PROCESS_WORLD
+    _PROCESS_WORLD = None
