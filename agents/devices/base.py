@@ -14,7 +14,7 @@ Life of a configuration change (sysrepo's change/done/abort phases):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -46,13 +46,37 @@ class Inventory:
     config: JsonTree = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
 class ConfigTransaction:
-    """A committed-to-be change of running configuration."""
+    """A committed-to-be change of running configuration.
 
-    changes: tuple[Change, ...]
-    old_config: JsonTree
-    new_config: JsonTree
+    `changes` is cheap and always there. `old_config` / `new_config` (whole JSON-IETF trees) are
+    computed on first access only: commit cost must not grow with the configuration, so a
+    driver that can work from `changes` should.
+    """
+
+    __slots__ = ("changes", "_old", "_new")
+
+    def __init__(
+        self,
+        changes: tuple[Change, ...],
+        old_config: JsonTree | Callable[[], JsonTree],
+        new_config: JsonTree | Callable[[], JsonTree],
+    ) -> None:
+        self.changes = tuple(changes)
+        self._old = old_config
+        self._new = new_config
+
+    @property
+    def old_config(self) -> JsonTree:
+        if callable(self._old):
+            self._old = self._old()
+        return self._old
+
+    @property
+    def new_config(self) -> JsonTree:
+        if callable(self._new):
+            self._new = self._new()
+        return self._new
 
 
 @dataclass(frozen=True, slots=True)
