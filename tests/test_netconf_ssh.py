@@ -320,3 +320,39 @@ def test_handler_failure_closes_session_without_traceback_to_client(tmp_path: Pa
             assert not server.sessions
 
     run(scenario)
+
+
+def test_closing_another_session_ends_it_promptly(tmp_path: Path) -> None:
+    """What <kill-session> needs: session A closes session B by id; B's handler hears
+    connection_lost and B's client sees the channel close."""
+    lost: list[int] = []
+    servers: list[ssh.NetconfSSHServer] = []
+
+    class Killer(EchoSession):
+        async def _handle(self, message: bytes) -> None:
+            if self.hello_done and message.startswith(b"kill:"):
+                await servers[0].sessions[int(message[5:])].close()
+            await super()._handle(message)
+
+        def connection_lost(self, exc: BaseException | None) -> None:
+            lost.append(self.ctx.session_id)
+
+    async def scenario() -> None:
+        seen: list[ssh.SessionContext] = []
+        server = await ssh.start_netconf_ssh_server("127.0.0.1", 0, tmp_path, lambda ctx: Killer(ctx, seen))
+        servers.append(server)
+        async with server:
+            password = admin_credentials(tmp_path)["password"]
+            async with connect(server, username="admin", password=password) as conn:
+                victim = await conn.create_process(subsystem="netconf", encoding=None)
+                await read_until(victim.stdout, b"]]>]]>")
+                killer = await conn.create_process(subsystem="netconf", encoding=None)
+                await read_until(killer.stdout, b"]]>]]>")
+                victim_id, killer_id = (ctx.session_id for ctx in seen)
+                killer.stdin.write(b"<hello/>]]>]]>kill:%d]]>]]>" % victim_id)
+                assert await victim.stdout.read() == b""
+                await victim.wait_closed()
+                assert lost == [victim_id]
+                assert list(server.sessions) == [killer_id]
+
+    run(scenario)

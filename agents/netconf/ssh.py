@@ -346,6 +346,8 @@ class NetconfSSHServer:
         channel = stdout.channel
         session_id = next(_session_ids)
         closed = False
+        reader = asyncio.current_task()
+        reading = False
 
         async def send(data: bytes) -> None:
             if closed or channel.is_closing():
@@ -364,6 +366,10 @@ class NetconfSSHServer:
             closed = True
             with contextlib.suppress(OSError, asyncssh.Error):
                 channel.exit(0)  # flushes pending output, then closes
+            if reading and reader is not None and reader is not asyncio.current_task():
+                # Closed from elsewhere (kill-session): end the session now rather than when
+                # the client acknowledges the close, so connection_lost frees its locks promptly.
+                reader.cancel()
 
         user = load_users(self.state_dir).get(connection.username or "")
         context = SessionContext(
@@ -388,13 +394,21 @@ class NetconfSSHServer:
                     await result
             while not closed:
                 try:
+                    reading = True
                     data = await stdin.read(_READ_SIZE)
+                except asyncio.CancelledError:
+                    if not closed or reader is None:
+                        raise
+                    reader.uncancel()
+                    break
                 except (asyncssh.BreakReceived, asyncssh.SignalReceived, asyncssh.TerminalSizeChanged):
                     continue  # meaningless for a subsystem
                 except (OSError, asyncssh.Error) as exc:
                     error = exc
                     logger.debug("session %d: read failed: %s", session_id, exc)
                     break
+                finally:
+                    reading = False
                 if not data:
                     break  # client sent EOF or the channel closed
                 connection.touch()
