@@ -6,3 +6,4 @@ from . import optical_switch  # noqa: F401
 from . import qstrata_optical_switch  # noqa: F401
 from . import qstrata_qfs  # noqa: F401
 from . import qstrata_ss  # noqa: F401
+from . import qstrata_telemetry  # noqa: F401
