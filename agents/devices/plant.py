@@ -7,6 +7,7 @@ Every change that can re-route light bumps `Plant.version` so cached traces are 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from .physics.switch import SwitchParameters
@@ -110,6 +111,18 @@ class Plant:
         until = now_ns + fabric.params.switching_time_us * 1000
         for port in ports:
             fabric.dark_until_ns[port] = until
+        self.version += 1
+
+    def set_length(self, fibre_id: str, length_km: float) -> None:
+        """Plant records corrected (e.g. by the switch's attached-fibre calibration)."""
+        state = self.fibres[fibre_id]
+        state.spec = dataclasses.replace(state.spec, length_km=length_km)
+        self.version += 1
+
+    def set_attenuation(self, fibre_id: str, db_per_km: float) -> None:
+        state = self.fibres[fibre_id]
+        state.spec = dataclasses.replace(state.spec, attenuation_db_per_km=db_per_km)
+        state.attenuation_db_per_km = db_per_km
         self.version += 1
 
     def set_cut(self, fibre_id: str, cut: bool) -> None:

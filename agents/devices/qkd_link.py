@@ -104,6 +104,7 @@ class QkdLinkSession:
     _noise_version: int = -1
     _noise_y0: float = 0.0
     _path: optics.Trace | None = None
+    _path_key: tuple[optics.Hop, ...] | None = None
 
     def __post_init__(self) -> None:
         self.e_d = self.params.e_d
@@ -173,10 +174,18 @@ class QkdLinkSession:
             self.lock_at_ns = None
             self._set("PENDING", obstacle)
             return -1
+        path_key = self._path.hops if self._path is not None else None
+        lost = light_since > start_ns or (self._path_key is not None and path_key != self._path_key)
+        self._path_key = path_key
+        if lost:
+            # The light went out and came back within this tick, or now takes another path:
+            # the receiver lost synchronisation and re-locks from when the light returned.
+            self.lock_at_ns = None
         if self.lock_at_ns is None:
             self.lock_at_ns = light_since + self.relock_ns
+            self.reason = "light path changed: re-locking" if lost else "locking"
         if now_ns < self.lock_at_ns:
-            self._set("PENDING", "locking")
+            self.status = "PENDING"
             return -1
         if self.admin_passive:
             self._set("PASSIVE", "held PASSIVE by configuration")

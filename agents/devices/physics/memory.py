@@ -34,7 +34,8 @@ NV = MemoryPlatform("nv-centre", t1_s=3600.0, t2_s=1.0, eta_c=0.05, f0=0.9)
 ION = MemoryPlatform("trapped-ion", t1_s=1e5, t2_s=5500.0, eta_c=0.1, f0=0.95)
 REE = MemoryPlatform("rare-earth", t1_s=1e5, t2_s=6 * 3600.0, eta_c=0.05, f0=0.9, modes=100)
 RB = MemoryPlatform("cold-atom", t1_s=10.0, t2_s=0.22, eta_c=0.76, f0=0.9, modes=1)
-PLATFORMS: dict[str, MemoryPlatform] = {p.name: p for p in (NV, ION, REE, RB)}
+SC = MemoryPlatform("superconducting", t1_s=300e-6, t2_s=200e-6, eta_c=0.01, f0=0.85)
+PLATFORMS: dict[str, MemoryPlatform] = {p.name: p for p in (NV, ION, REE, RB, SC)}
 
 
 def t1t2_fidelity(t_s: float, t1_s: float, t2_s: float) -> float:
@@ -43,6 +44,16 @@ def t1t2_fidelity(t_s: float, t1_s: float, t2_s: float) -> float:
     gamma = -math.expm1(-t_s / t1_s) if math.isfinite(t1_s) else 0.0
     dephase = math.exp(-2.0 * t_s / t2_s) if math.isfinite(t2_s) else 1.0
     return 0.5 * (1.0 - gamma + gamma * gamma + dephase)
+
+
+def t1t2_fidelity_two(t_s: float, t1_a: float, t2_a: float, t1_b: float, t2_b: float) -> float:
+    """As `t1t2_fidelity` with the halves in two different memories:
+    F = 1/4*(1 + gA*gB + (1-gA)*(1-gB)) + 1/2*exp(-t/T2A - t/T2B); equal memories give the
+    physics.md formula."""
+    g_a = -math.expm1(-t_s / t1_a) if math.isfinite(t1_a) else 0.0
+    g_b = -math.expm1(-t_s / t1_b) if math.isfinite(t1_b) else 0.0
+    dephase = math.exp(-(t_s / t2_a if math.isfinite(t2_a) else 0.0) - (t_s / t2_b if math.isfinite(t2_b) else 0.0))
+    return 0.25 * (1.0 + g_a * g_b + (1.0 - g_a) * (1.0 - g_b)) + 0.5 * dephase
 
 
 def werner_depolarised(f0: float, t_s: float, tau_a_s: float, tau_b_s: float) -> float:

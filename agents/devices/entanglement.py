@@ -1,0 +1,321 @@
+"""Entangled pairs and heralded generation links as the world sees them (qstrata-qfs physics).
+
+Pairs are shared objects: one record, two halves in two nodes' memories, fidelity evaluated
+lazily from the creation time (as SeQUeNCe/NetSquid do). Generation links are shared by both
+end nodes like QKD link sessions; each tick draws the heralded successes of the attempts that
+fit in the tick and stores them while both memories have a free slot. Pairs are discarded at
+their cut-off. Swaps (done by the repeater node's twin) replace two pairs by one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import optics
+from .physics import memory as mem
+from .physics.sampling import binomial
+from .topology import Endpoint
+
+if TYPE_CHECKING:
+    from .world import World
+
+NS = 1_000_000_000
+
+
+@dataclass(slots=True)
+class Memory:
+    node: str
+    memory_id: str
+    capacity: int
+    t1_s: float
+    t2_s: float
+    efficiency: float = 1.0
+    eta_c: float = 0.05
+    f0: float = 0.9
+    modes: int = 1
+    attempt_overhead_s: float = 5e-6
+    slots: dict[int, str] = field(default_factory=dict)
+    """slot -> pair_id of the half stored there."""
+
+    def free_slot(self) -> int | None:
+        for slot in range(self.capacity):
+            if slot not in self.slots:
+                return slot
+        return None
+
+    @property
+    def occupancy(self) -> int:
+        return len(self.slots)
+
+
+@dataclass(frozen=True, slots=True)
+class Half:
+    node: str
+    memory: str
+    slot: int
+
+
+@dataclass(slots=True)
+class Pair:
+    pair_id: str
+    a: Half
+    b: Half
+    created_ns: int
+    f0: float
+    expiry_ns: int | None
+    link_id: str | None
+
+    def half_at(self, node: str) -> Half | None:
+        return self.a if self.a.node == node else self.b if self.b.node == node else None
+
+    def other(self, node: str) -> Half:
+        return self.b if self.a.node == node else self.a
+
+
+@dataclass(slots=True)
+class LinkEnd:
+    node: str
+    memory: str
+    remote_node: str | None
+    remote_memory: str | None
+    scheme: str
+    enabled: bool = True
+    start: Endpoint | None = None
+    attenuation_db: float | None = None
+    length_km: float | None = None
+    target_fidelity: float | None = None
+    cutoff_ns: int | None = None
+
+
+@dataclass(eq=False)
+class GenerationLink:
+    fabric: QfsFabric
+    link_id: str
+    ends: dict[str, LinkEnd] = field(default_factory=dict)
+    status: str = "OFF"
+    reason: str = "not configured"
+    rate_hz: float = 0.0
+    attempts: int = 0
+    successes: int = 0
+    last_f0: float | None = None
+    loss_db: float = math.inf
+    _carry: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.ends) and all(e.enabled for e in self.ends.values())
+
+    def channel(self) -> tuple[str | None, float, float]:
+        """(obstacle, loss dB, length km) of the optical channel between the two memories."""
+        world = self.fabric.world
+        for end in self.ends.values():
+            if end.start is not None:
+                path = world.trace(end.start)
+                if path.end is None:
+                    return f"no light: {path.broken}", math.inf, 0.0
+                if end.remote_node and path.end.device != end.remote_node:
+                    return f"light reaches {path.end.device}, not {end.remote_node}", math.inf, 0.0
+                if optics.dark_until_ns(world.plant, path) > world.now_ns:
+                    return "switch reconfiguring", math.inf, 0.0
+                length = sum(
+                    world.plant.fibres[h.fibre].spec.length_km for h in path.hops if isinstance(h, optics.FibreHop)
+                )
+                return None, optics.loss_db(world.plant, path), end.length_km or length
+        for end in self.ends.values():
+            if end.attenuation_db is not None or end.length_km is not None:
+                length = end.length_km or 0.0
+                loss = end.attenuation_db if end.attenuation_db is not None else 0.2 * length
+                return None, loss, length
+        return "no optical channel (no switch-port, attenuation or length)", math.inf, 0.0
+
+    def memories(self) -> tuple[Memory, Memory] | None:
+        ends = list(self.ends.values())
+        first = ends[0]
+        local = self.fabric.memory(first.node, first.memory)
+        remote_node = first.remote_node
+        remote_memory = first.remote_memory
+        if len(ends) > 1:
+            remote_node, remote_memory = ends[1].node, ends[1].memory
+        remote = self.fabric.memory(remote_node, remote_memory) if remote_node and remote_memory else None
+        if local is None or remote is None:
+            return None
+        return local, remote
+
+    def on_tick(self, now_ns: int, dt_ns: int) -> None:
+        world = self.fabric.world
+        self.rate_hz = 0.0
+        if not self.enabled:
+            self.status, self.reason = "OFF", "disabled by configuration"
+            return
+        for end in self.ends.values():
+            if end.remote_node and end.remote_node in world.hosted and end.remote_node not in self.ends:
+                self.status, self.reason = "PENDING", f"waiting for peer {end.remote_node}"
+                return
+        obstacle, loss, length = self.channel()
+        self.loss_db = loss
+        pair = self.memories()
+        if obstacle is None and pair is None:
+            obstacle = "memory unknown at one end"
+        if obstacle is not None:
+            self.status, self.reason = "PENDING", obstacle
+            return
+        local, remote = pair
+        if local.free_slot() is None or remote.free_slot() is None:
+            self.status, self.reason = "PASSIVE", "memory full"
+            return
+        self.status, self.reason = "ACTIVE", "generating"
+        p, f0 = self.success_probability(local, remote, loss)
+        period = mem.attempt_period_s(length, max(local.attempt_overhead_s, remote.attempt_overhead_s))
+        modes = max(min(local.modes, remote.modes), 1)
+        attempts = dt_ns / NS / period
+        if world.deterministic:
+            self._carry += attempts * modes * p
+            successes = int(self._carry)
+            self._carry -= successes
+        else:
+            successes = int(binomial(world.rng(f"qfs/{self.link_id}"), round(attempts * modes), p))
+        self.attempts += int(round(attempts))
+        stored = 0
+        for _ in range(successes):
+            if not self._store(local, remote, f0, now_ns):
+                break
+            stored += 1
+        self.successes += stored
+        self.rate_hz = stored / (dt_ns / NS)
+        self.last_f0 = f0
+
+    def success_probability(self, local: Memory, remote: Memory, loss_db: float) -> tuple[float, float]:
+        """Per attempt and mode: (p, F0 of a heralded pair), from the scheme (physics.md §2).
+        Midpoint heralding: each arm carries half the channel loss."""
+        first = next(iter(self.ends.values()))
+        arm_a = local.eta_c * local.efficiency * 10.0 ** (-loss_db / 20.0)
+        arm_b = remote.eta_c * remote.efficiency * 10.0 ** (-loss_db / 20.0)
+        if first.scheme == "SINGLE-CLICK":
+            bright = min(max(1.0 - (first.target_fidelity or 0.9), 0.01), 0.5)
+            return mem.single_click_probability(bright, math.sqrt(arm_a * arm_b)), mem.single_click_fidelity(bright)
+        return mem.barrett_kok_probability(arm_a, arm_b), min(local.f0, remote.f0)
+
+    def _store(self, local: Memory, remote: Memory, f0: float, now_ns: int) -> bool:
+        slot_a, slot_b = local.free_slot(), remote.free_slot()
+        if slot_a is None or slot_b is None:
+            return False
+        cutoffs = [e.cutoff_ns for e in self.ends.values() if e.cutoff_ns]
+        pair = Pair(
+            pair_id=self.fabric.world.derived_uuid("pair", self.link_id, str(self.fabric.next_serial())),
+            a=Half(local.node, local.memory_id, slot_a),
+            b=Half(remote.node, remote.memory_id, slot_b),
+            created_ns=now_ns,
+            f0=f0,
+            expiry_ns=now_ns + min(cutoffs) if cutoffs else None,
+            link_id=self.link_id,
+        )
+        self.fabric.add(pair)
+        return True
+
+
+class QfsFabric:
+    """All memories, pairs and generation links of the world."""
+
+    tick_order = 10
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.memories: dict[tuple[str, str], Memory] = {}
+        self.pairs: dict[str, Pair] = {}
+        self.links: dict[str, GenerationLink] = {}
+        self.expired: list[Pair] = []
+        self._serial = 0
+        world.attach(self)
+
+    def next_serial(self) -> int:
+        self._serial += 1
+        return self._serial
+
+    def memory(self, node: str, memory_id: str | None) -> Memory | None:
+        return self.memories.get((node, memory_id or ""))
+
+    def set_memories(self, node: str, memories: list[Memory]) -> None:
+        keep = {m.memory_id for m in memories}
+        for key in [k for k in self.memories if k[0] == node and k[1] not in keep]:
+            for pair_id in list(self.memories[key].slots.values()):
+                self.discard(pair_id)
+            del self.memories[key]
+        for new in memories:
+            old = self.memories.get((node, new.memory_id))
+            if old is not None:
+                new.slots = {s: p for s, p in old.slots.items() if s < new.capacity}
+                for slot, pair_id in old.slots.items():
+                    if slot >= new.capacity:
+                        self.discard(pair_id)
+            self.memories[(node, new.memory_id)] = new
+
+    def link(self, link_id: str) -> GenerationLink:
+        found = self.links.get(link_id)
+        if found is None:
+            found = self.links[link_id] = GenerationLink(self, link_id)
+        return found
+
+    def release(self, link_id: str, node: str) -> None:
+        found = self.links.get(link_id)
+        if found is not None:
+            found.ends.pop(node, None)
+            if not found.ends:
+                del self.links[link_id]
+
+    def add(self, pair: Pair) -> None:
+        self.pairs[pair.pair_id] = pair
+        for half in (pair.a, pair.b):
+            self.memories[(half.node, half.memory)].slots[half.slot] = pair.pair_id
+
+    def discard(self, pair_id: str) -> Pair | None:
+        pair = self.pairs.pop(pair_id, None)
+        if pair is not None:
+            for half in (pair.a, pair.b):
+                memory = self.memories.get((half.node, half.memory))
+                if memory is not None and memory.slots.get(half.slot) == pair_id:
+                    del memory.slots[half.slot]
+        return pair
+
+    def fidelity(self, pair: Pair, now_ns: int | None = None) -> float:
+        """F(t) of a pair now: its F0 through both memories' T1/T2 since creation."""
+        now = self.world.now_ns if now_ns is None else now_ns
+        age = max(now - pair.created_ns, 0) / NS
+        ma = self.memories.get((pair.a.node, pair.a.memory))
+        mb = self.memories.get((pair.b.node, pair.b.memory))
+        if ma is None or mb is None:
+            return 0.25
+        return mem.through_channel(pair.f0, mem.t1t2_fidelity_two(age, ma.t1_s, ma.t2_s, mb.t1_s, mb.t2_s))
+
+    def pairs_at(self, node: str) -> list[Pair]:
+        return [p for p in self.pairs.values() if p.a.node == node or p.b.node == node]
+
+    def swap(self, node: str, first: Pair, second: Pair, success: bool) -> Pair | None:
+        """Bell-state measurement at `node` on its halves of two pairs: F_s = swap(F1, F2) now."""
+        f1, f2 = self.fidelity(first), self.fidelity(second)
+        far1, far2 = first.other(node), second.other(node)
+        self.discard(first.pair_id)
+        self.discard(second.pair_id)
+        if not success:
+            return None
+        expiries = [e for e in (first.expiry_ns, second.expiry_ns) if e is not None]
+        pair = Pair(
+            pair_id=self.world.derived_uuid("pair", "swap", node, str(self.next_serial())),
+            a=far1, b=far2, created_ns=self.world.now_ns, f0=mem.swap_fidelity(f1, f2),
+            expiry_ns=min(expiries) if expiries else None, link_id=None,
+        )
+        self.add(pair)
+        return pair
+
+    def on_tick(self, now_ns: int, dt_ns: int) -> None:
+        self.expired = [p for p in self.pairs.values() if p.expiry_ns is not None and p.expiry_ns <= now_ns]
+        for pair in self.expired:
+            self.discard(pair.pair_id)
+        for link in list(self.links.values()):
+            link.on_tick(now_ns, dt_ns)
+
+
+def fabric(world: World) -> QfsFabric:
+    """The world's quantum fabric (created on first use)."""
+    return world.shared_state("qfs", lambda: QfsFabric(world))

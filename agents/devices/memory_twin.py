@@ -1,0 +1,442 @@
+"""Digital twin of a quantum-memory node serving `qstrata-qfs` (the quantum forwarding stratum).
+
+Memories come from the topology (technology, capacity; T1/T2 and efficiency from the platform
+presets of physics.memory unless given). Heralded generation runs in the world's `QfsFabric`
+per entanglement link (shared with the peer node); this twin, as the node's controller, swaps
+pairs by its forwarding table every tick: for an entry (destination D -> next hop N), a pair
+whose far end is neither D nor N is swapped with the oldest pair to N (both at least the
+entry's min-fidelity), F_s = F1*F2 + (1-F1)*(1-F2)/3, success with probability `swap_success`.
+
+Fidelities are evaluated lazily from creation time (F(t) under both memories' T1/T2); pairs are
+discarded at their link's cutoff-time. Notifications:
+- `qfs-link-down` when a link leaves ACTIVE for OFF or PENDING (reason);
+- `qfs-fidelity-below-threshold` when a link's delivered fidelity falls below target-fidelity;
+- `qfs-memory-full` when a memory's occupancy reaches its capacity;
+- DeviceEvent(kind="state") on link status and memory occupancy changes.
+
+prepare() refuses memories the node does not have (or more capacity than it has, or another
+technology), generation schemes the memory technology cannot run, and switch ports that do not
+exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import entanglement as ent
+from .base import ConfigTransaction, DeviceEvent, DeviceRefusal, Inventory, JsonTree
+from .events import EventHub
+from .physics import memory as mem
+from .topology import Endpoint
+from .world import DEVICE_ORDER, NS, World
+from .yangjson import as_bool, as_float, as_list, bare_identity, decimal64
+
+QFS = "qstrata-qfs"
+TOP = f"{QFS}:qfs-node"
+ROOT = f"/{TOP}"
+PLATFORM_OF = {
+    "NV-CENTRE": mem.NV, "TRAPPED-ION": mem.ION, "RARE-EARTH-ENSEMBLE": mem.REE,
+    "COLD-ATOM-ENSEMBLE": mem.RB, "SUPERCONDUCTING": mem.SC,
+}
+SCHEMES_OF = {
+    "NV-CENTRE": {"SINGLE-CLICK", "BARRETT-KOK"},
+    "TRAPPED-ION": {"SINGLE-CLICK", "BARRETT-KOK"},
+    "SUPERCONDUCTING": {"SINGLE-CLICK", "BARRETT-KOK"},
+    "RARE-EARTH-ENSEMBLE": {"SPDC-HERALDED"},
+    "COLD-ATOM-ENSEMBLE": {"DLCZ", "SPDC-HERALDED"},
+}
+
+
+def _ns(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySpec:
+    memory_id: str
+    technology: str
+    capacity: int
+    t1_ns: int
+    t2_ns: int
+    efficiency: float
+    capacity_unit: str = "qubits"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    link_id: str
+    local_memory: str
+    remote_node: str
+    remote_memory: str | None
+    scheme: str
+    attenuation_db: float | None
+    switch_port: tuple[str, int] | None
+    length_km: float | None
+    target_fidelity: float | None
+    cutoff_ns: int | None
+    enabled: bool
+    urn: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    destination: str
+    next_hop_node: str | None
+    next_hop_link: str | None
+    min_fidelity: float
+
+
+def _link_path(link_id: str, leaf: str = "") -> str:
+    base = f"{ROOT}/entanglement-links/link[link-id='{link_id}']"
+    return f"{base}/{leaf}" if leaf else base
+
+
+def _memory_path(memory_id: str, leaf: str = "") -> str:
+    base = f"{ROOT}/memories/memory[memory-id='{memory_id}']"
+    return f"{base}/{leaf}" if leaf else base
+
+
+def parse(tree: JsonTree) -> tuple[dict[str, MemorySpec], dict[str, LinkSpec], list[Route], str | None]:
+    node = tree.get(TOP) or {}
+    memories = {}
+    for raw in as_list((node.get("memories") or {}).get("memory")):
+        tech = bare_identity(raw.get("technology")) or "NV-CENTRE"
+        platform = PLATFORM_OF.get(tech, mem.NV)
+        memories[str(raw["memory-id"])] = MemorySpec(
+            memory_id=str(raw["memory-id"]),
+            technology=tech,
+            capacity=int(raw.get("capacity", 1)),
+            t1_ns=_ns(raw.get("t1")) or int(platform.t1_s * NS),
+            t2_ns=_ns(raw.get("t2")) or int(platform.t2_s * NS),
+            efficiency=as_float(raw.get("efficiency")) or 1.0,
+            capacity_unit=str(raw.get("capacity-unit", "qubits")),
+        )
+    links = {}
+    for raw in as_list((node.get("entanglement-links") or {}).get("link")):
+        port = raw.get("switch-port")
+        links[str(raw["link-id"])] = LinkSpec(
+            link_id=str(raw["link-id"]),
+            local_memory=str(raw.get("local-memory")),
+            remote_node=str(raw.get("remote-node")),
+            remote_memory=raw.get("remote-memory"),
+            scheme=bare_identity(raw.get("generation-scheme")) or "BARRETT-KOK",
+            attenuation_db=as_float(raw.get("attenuation")),
+            switch_port=(str(port["device"]), int(port["port"])) if port else None,
+            length_km=as_float(raw.get("length")),
+            target_fidelity=as_float(raw.get("target-fidelity")),
+            cutoff_ns=_ns(raw.get("cutoff-time")),
+            enabled=as_bool(raw.get("enabled"), True),
+            urn=raw.get("urn"),
+        )
+    routes = [
+        Route(str(raw["destination"]), raw.get("next-hop-node"), raw.get("next-hop-link"),
+              as_float(raw.get("min-fidelity")) or 0.0)
+        for raw in as_list((node.get("forwarding-table") or {}).get("entry"))
+    ]
+    return memories, links, routes, node.get("uuid")
+
+
+class MemoryTwin:
+    """DeviceDriver of one quantum-memory node in a `World`."""
+
+    tick_order = DEVICE_ORDER
+
+    def __init__(self, world: World, name: str, *, swap_success: float = 1.0, **options: Any) -> None:
+        self.name = name
+        self.world = world
+        node = world.topology.nodes.get(name)
+        self.options = {**(node.options if node else {}), **options}
+        self.swap_success = swap_success
+        self.uuid = world.node_uuid(name)
+        self.hardware = self._hardware_memories()
+        self.memories: dict[str, MemorySpec] = dict(self.hardware)
+        self.links: dict[str, LinkSpec] = {}
+        self.routes: list[Route] = []
+        self.fabric = ent.fabric(world)
+        self.hub = EventHub()
+        self.swaps_attempted = 0
+        self.swaps_succeeded = 0
+        self.last_swap: tuple[float, int] | None = None
+        self.started_ns = world.now_ns
+        self._link_status: dict[str, str] = {}
+        self._below: dict[str, bool] = {}
+        self._occupancy: dict[str, int] = {}
+
+    def _hardware_memories(self) -> dict[str, MemorySpec]:
+        found = {}
+        for raw in self.options.get("memories") or [{"id": "mem0", "technology": "NV-CENTRE", "capacity": 2}]:
+            tech = str(raw.get("technology", "NV-CENTRE"))
+            platform = PLATFORM_OF.get(tech, mem.NV)
+            found[str(raw["id"])] = MemorySpec(
+                memory_id=str(raw["id"]), technology=tech, capacity=int(raw.get("capacity", 2)),
+                t1_ns=int(float(raw.get("t1_s", platform.t1_s)) * NS),
+                t2_ns=int(float(raw.get("t2_s", platform.t2_s)) * NS),
+                efficiency=float(raw.get("efficiency", 1.0)),
+                capacity_unit="modes" if platform.modes > 1 else "qubits",
+            )
+        return found
+
+    def inventory_config(self) -> JsonTree:
+        node: dict[str, Any] = {"uuid": self.uuid}
+        if self.options.get("urn"):
+            node["urn"] = str(self.options["urn"])
+        node["memories"] = {"memory": [
+            {
+                "memory-id": m.memory_id,
+                "technology": f"{QFS}:{m.technology}",
+                "capacity": m.capacity,
+                "capacity-unit": m.capacity_unit,
+                "t1": str(m.t1_ns),
+                "t2": str(m.t2_ns),
+                "efficiency": decimal64(m.efficiency, 4),
+            }
+            for m in self.hardware.values()
+        ]}
+        return {TOP: node}
+
+    # -- DeviceDriver ------------------------------------------------------------------------
+
+    async def start(self) -> Inventory:
+        self.world.host(self.name, self)
+        self.world.attach(self)
+        self._apply_memories()
+        self.started_ns = self.world.now_ns
+        return Inventory(modules=(QFS, "etsi-qkd-node-types"), config=self.inventory_config())
+
+    async def prepare(self, txn: ConfigTransaction) -> None:
+        memories, links, _routes, _uuid = parse(txn.new_config)
+        for memory_id, spec in memories.items():
+            hw = self.hardware.get(memory_id)
+            if hw is None:
+                raise DeviceRefusal(
+                    f"memory {memory_id} does not exist in {self.name} (it has {', '.join(self.hardware)})",
+                    _memory_path(memory_id),
+                )
+            if spec.technology != hw.technology:
+                raise DeviceRefusal(
+                    f"memory {memory_id} is a {hw.technology} memory, not {spec.technology}",
+                    _memory_path(memory_id, "technology"),
+                )
+            if spec.capacity > hw.capacity:
+                raise DeviceRefusal(
+                    f"memory {memory_id} has {hw.capacity} {hw.capacity_unit}, not {spec.capacity}",
+                    _memory_path(memory_id, "capacity"),
+                )
+        for link in links.values():
+            memory = memories.get(link.local_memory)
+            if memory is None:
+                raise DeviceRefusal(
+                    f"link {link.link_id}: local-memory {link.local_memory} is not configured",
+                    _link_path(link.link_id, "local-memory"),
+                )
+            if link.scheme not in SCHEMES_OF.get(memory.technology, set()):
+                raise DeviceRefusal(
+                    f"link {link.link_id}: a {memory.technology} memory cannot run {link.scheme} "
+                    f"(it supports {', '.join(sorted(SCHEMES_OF.get(memory.technology, ())))})",
+                    _link_path(link.link_id, "generation-scheme"),
+                )
+            if link.switch_port is not None:
+                device, port = link.switch_port
+                fabric = self.world.plant.switches.get(device)
+                if fabric is None or port not in fabric.port_ids:
+                    raise DeviceRefusal(
+                        f"link {link.link_id}: switch port {device}/{port} does not exist",
+                        _link_path(link.link_id, "switch-port"),
+                    )
+
+    async def commit(self, txn: ConfigTransaction) -> None:
+        memories, links, routes, node_uuid = parse(txn.new_config)
+        if node_uuid and node_uuid != self.uuid:
+            self.uuid = node_uuid
+            self.world.set_node_uuid(self.name, node_uuid)
+        self.memories = memories
+        self._apply_memories()
+        for link_id in self.links.keys() - links.keys():
+            self.fabric.release(link_id, self.name)
+        self.links = links
+        self.routes = routes
+        for link in links.values():
+            self.fabric.link(link.link_id).ends[self.name] = self._link_end(link)
+
+    async def abort(self, txn: ConfigTransaction) -> None:
+        """prepare() changed nothing."""
+
+    def events(self) -> AsyncIterator[DeviceEvent]:
+        return self.hub.subscribe()
+
+    async def stop(self) -> None:
+        for link_id in self.links:
+            self.fabric.release(link_id, self.name)
+        self.world.detach(self)
+        self.world.unhost(self.name)
+        self.hub.close()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _apply_memories(self) -> None:
+        records = []
+        for spec in self.memories.values():
+            platform = PLATFORM_OF.get(spec.technology, mem.NV)
+            records.append(ent.Memory(
+                node=self.name, memory_id=spec.memory_id, capacity=spec.capacity,
+                t1_s=spec.t1_ns / NS, t2_s=spec.t2_ns / NS, efficiency=spec.efficiency,
+                eta_c=platform.eta_c, f0=platform.f0, modes=platform.modes,
+                attempt_overhead_s=platform.attempt_overhead_s,
+            ))
+        self.fabric.set_memories(self.name, records)
+
+    def _link_end(self, link: LinkSpec) -> ent.LinkEnd:
+        start = None
+        if link.switch_port is not None:
+            # Light leaves this node's port cabled to that switch port; without such a cable in
+            # the topology it enters the switch at that port directly.
+            at_switch = Endpoint(*link.switch_port)
+            fibre = self.world.topology.fibre_at(at_switch)
+            far = fibre.other_end(at_switch) if fibre is not None else None
+            start = far if far is not None and far.device == self.name else at_switch
+        return ent.LinkEnd(
+            node=self.name, memory=link.local_memory,
+            remote_node=self.world.node_by_uuid(link.remote_node), remote_memory=link.remote_memory,
+            scheme=link.scheme, enabled=link.enabled, start=start, attenuation_db=link.attenuation_db,
+            length_km=link.length_km, target_fidelity=link.target_fidelity, cutoff_ns=link.cutoff_ns,
+        )
+
+    def _node_uuid(self, node: str) -> str:
+        return self.world.node_uuid(node)
+
+    def delivered_fidelity(self, link_id: str) -> float | None:
+        """Mean fidelity now of this link's pairs held here; else F0 of its last herald."""
+        values = [
+            self.fabric.fidelity(p) for p in self.fabric.pairs_at(self.name) if p.link_id == link_id
+        ]
+        if values:
+            return sum(values) / len(values)
+        link = self.fabric.links.get(link_id)
+        return link.last_f0 if link is not None else None
+
+    def read_state(self) -> JsonTree:
+        memories = []
+        pairs = self.fabric.pairs_at(self.name)
+        for spec in self.memories.values():
+            record = self.fabric.memory(self.name, spec.memory_id)
+            stored = []
+            for pair in pairs:
+                half = pair.half_at(self.name)
+                if half is None or half.memory != spec.memory_id:
+                    continue
+                far = pair.other(self.name)
+                entry: dict[str, Any] = {
+                    "pair-id": pair.pair_id,
+                    "slot": half.slot,
+                    "remote-node": self._node_uuid(far.node),
+                    "remote-memory": far.memory,
+                    "creation-time": self.world.date_and_time(pair.created_ns),
+                    "fidelity": decimal64(self.fabric.fidelity(pair), 4),
+                }
+                if pair.link_id is not None and pair.link_id in self.links:
+                    entry["link-id"] = pair.link_id
+                if pair.expiry_ns is not None:
+                    entry["expiry-time"] = self.world.date_and_time(pair.expiry_ns)
+                stored.append(entry)
+            memories.append({
+                "memory-id": spec.memory_id,
+                "occupancy": record.occupancy if record else 0,
+                "stored-pairs": {"pair": stored},
+            })
+        links = []
+        for link_id in self.links:
+            session = self.fabric.links.get(link_id)
+            entry = {
+                "link-id": link_id,
+                "status": f"etsi-qkd-node-types:{session.status if session else 'OFF'}",
+                "generation-rate": decimal64(min(session.rate_hz if session else 0.0, 1e9), 4),
+                "attempts": str(session.attempts if session else 0),
+                "successes": str(session.successes if session else 0),
+                "discontinuity-time": self.world.date_and_time(self.started_ns),
+            }
+            fidelity = self.delivered_fidelity(link_id)
+            if fidelity is not None:
+                entry["delivered-fidelity"] = decimal64(fidelity, 4)
+            links.append(entry)
+        swaps: dict[str, Any] = {
+            "swaps-attempted": str(self.swaps_attempted),
+            "swaps-succeeded": str(self.swaps_succeeded),
+            "discontinuity-time": self.world.date_and_time(self.started_ns),
+        }
+        if self.last_swap is not None:
+            swaps["last-swap-fidelity"] = decimal64(self.last_swap[0], 4)
+            swaps["last-swap-time"] = self.world.date_and_time(self.last_swap[1])
+        return {TOP: {
+            "memories": {"memory": memories},
+            "entanglement-links": {"link": links},
+            "swap-statistics": swaps,
+        }}
+
+    # -- per tick ----------------------------------------------------------------------------
+
+    def on_tick(self, now_ns: int, dt_ns: int) -> None:
+        self._swap_by_forwarding_table()
+        changed: list[str] = []
+        for link_id, spec in self.links.items():
+            session = self.fabric.links.get(link_id)
+            status = session.status if session else "OFF"
+            before = self._link_status.get(link_id)
+            if status != before:
+                self._link_status[link_id] = status
+                changed.append(_link_path(link_id, "status"))
+                if before == "ACTIVE" and status in ("OFF", "PENDING"):
+                    self._notify("qfs-link-down", {"link-id": link_id, "reason": session.reason if session else "removed"})
+            fidelity = self.delivered_fidelity(link_id)
+            below = fidelity is not None and spec.target_fidelity is not None and fidelity < spec.target_fidelity
+            if below and not self._below.get(link_id):
+                self._notify("qfs-fidelity-below-threshold", {
+                    "link-id": link_id, "fidelity": decimal64(fidelity, 4),
+                    "threshold": decimal64(spec.target_fidelity, 4),
+                })
+            self._below[link_id] = below
+        for spec in self.memories.values():
+            record = self.fabric.memory(self.name, spec.memory_id)
+            occupancy = record.occupancy if record else 0
+            before = self._occupancy.get(spec.memory_id, 0)
+            if occupancy != before:
+                self._occupancy[spec.memory_id] = occupancy
+                changed.append(_memory_path(spec.memory_id, "occupancy"))
+                if occupancy >= spec.capacity > before:
+                    self._notify("qfs-memory-full", {
+                        "memory-id": spec.memory_id, "capacity": spec.capacity, "capacity-unit": spec.capacity_unit,
+                    })
+        if changed:
+            self.hub.publish(DeviceEvent("state", {}, tuple(changed), now_ns))
+
+    def _notify(self, name: str, body: dict[str, Any]) -> None:
+        self.hub.publish(DeviceEvent("notification", {f"{QFS}:{name}": body}, (), self.world.now_ns))
+
+    def _next_hop(self, route: Route) -> str | None:
+        if route.next_hop_link and route.next_hop_link in self.links:
+            return self.world.node_by_uuid(self.links[route.next_hop_link].remote_node)
+        return self.world.node_by_uuid(route.next_hop_node)
+
+    def _swap_by_forwarding_table(self) -> None:
+        rng = self.world.rng(f"swap/{self.name}")
+        for route in self.routes:
+            destination = self.world.node_by_uuid(route.destination)
+            next_hop = self._next_hop(route)
+            if destination is None or next_hop is None:
+                continue
+            while True:
+                held = sorted(self.fabric.pairs_at(self.name), key=lambda p: p.created_ns)
+                good = [p for p in held if self.fabric.fidelity(p) >= route.min_fidelity]
+                outgoing = [p for p in good if p.other(self.name).node == next_hop]
+                incoming = [p for p in good if p.other(self.name).node not in (next_hop, destination, self.name)]
+                if not outgoing or not incoming:
+                    break
+                success = self.world.deterministic or rng.random() < self.swap_success
+                if self.world.deterministic:
+                    success = self.swap_success >= 0.5
+                self.swaps_attempted += 1
+                result = self.fabric.swap(self.name, incoming[0], outgoing[0], success)
+                if result is not None:
+                    self.swaps_succeeded += 1
+                    self.last_swap = (result.f0, self.world.now_ns)
