@@ -71,6 +71,36 @@ def cmd_yang_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Run one agent in the foreground until SIGINT/SIGTERM."""
+    import asyncio
+    import logging
+    import signal
+
+    from qstrata.agents.app import AgentOptions, run_agent
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    options = AgentOptions(kind=args.kind, name=args.name, state_dir=Path(args.state_dir), listen=args.listen,
+                           netconf_port=args.netconf_port, gnmi_port=args.gnmi_port)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_agent(options, stop)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        print(f"qstrata agent: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SchemaError as exc:
+        print(f"qstrata agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def cmd_testbed(args: argparse.Namespace) -> int:
     """The default testbed. Until the agents land it reports what is available."""
     schema = get_schema()
@@ -97,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_yang_tree)
     p = yang.add_parser("list", help=cmd_yang_list.__doc__)
     p.set_defaults(func=cmd_yang_list)
+
+    p = sub.add_parser("agent", help=cmd_agent.__doc__)
+    p.add_argument("--kind", required=True, choices=("qkd", "memory", "switch"))
+    p.add_argument("--name", required=True)
+    p.add_argument("--state-dir", required=True, help="host key, users, credentials and datastores live here")
+    p.add_argument("--listen", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--netconf-port", type=int, default=830, help="NETCONF over SSH port (830 is standard; 0 picks one)")
+    p.add_argument("--gnmi-port", type=int, default=None, help="gNMI port (not served yet)")
+    p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("testbed", help=cmd_testbed.__doc__)
     p.set_defaults(func=cmd_testbed)

@@ -16,6 +16,7 @@ test diffs the two texts.
 from __future__ import annotations
 
 import functools
+import re
 import sys
 import threading
 from collections.abc import Iterable
@@ -85,6 +86,22 @@ def validator_module_text(name: str, yang_dir: Path = YANG_DIR) -> str:
     return text
 
 
+_IMPORT = re.compile(r"^\s*import\s+([\w.-]+)", re.MULTILINE)
+
+
+def _with_imports(names: set[str], files: dict[str, Path]) -> list[str]:
+    unknown = names - set(files)
+    if unknown:
+        raise SchemaError(f"unknown module(s) {', '.join(sorted(unknown))}; yang/ has {', '.join(files)}")
+    todo, seen = list(names), set(names)
+    while todo:
+        for dep in _IMPORT.findall(files[todo.pop()].read_text(encoding="utf-8")):
+            if dep in files and dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return [n for n in files if n in seen]
+
+
 _log_lock = threading.Lock()
 
 
@@ -98,12 +115,17 @@ def _store_errors_with_paths() -> None:
 class Schema:
     """A compiled set of modules and what we know about them."""
 
-    def __init__(self, yang_dir: Path = YANG_DIR, extra_modules: Iterable[str] = IETF_MODULES) -> None:
+    def __init__(self, yang_dir: Path = YANG_DIR, extra_modules: Iterable[str] = IETF_MODULES,
+                 only: Iterable[str] | None = None) -> None:
+        """`only` restricts our modules to those named (an agent serves its kind's modules),
+        plus the yang/ modules they import."""
         _store_errors_with_paths()
         self.yang_dir = yang_dir
         search = ":".join(str(p) for p in [yang_dir, *ietf_module_dirs()])
         self.ctx = libyang.Context(search, disable_searchdir_cwd=True)
         self.files = module_files(yang_dir)
+        if only is not None:
+            self.files = {n: self.files[n] for n in _with_imports(set(only), self.files)}
         try:
             for name in extra_modules:
                 mod = self.ctx.load_module(name)
@@ -152,6 +174,6 @@ class Schema:
 
 
 @functools.cache
-def get_schema() -> Schema:
-    """The process-wide schema (created on first use)."""
-    return Schema()
+def get_schema(modules: tuple[str, ...] | None = None) -> Schema:
+    """The process-wide schema for a set of our modules (all of yang/ by default), created once."""
+    return Schema(only=modules)

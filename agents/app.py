@@ -1,0 +1,98 @@
+"""The one place where an agent is assembled: device driver -> schema -> datastore -> front ends.
+
+One event loop can host many agents (`Agent` objects); `run_agent` runs one until told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from qstrata.agents.datastore.store import Datastore
+from qstrata.agents.devices.base import DeviceDriver
+from qstrata.agents.devices.empty import KIND_MODULES, EmptyDevice
+from qstrata.agents.netconf.server import NetconfServer
+from qstrata.agents.netconf.ssh import CREDENTIALS_FILE, NetconfSSHServer, start_netconf_ssh_server
+from qstrata.bindings.schema import get_schema
+from qstrata.bindings.tree import DataTree
+
+log = logging.getLogger("qstrata.agent")
+
+KINDS = tuple(KIND_MODULES)
+
+
+@dataclass
+class AgentOptions:
+    kind: str
+    name: str
+    state_dir: Path
+    listen: str = "127.0.0.1"
+    netconf_port: int = 830
+    gnmi_port: int | None = None
+    max_sessions: int = 64
+    idle_timeout: float = 3600.0
+
+
+def make_driver(options: AgentOptions) -> DeviceDriver:
+    """The device behind an agent. Twins and hardware drivers plug in here."""
+    return EmptyDevice(options.kind, options.name)
+
+
+class Agent:
+    def __init__(self, options: AgentOptions, driver: DeviceDriver | None = None) -> None:
+        if options.kind not in KINDS:
+            raise ValueError(f"unknown agent kind {options.kind!r}; one of {', '.join(KINDS)}")
+        self.options = options
+        self.driver = driver or make_driver(options)
+        self.datastore: Datastore | None = None
+        self.netconf: NetconfServer | None = None
+        self.ssh: NetconfSSHServer | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        opts = self.options
+        opts.state_dir.mkdir(parents=True, exist_ok=True)
+        inventory = await self.driver.start()
+        schema = get_schema(tuple(inventory.modules))
+        initial = DataTree.from_python(inventory.config, schema=schema, config_only=True) if inventory.config else None
+        self.datastore = Datastore(schema, opts.state_dir / "datastore", [self.driver])
+        self.datastore.load(initial)
+        self.netconf = NetconfServer(schema, self.datastore)
+        self.ssh = await start_netconf_ssh_server(
+            opts.listen, opts.netconf_port, opts.state_dir, self.netconf.session_factory,
+            max_sessions=opts.max_sessions, idle_timeout=opts.idle_timeout)
+        self._tasks.append(asyncio.create_task(self._forward_events()))
+        log.info("agent %s (%s) serving NETCONF on %s:%d; credentials in %s", opts.name, opts.kind, opts.listen,
+                 self.ssh.port, opts.state_dir / CREDENTIALS_FILE)
+
+    @property
+    def netconf_port(self) -> int:
+        assert self.ssh is not None
+        return self.ssh.port
+
+    async def _forward_events(self) -> None:
+        assert self.netconf is not None
+        async for event in self.driver.events():
+            if event.kind == "notification":
+                self.netconf.publish_json(event.data)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.ssh is not None:
+            self.ssh.close()
+            await self.ssh.wait_closed()
+        await self.driver.stop()
+        if self.datastore and self.datastore.running_store:
+            self.datastore.running_store.close()
+
+
+async def run_agent(options: AgentOptions, stop: asyncio.Event) -> None:
+    agent = Agent(options)
+    await agent.start()
+    try:
+        await stop.wait()
+    finally:
+        await agent.stop()

@@ -1,0 +1,112 @@
+"""(namespace, rpc name) -> handler, and the shared pipeline around every handler.
+
+Handlers are registered by the modules named after their RFC (`rfc6241_ops`, `rfc6022_monitoring`,
+`rfc5277_notifications`); the pipeline checks access (NACM), runs the handler, and turns every
+exception into a complete rpc-error reply echoing the <rpc> attributes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from lxml import etree
+from qstrata.agents.datastore.store import DatastoreError, error_from_invalid
+from qstrata.bindings.validate import InvalidData
+
+from .errors import ErrorTag, ErrorType, RpcError, rpc_reply_ok, rpc_reply_with_errors
+
+if TYPE_CHECKING:
+    from .session import NetconfSession
+
+log = logging.getLogger("qstrata.netconf")
+
+Handler = Callable[["NetconfSession", etree._Element], Awaitable[bytes | etree._Element | None]]
+"""Returns None for <ok/>, an element to put in <data>, or a complete reply body (bytes)."""
+
+HANDLERS: dict[tuple[str, str], Handler] = {}
+
+
+def rpc(namespace: str, name: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        HANDLERS[(namespace, name)] = handler
+        return handler
+
+    return register
+
+
+def path_namespaces(path: str | None, namespace_of: Callable[[str], str | None]) -> dict[str, str]:
+    """Declare every module-name prefix used in a libyang path (RFC 6241: prefixes in error-path
+    must be declared)."""
+    if not path:
+        return {}
+    out: dict[str, str] = {}
+    for token in path.replace("[", "/").split("/"):
+        if ":" in token:
+            prefix = token.split(":", 1)[0].strip("'\" ")
+            ns = namespace_of(prefix)
+            if ns:
+                out[prefix] = ns
+    return out
+
+
+def to_rpc_errors(exc: Exception, namespace_of: Callable[[str], str | None]) -> list[RpcError]:
+    if isinstance(exc, RpcError):
+        return [exc]
+    if isinstance(exc, InvalidData):
+        exc = error_from_invalid(exc)
+    if isinstance(exc, DatastoreError):
+        tag = ErrorTag(exc.tag)
+        issues = exc.issues or ()
+        errors = []
+        for i, issue in enumerate(issues or [None]):
+            path = exc.path if issue is None or i == 0 else issue.path
+            message = exc.message if issue is None or i == 0 else issue.message
+            info: list[tuple[str, str]] = [(k, v) for k, v in exc.info.items()]
+            if tag in (ErrorTag.UNKNOWN_ELEMENT, ErrorTag.MISSING_ELEMENT, ErrorTag.BAD_ELEMENT) and path:
+                info.append(("bad-element", path.rsplit("/", 1)[-1].split("[", 1)[0].split(":")[-1]))
+            error_type = ErrorType.PROTOCOL if tag in (ErrorTag.LOCK_DENIED, ErrorTag.IN_USE) else ErrorType.APPLICATION
+            if error_type not in tag.allowed_types:
+                error_type = tag.default_type
+            errors.append(RpcError(tag, message, error_type=error_type, app_tag=exc.app_tag, path=path,
+                                   path_namespaces=path_namespaces(path, namespace_of), info=info))
+        return errors
+    log.exception("internal error while handling an rpc")
+    return [RpcError(ErrorTag.OPERATION_FAILED, "internal error; the operation was not performed")]
+
+
+async def run(session: NetconfSession, rpc_element: etree._Element,
+              namespace_of: Callable[[str], str | None],
+              check_access: Callable[[NetconfSession, str, str], None]) -> bytes:
+    attrs = dict(rpc_element.attrib)
+    ops = [c for c in rpc_element if isinstance(c.tag, str)]
+    if len(ops) != 1:
+        err = RpcError(ErrorTag.MALFORMED_MESSAGE if not ops else ErrorTag.OPERATION_NOT_SUPPORTED,
+                       "an <rpc> must hold exactly one operation", error_type=ErrorType.RPC if not ops else None)
+        session.stats["out-rpc-errors"] += 1
+        return rpc_reply_with_errors([err], attrs)
+    op = ops[0]
+    qname = etree.QName(op)
+    handler = HANDLERS.get((qname.namespace or "", qname.localname))
+    try:
+        if handler is None:
+            raise RpcError(ErrorTag.OPERATION_NOT_SUPPORTED,
+                           f"operation {qname.localname!r} in namespace {qname.namespace!r} is not supported",
+                           info=[("bad-element", qname.localname)])
+        check_access(session, qname.namespace or "", qname.localname)
+        result = await handler(session, op)
+    except Exception as exc:  # every failure becomes an rpc-error
+        session.stats["out-rpc-errors"] += 1
+        return rpc_reply_with_errors(to_rpc_errors(exc, namespace_of), attrs)
+    if result is None:
+        return rpc_reply_ok(attrs)
+    if isinstance(result, bytes):
+        from .errors import _reply_element, _serialize  # noqa: PLC0415 - raw body replies are rare
+
+        reply = _reply_element(attrs, None)
+        reply.append(etree.fromstring(result))
+        return _serialize(reply)
+    from .errors import rpc_reply_data  # noqa: PLC0415
+
+    return rpc_reply_data(attrs, result)

@@ -1,0 +1,143 @@
+"""One NETCONF session: hello exchange, framing switch, rpc dispatch (RFC 6241 s8.1, RFC 6242).
+
+Transport-agnostic: `ssh.py` feeds it bytes and gives it a `SessionContext` to write to. Every
+failure becomes an rpc-error; nothing raised here reaches the client as a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from lxml import etree
+
+from .capabilities import BASE_11
+from .errors import BASE_NS, ErrorTag, ErrorType, RpcError, rpc_reply_with_errors
+from .framing import Framer, FramingError, MessageTooLarge
+from .ssh import SessionContext
+from .xmlsafe import MalformedMessage, parse_message
+
+if TYPE_CHECKING:
+    from .server import NetconfServer
+
+log = logging.getLogger("qstrata.netconf")
+_B = "{" + BASE_NS + "}"
+
+
+class NetconfSession:
+    def __init__(self, ctx: SessionContext, server: NetconfServer) -> None:
+        self.ctx = ctx
+        self.server = server
+        self.framer = Framer(max_message_size=server.max_message_size)
+        self.hello_done = False
+        self.base11 = False
+        self.closed = False
+        self.subscribed = False
+        self.stats = {"in-rpcs": 0, "in-bad-rpcs": 0, "out-rpc-errors": 0, "out-notifications": 0}
+        self.login_time = server.now()
+        self._send_lock = asyncio.Lock()
+
+    @property
+    def session_id(self) -> int:
+        return self.ctx.session_id
+
+    # --------------------------------------------------------------- transport callbacks
+    async def session_started(self) -> None:
+        self.server.sessions[self.session_id] = self
+        hello = etree.Element(_B + "hello", nsmap={None: BASE_NS})
+        caps = etree.SubElement(hello, _B + "capabilities")
+        for cap in self.server.capabilities():
+            etree.SubElement(caps, _B + "capability").text = cap
+        etree.SubElement(hello, _B + "session-id").text = str(self.session_id)
+        await self.send(etree.tostring(hello, xml_declaration=True, encoding="UTF-8"))
+
+    async def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.framer.feed(data)
+        except MessageTooLarge as exc:
+            await self._fatal(RpcError(ErrorTag.TOO_BIG, f"message too large: {exc}", error_type=ErrorType.TRANSPORT))
+            return
+        except FramingError as exc:
+            await self._fatal(RpcError(ErrorTag.MALFORMED_MESSAGE, f"framing error: {exc}"))
+            return
+        for message in messages:
+            if self.closed:
+                return
+            await self.handle_message(message)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        self.server.session_ended(self)
+
+    # --------------------------------------------------------------- messages
+    async def handle_message(self, message: bytes) -> None:
+        try:
+            root = parse_message(message)
+        except MalformedMessage as exc:
+            self.stats["in-bad-rpcs"] += 1
+            if not self.hello_done:
+                await self.close()
+                return
+            await self.send_errors([exc.to_rpc_error()], {})
+            return
+        if not self.hello_done:
+            await self._handle_hello(root)
+            return
+        if root.tag != _B + "rpc":
+            self.stats["in-bad-rpcs"] += 1
+            err = RpcError(ErrorTag.MALFORMED_MESSAGE, f"expected <rpc>, got <{etree.QName(root).localname}>")
+            await self.send_errors([err], {})
+            return
+        attrs = dict(root.attrib)
+        if "message-id" not in attrs:
+            self.stats["in-bad-rpcs"] += 1
+            err = RpcError(ErrorTag.MISSING_ATTRIBUTE, "the <rpc> element has no message-id attribute",
+                           error_type=ErrorType.RPC,
+                           info=[("bad-attribute", "message-id"), ("bad-element", "rpc")])
+            await self.send_errors([err], attrs)
+            return
+        self.stats["in-rpcs"] += 1
+        reply = await self.server.dispatch(self, root)
+        await self.send(reply)
+
+    async def _handle_hello(self, root: etree._Element) -> None:
+        if root.tag != _B + "hello":
+            log.info("session %d: first message is not <hello>; closing", self.session_id)
+            await self.close()
+            return
+        caps = [c.text.strip() for c in root.iter(_B + "capability") if c.text]
+        if root.find(_B + "session-id") is not None or not any(c.startswith("urn:ietf:params:netconf:base:1.") for c in caps):
+            log.info("session %d: client hello without a base capability or with a session-id; closing",
+                     self.session_id)
+            await self.close()
+            return
+        self.hello_done = True
+        self.base11 = BASE_11 in caps
+        pending = self.framer.use_chunked() if self.base11 else self.framer.use_end_of_message()
+        for message in pending:
+            await self.handle_message(message)
+
+    # --------------------------------------------------------------- output
+    async def send(self, message: bytes) -> None:
+        if self.closed:
+            return
+        async with self._send_lock:
+            await self.ctx.send(self.framer.frame(message))
+
+    async def send_errors(self, errors: list[RpcError], attrs: dict[str, str]) -> None:
+        self.stats["out-rpc-errors"] += 1
+        await self.send(rpc_reply_with_errors(errors, attrs))
+
+    async def _fatal(self, error: RpcError) -> None:
+        """Answer a broken stream once, then close the session (RFC 6242 s3)."""
+        try:
+            await self.ctx.send(self.framer.frame(rpc_reply_with_errors([error], {})))
+        except Exception:  # framing may be unusable; closing is what matters
+            pass
+        await self.close()
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.ctx.close()
