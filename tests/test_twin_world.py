@@ -1,0 +1,409 @@
+"""The twins in one world: re-routing through a switch, key stores, notifications, seeds,
+refusals, memories. Expected rates come from the physics module's formulas (tested against
+physics.md in test_twin_physics.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from qstrata.agents.devices import entanglement
+from qstrata.agents.devices import qkd_link as qkd_sessions
+from qstrata.agents.devices.base import ConfigTransaction, DeviceEvent, DeviceRefusal
+from qstrata.agents.devices.physics import memory as memory_physics
+from qstrata.agents.devices.physics import qkd as qkd_physics
+from qstrata.agents.devices.registry import create_for
+from qstrata.agents.devices.world import World
+
+TOPOLOGIES = Path(__file__).parent / "topologies"
+QKD = "etsi-qkd-sdn-node:qkd_node"
+NS = 1_000_000_000
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+class Agent:
+    """A twin plus the running config a datastore would keep for it."""
+
+    def __init__(self, world: World, name: str, **options: Any) -> None:
+        self.driver = create_for(world, name, **options)
+        self.events: list[DeviceEvent] = []
+        self.driver.hub.add_listener(self.events.append)
+        self.running = copy.deepcopy(run(self.driver.start()).config)
+
+    def edit(self, mutate) -> None:
+        """Apply `mutate(config)` as one transaction (prepare + commit)."""
+        new = copy.deepcopy(self.running)
+        mutate(new)
+        txn = ConfigTransaction((), self.running, new)
+        run(self.driver.prepare(txn))
+        run(self.driver.commit(txn))
+        self.running = new
+
+    def try_edit(self, mutate) -> None:
+        """prepare only (to see a refusal)."""
+        new = copy.deepcopy(self.running)
+        mutate(new)
+        run(self.driver.prepare(ConfigTransaction((), self.running, new)))
+
+    def notifications(self, name: str) -> list[dict[str, Any]]:
+        return [next(iter(e.data.values())) for e in self.events
+                if e.kind == "notification" and any(k.endswith(":" + name) for k in e.data)]
+
+    def state(self) -> dict[str, Any]:
+        return self.driver.read_state()
+
+
+def qkd_link(qkdl_id: str, local_if: int, remote_uuid: str, **extra: Any) -> dict[str, Any]:
+    link = {
+        "qkdl_id": qkdl_id,
+        "qkdl_enable": True,
+        "qkdl_local": {"qkdi_id": local_if},
+        "qkdl_remote": {"qkdn_id": remote_uuid},
+        "qkdl_type": "etsi-qkd-node-types:PHYS",
+    }
+    link.update(extra)
+    return link
+
+
+def add_link(link: dict[str, Any]):
+    def mutate(config: dict[str, Any]) -> None:
+        links = config[QKD].setdefault("qkd_links", {}).setdefault("qkd_link", [])
+        links[:] = [entry for entry in links if entry["qkdl_id"] != link["qkdl_id"]] + [link]
+    return mutate
+
+
+def link_state(agent: Agent, qkdl_id: str) -> dict[str, Any]:
+    for link in agent.state()[QKD]["qkd_links"]["qkd_link"]:
+        if link["qkdl_id"] == qkdl_id:
+            return link
+    raise KeyError(qkdl_id)
+
+
+def status(agent: Agent, qkdl_id: str) -> str:
+    return link_state(agent, qkdl_id)["qkdl_status"].split(":")[-1]
+
+
+def skr(agent: Agent, qkdl_id: str) -> int:
+    return link_state(agent, qkdl_id)["qkdl_performance"]["skr"]
+
+
+# -- QKD through a switch ------------------------------------------------------------------------
+
+LINK = "0000000a-0000-4000-8000-00000000000b"
+
+
+def qkd_pair(seed: int | None = None, deterministic: bool = True, **options: Any):
+    world = World.from_yaml(TOPOLOGIES / "reroute.yaml", deterministic=deterministic,
+                            **({"seed": seed} if seed is not None else {}))
+    alice, bob, sw = Agent(world, "alice", **options), Agent(world, "bob", **options), Agent(world, "sw")
+    alice.edit(add_link(qkd_link(LINK, 1, world.node_uuid("bob"))))
+    bob.edit(add_link(qkd_link(LINK, 1, world.node_uuid("alice"))))
+    return world, alice, bob, sw
+
+
+def expected_rate(loss_db: float) -> float:
+    return qkd_physics.weak_vacuum_expected(qkd_physics.MODERN, loss_db).key_rate
+
+
+def test_link_locks_after_the_relock_time_with_the_path_loss():
+    world, alice, bob, _ = qkd_pair()
+    world.advance(NS)
+    assert status(alice, LINK) == "PENDING"
+    world.run_for(8 * NS)
+    assert status(alice, LINK) == "PENDING"
+    world.run_for(2 * NS)  # 10 s re-lock elapsed
+    assert status(alice, LINK) == status(bob, LINK) == "ACTIVE"
+    # 1 km + 10 km at 0.2 dB/km + two switch ports of 0.5 dB
+    assert skr(alice, LINK) == pytest.approx(expected_rate(2.2 + 1.0), rel=1e-6, abs=1)
+    assert skr(bob, LINK) == skr(alice, LINK)
+
+
+def test_reroute_through_a_longer_fibre_relocks_with_the_new_rate():
+    world, alice, bob, sw = qkd_pair()
+    world.run_for(12 * NS)
+    before = skr(alice, LINK)
+    assert status(alice, LINK) == "ACTIVE"
+
+    def through_spool(config):
+        config["optical-switch:cross-connects"] = {"pair": [{"ingress": 1, "egress": 3}, {"ingress": 4, "egress": 2}]}
+
+    sw.edit(through_spool)
+    world.advance(NS)
+    assert status(alice, LINK) == "PENDING"
+    assert skr(alice, LINK) == 0
+    down = alice.notifications("sdqkdn_link_down")
+    assert down and down[-1]["qkd_link"]["qkdl_id"] == LINK and "re-lock" in down[-1]["qkd_link"]["reason"]
+    # committed at t=12 s: dark until 12.025 s, then 10 s of re-lock -> ACTIVE from t=23 s
+    world.run_for(9 * NS)
+    assert status(alice, LINK) == "PENDING"
+    world.advance(NS)
+    assert status(alice, LINK) == "ACTIVE"
+    after = skr(alice, LINK)
+    # 51 km of fibre + four switch ports (two cross-connects)
+    assert after == pytest.approx(expected_rate(0.2 * 51 + 2.0), rel=1e-6, abs=1)
+    assert after < before / 5
+    assert alice.notifications("sdqkdn_link_perf_update")[-1]["qkd_link"]["performance"]["skr"] == after
+
+
+def test_key_store_never_negative_and_overload_is_notified():
+    world, alice, bob, _ = qkd_pair()
+    world.run_for(11 * NS)
+    rate = skr(alice, LINK)
+    app = {
+        "app_id": "0000000a-0000-4000-8000-0000000000a1",
+        "app_type": "etsi-qkd-node-types:CLIENT",
+        "backing_qkdl_id": [LINK],
+        "app_qos": {"min_bandwidth": min(2 * rate, 4_000_000_000), "max_bandwidth": 4_000_000_000},
+    }
+
+    def with_app(config):
+        config[QKD]["qkd_applications"] = {"qkd_app": [app]}
+
+    alice.edit(with_app)
+    session = qkd_sessions.sessions(world)[LINK]
+    for _ in range(30):
+        world.tick()
+        assert session.store.bits >= 0.0
+    overloaded = alice.notifications("sdqkdn_link_overloaded")
+    assert len(overloaded) == 1
+    perf = overloaded[0]["qkd_link"]["performance"]
+    assert perf["expected_consumption"] > perf["skr"] and perf["eskr"] == 0
+    assert session.shortfall_bits > 0
+    assert alice.notifications("alarm")  # the application found the store empty
+    assert link_state(alice, LINK)["qkdl_performance"]["eskr"] == 0
+
+
+def test_app_within_the_rate_leaves_key_in_the_store():
+    world, alice, _, _ = qkd_pair()
+    world.run_for(11 * NS)
+    rate = skr(alice, LINK)
+
+    def with_app(config):
+        config[QKD]["qkd_applications"] = {"qkd_app": [{
+            "app_id": "0000000a-0000-4000-8000-0000000000a2", "backing_qkdl_id": [LINK],
+            "app_qos": {"min_bandwidth": rate // 2},
+        }]}
+
+    alice.edit(with_app)
+    world.run_for(10 * NS)
+    perf = link_state(alice, LINK)["qkdl_performance"]
+    assert perf["expected_consumption"] == rate // 2
+    assert perf["eskr"] == pytest.approx(rate - rate // 2, abs=1)
+    assert not alice.notifications("sdqkdn_link_overloaded")
+    assert qkd_sessions.sessions(world)[LINK].store.bits > 0
+
+
+def telemetry(seed: int, ticks: int = 25) -> list[tuple[int, str]]:
+    world, alice, _, _ = qkd_pair(seed=seed, deterministic=False)
+    series = []
+    for _ in range(ticks):
+        world.tick()
+        link = link_state(alice, LINK)
+        series.append((link["qkdl_performance"]["skr"], link["qkdl_performance"]["phys_perf"][0]["value"]))
+    return series
+
+
+def test_same_seed_same_telemetry_different_seed_different_noise():
+    first, again, other = telemetry(11), telemetry(11), telemetry(12)
+    assert first == again
+    assert first != other
+    rates = [r for r, _ in first if r]
+    assert len(set(rates)) > 5  # it fluctuates like hardware
+    mean = sum(rates) / len(rates)
+    assert mean == pytest.approx(expected_rate(3.2), rel=0.1)
+
+
+def test_fibre_cut_takes_the_interface_and_link_down():
+    world, alice, bob, _ = qkd_pair()
+    world.run_for(12 * NS)
+    world.cut_fibre("f-bob")
+    world.tick()
+    assert status(alice, LINK) == "PENDING"
+    assert "cut" in alice.notifications("sdqkdn_link_down")[-1]["qkd_link"]["reason"]
+    assert bob.notifications("sdqkdn_interface_down")[0]["qkd_interface"]["qkdi_id"] == 1
+    bob_if = bob.state()[QKD]["qkd_interfaces"]["qkd_interface"][0]
+    assert bob_if["qkdi_status"] == "etsi-qkd-node-types:FAILED"
+    world.repair_fibre("f-bob")
+    world.run_for(11 * NS)
+    assert status(alice, LINK) == "ACTIVE"
+
+
+def test_disabling_the_link_turns_it_off():
+    world, alice, _, _ = qkd_pair()
+    world.run_for(12 * NS)
+    alice.edit(add_link(qkd_link(LINK, 1, world.node_uuid("bob"), qkdl_enable=False)))
+    world.tick()
+    assert status(alice, LINK) == "OFF"
+    assert alice.notifications("sdqkdn_link_down")[-1]["qkd_link"]["reason"] == "disabled by configuration"
+
+
+def test_qkd_prepare_refuses_what_the_hardware_cannot_do():
+    world, alice, _, _ = qkd_pair()
+    with pytest.raises(DeviceRefusal) as missing:
+        alice.try_edit(add_link(qkd_link("0000000a-0000-4000-8000-0000000000cc", 7, world.node_uuid("bob"))))
+    assert "names no interface" in missing.value.message
+    assert missing.value.path.endswith("qkdl_local/qkdi_id")
+    with pytest.raises(DeviceRefusal) as colour:
+        alice.try_edit(add_link(qkd_link(LINK, 1, world.node_uuid("bob"), phys_wavelength="1310")))
+    assert "1540-1560" in colour.value.message and colour.value.path.endswith("phys_wavelength")
+    with pytest.raises(DeviceRefusal) as role:
+        alice.try_edit(add_link(qkd_link(LINK, 1, world.node_uuid("bob"), phys_qkd_role="etsi-qkd-node-types:RECEIVER")))
+    assert "TRANSMITTER" in role.value.message
+
+
+def test_switch_prepare_refuses_shared_egress_and_missing_ports():
+    _, _, _, sw = qkd_pair()
+    with pytest.raises(DeviceRefusal) as shared:
+        sw.try_edit(lambda c: c["optical-switch:cross-connects"]["pair"].append({"ingress": 5, "egress": 2}))
+    assert "egress 2 is already used" in shared.value.message
+    with pytest.raises(DeviceRefusal) as missing:
+        sw.try_edit(lambda c: c["optical-switch:cross-connects"]["pair"].append({"ingress": 5, "egress": 99}))
+    assert "does not exist" in missing.value.message
+
+
+def test_switch_reports_products_ports_and_switching_time():
+    world, _, _, sw = qkd_pair()
+    state = sw.state()
+    assert state["qstrata-optical-switch:switch-characteristics"] == {"switching-time": 25000, "port-count": 8}
+    powers = {p["port-id"]: p["power"] for p in state["optical-switch:opm-power"]["port"]}
+    assert powers[1] == "-60.00"  # quantum light only: below the monitor's floor
+    ports = {p["port-id"]: p for p in sw.running["optical-switch:port-config"]["port"]}
+    assert ports[2]["qstrata-optical-switch:attached-fibre"]["remote-device"] == "bob"
+
+
+# -- classical light, default testbed ------------------------------------------------------------
+
+
+def test_default_testbed_starts_every_device_and_ticks():
+    world = World.from_yaml(deterministic=True)
+    agents = {name: Agent(world, name) for name in world.topology.nodes}
+    assert {a.driver.name for a in agents.values()} == set(world.topology.nodes)
+    world.run_for(3 * NS)
+    powers = {p["port-id"]: float(p["power"]) for p in agents["sw1"].state()["optical-switch:opm-power"]["port"]}
+    # bob's -20 dBm service channel after 25 km (5 dB) enters port 9
+    assert powers[9] == pytest.approx(-25.0, abs=0.01)
+    # and continues through the 1<->9 cross-connect towards alice
+    assert powers[1] == -60.0
+
+
+def test_raman_from_a_shared_classical_channel_lowers_the_twin_rate():
+    def rate_with(launch_dbm: float | None) -> int:
+        world = World.from_yaml(deterministic=True)
+        if launch_dbm is None:
+            world.topology.classical_channels.clear()
+        else:
+            import dataclasses
+            ch = world.topology.classical_channels["c-bob-service"]
+            world.topology.classical_channels["c-bob-service"] = dataclasses.replace(ch, launch_power_dbm=launch_dbm)
+        alice, bob = Agent(world, "alice"), Agent(world, "bob")
+        alice.edit(add_link(qkd_link(LINK, 1, world.node_uuid("bob"))))
+        bob.edit(add_link(qkd_link(LINK, 1, world.node_uuid("alice"))))
+        world.run_for(11 * NS)
+        return skr(alice, LINK)
+
+    dark, weak, strong = rate_with(None), rate_with(-30.0), rate_with(-10.0)
+    assert dark > weak > strong
+
+
+# -- quantum memories ----------------------------------------------------------------------------
+
+LINK_AR = "0000000a-0000-4000-8000-0000000000e1"
+LINK_RB = "0000000a-0000-4000-8000-0000000000e2"
+
+
+def mem_link(link_id: str, remote_uuid: str, **extra: Any) -> dict[str, Any]:
+    link = {
+        "link-id": link_id, "local-memory": "m", "remote-node": remote_uuid, "remote-memory": "m",
+        "generation-scheme": "qstrata-qfs:BARRETT-KOK", "length": "5.000",
+    }
+    link.update(extra)
+    return link
+
+
+def set_links(*links: dict[str, Any], routes: list[dict[str, Any]] | None = None):
+    def mutate(config):
+        config["qstrata-qfs:qfs-node"]["entanglement-links"] = {"link": list(links)}
+        if routes is not None:
+            config["qstrata-qfs:qfs-node"]["forwarding-table"] = {"entry": routes}
+    return mutate
+
+
+def chain(**link_extra: Any):
+    world = World.from_yaml(TOPOLOGIES / "chain.yaml", deterministic=True)
+    a, r, b = (Agent(world, n) for n in ("a", "r", "b"))
+    uid = world.node_uuid
+    a.edit(set_links(mem_link(LINK_AR, uid("r"), **link_extra)))
+    b.edit(set_links(mem_link(LINK_RB, uid("r"), **link_extra)))
+    return world, a, r, b
+
+
+def test_pairs_decay_as_f_of_t_and_expire_at_the_cutoff():
+    world, a, r, _ = chain(**{"cutoff-time": str(5 * NS)})
+    r.edit(set_links(mem_link(LINK_AR, world.node_uuid("a")), mem_link(LINK_RB, world.node_uuid("b"))))
+    fab = entanglement.fabric(world)
+    world.advance(NS)
+    pairs = [p for p in fab.pairs_at("a")]
+    assert pairs, "5 km of fibre between trapped ions herald within a second"
+    pair = pairs[0]
+    memory = fab.memory("a", "m")
+    assert memory.occupancy == 2 and a.notifications("qfs-memory-full")
+    world.advance(2 * NS)
+    t = (world.now_ns - pair.created_ns) / NS
+    f_pure = memory_physics.t1t2_fidelity(t, memory.t1_s, memory.t2_s)
+    assert fab.fidelity(pair) == pytest.approx(pair.f0 * f_pure + (1 - pair.f0) * (1 - f_pure) / 3, rel=1e-12)
+    stored = a.state()["qstrata-qfs:qfs-node"]["memories"]["memory"][0]["stored-pairs"]["pair"]
+    assert {p["pair-id"] for p in stored} >= {pair.pair_id}
+    world.advance(pair.expiry_ns - world.now_ns - 1)
+    assert pair.pair_id in fab.pairs
+    world.advance(1)
+    assert pair.pair_id not in fab.pairs
+
+
+def test_repeater_swaps_by_its_forwarding_table():
+    world, a, r, b = chain()
+    uid = world.node_uuid
+    r.edit(set_links(
+        mem_link(LINK_AR, uid("a")), mem_link(LINK_RB, uid("b")),
+        routes=[{"destination": uid("b"), "next-hop-link": LINK_RB},
+                {"destination": uid("a"), "next-hop-link": LINK_AR}],
+    ))
+    fab = entanglement.fabric(world)
+    world.advance(NS)
+    end_to_end = [p for p in fab.pairs_at("a") if p.other("a").node == "b"]
+    assert end_to_end
+    swapped = end_to_end[0]
+    assert swapped.link_id is None
+    stats = r.state()["qstrata-qfs:qfs-node"]["swap-statistics"]
+    assert int(stats["swaps-succeeded"]) >= 1
+    f_ion = memory_physics.ION.f0
+    assert swapped.f0 == pytest.approx(memory_physics.swap_fidelity(f_ion, f_ion), rel=1e-6)
+
+
+def test_memory_prepare_refuses_unknown_memories_and_wrong_schemes():
+    world, a, _, _ = chain()
+    with pytest.raises(DeviceRefusal) as scheme:
+        a.try_edit(set_links(mem_link(LINK_AR, world.node_uuid("r"), **{"generation-scheme": "qstrata-qfs:DLCZ"})))
+    assert "cannot run DLCZ" in scheme.value.message
+
+    def bigger(config):
+        config["qstrata-qfs:qfs-node"]["memories"]["memory"][0]["capacity"] = 64
+
+    with pytest.raises(DeviceRefusal) as capacity:
+        a.try_edit(bigger)
+    assert capacity.value.path.endswith("capacity")
+
+
+def test_link_down_when_disabled_and_below_threshold_notified():
+    world, a, r, _ = chain(**{"target-fidelity": "0.9900"})
+    r.edit(set_links(mem_link(LINK_AR, world.node_uuid("a"), **{"target-fidelity": "0.9900"})))
+    world.advance(NS)
+    assert a.notifications("qfs-fidelity-below-threshold")
+    a.edit(set_links(mem_link(LINK_AR, world.node_uuid("r"), enabled=False)))
+    world.advance(NS)
+    assert a.notifications("qfs-link-down")[-1]["reason"] == "disabled by configuration"
