@@ -407,3 +407,84 @@ def test_link_down_when_disabled_and_below_threshold_notified():
     a.edit(set_links(mem_link(LINK_AR, world.node_uuid("r"), enabled=False)))
     world.advance(NS)
     assert a.notifications("qfs-link-down")[-1]["reason"] == "disabled by configuration"
+
+
+# -- service stratum (KME) ------------------------------------------------------------------------
+
+SS = "qstrata-ss:service-stratum"
+APP = "0000000a-0000-4000-8000-0000000000a9"
+SESSION = "0000000a-0000-4000-8000-0000000000f1"
+
+
+def key_unit(unit_id: str, size: int, valid_until: int, destination: str = "urn:qkd:bob:vpn?=nonce=1") -> dict[str, Any]:
+    return {
+        "unit-id": unit_id, "source-urn": "urn:qkd:alice:vpn?=nonce=1", "destination-urn": destination,
+        "lifecycle-urn": f"urn:qkd:lifecycle?=size={size}&valid-until={valid_until}",
+        "kind": "qstrata-ss:KEY", "originator": APP,
+    }
+
+
+def kme_setup(world: World, alice: Agent, rate: int, burst: int) -> None:
+    def mutate(config):
+        config[QKD]["qkd_applications"] = {"qkd_app": [{
+            "app_id": APP, "backing_qkdl_id": [LINK], "qstrata-ss:ss-session-id": SESSION,
+        }]}
+        kme = config[SS]["kme"]
+        kme["forwarding-table"] = {"route": [
+            {"urn-prefix": "urn:qkd:bob:", "next-hop-kme": world.node_uuid("bob"), "qkd-link": LINK}]}
+        kme["sessions"] = {"session": [{"session-id": SESSION, "rate": str(rate), "burst": str(burst)}]}
+    alice.edit(mutate)
+
+
+def unit_states(agent: Agent) -> dict[str, str]:
+    return {u["unit-id"]: u["state"] for u in agent.state()[SS]["service-units"]["service-unit"]}
+
+
+def add_units(*units: dict[str, Any]):
+    def mutate(config):
+        config[SS]["service-units"] = {"service-unit": list(units)}
+    return mutate
+
+
+def test_key_unit_is_relayed_from_the_link_key_store():
+    world, alice, bob, _ = qkd_pair()
+    world.run_for(12 * NS)
+    kme_setup(world, alice, rate=1000, burst=512)
+    valid_until = world.unix_ns() // NS + 60
+    unit = "0000000a-0000-4000-8000-000000000101"
+    alice.edit(add_units(key_unit(unit, 256, valid_until)))
+    stored = qkd_sessions.sessions(world)[LINK].store.bits
+    world.tick()
+    state = {u["unit-id"]: u for u in alice.state()[SS]["service-units"]["service-unit"]}[unit]
+    assert state["state"] == "ready"
+    assert state["route"] == [world.node_uuid("alice"), world.node_uuid("bob")]
+    assert len(state["content"]["key-id"]) == 1
+    assert unit_states(bob)[unit] == "ready"  # the destination KME sees it too
+    changes = [n["new-state"] for n in alice.notifications("service-unit-state-change")]
+    assert changes == ["requested", "routing", "establishing", "ready"]
+    assert qkd_sessions.sessions(world)[LINK].store.bits < stored + skr(alice, LINK)
+    assert alice.driver.kme.consume(unit)
+    assert unit_states(alice)[unit] == "consumed"
+
+
+def test_token_bucket_rejects_and_units_expire_or_fail_without_route():
+    world, alice, _, _ = qkd_pair()
+    kme_setup(world, alice, rate=100, burst=300)
+    now_s = world.unix_ns() // NS
+    big, late, lost = (f"0000000a-0000-4000-8000-00000000020{i}" for i in range(3))
+    alice.edit(add_units(
+        key_unit(big, 512, now_s + 60),
+        key_unit(late, 128, now_s + 5),
+        key_unit(lost, 128, now_s + 60, destination="urn:qkd:zoe:vpn?=nonce=9"),
+    ))
+    world.tick()
+    world.tick()
+    states = unit_states(alice)
+    assert states[big] == "failed" and states[lost] == "failed"
+    assert states[late] == "establishing"  # the link is still locking: no key yet
+    world.run_for(5 * NS)
+    assert unit_states(alice)[late] == "expired"
+    reasons = {n["unit-id"]: n.get("reason") for n in alice.notifications("service-unit-state-change")}
+    assert "token bucket" in reasons[big] and "no route" in reasons[lost] and "valid-until" in reasons[late]
+    bucket = alice.state()[SS]["kme"]["sessions"]["session"][0]
+    assert bucket["rejected"] == "1" and int(bucket["tokens"]) <= 300

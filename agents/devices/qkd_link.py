@@ -60,9 +60,11 @@ class KeyStore:
     bits: float = 0.0
     produced_bits: float = 0.0
     consumed_bits: float = 0.0
+    capacity_bits: float = 1e9
+    """A full store discards new key (qstrata-ss key-store capacity-bits)."""
 
     def add(self, bits: float) -> None:
-        self.bits += bits
+        self.bits = min(self.bits + bits, self.capacity_bits)
         self.produced_bits += bits
 
     def take(self, bits: float) -> float:

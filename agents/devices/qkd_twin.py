@@ -63,7 +63,7 @@ class QkdTwin:
         relock_s: float = qkd_link.DEFAULT_RELOCK_S,
         perf_interval_s: float = DEFAULT_PERF_INTERVAL_S,
         perf_change: float = 0.2,
-        kme: bool = False,
+        kme: bool = True,
         **node_options: Any,
     ) -> None:
         self.name = name
@@ -149,10 +149,10 @@ class QkdTwin:
 
     async def start(self) -> Inventory:
         config = self.inventory_config()
-        modules = [cfg.MODULE]
+        modules = [cfg.MODULE, cfg.TYPES]
         if self.kme is not None:
             config.update(self.kme.inventory_config())
-            modules.extend(self.kme.modules)
+            modules.extend(m for m in self.kme.modules if m not in modules)
         self.world.host(self.name, self)
         self.world.attach(self)
         self._set_node_status("OPERATING")
@@ -216,6 +216,10 @@ class QkdTwin:
                 "app_status": note.ident(self._app_status(app)),
                 "creation_time": self.world.date_and_time(self._created.get(app.app_id, 0)),
             }
+            if self.kme is not None:
+                units = self.kme.app_units(app.app_id)
+                if units:
+                    entry["qstrata-ss:service-unit"] = units
             stats = seen.get("statistics")
             if stats:
                 entry["app_statistics"] = {"statistics": list(stats)}
