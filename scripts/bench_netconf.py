@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""NETCONF benchmark: a qstrata qkd agent, side by side with Debian's netconfd when installed.
+
+A lean client of our own (asyncssh + our sans-IO framer, optional pipelining) measures, per
+server: session set-up; sequential get-config and single-entry edit-config ops/s with 0, 100,
+1,000 and 10,000 qkd_link entries; pipelined get-config ops/s; aggregate get-config ops/s over
+10 sessions; agent RSS. Each row prints the agent/netconfd ratio. Output ends with one JSON line.
+
+netconfd (yuma123) runs behind a private OpenSSH (`Subsystem netconf netconf-subsystem`) on a
+loopback port with a throw-away host key and root key; it loads a copy of the ETSI module without
+the top-level `mandatory` (netconfd refuses top-level mandatory nodes). Per the netconfd quirks:
+the hello is sent, then we wait before the first rpc, and the pipeline window stays <= 64.
+
+Usage: .venv/bin/python scripts/bench_netconf.py [--quick] [--no-netconfd] [--sizes 0,100,1000,10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncssh
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from qstrata.agents.netconf.framing import Framer  # noqa: E402
+
+BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
+ETSI = "urn:etsi:qkd:yang:etsi-qkd-node"
+TYPES = "urn:etsi:qkd:yang:etsi-qkd-node-types"
+QKDN_ID = "7e8cc1ff-815a-54df-a8de-6477120d8a01"
+HELLO = (f'<?xml version="1.0" encoding="UTF-8"?><hello xmlns="{BASE}"><capabilities>'
+         "<capability>urn:ietf:params:netconf:base:1.0</capability>"
+         "<capability>urn:ietf:params:netconf:base:1.1</capability></capabilities></hello>").encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def link_xml(i: int) -> str:
+    lid = str(uuid.UUID(int=i + 1))
+    return (f"<qkd_link><qkdl_id>{lid}</qkdl_id><qkdl_enable>true</qkdl_enable>"
+            f"<qkdl_local><qkdn_id>{QKDN_ID}</qkdn_id><qkdi_id>1</qkdi_id></qkdl_local>"
+            f"<qkdl_remote><qkdn_id>{uuid.UUID(int=10**9 + i)}</qkdn_id><qkdi_id>1</qkdi_id></qkdl_remote>"
+            f'<qkdl_type xmlns:t="{TYPES}">t:PHYS</qkdl_type></qkd_link>')
+
+
+def edit_rpc(links: str) -> str:
+    return (f'<edit-config><target><running/></target><config>'
+            f'<qkd_node xmlns="{ETSI}"><qkdn_id>{QKDN_ID}</qkdn_id><qkd_links>{links}</qkd_links></qkd_node>'
+            f"</config></edit-config>")
+
+
+GET_CONFIG = "<get-config><source><running/></source></get-config>"
+
+
+class Client:
+    """A lean NETCONF client: one session, our framer, optional pipelining."""
+
+    def __init__(self, conn: asyncssh.SSHClientConnection) -> None:
+        self.conn = conn
+        self.framer = Framer(max_message_size=1 << 30)
+        self.msg_id = 0
+        self.replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    @classmethod
+    async def connect(cls, port: int, **auth) -> Client:
+        conn = await asyncssh.connect("127.0.0.1", port, known_hosts=None, **auth)
+        self = cls(conn)
+        self.writer, self.reader, _ = await conn.open_session(subsystem="netconf", encoding=None)
+        self.writer.write(self.framer.frame(HELLO))
+        hello = await self._read_one(first=True)
+        if b"urn:ietf:params:netconf:base:1.1" in hello:
+            self.framer.use_chunked()
+        else:
+            self.framer.use_end_of_message()
+        await asyncio.sleep(0.02)  # netconfd stalls on an rpc in the same read as the hello
+        self._pump = asyncio.create_task(self._read_loop())
+        return self
+
+    async def _read_one(self, first: bool = False) -> bytes:
+        while True:
+            data = await self.reader.read(1 << 20)
+            if not data:
+                raise ConnectionError("session closed")
+            msgs = self.framer.feed(data)
+            if msgs:
+                return msgs[0]
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                data = await self.reader.read(1 << 20)
+                if not data:
+                    return
+                for m in self.framer.feed(data):
+                    await self.replies.put(m)
+        except (asyncio.CancelledError, ConnectionError, asyncssh.Error):
+            return
+
+    def send(self, body: str) -> None:
+        self.msg_id += 1
+        self.writer.write(self.framer.frame(f'<rpc xmlns="{BASE}" message-id="{self.msg_id}">{body}</rpc>'.encode()))
+
+    async def call(self, body: str) -> bytes:
+        self.send(body)
+        reply = await self.replies.get()
+        if b"rpc-error" in reply:
+            raise RuntimeError(reply[:400].decode(errors="replace"))
+        return reply
+
+    async def pipelined(self, body: str, count: int, window: int) -> None:
+        inflight = sent = done = 0
+        while done < count:
+            while inflight < window and sent < count:
+                self.send(body)
+                sent += 1
+                inflight += 1
+            reply = await self.replies.get()
+            if b"rpc-error" in reply:
+                raise RuntimeError(reply[:400].decode(errors="replace"))
+            inflight -= 1
+            done += 1
+
+    async def close(self) -> None:
+        self._pump.cancel()
+        self.conn.close()
+
+
+async def rate(fn, seconds: float, min_ops: int = 3) -> float:
+    n, start = 0, time.perf_counter()
+    while n < min_ops or time.perf_counter() - start < seconds:
+        await fn()
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+async def measure(port: int, auth: dict, sizes: list[int], quick: bool, pid: int | None) -> dict:
+    secs = 0.5 if quick else 1.5
+    out: dict = {}
+    setups = []
+    for _ in range(3 if quick else 5):
+        t = time.perf_counter()
+        c = await Client.connect(port, **auth)
+        setups.append(time.perf_counter() - t - 0.02)
+        await c.close()
+    out["session_setup_ms"] = statistics.median(setups) * 1000
+    c = await Client.connect(port, **auth)
+    count = 0
+    out["get_config_ops"], out["edit_config_ops"] = {}, {}
+    for size in sizes:
+        if size > count:  # fill in batches of 500 links per edit
+            for start in range(count, size, 500):
+                await c.call(edit_rpc("".join(link_xml(i) for i in range(start, min(size, start + 500)))))
+            count = size
+        out["get_config_ops"][size] = await rate(lambda: c.call(GET_CONFIG), secs)
+        n0 = count
+        edits = 50 if quick else 100
+
+        async def one_edit() -> None:
+            nonlocal count
+            await c.call(edit_rpc(link_xml(count)))
+            count += 1
+
+        t = time.perf_counter()
+        for _ in range(edits):
+            await one_edit()
+        out["edit_config_ops"][size] = edits / (time.perf_counter() - t)
+        # remove the extra links so the next size starts where it should
+        await c.call(edit_rpc("".join(link_xml(i).replace("<qkd_link>", f'<qkd_link xmlns:nc="{BASE}" nc:operation="delete">', 1)
+                                      .split("<qkdl_enable>")[0] + "</qkd_link>" for i in range(n0, count))))
+        count = n0
+        if pid and size == max(sizes):
+            out["rss_mb_at_max"] = rss_mb(pid)
+    await c.call(edit_rpc("".join(link_xml(i).replace("<qkd_link>", f'<qkd_link xmlns:nc="{BASE}" nc:operation="delete">', 1)
+                                  .split("<qkdl_enable>")[0] + "</qkd_link>" for i in range(count))))
+    t = time.perf_counter()
+    n = 500 if quick else 2000
+    await c.pipelined(GET_CONFIG, n, 64)
+    out["pipelined_get_config_ops"] = n / (time.perf_counter() - t)
+    await c.close()
+    clients = [await Client.connect(port, **auth) for _ in range(10)]
+    per = 100 if quick else 300
+    t = time.perf_counter()
+    await asyncio.gather(*(cl.pipelined(GET_CONFIG, per, 1) for cl in clients))
+    out["ten_sessions_get_config_ops"] = 10 * per / (time.perf_counter() - t)
+    for cl in clients:
+        await cl.close()
+    return out
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def start_agent(tmp: Path) -> tuple[subprocess.Popen, int, dict]:
+    port = free_port()
+    state = tmp / "agent"
+    qstrata = Path(sys.executable).with_name("qstrata")
+    log = (tmp / "agent.log").open("w")
+    proc = subprocess.Popen([str(qstrata), "agent", "--kind", "qkd", "--name", "bench", "--state-dir", str(state),
+                             "--netconf-port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    wait_port(port)
+    cred = json.loads((state / "credentials.json").read_text())
+    return proc, port, {"username": cred["username"], "password": cred["password"]}
+
+
+def start_netconfd(tmp: Path) -> tuple[list[subprocess.Popen], int, dict]:
+    """netconfd behind a private sshd; raises RuntimeError with the reason when it can't."""
+    for tool in ("/usr/sbin/netconfd", "/usr/sbin/sshd", "/usr/sbin/netconf-subsystem"):
+        if not Path(tool).exists():
+            raise RuntimeError(f"{tool} is not installed")
+    if os.geteuid() != 0:
+        raise RuntimeError("running sshd for netconfd needs root")
+    port = free_port()
+    d = tmp / "netconfd"
+    d.mkdir()
+    mods = d / "modules"
+    mods.mkdir()
+    etsi = (ROOT / "yang" / "etsi-qkd-sdn-node.yang").read_text()
+    if "mandatory true;" not in etsi:
+        raise RuntimeError("cannot find the top-level mandatory in the ETSI module")
+    (mods / "etsi-qkd-sdn-node.yang").write_text(etsi.replace("mandatory true;", "", 1))
+    shutil.copy(ROOT / "yang" / "etsi-qkd-node-types.yang", mods)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client")], check=True)
+    shutil.copy(d / "client.pub", d / "authorized_keys")
+    sock = d / "ncxserver.sock"
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPermitRootLogin yes\nPasswordAuthentication no\n"
+        f"StrictModes no\nUsePAM no\n"
+        f'Subsystem netconf "/usr/sbin/netconf-subsystem --ncxserver-sockname={port}@{sock}"\n')
+    Path("/run/sshd").mkdir(exist_ok=True)
+    log = (d / "log.txt").open("w")
+    (Path(os.path.expanduser("~root")) / ".yuma").mkdir(exist_ok=True)  # netconfd keeps its txid file there
+    ncd = subprocess.Popen(["/usr/sbin/netconfd", f"--modpath={mods}", f"--module={mods / 'etsi-qkd-node-types.yang'}",
+                            f"--module={mods / 'etsi-qkd-sdn-node.yang'}", "--target=running", f"--port={port}",
+                            f"--ncxserver-sockname={sock}", "--superuser=root", "--log-level=error",
+                            "--with-startup=false", "--access-control=off"],
+                           stdout=log, stderr=subprocess.STDOUT, cwd=d)
+    deadline = time.monotonic() + 20
+    while not sock.exists():
+        if ncd.poll() is not None or time.monotonic() > deadline:
+            ncd.kill()
+            raise RuntimeError("netconfd did not start: " + (d / "log.txt").read_text()[-400:])
+        time.sleep(0.05)
+    sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")], stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_port(port)
+    except RuntimeError:
+        ncd.kill()
+        sshd.kill()
+        raise RuntimeError("sshd did not start: " + (d / "log.txt").read_text()[-400:]) from None
+    key = asyncssh.read_private_key(str(d / "client"))
+    return [sshd, ncd], port, {"username": "root", "client_keys": [key]}
+
+
+def stop(procs) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def ratio(a, b) -> str:
+    return f"{a / b:6.2f}" if a and b else "     -"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-netconfd", action="store_true")
+    ap.add_argument("--sizes", default="0,100,1000,10000")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="qstrata-bench-"))
+    results: dict = {}
+    proc, port, auth = start_agent(tmp)
+    try:
+        results["qstrata"] = asyncio.run(measure(port, auth, sizes, args.quick, proc.pid))
+    finally:
+        stop([proc])
+    if not args.no_netconfd:
+        try:
+            procs, nport, nauth = start_netconfd(tmp)
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+            results["netconfd_unavailable"] = str(exc)
+        else:
+            try:
+                nsizes = [s for s in sizes if s <= 1000] if args.quick else sizes
+                results["netconfd"] = asyncio.run(measure(nport, nauth, nsizes, args.quick, procs[1].pid))
+            except Exception as exc:  # report what was measured and why the rest was not
+                results["netconfd_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            finally:
+                stop(procs)
+    q, n = results["qstrata"], results.get("netconfd", {})
+    print(f"{'metric':38} {'qstrata':>10} {'netconfd':>10} {'ratio':>6}")
+    print(f"{'session set-up (ms, lower is better)':38} {q['session_setup_ms']:10.1f} "
+          f"{n.get('session_setup_ms', 0):10.1f} {ratio(n.get('session_setup_ms'), q['session_setup_ms'])}")
+    for key, label in (("get_config_ops", "get-config ops/s"), ("edit_config_ops", "edit-config ops/s")):
+        for size in sizes:
+            a, b = q[key].get(size), n.get(key, {}).get(size)
+            print(f"{label + f' @ {size} links':38} {a or 0:10.1f} {b or 0:10.1f} {ratio(a, b)}")
+    for key, label in (("pipelined_get_config_ops", "pipelined get-config ops/s (w=64)"),
+                       ("ten_sessions_get_config_ops", "10 sessions get-config ops/s")):
+        print(f"{label:38} {q[key]:10.1f} {n.get(key, 0):10.1f} {ratio(q[key], n.get(key))}")
+    print(f"{'agent RSS at max size (MB)':38} {q.get('rss_mb_at_max') or 0:10.1f} {n.get('rss_mb_at_max') or 0:10.1f}")
+    if "netconfd_unavailable" in results or "netconfd_error" in results:
+        print("netconfd:", results.get("netconfd_unavailable") or results.get("netconfd_error"))
+    edit = q["edit_config_ops"]
+    if 100 in edit and max(sizes) >= 10000:
+        results["edit_10000_vs_100"] = edit[max(sizes)] / edit[100]
+        print(f"edit-config at {max(sizes)} links is {results['edit_10000_vs_100']:.0%} of its rate at 100 (target >= 90%)")
+    results["bench"] = "netconf"
+    print(json.dumps(results, separators=(",", ":")))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
