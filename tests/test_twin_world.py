@@ -488,3 +488,54 @@ def test_token_bucket_rejects_and_units_expire_or_fail_without_route():
     assert "token bucket" in reasons[big] and "no route" in reasons[lost] and "valid-until" in reasons[late]
     bucket = alice.state()[SS]["kme"]["sessions"]["session"][0]
     assert bucket["rejected"] == "1" and int(bucket["tokens"]) <= 300
+
+
+# -- clock and event delivery ---------------------------------------------------------------------
+
+
+def test_events_iterator_delivers_until_stop():
+    world, alice, _, _ = qkd_pair()
+
+    async def collect():
+        received = []
+
+        async def reader():
+            async for event in alice.driver.events():
+                received.append(event)
+
+        task = asyncio.create_task(reader())
+        await asyncio.sleep(0)
+        world.run_for(12 * NS)
+        await asyncio.sleep(0)
+        await alice.driver.stop()
+        await asyncio.wait_for(task, 1.0)
+        return received
+
+    received = run(collect())
+    kinds = {e.kind for e in received}
+    assert kinds == {"notification", "state"}
+    assert any("sdqkdn_link_perf_update" in k for e in received for k in e.data)
+
+
+def test_paced_runner_advances_sim_time_by_speed_times_wall_time():
+    world = World.from_yaml(TOPOLOGIES / "reroute.yaml", speed=200.0)
+
+    async def paced():
+        task = asyncio.create_task(world.run(NS))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(paced())
+    assert 20 * NS <= world.now_ns <= 60 * NS  # ~0.2 s wall x 200
+
+
+def test_registry_has_one_factory_per_kind():
+    from qstrata.agents.devices import registry
+
+    assert registry.kinds() == ("qkd", "memory", "switch")
+    world = World.from_yaml()
+    assert {d.name for d in registry.create_all(world)} == set(world.topology.nodes)
+    with pytest.raises(ValueError):
+        registry.create("laser", world, "x")

@@ -8,7 +8,6 @@ fibres and crosstalk from lit neighbour ports of the switches on the way (physic
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .physics import raman
@@ -201,11 +200,6 @@ def background_photon_rate(
                     rate += leak_w * downstream / photon_energy_j(lt.wavelength_nm)
         downstream *= transmittances[index]
     return rate
-
-
-def background_yield(rate_hz: float, gate_s: float, eta_det: float) -> float:
-    """Per-gate yield of a noise photon rate (physics.md: Y = rate*dt_gate*eta_det, saturating)."""
-    return -math.expm1(-rate_hz * gate_s * eta_det)
 
 
 def _transmittance(plant: Plant, hop: Hop) -> float:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from . import optics
 from .physics import qkd
 from .physics.sampling import binomial, ornstein_uhlenbeck, poisson
+from .physics.units import yield_per_gate
 from .topology import Endpoint
 
 if TYPE_CHECKING:
@@ -250,7 +251,7 @@ class QkdLinkSession:
                 plant, self._path, self.world.classical_light(), self.params.filter_nm,
                 self.params.wavelength_nm,
             )
-            self._noise_y0 = optics.background_yield(rate, self.params.gate_s, self.params.eta_bob)
+            self._noise_y0 = yield_per_gate(rate, self.params.gate_s, self.params.eta_bob)
             self._noise_version = plant.version
         return optics.loss_db(plant, self._path), self._noise_y0
 

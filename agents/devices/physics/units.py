@@ -37,12 +37,16 @@ def alpha_per_km(attenuation_db_per_km: float) -> float:
     return attenuation_db_per_km * math.log(10.0) / 10.0
 
 
-def noise_yield_per_gate(power_w: float, wavelength_nm: float, gate_s: float, eta_det: float) -> float:
-    """Detection probability per gate from a noise power at the receiver.
+def yield_per_gate(photon_rate_hz: float, gate_s: float, eta_det: float) -> float:
+    """Detection probability per gate from noise photons arriving at `photon_rate_hz`.
 
     physics.md: Y = P/(h*nu) * dt_gate * eta_det. Written as 1 - exp(-Y) so that a bright
     leak saturates at one click per gate instead of exceeding probability 1; for the small
     yields of interest (< 1e-3) the two agree to better than 0.05 %.
     """
-    mean = power_w / photon_energy_j(wavelength_nm) * gate_s * eta_det
-    return -math.expm1(-mean)
+    return -math.expm1(-photon_rate_hz * gate_s * eta_det)
+
+
+def noise_yield_per_gate(power_w: float, wavelength_nm: float, gate_s: float, eta_det: float) -> float:
+    """`yield_per_gate` of a noise power at the receiver."""
+    return yield_per_gate(power_w / photon_energy_j(wavelength_nm), gate_s, eta_det)
