@@ -59,23 +59,31 @@ class QkdTwin:
         name: str,
         *,
         parameters: Any = None,
-        estimator: str = "weak+vacuum",
-        relock_s: float = qkd_link.DEFAULT_RELOCK_S,
-        perf_interval_s: float = DEFAULT_PERF_INTERVAL_S,
-        perf_change: float = 0.2,
-        kme: bool = True,
+        estimator: str | None = None,
+        relock_s: float | None = None,
+        perf_interval_s: float | None = None,
+        perf_change: float | None = None,
+        kme: bool | None = None,
         **node_options: Any,
     ) -> None:
+        """Keyword options override the node's options in the topology, which override the
+        defaults (modern parameter set, weak+vacuum estimator, 10 s re-lock, perf updates every
+        10 s or on a 20 % skr change, KME on)."""
         self.name = name
         self.world = world
         node = world.topology.nodes.get(name)
         options = {**(node.options if node else {}), **node_options}
         self.options = options
+
+        def pick(value: Any, key: str, default: Any) -> Any:
+            return value if value is not None else options.get(key, default)
+
         self.params = qkd_parameters(parameters or options.get("parameters") or world.topology.options.get("qkd_parameters"))
-        self.estimator = estimator
-        self.relock_ns = int(relock_s * NS)
-        self.perf_interval_ns = int(perf_interval_s * NS)
-        self.perf_change = perf_change
+        self.estimator = str(pick(estimator, "estimator", "weak+vacuum"))
+        self.relock_ns = int(float(pick(relock_s, "relock_s", qkd_link.DEFAULT_RELOCK_S)) * NS)
+        self.perf_interval_ns = int(float(pick(perf_interval_s, "perf_interval_s", DEFAULT_PERF_INTERVAL_S)) * NS)
+        self.perf_change = float(pick(perf_change, "perf_change", 0.2))
+        kme = bool(pick(kme, "kme", True))
         self.hardware = self._hardware_interfaces(options)
         self.qkdn_id = world.node_uuid(name)
         self.config = cfg.NodeConfig(self.qkdn_id, dict(self.hardware))
