@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qstrata.agents.datastore.store import Datastore
-from qstrata.agents.devices.base import DeviceDriver
+from qstrata.agents.devices import registry
+from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceRefusal
 from qstrata.agents.devices.empty import KIND_MODULES, EmptyDevice
+from qstrata.agents.devices.world import process_world
 from qstrata.agents.netconf.server import NetconfServer
 from qstrata.agents.netconf.ssh import CREDENTIALS_FILE, NetconfSSHServer, start_netconf_ssh_server
 from qstrata.bindings.schema import get_schema
@@ -33,11 +35,40 @@ class AgentOptions:
     gnmi_port: int | None = None
     max_sessions: int = 64
     idle_timeout: float = 3600.0
+    topology: Path | None = None
+    """The physical world's topology (default: the built-in testbed)."""
+    twin: bool = True
+    """Drive the node's digital twin; False serves an empty device (or plug in a real driver)."""
+    seed: int | None = None
+    speed: float = 1.0
 
 
 def make_driver(options: AgentOptions) -> DeviceDriver:
-    """The device behind an agent. Twins and hardware drivers plug in here."""
-    return EmptyDevice(options.kind, options.name)
+    """The device behind an agent: the node's twin in this process's world when the topology has a
+    node of that name and kind, else an empty device. A hardware driver plugs in here."""
+    if not options.twin:
+        return EmptyDevice(options.kind, options.name)
+    world_opts: dict = {"speed": options.speed, "epoch_unix_ns": "wall"}
+    if options.seed is not None:
+        world_opts["seed"] = options.seed
+    world = process_world(options.topology, **world_opts)
+    node = world.topology.nodes.get(options.name)
+    if node is None or node.kind != options.kind:
+        log.warning("%s is not a %s node of topology %s: serving an empty device", options.name, options.kind,
+                    world.topology.name)
+        return EmptyDevice(options.kind, options.name)
+    return registry.create(options.kind, world, options.name)
+
+
+_clocks: dict[int, asyncio.Task] = {}
+
+
+def _ensure_clock(driver: DeviceDriver) -> None:
+    """One paced clock per world per process, however many agents share it."""
+    world = getattr(driver, "world", None)
+    if world is None or id(world) in _clocks and not _clocks[id(world)].done():
+        return
+    _clocks[id(world)] = asyncio.create_task(world.run())
 
 
 class Agent:
@@ -59,6 +90,8 @@ class Agent:
         initial = DataTree.from_python(inventory.config, schema=schema, config_only=True) if inventory.config else None
         self.datastore = Datastore(schema, opts.state_dir / "datastore", [self.driver])
         self.datastore.load(initial)
+        await self._replay_restored_config(initial or DataTree(schema))
+        _ensure_clock(self.driver)
         self.netconf = NetconfServer(schema, self.datastore)
         self.ssh = await start_netconf_ssh_server(
             opts.listen, opts.netconf_port, opts.state_dir, self.netconf.session_factory,
@@ -67,6 +100,23 @@ class Agent:
         log.info("agent %s (%s) serving NETCONF on %s:%d; credentials in %s", opts.name, opts.kind, opts.listen,
                  self.ssh.port, opts.state_dir / CREDENTIALS_FILE)
 
+    async def _replay_restored_config(self, initial: DataTree) -> None:
+        """The device booted with its inventory; a restored running config is applied to it as a
+        transaction, like any other change."""
+        assert self.datastore is not None
+        running = self.datastore.get_config("running")
+        changes = initial.diff(running)
+        if not changes:
+            return
+        txn = ConfigTransaction(tuple(changes), initial.to_python, running.to_python)
+        try:
+            await self.driver.prepare(txn)
+        except DeviceRefusal as exc:
+            log.warning("device refused the restored configuration (%s); serving it anyway", exc.message)
+            await self.driver.abort(txn)
+            return
+        await self.driver.commit(txn)
+
     @property
     def netconf_port(self) -> int:
         assert self.ssh is not None
@@ -74,9 +124,11 @@ class Agent:
 
     async def _forward_events(self) -> None:
         assert self.netconf is not None
+        world = getattr(self.driver, "world", None)
         async for event in self.driver.events():
             if event.kind == "notification":
-                self.netconf.publish_json(event.data)
+                when = world.date_and_time(event.time_ns) if world is not None and event.time_ns else None
+                self.netconf.publish_json(event.data, when)
 
     async def stop(self) -> None:
         for task in self._tasks:

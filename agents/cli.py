@@ -81,7 +81,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = AgentOptions(kind=args.kind, name=args.name, state_dir=Path(args.state_dir), listen=args.listen,
-                           netconf_port=args.netconf_port, gnmi_port=args.gnmi_port)
+                           netconf_port=args.netconf_port, gnmi_port=args.gnmi_port,
+                           topology=Path(args.topology) if args.topology else None, twin=not args.no_twin,
+                           seed=args.seed, speed=args.speed)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -110,6 +112,12 @@ def cmd_testbed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _world_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--topology", help="topology YAML of the physical world (default: the built-in testbed)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the topology's)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qstrata", description="Management plane for quantum network equipment.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--netconf-port", type=int, default=830, help="NETCONF over SSH port (830 is standard; 0 picks one)")
     p.add_argument("--gnmi-port", type=int, default=None, help="gNMI port (not served yet)")
+    _world_arguments(p)
+    p.add_argument("--no-twin", action="store_true", help="serve an empty device instead of the node's twin")
     p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("testbed", help=cmd_testbed.__doc__)

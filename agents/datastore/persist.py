@@ -18,6 +18,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from qstrata.bindings.schema import Schema
 from qstrata.bindings.tree import DataTree
 
 
@@ -61,7 +62,8 @@ def _decode_records(raw: bytes) -> list[dict[str, Any]]:
 class RunningStore:
     """Snapshot + journal of the running datastore in a state directory."""
 
-    def __init__(self, state_dir: Path, *, snapshot_every: int = 1000) -> None:
+    def __init__(self, state_dir: Path, schema: Schema, *, snapshot_every: int = 1000) -> None:
+        self.schema = schema
         self.dir = state_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.snapshot_path = self.dir / "running.json"
@@ -75,9 +77,10 @@ class RunningStore:
 
     def load(self) -> DataTree:
         """The last committed running configuration (not validated: the caller does that)."""
-        tree = DataTree()
+        tree = DataTree(self.schema)
         if self.snapshot_path.exists():
-            tree = DataTree.parse(self.snapshot_path.read_bytes() or b"{}", "json", config_only=True, validate=False)
+            tree = DataTree.parse(self.snapshot_path.read_bytes() or b"{}", "json", schema=self.schema,
+                                  config_only=True, validate=False)
         if self.journal_path.exists():
             for record in _decode_records(self.journal_path.read_bytes()):
                 tree = apply_record(tree, record)
@@ -111,26 +114,28 @@ class RunningStore:
 def apply_record(tree: DataTree, record: dict[str, Any]) -> DataTree:
     """Replay one journal record onto `tree` (returns the resulting tree)."""
     if "full" in record:
-        return DataTree.from_python(record["full"], config_only=True, validate=False)
+        return DataTree.from_python(record["full"], schema=tree.schema, config_only=True, validate=False)
     for path in record.get("units", ()):
         tree.delete(path)
     data = record.get("data") or {}
     if data:
-        tree.merge(DataTree.from_python(data, config_only=True, validate=False))
+        tree.merge(DataTree.from_python(data, schema=tree.schema, config_only=True, validate=False))
     return tree
 
 
 class StartupStore:
     """The startup datastore: one file, replaced atomically by copy-config."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, schema: Schema) -> None:
+        self.schema = schema
         self.path = state_dir / "startup.json"
 
     def exists(self) -> bool:
         return self.path.exists()
 
     def load(self) -> DataTree:
-        return DataTree.parse(self.path.read_bytes() or b"{}", "json", config_only=True, validate=False)
+        return DataTree.parse(self.path.read_bytes() or b"{}", "json", schema=self.schema, config_only=True,
+                              validate=False)
 
     def save(self, tree: DataTree) -> None:
         atomic_write(self.path, tree.print("json").encode())

@@ -118,8 +118,8 @@ class Datastore:
         self.schema = schema or get_schema()
         self.locality = Locality(self.schema)
         self.drivers = list(drivers)
-        self.running_store = RunningStore(state_dir, snapshot_every=snapshot_every) if state_dir else None
-        self.startup_store = StartupStore(state_dir) if state_dir else None
+        self.running_store = RunningStore(state_dir, self.schema, snapshot_every=snapshot_every) if state_dir else None
+        self.startup_store = StartupStore(state_dir, self.schema) if state_dir else None
         self.trees: dict[str, DataTree] = {name: DataTree(self.schema) for name in DATASTORES}
         self.candidate_modified = False
         self.locks: dict[str, int] = {}
@@ -162,7 +162,7 @@ class Datastore:
             state = driver.read_state()
             if state:
                 try:
-                    tree.merge(DataTree.from_python(state, validate=False))
+                    tree.merge(DataTree.from_python(state, schema=self.schema, validate=False))
                 except InvalidData as exc:
                     log.warning("driver %s returned invalid state: %s", driver.name, exc)
         return tree
