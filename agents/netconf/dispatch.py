@@ -10,12 +10,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 from qstrata.agents.datastore.store import DatastoreError, error_from_invalid
 from qstrata.bindings.validate import InvalidData
 
-from .errors import ErrorTag, ErrorType, RpcError, rpc_reply_ok, rpc_reply_with_errors
+from .errors import (
+    BASE_NS,
+    ErrorTag,
+    ErrorType,
+    RpcError,
+    rpc_reply_data,
+    rpc_reply_ok,
+    rpc_reply_with_errors,
+)
 
 if TYPE_CHECKING:
     from .session import NetconfSession
@@ -100,13 +109,17 @@ async def run(session: NetconfSession, rpc_element: etree._Element,
         session.stats["out-rpc-errors"] += 1
         return rpc_reply_with_errors(to_rpc_errors(exc, namespace_of), attrs)
     if result is None:
-        return rpc_reply_ok(attrs)
+        return reply_with_body(attrs, b"<ok/>")
     if isinstance(result, bytes):
-        from .errors import _reply_element, _serialize  # noqa: PLC0415 - raw body replies are rare
-
-        reply = _reply_element(attrs, None)
-        reply.append(etree.fromstring(result))
-        return _serialize(reply)
-    from .errors import rpc_reply_data  # noqa: PLC0415
-
+        return reply_with_body(attrs, result)
     return rpc_reply_data(attrs, result)
+
+
+def reply_with_body(attrs: dict[str, str], body: bytes) -> bytes:
+    """<rpc-reply> around an already serialized body element (e.g. <data>), not re-parsed."""
+    if len(attrs) == 1 and "message-id" in attrs:  # the common case, without building a tree
+        return b'<?xml version="1.0" encoding="UTF-8"?>\n<rpc-reply xmlns="%s" message-id=%s>%s</rpc-reply>' % (
+            BASE_NS.encode(), quoteattr(attrs["message-id"]).encode(), body)
+    head = rpc_reply_ok(attrs)
+    cut = head.rindex(b"<ok/>")
+    return head[:cut] + body + head[cut + len(b"<ok/>"):]

@@ -85,8 +85,9 @@ def _with_defaults(op: etree._Element) -> str | None:
     return mode
 
 
-def render(session: NetconfSession, tree: DataTree, op: etree._Element, *, config_only: bool) -> etree._Element:
-    """<data> for get/get-config: with-defaults applied, then the filter."""
+def render(session: NetconfSession, tree: DataTree, op: etree._Element, *, config_only: bool) -> etree._Element | bytes:
+    """<data> for get/get-config: with-defaults applied, then the filter. Without a subtree filter
+    the content goes out as libyang printed it (bytes), never re-parsed."""
     mode = _with_defaults(op)
     if mode in ("report-all", "report-all-tagged"):
         tree = tree.copy()
@@ -95,11 +96,16 @@ def render(session: NetconfSession, tree: DataTree, op: etree._Element, *, confi
     flt = _child(op, "filter")
     if flt is not None and (flt.get("type") or "subtree") == "xpath":
         tree = _xpath_select(session, tree, flt)
-    text = tree.print("xml", with_defaults=mode)
-    data = etree.fromstring(b"<data xmlns='%s'>%s</data>" % (BASE_NS.encode(), text.encode()))
-    if flt is not None and (flt.get("type") or "subtree") == "subtree":
-        data = apply_subtree_filter(data, list(flt))
-    return data
+    text = tree.print("xml", with_defaults=mode).encode()
+    if mode == "report-all-tagged":
+        # RFC 6243 s6: the XML attribute is wd:default in urn:ietf:params:xml:ns:netconf:default:1.0;
+        # libyang tags with the YANG module's namespace (the RFC 8040 form).
+        text = text.replace(b'xmlns:ncwd="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"',
+                            b'xmlns:wd="urn:ietf:params:xml:ns:netconf:default:1.0"').replace(b" ncwd:default=", b" wd:default=")
+    if flt is None or (flt.get("type") or "subtree") != "subtree":
+        return b"<data xmlns='%s'>%s</data>" % (BASE_NS.encode(), text)
+    data = etree.fromstring(b"<data xmlns='%s'>%s</data>" % (BASE_NS.encode(), text))
+    return apply_subtree_filter(data, list(flt))
 
 
 def _xpath_select(session: NetconfSession, tree: DataTree, flt: etree._Element) -> DataTree:
@@ -125,13 +131,13 @@ def _xpath_select(session: NetconfSession, tree: DataTree, flt: etree._Element) 
 
 
 @rpc(BASE_NS, "get-config")
-async def get_config(session: NetconfSession, op: etree._Element) -> etree._Element:
+async def get_config(session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
     name = _datastore_name(op, "source")
     return render(session, session.server.datastore.get_config(name), op, config_only=True)
 
 
 @rpc(BASE_NS, "get")
-async def get(session: NetconfSession, op: etree._Element) -> etree._Element:
+async def get(session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
     return render(session, session.server.operational(), op, config_only=False)
 
 

@@ -472,6 +472,7 @@ class _Connection(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
+        _coalesce_writes(conn)
         peer = conn.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if peer else None
         self._server._connections.add(self)
@@ -649,6 +650,47 @@ async def start_netconf_ssh_server(
     )
     logger.info("NETCONF/SSH listening on %s:%d", host, server.port)
     return server
+
+
+class _CoalescingTransport:
+    """Joins the writes of one event-loop turn into one socket send.
+
+    asyncssh puts an SSH_MSG_IGNORE packet before every data packet and writes each packet
+    separately, so every NETCONF reply cost two send() system calls. Flushing once per loop
+    turn halves that without adding latency (the flush runs in the same turn).
+    """
+
+    __slots__ = ("_transport", "_pending", "_loop")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._pending: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _coalesce_writes(conn: asyncssh.SSHServerConnection) -> None:
+    transport = getattr(conn, "_transport", None)
+    if transport is not None and hasattr(transport, "write") and not isinstance(transport, _CoalescingTransport):
+        conn._transport = _CoalescingTransport(transport)  # noqa: SLF001 - see _CoalescingTransport
 
 
 SERVER_ENCRYPTION_ALGS = (

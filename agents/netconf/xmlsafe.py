@@ -71,6 +71,9 @@ def parse_message(
     except UnicodeDecodeError as exc:
         raise MalformedMessage(f"message is not valid UTF-8 (byte offset {exc.start})") from None
 
+    if len(data) <= _FAST_PATH_BYTES:
+        return _parse_small(data, max_depth, max_elements)
+
     parser = etree.XMLPullParser(
         events=("start", "end"),
         resolve_entities=False,
@@ -107,6 +110,47 @@ def parse_message(
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise MalformedMessage("DOCTYPE declarations are not allowed in NETCONF messages")
+    return root
+
+
+_FAST_PATH_BYTES = 1 << 16
+"""Messages up to this size (nearly every rpc) are parsed in one call and then measured: at most
+a few thousand elements, so the walk is cheap, and the pull parser's per-event cost is avoided."""
+
+_SMALL_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+    collect_ids=False,
+    encoding="utf-8",
+)
+
+
+def _parse_small(data: bytes, max_depth: int, max_elements: int) -> etree._Element:
+    try:
+        root = etree.fromstring(data, _SMALL_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise MalformedMessage(f"not well-formed XML: {exc.msg}") from None
+    except (etree.LxmlError, ValueError, MemoryError) as exc:
+        raise MalformedMessage(f"unparsable XML: {type(exc).__name__}") from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise MalformedMessage("DOCTYPE declarations are not allowed in NETCONF messages")
+    elements = 0
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        elements += 1
+        if depth > max_depth:
+            raise MalformedMessage(f"XML nesting deeper than {max_depth} levels")
+        if elements > max_elements:
+            raise MalformedMessage(f"message has more than {max_elements} elements")
+        if len(element):
+            stack.extend((child, depth + 1) for child in element)
     return root
 
 
