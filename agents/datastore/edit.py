@@ -111,6 +111,17 @@ def _set_term(tree: DataTree, cdata) -> None:
     tree.set(path, value)
 
 
+def _has_operations(first) -> bool:
+    """Any explicit nc:operation in these subtrees?"""
+    for node in _siblings(first):
+        if _operation(node) is not None:
+            return True
+        child = lib.lyd_child(node)
+        if child != ffi.NULL and not _is_term(node) and _has_operations(child):
+            return True
+    return False
+
+
 def apply_edit(target: DataTree, edit: DataTree, default_operation: Operation = "merge") -> None:
     """Apply `edit` to `target` in place. Raises `EditError` (data-exists, data-missing...)."""
     if default_operation not in ("merge", "replace", "none"):
@@ -144,6 +155,8 @@ def _walk(target: DataTree, first, inherited: str) -> None:
         elif op == "merge":
             if _is_term(node):
                 _set_term(target, node)
+            elif existing == ffi.NULL and not _has_operations(lib.lyd_child(node)):
+                insert_copy(target, node)  # a new subtree: one copy instead of a set per leaf
             else:
                 if existing == ffi.NULL:
                     target.set(path)

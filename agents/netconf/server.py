@@ -94,6 +94,8 @@ class NetconfServer:
     def _on_commit(self, event: CommitEvent) -> None:
         if event.datastore != "running" or not event.changes:
             return
+        if not any(s.subscribed for s in self.sessions.values()):
+            return  # nobody listens: don't build the notification
         self.publish(rfc5277_notifications.config_change(self, event))
 
     def publish_json(self, notification_json: dict, event_time: str | None = None) -> None:
