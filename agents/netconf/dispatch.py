@@ -73,7 +73,8 @@ def to_rpc_errors(exc: Exception, namespace_of: Callable[[str], str | None]) -> 
             path = exc.path if issue is None or i == 0 else issue.path
             message = exc.message if issue is None or i == 0 else issue.message
             info: list[tuple[str, str]] = [(k, v) for k, v in exc.info.items()]
-            if tag in (ErrorTag.UNKNOWN_ELEMENT, ErrorTag.MISSING_ELEMENT, ErrorTag.BAD_ELEMENT) and path:
+            if (tag in (ErrorTag.UNKNOWN_ELEMENT, ErrorTag.MISSING_ELEMENT, ErrorTag.BAD_ELEMENT) and path
+                    and "bad-element" not in exc.info):  # one bad-element: the one the error named, if any
                 info.append(("bad-element", path.rsplit("/", 1)[-1].split("[", 1)[0].split(":")[-1]))
             error_type = ErrorType.PROTOCOL if tag in (ErrorTag.LOCK_DENIED, ErrorTag.IN_USE) else ErrorType.APPLICATION
             if error_type not in tag.allowed_types:

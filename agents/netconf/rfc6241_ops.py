@@ -25,7 +25,11 @@ WD_MODES = ("explicit", "trim", "report-all", "report-all-tagged")
 
 
 def _child(op: etree._Element, name: str, ns: str = BASE_NS) -> etree._Element | None:
-    return op.find(f"{{{ns}}}{name}")
+    tag = f"{{{ns}}}{name}"
+    for child in op:
+        if child.tag == tag:
+            return child
+    return None
 
 
 def _datastore_name(op: etree._Element, param: str, allowed=("running", "candidate", "startup")) -> str:
@@ -63,7 +67,10 @@ def _content_error(exc: InvalidData, elements: list[etree._Element]) -> Datastor
         return DatastoreError("unknown-element", msg, issue.path, info={"bad-element": m.group(1)})
     if "No module with namespace" in msg or "namespace" in msg.lower():
         ns = re.search(r'"([^"]+)"', msg)
-        bad = etree.QName(elements[0]).localname if elements else ""
+        # the element in the unknown namespace, wherever it is in the content
+        bad = next((etree.QName(e).localname for top in elements for e in top.iter()
+                    if isinstance(e.tag, str) and ns and etree.QName(e).namespace == ns.group(1)),
+                   etree.QName(elements[0]).localname if elements else "")
         return DatastoreError("unknown-namespace", msg, issue.path,
                               info={"bad-element": bad, "bad-namespace": ns.group(1) if ns else ""})
     if "missing its key" in msg:
