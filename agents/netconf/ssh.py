@@ -472,7 +472,7 @@ class _Connection(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
-        _coalesce_writes(conn)
+        _skip_ignore_packets(conn)
         peer = conn.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if peer else None
         self._server._connections.add(self)
@@ -652,45 +652,21 @@ async def start_netconf_ssh_server(
     return server
 
 
-class _CoalescingTransport:
-    """Joins the writes of one event-loop turn into one socket send.
-
-    asyncssh puts an SSH_MSG_IGNORE packet before every data packet and writes each packet
-    separately, so every NETCONF reply cost two send() system calls. Flushing once per loop
-    turn halves that without adding latency (the flush runs in the same turn).
-    """
-
-    __slots__ = ("_transport", "_pending", "_loop")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._pending: list[bytes] = []
-        self._loop = asyncio.get_running_loop()
-
-    def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self._flush)
-        self._pending.append(data)
-
-    def _flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            if not self._transport.is_closing():
-                self._transport.write(data)
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+_EMPTY_IGNORE = (b"\0\0\0\0",)  # SSH string b""
 
 
-def _coalesce_writes(conn: asyncssh.SSHServerConnection) -> None:
-    transport = getattr(conn, "_transport", None)
-    if transport is not None and hasattr(transport, "write") and not isinstance(transport, _CoalescingTransport):
-        conn._transport = _CoalescingTransport(transport)  # noqa: SLF001 - see _CoalescingTransport
+def _skip_ignore_packets(conn: asyncssh.SSHServerConnection) -> None:
+    """asyncssh precedes every packet with an empty SSH_MSG_IGNORE, a countermeasure for CBC
+    ciphers (Bellare-Kohno-Namprempre). We offer no CBC cipher, so the extra packet only costs an
+    encryption per reply; drop it on this connection. If asyncssh changes, this does nothing."""
+    send_packet = conn.send_packet
+
+    def without_ignore(pkttype: int, *args: bytes, handler=None) -> None:
+        if pkttype == asyncssh.constants.MSG_IGNORE and args == _EMPTY_IGNORE:
+            return
+        send_packet(pkttype, *args, handler=handler)
+
+    conn.send_packet = without_ignore  # type: ignore[method-assign]
 
 
 SERVER_ENCRYPTION_ALGS = (
