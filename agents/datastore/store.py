@@ -122,6 +122,7 @@ class Datastore:
         self.startup_store = StartupStore(state_dir, self.schema) if state_dir else None
         self.trees: dict[str, DataTree] = {name: DataTree(self.schema) for name in DATASTORES}
         self.candidate_modified = False
+        self._candidate_stale = False  # running changed while the candidate held no changes of its own
         self.locks: dict[str, int] = {}
         self._write = {name: asyncio.Lock() for name in DATASTORES}
         self.listeners: list[Listener] = []
@@ -153,7 +154,15 @@ class Datastore:
     # ------------------------------------------------------------------ reading
     def get_config(self, name: str) -> DataTree:
         self._check_name(name)
-        return self.trees[name]
+        return self._candidate() if name == "candidate" else self.trees[name]
+
+    def _candidate(self) -> DataTree:
+        """The candidate follows running until it is edited itself, so a later commit cannot undo what
+        was written to running meanwhile. Brought up to date lazily: writes to running stay cheap."""
+        if self._candidate_stale and not self.candidate_modified:
+            self.trees["candidate"] = self.trees["running"].copy()
+        self._candidate_stale = False
+        return self.trees["candidate"]
 
     def operational(self) -> DataTree:
         """Running merged with what the devices report."""
@@ -264,6 +273,7 @@ class Datastore:
     def discard_changes(self) -> None:
         self.trees["candidate"] = self.trees["running"].copy()
         self.candidate_modified = False
+        self._candidate_stale = False
 
     def validate_datastore(self, name: str) -> None:
         tree = self.get_config(name).copy()
@@ -285,7 +295,7 @@ class Datastore:
         elif persist_id is not None:
             raise DatastoreError("invalid-value", "no confirmed commit is pending for that persist-id")
         rollback = self.trees["running"].copy() if self.pending is None else self.pending.rollback
-        changes = await self.replace("running", self.trees["candidate"], session)
+        changes = await self.replace("running", self._candidate(), session)
         self.candidate_modified = False
         if self.pending and self.pending.timer:
             self.pending.timer.cancel()
@@ -321,7 +331,7 @@ class Datastore:
                            mutate: Callable[[DataTree], None], session: SessionInfo, *,
                            test_only: bool = False) -> list[Change]:
         async with self._write[name]:
-            target = self.trees[name]
+            target = self._candidate() if name == "candidate" else self.trees[name]
             use_slice = bool(units) and all(
                 self.locality.slice_ok(schema_path_of(path), removes) for path, removes in units)
             work = self._slice(target, [p for p, _ in units]) if use_slice else target.copy()
@@ -344,6 +354,8 @@ class Datastore:
                                         lambda: self._merged(target, work, units if use_slice else None))
                 await self._prepare(txn)
             record = self._install(name, work, [p for p, _ in units] if use_slice else None)
+            if name == "running" and not self.candidate_modified:
+                self._candidate_stale = True
             if name == "running" and self.running_store is not None:
                 self.running_store.append(record, self.trees["running"])
             elif name == "startup" and self.startup_store is not None:
