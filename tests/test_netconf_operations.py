@@ -207,12 +207,12 @@ def test_hello_capabilities(m, baseline) -> None:
 def test_confirmed_commit_times_out_and_rolls_back(m, baseline) -> None:
     qkdl_id = new_id()
     m.edit_config(target="candidate", config=config(link_xml(qkdl_id)))
-    started = time.monotonic()
     m.commit(confirmed=True, timeout="2")
-    assert link_ids(m) == [qkdl_id]
+    committed = time.monotonic()
     # not before the timeout ...
-    assert not wait_for(lambda: data_xml(m) == baseline["running"], 1.2)
-    assert time.monotonic() - started < 2.0
+    while time.monotonic() - committed < 1.5:
+        assert link_ids(m) == [qkdl_id], "rolled back before the confirm-timeout"
+        time.sleep(0.1)
     # ... but soon after it
     assert wait_for(lambda: data_xml(m) == baseline["running"], 3.0)
     assert link_ids(m) == []
@@ -396,6 +396,27 @@ def test_test_only_validates_and_changes_nothing(m, baseline) -> None:
     # the candidate is not "modified" by a test-only edit: it can still be locked
     assert is_ok(call(m, f'<lock xmlns="{NC_NS}"><target><candidate/></target></lock>'))
     assert is_ok(call(m, f'<unlock xmlns="{NC_NS}"><target><candidate/></target></unlock>'))
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: edit content is parsed with full type checks, so "
+                   "<leaf nc:operation=\"delete\"/> (no value, as RFC 6241 clients send it) is invalid-value for "
+                   "every non-string leaf; libyang needs LYD_PARSE_OPAQ here and the edit walker opaque nodes")
+def test_delete_and_remove_a_leaf_given_without_value(m, baseline) -> None:
+    qkdl_id = new_id()
+    m.edit_config(target="running", config=config(link_xml(
+        qkdl_id, "<qkdl_enable>false</qkdl_enable><qkdl_type>t:PHYS</qkdl_type>"
+                 "<phys_channel_att>2.5</phys_channel_att>")))
+    try:
+        reply = call(m, f'<edit-config xmlns="{NC_NS}"><target><running/></target>' + config(link_xml(
+            qkdl_id, '<qkdl_enable nc:operation="delete"/><phys_channel_att nc:operation="remove"/>'))
+            + "</edit-config>")
+        assert is_ok(reply), errors(reply)
+        link = m.get_config(source="running").data_ele.xpath(f"//q:qkd_link[q:qkdl_id='{qkdl_id}']",
+                                                             namespaces=NS)[0]
+        assert [etree.QName(c).localname for c in link] == ["qkdl_id", "qkdl_type"]
+    finally:
+        m.edit_config(target="running", config=config(link_xml(qkdl_id, op="delete")))
+    assert data_xml(m) == baseline["running"]
 
 
 # ---------------------------------------------------------------------------- with-defaults
