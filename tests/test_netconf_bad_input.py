@@ -195,9 +195,6 @@ def test_missing_mandatory_leaf(mgr, unchanged) -> None:
     assert err["info"].get("bad-element") == "qkdn_id"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: validation skips a module with no data at all (LYD_VALIDATE_PRESENT), "
-                   "so deleting qkd_node removes its mandatory qkdn_id (RFC 7950 s7.6.5: it MUST exist) and is "
-                   "accepted; the node then has no identity")
 def test_deleting_the_whole_node_is_refused(mgr, unchanged) -> None:
     before = mgr.get_config(source="running").data_ele
     reply = call(mgr, f'<edit-config xmlns="{NC_NS}"><target><running/></target><config>'

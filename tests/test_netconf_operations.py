@@ -398,9 +398,6 @@ def test_test_only_validates_and_changes_nothing(m, baseline) -> None:
     assert is_ok(call(m, f'<unlock xmlns="{NC_NS}"><target><candidate/></target></unlock>'))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: edit content is parsed with full type checks, so "
-                   "<leaf nc:operation=\"delete\"/> (no value, as RFC 6241 clients send it) is invalid-value for "
-                   "every non-string leaf; libyang needs LYD_PARSE_OPAQ here and the edit walker opaque nodes")
 def test_delete_and_remove_a_leaf_given_without_value(m, baseline) -> None:
     qkdl_id = new_id()
     m.edit_config(target="running", config=config(link_xml(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import libyang
 from _libyang import ffi, lib
 from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceRefusal
 from qstrata.bindings.diff import Change
@@ -223,17 +224,29 @@ class Datastore:
     # ------------------------------------------------------------------ writing
     async def edit(self, name: str, edit: DataTree, session: SessionInfo, *,
                    default_operation: Operation = "merge", test_option: str = "test-then-set",
-                   error_option: str = "stop-on-error") -> list[Change]:
+                   error_option: str = "stop-on-error", removals: Sequence[tuple[str, str]] = ()) -> list[Change]:
         """edit-config. Atomic for stop-on-error and rollback-on-error (the datastore is never left
         half-changed); continue-on-error applies what it can and reports the rest."""
         self._check_name(name)
         self._check_write(name, session)
-        units = edit_units(edit, default_operation)
+        edited = edit_units(edit, default_operation)
+        units = edited + [(path, True) for path, _ in removals]
         errors: list[EditError] = []
+
+        def remove_leaves(work: DataTree) -> None:
+            for path, op in removals:
+                node = _find(work, path)
+                if node != ffi.NULL:
+                    _free(work, node)
+                elif op == "delete":
+                    exc = EditError("data-missing", "the data does not exist; cannot delete it", path)
+                    if error_option != "continue-on-error":
+                        raise exc
+                    errors.append(exc)
 
         def mutate(work: DataTree) -> None:
             if error_option == "continue-on-error":
-                for path, _removes in units:
+                for path, _removes in edited:
                     node = _find(edit, path)
                     part = DataTree(self.schema)
                     insert_copy_keep_meta(part, node)
@@ -246,6 +259,7 @@ class Datastore:
                         before._root[0] = ffi.NULL  # noqa: SLF001
             else:
                 apply_edit(work, edit, default_operation)
+            remove_leaves(work)
 
         changes = await self._transaction(name, units, mutate, session, test_only=test_option == "test-only")
         if errors:
@@ -339,6 +353,8 @@ class Datastore:
             try:
                 mutate(work)
                 work.validate(config_only=True)
+                if name == "running":  # startup may be emptied by delete-config (RFC 6241 s7.4)
+                    self._check_vanished_tops(before, work)
             except EditError as exc:
                 raise DatastoreError(exc.tag, exc.message, exc.path) from None
             except InvalidData as exc:
@@ -353,7 +369,7 @@ class Datastore:
                 txn = ConfigTransaction(tuple(changes), lambda: target.to_python(),
                                         lambda: self._merged(target, work, units if use_slice else None))
                 await self._prepare(txn)
-            record = self._install(name, work, [p for p, _ in units] if use_slice else None)
+            record = self._install(name, work, [p for p, _ in units] if use_slice else None, changes)
             if name == "running" and not self.candidate_modified:
                 self._candidate_stale = True
             if name == "running" and self.running_store is not None:
@@ -439,11 +455,31 @@ class Datastore:
         tree.merge(work)
         return tree.to_python()
 
-    def _install(self, name: str, work: DataTree, units: list[str] | None) -> dict:
-        """Make `work` visible (no awaits here: readers see all or nothing). Returns the journal record."""
+    def _check_vanished_tops(self, before: DataTree, after: DataTree) -> None:
+        """libyang validates only modules that have data, so deleting a whole non-presence top
+        container (e.g. `qkd_node`, whose `qkdn_id` is mandatory) would pass: re-create it empty
+        in a probe and validate that, so its mandatory nodes are checked."""
+        gone = {_member(n) for n in before.top_nodes()} - {_member(n) for n in after.top_nodes()}
+        if not gone:
+            return
+        probe = after.copy()
+        for member in gone:
+            nodes = list(self.schema.ctx.find_path("/" + member))
+            if nodes and nodes[0].nodetype() == libyang.SNode.CONTAINER and not nodes[0].presence():
+                probe.set("/" + member)
+        probe.validate(config_only=True)
+
+    def _install(self, name: str, work: DataTree, units: list[str] | None,
+                 changes: Sequence[Change] = ()) -> dict:
+        """Make `work` visible (no awaits here: readers see all or nothing). Returns the journal
+        record: the touched units and their new content, so its size follows the change, not the
+        configuration, even when the transaction validated a whole copy."""
         if units is None:
             self.trees[name] = work
-            return {"full": work.to_python()}
+            changed = sorted({_unit_of(c.path) for c in changes})
+            if not changed or "/" in changed:
+                return {"full": work.to_python()}
+            return {"units": changed, "data": self._slice(work, changed).to_python()}
         target = self.trees[name]
         for path in units:
             node = _find(target, path)
@@ -451,6 +487,22 @@ class Datastore:
                 _free(target, node)
         target.merge(work)
         return {"units": units, "data": work.to_python()}
+
+
+def _member(node) -> str:
+    return f"{node.module().name()}:{node.name()}"
+
+
+def _unit_of(path: str) -> str:
+    """The journal unit of a changed path: its outermost list entry, else the path itself."""
+    try:
+        segments = _split_segments(path)
+    except PathSyntaxError:
+        return "/"
+    for i, seg in enumerate(segments):
+        if "[" in seg:
+            return "/" + "/".join(segments[: i + 1])
+    return path
 
 
 def insert_copy_keep_meta(tree: DataTree, node) -> None:

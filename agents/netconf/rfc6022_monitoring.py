@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -65,6 +66,16 @@ def monitoring_state(server: NetconfServer) -> DataTree:
                        "out-rpc-errors": 0, "out-notifications": 0},
     }
     tree = DataTree.from_python({"ietf-netconf-monitoring:netconf-state": state}, schema=schema, validate=False)
-    yanglib = schema.ctx.get_yanglib_data(server.content_id)
-    tree.merge(DataTree.parse(yanglib.print_mem("json", with_siblings=True), "json", schema=schema, validate=False))
+    yanglib = json.loads(schema.ctx.get_yanglib_data(server.content_id).print_mem("json", with_siblings=True))
+    tree.merge(DataTree.from_python(_without_locations(yanglib), schema=schema, validate=False))
     return tree
+
+
+def _without_locations(value):
+    """yang-library `location` leaves would reveal the server's file paths; clients fetch modules
+    with get-schema instead (RFC 8525 makes location optional)."""
+    if isinstance(value, dict):
+        return {k: _without_locations(v) for k, v in value.items() if k != "location"}
+    if isinstance(value, list):
+        return [_without_locations(v) for v in value]
+    return value

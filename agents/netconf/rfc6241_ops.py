@@ -173,9 +173,68 @@ async def edit_config(session: NetconfSession, op: etree._Element) -> None:
         if value is not None and value not in OPERATIONS:
             raise RpcError(ErrorTag.BAD_ATTRIBUTE, f"operation {value!r} is not one of {', '.join(OPERATIONS)}",
                            info=[("bad-attribute", "operation"), ("bad-element", etree.QName(el).localname)])
+    removals = _valueless_removals(session, config)
     edit = parse_content(session, [c for c in config if isinstance(c.tag, str)])
     await session.server.datastore.edit(target, edit, _session_info(session), default_operation=default_op,
-                                        test_option=test_option, error_option=error_option)
+                                        test_option=test_option, error_option=error_option, removals=removals)
+
+
+def _valueless_removals(session: NetconfSession, config: etree._Element) -> list[tuple[str, str]]:
+    """`<leaf nc:operation="delete"/>` names a leaf without a value, which a boolean or uint32
+    leaf cannot parse: take such elements out of the edit and return them as (data path, operation)."""
+    found: list[tuple[str, str]] = []
+    op_attr = f"{{{BASE_NS}}}operation"
+    for element in list(config.iter()):
+        if not isinstance(element.tag, str) or element is config or len(element) or (element.text or "").strip():
+            continue
+        op = element.get(op_attr)
+        if op not in ("delete", "remove"):
+            continue
+        path = _data_path(session, element, config)
+        if path is None:
+            continue  # not a leaf of ours: leave it to the parser's error
+        found.append((path, op))
+        element.getparent().remove(element)
+    return found
+
+
+def _data_path(session: NetconfSession, element: etree._Element, config: etree._Element) -> str | None:
+    chain = []
+    node = element
+    while node is not None and node is not config:
+        chain.append(node)
+        node = node.getparent()
+    chain.reverse()
+    parts: list[str] = []
+    schema_parts: list[str] = []
+    parent_module = None
+    for el in chain:
+        qname = etree.QName(el)
+        module = session.server.module_of_namespace(qname.namespace or "")
+        if module is None:
+            return None
+        name = qname.localname if module == parent_module else f"{module}:{qname.localname}"
+        schema_parts.append(name)
+        try:
+            snodes = list(session.server.schema.ctx.find_path("/" + "/".join(schema_parts)))
+        except Exception:
+            return None
+        if len(snodes) != 1:
+            return None
+        snode = snodes[0]
+        predicate = ""
+        if el is element:
+            if snode.nodetype() != snode.LEAF:
+                return None
+        elif snode.nodetype() == snode.LIST:
+            for key in snode.keys():
+                value = el.findtext(f"{{{qname.namespace}}}{key.name()}")
+                if value is None or "'" in value:
+                    return None
+                predicate += f"[{key.name()}='{value.strip()}']"
+        parts.append(name + predicate)
+        parent_module = module
+    return "/" + "/".join(parts)
 
 
 @rpc(BASE_NS, "copy-config")
