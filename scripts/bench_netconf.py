@@ -270,10 +270,12 @@ def start_netconfd(tmp: Path) -> tuple[list[subprocess.Popen], int, dict]:
     Path("/run/sshd").mkdir(exist_ok=True)
     log = (d / "log.txt").open("w")
     (Path(os.path.expanduser("~root")) / ".yuma").mkdir(exist_ok=True)  # netconfd keeps its txid file there
+    startup = d / "startup-cfg.xml"  # our own, so no earlier run's configuration is loaded
+    startup.write_text(f'<?xml version="1.0" encoding="UTF-8"?>\n<config xmlns="{BASE}"/>\n')
     ncd = subprocess.Popen(["/usr/sbin/netconfd", f"--modpath={mods}", f"--module={mods / 'etsi-qkd-node-types.yang'}",
                             f"--module={mods / 'etsi-qkd-sdn-node.yang'}", "--target=running", f"--port={port}",
                             f"--ncxserver-sockname={sock}", "--superuser=root", "--log-level=error",
-                            "--with-startup=false", "--access-control=off"],
+                            "--with-startup=false", "--access-control=off", f"--startup={startup}"],
                            stdout=log, stderr=subprocess.STDOUT, cwd=d)
     deadline = time.monotonic() + 20
     while not sock.exists():

@@ -103,3 +103,45 @@ def test_link_comes_up_with_a_key_rate(testbed):
         assert int(skr) > 1000, skr
         qber = qkd_node(a).findtext(f".//{{{QKD}}}phys_perf/{{{QKD}}}value")
         assert qber is not None and 0 < float(qber) < 0.11
+
+
+OPSW = "http://www.polatis.com/yang/optical-switch"
+
+
+def _cross_connect(m, ingress: int, egress: int) -> None:
+    m.edit_config(target="running", config=f"""<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">
+        <cross-connects xmlns="{OPSW}"><pair><ingress>{ingress}</ingress><egress>{egress}</egress></pair>
+        </cross-connects></config>""")
+
+
+def _link_state(m) -> tuple[str, int]:
+    link = qkd_node(m).find(f".//{{{QKD}}}qkd_link")
+    return link.findtext(f"{{{QKD}}}qkdl_status") or "", int(link.findtext(f".//{{{QKD}}}skr") or 0)
+
+
+def test_reroute_through_the_switch_raises_link_down_and_recovers(testbed):
+    """A controller moves alice's switch port away from bob's fibre: the link drops (ETSI
+    sdqkdn_link_down over NETCONF notifications), and comes back with a key rate when restored."""
+    state, ports = testbed
+    with connect(state, "alice", ports["alice"]) as a, connect(state, "sw1", ports["sw1"]) as s:
+        status, skr = _link_state(a)
+        assert status.endswith(":ACTIVE") and skr > 0, (status, skr)
+        a.create_subscription()
+        _cross_connect(s, 1, 11)  # alice's port now leads to charlie's fibre
+        names = []
+        deadline = time.monotonic() + 20
+        while "sdqkdn_link_down" not in names and time.monotonic() < deadline:
+            note = a.take_notification(block=True, timeout=2)
+            if note is not None:
+                root = etree.fromstring(note.notification_xml.encode())
+                names += [etree.QName(child).localname for child in root if etree.QName(child).localname != "eventTime"]
+        assert "sdqkdn_link_down" in names, names
+        assert not _link_state(a)[0].endswith(":ACTIVE")
+        _cross_connect(s, 1, 9)  # back to bob: re-lock, then key again
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, skr = _link_state(a)
+            if status.endswith(":ACTIVE") and skr > 0:
+                break
+            time.sleep(0.2)
+        assert status.endswith(":ACTIVE") and skr > 0, (status, skr)

@@ -59,7 +59,7 @@ class NetconfSession:
             await self._fatal(RpcError(ErrorTag.TOO_BIG, f"message too large: {exc}", error_type=ErrorType.TRANSPORT))
             return
         except FramingError as exc:
-            await self._fatal(RpcError(ErrorTag.MALFORMED_MESSAGE, f"framing error: {exc}"))
+            await self._fatal(self.malformed(f"framing error: {exc}"))
             return
         for message in messages:
             if self.closed:
@@ -79,14 +79,14 @@ class NetconfSession:
             if not self.hello_done:
                 await self.close()
                 return
-            await self.send_errors([exc.to_rpc_error()], {})
+            await self.send_errors([self.malformed(exc.message)], {})
             return
         if not self.hello_done:
             await self._handle_hello(root)
             return
         if root.tag != _B + "rpc":
             self.stats["in-bad-rpcs"] += 1
-            err = RpcError(ErrorTag.MALFORMED_MESSAGE, f"expected <rpc>, got <{etree.QName(root).localname}>")
+            err = self.malformed(f"expected <rpc>, got <{etree.QName(root).localname}>")
             await self.send_errors([err], {})
             return
         attrs = dict(root.attrib)
@@ -117,6 +117,13 @@ class NetconfSession:
         pending = self.framer.use_chunked() if self.base11 else self.framer.use_end_of_message()
         for message in pending:
             await self.handle_message(message)
+
+    def malformed(self, message: str) -> RpcError:
+        """malformed-message is new in base:1.1 and must not go to a 1.0-only peer (RFC 6241
+        s4.3); such a peer gets operation-failed with the same text."""
+        if self.base11 or not self.hello_done:
+            return RpcError(ErrorTag.MALFORMED_MESSAGE, message)
+        return RpcError(ErrorTag.OPERATION_FAILED, message, error_type=ErrorType.RPC)
 
     # --------------------------------------------------------------- output
     async def send(self, message: bytes) -> None:
