@@ -93,7 +93,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         await run_agent(options, stop)
 
     try:
-        asyncio.run(main())
+        _run_loop(main())
     except OSError as exc:
         print(f"qstrata agent: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -152,10 +152,26 @@ def cmd_testbed(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     try:
-        return asyncio.run(main())
+        return _run_loop(main())
     except OSError as exc:
         print(f"qstrata testbed: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _run_loop(coro):
+    """Run the agents' event loop: uvloop when installed (measured: see README), else asyncio.
+    QSTRATA_EVENT_LOOP=asyncio forces the standard loop."""
+    import asyncio
+    import os
+
+    if os.environ.get("QSTRATA_EVENT_LOOP", "uvloop") == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(coro)
+    return asyncio.run(coro)
 
 
 def _world_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """NETCONF benchmark: a qstrata qkd agent, side by side with Debian's netconfd when installed.
 
-A lean client of our own (asyncssh + our sans-IO framer, optional pipelining) measures, per
+A lean client of our own (asyncssh without its per-packet SSH_MSG_IGNORE, like OpenSSH and
+paramiko; our sans-IO framer; optional pipelining) measures, per
 server: session set-up; sequential get-config and single-entry edit-config ops/s with 0, 100,
 1,000 and 10,000 qkd_link entries; pipelined get-config ops/s; aggregate get-config ops/s over
 10 sessions; agent RSS. Each row prints the agent/netconfd ratio. Output ends with one JSON line.
@@ -36,6 +37,7 @@ import asyncssh
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from qstrata.agents.netconf.framing import Framer  # noqa: E402
+from qstrata.agents.netconf.ssh import skip_ignore_packets  # noqa: E402
 
 BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
 ETSI = "urn:etsi:qkd:yang:etsi-qkd-node"
@@ -92,6 +94,7 @@ class Client:
     @classmethod
     async def connect(cls, port: int, **auth) -> Client:
         conn = await asyncssh.connect("127.0.0.1", port, known_hosts=None, **auth)
+        skip_ignore_packets(conn)  # send what OpenSSH and paramiko (ncclient) send: no IGNORE per packet
         self = cls(conn)
         self.writer, self.reader, _ = await conn.open_session(subsystem="netconf", encoding=None)
         self.writer.write(self.framer.frame(HELLO))

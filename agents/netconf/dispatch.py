@@ -88,8 +88,10 @@ def to_rpc_errors(exc: Exception, namespace_of: Callable[[str], str | None]) -> 
 
 async def run(session: NetconfSession, rpc_element: etree._Element,
               namespace_of: Callable[[str], str | None],
-              check_access: Callable[[NetconfSession, str, str], None]) -> bytes:
-    attrs = dict(rpc_element.attrib)
+              check_access: Callable[[NetconfSession, str, str], None],
+              attrs: dict[str, str] | None = None) -> bytes:
+    """`attrs` overrides the <rpc> attributes (a cached request answered under a new message-id)."""
+    attrs = dict(rpc_element.attrib) if attrs is None else attrs
     ops = [c for c in rpc_element if isinstance(c.tag, str)]
     if len(ops) != 1:
         err = RpcError(ErrorTag.MALFORMED_MESSAGE if not ops else ErrorTag.OPERATION_NOT_SUPPORTED,

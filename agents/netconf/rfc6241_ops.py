@@ -82,7 +82,7 @@ def _content_error(exc: InvalidData, elements: list[etree._Element]) -> Datastor
 
 
 def _with_defaults(op: etree._Element) -> str | None:
-    wd = op.find(f"{{{WD_NS}}}with-defaults")
+    wd = _child(op, "with-defaults", WD_NS)
     if wd is None:
         return None
     mode = (wd.text or "").strip()
@@ -140,7 +140,18 @@ def _xpath_select(session: NetconfSession, tree: DataTree, flt: etree._Element) 
 @rpc(BASE_NS, "get-config")
 async def get_config(session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
     name = _datastore_name(op, "source")
-    return render(session, session.server.datastore.get_config(name), op, config_only=True)
+    datastore = session.server.datastore
+    if name != "running" or _child(op, "filter") is not None:
+        return render(session, datastore.get_config(name), op, config_only=True)
+    # Unfiltered running is what controllers poll: print each committed version once.
+    key = (datastore.versions.get("running", 0), _with_defaults(op))
+    cache = session.server.running_text_cache
+    body = cache.get(key)
+    if body is None:
+        body = render(session, datastore.get_config(name), op, config_only=True)
+        cache.clear()
+        cache[key] = body
+    return body
 
 
 @rpc(BASE_NS, "get")

@@ -18,6 +18,7 @@ from qstrata.bindings.tree import DataTree
 from . import dispatch, rfc5277_notifications, rfc6022_monitoring, rfc6241_ops  # noqa: F401 - register rpcs
 from .capabilities import server_capabilities
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
+from .requests import RequestCache
 from .session import NetconfSession
 from .ssh import SessionContext
 
@@ -41,6 +42,8 @@ class NetconfServer:
         self.content_id = hashlib.sha256(names.encode()).hexdigest()[:16]
         self._capabilities = server_capabilities(schema, self.content_id)
         self._ns_to_module = {schema.namespace(m.name()): m.name() for m in schema.ctx}
+        self.running_text_cache: dict[tuple[int, str | None], bytes] = {}
+        self.requests = RequestCache()
         datastore.listeners.append(self._on_commit)
 
     # ---------------------------------------------------------------- sessions
@@ -63,8 +66,9 @@ class NetconfServer:
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(coro_fn()))
 
     # ---------------------------------------------------------------- rpc pipeline
-    async def dispatch(self, session: NetconfSession, rpc_element: etree._Element) -> bytes:
-        return await dispatch.run(session, rpc_element, self.namespace_of, self._check_access)
+    async def dispatch(self, session: NetconfSession, rpc_element: etree._Element,
+                       attrs: dict[str, str] | None = None) -> bytes:
+        return await dispatch.run(session, rpc_element, self.namespace_of, self._check_access, attrs)
 
     def _check_access(self, session: NetconfSession, namespace: str, name: str) -> None:
         nacm.check_rpc(session.ctx.groups, name)

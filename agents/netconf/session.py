@@ -37,6 +37,7 @@ class NetconfSession:
         self.stats = {"in-rpcs": 0, "in-bad-rpcs": 0, "out-rpc-errors": 0, "out-notifications": 0}
         self.login_time = server.now()
         self._send_lock = asyncio.Lock()
+        self._batch: list[bytes] | None = None
 
     @property
     def session_id(self) -> int:
@@ -61,10 +62,16 @@ class NetconfSession:
         except FramingError as exc:
             await self._fatal(self.malformed(f"framing error: {exc}"))
             return
-        for message in messages:
-            if self.closed:
-                return
-            await self.handle_message(message)
+        # Replies to the messages of one read (a pipelining client) leave in one write: one SSH
+        # packet and one system call instead of one per reply.
+        self._batch = []
+        try:
+            for message in messages:
+                if self.closed:
+                    return
+                await self.handle_message(message)
+        finally:
+            await self._flush()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
@@ -72,6 +79,13 @@ class NetconfSession:
 
     # --------------------------------------------------------------- messages
     async def handle_message(self, message: bytes) -> None:
+        if self.hello_done:
+            cached = self.server.requests.lookup(message)
+            if cached is not None:
+                root, attrs = cached
+                self.stats["in-rpcs"] += 1
+                await self.send(await self.server.dispatch(self, root, attrs))
+                return
         try:
             root = parse_message(message)
         except MalformedMessage as exc:
@@ -98,6 +112,7 @@ class NetconfSession:
             await self.send_errors([err], attrs)
             return
         self.stats["in-rpcs"] += 1
+        self.server.requests.remember(message, root)
         reply = await self.server.dispatch(self, root)
         await self.send(reply)
 
@@ -129,8 +144,17 @@ class NetconfSession:
     async def send(self, message: bytes) -> None:
         if self.closed:
             return
+        if self._batch is not None:
+            self._batch.append(self.framer.frame(message))
+            return
         async with self._send_lock:
             await self.ctx.send(self.framer.frame(message))
+
+    async def _flush(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch and not self.closed:
+            async with self._send_lock:
+                await self.ctx.send(b"".join(batch))
 
     async def send_errors(self, errors: list[RpcError], attrs: dict[str, str]) -> None:
         self.stats["out-rpc-errors"] += 1
@@ -138,6 +162,7 @@ class NetconfSession:
 
     async def _fatal(self, error: RpcError) -> None:
         """Answer a broken stream once, then close the session (RFC 6242 s3)."""
+        await self._flush()
         try:
             await self.ctx.send(self.framer.frame(rpc_reply_with_errors([error], {})))
         except Exception:  # framing may be unusable; closing is what matters
@@ -145,6 +170,7 @@ class NetconfSession:
         await self.close()
 
     async def close(self) -> None:
+        await self._flush()
         if not self.closed:
             self.closed = True
             await self.ctx.close()

@@ -472,7 +472,7 @@ class _Connection(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
-        _skip_ignore_packets(conn)
+        skip_ignore_packets(conn)
         peer = conn.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if peer else None
         self._server._connections.add(self)
@@ -655,7 +655,7 @@ async def start_netconf_ssh_server(
 _EMPTY_IGNORE = (b"\0\0\0\0",)  # SSH string b""
 
 
-def _skip_ignore_packets(conn: asyncssh.SSHServerConnection) -> None:
+def skip_ignore_packets(conn: asyncssh.SSHClientConnection | asyncssh.SSHServerConnection) -> None:
     """asyncssh precedes every packet with an empty SSH_MSG_IGNORE, a countermeasure for CBC
     ciphers (Bellare-Kohno-Namprempre). We offer no CBC cipher, so the extra packet only costs an
     encryption per reply; drop it on this connection. If asyncssh changes, this does nothing."""
