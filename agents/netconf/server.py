@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
+from libyang import DataType
 from lxml import etree
 from qstrata.agents.datastore import nacm
 from qstrata.agents.datastore.store import CommitEvent, Datastore
@@ -21,9 +22,6 @@ from .framing import DEFAULT_MAX_MESSAGE_SIZE
 from .requests import RequestCache
 from .session import NetconfSession
 from .ssh import SessionContext
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("qstrata.netconf")
 
@@ -104,10 +102,10 @@ class NetconfServer:
 
     def publish_json(self, notification_json: dict, event_time: str | None = None) -> None:
         """A device notification (JSON-IETF) to every subscribed session."""
-        import json  # noqa: PLC0415
-
+        if not any(s.subscribed for s in self.sessions.values()):
+            return
         try:
-            node = self.schema.ctx.parse_op_mem("json", json.dumps(notification_json), dtype=_NOTIF)
+            node = self.schema.ctx.parse_op_mem("json", json.dumps(notification_json), dtype=DataType.NOTIF_YANG)
             xml = node.print_mem("xml", with_siblings=True)
             node.free()
         except Exception as exc:
@@ -121,7 +119,3 @@ class NetconfServer:
                 session.stats["out-notifications"] += 1
                 asyncio.ensure_future(session.send(message))
 
-
-from libyang import DataType  # noqa: E402
-
-_NOTIF = DataType.NOTIF_YANG
