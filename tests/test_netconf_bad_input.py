@@ -14,8 +14,7 @@ import re
 import asyncssh
 import pytest
 from lxml import etree
-from ncclient.operations import RaiseMode
-from ncclient.xml_ import to_ele
+from netconf_helpers import call, errors
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 QKD_NS = "urn:etsi:qkd:yang:etsi-qkd-node"
@@ -47,31 +46,8 @@ def edit_rpc(body: str, target: str = "running", ns: str = QKD_NS) -> str:
     return f'<edit-config xmlns="{NC_NS}"><target><{target}/></target>{config(body, ns)}</edit-config>'
 
 
-def call(m, xml: str) -> etree._Element:
-    saved, m.raise_mode = m.raise_mode, RaiseMode.NONE
-    try:
-        reply = m.dispatch(to_ele(xml))
-    finally:
-        m.raise_mode = saved
-    return etree.fromstring(reply.xml.encode())
 
 
-def errors(reply: etree._Element) -> list[dict]:
-    out = []
-    for err in reply.iterfind("nc:rpc-error", NS):
-        info = err.find("nc:error-info", NS)
-        path_el = err.find("nc:error-path", NS)
-        out.append({
-            "type": err.findtext("nc:error-type", namespaces=NS),
-            "tag": err.findtext("nc:error-tag", namespaces=NS),
-            "severity": err.findtext("nc:error-severity", namespaces=NS),
-            "path": path_el.text.strip() if path_el is not None and path_el.text else None,
-            "path_nsmap": dict(path_el.nsmap) if path_el is not None else {},
-            "message": err.findtext("nc:error-message", namespaces=NS),
-            "info": {etree.QName(c).localname: (c.text or "").strip() for c in info} if info is not None else {},
-            "info_names": [etree.QName(c).localname for c in info] if info is not None else [],
-        })
-    return out
 
 
 _MESSAGE_ID = re.compile(r'message-id="[^"]*"')

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from ncclient.operations import RaiseMode
-from ncclient.xml_ import to_ele
+from netconf_helpers import call, errors
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 QKD_NS = "urn:etsi:qkd:yang:etsi-qkd-node"
@@ -45,30 +45,8 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def call(m, xml: str) -> etree._Element:
-    """Send one operation (an element in the base namespace unless it says otherwise); the reply root."""
-    saved, m.raise_mode = m.raise_mode, RaiseMode.NONE
-    try:
-        reply = m.dispatch(to_ele(xml))
-    finally:
-        m.raise_mode = saved
-    return etree.fromstring(reply.xml.encode())
 
 
-def errors(reply: etree._Element) -> list[dict]:
-    out = []
-    for err in reply.iterfind("nc:rpc-error", NS):
-        info = err.find("nc:error-info", NS)
-        out.append({
-            "type": err.findtext("nc:error-type", namespaces=NS),
-            "tag": err.findtext("nc:error-tag", namespaces=NS),
-            "severity": err.findtext("nc:error-severity", namespaces=NS),
-            "app_tag": err.findtext("nc:error-app-tag", namespaces=NS),
-            "path": (err.findtext("nc:error-path", namespaces=NS) or "").strip() or None,
-            "message": err.findtext("nc:error-message", namespaces=NS),
-            "info": {etree.QName(c).localname: (c.text or "").strip() for c in info} if info is not None else {},
-        })
-    return out
 
 
 def is_ok(reply: etree._Element) -> bool:

@@ -16,9 +16,8 @@ import time
 
 import pytest
 from lxml import etree
-from ncclient.operations import RaiseMode
 from ncclient.transport.errors import AuthenticationError, SSHError
-from ncclient.xml_ import to_ele
+from netconf_helpers import call, error_tags
 from qstrata.agents.netconf.ssh import add_user
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -41,17 +40,8 @@ def link_config(i: int, op: str | None = None) -> str:
             f"</qkd_node></config>")
 
 
-def call(m, xml: str) -> etree._Element:
-    saved, m.raise_mode = m.raise_mode, RaiseMode.NONE
-    try:
-        reply = m.dispatch(to_ele(xml))
-    finally:
-        m.raise_mode = saved
-    return etree.fromstring(reply.xml.encode())
 
 
-def error_tags(reply: etree._Element) -> list[str]:
-    return [e.text for e in reply.iterfind("nc:rpc-error/nc:error-tag", NS)]
 
 
 def is_ok(reply: etree._Element) -> bool:

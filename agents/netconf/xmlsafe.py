@@ -74,18 +74,7 @@ def parse_message(
     if len(data) <= _FAST_PATH_BYTES:
         return _parse_small(data, max_depth, max_elements)
 
-    parser = etree.XMLPullParser(
-        events=("start", "end"),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-        collect_ids=False,
-        encoding="utf-8",
-    )
+    parser = etree.XMLPullParser(events=("start", "end"), **_PARSER_OPTIONS)
     depth = 0
     elements = 0
     try:
@@ -113,21 +102,24 @@ def parse_message(
     return root
 
 
+_PARSER_OPTIONS = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    "collect_ids": False,
+    "encoding": "utf-8",
+}
+"""Both parsers: no entities, no DTD, no network, libxml2's own size and depth limits kept."""
+
 _FAST_PATH_BYTES = 1 << 16
 """Messages up to this size (nearly every rpc) are parsed in one call and then measured: at most
 a few thousand elements, so the walk is cheap, and the pull parser's per-event cost is avoided."""
 
-_SMALL_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_comments=True,
-    remove_pis=True,
-    collect_ids=False,
-    encoding="utf-8",
-)
+_SMALL_PARSER = etree.XMLParser(**_PARSER_OPTIONS)
 
 
 def _parse_small(data: bytes, max_depth: int, max_elements: int) -> etree._Element:
