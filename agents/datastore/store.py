@@ -124,6 +124,8 @@ class Datastore:
         self.trees: dict[str, DataTree] = {name: DataTree(self.schema) for name in DATASTORES}
         self.candidate_modified = False
         self._candidate_stale = False  # running changed while the candidate held no changes of its own
+        self.versions: dict[str, int] = {}
+        """Bumped on every install: a reader may cache what it printed of a datastore version."""
         self.locks: dict[str, int] = {}
         self._write = {name: asyncio.Lock() for name in DATASTORES}
         self.listeners: list[Listener] = []
@@ -142,6 +144,7 @@ class Datastore:
             running = initial.copy() if initial is not None else DataTree(self.schema)
         running.validate(config_only=True)
         self.trees["running"] = running
+        self.versions["running"] = self.versions.get("running", 0) + 1
         self.trees["candidate"] = running.copy()
         if self.startup_store and self.startup_store.exists():
             self.trees["startup"] = self.startup_store.load()
@@ -474,6 +477,7 @@ class Datastore:
         """Make `work` visible (no awaits here: readers see all or nothing). Returns the journal
         record: the touched units and their new content, so its size follows the change, not the
         configuration, even when the transaction validated a whole copy."""
+        self.versions[name] = self.versions.get(name, 0) + 1
         if units is None:
             self.trees[name] = work
             changed = sorted({_unit_of(c.path) for c in changes})
