@@ -258,8 +258,8 @@ class Datastore:
                         apply_edit(work, part, default_operation)
                     except EditError as exc:
                         errors.append(exc)
-                        work._root[0] = before._root[0]  # noqa: SLF001 - restore this unit's view
-                        before._root[0] = ffi.NULL  # noqa: SLF001
+                        # undo this unit only: the copy taken before it becomes the work tree
+                        work._root[0], before._root[0] = before._root[0], work._root[0]  # noqa: SLF001
             else:
                 apply_edit(work, edit, default_operation)
             remove_leaves(work)
