@@ -13,7 +13,7 @@ from qstrata.bindings.generated import etsi_qkd_sdn_node as etsi
 from qstrata.bindings.schema import get_schema
 from qstrata.bindings.tree import DataTree
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "bindings" / "generated"
 SPECIAL = {"MODULE", "NAMESPACE", "NAME", "KEYS"}
 

@@ -25,7 +25,7 @@ YANGLIB_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
 NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 NCN_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
 NS = {"nc": NC_NS, "q": QKD_NS, "mon": MON_NS, "yl": YANGLIB_NS, "ncn": NCN_NS, "n": NOTIF_NS}
-YANG_DIR = Path(__file__).resolve().parent.parent / "yang"
+YANG_DIR = Path(__file__).resolve().parents[2] / "yang"
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 YANG = ROOT / "yang"
 EXAMPLES = YANG / "examples"
 EXPECTED_ERRORS = EXAMPLES / "expected-errors.tsv"
 FACTS_SCRIPT = ROOT / "scripts" / "yang_facts.py"
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 PYANG = [sys.executable, "-m", "pyang"]
 YANGLINT = shutil.which("yanglint")
 TIMEOUT = 120

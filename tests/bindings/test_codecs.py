@@ -1,5 +1,5 @@
 """Lossless conversion of every YANG built-in type: XML <-> gNMI TypedValue <-> tree, and
-canonical strings <-> Python values. Uses the test-only module tests/yang/qstrata-test-types.yang."""
+canonical strings <-> Python values. Uses the test-only module tests/bindings/yang/qstrata-test-types.yang."""
 
 from __future__ import annotations
 
