@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from qstrata.agents.devices import registry
 from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceRefusal
 from qstrata.agents.devices.empty import KIND_MODULES, EmptyDevice
 from qstrata.agents.devices.world import process_world
+from qstrata.agents.events import DeviceEvent, EventBus
 from qstrata.agents.netconf.server import NetconfServer
 from qstrata.agents.netconf.ssh import CREDENTIALS_FILE, NetconfSSHServer, start_netconf_ssh_server
 from qstrata.bindings.schema import get_schema
@@ -77,6 +79,8 @@ class Agent:
             raise ValueError(f"unknown agent kind {options.kind!r}; one of {', '.join(KINDS)}")
         self.options = options
         self.driver = driver or make_driver(options)
+        self.bus = EventBus()
+        """Commits, device events and sessions, from the core to every front end."""
         self.datastore: Datastore | None = None
         self.netconf: NetconfServer | None = None
         self.ssh: NetconfSSHServer | None = None
@@ -88,11 +92,12 @@ class Agent:
         inventory = await self.driver.start()
         schema = get_schema(tuple(inventory.modules))
         initial = DataTree.from_python(inventory.config, schema=schema, config_only=True) if inventory.config else None
-        self.datastore = Datastore(schema, opts.state_dir / "datastore", [self.driver])
+        self.datastore = Datastore(schema, opts.state_dir / "datastore", [self.driver], bus=self.bus)
         self.datastore.load(initial)
         await self._replay_restored_config(initial or DataTree(schema))
+        await self.datastore.restore_pending()
         _ensure_clock(self.driver)
-        self.netconf = NetconfServer(schema, self.datastore)
+        self.netconf = NetconfServer(schema, self.datastore, bus=self.bus)
         self.ssh = await start_netconf_ssh_server(
             opts.listen, opts.netconf_port, opts.state_dir, self.netconf.session_factory,
             max_sessions=opts.max_sessions, idle_timeout=opts.idle_timeout)
@@ -123,12 +128,11 @@ class Agent:
         return self.ssh.port
 
     async def _forward_events(self) -> None:
-        assert self.netconf is not None
+        """Device events onto the bus, stamped in Unix time (a twin counts simulated time)."""
         world = getattr(self.driver, "world", None)
         async for event in self.driver.events():
-            if event.kind == "notification":
-                when = world.date_and_time(event.time_ns) if world is not None and event.time_ns else None
-                self.netconf.publish_json(event.data, when)
+            when = world.unix_ns(event.time_ns) if world is not None and event.time_ns else time.time_ns()
+            self.bus.publish(DeviceEvent(event.kind, event.data, event.paths, when))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -136,6 +140,8 @@ class Agent:
         if self.ssh is not None:
             self.ssh.close()
             await self.ssh.wait_closed()
+        if self.netconf is not None:
+            self.netconf.close()
         await self.driver.stop()
         if self.datastore and self.datastore.running_store:
             self.datastore.running_store.close()

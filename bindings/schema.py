@@ -16,10 +16,12 @@ test diffs the two texts.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import sys
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import libyang
@@ -46,6 +48,22 @@ VALIDATOR_FIXES: dict[str, tuple[tuple[str, str], ...]] = {
         ("when \"qkdl_type = 'PHYS'\"", "when \"qkdl_type = 'etsi-qkdn-types:PHYS'\""),
         ("when \"../qkdl_type = 'PHYS'\"", "when \"../qkdl_type = 'etsi-qkdn-types:PHYS'\""),
     ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """What a front end needs to know about a schema node without touching libyang."""
+
+    kind: str  # container, leaf, leaf-list, list, rpc, action, notification, choice, case, anydata
+    keys: tuple[str, ...] = ()
+    config: bool = True
+
+
+_NODE_KINDS = {
+    libyang.SNode.CONTAINER: "container", libyang.SNode.LEAF: "leaf", libyang.SNode.LEAFLIST: "leaf-list",
+    libyang.SNode.LIST: "list", libyang.SNode.RPC: "rpc", libyang.SNode.ACTION: "action",
+    libyang.SNode.NOTIF: "notification",
 }
 
 
@@ -87,6 +105,7 @@ def validator_module_text(name: str, yang_dir: Path = YANG_DIR) -> str:
 
 
 _IMPORT = re.compile(r"^\s*import\s+([\w.-]+)", re.MULTILINE)
+_IDENTITY = re.compile(r"^\s*identity\s+([\w.-]+)", re.MULTILINE)
 
 
 def _with_imports(names: set[str], files: dict[str, Path]) -> list[str]:
@@ -165,6 +184,48 @@ class Schema:
     def revision(self, module: str) -> str | None:
         """The module's latest revision date, None when it has none."""
         return max((r.date() for r in self.ctx.get_module(module).revisions()), default=None)
+
+    def node_info(self, schema_path: str) -> NodeInfo | None:
+        """The schema node at a path without predicates (``/mod:top/child``), or None."""
+        try:
+            nodes = list(self.ctx.find_path(schema_path))
+        except libyang.LibyangError:
+            return None
+        if len(nodes) != 1:
+            return None
+        node = nodes[0]
+        keys = tuple(k.name() for k in node.keys()) if node.nodetype() == libyang.SNode.LIST else ()
+        return NodeInfo(_NODE_KINDS.get(node.nodetype(), "other"), keys, not node.config_false())
+
+    def identities_named(self, name: str) -> list[str]:
+        """``module:identity`` of every identity called `name` (for "did you mean" hints)."""
+        if not hasattr(self, "_identities"):
+            table: dict[str, list[str]] = {}
+            for module in self.implemented_modules():
+                for name_ in _IDENTITY.findall(self.schema_text(module.name())):
+                    table.setdefault(name_, []).append(f"{module.name()}:{name_}")
+            self._identities = table
+        return list(self._identities.get(name, ()))
+
+    def is_yang11(self, name: str) -> bool:
+        parsed = self.ctx.get_module(name).cdata.parsed
+        return parsed != ffi.NULL and parsed.version == 2
+
+    def yang_library(self, content_id: str) -> dict:
+        """ietf-yang-library data (RFC 8525) as JSON-IETF; libyang's tree is freed here."""
+        node = self.ctx.get_yanglib_data(content_id)
+        try:
+            return json.loads(node.print_mem("json", with_siblings=True))
+        finally:
+            node.free()
+
+    def notification_xml(self, notification: dict) -> str:
+        """A JSON-IETF notification (one top-level member) as XML, checked against the schema."""
+        node = self.ctx.parse_op_mem("json", json.dumps(notification), dtype=libyang.DataType.NOTIF_YANG)
+        try:
+            return node.print_mem("xml", with_siblings=True)
+        finally:
+            node.free()
 
     def schema_text(self, name: str) -> str:
         """Text for get-schema: the published file for our modules, libyang's print otherwise."""

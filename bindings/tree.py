@@ -7,19 +7,34 @@ so errors keep their data paths all the way to the client.
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import libyang
 from _libyang import ffi, lib
 from libyang.data import DNode
 
+from ._native import find_sibling
 from .diff import Change
 from .schema import Schema, get_schema
-from .validate import DataIssue, InvalidData, raise_issues, take_issues
+from .validate import DataIssue, InvalidData, IssueKind, raise_issues, take_issues
 
 Format = Literal["xml", "json"]
+
+_exiting = False
+
+
+@atexit.register
+def _at_exit() -> None:
+    """At interpreter exit libyang contexts and trees are finalized in no particular order; a
+    tree freed after its context would read freed memory, so trees are left to the OS."""
+    global _exiting
+    _exiting = True
+
 WithDefaults = Literal["explicit", "trim", "report-all", "report-all-tagged"]
 
 _FORMATS = {"xml": lib.LYD_XML, "json": lib.LYD_JSON}
@@ -51,7 +66,7 @@ class DataTree:
 
     def __del__(self) -> None:
         root = getattr(self, "_root", None)
-        if root is not None and root[0] != ffi.NULL:
+        if root is not None and root[0] != ffi.NULL and not _exiting:
             lib.lyd_free_all(root[0])
             root[0] = ffi.NULL
 
@@ -101,8 +116,12 @@ class DataTree:
         if ret != lib.LY_SUCCESS:
             if out[0] != ffi.NULL:
                 lib.lyd_free_all(out[0])
-            raise_issues(ctx, f"invalid {fmt.upper()} data")
-        return cls(schema, out[0])
+            issues = take_issues(ctx) or [DataIssue(f"invalid {fmt.upper()} data")]
+            raise InvalidData([_with_identity_hint(schema, issue) for issue in issues])
+        tree = cls(schema, out[0])
+        if not validate:
+            tree.check_single_instances()  # validation would have caught them; a partial tree is not validated
+        return tree
 
     @classmethod
     def from_python(cls, value: dict[str, Any], *, schema: Schema | None = None, **opts: Any) -> DataTree:
@@ -150,6 +169,14 @@ class DataTree:
         finally:
             lib.ly_set_free(found[0], ffi.NULL)
 
+    def select(self, xpath: str) -> DataTree:
+        """A new tree holding copies of the nodes an XPath selects, with their ancestors (what an
+        XPath filter returns, RFC 6241 s8.9)."""
+        out = DataTree(self.schema)
+        for node in self.find(xpath):
+            _insert_copy(out, node.cdata)
+        return out
+
     def get(self, path: str) -> DNode | None:
         """The one node at a data path (with keys), or None."""
         if self._root[0] == ffi.NULL:
@@ -183,13 +210,29 @@ class DataTree:
         return json.loads(self.print("json")) if not self.is_empty() else {}
 
     # ------------------------------------------------------------------ changes
-    def validate(self, *, config_only: bool = False) -> None:
-        """Validate the whole tree; adds implicit defaults. Raises `InvalidData`."""
+    def validate(self, *, config_only: bool = False, keep_tops: DataTree | None = None) -> None:
+        """Validate the whole tree; adds implicit defaults. Raises `InvalidData`.
+
+        libyang validates only the modules that have data, so a change that removes a whole
+        non-presence top-level container (e.g. ``qkd_node``, whose ``qkdn_id`` is mandatory)
+        would pass: with `keep_tops` (the tree before the change), such containers are
+        re-created empty in a probe and validated, so their mandatory nodes are checked."""
         ctx = self.schema.ctx.cdata
         opts = lib.LYD_VALIDATE_PRESENT | (lib.LYD_VALIDATE_NO_STATE if config_only else 0)
         take_issues(ctx)
         if lib.lyd_validate_all(self._root, ctx, opts, ffi.NULL) != lib.LY_SUCCESS:
             raise_issues(ctx, "validation failed")
+        if keep_tops is None:
+            return
+        gone = keep_tops.top_members() - self.top_members()
+        probe = None
+        for member in sorted(gone):
+            nodes = list(self.schema.ctx.find_path("/" + member))
+            if nodes and nodes[0].nodetype() == libyang.SNode.CONTAINER and not nodes[0].presence():
+                probe = probe or self.copy()
+                probe.set("/" + member)
+        if probe is not None:
+            probe.validate(config_only=config_only)
 
     def set(self, path: str, value: str | None = None) -> None:
         """Create or update the node at `path` (parents as needed); `value` canonical or JSON form."""
@@ -206,26 +249,127 @@ class DataTree:
 
     def delete(self, path: str) -> bool:
         """Remove the subtree at `path`; False when absent."""
-        node = self.get(path)
-        if node is None:
+        node = _find(self, path)
+        if node == ffi.NULL:
             return False
-        cdata = node.cdata
-        if cdata == lib.lyd_first_sibling(self._root[0]) or cdata == self._root[0]:
-            nxt = cdata.next
-            self._root[0] = nxt if nxt != ffi.NULL else ffi.NULL
-        lib.lyd_free_tree(cdata)
-        self._reroot()
+        _free(self, node)
         return True
 
     def merge(self, other: DataTree) -> None:
-        """Merge a copy of `other` into this tree (RFC 6241 merge semantics for config nodes)."""
+        """Merge a copy of `other` into this tree (RFC 6241 merge semantics for config nodes).
+
+        Linear in the size of `other`: libyang 2.1's merge costs O(n^2) in the number of sibling
+        instances it inserts under one parent (200,000 list entries: minutes), so large sibling
+        sets are merged one subtree per libyang call, each with its own bookkeeping."""
         if other.is_empty():
             return
         ctx = self.schema.ctx.cdata
         take_issues(ctx)
-        if lib.lyd_merge_siblings(self._root, other.cdata, 0) != lib.LY_SUCCESS:
-            raise_issues(ctx, "cannot merge data")
+        try:
+            _merge_level(self._root, ffi.NULL, lib.lyd_first_sibling(other.cdata), ctx)
+        finally:
+            self._reroot()
+
+    def exists(self, path: str) -> bool:
+        """Is there a node at this data path (with keys)?"""
+        return _find(self, path) != ffi.NULL
+
+    def take(self, other: DataTree) -> None:
+        """Make `other`'s content this tree's content (ours is freed, `other` is left empty)."""
+        old = self._root[0]
+        self._root[0], other._root[0] = other._root[0], ffi.NULL
+        if old != ffi.NULL:
+            lib.lyd_free_all(old)
+
+    def swap(self, other: DataTree) -> None:
+        """Exchange the contents of two trees of the same schema (no copies)."""
+        self._root[0], other._root[0] = other._root[0], self._root[0]
+
+    def insert_copy_of(self, source: DataTree, path: str) -> bool:
+        """Copy the node at `path` of `source` (with its parents) into this tree; False when absent."""
+        node = _find(source, path)
+        if node == ffi.NULL:
+            return False
+        _insert_copy(self, node)
+        return True
+
+    def add_implicit(self, *, config_only: bool = False) -> None:
+        """Add the default nodes libyang would print with report-all (RFC 6243)."""
+        flags = lib.LYD_IMPLICIT_NO_STATE if config_only else 0
+        lib.lyd_new_implicit_all(self._root, self.schema.ctx.cdata, flags, ffi.NULL)
         self._reroot()
+
+    def top_members(self) -> set[str]:
+        """``module:name`` of every top-level node."""
+        return {f"{n.module().name()}:{n.name()}" for n in self.top_nodes()}
+
+    def check_single_instances(self) -> None:
+        """Refuse two instances of one leaf, container or list entry among siblings (RFC 7950 s8.3.3
+        "duplicate instance"). libyang's parser leaves that to validation, which a partial tree
+        (an edit) does not get, so an edit of an existing entry would silently keep the last one."""
+        if self._root[0] == ffi.NULL:
+            return
+        issue = _first_duplicate(lib.lyd_first_sibling(self._root[0]))
+        if issue is not None:
+            raise InvalidData([issue])
+
+    def extract(self, units: Sequence[str | Any]) -> tuple[DataTree, list[str]]:
+        """The subtrees at `units` plus every leaf of their ancestors (what `when`, `must` and
+        `mandatory` checks of those subtrees may look at): a slice that validates like the whole
+        tree when the schema says the subtrees are self-contained (see `locality`). Returns the
+        slice and the paths of the units this tree has (the others are new).
+
+        A unit is a data path, or an object with `path`, `parent` (its parent's path) and `node`
+        (an equal node in another tree of this schema, e.g. `bindings.edit.Unit`): then it is
+        found by its parent's hash table instead of by parsing its path."""
+        piece = DataTree(self.schema)
+        present: list[str] = []
+        seen: set[str] = set()
+        parents: dict[str | None, object] = {}
+        for unit in units:
+            if isinstance(unit, str):
+                path, parent, like = unit, parent_path(unit), None
+            else:
+                path, like = unit.path, unit.node
+                parent = unit.parent if unit.parent is not None or like is None else parent_path(path)
+            if like is not None:
+                if parent not in parents:
+                    parents[parent] = (lib.lyd_first_sibling(self._root[0]) if self._root[0] != ffi.NULL else ffi.NULL) \
+                        if parent is None else _find(self, parent)
+                holder = parents[parent]
+                first = holder if parent is None else (lib.lyd_child(holder) if holder != ffi.NULL else ffi.NULL)
+                node = _find_like(first, like, self.schema.ctx.cdata) if first != ffi.NULL else ffi.NULL
+            else:
+                node = _find(self, path)
+            if node != ffi.NULL:
+                _insert_copy(piece, node)
+                present.append(path)
+            chain = []
+            ancestor = parent
+            while ancestor and ancestor not in seen:
+                seen.add(ancestor)
+                chain.append(ancestor)
+                ancestor = parent_path(ancestor)
+            for anc_path in chain:
+                anc = _find(self, anc_path)
+                if anc == ffi.NULL:
+                    continue
+                for name, is_leaflist in _term_children(anc.schema):
+                    if is_leaflist:
+                        for node in self.find(f"{anc_path}/{name}"):
+                            _insert_copy(piece, node.cdata)
+                    else:
+                        leaf = _find(self, f"{anc_path}/{name}")
+                        if leaf != ffi.NULL:
+                            _insert_copy(piece, leaf)
+        return piece, present
+
+    def replace_subtrees(self, paths: list[str], source: DataTree) -> None:
+        """Remove the subtrees at `paths`, then merge `source` in: how a validated slice is
+        installed into the whole tree."""
+        for path in paths:
+            self.delete(path)
+        self.merge(source)
 
     def diff(self, other: DataTree) -> list[Change]:
         """Changes that turn this tree into `other`."""
@@ -236,15 +380,34 @@ class DataTree:
             self._root[0] = lib.lyd_first_sibling(self._root[0])
 
 
+_BARE_IDENTITY = re.compile(r'^Invalid identityref "(?P<name>[^":]+)" value')
+
+
+def _with_identity_hint(schema: Schema, issue: DataIssue) -> DataIssue:
+    """An identity value without its module (``PHYS``) is wrong, but when exactly one identity
+    has that name the fix is obvious: say it."""
+    m = _BARE_IDENTITY.match(issue.message)
+    if not m:
+        return issue
+    found = schema.identities_named(m.group("name"))
+    if len(found) != 1:
+        return issue
+    module, name = found[0].split(":")
+    hint = (f"{issue.message} (did you mean {found[0]}? In XML: xmlns:x=\"{schema.namespace(module)}\" "
+            f"and the value x:{name})")
+    return dataclasses.replace(issue, message=hint)
+
+
 def _check_json_syntax(data: bytes) -> None:
     """libyang accepts truncated JSON and trailing garbage; the standard parser does not."""
     try:
         json.loads(data)
     except RecursionError:
-        raise InvalidData([DataIssue("JSON nested too deeply", code="syntax-json")]) from None
+        raise InvalidData([DataIssue("JSON nested too deeply", code="syntax-json", kind=IssueKind.SYNTAX)]) from None
     except ValueError as exc:
         line = getattr(exc, "lineno", None)
-        raise InvalidData([DataIssue(f"not valid JSON: {getattr(exc, 'msg', exc)}", line=line, code="syntax-json")]) from None
+        raise InvalidData([DataIssue(f"not valid JSON: {getattr(exc, 'msg', exc)}", line=line, code="syntax-json",
+                                     kind=IssueKind.SYNTAX)]) from None
 
 
 def print_node(cdata, fmt: Format, *, with_defaults: WithDefaults | None = None, pretty: bool = False,
@@ -328,3 +491,216 @@ def diff_trees(old: DataTree, new: DataTree) -> list[Change]:
 
     walk(lib.lyd_first_sibling(diff.cdata), None)
     return changes
+
+
+# ---------------------------------------------------------------------- node-level helpers
+# (cdata = ``struct lyd_node *``; only this package touches them)
+
+
+def _find(tree: DataTree, path: str):
+    """The node at a data path, or NULL (errors from a path that names nothing are dropped)."""
+    root = tree._root[0]  # noqa: SLF001
+    if root == ffi.NULL:
+        return ffi.NULL
+    out = ffi.new("struct lyd_node **")
+    if lib.lyd_find_path(root, path.encode(), 0, out) == lib.LY_SUCCESS:
+        return out[0]
+    lib.ly_err_clean(tree.schema.ctx.cdata, ffi.NULL)
+    return ffi.NULL
+
+
+def _free(tree: DataTree, cdata) -> None:
+    """Free one subtree, keeping the tree's root pointer on a live first sibling."""
+    root = tree._root  # noqa: SLF001
+    if cdata == root[0] or cdata == lib.lyd_first_sibling(root[0]):
+        first = lib.lyd_first_sibling(root[0])
+        if cdata == first:
+            root[0] = cdata.next if cdata.next != ffi.NULL else ffi.NULL
+    lib.lyd_free_tree(cdata)
+    if root[0] != ffi.NULL:
+        root[0] = lib.lyd_first_sibling(root[0])
+
+
+def _insert_copy(tree: DataTree, source) -> None:
+    """Insert a copy of `source` (with its parents, without metadata) into `tree`."""
+    out = ffi.new("struct lyd_node **")
+    flags = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_NO_META | lib.LYD_DUP_WITH_PARENTS | lib.LYD_DUP_WITH_FLAGS
+    ctx = tree.schema.ctx.cdata
+    if lib.lyd_dup_single(source, ffi.NULL, flags, out) != lib.LY_SUCCESS:
+        raise_issues(ctx, "cannot copy data")
+    top = out[0]
+    while top.parent != ffi.NULL:
+        top = ffi.cast("struct lyd_node *", top.parent)
+    if tree._root[0] == ffi.NULL:  # noqa: SLF001
+        tree._root[0] = top  # noqa: SLF001
+        return
+    _merge_level(tree._root, ffi.NULL, top, ctx, destruct=True)  # noqa: SLF001
+    tree._reroot()  # noqa: SLF001
+
+
+def _merge_level(first_pp, parent, src, ctx, *, destruct: bool = False) -> None:
+    """Merge `src` and its following siblings into the level whose first sibling `first_pp`
+    points at: children of `parent`, or top-level siblings when `parent` is NULL.
+
+    libyang's own merge is used for whole top-level subtrees the target lacks (one copy). Below
+    the top, each source node is looked up in the target by its path (hash lookups): absent ->
+    one copy inserted under the parent; a term -> its value updated when it differs; an inner
+    node -> merged recursively. Cost: O(nodes the source shares with the target + subtrees it
+    adds), never O(n^2)."""
+    while src != ffi.NULL:
+        nxt = src.next
+        if parent == ffi.NULL:
+            match = _find_like(first_pp[0], src, ctx) if first_pp[0] != ffi.NULL else ffi.NULL
+            if match == ffi.NULL:
+                if lib.lyd_merge_tree(first_pp, src, lib.LYD_MERGE_DESTRUCT if destruct else 0) != lib.LY_SUCCESS:
+                    raise_issues(ctx, "cannot merge data")
+            else:
+                _merge_into(match, src, ctx)
+                if destruct:
+                    lib.lyd_free_tree(src)
+            first_pp[0] = lib.lyd_first_sibling(first_pp[0])
+        else:
+            _merge_child(parent, src, ctx)
+        src = nxt
+
+
+def _merge_into(target, src, ctx) -> None:
+    """Merge the children of `src` into the matching inner node `target`."""
+    child = lib.lyd_child(src)
+    while child != ffi.NULL:
+        nxt = child.next
+        if not (child.schema != ffi.NULL and child.schema.flags & lib.LYS_KEY):  # keys match by construction
+            _merge_child(target, child, ctx)
+        child = nxt
+
+
+def _merge_child(parent, src, ctx) -> None:
+    first = lib.lyd_child(parent)
+    match = _find_like(first, src, ctx) if first != ffi.NULL else ffi.NULL
+    if match == ffi.NULL:
+        out = ffi.new("struct lyd_node **")
+        if lib.lyd_dup_single(src, ffi.NULL, lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_FLAGS, out) != lib.LY_SUCCESS:
+            raise_issues(ctx, "cannot copy data")
+        if lib.lyd_insert_child(parent, out[0]) != lib.LY_SUCCESS:
+            lib.lyd_free_tree(out[0])
+            raise_issues(ctx, "cannot insert data")
+        return
+    nodetype = src.schema.nodetype if src.schema != ffi.NULL else 0
+    if nodetype == lib.LYS_LEAF:
+        new = lib.lyd_get_value(src)
+        if src.flags & lib.LYD_DEFAULT and not match.flags & lib.LYD_DEFAULT:
+            return  # an implicit default never overrides a value that was set
+        if ffi.string(new) != ffi.string(lib.lyd_get_value(match)) or (match.flags & lib.LYD_DEFAULT
+                                                                       and not src.flags & lib.LYD_DEFAULT):
+            out = ffi.new("struct lyd_node **")
+            path = lib.lyd_path(match, lib.LYD_PATH_STD, ffi.NULL, 0)
+            try:
+                ret = lib.lyd_new_path(match, ffi.NULL, path, new, lib.LYD_NEW_PATH_UPDATE, out)
+            finally:
+                lib.free(path)
+            if ret != lib.LY_SUCCESS:
+                raise_issues(ctx, "cannot merge data")
+    elif nodetype in _INNER:
+        _merge_into(match, src, ctx)
+    # leaf-list values and anydata that match are already there
+
+
+_INNER = (lib.LYS_CONTAINER, lib.LYS_LIST)
+
+
+def _find_like(first, src, ctx):
+    """The instance among `first`'s siblings that `src` would merge into: the same list entry
+    (keys), leaf-list value or container, found through the siblings' hash table. A leaf is
+    found by its path instead: libyang's sibling search compares a leaf's value too."""
+    if src.schema != ffi.NULL and src.schema.nodetype in (lib.LYS_LEAF, lib.LYS_ANYDATA, lib.LYS_ANYXML):
+        raw = lib.lyd_path(src, lib.LYD_PATH_STD, ffi.NULL, 0)
+        try:
+            out = ffi.new("struct lyd_node **")
+            if lib.lyd_find_path(first, raw, 0, out) == lib.LY_SUCCESS:
+                return out[0]
+        finally:
+            lib.free(raw)
+        lib.ly_err_clean(ctx, ffi.NULL)
+        return ffi.NULL
+    match = find_sibling(first, src)
+    if match == ffi.NULL:
+        lib.ly_err_clean(ctx, ffi.NULL)
+    return match
+
+
+def _first_duplicate(first) -> DataIssue | None:
+    """The first sibling set (depth-first) holding two instances of a leaf, container or list
+    entry (same keys), or two equal leaf-list values."""
+    seen: set = set()
+    node = first
+    while node != ffi.NULL:
+        snode = node.schema
+        if snode != ffi.NULL:
+            nodetype = snode.nodetype
+            if nodetype in (lib.LYS_LEAF, lib.LYS_CONTAINER, lib.LYS_ANYDATA, lib.LYS_ANYXML):
+                key = snode
+            elif nodetype in (lib.LYS_LIST, lib.LYS_LEAFLIST):
+                key = (snode, _node_path(node))
+            else:
+                key = None
+            if key is not None:
+                if key in seen:
+                    return DataIssue(f'Duplicate instance of "{ffi.string(snode.name).decode()}".', _node_path(node),
+                                     kind=IssueKind.DUPLICATE, node=ffi.string(snode.name).decode())
+                seen.add(key)
+            if nodetype in _INNER:
+                child = lib.lyd_child(node)
+                if child != ffi.NULL:
+                    found = _first_duplicate(child)
+                    if found is not None:
+                        return found
+        node = node.next
+    return None
+
+
+def _node_path(cdata) -> str:
+    raw = lib.lyd_path(cdata, lib.LYD_PATH_STD, ffi.NULL, 0)
+    try:
+        return ffi.string(raw).decode()
+    finally:
+        lib.free(raw)
+
+
+_term_cache: dict[int, list[tuple[str, bool]]] = {}
+
+
+def _term_children(snode) -> list[tuple[str, bool]]:
+    """(name, is leaf-list) of an inner schema node's config leaf children; cached per schema
+    node. Looked up by name, so a container with 10,000 list entries costs nothing here."""
+    key = int(ffi.cast("uintptr_t", snode))
+    cached = _term_cache.get(key)
+    if cached is None:
+        cached = []
+        parent_mod = ffi.string(snode.module.name).decode()
+        child = lib.lysc_node_child(snode)
+        while child != ffi.NULL:
+            if child.nodetype in (lib.LYS_LEAF, lib.LYS_LEAFLIST) and not child.flags & lib.LYS_CONFIG_R:
+                mod = ffi.string(child.module.name).decode()
+                name = ffi.string(child.name).decode()
+                cached.append((name if mod == parent_mod else f"{mod}:{name}", child.nodetype == lib.LYS_LEAFLIST))
+            child = child.next
+        _term_cache[key] = cached
+    return cached
+
+
+def parent_path(path: str) -> str | None:
+    """The data path of a node's parent (None for a top-level node), read from the right so its
+    cost does not grow with the depth. Key values are quoted with ' or " and never contain their
+    own quote (libyang picks the other one), so brackets and slashes inside them are skipped."""
+    i = len(path) - 1
+    while i > 0:
+        ch = path[i]
+        if ch == "]":
+            while i > 0 and path[i] != "[":
+                if path[i] in "'\"":
+                    i = path.rindex(path[i], 0, i)
+                i -= 1
+        elif ch == "/":
+            return path[:i] or None
+        i -= 1
+    return None

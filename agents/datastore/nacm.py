@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from qstrata.bindings.diff import Change
 
-from .store import DatastoreError
+from .errors import DatastoreError, ErrorKind
 
 WRITE_GROUPS = frozenset({"admin", "read-write"})
 READ_ONLY_RPCS = frozenset({
@@ -28,9 +28,9 @@ def check_rpc(groups: Sequence[str], rpc_name: str) -> None:
     """Raise access-denied when `groups` may not invoke `rpc_name`."""
     if may_write(groups) or rpc_name in READ_ONLY_RPCS:
         return
-    raise DatastoreError("access-denied", f"access to {rpc_name!r} is denied for this user")
+    raise DatastoreError(ErrorKind.ACCESS_DENIED, f"access to {rpc_name!r} is denied for this user")
 
 
 def check_changes(groups: Sequence[str], changes: Sequence[Change]) -> None:
     if changes and not may_write(groups):
-        raise DatastoreError("access-denied", "write access is denied for this user", changes[0].path)
+        raise DatastoreError(ErrorKind.ACCESS_DENIED, "write access is denied for this user", changes[0].path)

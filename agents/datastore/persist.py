@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from qstrata.bindings.diff import Change
 from qstrata.bindings.schema import Schema
-from qstrata.bindings.tree import DataTree
+from qstrata.bindings.tree import DataTree, parent_path
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -87,15 +89,17 @@ class RunningStore:
                 self._records += 1
         return tree
 
-    def append(self, record: dict[str, Any], current: DataTree) -> None:
+    def append(self, record: dict[str, Any]) -> None:
         """Make a committed transaction durable before anyone is told it happened."""
         if self._journal_fd is None:
             self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.write(self._journal_fd, _encode_record(record))
         os.fsync(self._journal_fd)
         self._records += 1
-        if self._records >= self.snapshot_every:
-            self.snapshot(current)
+
+    def snapshot_due(self) -> bool:
+        """Every `snapshot_every` records the journal is folded into a snapshot."""
+        return self._records >= self.snapshot_every
 
     def snapshot(self, current: DataTree) -> None:
         atomic_write(self.snapshot_path, current.print("json").encode())
@@ -121,6 +125,67 @@ def apply_record(tree: DataTree, record: dict[str, Any]) -> DataTree:
     if data:
         tree.merge(DataTree.from_python(data, schema=tree.schema, config_only=True, validate=False))
     return tree
+
+
+def journal_record(work: DataTree, units: list[str] | None, changes: Sequence[Change]) -> dict[str, Any]:
+    """The record of one transaction: the touched units and their new content, so its size
+    follows the change, not the configuration, even when the transaction validated a whole copy
+    (`units` None); a change of a top-level leaf or of everything records the whole tree."""
+    if units is None:
+        changed = sorted({_unit_of(c.path) for c in changes})
+        if not changed or "/" in changed:
+            return {"full": work.to_python()}
+        return {"units": changed, "data": work.extract(changed)[0].to_python()}
+    return {"units": units, "data": work.to_python()}
+
+
+def _unit_of(path: str) -> str:
+    """The journal unit of a changed path: its outermost list entry, else the path itself."""
+    outer = path
+    parent = parent_path(path)
+    while parent is not None:
+        if parent.endswith("]"):
+            outer = parent
+        parent = parent_path(parent)
+    if outer != path or path.endswith("]"):
+        return outer
+    return path
+
+
+class PendingCommitStore:
+    """The confirmed commit awaiting confirmation (RFC 6241 s8.4), so that it survives kill -9:
+    the configuration to roll back to, the persist-id and the deadline."""
+
+    def __init__(self, state_dir: Path, schema: Schema) -> None:
+        self.schema = schema
+        self.path = state_dir / "pending-commit.json"
+
+    def save(self, rollback: DataTree, persist: str | None, deadline: float, session_id: int | None,
+             username: str | None) -> None:
+        body = {"persist": persist, "deadline": deadline, "session-id": session_id, "username": username,
+                "rollback": rollback.to_python()}
+        atomic_write(self.path, json.dumps(body).encode())
+
+    def load(self) -> tuple[DataTree, str | None, float, int | None, str | None] | None:
+        try:
+            body = json.loads(self.path.read_bytes())
+            rollback = DataTree.from_python(body["rollback"], schema=self.schema, config_only=True, validate=False)
+            return rollback, body.get("persist"), float(body["deadline"]), body.get("session-id"), body.get("username")
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:  # written atomically: only a hand edit gets here
+            raise ValueError(f"{self.path}: unreadable pending confirmed commit: {exc}") from None
+
+    def clear(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return
+        dfd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 class StartupStore:

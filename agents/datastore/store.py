@@ -1,126 +1,101 @@
 """The datastores every protocol front end shares: running, candidate, startup, operational.
 
-One write path: every change is a transaction that works on a slice (or, when constraints
-reach further, a copy) of the target, validates it with libyang, lets device drivers veto,
-then installs it without awaiting, persists it, and tells subscribers. Readers read the
-installed trees directly and never wait behind a write; writes are serialized per datastore.
+One write path: every change is a transaction of protocol-neutral `EditOperation`s that works on
+a slice (or, when constraints reach further, a copy) of the target, validates it with libyang,
+checks access on the computed change list, lets device drivers veto, then installs it without
+awaiting, persists it, and tells the event bus. Readers read the installed trees directly and
+never wait behind a write; writes are serialized per datastore.
+
+Work that grows with the request (a 16 MiB edit of 200,000 list entries, a commit that copies a
+large configuration) runs in a worker thread while the event loop keeps serving other sessions:
+libyang releases the GIL, the trees it reads are only replaced (never modified) while a worker
+reads them, and the result is installed on the loop in one step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import libyang
-from _libyang import ffi, lib
 from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceRefusal
+from qstrata.agents.events import CommitEvent, ConfirmedCommitEvent, EventBus
 from qstrata.bindings.diff import Change
-from qstrata.bindings.paths import PathSyntaxError, _split_segments
+from qstrata.bindings.edit import EditError, EditOperation, Unit, apply_operation, operation_units
+from qstrata.bindings.locality import Locality, schema_path_of
 from qstrata.bindings.schema import Schema, get_schema
 from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import DataIssue, InvalidData
 
-from .edit import EditError, Operation, _find, _free, apply_edit, edit_units, insert_copy
-from .locality import Locality, schema_path_of
-from .persist import RunningStore, StartupStore
+from .errors import DatastoreError, ErrorKind, from_invalid
+from .persist import PendingCommitStore, RunningStore, StartupStore, journal_record
 
 log = logging.getLogger("qstrata.datastore")
 
 DATASTORES = ("running", "candidate", "startup")
-
-
-class DatastoreError(Exception):
-    """A refused operation, in NETCONF vocabulary (error-tag, error-path, error-app-tag)."""
-
-    def __init__(self, tag: str, message: str, path: str | None = None, *, app_tag: str | None = None,
-                 info: dict[str, str] | None = None, issues: Sequence[DataIssue] = ()) -> None:
-        super().__init__(message)
-        self.tag = tag
-        self.message = message
-        self.path = path
-        self.app_tag = app_tag
-        self.info = info or {}
-        self.issues = tuple(issues)
-
-
-def error_from_invalid(exc: InvalidData) -> DatastoreError:
-    """Map libyang's findings to RFC 6241 / RFC 7950 s15 error tags."""
-    first = exc.issues[0]
-    msg = first.message
-    tag, app_tag = "invalid-value", first.app_tag
-    lowered = msg.lower()
-    if "missing its key" in lowered or "mandatory node" in lowered:
-        tag = "missing-element"
-    if "not found as a child" in lowered or "unknown element" in lowered or "namespace" in lowered:
-        tag = "unknown-element"
-    if "unique" in lowered:
-        tag, app_tag = "operation-failed", "data-not-unique"
-    if "too many" in lowered:
-        tag, app_tag = "operation-failed", "too-many-elements"
-    if "too few" in lowered:
-        tag, app_tag = "operation-failed", "too-few-elements"
-    if "when condition" in lowered:
-        tag = "unknown-element"
-    if "must condition" in lowered:
-        tag, app_tag = "operation-failed", app_tag or "must-violation"
-    if "leafref" in lowered or "instance-required" in (first.app_tag or ""):
-        tag, app_tag = "data-missing", "instance-required"
-    return DatastoreError(tag, msg, first.path, app_tag=app_tag, issues=exc.issues)
-
-
-@dataclass(frozen=True)
-class CommitEvent:
-    """A transaction that changed a datastore (for netconf-config-change, gNMI on-change)."""
-
-    datastore: str
-    changes: tuple[Change, ...]
-    session_id: int | None = None
-    username: str | None = None
+MAX_CONFIRM_TIMEOUT = 4_294_967_295
+"""confirm-timeout is a uint32 number of seconds (ietf-netconf, RFC 6241 s8.4.5.1)."""
+OFFLOAD_UNITS = 256
+"""Transactions touching more subtrees than this are computed in a worker thread."""
 
 
 @dataclass
 class SessionInfo:
-    """Who is writing: for locks, NACM and change notifications."""
+    """Who is writing: for locks, access control and change notifications."""
 
     session_id: int | None = None
     username: str | None = None
-    authorize: Callable[[Sequence[Change]], None] | None = None  # raises DatastoreError access-denied
+    authorize: Callable[[Sequence[Change]], None] | None = None
+    """Raises DatastoreError(ACCESS_DENIED) for a change list the user may not make (NACM)."""
+    system: bool = False
+    """The server itself (confirmed-commit rollback, restart replay): no locks apply."""
 
 
-Listener = Callable[[CommitEvent], None]
+SYSTEM = SessionInfo(system=True)
 
 
 @dataclass
 class _Pending:
-    """A confirmed commit awaiting confirmation."""
+    """A confirmed commit awaiting confirmation (RFC 6241 s8.4)."""
 
     rollback: DataTree
     session_id: int | None
+    username: str | None
     persist: str | None
-    timer: asyncio.TimerHandle | None = None
-    extra: dict = field(default_factory=dict)
+    deadline: float
+    """Wall-clock time (time.time()) of the rollback."""
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
-def _parent_paths(path: str) -> list[str]:
-    """Ancestors of a data path, outermost first (not the path itself)."""
-    try:
-        segs = _split_segments(path)
-    except PathSyntaxError:
-        return []
-    return ["/" + "/".join(segs[:i]) for i in range(1, len(segs))]
+@dataclass
+class _Work:
+    """What a transaction computed before anything is installed."""
+
+    work: DataTree
+    units: list[str] | None
+    """Paths of the slice's subtrees; None when `work` is a whole copy of the target."""
+    present: list[str] | None
+    """The units the target had before (to be replaced on install)."""
+    changes: list[Change]
+    full: DataTree | None = None
+    """For large slices: the whole new tree, built off the loop, installed by swapping."""
+    record: dict | None = None
 
 
 class Datastore:
     def __init__(self, schema: Schema | None = None, state_dir: Path | None = None,
-                 drivers: Iterable[DeviceDriver] = (), *, snapshot_every: int = 1000) -> None:
+                 drivers: Iterable[DeviceDriver] = (), *, snapshot_every: int = 1000,
+                 bus: EventBus | None = None) -> None:
         self.schema = schema or get_schema()
         self.locality = Locality(self.schema)
         self.drivers = list(drivers)
+        self.bus = bus or EventBus()
         self.running_store = RunningStore(state_dir, self.schema, snapshot_every=snapshot_every) if state_dir else None
         self.startup_store = StartupStore(state_dir, self.schema) if state_dir else None
+        self.pending_store = PendingCommitStore(state_dir, self.schema) if state_dir else None
         self.trees: dict[str, DataTree] = {name: DataTree(self.schema) for name in DATASTORES}
         self.candidate_modified = False
         self._candidate_stale = False  # running changed while the candidate held no changes of its own
@@ -128,13 +103,13 @@ class Datastore:
         """Bumped on every install: a reader may cache what it printed of a datastore version."""
         self.locks: dict[str, int] = {}
         self._write = {name: asyncio.Lock() for name in DATASTORES}
-        self.listeners: list[Listener] = []
         self.pending: _Pending | None = None
-        self._term_cache: dict[int, list[tuple[str, bool]]] = {}
 
     # ------------------------------------------------------------------ start
     def load(self, initial: DataTree | None = None) -> None:
-        """Running from its journal, else from startup, else `initial` (device inventory)."""
+        """Running from its journal, else from startup, else `initial` (device inventory). A
+        confirmed commit that was pending when the agent stopped is restored (persist) or rolled
+        back (no persist), per RFC 6241 s8.4: call `restore_pending` once the loop runs."""
         running = None
         if self.running_store and self.running_store.exists():
             running = self.running_store.load()
@@ -144,7 +119,7 @@ class Datastore:
             running = initial.copy() if initial is not None else DataTree(self.schema)
         running.validate(config_only=True)
         self.trees["running"] = running
-        self.versions["running"] = self.versions.get("running", 0) + 1
+        self._bump("running")
         self.trees["candidate"] = running.copy()
         if self.startup_store and self.startup_store.exists():
             self.trees["startup"] = self.startup_store.load()
@@ -155,17 +130,33 @@ class Datastore:
         if self.running_store and not self.running_store.exists():
             self.running_store.snapshot(running)
 
+    async def restore_pending(self) -> None:
+        """Bring back the confirmed commit that was pending at the last stop (see `load`)."""
+        if self.pending_store is None:
+            return
+        saved = self.pending_store.load()
+        if saved is None:
+            return
+        rollback, persist, deadline, session_id, username = saved
+        self.pending = _Pending(rollback, session_id, username, persist, deadline)
+        if persist is None:
+            await self._rollback_pending("the agent restarted before the commit was confirmed", "cancel")
+            return
+        log.info("restored pending confirmed commit (persist-id %s), %.0f s left", persist, deadline - time.time())
+        self._arm_timer()
+
     # ------------------------------------------------------------------ reading
     def get_config(self, name: str) -> DataTree:
         self._check_name(name)
         return self._candidate() if name == "candidate" else self.trees[name]
 
-    def _candidate(self) -> DataTree:
+    def _candidate(self, *, writer: bool = False) -> DataTree:
         """The candidate follows running until it is edited itself, so a later commit cannot undo what
-        was written to running meanwhile. Brought up to date lazily: writes to running stay cheap."""
-        if self._candidate_stale and not self.candidate_modified:
+        was written to running meanwhile. Brought up to date lazily: writes to running stay cheap.
+        Readers never replace it while a candidate transaction (the `writer`) works on it."""
+        if self._candidate_stale and not self.candidate_modified and (writer or not self._write["candidate"].locked()):
             self.trees["candidate"] = self.trees["running"].copy()
-        self._candidate_stale = False
+            self._candidate_stale = False
         return self.trees["candidate"]
 
     def operational(self) -> DataTree:
@@ -185,110 +176,96 @@ class Datastore:
         self._check_name(name)
         holder = self.locks.get(name)
         if holder is not None:
-            raise DatastoreError("lock-denied", f"the {name} datastore is locked by session {holder}",
+            raise DatastoreError(ErrorKind.LOCK_DENIED, f"the {name} datastore is locked by session {holder}",
                                  info={"session-id": str(holder)})
         if name == "candidate" and self.candidate_modified:
-            raise DatastoreError("lock-denied", "the candidate has uncommitted changes; discard or commit them first",
+            raise DatastoreError(ErrorKind.LOCK_DENIED,
+                                 "the candidate has uncommitted changes; discard or commit them first",
                                  info={"session-id": "0"})
         if self._write[name].locked():
-            raise DatastoreError("in-use", f"a transaction on {name} is in progress")
+            raise DatastoreError(ErrorKind.IN_PROGRESS, f"a transaction on {name} is in progress")
         self.locks[name] = session_id
 
     def unlock(self, name: str, session_id: int) -> None:
         self._check_name(name)
         holder = self.locks.get(name)
         if holder is None:
-            raise DatastoreError("operation-failed", f"the {name} datastore is not locked")
+            raise DatastoreError(ErrorKind.NOT_LOCKED, f"the {name} datastore is not locked")
         if holder != session_id:
-            raise DatastoreError("lock-denied", f"the {name} lock is held by session {holder}",
+            raise DatastoreError(ErrorKind.LOCK_DENIED, f"the {name} lock is held by session {holder}",
                                  info={"session-id": str(holder)})
         del self.locks[name]
 
     def release_session(self, session_id: int) -> None:
-        """A session ended: drop its locks (and the candidate changes it locked, per RFC 6241)."""
+        """A session ended: drop its locks (and the candidate changes it locked, per RFC 6241),
+        and roll back its unconfirmed, non-persistent confirmed commit."""
         for name, holder in list(self.locks.items()):
             if holder == session_id:
                 del self.locks[name]
                 if name == "candidate":
-                    self.discard_changes()
+                    self._discard()
         if self.pending and self.pending.persist is None and self.pending.session_id == session_id:
-            asyncio.get_event_loop().create_task(self._rollback_pending("confirming session ended"))
+            asyncio.get_running_loop().create_task(
+                self._rollback_pending("the confirming session ended", "cancel"))
 
     def _check_write(self, name: str, session: SessionInfo) -> None:
         holder = self.locks.get(name)
-        if holder is not None and holder != session.session_id:
-            raise DatastoreError("in-use", f"the {name} datastore is locked by session {holder}",
+        if holder is not None and holder != session.session_id and not session.system:
+            raise DatastoreError(ErrorKind.LOCKED, f"the {name} datastore is locked by session {holder}",
                                  info={"session-id": str(holder)})
 
     def _check_name(self, name: str) -> None:
         if name not in DATASTORES:
-            raise DatastoreError("invalid-value", f"unknown datastore {name!r}")
+            raise DatastoreError(ErrorKind.BAD_REQUEST, f"unknown datastore {name!r}")
 
     # ------------------------------------------------------------------ writing
-    async def edit(self, name: str, edit: DataTree, session: SessionInfo, *,
-                   default_operation: Operation = "merge", test_option: str = "test-then-set",
-                   error_option: str = "stop-on-error", removals: Sequence[tuple[str, str]] = ()) -> list[Change]:
-        """edit-config. Atomic for stop-on-error and rollback-on-error (the datastore is never left
-        half-changed); continue-on-error applies what it can and reports the rest."""
+    async def edit(self, name: str, operations: Sequence[EditOperation], session: SessionInfo, *,
+                   test_only: bool = False, error_option: str = "stop-on-error") -> list[Change]:
+        """Apply `operations` as one transaction. stop-on-error and rollback-on-error are atomic
+        (the datastore is never left half-changed); continue-on-error applies every operation
+        that can be applied, then reports the others (and still refuses an invalid result)."""
         self._check_name(name)
         self._check_write(name, session)
-        edited = edit_units(edit, default_operation)
-        units = edited + [(path, True) for path, _ in removals]
-        errors: list[EditError] = []
-
-        def remove_leaves(work: DataTree) -> None:
-            for path, op in removals:
-                node = _find(work, path)
-                if node != ffi.NULL:
-                    _free(work, node)
-                elif op == "delete":
-                    exc = EditError("data-missing", "the data does not exist; cannot delete it", path)
-                    if error_option != "continue-on-error":
-                        raise exc
-                    errors.append(exc)
+        units = [u for op in operations for u in operation_units(op)]
+        failures: list[EditError] = []
 
         def mutate(work: DataTree) -> None:
-            if error_option == "continue-on-error":
-                for path, _removes in edited:
-                    node = _find(edit, path)
-                    part = DataTree(self.schema)
-                    insert_copy_keep_meta(part, node)
-                    before = work.copy()
-                    try:
-                        apply_edit(work, part, default_operation)
-                    except EditError as exc:
-                        errors.append(exc)
-                        # undo this unit only: the copy taken before it becomes the work tree
-                        work._root[0], before._root[0] = before._root[0], work._root[0]  # noqa: SLF001
-            else:
-                apply_edit(work, edit, default_operation)
-            remove_leaves(work)
+            for op in operations:
+                try:
+                    apply_operation(work, op)
+                except EditError as exc:  # a failing operation has changed nothing
+                    if error_option != "continue-on-error":
+                        raise
+                    failures.append(exc)
 
-        changes = await self._transaction(name, units, mutate, session, test_only=test_option == "test-only")
-        if errors:
-            first = errors[0]
-            raise DatastoreError(first.tag, first.message, first.path,
-                                 issues=[DataIssue(e.message, e.path) for e in errors])
+        changes = await self._transaction(name, units, mutate, session, test_only=test_only)
+        if failures:
+            first = failures[0]
+            raise DatastoreError(ErrorKind(first.kind.value), first.message, first.path,
+                                 issues=[DataIssue(e.message, e.path, kind=e.kind) for e in failures])
         return changes
 
     async def replace(self, name: str, new: DataTree, session: SessionInfo) -> list[Change]:
         """copy-config into `name` (also used by commit and rollbacks)."""
         self._check_name(name)
         self._check_write(name, session)
-        source = new.copy()
-
-        def mutate(work: DataTree) -> None:
-            work._root[0], source._root[0] = source._root[0], work._root[0]  # noqa: SLF001
-
-        return await self._transaction(name, None, mutate, session)
+        return await self._transaction(name, None, lambda work: work.take(new.copy()), session)
 
     async def delete_config(self, name: str, session: SessionInfo) -> None:
         if name == "running":
-            raise DatastoreError("operation-not-supported", "delete-config of running is not allowed")
+            raise DatastoreError(ErrorKind.NOT_SUPPORTED, "delete-config of running is not allowed")
         await self.replace(name, DataTree(self.schema), session)
 
-    def discard_changes(self) -> None:
+    async def discard_changes(self, session: SessionInfo) -> None:
+        """Reset the candidate to running; refused while another session holds the candidate lock
+        (RFC 6241 s7.5: a lock stops every change but the holder's)."""
+        self._check_write("candidate", session)
+        async with self._write["candidate"]:
+            self._discard()
+
+    def _discard(self) -> None:
         self.trees["candidate"] = self.trees["running"].copy()
+        self._bump("candidate")
         self.candidate_modified = False
         self._candidate_stale = False
 
@@ -297,72 +274,120 @@ class Datastore:
         try:
             tree.validate(config_only=True)
         except InvalidData as exc:
-            raise error_from_invalid(exc) from None
+            raise from_invalid(exc) from None
 
-    async def commit(self, session: SessionInfo, *, confirmed: bool = False, timeout: float = 600.0,
+    async def commit(self, session: SessionInfo, *, confirmed: bool = False, timeout: int = 600,
                      persist: str | None = None, persist_id: str | None = None) -> list[Change]:
-        """Candidate -> running, with RFC 6241 s8.4 confirmed-commit semantics."""
-        if self.pending is not None:
-            if self.pending.persist is not None:
-                if persist_id != self.pending.persist:
-                    raise DatastoreError("invalid-value", "persist-id does not match the pending confirmed commit",
-                                         path="/ietf-netconf:persist-id")
-            elif self.pending.session_id != session.session_id and persist_id is None:
-                raise DatastoreError("in-use", "a confirmed commit of another session is pending")
+        """Candidate -> running, with RFC 6241 s8.4 confirmed-commit semantics.
+
+        A commit publishes the candidate, so it is refused while another session holds the
+        candidate lock (its edits are unfinished) or the running lock."""
+        if confirmed and not 1 <= timeout <= MAX_CONFIRM_TIMEOUT:
+            raise DatastoreError(ErrorKind.INVALID_VALUE,
+                                 f"confirm-timeout must be 1..{MAX_CONFIRM_TIMEOUT} seconds", "/ietf-netconf:confirm-timeout")
+        self._check_write("candidate", session)
+        self._check_write("running", session)
+        pending = self.pending
+        if pending is not None:
+            if pending.persist is not None:
+                if persist_id != pending.persist:
+                    raise DatastoreError(ErrorKind.BAD_REQUEST,
+                                         "persist-id does not match the pending confirmed commit",
+                                         "/ietf-netconf:persist-id")
+            elif pending.session_id != session.session_id and persist_id is None:
+                raise DatastoreError(ErrorKind.IN_PROGRESS, "a confirmed commit of another session is pending")
         elif persist_id is not None:
-            raise DatastoreError("invalid-value", "no confirmed commit is pending for that persist-id")
-        rollback = self.trees["running"].copy() if self.pending is None else self.pending.rollback
-        changes = await self.replace("running", self._candidate(), session)
+            raise DatastoreError(ErrorKind.BAD_REQUEST, "no confirmed commit is pending for that persist-id",
+                                 "/ietf-netconf:persist-id")
+        rollback = self.trees["running"].copy() if pending is None else pending.rollback
+        if confirmed and self.pending_store is not None:
+            # durable before running changes: after a crash in between, a rollback is harmless
+            self.pending_store.save(rollback, persist, time.time() + timeout, session.session_id, session.username)
+        try:
+            changes = await self.replace("running", self._candidate(), session)
+        except BaseException:
+            if confirmed and self.pending_store is not None:  # put back what was durable before
+                if pending is None:
+                    self.pending_store.clear()
+                else:
+                    self.pending_store.save(pending.rollback, pending.persist, pending.deadline,
+                                            pending.session_id, pending.username)
+            raise
         self.candidate_modified = False
-        if self.pending and self.pending.timer:
-            self.pending.timer.cancel()
+        if pending is not None and pending.timer is not None:
+            pending.timer.cancel()
         self.pending = None
         if confirmed:
-            loop = asyncio.get_running_loop()
-            self.pending = _Pending(rollback, session.session_id, persist)
-            self.pending.timer = loop.call_later(
-                timeout, lambda: loop.create_task(self._rollback_pending("confirm timeout")))
+            self.pending = _Pending(rollback, session.session_id, session.username, persist, time.time() + timeout)
+            self._arm_timer()
+            self.bus.publish(ConfirmedCommitEvent("extend" if pending else "start", session.session_id,
+                                                  session.username, timeout, persist))
+        elif pending is not None:
+            if self.pending_store is not None:
+                self.pending_store.clear()
+            self.bus.publish(ConfirmedCommitEvent("complete", session.session_id, session.username,
+                                                  persist_id=pending.persist))
         return changes
 
-    async def cancel_commit(self, session: SessionInfo, persist_id: str | None = None) -> None:
-        if self.pending is None:
-            raise DatastoreError("operation-failed", "no confirmed commit is pending")
-        if self.pending.persist is not None and persist_id != self.pending.persist:
-            raise DatastoreError("invalid-value", "persist-id does not match the pending confirmed commit")
-        if self.pending.persist is None and self.pending.session_id != session.session_id:
-            raise DatastoreError("operation-failed", "the pending confirmed commit belongs to another session")
-        await self._rollback_pending("cancel-commit")
+    def _arm_timer(self) -> None:
+        assert self.pending is not None
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self.pending.deadline - time.time())
+        self.pending.timer = loop.call_later(
+            delay, lambda: loop.create_task(self._rollback_pending("confirm timeout", "timeout")))
 
-    async def _rollback_pending(self, why: str) -> None:
+    async def cancel_commit(self, session: SessionInfo, persist_id: str | None = None) -> None:
+        pending = self.pending
+        if pending is None:
+            raise DatastoreError(ErrorKind.FAILED, "no confirmed commit is pending")
+        if pending.persist is not None and persist_id != pending.persist:
+            raise DatastoreError(ErrorKind.BAD_REQUEST, "persist-id does not match the pending confirmed commit",
+                                 "/ietf-netconf:persist-id")
+        if pending.persist is None and pending.session_id != session.session_id:
+            raise DatastoreError(ErrorKind.FAILED, "the pending confirmed commit belongs to another session")
+        await self._rollback_pending("cancel-commit", "cancel", session)
+
+    async def _rollback_pending(self, why: str, kind: str, session: SessionInfo | None = None) -> None:
+        """Restore the configuration from before the confirmed commit. The server does this, so no
+        lock (not even the committing session's own) can stop it."""
         pending, self.pending = self.pending, None
         if pending is None:
             return
         if pending.timer:
             pending.timer.cancel()
         log.info("rolling back confirmed commit: %s", why)
-        await self.replace("running", pending.rollback, SessionInfo())
-        self.discard_changes()
+        try:
+            await self.replace("running", pending.rollback, SYSTEM)
+        except DatastoreError as exc:  # e.g. a device refused: keep trying rather than forget it
+            log.error("rollback of the confirmed commit failed (%s); retrying in 5 s", exc.message)
+            self.pending = pending
+            pending.deadline = time.time() + 5
+            self._arm_timer()
+            return
+        if self.pending_store is not None:
+            self.pending_store.clear()
+        self._discard()
+        who = session or SessionInfo(pending.session_id, pending.username)
+        self.bus.publish(ConfirmedCommitEvent(kind, who.session_id, who.username,  # type: ignore[arg-type]
+                                              persist_id=pending.persist))
 
     # ------------------------------------------------------------------ the one write path
-    async def _transaction(self, name: str, units: list[tuple[str, bool]] | None,
-                           mutate: Callable[[DataTree], None], session: SessionInfo, *,
-                           test_only: bool = False) -> list[Change]:
+    async def _transaction(self, name: str, units: list[Unit] | None, mutate: Callable[[DataTree], None],
+                           session: SessionInfo, *, test_only: bool = False) -> list[Change]:
         async with self._write[name]:
-            target = self._candidate() if name == "candidate" else self.trees[name]
+            target = self._candidate(writer=True) if name == "candidate" else self.trees[name]
             use_slice = bool(units) and all(
-                self.locality.slice_ok(schema_path_of(path), removes) for path, removes in units)
-            work = self._slice(target, [p for p, _ in units]) if use_slice else target.copy()
-            before = work.copy()
-            try:
-                mutate(work)
-                work.validate(config_only=True)
-                if name == "running":  # startup may be emptied by delete-config (RFC 6241 s7.4)
-                    self._check_vanished_tops(before, work)
-            except EditError as exc:
-                raise DatastoreError(exc.tag, exc.message, exc.path) from None
-            except InvalidData as exc:
-                raise error_from_invalid(exc) from None
-            changes = before.diff(work)
+                self.locality.slice_ok(schema_path_of(u.path), u.removes) for u in units or ())
+            slice_units = list(units or ()) if use_slice else None
+            slice_paths = [u.path for u in units or ()] if use_slice else None
+            journal = name == "running" and self.running_store is not None
+            heavy = slice_paths is None or len(slice_paths) > OFFLOAD_UNITS
+
+            def compute() -> _Work:
+                return self._compute(name, target, slice_units, mutate, journal, whole=heavy)
+
+            result = await asyncio.to_thread(compute) if heavy else compute()
+            changes = result.changes
             if session.authorize is not None and changes:
                 session.authorize(changes)
             if test_only or not changes:
@@ -370,30 +395,56 @@ class Datastore:
             txn = None
             if name == "running" and self.drivers:
                 txn = ConfigTransaction(tuple(changes), lambda: target.to_python(),
-                                        lambda: self._merged(target, work, units if use_slice else None))
+                                        lambda: self._merged(target, result))
                 await self._prepare(txn)
-            record = self._install(name, work, [p for p, _ in units] if use_slice else None, changes)
+            if journal:
+                record = result.record if result.record is not None else journal_record(result.work, slice_paths,
+                                                                                           changes)
+                if heavy:
+                    await asyncio.to_thread(self.running_store.append, record)  # type: ignore[union-attr]
+                else:
+                    self.running_store.append(record)  # type: ignore[union-attr]
+            self._install(name, target, result)
             if name == "running" and not self.candidate_modified:
                 self._candidate_stale = True
-            if name == "running" and self.running_store is not None:
-                self.running_store.append(record, self.trees["running"])
-            elif name == "startup" and self.startup_store is not None:
-                self.startup_store.save(self.trees["startup"])
             elif name == "candidate":
                 self.candidate_modified = True
+            if journal and self.running_store.snapshot_due():  # type: ignore[union-attr]
+                await asyncio.to_thread(self.running_store.snapshot, self.trees["running"])  # type: ignore[union-attr]
+            elif name == "startup" and self.startup_store is not None:
+                await asyncio.to_thread(self.startup_store.save, self.trees["startup"])
             if txn is not None:
                 for driver in self.drivers:
                     try:
                         await driver.commit(txn)
                     except Exception:  # a driver must not fail here; keep serving
                         log.exception("driver %s failed to commit a prepared transaction", driver.name)
-        event = CommitEvent(name, tuple(changes), session.session_id, session.username)
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("change listener failed")
+        self.bus.publish(CommitEvent(name, tuple(changes), session.session_id, session.username, time.time_ns()))
         return changes
+
+    def _compute(self, name: str, target: DataTree, units: list[Unit] | None,
+                 mutate: Callable[[DataTree], None], journal: bool, *, whole: bool) -> _Work:
+        """Apply, validate and diff, touching nothing installed (safe in a worker thread)."""
+        slice_paths = [u.path for u in units] if units is not None else None
+        if units is not None:
+            work, present = target.extract(units)
+        else:
+            work, present = target.copy(), None
+        before = work.copy()
+        try:
+            mutate(work)
+            work.validate(config_only=True, keep_tops=before if name == "running" else None)
+        except InvalidData as exc:
+            raise from_invalid(exc) from None
+        changes = before.diff(work)
+        result = _Work(work, slice_paths, present, changes)
+        if changes and whole and present is not None:
+            full = target.copy()
+            full.replace_subtrees(present, work)
+            result.full = full
+        if changes and journal and whole:
+            result.record = journal_record(work, slice_paths, changes)
+        return result
 
     async def _prepare(self, txn: ConfigTransaction) -> None:
         prepared: list[DeviceDriver] = []
@@ -404,120 +455,26 @@ class Datastore:
         except DeviceRefusal as exc:
             for driver in prepared:
                 await driver.abort(txn)
-            raise DatastoreError("operation-failed", f"{driver.name}: {exc.message}", exc.path) from None
+            raise DatastoreError(ErrorKind.DEVICE_REFUSED, f"{driver.name}: {exc.message}", exc.path) from None
 
-    def _slice(self, target: DataTree, units: list[str]) -> DataTree:
-        """The touched subtrees of `target` plus their ancestors' leaves (for mandatory/when)."""
-        piece = DataTree(self.schema)
-        seen: set[str] = set()
-        for path in units:
-            node = _find(target, path)
-            if node != ffi.NULL:
-                insert_copy(piece, node)
-            for ancestor in _parent_paths(path):
-                if ancestor in seen:
-                    continue
-                seen.add(ancestor)
-                anc = _find(target, ancestor)
-                if anc == ffi.NULL:
-                    break
-                for name, is_list in self._term_children(anc.schema):
-                    if is_list:
-                        for node in target.find(f"{ancestor}/{name}"):
-                            insert_copy(piece, node.cdata)
-                    else:
-                        leaf = _find(target, f"{ancestor}/{name}")
-                        if leaf != ffi.NULL:
-                            insert_copy(piece, leaf)
-        return piece
-
-    def _term_children(self, snode) -> list[tuple[str, bool]]:
-        """(name, is leaf-list) of an inner schema node's leaf children; cached per schema node.
-        Looked up by name so a container with 10,000 list entries costs nothing here."""
-        key = int(ffi.cast("uintptr_t", snode))
-        cached = self._term_cache.get(key)
-        if cached is None:
-            cached = []
-            parent_mod = ffi.string(snode.module.name).decode()
-            child = lib.lysc_node_child(snode)
-            while child != ffi.NULL:
-                if child.nodetype in (lib.LYS_LEAF, lib.LYS_LEAFLIST) and not child.flags & lib.LYS_CONFIG_R:
-                    mod = ffi.string(child.module.name).decode()
-                    name = ffi.string(child.name).decode()
-                    cached.append((name if mod == parent_mod else f"{mod}:{name}", child.nodetype == lib.LYS_LEAFLIST))
-                child = child.next
-            self._term_cache[key] = cached
-        return cached
-
-    def _merged(self, target: DataTree, work: DataTree, units) -> dict:
-        if units is None:
-            return work.to_python()
+    def _merged(self, target: DataTree, result: _Work) -> dict:
+        if result.full is not None:
+            return result.full.to_python()
+        if result.units is None:
+            return result.work.to_python()
         tree = target.copy()
-        for path, _ in units:
-            tree.delete(path)
-        tree.merge(work)
+        tree.replace_subtrees(result.present or [], result.work)
         return tree.to_python()
 
-    def _check_vanished_tops(self, before: DataTree, after: DataTree) -> None:
-        """libyang validates only modules that have data, so deleting a whole non-presence top
-        container (e.g. `qkd_node`, whose `qkdn_id` is mandatory) would pass: re-create it empty
-        in a probe and validate that, so its mandatory nodes are checked."""
-        gone = {_member(n) for n in before.top_nodes()} - {_member(n) for n in after.top_nodes()}
-        if not gone:
-            return
-        probe = after.copy()
-        for member in gone:
-            nodes = list(self.schema.ctx.find_path("/" + member))
-            if nodes and nodes[0].nodetype() == libyang.SNode.CONTAINER and not nodes[0].presence():
-                probe.set("/" + member)
-        probe.validate(config_only=True)
+    def _install(self, name: str, target: DataTree, result: _Work) -> None:
+        """Make the result visible (no awaits here: readers see all or nothing)."""
+        if result.units is None:
+            self.trees[name] = result.work
+        elif result.full is not None:
+            self.trees[name] = result.full
+        else:
+            target.replace_subtrees(result.present or [], result.work)
+        self._bump(name)
 
-    def _install(self, name: str, work: DataTree, units: list[str] | None,
-                 changes: Sequence[Change] = ()) -> dict:
-        """Make `work` visible (no awaits here: readers see all or nothing). Returns the journal
-        record: the touched units and their new content, so its size follows the change, not the
-        configuration, even when the transaction validated a whole copy."""
+    def _bump(self, name: str) -> None:
         self.versions[name] = self.versions.get(name, 0) + 1
-        if units is None:
-            self.trees[name] = work
-            changed = sorted({_unit_of(c.path) for c in changes})
-            if not changed or "/" in changed:
-                return {"full": work.to_python()}
-            return {"units": changed, "data": self._slice(work, changed).to_python()}
-        target = self.trees[name]
-        for path in units:
-            node = _find(target, path)
-            if node != ffi.NULL:
-                _free(target, node)
-        target.merge(work)
-        return {"units": units, "data": work.to_python()}
-
-
-def _member(node) -> str:
-    return f"{node.module().name()}:{node.name()}"
-
-
-def _unit_of(path: str) -> str:
-    """The journal unit of a changed path: its outermost list entry, else the path itself."""
-    try:
-        segments = _split_segments(path)
-    except PathSyntaxError:
-        return "/"
-    for i, seg in enumerate(segments):
-        if "[" in seg:
-            return "/" + "/".join(segments[: i + 1])
-    return path
-
-
-def insert_copy_keep_meta(tree: DataTree, node) -> None:
-    """Copy an edit node with its parents and operation attributes into an empty edit tree."""
-    out = ffi.new("struct lyd_node **")
-    flags = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_PARENTS
-    if lib.lyd_dup_single(node, ffi.NULL, flags, out) != lib.LY_SUCCESS:
-        raise EditError("operation-failed", "cannot copy edit data")
-    top = out[0]
-    while top.parent != ffi.NULL:
-        top = ffi.cast("struct lyd_node *", top.parent)
-    tree._root[0] = top  # noqa: SLF001
-
-

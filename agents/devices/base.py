@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from qstrata.agents.events import DeviceEvent
 from qstrata.bindings.diff import Change
+
+__all__ = ["ConfigTransaction", "DeviceDriver", "DeviceEvent", "DeviceRefusal", "Inventory", "JsonTree"]
 
 JsonTree = dict[str, Any]
 """A JSON-IETF instance tree: top-level keys are ``module:name``."""
@@ -77,22 +80,6 @@ class ConfigTransaction:
         if callable(self._new):
             self._new = self._new()
         return self._new
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceEvent:
-    """Something the device reports on its own.
-
-    kind="notification": `data` is a JSON-IETF tree of one YANG notification, e.g.
-    ``{"etsi-qkd-sdn-node:sdqkdn_link_down": {"qkd_link": {...}}}``.
-    kind="state": operational state changed under `paths` (for gNMI on-change); read it with
-    `read_state`.
-    """
-
-    kind: Literal["notification", "state"]
-    data: JsonTree = field(default_factory=dict)
-    paths: tuple[str, ...] = ()
-    time_ns: int = 0
 
 
 @runtime_checkable

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from _libyang import ffi
 from qstrata.bindings.schema import Schema
 
 UNSUPPORTED_FEATURES = {"url"}  # ietf-netconf :url is not implemented
@@ -38,7 +37,7 @@ def server_capabilities(schema: Schema, content_id: str) -> list[str]:
     )
     for module in schema.implemented_modules():
         name = module.name()
-        if name in ("yang", "ietf-yang-schema-mount") or _is_yang11(module):
+        if name in ("yang", "ietf-yang-schema-mount") or schema.is_yang11(name):
             continue
         uri = f"{schema.namespace(name)}?module={name}"
         revision = schema.revision(name)
@@ -50,7 +49,3 @@ def server_capabilities(schema: Schema, content_id: str) -> list[str]:
         caps.append(uri)
     return caps
 
-
-def _is_yang11(module) -> bool:
-    parsed = module.cdata.parsed
-    return parsed != ffi.NULL and parsed.version == 2

@@ -1,8 +1,10 @@
 """(namespace, rpc name) -> handler, and the shared pipeline around every handler.
 
-Handlers are registered by the modules named after their RFC (`rfc6241_ops`, `rfc6022_monitoring`,
-`rfc5277_notifications`); the pipeline checks access (NACM), runs the handler, and turns every
-exception into a complete rpc-error reply echoing the <rpc> attributes.
+Handlers live in modules named after their RFC (`rfc6241_ops`, `rfc6022_monitoring`,
+`rfc5277_notifications`), each with a `register(registry)` that the server calls explicitly: a
+server has exactly the operations it was built with, whatever else was imported. The pipeline
+checks access (NACM), runs the handler, and turns every exception into a complete rpc-error
+reply echoing the <rpc> attributes; the core's neutral errors are mapped here, at the edge.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 from xml.sax.saxutils import quoteattr
 
 from lxml import etree
-from qstrata.agents.datastore.store import DatastoreError, error_from_invalid
+from qstrata.agents.datastore.errors import DatastoreError, from_invalid
 from qstrata.bindings.validate import InvalidData
 
 from .errors import (
@@ -21,6 +23,7 @@ from .errors import (
     ErrorTag,
     ErrorType,
     RpcError,
+    rpc_errors_from_core,
     rpc_reply_data,
     rpc_reply_ok,
     rpc_reply_with_errors,
@@ -34,15 +37,24 @@ log = logging.getLogger("qstrata.netconf")
 Handler = Callable[["NetconfSession", etree._Element], Awaitable[bytes | etree._Element | None]]
 """Returns None for <ok/>, an element to put in <data>, or a complete reply body (bytes)."""
 
-HANDLERS: dict[tuple[str, str], Handler] = {}
 
 
-def rpc(namespace: str, name: str) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        HANDLERS[(namespace, name)] = handler
-        return handler
+class RpcRegistry:
+    """The operations one server answers: (namespace, name) -> handler."""
 
-    return register
+    def __init__(self) -> None:
+        self._handlers: dict[tuple[str, str], Handler] = {}
+
+    def add(self, namespace: str, name: str, handler: Handler) -> None:
+        if (namespace, name) in self._handlers:
+            raise ValueError(f"operation {name!r} in {namespace!r} is registered twice")
+        self._handlers[(namespace, name)] = handler
+
+    def get(self, namespace: str, name: str) -> Handler | None:
+        return self._handlers.get((namespace, name))
+
+    def names(self) -> list[tuple[str, str]]:
+        return sorted(self._handlers)
 
 
 def path_namespaces(path: str | None, namespace_of: Callable[[str], str | None]) -> dict[str, str]:
@@ -64,29 +76,14 @@ def to_rpc_errors(exc: Exception, namespace_of: Callable[[str], str | None]) -> 
     if isinstance(exc, RpcError):
         return [exc]
     if isinstance(exc, InvalidData):
-        exc = error_from_invalid(exc)
+        exc = from_invalid(exc)
     if isinstance(exc, DatastoreError):
-        tag = ErrorTag(exc.tag)
-        issues = exc.issues or ()
-        errors = []
-        for i, issue in enumerate(issues or [None]):
-            path = exc.path if issue is None or i == 0 else issue.path
-            message = exc.message if issue is None or i == 0 else issue.message
-            info: list[tuple[str, str]] = [(k, v) for k, v in exc.info.items()]
-            if (tag in (ErrorTag.UNKNOWN_ELEMENT, ErrorTag.MISSING_ELEMENT, ErrorTag.BAD_ELEMENT) and path
-                    and "bad-element" not in exc.info):  # one bad-element: the one the error named, if any
-                info.append(("bad-element", path.rsplit("/", 1)[-1].split("[", 1)[0].split(":")[-1]))
-            error_type = ErrorType.PROTOCOL if tag in (ErrorTag.LOCK_DENIED, ErrorTag.IN_USE) else ErrorType.APPLICATION
-            if error_type not in tag.allowed_types:
-                error_type = tag.default_type
-            errors.append(RpcError(tag, message, error_type=error_type, app_tag=exc.app_tag, path=path,
-                                   path_namespaces=path_namespaces(path, namespace_of), info=info))
-        return errors
+        return rpc_errors_from_core(exc, lambda path: path_namespaces(path, namespace_of))
     log.exception("internal error while handling an rpc")
     return [RpcError(ErrorTag.OPERATION_FAILED, "internal error; the operation was not performed")]
 
 
-async def run(session: NetconfSession, rpc_element: etree._Element,
+async def run(session: NetconfSession, rpc_element: etree._Element, registry: RpcRegistry,
               namespace_of: Callable[[str], str | None],
               check_access: Callable[[NetconfSession, str, str], None],
               attrs: dict[str, str] | None = None) -> bytes:
@@ -100,7 +97,7 @@ async def run(session: NetconfSession, rpc_element: etree._Element,
         return rpc_reply_with_errors([err], attrs)
     op = ops[0]
     qname = etree.QName(op)
-    handler = HANDLERS.get((qname.namespace or "", qname.localname))
+    handler = registry.get(qname.namespace or "", qname.localname)
     try:
         if handler is None:
             raise RpcError(ErrorTag.OPERATION_NOT_SUPPORTED,

@@ -262,3 +262,70 @@ def _detached_copy(element: etree._Element) -> etree._Element:
 
 def _serialize(element: etree._Element) -> bytes:
     return etree.tostring(element, xml_declaration=True, encoding="UTF-8")
+
+
+# -- the core's neutral errors, in NETCONF vocabulary (RFC 6241 Appendix A, RFC 7950 s15) ----
+
+_KIND_TO_TAG: dict[str, tuple[ErrorTag, str | None]] = {
+    # kind: (error-tag, default error-app-tag)
+    "syntax": (ErrorTag.INVALID_VALUE, None),
+    "unknown-node": (ErrorTag.UNKNOWN_ELEMENT, None),
+    "unknown-namespace": (ErrorTag.UNKNOWN_NAMESPACE, None),
+    "invalid-value": (ErrorTag.INVALID_VALUE, None),
+    "missing-key": (ErrorTag.MISSING_ELEMENT, None),
+    "mandatory": (ErrorTag.MISSING_ELEMENT, None),
+    "missing-choice": (ErrorTag.DATA_MISSING, "missing-choice"),
+    "duplicate": (ErrorTag.BAD_ELEMENT, None),
+    "not-unique": (ErrorTag.OPERATION_FAILED, "data-not-unique"),
+    "too-many-elements": (ErrorTag.OPERATION_FAILED, "too-many-elements"),
+    "too-few-elements": (ErrorTag.OPERATION_FAILED, "too-few-elements"),
+    "when": (ErrorTag.UNKNOWN_ELEMENT, None),
+    "must": (ErrorTag.OPERATION_FAILED, "must-violation"),
+    "instance-required": (ErrorTag.DATA_MISSING, "instance-required"),
+    "state-in-config": (ErrorTag.UNKNOWN_ELEMENT, None),
+    "exists": (ErrorTag.DATA_EXISTS, None),
+    "missing": (ErrorTag.DATA_MISSING, None),
+    "locked": (ErrorTag.IN_USE, None),
+    "lock-denied": (ErrorTag.LOCK_DENIED, None),
+    "not-locked": (ErrorTag.OPERATION_FAILED, None),
+    "in-progress": (ErrorTag.IN_USE, None),
+    "access-denied": (ErrorTag.ACCESS_DENIED, None),
+    "device-refused": (ErrorTag.OPERATION_FAILED, None),
+    "bad-request": (ErrorTag.INVALID_VALUE, None),
+    "not-supported": (ErrorTag.OPERATION_NOT_SUPPORTED, None),
+    "failed": (ErrorTag.OPERATION_FAILED, None),
+    "other": (ErrorTag.OPERATION_FAILED, None),
+}
+_NAMES_ELEMENT = frozenset({ErrorTag.UNKNOWN_ELEMENT, ErrorTag.MISSING_ELEMENT, ErrorTag.BAD_ELEMENT})
+
+
+def error_tag_of(kind: str) -> tuple[ErrorTag, str | None]:
+    """The error-tag (and the app tag RFC 7950 s15 prescribes, if any) for a core error kind."""
+    return _KIND_TO_TAG.get(str(kind), (ErrorTag.OPERATION_FAILED, None))
+
+
+def rpc_errors_from_core(exc, path_namespaces) -> list[RpcError]:
+    """One rpc-error per issue of a `DatastoreError` (continue-on-error reports several).
+
+    `path_namespaces(path)` declares the module prefixes the error-path uses."""
+    errors = []
+    issues = exc.issues or (None,)
+    for i, issue in enumerate(issues):
+        first = i == 0 or issue is None
+        kind = exc.kind if first else issue.kind
+        tag, default_app_tag = error_tag_of(kind)
+        path = exc.path if first else issue.path
+        message = exc.message if first else issue.message
+        app_tag = (exc.app_tag if first else issue.app_tag) or default_app_tag
+        node = exc.node if first else issue.node
+        info: list[tuple[str, str]] = list(exc.info.items()) if first else []
+        if tag in _NAMES_ELEMENT and "bad-element" not in exc.info:
+            name = node or (path.rsplit("/", 1)[-1].split("[", 1)[0].split(":")[-1] if path else None)
+            if name:
+                info.append(("bad-element", name))
+        error_type = ErrorType.PROTOCOL if tag in (ErrorTag.LOCK_DENIED, ErrorTag.IN_USE) else ErrorType.APPLICATION
+        if error_type not in tag.allowed_types:
+            error_type = tag.default_type
+        errors.append(RpcError(tag, message, error_type=error_type, app_tag=app_tag, path=path,
+                               path_namespaces=path_namespaces(path), info=info))
+    return errors

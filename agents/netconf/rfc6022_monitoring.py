@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from lxml import etree
 from qstrata.bindings.tree import DataTree
 
-from .dispatch import rpc
+from .capabilities import UNSUPPORTED_FEATURES
 from .errors import ErrorTag, RpcError
 
 if TYPE_CHECKING:
+    from .dispatch import RpcRegistry
     from .server import NetconfServer
     from .session import NetconfSession
 
 MON_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+DATASTORES = ("running", "candidate", "startup", "operational")
+"""RFC 8525 s4: one yang-library datastore entry per datastore the server implements."""
 
 
-@rpc(MON_NS, "get-schema")
+def register(registry: RpcRegistry) -> None:
+    registry.add(MON_NS, "get-schema", get_schema)
+
+
 async def get_schema(session: NetconfSession, op: etree._Element) -> bytes:
     ident = op.findtext(f"{{{MON_NS}}}identifier")
     version = op.findtext(f"{{{MON_NS}}}version")
@@ -66,16 +71,37 @@ def monitoring_state(server: NetconfServer) -> DataTree:
                        "out-rpc-errors": 0, "out-notifications": 0},
     }
     tree = DataTree.from_python({"ietf-netconf-monitoring:netconf-state": state}, schema=schema, validate=False)
-    yanglib = json.loads(schema.ctx.get_yanglib_data(server.content_id).print_mem("json", with_siblings=True))
-    tree.merge(DataTree.from_python(_without_locations(yanglib), schema=schema, validate=False))
+    tree.merge(DataTree.from_python(yang_library(server), schema=schema, validate=False))
     return tree
 
 
+def yang_library(server: NetconfServer) -> dict:
+    """RFC 8525 yang-library (and the deprecated RFC 7895 modules-state), built once per server:
+    datastore entries for every datastore, no server file paths (`location`, `schema`: clients
+    fetch modules with get-schema), and no feature the agent does not implement."""
+    cached = getattr(server, "_yang_library", None)
+    if cached is None:
+        data = _without_locations(server.schema.yang_library(server.content_id))
+        library = data.get("ietf-yang-library:yang-library", {})
+        schema_name = (library.get("schema") or [{"name": "complete"}])[0]["name"]
+        library["datastore"] = [{"name": f"ietf-datastores:{name}", "schema": schema_name} for name in DATASTORES]
+        cached = server._yang_library = data
+    return cached
+
+
 def _without_locations(value):
-    """yang-library `location` leaves would reveal the server's file paths; clients fetch modules
-    with get-schema instead (RFC 8525 makes location optional)."""
+    """Drop `location` (RFC 8525) and `schema` (RFC 7895) leaves, which are local file URLs."""
     if isinstance(value, dict):
-        return {k: _without_locations(v) for k, v in value.items() if k != "location"}
+        out = {}
+        for key, item in value.items():
+            if key == "location" or (key == "schema" and isinstance(item, str)):
+                continue
+            if key == "feature" and isinstance(item, list):
+                item = [f for f in item if f not in UNSUPPORTED_FEATURES]
+                if not item:
+                    continue
+            out[key] = _without_locations(item)
+        return out
     if isinstance(value, list):
         return [_without_locations(v) for v in value]
     return value

@@ -1,27 +1,34 @@
-"""RFC 6241 operations (s7, s8) and with-defaults (RFC 6243) on the shared datastore."""
+"""RFC 6241 operations (s7, s8) and with-defaults (RFC 6243) on the shared datastore.
+
+Handlers translate XML into the core's protocol-neutral calls (an edit-config becomes a list of
+`EditOperation`s) and the core's answers back into XML; they never validate or touch devices.
+Work that grows with the request or the datastore runs through `server.offload`, so one huge
+request never stalls the other sessions.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
 
-from _libyang import ffi, lib
 from lxml import etree
-from qstrata.agents.datastore.edit import OPERATIONS, insert_copy
-from qstrata.agents.datastore.store import DatastoreError, SessionInfo
+from qstrata.agents.datastore.errors import DatastoreError, ErrorKind, from_invalid
+from qstrata.agents.datastore.store import MAX_CONFIRM_TIMEOUT, SessionInfo
+from qstrata.bindings.edit import OPERATIONS, EditOperation, annotated_operations
 from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import InvalidData
 
-from .dispatch import rpc
 from .errors import BASE_NS, ErrorTag, RpcError
 from .subtree import apply_subtree_filter
 
 if TYPE_CHECKING:
+    from .dispatch import RpcRegistry
     from .session import NetconfSession
 
 _B = "{" + BASE_NS + "}"
 WD_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
 WD_MODES = ("explicit", "trim", "report-all", "report-all-tagged")
+FILTER_TYPES = ("subtree", "xpath")
 
 
 def _child(op: etree._Element, name: str, ns: str = BASE_NS) -> etree._Element | None:
@@ -30,6 +37,18 @@ def _child(op: etree._Element, name: str, ns: str = BASE_NS) -> etree._Element |
         if child.tag == tag:
             return child
     return None
+
+
+def _config_child(holder: etree._Element) -> etree._Element | None:
+    """The <config> parameter. ncclient's ``edit_config(config="<config>...")`` sends it in no
+    namespace inside nc:edit-config (ncclient #251, #489); that is unambiguous, so it is accepted
+    like the base-namespace one, as netconfd does."""
+    found = _child(holder, "config")
+    if found is None:
+        for child in holder:
+            if child.tag == "config":
+                return child
+    return found
 
 
 def _datastore_name(op: etree._Element, param: str, allowed=("running", "candidate", "startup")) -> str:
@@ -60,25 +79,15 @@ def parse_content(session: NetconfSession, elements: list[etree._Element], *, co
 
 
 def _content_error(exc: InvalidData, elements: list[etree._Element]) -> DatastoreError:
-    issue = exc.issues[0]
-    msg = issue.message
-    m = re.search(r'Node "([^"]+)" not found', msg)
-    if m:
-        return DatastoreError("unknown-element", msg, issue.path, info={"bad-element": m.group(1)})
-    if "No module with namespace" in msg or "namespace" in msg.lower():
-        ns = re.search(r'"([^"]+)"', msg)
-        # the element in the unknown namespace, wherever it is in the content
+    """The core's error, plus what only the XML knows: which element carried an unknown namespace."""
+    error = from_invalid(exc)
+    if error.kind is ErrorKind.UNKNOWN_NAMESPACE:
+        ns = error.node
         bad = next((etree.QName(e).localname for top in elements for e in top.iter()
-                    if isinstance(e.tag, str) and ns and etree.QName(e).namespace == ns.group(1)),
+                    if isinstance(e.tag, str) and ns and etree.QName(e).namespace == ns),
                    etree.QName(elements[0]).localname if elements else "")
-        return DatastoreError("unknown-namespace", msg, issue.path,
-                              info={"bad-element": bad, "bad-namespace": ns.group(1) if ns else ""})
-    if "missing its key" in msg:
-        key = re.search(r'key "([^"]+)"', msg)
-        return DatastoreError("missing-element", msg, issue.path, info={"bad-element": key.group(1) if key else ""})
-    if "Invalid enumeration value" in msg and "operation" in (issue.path or "") or "operation" in msg:
-        return DatastoreError("bad-attribute", msg, issue.path, info={"bad-attribute": "operation"})
-    return DatastoreError("invalid-value", msg, issue.path)
+        error.info.update({"bad-element": bad, "bad-namespace": ns or ""})
+    return error
 
 
 def _with_defaults(op: etree._Element) -> str | None:
@@ -92,16 +101,27 @@ def _with_defaults(op: etree._Element) -> str | None:
     return mode
 
 
+def _filter(op: etree._Element) -> tuple[etree._Element | None, str]:
+    flt = _child(op, "filter")
+    if flt is None:
+        return None, ""
+    kind = flt.get("type") or "subtree"
+    if kind not in FILTER_TYPES:
+        raise RpcError(ErrorTag.BAD_ATTRIBUTE, f"filter type {kind!r} is not subtree or xpath",
+                       info=[("bad-attribute", "type"), ("bad-element", "filter")])
+    return flt, kind
+
+
 def render(session: NetconfSession, tree: DataTree, op: etree._Element, *, config_only: bool) -> etree._Element | bytes:
     """<data> for get/get-config: with-defaults applied, then the filter. Without a subtree filter
-    the content goes out as libyang printed it (bytes), never re-parsed."""
+    the content goes out as libyang printed it (bytes), never re-parsed. Pure CPU work: callers
+    may run it off the event loop."""
     mode = _with_defaults(op)
+    flt, kind = _filter(op)
     if mode in ("report-all", "report-all-tagged"):
         tree = tree.copy()
-        flags = lib.LYD_IMPLICIT_NO_STATE if config_only else 0
-        lib.lyd_new_implicit_all(tree._root, session.server.schema.ctx.cdata, flags, ffi.NULL)  # noqa: SLF001
-    flt = _child(op, "filter")
-    if flt is not None and (flt.get("type") or "subtree") == "xpath":
+        tree.add_implicit(config_only=config_only)
+    if kind == "xpath":
         tree = _xpath_select(session, tree, flt)
     text = tree.print("xml", with_defaults=mode).encode()
     if mode == "report-all-tagged":
@@ -109,10 +129,14 @@ def render(session: NetconfSession, tree: DataTree, op: etree._Element, *, confi
         # libyang tags with the YANG module's namespace (the RFC 8040 form).
         text = text.replace(b'xmlns:ncwd="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"',
                             b'xmlns:wd="urn:ietf:params:xml:ns:netconf:default:1.0"').replace(b" ncwd:default=", b" wd:default=")
-    if flt is None or (flt.get("type") or "subtree") != "subtree":
+    if kind != "subtree":
         return b"<data xmlns='%s'>%s</data>" % (BASE_NS.encode(), text)
-    data = etree.fromstring(b"<data xmlns='%s'>%s</data>" % (BASE_NS.encode(), text))
-    return apply_subtree_filter(data, list(flt))
+    data = etree.fromstring(b"<data xmlns='%s'>%s</data>" % (BASE_NS.encode(), text), _DATA_PARSER)
+    return apply_subtree_filter(data, list(flt))  # type: ignore[arg-type]
+
+
+_DATA_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_blank_text=False)
+"""Parses only what libyang printed (trusted); huge_tree because a datastore may be large."""
 
 
 def _xpath_select(session: NetconfSession, tree: DataTree, flt: etree._Element) -> DataTree:
@@ -120,7 +144,6 @@ def _xpath_select(session: NetconfSession, tree: DataTree, flt: etree._Element) 
     if not select:
         raise RpcError(ErrorTag.MISSING_ATTRIBUTE, "an xpath filter needs a select attribute",
                        info=[("bad-attribute", "select"), ("bad-element", "filter")])
-    schema = session.server.schema
     for prefix, ns in (flt.nsmap or {}).items():
         if prefix is None:
             continue
@@ -128,38 +151,39 @@ def _xpath_select(session: NetconfSession, tree: DataTree, flt: etree._Element) 
         if module:
             select = re.sub(rf"(?<![\w.-]){re.escape(prefix)}:", f"{module}:", select)
     try:
-        nodes = tree.find(select)
+        return tree.select(select)
     except InvalidData as exc:
         raise RpcError(ErrorTag.INVALID_VALUE, f"invalid XPath: {exc.issues[0].message}") from None
-    out = DataTree(schema)
-    for node in nodes:
-        insert_copy(out, node.cdata)
-    return out
 
 
-@rpc(BASE_NS, "get-config")
 async def get_config(session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
     name = _datastore_name(op, "source")
     datastore = session.server.datastore
+    tree = datastore.get_config(name)
     if name != "running" or _child(op, "filter") is not None:
-        return render(session, datastore.get_config(name), op, config_only=True)
+        return await session.server.offload(render, session, tree, op, config_only=True, big=session.big_request,
+                                            output=f"config:{name}")
     # Unfiltered running is what controllers poll: print each committed version once.
     key = (datastore.versions.get("running", 0), _with_defaults(op))
     cache = session.server.running_text_cache
     body = cache.get(key)
     if body is None:
-        body = render(session, datastore.get_config(name), op, config_only=True)
+        body = await session.server.offload(render, session, tree, op, config_only=True, output="config:running")
         cache.clear()
         cache[key] = body
     return body
 
 
-@rpc(BASE_NS, "get")
 async def get(session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
+    _filter(op)  # a bad filter is refused before any work
+    return await session.server.offload(_render_operational, session, op, big=session.big_request,
+                                        output="operational")
+
+
+def _render_operational(session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
     return render(session, session.server.operational(), op, config_only=False)
 
 
-@rpc(BASE_NS, "edit-config")
 async def edit_config(session: NetconfSession, op: etree._Element) -> None:
     target = _datastore_name(op, "target", ("running", "candidate"))
     default_op = (_text(op, "default-operation") or "merge")
@@ -174,20 +198,30 @@ async def edit_config(session: NetconfSession, op: etree._Element) -> None:
     if error_option not in ("stop-on-error", "continue-on-error", "rollback-on-error"):
         raise RpcError(ErrorTag.INVALID_VALUE, "error-option must be stop-on-error, continue-on-error or rollback-on-error",
                        info=[("bad-element", "error-option")])
-    config = _child(op, "config")
+    config = _config_child(op)
     if config is None:
         if _child(op, "url") is not None:
             raise RpcError(ErrorTag.OPERATION_NOT_SUPPORTED, "the :url capability is not supported")
         raise RpcError(ErrorTag.MISSING_ELEMENT, "<config> is missing", info=[("bad-element", "config")])
+    operations = await session.server.offload(
+        _edit_operations, session, config, default_op, error_option == "continue-on-error", big=session.big_request)
+    await session.server.datastore.edit(target, operations, _session_info(session),
+                                        test_only=test_option == "test-only", error_option=error_option)
+
+
+def _edit_operations(session: NetconfSession, config: etree._Element, default_op: str,
+                     per_unit: bool) -> list[EditOperation]:
+    """<config> -> the core's operations: the annotated content, then valueless deletes."""
     for el in config.iter():
         value = el.get(f"{{{BASE_NS}}}operation")
-        if value is not None and value not in OPERATIONS:
-            raise RpcError(ErrorTag.BAD_ATTRIBUTE, f"operation {value!r} is not one of {', '.join(OPERATIONS)}",
+        if value is not None and value not in OPERATIONS + ("none",):
+            raise RpcError(ErrorTag.BAD_ATTRIBUTE, f"operation {value!r} is not one of {', '.join(OPERATIONS)}, none",
                            info=[("bad-attribute", "operation"), ("bad-element", etree.QName(el).localname)])
     removals = _valueless_removals(session, config)
     edit = parse_content(session, [c for c in config if isinstance(c.tag, str)])
-    await session.server.datastore.edit(target, edit, _session_info(session), default_operation=default_op,
-                                        test_option=test_option, error_option=error_option, removals=removals)
+    operations = annotated_operations(edit, default_op, per_unit=per_unit)
+    operations.extend(EditOperation(operation, path) for path, operation in removals)  # type: ignore[arg-type]
+    return operations
 
 
 def _valueless_removals(session: NetconfSession, config: etree._Element) -> list[tuple[str, str]]:
@@ -226,101 +260,96 @@ def _data_path(session: NetconfSession, element: etree._Element, config: etree._
             return None
         name = qname.localname if module == parent_module else f"{module}:{qname.localname}"
         schema_parts.append(name)
-        try:
-            snodes = list(session.server.schema.ctx.find_path("/" + "/".join(schema_parts)))
-        except Exception:
+        info = session.server.schema.node_info("/" + "/".join(schema_parts))
+        if info is None:
             return None
-        if len(snodes) != 1:
-            return None
-        snode = snodes[0]
         predicate = ""
         if el is element:
-            if snode.nodetype() != snode.LEAF:
+            if info.kind != "leaf":
                 return None
-        elif snode.nodetype() == snode.LIST:
-            for key in snode.keys():
-                value = el.findtext(f"{{{qname.namespace}}}{key.name()}")
+        elif info.kind == "list":
+            for key in info.keys:
+                value = el.findtext(f"{{{qname.namespace}}}{key}")
                 if value is None or "'" in value:
                     return None
-                predicate += f"[{key.name()}='{value.strip()}']"
+                predicate += f"[{key}='{value.strip()}']"
         parts.append(name + predicate)
         parent_module = module
     return "/" + "/".join(parts)
 
 
-@rpc(BASE_NS, "copy-config")
 async def copy_config(session: NetconfSession, op: etree._Element) -> None:
     target = _datastore_name(op, "target")
     source_el = _child(op, "source")
-    config = source_el.find(_B + "config") if source_el is not None else None
+    config = _config_child(source_el) if source_el is not None else None
     if config is not None:
-        tree = parse_content(session, [c for c in config if isinstance(c.tag, str)])
+        tree = await session.server.offload(parse_content, session, [c for c in config if isinstance(c.tag, str)],
+                                            big=session.big_request)
     else:
         tree = session.server.datastore.get_config(_datastore_name(op, "source"))
     await session.server.datastore.replace(target, tree, _session_info(session))
 
 
-@rpc(BASE_NS, "delete-config")
 async def delete_config(session: NetconfSession, op: etree._Element) -> None:
     target = _datastore_name(op, "target")
     await session.server.datastore.delete_config(target, _session_info(session))
 
 
-@rpc(BASE_NS, "lock")
 async def lock(session: NetconfSession, op: etree._Element) -> None:
     session.server.datastore.lock(_datastore_name(op, "target"), session.session_id)
 
 
-@rpc(BASE_NS, "unlock")
 async def unlock(session: NetconfSession, op: etree._Element) -> None:
     session.server.datastore.unlock(_datastore_name(op, "target"), session.session_id)
 
 
-@rpc(BASE_NS, "discard-changes")
 async def discard_changes(session: NetconfSession, op: etree._Element) -> None:
-    session.server.datastore.discard_changes()
+    await session.server.datastore.discard_changes(_session_info(session))
 
 
-@rpc(BASE_NS, "commit")
+def confirm_timeout(op: etree._Element) -> int:
+    """ietf-netconf confirm-timeout: uint32 seconds, 1..max (RFC 6241 s8.4.5.1); default 600.
+    Only decimal digits are a uint32: 'nan', 'inf', '1e12', '-5' and 4294967296 are not."""
+    text = _text(op, "confirm-timeout")
+    if text is None:
+        return 600
+    value = int(text) if text.isdigit() and text.isascii() else 0
+    if not 1 <= value <= MAX_CONFIRM_TIMEOUT:
+        raise RpcError(ErrorTag.INVALID_VALUE,
+                       f"confirm-timeout must be a whole number of seconds from 1 to {MAX_CONFIRM_TIMEOUT}, not {text!r}",
+                       path="/nc:rpc/nc:commit/nc:confirm-timeout", path_namespaces={"nc": BASE_NS},
+                       info=[("bad-element", "confirm-timeout")])
+    return value
+
+
 async def commit(session: NetconfSession, op: etree._Element) -> None:
-    timeout_text = _text(op, "confirm-timeout")
-    try:
-        timeout = float(timeout_text) if timeout_text else 600.0
-        if timeout <= 0:
-            raise ValueError
-    except ValueError:
-        raise RpcError(ErrorTag.INVALID_VALUE, "confirm-timeout must be a positive number of seconds",
-                       info=[("bad-element", "confirm-timeout")]) from None
+    timeout = confirm_timeout(op)
     await session.server.datastore.commit(
         _session_info(session), confirmed=_child(op, "confirmed") is not None, timeout=timeout,
         persist=_text(op, "persist"), persist_id=_text(op, "persist-id"))
 
 
-@rpc(BASE_NS, "cancel-commit")
 async def cancel_commit(session: NetconfSession, op: etree._Element) -> None:
     await session.server.datastore.cancel_commit(_session_info(session), _text(op, "persist-id"))
 
 
-@rpc(BASE_NS, "validate")
 async def validate(session: NetconfSession, op: etree._Element) -> None:
     source_el = _child(op, "source")
-    config = source_el.find(_B + "config") if source_el is not None else None
+    config = _config_child(source_el) if source_el is not None else None
     if config is not None:
-        tree = parse_content(session, [c for c in config if isinstance(c.tag, str)])
-        try:
+        def check() -> None:
+            tree = parse_content(session, [c for c in config if isinstance(c.tag, str)])
             tree.validate(config_only=True)
-        except InvalidData as exc:
-            raise exc from None
+
+        await session.server.offload(check, big=session.big_request)
         return
     session.server.datastore.validate_datastore(_datastore_name(op, "source"))
 
 
-@rpc(BASE_NS, "close-session")
 async def close_session(session: NetconfSession, op: etree._Element) -> None:
     session.server.loop_later(session.close)
 
 
-@rpc(BASE_NS, "kill-session")
 async def kill_session(session: NetconfSession, op: etree._Element) -> None:
     text = _text(op, "session-id")
     if not text or not text.isdigit():
@@ -332,9 +361,22 @@ async def kill_session(session: NetconfSession, op: etree._Element) -> None:
     victim = session.server.sessions.get(target)
     if victim is None:
         raise RpcError(ErrorTag.INVALID_VALUE, f"no session {target}", info=[("bad-element", "session-id")])
+    victim.termination = ("killed", session.session_id)
     await victim.close()
 
 
 def _text(op: etree._Element, name: str) -> str | None:
     el = _child(op, name)
     return el.text.strip() if el is not None and el.text else (None if el is None else "")
+
+
+def register(registry: RpcRegistry) -> None:
+    """The RFC 6241 operations (and edit semantics of RFC 6243 with-defaults)."""
+    for name, handler in (
+        ("get-config", get_config), ("get", get), ("edit-config", edit_config), ("copy-config", copy_config),
+        ("delete-config", delete_config), ("lock", lock), ("unlock", unlock),
+        ("discard-changes", discard_changes), ("commit", commit), ("cancel-commit", cancel_commit),
+        ("validate", validate), ("close-session", close_session), ("kill-session", kill_session),
+    ):
+        registry.add(BASE_NS, name, handler)
+

@@ -1,23 +1,38 @@
-"""The NETCONF front end of one agent: sessions, capabilities, dispatch, notifications."""
+"""The NETCONF front end of one agent: sessions, capabilities, dispatch, notifications.
+
+It speaks NETCONF on one side and the core's neutral API on the other: the datastore, the
+shared access service, and the agent's event bus (commits, device notifications, session and
+confirmed-commit events become RFC 5277/6470 notifications here).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
+import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from libyang import DataType
 from lxml import etree
 from qstrata.agents.datastore import nacm
-from qstrata.agents.datastore.store import CommitEvent, Datastore
+from qstrata.agents.datastore.store import Datastore
+from qstrata.agents.events import (
+    CapabilityEvent,
+    CommitEvent,
+    ConfirmedCommitEvent,
+    DeviceEvent,
+    EventBus,
+    SessionEvent,
+)
 from qstrata.bindings.diff import Change
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.tree import DataTree
 
-from . import dispatch, rfc5277_notifications, rfc6022_monitoring, rfc6241_ops  # noqa: F401 - register rpcs
+from . import rfc5277_notifications, rfc6022_monitoring, rfc6241_ops
 from .capabilities import server_capabilities
+from .dispatch import RpcRegistry
+from .dispatch import run as run_rpc
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 from .requests import RequestCache
 from .session import NetconfSession
@@ -25,14 +40,29 @@ from .ssh import SessionContext
 
 log = logging.getLogger("qstrata.netconf")
 
+SLOW_CALL_S = 0.02
+"""A read that took longer than this last time runs in a worker thread next time."""
+
+
+def default_registry() -> RpcRegistry:
+    """The operations a qstrata agent answers, registered explicitly."""
+    registry = RpcRegistry()
+    rfc6241_ops.register(registry)
+    rfc6022_monitoring.register(registry)
+    rfc5277_notifications.register(registry)
+    return registry
+
 
 class NetconfServer:
-    def __init__(self, schema: Schema, datastore: Datastore, *, state_provider: Callable[[], DataTree] | None = None,
-                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(self, schema: Schema, datastore: Datastore, *, bus: EventBus | None = None,
+                 state_provider: Callable[[], DataTree] | None = None,
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, registry: RpcRegistry | None = None) -> None:
         self.schema = schema
         self.datastore = datastore
+        self.bus = bus or datastore.bus
         self.state_provider = state_provider
         self.max_message_size = max_message_size
+        self.registry = registry or default_registry()
         self.sessions: dict[int, NetconfSession] = {}
         self.total_sessions = 0
         self.started = rfc5277_notifications.now_text()
@@ -42,19 +72,47 @@ class NetconfServer:
         self._ns_to_module = {schema.namespace(m.name()): m.name() for m in schema.ctx}
         self.running_text_cache: dict[tuple[int, str | None], bytes] = {}
         self.requests = RequestCache()
-        datastore.listeners.append(self._on_commit)
+        self._slow: dict[str, float] = {}
+        self._unsubscribe = [
+            self.bus.subscribe(self._on_commit, CommitEvent),
+            self.bus.subscribe(self._on_device, DeviceEvent),
+            self.bus.subscribe(self._on_session, SessionEvent),
+            self.bus.subscribe(self._on_confirmed_commit, ConfirmedCommitEvent),
+            self.bus.subscribe(self._on_capabilities, CapabilityEvent),
+        ]
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
 
     # ---------------------------------------------------------------- sessions
     def session_factory(self, ctx: SessionContext) -> NetconfSession:
         self.total_sessions += 1
         return NetconfSession(ctx, self)
 
+    def session_started(self, session: NetconfSession) -> None:
+        self.sessions[session.session_id] = session
+        self.bus.publish(SessionEvent("start", session.session_id, session.ctx.username, _host(session)))
+
     def session_ended(self, session: NetconfSession) -> None:
-        self.sessions.pop(session.session_id, None)
+        if self.sessions.pop(session.session_id, None) is None:
+            return
         self.datastore.release_session(session.session_id)
+        reason, killer = session.termination
+        self.bus.publish(SessionEvent("end", session.session_id, session.ctx.username, _host(session),
+                                      termination_reason=reason, killed_by=killer))
 
     def capabilities(self) -> list[str]:
         return self._capabilities
+
+    def update_capabilities(self, capabilities: Sequence[str]) -> None:
+        """A device gained or lost modules or features: advertise it (RFC 6470 capability-change)."""
+        old, new = set(self._capabilities), list(capabilities)
+        self._capabilities = new
+        added = tuple(c for c in new if c not in old)
+        deleted = tuple(c for c in old if c not in set(new))
+        if added or deleted:
+            self.bus.publish(CapabilityEvent(added=added, deleted=deleted))
 
     @staticmethod
     def now() -> str:
@@ -63,10 +121,27 @@ class NetconfServer:
     def loop_later(self, coro_fn: Callable) -> None:
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(coro_fn()))
 
+    async def offload(self, fn: Callable[..., Any], *args: Any, big: bool = False, output: str | None = None,
+                      **kwargs: Any) -> Any:
+        """Run CPU work in a worker thread when it is known to be large (a big request, or the same
+        kind of read was slow last time); small work runs inline, where a thread hop would cost
+        more than the work."""
+        if not big and (output is None or self._slow.get(output, 0.0) < SLOW_CALL_S):
+            start = time.perf_counter()
+            result = fn(*args, **kwargs)
+            if output is not None:
+                self._slow[output] = time.perf_counter() - start
+            return result
+        start = time.perf_counter()
+        result = await asyncio.to_thread(fn, *args, **kwargs)
+        if output is not None:
+            self._slow[output] = time.perf_counter() - start
+        return result
+
     # ---------------------------------------------------------------- rpc pipeline
     async def dispatch(self, session: NetconfSession, rpc_element: etree._Element,
                        attrs: dict[str, str] | None = None) -> bytes:
-        return await dispatch.run(session, rpc_element, self.namespace_of, self._check_access, attrs)
+        return await run_rpc(session, rpc_element, self.registry, self.namespace_of, self._check_access, attrs)
 
     def _check_access(self, session: NetconfSession, namespace: str, name: str) -> None:
         nacm.check_rpc(session.ctx.groups, name)
@@ -85,7 +160,9 @@ class NetconfServer:
         return self._ns_to_module.get(namespace)
 
     def path_namespaces(self, path: str) -> dict[str, str]:
-        return dispatch.path_namespaces(path, self.namespace_of)
+        from .dispatch import path_namespaces
+
+        return path_namespaces(path, self.namespace_of)
 
     def operational(self) -> DataTree:
         tree = self.state_provider() if self.state_provider else self.datastore.operational()
@@ -93,21 +170,36 @@ class NetconfServer:
         return tree
 
     # ---------------------------------------------------------------- notifications
+    def _subscribed(self) -> bool:
+        return any(s.subscribed for s in self.sessions.values())
+
     def _on_commit(self, event: CommitEvent) -> None:
-        if event.datastore != "running" or not event.changes:
-            return
-        if not any(s.subscribed for s in self.sessions.values()):
-            return  # nobody listens: don't build the notification
-        self.publish(rfc5277_notifications.config_change(self, event))
+        if event.datastore == "running" and event.changes and self._subscribed():
+            self.publish(rfc5277_notifications.config_change(self, event))
+
+    def _on_device(self, event: DeviceEvent) -> None:
+        if event.kind == "notification" and self._subscribed():
+            when = rfc5277_notifications.time_text(event.time_ns) if event.time_ns else None
+            self.publish_json(event.data, when)
+
+    def _on_session(self, event: SessionEvent) -> None:
+        if self._subscribed():
+            self.publish(rfc5277_notifications.session_event(event))
+
+    def _on_confirmed_commit(self, event: ConfirmedCommitEvent) -> None:
+        if self._subscribed():
+            self.publish(rfc5277_notifications.confirmed_commit(event))
+
+    def _on_capabilities(self, event: CapabilityEvent) -> None:
+        if self._subscribed():
+            self.publish(rfc5277_notifications.capability_change(event))
 
     def publish_json(self, notification_json: dict, event_time: str | None = None) -> None:
         """A device notification (JSON-IETF) to every subscribed session."""
-        if not any(s.subscribed for s in self.sessions.values()):
+        if not self._subscribed():
             return
         try:
-            node = self.schema.ctx.parse_op_mem("json", json.dumps(notification_json), dtype=DataType.NOTIF_YANG)
-            xml = node.print_mem("xml", with_siblings=True)
-            node.free()
+            xml = self.schema.notification_xml(notification_json)
         except Exception as exc:
             log.warning("dropping a device notification the schema rejects: %s", exc)
             return
@@ -119,3 +211,6 @@ class NetconfServer:
                 session.stats["out-notifications"] += 1
                 asyncio.ensure_future(session.send(message))
 
+
+def _host(session: NetconfSession) -> str | None:
+    return session.ctx.peer[0] if session.ctx.peer else None

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from .server import NetconfServer
 
 log = logging.getLogger("qstrata.netconf")
+
+BIG_MESSAGE = 256 * 1024
+"""Messages larger than this are parsed, and their operation's CPU work done, off the event loop."""
 _B = "{" + BASE_NS + "}"
 
 
@@ -36,6 +39,10 @@ class NetconfSession:
         self.subscribed = False
         self.stats = {"in-rpcs": 0, "in-bad-rpcs": 0, "out-rpc-errors": 0, "out-notifications": 0}
         self.login_time = server.now()
+        self.big_request = False
+        """The message being handled is large: its handler offloads CPU work from the loop."""
+        self.termination: tuple[str, int | None] = ("dropped", None)
+        """RFC 6470 termination-reason (and killer) reported when the session ends."""
         self._send_lock = asyncio.Lock()
         self._batch: list[bytes] | None = None
 
@@ -45,7 +52,7 @@ class NetconfSession:
 
     # --------------------------------------------------------------- transport callbacks
     async def session_started(self) -> None:
-        self.server.sessions[self.session_id] = self
+        self.server.session_started(self)
         hello = etree.Element(_B + "hello", nsmap={None: BASE_NS})
         caps = etree.SubElement(hello, _B + "capabilities")
         for cap in self.server.capabilities():
@@ -79,6 +86,7 @@ class NetconfSession:
 
     # --------------------------------------------------------------- messages
     async def handle_message(self, message: bytes) -> None:
+        self.big_request = len(message) > BIG_MESSAGE
         if self.hello_done:
             cached = self.server.requests.lookup(message)
             if cached is not None:
@@ -87,7 +95,7 @@ class NetconfSession:
                 await self.send(await self.server.dispatch(self, root, attrs))
                 return
         try:
-            root = parse_message(message)
+            root = await asyncio.to_thread(parse_message, message) if self.big_request else parse_message(message)
         except MalformedMessage as exc:
             self.stats["in-bad-rpcs"] += 1
             if not self.hello_done:
@@ -162,6 +170,7 @@ class NetconfSession:
 
     async def _fatal(self, error: RpcError) -> None:
         """Answer a broken stream once, then close the session (RFC 6242 s3)."""
+        self.termination = ("other", None)
         await self._flush()
         try:
             await self.ctx.send(self.framer.frame(rpc_reply_with_errors([error], {})))
@@ -171,6 +180,8 @@ class NetconfSession:
 
     async def close(self) -> None:
         await self._flush()
+        if self.termination[0] == "dropped":
+            self.termination = ("closed", None)
         if not self.closed:
             self.closed = True
             await self.ctx.close()

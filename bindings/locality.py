@@ -20,7 +20,8 @@ import re
 
 import libyang
 from _libyang import ffi
-from qstrata.bindings.schema import Schema
+
+from .schema import Schema
 
 _PREDICATE = re.compile(r"\[[^\]]*\]")
 _PREFIX = re.compile(r"(^|/)[A-Za-z_][\w.-]*:")

@@ -1,0 +1,262 @@
+"""Edits as protocol-neutral operations on data paths, and how they change a tree.
+
+A NETCONF ``<config>`` with ``nc:operation`` attributes, a gNMI SetRequest (delete, replace,
+update, union_replace) and a RESTCONF PATCH all reduce to a list of `EditOperation`s: an RFC 6241
+operation name, the data path of the node it acts on, and for merge/replace/create the new
+content. The datastore applies the list as one transaction; front ends only translate.
+
+`operation_units` names the subtrees an operation can change, so a transaction can work on a
+slice of the datastore instead of all of it. `annotated_operations` is the NETCONF reduction:
+libyang parses ``nc:operation`` as ``ietf-netconf:operation`` metadata, and each node whose
+operation differs from the one it inherits becomes an operation of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from _libyang import ffi, lib
+
+from .tree import DataTree, _find, _free, _node_path, parent_path
+from .validate import DataIssue, InvalidData, IssueKind
+
+Operation = Literal["merge", "replace", "create", "delete", "remove"]
+OPERATIONS: tuple[str, ...] = ("merge", "replace", "create", "delete", "remove")
+"""RFC 6241 s7.2 operations (``none`` is only a default: it is never an operation of its own)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EditOperation:
+    """One change. `path` is the data path (with keys) of the node acted on. `value` (merge,
+    replace, create) is a tree holding that node with its ancestors; merge ignores `path`
+    beyond naming the change, and a merge at ``/`` merges a whole tree."""
+
+    operation: Operation
+    path: str = "/"
+    value: DataTree | None = None
+
+    def __post_init__(self) -> None:
+        if self.operation not in OPERATIONS:
+            raise ValueError(f"unknown edit operation {self.operation!r}")
+
+
+class EditError(InvalidData):
+    """An operation that cannot be applied (create of existing data, delete of missing data)."""
+
+    def __init__(self, kind: IssueKind, message: str, path: str | None) -> None:
+        super().__init__([DataIssue(message, path, kind=kind)])
+        self.kind = kind
+        self.message = message
+        self.path = path
+
+
+def apply_operation(tree: DataTree, op: EditOperation) -> None:
+    """Apply one operation to `tree` in place. A failing create/delete changes nothing."""
+    if op.operation == "create":
+        if op.path != "/" and tree.exists(op.path):
+            raise EditError(IssueKind.EXISTS, "the data already exists; cannot create it", op.path)
+        if op.value is not None:
+            tree.merge(op.value)
+    elif op.operation == "merge":
+        if op.value is not None:
+            tree.merge(op.value)
+    elif op.operation == "replace":
+        if op.path == "/":
+            tree.take(op.value.copy() if op.value is not None else DataTree(tree.schema))
+            return
+        tree.delete(op.path)
+        if op.value is not None:
+            tree.merge(op.value)
+    elif op.operation == "delete":
+        if not tree.delete(op.path):
+            raise EditError(IssueKind.MISSING, "the data does not exist; cannot delete it", op.path)
+    else:  # remove
+        tree.delete(op.path)
+
+
+# ---------------------------------------------------------------------- units
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A subtree an operation may change: its data path and whether data may disappear.
+    `parent` (its parent's path) and `node` (the node in the operation's value) are filled in when
+    known, so the datastore can find the unit's instance by hash instead of by parsing paths."""
+
+    path: str
+    removes: bool
+    parent: str | None = None
+    node: object = None
+
+
+def operation_units(op: EditOperation) -> list[Unit]:
+    """Merges touch the outermost list entries (and the leaves outside lists) of their content;
+    every other operation touches the subtree at its path. A replace of ``/`` touches it all."""
+    if op.operation == "merge":
+        return list(_content_units(op.value)) if op.value is not None else []
+    return [Unit(op.path, op.operation != "create")]
+
+
+def _content_units(value: DataTree) -> Iterator[Unit]:
+    parents: dict[int, str] = {}
+
+    def parent_of(node) -> str | None:
+        parent = node.parent
+        if parent == ffi.NULL:
+            return None
+        key = int(ffi.cast("uintptr_t", parent))
+        path = parents.get(key)
+        if path is None:
+            path = parents[key] = _node_path(ffi.cast("struct lyd_node *", parent))
+        return path
+
+    def walk(first) -> Iterator[Unit]:
+        node = first
+        while node != ffi.NULL:
+            snode = node.schema
+            inner = snode != ffi.NULL and snode.nodetype == lib.LYS_CONTAINER
+            child = lib.lyd_child(node) if inner else ffi.NULL
+            if inner and child != ffi.NULL:
+                yield from walk(child)
+            else:
+                yield Unit(_node_path(node), False, parent_of(node), node)
+            node = node.next
+
+    if value.cdata != ffi.NULL:
+        yield from walk(lib.lyd_first_sibling(value.cdata))
+
+
+def unit_parents(units: Sequence[Unit]) -> set[str]:
+    """Data paths of the units' ancestors (for locality checks)."""
+    out: set[str] = set()
+    for unit in units:
+        path = parent_path(unit.path)
+        while path and path not in out:
+            out.add(path)
+            path = parent_path(path)
+    return out
+
+
+# ---------------------------------------------------------------------- NETCONF annotations
+
+
+def _annotation(cdata) -> str | None:
+    """The node's ``ietf-netconf:operation`` metadata (nc:operation), if any."""
+    meta = cdata.meta
+    while meta != ffi.NULL:
+        if ffi.string(meta.name) == b"operation" and ffi.string(meta.annotation.module.name) == b"ietf-netconf":
+            return ffi.string(meta.value.enum_item.name).decode()
+        meta = meta.next
+    return None
+
+
+def annotated_operations(edit: DataTree, default_operation: str = "merge", *,
+                         per_unit: bool = False) -> list[EditOperation]:
+    """Reduce an edit tree carrying ``nc:operation`` metadata to operations (RFC 6241 s7.2).
+
+    A node starts an operation of its own when its attribute changes the operation it inherits
+    (under ``none``, any attribute does); its subtree minus such nested nodes is the operation's
+    value. Everything without an attribute of its own under the default ``merge`` forms one merge
+    (one per unit with `per_unit`, for continue-on-error); under ``replace`` each top-level node
+    is replaced. Nested operations follow their parent in document order. The edit tree is
+    consumed (its content may move into the values)."""
+    if default_operation not in ("merge", "replace", "none"):
+        raise ValueError(f"default-operation {default_operation!r} is not merge, replace or none")
+    if edit.cdata == ffi.NULL:
+        return []
+    starts: list[tuple[object, str]] = []  # (node, operation), pre-order
+    annotated = False
+    replace_tops = default_operation == "replace"
+
+    def walk(first, inherited: str, top: bool = False) -> None:
+        nonlocal annotated
+        node = first
+        while node != ffi.NULL:
+            own = _annotation(node)
+            if own is not None:
+                annotated = True
+            elif top and replace_tops:
+                own = "replace"  # default-operation replace: each top-level node is replaced
+            below = inherited
+            is_key = node.schema != ffi.NULL and node.schema.flags & lib.LYS_KEY
+            if inherited not in ("delete", "remove") and own is not None and not is_key:
+                if own == "none":
+                    below = "none"
+                elif own != inherited and not (own == "merge" and inherited in ("replace", "create")):
+                    starts.append((node, own))
+                    below = own
+            if node.schema != ffi.NULL and node.schema.nodetype in (lib.LYS_CONTAINER, lib.LYS_LIST):
+                child = lib.lyd_child(node)
+                if child != ffi.NULL:
+                    walk(child, below)
+            node = node.next
+
+    walk(lib.lyd_first_sibling(edit.cdata), "none" if replace_tops else default_operation, top=True)
+
+    start_paths = [(_node_path(node), op) for node, op in starts]
+    values: list[DataTree | None] = []
+    for (node, op), (path, _) in zip(starts, start_paths, strict=True):
+        values.append(_value_of(edit, node, start_paths, path) if op in ("merge", "replace", "create") else None)
+    operations = []
+    if default_operation == "merge":
+        root = _root_content(edit, start_paths, annotated)
+        if root is not None:
+            if per_unit:
+                operations.extend(_split_units(root))
+            else:
+                operations.append(EditOperation("merge", "/", root))
+    operations.extend(EditOperation(op, path, value)  # type: ignore[arg-type]
+                      for (path, op), value in zip(start_paths, values, strict=True))
+    return operations
+
+
+def _without(tree: DataTree, under: str, start_paths: list[tuple[str, str]]) -> None:
+    """Remove from `tree` the subtrees of nested operations below `under`."""
+    prefix = "" if under == "/" else under
+    for path, _ in start_paths:
+        if path != under and (under == "/" or path.startswith(prefix + "/") or path.startswith(prefix + "[")):
+            node = _find(tree, path)
+            if node != ffi.NULL:
+                _free(tree, node)
+
+
+def _value_of(edit: DataTree, node, start_paths: list[tuple[str, str]], path: str) -> DataTree:
+    out = ffi.new("struct lyd_node **")
+    flags = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_NO_META | lib.LYD_DUP_WITH_PARENTS | lib.LYD_DUP_WITH_FLAGS
+    if lib.lyd_dup_single(node, ffi.NULL, flags, out) != lib.LY_SUCCESS:
+        raise EditError(IssueKind.OTHER, "cannot copy edit data", path)
+    top = out[0]
+    while top.parent != ffi.NULL:
+        top = ffi.cast("struct lyd_node *", top.parent)
+    value = DataTree(edit.schema, top)
+    _without(value, path, start_paths)
+    return value
+
+
+def _root_content(edit: DataTree, start_paths: list[tuple[str, str]], annotated: bool) -> DataTree | None:
+    """The edit minus the subtrees of explicit operations, without metadata (None when empty)."""
+    if not annotated:
+        value = DataTree(edit.schema)
+        value.take(edit)
+        return value
+    out = ffi.new("struct lyd_node **")
+    flags = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_NO_META | lib.LYD_DUP_WITH_FLAGS
+    if lib.lyd_dup_siblings(lib.lyd_first_sibling(edit.cdata), ffi.NULL, flags, out) != lib.LY_SUCCESS:
+        raise EditError(IssueKind.OTHER, "cannot copy edit data", "/")
+    value = DataTree(edit.schema, out[0])
+    for path, _ in start_paths:
+        node = _find(value, path)
+        if node != ffi.NULL:
+            _free(value, node)
+    return None if value.is_empty() else value
+
+
+def _split_units(root: DataTree) -> list[EditOperation]:
+    ops = []
+    for unit in _content_units(root):
+        part = DataTree(root.schema)
+        part.insert_copy_of(root, unit.path)
+        ops.append(EditOperation("merge", unit.path, part))
+    return ops
