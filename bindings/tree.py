@@ -281,6 +281,13 @@ class DataTree:
         if old != ffi.NULL:
             lib.lyd_free_all(old)
 
+    def clear(self) -> None:
+        """Free the content now (e.g. in a worker thread, rather than when the last reference
+        goes on the event loop)."""
+        old, self._root[0] = self._root[0], ffi.NULL
+        if old != ffi.NULL:
+            lib.lyd_free_all(old)
+
     def swap(self, other: DataTree) -> None:
         """Exchange the contents of two trees of the same schema (no copies)."""
         self._root[0], other._root[0] = other._root[0], self._root[0]

@@ -83,6 +83,10 @@ class _Work:
     full: DataTree | None = None
     """For large slices: the whole new tree, built off the loop, installed by swapping."""
     record: dict | None = None
+    weight: int | None = None
+    """The new tree's printed size when it was measured (whole copies), else None."""
+    delta: int = 0
+    """Estimated change of the printed size (slices)."""
 
 
 class Datastore:
@@ -102,6 +106,9 @@ class Datastore:
         self.versions: dict[str, int] = {}
         """Bumped on every install: a reader may cache what it printed of a datastore version."""
         self.locks: dict[str, int] = {}
+        self.weights: dict[str, int] = {}
+        """Approximate printed size of each datastore (bytes): tells readers when printing or
+        filtering it is big enough to leave the event loop."""
         self._write = {name: asyncio.Lock() for name in DATASTORES}
         self.pending: _Pending | None = None
 
@@ -129,6 +136,12 @@ class Datastore:
                 self.startup_store.save(running)
         if self.running_store and not self.running_store.exists():
             self.running_store.snapshot(running)
+        for name in DATASTORES:
+            self.weights[name] = len(self.trees[name].print("json"))
+
+    def weight(self, name: str) -> int:
+        """Approximate printed size of a datastore in bytes (operational: running's)."""
+        return self.weights.get("running" if name == "operational" else name, 0)
 
     async def restore_pending(self) -> None:
         """Bring back the confirmed commit that was pending at the last stop (see `load`)."""
@@ -156,6 +169,7 @@ class Datastore:
         Readers never replace it while a candidate transaction (the `writer`) works on it."""
         if self._candidate_stale and not self.candidate_modified and (writer or not self._write["candidate"].locked()):
             self.trees["candidate"] = self.trees["running"].copy()
+            self.weights["candidate"] = self.weights.get("running", 0)
             self._candidate_stale = False
         return self.trees["candidate"]
 
@@ -220,13 +234,20 @@ class Datastore:
 
     # ------------------------------------------------------------------ writing
     async def edit(self, name: str, operations: Sequence[EditOperation], session: SessionInfo, *,
-                   test_only: bool = False, error_option: str = "stop-on-error") -> list[Change]:
+                   test_only: bool = False, error_option: str = "stop-on-error", big: bool = False) -> list[Change]:
         """Apply `operations` as one transaction. stop-on-error and rollback-on-error are atomic
         (the datastore is never left half-changed); continue-on-error applies every operation
-        that can be applied, then reports the others (and still refuses an invalid result)."""
+        that can be applied, then reports the others (and still refuses an invalid result).
+
+        `big` (the request was large) moves all the work off the event loop from the start; the
+        operations' values are consumed (freed in the worker)."""
         self._check_name(name)
         self._check_write(name, session)
-        units = [u for op in operations for u in operation_units(op)]
+
+        def units_of() -> list[Unit]:
+            return [u for op in operations for u in operation_units(op)]
+
+        units = await asyncio.to_thread(units_of) if big else units_of()
         failures: list[EditError] = []
 
         def mutate(work: DataTree) -> None:
@@ -238,7 +259,11 @@ class Datastore:
                         raise
                     failures.append(exc)
 
-        changes = await self._transaction(name, units, mutate, session, test_only=test_only)
+        try:
+            changes = await self._transaction(name, units, mutate, session, test_only=test_only, big=big)
+        finally:
+            if big:
+                await asyncio.to_thread(_release, [op.value for op in operations if op.value is not None])
         if failures:
             first = failures[0]
             raise DatastoreError(ErrorKind(first.kind.value), first.message, first.path,
@@ -265,6 +290,7 @@ class Datastore:
 
     def _discard(self) -> None:
         self.trees["candidate"] = self.trees["running"].copy()
+        self.weights["candidate"] = self.weights.get("running", 0)
         self._bump("candidate")
         self.candidate_modified = False
         self._candidate_stale = False
@@ -373,7 +399,7 @@ class Datastore:
 
     # ------------------------------------------------------------------ the one write path
     async def _transaction(self, name: str, units: list[Unit] | None, mutate: Callable[[DataTree], None],
-                           session: SessionInfo, *, test_only: bool = False) -> list[Change]:
+                           session: SessionInfo, *, test_only: bool = False, big: bool = False) -> list[Change]:
         async with self._write[name]:
             target = self._candidate(writer=True) if name == "candidate" else self.trees[name]
             use_slice = bool(units) and all(
@@ -381,7 +407,7 @@ class Datastore:
             slice_units = list(units or ()) if use_slice else None
             slice_paths = [u.path for u in units or ()] if use_slice else None
             journal = name == "running" and self.running_store is not None
-            heavy = slice_paths is None or len(slice_paths) > OFFLOAD_UNITS
+            heavy = big or slice_paths is None or len(slice_paths) > OFFLOAD_UNITS
 
             def compute() -> _Work:
                 return self._compute(name, target, slice_units, mutate, journal, whole=heavy)
@@ -444,6 +470,14 @@ class Datastore:
             result.full = full
         if changes and journal and whole:
             result.record = journal_record(work, slice_paths, changes)
+        if changes and units is None and whole:
+            result.weight = len(work.print("json"))
+        else:
+            result.delta = sum(_weight(c.new) - _weight(c.old) for c in changes)
+        if result.full is not None:
+            _release([before, work])  # installed through `full` (journaled already); free them off the loop
+        else:
+            before.clear()
         return result
 
     async def _prepare(self, txn: ConfigTransaction) -> None:
@@ -468,6 +502,10 @@ class Datastore:
 
     def _install(self, name: str, target: DataTree, result: _Work) -> None:
         """Make the result visible (no awaits here: readers see all or nothing)."""
+        if result.weight is not None:
+            self.weights[name] = result.weight
+        else:
+            self.weights[name] = max(0, self.weights.get(name, 0) + result.delta)
         if result.units is None:
             self.trees[name] = result.work
         elif result.full is not None:
@@ -478,3 +516,15 @@ class Datastore:
 
     def _bump(self, name: str) -> None:
         self.versions[name] = self.versions.get(name, 0) + 1
+
+
+def _release(trees: Sequence[DataTree]) -> None:
+    for tree in trees:
+        tree.clear()
+
+
+def _weight(value: object) -> int:
+    """Rough printed size of a change's value (a leaf's string, a subtree's JSON-IETF dict)."""
+    if value is None:
+        return 0
+    return len(value) + 16 if isinstance(value, str) else len(repr(value))

@@ -48,18 +48,22 @@ async def get_schema(session: NetconfSession, op: etree._Element) -> bytes:
 
 
 def monitoring_state(server: NetconfServer) -> DataTree:
-    """netconf-state (capabilities, datastores, schemas, sessions, statistics) + yang-library."""
-    schema = server.schema
+    """netconf-state (capabilities, datastores, schemas, sessions, statistics) + yang-library.
+    What changes only with the capabilities is built once; locks, sessions and counters per read."""
+    static = getattr(server, "_monitoring_static", None)
+    if static is None or static[0] is not server.capabilities():
+        static = (server.capabilities(), _static_state(server))
+        server._monitoring_static = static
+    tree = static[1].copy()
+    totals = dict(server.ended_stats)
+    for session in server.sessions.values():
+        for key, value in session.stats.items():
+            totals[key] = totals.get(key, 0) + value
     state: dict = {
-        "capabilities": {"capability": server.capabilities()},
         "datastores": {"datastore": [
             {"name": name, **({"locks": {"global-lock": {"locked-by-session": sid, "locked-time": server.started}}}
                               if (sid := server.datastore.locks.get(name)) else {})}
             for name in ("running", "candidate", "startup")]},
-        "schemas": {"schema": [
-            {"identifier": m.name(), "version": schema.revision(m.name()) or "", "format": "yang",
-             "namespace": schema.namespace(m.name()), "location": ["NETCONF"]}
-            for m in schema.implemented_modules()]},
         "sessions": {"session": [
             {"session-id": s.session_id, "transport": "netconf-ssh", "username": s.ctx.username,
              "source-host": s.ctx.peer[0] if s.ctx.peer else "127.0.0.1", "login-time": s.login_time,
@@ -67,8 +71,25 @@ def monitoring_state(server: NetconfServer) -> DataTree:
              "out-rpc-errors": s.stats["out-rpc-errors"], "out-notifications": s.stats["out-notifications"]}
             for s in server.sessions.values()]},
         "statistics": {"netconf-start-time": server.started, "in-sessions": server.total_sessions,
-                       "in-bad-hellos": 0, "dropped-sessions": 0, "in-rpcs": 0, "in-bad-rpcs": 0,
-                       "out-rpc-errors": 0, "out-notifications": 0},
+                       "in-bad-hellos": server.counters["in-bad-hellos"],
+                       "dropped-sessions": server.counters["dropped-sessions"],
+                       "in-rpcs": totals.get("in-rpcs", 0), "in-bad-rpcs": totals.get("in-bad-rpcs", 0),
+                       "out-rpc-errors": totals.get("out-rpc-errors", 0),
+                       "out-notifications": totals.get("out-notifications", 0)},
+    }
+    tree.merge(DataTree.from_python({"ietf-netconf-monitoring:netconf-state": state}, schema=server.schema,
+                                    validate=False))
+    return tree
+
+
+def _static_state(server: NetconfServer) -> DataTree:
+    schema = server.schema
+    state = {
+        "capabilities": {"capability": server.capabilities()},
+        "schemas": {"schema": [
+            {"identifier": m.name(), "version": schema.revision(m.name()) or "", "format": "yang",
+             "namespace": schema.namespace(m.name()), "location": ["NETCONF"]}
+            for m in schema.implemented_modules()]},
     }
     tree = DataTree.from_python({"ietf-netconf-monitoring:netconf-state": state}, schema=schema, validate=False)
     tree.merge(DataTree.from_python(yang_library(server), schema=schema, validate=False))

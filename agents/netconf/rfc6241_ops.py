@@ -19,7 +19,7 @@ from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import InvalidData
 
 from .errors import BASE_NS, ErrorTag, RpcError
-from .subtree import apply_subtree_filter
+from .subtree import subtree_filter_xml
 
 if TYPE_CHECKING:
     from .dispatch import RpcRegistry
@@ -132,7 +132,7 @@ def render(session: NetconfSession, tree: DataTree, op: etree._Element, *, confi
     if kind != "subtree":
         return b"<data xmlns='%s'>%s</data>" % (BASE_NS.encode(), text)
     data = etree.fromstring(b"<data xmlns='%s'>%s</data>" % (BASE_NS.encode(), text), _DATA_PARSER)
-    return apply_subtree_filter(data, list(flt))  # type: ignore[arg-type]
+    return b"<data xmlns='%s'>%s</data>" % (BASE_NS.encode(), subtree_filter_xml(data, list(flt)))  # type: ignore[arg-type]
 
 
 _DATA_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_blank_text=False)
@@ -162,13 +162,14 @@ async def get_config(session: NetconfSession, op: etree._Element) -> etree._Elem
     tree = datastore.get_config(name)
     if name != "running" or _child(op, "filter") is not None:
         return await session.server.offload(render, session, tree, op, config_only=True, big=session.big_request,
-                                            output=f"config:{name}")
+                                            output=f"config:{name}", datastore=name)
     # Unfiltered running is what controllers poll: print each committed version once.
     key = (datastore.versions.get("running", 0), _with_defaults(op))
     cache = session.server.running_text_cache
     body = cache.get(key)
     if body is None:
-        body = await session.server.offload(render, session, tree, op, config_only=True, output="config:running")
+        body = await session.server.offload(render, session, tree, op, config_only=True, output="config:running",
+                                            datastore="running")
         cache.clear()
         cache[key] = body
     return body
@@ -177,7 +178,7 @@ async def get_config(session: NetconfSession, op: etree._Element) -> etree._Elem
 async def get(session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
     _filter(op)  # a bad filter is refused before any work
     return await session.server.offload(_render_operational, session, op, big=session.big_request,
-                                        output="operational")
+                                        output="operational", datastore="operational")
 
 
 def _render_operational(session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
@@ -206,7 +207,8 @@ async def edit_config(session: NetconfSession, op: etree._Element) -> None:
     operations = await session.server.offload(
         _edit_operations, session, config, default_op, error_option == "continue-on-error", big=session.big_request)
     await session.server.datastore.edit(target, operations, _session_info(session),
-                                        test_only=test_option == "test-only", error_option=error_option)
+                                        test_only=test_option == "test-only", error_option=error_option,
+                                        big=session.big_request)
 
 
 def _edit_operations(session: NetconfSession, config: etree._Element, default_op: str,

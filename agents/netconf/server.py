@@ -42,6 +42,8 @@ log = logging.getLogger("qstrata.netconf")
 
 SLOW_CALL_S = 0.02
 """A read that took longer than this last time runs in a worker thread next time."""
+BIG_DATASTORE = 512 * 1024
+"""Reads of a datastore that prints larger than this (bytes, estimated) run in a worker thread."""
 
 
 def default_registry() -> RpcRegistry:
@@ -65,6 +67,9 @@ class NetconfServer:
         self.registry = registry or default_registry()
         self.sessions: dict[int, NetconfSession] = {}
         self.total_sessions = 0
+        self.ended_stats: dict[str, int] = {}
+        """Per-session counters of sessions that ended (RFC 6022 statistics are server totals)."""
+        self.counters = {"in-bad-hellos": 0, "dropped-sessions": 0}
         self.started = rfc5277_notifications.now_text()
         names = ",".join(f"{m.name()}@{schema.revision(m.name())}" for m in schema.implemented_modules())
         self.content_id = hashlib.sha256(names.encode()).hexdigest()[:16]
@@ -98,7 +103,11 @@ class NetconfServer:
         if self.sessions.pop(session.session_id, None) is None:
             return
         self.datastore.release_session(session.session_id)
+        for key, value in session.stats.items():
+            self.ended_stats[key] = self.ended_stats.get(key, 0) + value
         reason, killer = session.termination
+        if reason == "dropped":
+            self.counters["dropped-sessions"] += 1
         self.bus.publish(SessionEvent("end", session.session_id, session.ctx.username, _host(session),
                                       termination_reason=reason, killed_by=killer))
 
@@ -122,10 +131,12 @@ class NetconfServer:
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(coro_fn()))
 
     async def offload(self, fn: Callable[..., Any], *args: Any, big: bool = False, output: str | None = None,
-                      **kwargs: Any) -> Any:
-        """Run CPU work in a worker thread when it is known to be large (a big request, or the same
-        kind of read was slow last time); small work runs inline, where a thread hop would cost
-        more than the work."""
+                      datastore: str | None = None, **kwargs: Any) -> Any:
+        """Run CPU work in a worker thread when it is known to be large (a big request, a big
+        datastore, or the same kind of read was slow last time); small work runs inline, where a
+        thread hop would cost more than the work."""
+        if datastore is not None and self.datastore.weight(datastore) > BIG_DATASTORE:
+            big = True
         if not big and (output is None or self._slow.get(output, 0.0) < SLOW_CALL_S):
             start = time.perf_counter()
             result = fn(*args, **kwargs)

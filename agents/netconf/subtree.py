@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from lxml import etree
 from qstrata.agents.netconf.errors import BASE_NS
 
-__all__ = ["ListKeys", "apply_subtree_filter"]
+__all__ = ["ListKeys", "apply_subtree_filter", "subtree_filter_xml"]
 
 ListKeys = Callable[[etree._Element], Iterable[str]]
 """Given a data element, the Clark-notation tags of its list key leaves (empty if it is not a
@@ -269,3 +269,50 @@ def _own_nsmap(element: etree._Element) -> dict[str | None, str]:
     """The declaration that keeps the element's own prefix (lxml drops redundant ones)."""
     namespace = _namespace(element.tag)
     return {element.prefix: namespace} if namespace else {}
+
+
+def subtree_filter_xml(
+    data: etree._Element,
+    filter_elements: Sequence[etree._Element],
+    *,
+    list_keys: ListKeys | None = None,
+) -> bytes:
+    """Like `apply_subtree_filter`, but the selected content of ``data`` serialized (what goes
+    inside ``<data>``). Selected subtrees are serialized where they stand, with the namespace
+    declarations they carry: moving elements between lxml documents would drop a declaration
+    whose URI is already in scope under another prefix, and with it the prefix of an
+    identityref value such as ``ncm:yang``."""
+    filters = [f for f in filter_elements if isinstance(f.tag, str)]
+    selection = _select(data, filters) if filters else None
+    out: list[bytes] = []
+    if selection:
+        _emit_xml(out, data, selection, list_keys)
+    return b"".join(out)
+
+
+_SPLIT = "\ue000qstrata\ue000"
+
+
+def _emit_xml(out: list[bytes], data_parent: etree._Element, selection: _Selection,
+              list_keys: ListKeys | None) -> None:
+    for child in data_parent:
+        choice = selection.get(child) if isinstance(child.tag, str) else None
+        if choice is None:
+            continue
+        if choice is _FULL:
+            out.append(etree.tostring(child, with_tail=False))
+            continue
+        assert isinstance(choice, dict)
+        shell = etree.Element(child.tag, attrib=dict(child.attrib), nsmap=dict(child.nsmap))
+        shell.text = _SPLIT
+        start, end = etree.tostring(shell, encoding="unicode").split(_SPLIT)
+        out.append(start.encode())
+        if list_keys is not None:
+            keys = set(list_keys(child))
+            if keys:
+                choice = dict(choice)
+                for grandchild in child:
+                    if grandchild.tag in keys:
+                        choice[grandchild] = _FULL
+        _emit_xml(out, child, choice, list_keys)
+        out.append(end.encode())
