@@ -6,8 +6,8 @@ today, the gNMI server will call the same object, so one agent has one set of li
 many front ends it runs. Each piece keeps bounded memory, because the people it defends
 against choose how many addresses, users and connections to throw at it.
 
-* `FailureBackoff` -- each source address may fail a few passwords freely, then must wait
-  ``base * 2**k`` seconds (capped) after its last failure before its next password is even
+* `FailureBackoff` -- each source address may fail a few passwords freely; after the k-th
+  failure beyond those it must wait ``base * 2**(k-1)`` seconds (capped) after its last failure before its next password is even
   checked. The wait comes *before* verification, so cutting the connection early teaches an
   attacker nothing. A success clears only the failures recorded for that same user, so an
   attacker holding one valid account cannot use it to reset the back-off on another.
@@ -97,9 +97,9 @@ class FailureBackoff:
 
     def penalty(self, failures: int) -> float:
         """Seconds an address must wait after its last failure, having failed ``failures`` times."""
-        if failures < self.free_failures or self.base_delay <= 0:
+        if failures <= self.free_failures or self.base_delay <= 0:
             return 0.0
-        exponent = min(failures - self.free_failures, 32)
+        exponent = min(failures - self.free_failures - 1, 32)
         return min(self.base_delay * (2**exponent), self.max_delay)
 
     def failures(self, source: str) -> int:
@@ -275,8 +275,9 @@ class GuardOptions:
     """Per user; None: only the total applies."""
     max_unauthenticated: int = 32
     """Connections still authenticating; beyond it new ones are dropped (or evict an old one)."""
-    eviction_age: float = 1.0
-    """A pending connection this old may be evicted by a newcomer when the table is full."""
+    eviction_age: float = 0.5
+    """A pending connection this old may be evicted by a newcomer when the table is full (a
+    login needs ~0.1 s here; more over a WAN, where the busiest-source rule protects it)."""
     backoff_free_failures: int = 5
     backoff_base_delay: float = 0.5
     backoff_max_delay: float = 8.0
