@@ -205,7 +205,7 @@ def test_sessions_without_hello_are_closed(quick) -> None:
             more = [await Channel.open(conn) for _ in range(5)]
             for c in more:
                 c.stdin.write(hello())
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(1.2)  # past the hello timeout
             assert not any([c.stdout.at_eof() for c in more])
 
     run(scenario())
@@ -256,7 +256,7 @@ def test_wrong_passwords_from_one_address_are_delayed(node) -> None:
         return True, time.monotonic() - start
 
     async def scenario():
-        return [await attempt(f"wrong-{i}") for i in range(8)], await attempt(node.credentials["password"]), \
+        return [await attempt(f"wrong-{i}") for i in range(7)], await attempt(node.credentials["password"]), \
             await attempt("wrong-again")
 
     wrong, right, after = run(scenario())
@@ -264,8 +264,7 @@ def test_wrong_passwords_from_one_address_are_delayed(node) -> None:
     assert not any(ok for ok, _ in wrong)
     assert max(times[:6]) < 0.45, times  # five free failures (and the sixth attempt is not delayed)
     assert times[6] >= 0.45, times  # then 0.5 s, 1 s, 2 s...
-    assert times[7] >= 0.95, times
-    assert right[0] and right[1] >= 1.9  # the right password waits too: the delay comes before the check
+    assert right[0] and right[1] >= 0.95, right  # the right password waits too: the delay comes first
     assert not after[0] and after[1] < 0.45  # admin proved itself: its own failures no longer count
     assert "delayed a password attempt" in node.log_text(tail=5000)
 
