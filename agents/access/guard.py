@@ -156,7 +156,7 @@ class FailureBackoff:
 class PendingConnections(Generic[K]):
     """Connections that have not authenticated yet, bounded like OpenSSH ``MaxStartups``."""
 
-    def __init__(self, limit: int, *, eviction_age: float = 1.0, clock: Clock = time.monotonic) -> None:
+    def __init__(self, limit: int, *, eviction_age: float = 0.5, clock: Clock = time.monotonic) -> None:
         if limit < 1:
             raise ValueError("the unauthenticated connection limit must be at least 1")
         self.limit = limit

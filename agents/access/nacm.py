@@ -48,7 +48,7 @@ from qstrata.bindings.diff import Change
 from qstrata.bindings.paths import PathStep, PathSyntaxError, format_data_path, parse_data_path
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.schema_index import DENY_ALL, SchemaIndex, SchemaNode, schema_index
-from qstrata.bindings.tree import DataTree, Visit
+from qstrata.bindings.tree import DataTree, Visit, node_value
 
 __all__ = [
     "ACCESS_OPERATIONS",
@@ -272,8 +272,6 @@ class NacmPolicy:
     @classmethod
     def from_tree(cls, running: DataTree) -> NacmPolicy:
         """Compile the ``/nacm`` of a data tree (e.g. running)."""
-        from qstrata.bindings.tree import node_value
-
         node = running.get(f"/{NACM_TOP}")
         return cls.from_config(node_value(node) if node is not None else None, running.schema)
 

@@ -167,7 +167,7 @@ def test_silent_connections_do_not_lock_users_out(node, connect) -> None:
         start = time.monotonic()
         m = connect(node)
         assert m.get_config(source="running").data_ele is not None
-        assert time.monotonic() - start < 3.0
+        assert time.monotonic() - start < 5.0  # ~0.3 s when idle; generous for a loaded machine
         assert connect(node).connected  # and again
     finally:
         for s in socks:
@@ -256,16 +256,19 @@ def test_wrong_passwords_from_one_address_are_delayed(node) -> None:
         return True, time.monotonic() - start
 
     async def scenario():
-        return [await attempt(f"wrong-{i}") for i in range(7)], await attempt(node.credentials["password"]), \
-            await attempt("wrong-again")
+        wrong = [await attempt(f"wrong-{i}") for i in range(7)]
+        right = await attempt(node.credentials["password"])
+        return wrong, right, [await attempt(f"wrong-again-{i}") for i in range(2)]
 
     wrong, right, after = run(scenario())
     times = [t for _, t in wrong]
     assert not any(ok for ok, _ in wrong)
-    assert max(times[:6]) < 0.45, times  # five free failures (and the sixth attempt is not delayed)
+    # Lower bounds hold however loaded the machine is: an attempt cannot beat its penalty.
+    assert sum(times[:6]) < 5.0, times  # five free failures (no back-off at all would cost 12 s here)
     assert times[6] >= 0.45, times  # then 0.5 s, 1 s, 2 s...
     assert right[0] and right[1] >= 0.95, right  # the right password waits too: the delay comes first
-    assert not after[0] and after[1] < 0.45  # admin proved itself: its own failures no longer count
+    # admin proved itself: its own failures no longer count (else the second would wait 2 s)
+    assert not any(ok for ok, _ in after) and after[1][1] < 1.5, after
     assert "delayed a password attempt" in node.log_text(tail=5000)
 
 
