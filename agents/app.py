@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from qstrata.agents.access.guard import GuardOptions, LoginGuard
+from qstrata.agents.access.users import CREDENTIALS_FILE, UserStore
 from qstrata.agents.datastore.store import Datastore
 from qstrata.agents.devices import registry
 from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceRefusal
@@ -18,7 +20,7 @@ from qstrata.agents.devices.empty import KIND_MODULES, EmptyDevice
 from qstrata.agents.devices.world import process_world
 from qstrata.agents.events import DeviceEvent, EventBus
 from qstrata.agents.netconf.server import NetconfServer
-from qstrata.agents.netconf.ssh import CREDENTIALS_FILE, NetconfSSHServer, start_netconf_ssh_server
+from qstrata.agents.netconf.ssh import NetconfSSHServer, start_netconf_ssh_server
 from qstrata.bindings.schema import get_schema
 from qstrata.bindings.tree import DataTree
 
@@ -36,6 +38,11 @@ class AgentOptions:
     netconf_port: int = 830
     gnmi_port: int | None = None
     max_sessions: int = 64
+    max_sessions_per_user: int | None = 32
+    max_unauthenticated: int = 32
+    """Connections still authenticating (OpenSSH MaxStartups); beyond it new ones are dropped."""
+    login_timeout: float = 10.0
+    hello_timeout: float = 30.0
     idle_timeout: float = 3600.0
     topology: Path | None = None
     """The physical world's topology (default: the built-in testbed)."""
@@ -84,6 +91,11 @@ class Agent:
         self.datastore: Datastore | None = None
         self.netconf: NetconfServer | None = None
         self.ssh: NetconfSSHServer | None = None
+        self.users = UserStore(options.state_dir)
+        """Users and login limits are the agent's, shared by all its front ends."""
+        self.guard = LoginGuard(GuardOptions(max_sessions=options.max_sessions,
+                                             max_sessions_per_user=options.max_sessions_per_user,
+                                             max_unauthenticated=options.max_unauthenticated))
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
@@ -100,7 +112,8 @@ class Agent:
         self.netconf = NetconfServer(schema, self.datastore, bus=self.bus)
         self.ssh = await start_netconf_ssh_server(
             opts.listen, opts.netconf_port, opts.state_dir, self.netconf.session_factory,
-            max_sessions=opts.max_sessions, idle_timeout=opts.idle_timeout)
+            guard=self.guard, users=self.users, idle_timeout=opts.idle_timeout,
+            login_timeout=opts.login_timeout, hello_timeout=opts.hello_timeout)
         self._tasks.append(asyncio.create_task(self._forward_events()))
         log.info("agent %s (%s) serving NETCONF on %s:%d; credentials in %s", opts.name, opts.kind, opts.listen,
                  self.ssh.port, opts.state_dir / CREDENTIALS_FILE)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from qstrata.agents import users_cli
 from qstrata.bindings.dataformat import DataFileError, read_data_file
 from qstrata.bindings.schema import YANG_DIR, SchemaError, get_schema, module_files
 from qstrata.bindings.validate import InvalidData
@@ -83,7 +84,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     options = AgentOptions(kind=args.kind, name=args.name, state_dir=Path(args.state_dir), listen=args.listen,
                            netconf_port=args.netconf_port, gnmi_port=args.gnmi_port,
                            topology=Path(args.topology) if args.topology else None, twin=not args.no_twin,
-                           seed=args.seed, speed=args.speed)
+                           seed=args.seed, speed=args.speed, **_limit_options(args))
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -174,6 +175,37 @@ def _run_loop(coro):
     return asyncio.run(coro)
 
 
+def _limit_arguments(p: argparse.ArgumentParser) -> None:
+    """Login and session limits (see agents/access/guard.py and agents/netconf/ssh.py)."""
+    def positive(text: str) -> int:
+        value = int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        return value
+
+    def seconds(text: str) -> float:
+        value = float(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+        return value
+
+    g = p.add_argument_group("limits")
+    g.add_argument("--login-timeout", type=seconds, default=10.0, help="seconds to authenticate (default 10)")
+    g.add_argument("--hello-timeout", type=seconds, default=30.0,
+                   help="seconds for a NETCONF client to send its <hello> (default 30; 0: none)")
+    g.add_argument("--idle-timeout", type=seconds, default=3600.0,
+                   help="seconds before an idle connection is dropped (default 3600; 0: never)")
+    g.add_argument("--max-sessions", type=positive, default=64, help="authenticated sessions in total (default 64)")
+    g.add_argument("--max-sessions-per-user", type=positive, default=32, help="sessions per user (default 32)")
+    g.add_argument("--max-unauthenticated", type=positive, default=32,
+                   help="connections still authenticating; beyond it new ones are dropped (default 32)")
+
+
+def _limit_options(args: argparse.Namespace) -> dict:
+    return {name: getattr(args, name) for name in ("login_timeout", "hello_timeout", "idle_timeout", "max_sessions",
+                                                   "max_sessions_per_user", "max_unauthenticated")}
+
+
 def _world_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topology", help="topology YAML of the physical world (default: the built-in testbed)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the topology's)")
@@ -207,7 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gnmi-port", type=int, default=None, help="gNMI port (not served yet)")
     _world_arguments(p)
     p.add_argument("--no-twin", action="store_true", help="serve an empty device instead of the node's twin")
+    _limit_arguments(p)
     p.set_defaults(func=cmd_agent)
+
+    users_cli.register(sub)
 
     p = sub.add_parser("testbed", help=cmd_testbed.__doc__)
     _world_arguments(p)

@@ -8,6 +8,9 @@ its parent's; keys become `PathElem.key`; wildcards are ``*`` (any one element o
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import NamedTuple
+
 from gnmi_pb import gnmi_pb2
 
 
@@ -176,3 +179,46 @@ def join(prefix: gnmi_pb2.Path | None, path: gnmi_pb2.Path) -> gnmi_pb2.Path:
 
 def has_wildcards(path: gnmi_pb2.Path) -> bool:
     return any(e.name in ("*", "...") or "*" in e.key.values() for e in path.elem)
+
+
+# -- data paths as steps (NACM, error paths) -------------------------------------------------
+
+
+class PathStep(NamedTuple):
+    """One element of a data path: the node's module (None when the path leaves it implicit),
+    its name, and its key predicates in order (``(".", value)`` for a leaf-list entry)."""
+
+    module: str | None
+    name: str
+    keys: tuple[tuple[str, str], ...] = ()
+
+
+def parse_data_path(path: str) -> tuple[PathStep, ...]:
+    """Split a data path as libyang prints it and RFC 7951 / RFC 8341 write it
+    (``/m:a/b[k='v']/c``, ``/m:a/m:b``, ``/``) into steps. Prefixes are returned as written
+    (a module name, or whatever the author used); predicate key names lose any prefix.
+    Raises `PathSyntaxError` for anything else (positional predicates, expressions)."""
+    if path.strip() == "/":
+        return ()
+    steps = []
+    for seg in _split_segments(path.strip()):
+        name, keys = _parse_predicates(seg, xpath=True)
+        module, _, local = name.rpartition(":")
+        if not local or not all(part.replace("-", "").replace("_", "").replace(".", "").isalnum()
+                                for part in (local, *((module,) if module else ()))):
+            raise PathSyntaxError(f"not a node name: {name!r} in {path!r}")
+        steps.append(PathStep(module or None, local,
+                              tuple((k.rpartition(":")[2], v) for k, v in keys.items())))
+    return tuple(steps)
+
+
+def format_data_path(steps: Iterable[PathStep]) -> str:
+    """The inverse of `parse_data_path` in libyang's style: a module prefix on the first step
+    and wherever the module changes."""
+    out = []
+    parent_module = None
+    for step in steps:
+        prefix = f"{step.module}:" if step.module and step.module != parent_module else ""
+        parent_module = step.module or parent_module
+        out.append(prefix + step.name + "".join(f"[{k}={_quote(v)}]" for k, v in step.keys))
+    return "/" + "/".join(out)

@@ -11,7 +11,8 @@ import atexit
 import dataclasses
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from enum import Enum
 from typing import Any, Literal
 
 import libyang
@@ -20,6 +21,7 @@ from libyang.data import DNode
 
 from ._native import find_sibling
 from .diff import Change
+from .paths import PathStep
 from .schema import Schema, get_schema
 from .validate import DataIssue, InvalidData, IssueKind, raise_issues, take_issues
 
@@ -385,6 +387,84 @@ class DataTree:
     def _reroot(self) -> None:
         if self._root[0] != ffi.NULL:
             self._root[0] = lib.lyd_first_sibling(self._root[0])
+
+    # ------------------------------------------------------------------ filtering
+    def pruned(self, visit: Callable[[tuple[PathStep, ...], tuple[tuple[str, str], ...]], Visit]) -> DataTree:
+        """A copy holding only what ``visit`` lets through (access control on reads).
+
+        ``visit(steps, schema_path)`` gets each node's steps from the top (module always filled
+        in, list keys and leaf-list values as predicates) and its schema path as (module, name)
+        pairs -- the same tuple object for every node of one schema node during one call, so a
+        visitor can cache per schema node by identity. It answers a `Visit`. List keys are never
+        visited: they stay with their entry. Cost: one call per visited node, none below KEEP or
+        DROP."""
+        out = self.copy()
+        if out.is_empty():
+            return out
+        cache: dict = {}
+        node = lib.lyd_first_sibling(out._root[0])
+        while node != ffi.NULL:
+            nxt = node.next
+            if not _prune(node, (), (), visit, cache):
+                if node == out._root[0]:
+                    out._root[0] = nxt
+                lib.lyd_free_tree(node)
+            node = nxt
+        out._reroot()
+        return out
+
+
+class Visit(Enum):
+    """What `DataTree.pruned` does with a node."""
+
+    KEEP = "keep"  # keep it and its whole subtree
+    DROP = "drop"  # drop it and its whole subtree
+    OPEN = "open"  # keep it, then visit its children
+    THROUGH = "through"  # visit its children; keep it (with its keys) only if some child stays
+
+
+def _prune(node, parent_steps: tuple[PathStep, ...], parent_path: tuple[tuple[str, str], ...],
+           visit: Callable[[tuple[PathStep, ...], tuple[tuple[str, str], ...]], Visit], cache: dict) -> bool:
+    """Filter ``node``'s subtree in place; False when ``node`` itself must go."""
+    schema = node.schema
+    if schema == ffi.NULL:  # opaque node: nothing to decide access on
+        return False
+    cached = cache.get(schema)
+    if cached is None:
+        names = (ffi.string(schema.module.name).decode(), ffi.string(schema.name).decode())
+        cached = cache[schema] = (names, (*parent_path, names))
+    names, schema_path = cached
+    keys: tuple[tuple[str, str], ...] = ()
+    if schema.nodetype == lib.LYS_LIST:
+        keys = tuple(_list_keys(node))
+    elif schema.nodetype == lib.LYS_LEAFLIST:
+        keys = ((".", c_str(lib.lyd_get_value(node)) or ""),)
+    steps = (*parent_steps, PathStep(names[0], names[1], keys))
+    verdict = visit(steps, schema_path)
+    if verdict is Visit.KEEP:
+        return True
+    if verdict is Visit.DROP:
+        return False
+    kept = False
+    child = lib.lyd_child(node)
+    while child != ffi.NULL:
+        nxt = child.next
+        if child.schema != ffi.NULL and child.schema.flags & lib.LYS_KEY:
+            child = nxt
+            continue
+        if _prune(child, steps, schema_path, visit, cache):
+            kept = True
+        else:
+            lib.lyd_free_tree(child)
+        child = nxt
+    return verdict is Visit.OPEN or kept
+
+
+def _list_keys(node) -> Iterator[tuple[str, str]]:
+    child = lib.lyd_child(node)
+    while child != ffi.NULL and child.schema != ffi.NULL and child.schema.flags & lib.LYS_KEY:
+        yield ffi.string(child.schema.name).decode(), c_str(lib.lyd_get_value(child)) or ""
+        child = child.next
 
 
 _BARE_IDENTITY = re.compile(r'^Invalid identityref "(?P<name>[^":]+)" value')

@@ -108,8 +108,13 @@ class NetconfSession:
             return
         if root.tag != _B + "rpc":
             self.stats["in-bad-rpcs"] += 1
-            err = self.malformed(f"expected <rpc>, got <{etree.QName(root).localname}>")
-            await self.send_errors([err], {})
+            qname = etree.QName(root)
+            if qname.localname == "rpc":
+                got = f"namespace {qname.namespace}" if qname.namespace else "no namespace"
+                err = self.malformed(f"<rpc> must be in namespace {BASE_NS} (got {got})")
+                await self.send_errors([err], _echoable(root))
+            else:
+                await self.send_errors([self.malformed(f"expected <rpc>, got <{qname.localname}>")], {})
             return
         attrs = dict(root.attrib)
         if "message-id" not in attrs:
@@ -137,8 +142,18 @@ class NetconfSession:
             return
         self.hello_done = True
         self.base11 = BASE_11 in caps
-        pending = self.framer.use_chunked() if self.base11 else self.framer.use_end_of_message()
+        self.ctx.established()
+        try:
+            pending = self.framer.use_chunked() if self.base11 else self.framer.use_end_of_message()
+        except MessageTooLarge as exc:  # what followed the hello in the same read was broken
+            await self._fatal(RpcError(ErrorTag.TOO_BIG, f"message too large: {exc}", error_type=ErrorType.TRANSPORT))
+            return
+        except FramingError as exc:
+            await self._fatal(self.malformed(f"framing error: {exc}"))
+            return
         for message in pending:
+            if self.closed:
+                return
             await self.handle_message(message)
 
     def malformed(self, message: str) -> RpcError:
@@ -185,3 +200,10 @@ class NetconfSession:
         if not self.closed:
             self.closed = True
             await self.ctx.close()
+
+
+def _echoable(root: etree._Element) -> dict[str, str]:
+    """The attributes of a misplaced <rpc> worth echoing: its message-id when it has one, so
+    the client can match the error to its request."""
+    message_id = root.get("message-id")
+    return {"message-id": message_id} if message_id is not None else {}

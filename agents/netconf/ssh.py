@@ -1,207 +1,100 @@
-"""NETCONF over SSH (RFC 6242): the SSH server, its users and its host key.
+"""NETCONF over SSH (RFC 6242): the SSH server and its host keys.
 
 This is the only module that imports asyncssh; everything above it sees a `SessionContext`
 (who is connected, how to send and close) and implements a `SessionHandler` (what to do
 with received bytes). Each SSH channel that asks for the ``netconf`` subsystem becomes one
 NETCONF session with its own session-id; shells, commands and other subsystems are refused
-with a message on stderr, so an operator typing ``ssh host`` learns what to do instead.
+with a message on stderr, so an operator typing ``ssh host`` learns what to do instead. A
+``pty-req`` is accepted and ignored (OpenSSH ``ssh -tt`` and scrapli's system transport send
+one before asking for the subsystem); nothing is translated, the channel stays binary.
 
-State lives in ``STATE_DIR``:
+Host keys live in ``STATE_DIR``, generated on first start (mode 0600): ``ssh_host_ed25519_key``
+and ``ssh_host_rsa_key`` (3072 bits, for clients that only know RSA; signatures rsa-sha2-256,
+rsa-sha2-512 and legacy ssh-rsa). Users, passwords and groups are the access service's
+(`qstrata.agents.access.users`); login protection is its `LoginGuard`:
 
-* ``ssh_host_ed25519_key`` -- the host key, generated on first start (mode 0600);
-* ``users.json`` -- ``{username: {"password": "scrypt$N$r$p$salt$hash" | null,
-  "groups": [...], "authorized_keys": ["ssh-ed25519 AAAA..."]}}``, re-read at every login so
-  `add_user` takes effect without a restart;
-* ``credentials.json`` -- written once, on first start, with the generated ``admin``
-  password (mode 0600), because a fresh install must be reachable without a default
-  password.
+* authentication must finish within ``login_timeout``; connections still authenticating are
+  bounded by ``max_unauthenticated`` (beyond it a newcomer evicts a stale one or is dropped at
+  once), so silent TCP connections cannot lock users out;
+* failed passwords are delayed per source address (exponential back-off), and a connection
+  is dropped after `MAX_AUTH_ATTEMPTS` failures;
+* only authenticated connections and NETCONF sessions count against ``max_sessions`` and
+  ``max_sessions_per_user``;
+* a session whose client has not completed its ``<hello>`` within ``hello_timeout`` is closed,
+  and a connection idle for ``idle_timeout`` is dropped.
 
-Limits protect the box: at most ``max_sessions`` connections and NETCONF sessions, a login
-deadline, an idle deadline, a bound on failed passwords per connection. Transport failures
-are logged at debug level, never as tracebacks.
+Transport failures are logged at debug level, never as tracebacks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import inspect
 import itertools
-import json
 import logging
-import os
-import secrets
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
 import asyncssh
+from qstrata.agents.access.guard import GuardOptions, LimitExceeded, LoginGuard, Slot
+from qstrata.agents.access.users import UserStore, ensure_admin, write_private
 
 __all__ = [
-    "CREDENTIALS_FILE",
     "HOST_KEY_FILE",
+    "HOST_KEY_FILES",
     "NETCONF_SUBSYSTEM",
-    "USERS_FILE",
+    "RSA_HOST_KEY_FILE",
     "NetconfSSHServer",
     "SessionContext",
     "SessionFactory",
     "SessionHandler",
-    "User",
-    "add_user",
-    "ensure_state",
-    "hash_password",
-    "load_users",
+    "ensure_host_keys",
     "start_netconf_ssh_server",
-    "verify_password",
 ]
 
 logger = logging.getLogger("qstrata.netconf")
 
 NETCONF_SUBSYSTEM = "netconf"
 HOST_KEY_FILE = "ssh_host_ed25519_key"
-USERS_FILE = "users.json"
-CREDENTIALS_FILE = "credentials.json"
+RSA_HOST_KEY_FILE = "ssh_host_rsa_key"
+HOST_KEY_FILES = (HOST_KEY_FILE, RSA_HOST_KEY_FILE)
+"""Offered in this order; each client picks the first algorithm it knows."""
+RSA_KEY_BITS = 3072
 
 MAX_AUTH_ATTEMPTS = 6
 """Failed passwords tolerated on one connection before it is dropped."""
 
 _READ_SIZE = 1 << 16
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 1 << 14, 8, 1  # ~16 MiB, ~50 ms: slow for guessing
-_SCRYPT_MAXMEM = 64 * 1024 * 1024
 _session_ids = itertools.count(1)
 
 
-# -- users ----------------------------------------------------------------------------------
+# -- host keys ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class User:
-    """One entry of ``users.json``. ``groups`` feed access control (NACM) upstream."""
-
-    username: str
-    password_hash: str | None = None
-    groups: tuple[str, ...] = ()
-    authorized_keys: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "password": self.password_hash,
-            "groups": list(self.groups),
-            "authorized_keys": list(self.authorized_keys),
-        }
-
-
-def hash_password(password: str) -> str:
-    """Salted scrypt hash in the ``users.json`` format ``scrypt$N$r$p$salt_b64$hash_b64``."""
-    salt = secrets.token_bytes(16)
-    digest = _scrypt(password, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P, 32)
-    return "$".join(("scrypt", str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)))
-
-
-# Verified against when a user is unknown or has no password, so that costs a real scrypt run.
-# Any well-formed value does; no password maps to this digest.
-_DUMMY_HASH = f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${'A' * 22}==${'A' * 43}="
-
-
-def verify_password(password: str, stored: str | None) -> bool:
-    """Check a password against a stored hash in constant time. Unknown users and users
-    without a password cost the same scrypt run, so timing does not reveal which exist."""
-    try:
-        scheme, n, r, p, salt_b64, digest_b64 = (stored or _DUMMY_HASH).split("$")
-        if scheme != "scrypt":
-            raise ValueError(scheme)
-        salt, expected = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
-        actual = _scrypt(password, salt, int(n), int(r), int(p), len(expected))
-    except (ValueError, TypeError):
-        logger.warning("unusable password hash in %s; treating as no password", USERS_FILE)
-        return False
-    return hmac.compare_digest(actual, expected) and stored is not None
-
-
-def load_users(state_dir: Path) -> dict[str, User]:
-    """Read ``STATE_DIR/users.json``; an absent file means no users."""
-    path = Path(state_dir) / USERS_FILE
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object of users")
-    users = {}
-    for name, entry in raw.items():
-        entry = entry or {}
-        users[name] = User(
-            username=name,
-            password_hash=entry.get("password"),
-            groups=tuple(entry.get("groups") or ()),
-            authorized_keys=tuple(entry.get("authorized_keys") or ()),
-        )
-    return users
-
-
-def add_user(
-    state_dir: Path,
-    username: str,
-    password: str | None = None,
-    groups: Iterable[str] = (),
-    authorized_keys: Iterable[str] = (),
-) -> User:
-    """Create or replace a user in ``STATE_DIR/users.json`` (atomically, mode 0600).
-
-    ``password=None`` makes a key-only user. Each authorized key is an OpenSSH public key
-    line (``ssh-ed25519 AAAA... comment``) and is checked here, so a typo fails now rather
-    than at login.
-    """
-    if not username or any(ch.isspace() or ord(ch) < 32 for ch in username):
-        raise ValueError(f"invalid username {username!r}")
-    keys = tuple(line.strip() for line in authorized_keys if line.strip())
-    for line in keys:
-        try:
-            asyncssh.import_public_key(line)
-        except (asyncssh.KeyImportError, ValueError) as exc:
-            raise ValueError(f"invalid authorized key for {username}: {exc}") from None
+def ensure_host_keys(state_dir: Path) -> list[Path]:
+    """Create the missing host keys (ed25519 and RSA, mode 0600); return their paths in the
+    order they are offered. A key readable by others is used, with a warning."""
     state_dir = Path(state_dir)
-    _ensure_dir(state_dir)
-    user = User(
-        username=username,
-        password_hash=hash_password(password) if password is not None else None,
-        groups=tuple(groups),
-        authorized_keys=keys,
-    )
-    users = load_users(state_dir)
-    users[username] = user
-    _write_private(
-        state_dir / USERS_FILE,
-        json.dumps({name: u.to_json() for name, u in users.items()}, indent=2) + "\n",
-    )
-    return user
-
-
-def ensure_state(state_dir: Path) -> None:
-    """First-start bootstrap: create the host key and, when there is no ``users.json``, an
-    ``admin`` user (group ``admin``) with a random password written to ``credentials.json``."""
-    state_dir = Path(state_dir)
-    _ensure_dir(state_dir)
-    key_path = state_dir / HOST_KEY_FILE
-    if not key_path.exists():
-        key = asyncssh.generate_private_key("ssh-ed25519")
-        _write_private(key_path, key.export_private_key().decode("ascii"))
-        logger.info("generated SSH host key %s", key_path)
-    elif key_path.stat().st_mode & 0o077:
-        logger.warning("SSH host key %s is readable by group or others; chmod 600 it", key_path)
-    if not (state_dir / USERS_FILE).exists():
-        password = secrets.token_urlsafe(18)
-        add_user(state_dir, "admin", password, groups=("admin",))
-        credentials = state_dir / CREDENTIALS_FILE
-        _write_private(credentials, json.dumps({"username": "admin", "password": password}) + "\n")
-        logger.warning("created NETCONF user 'admin'; its password is in %s", credentials)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    paths = []
+    for name, algorithm, options in (
+        (HOST_KEY_FILE, "ssh-ed25519", {}),
+        (RSA_HOST_KEY_FILE, "ssh-rsa", {"key_size": RSA_KEY_BITS}),
+    ):
+        path = state_dir / name
+        if not path.exists():
+            key = asyncssh.generate_private_key(algorithm, **options)
+            write_private(path, key.export_private_key().decode("ascii"))
+            logger.info("generated SSH host key %s", path)
+        elif path.stat().st_mode & 0o077:
+            logger.warning("SSH host key %s is readable by group or others; chmod 600 it", path)
+        paths.append(path)
+    return paths
 
 
 # -- sessions -------------------------------------------------------------------------------
@@ -233,8 +126,9 @@ class SessionContext:
 
     ``send`` writes bytes and waits until the channel accepts more (flow control); it is a
     no-op once the session is closed. ``close`` flushes what was sent, then closes the
-    channel; ``connection_lost`` follows. Both are coroutines. The server supplies
-    ``send_fn``/``close_fn``; a test can build a context around fakes.
+    channel; ``connection_lost`` follows. Both are coroutines. ``established`` tells the
+    transport that the hello exchange is complete, which stops the hello timeout. The server
+    supplies the functions; a test can build a context around fakes.
     """
 
     session_id: int
@@ -243,12 +137,16 @@ class SessionContext:
     peer: tuple[str, int] | None
     send_fn: Callable[[bytes], Awaitable[None]] = field(repr=False)
     close_fn: Callable[[], Awaitable[None]] = field(repr=False)
+    established_fn: Callable[[], None] = field(default=lambda: None, repr=False)
 
     async def send(self, data: bytes) -> None:
         await self.send_fn(data)
 
     async def close(self) -> None:
         await self.close_fn()
+
+    def established(self) -> None:
+        self.established_fn()
 
 
 SessionFactory = Callable[[SessionContext], SessionHandler]
@@ -263,20 +161,29 @@ class NetconfSSHServer:
 
     def __init__(
         self,
-        state_dir: Path,
+        users: UserStore,
         session_factory: SessionFactory,
+        guard: LoginGuard,
         *,
-        max_sessions: int,
         idle_timeout: float,
+        hello_timeout: float,
     ) -> None:
-        self.state_dir = Path(state_dir)
-        self.max_sessions = max_sessions
+        self.users = users
+        self.guard = guard
         self.idle_timeout = idle_timeout
+        self.hello_timeout = hello_timeout
         self._session_factory = session_factory
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._connections: set[_Connection] = set()
         self._sessions: dict[int, SessionContext] = {}
-        self._pending_channels = 0
+
+    @property
+    def state_dir(self) -> Path:
+        return self.users.state_dir
+
+    @property
+    def max_sessions(self) -> int:
+        return self.guard.options.max_sessions
 
     @property
     def port(self) -> int:
@@ -312,34 +219,32 @@ class NetconfSSHServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    # bookkeeping used by _Connection and _run_channel
-
-    def _channels_in_use(self) -> int:
-        return len(self._sessions) + self._pending_channels
-
     async def _run_channel(
         self,
         connection: _Connection,
+        pending: _PendingChannel,
         stdin: asyncssh.SSHReader[bytes],
         stdout: asyncssh.SSHWriter[bytes],
         stderr: asyncssh.SSHWriter[bytes],
     ) -> None:
-        connection.channel_started()
         channel = stdout.channel
         try:
             subsystem = channel.get_subsystem()
             if subsystem != NETCONF_SUBSYSTEM:
                 _refuse_channel(channel, stderr, subsystem)
                 return
-            await self._run_session(connection, stdin, stdout)
+            await self._run_session(connection, pending, stdin, stdout)
         except Exception:  # a bug here must not leak past asyncssh as a traceback on stderr
             logger.exception("NETCONF channel from %s failed", connection.peer_text)
             with contextlib.suppress(Exception):
                 channel.close()
+        finally:
+            connection.channel_ended(pending)
 
     async def _run_session(
         self,
         connection: _Connection,
+        pending: _PendingChannel,
         stdin: asyncssh.SSHReader[bytes],
         stdout: asyncssh.SSHWriter[bytes],
     ) -> None:
@@ -367,11 +272,18 @@ class NetconfSSHServer:
             with contextlib.suppress(OSError, asyncssh.Error):
                 channel.exit(0)  # flushes pending output, then closes
             if reading and reader is not None and reader is not asyncio.current_task():
-                # Closed from elsewhere (kill-session): end the session now rather than when
-                # the client acknowledges the close, so connection_lost frees its locks promptly.
+                # Closed from elsewhere (kill-session, hello timeout): end the session now rather
+                # than when the client acknowledges the close, so connection_lost frees its locks
+                # promptly.
                 reader.cancel()
 
-        user = load_users(self.state_dir).get(connection.username or "")
+        def hello_expired() -> None:
+            logger.info("NETCONF session %d from %s: no <hello> within %g s; closing", session_id,
+                        connection.peer_text, self.hello_timeout)
+            asyncio.ensure_future(close())
+
+        pending.on_expiry(hello_expired)
+        user = self.users.get(connection.username or "")
         context = SessionContext(
             session_id=session_id,
             username=connection.username or "",
@@ -379,6 +291,7 @@ class NetconfSSHServer:
             peer=connection.peer,
             send_fn=send,
             close_fn=close,
+            established_fn=pending.established,
         )
         self._sessions[session_id] = context
         logger.info(
@@ -448,15 +361,54 @@ def _refuse_channel(
     channel.exit(1)
 
 
+class _PendingChannel:
+    """One session channel from open to close: its session slot and its hello deadline. The
+    deadline runs from the channel's opening, so a client that opens channels and never asks
+    for the subsystem (or never sends its hello) does not hold slots either."""
+
+    def __init__(self, slot: Slot, channel: asyncssh.SSHServerChannel, hello_timeout: float,
+                 ended: Callable[[_PendingChannel], None]) -> None:
+        self.slot = slot
+        self.channel = channel
+        self._ended = ended
+        self._expiry: Callable[[], None] = self._close_channel
+        self._timer: asyncio.TimerHandle | None = None
+        if hello_timeout > 0:
+            self._timer = asyncio.get_running_loop().call_later(hello_timeout, self._expired)
+
+    def on_expiry(self, callback: Callable[[], None]) -> None:
+        self._expiry = callback
+
+    def established(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def release(self) -> None:
+        self.established()
+        self.slot.release()
+
+    def _expired(self) -> None:
+        self._timer = None
+        self._expiry()
+
+    def _close_channel(self) -> None:
+        logger.info("closing an SSH channel that did not start a NETCONF session in time")
+        with contextlib.suppress(Exception):
+            self.channel.close()
+        self._ended(self)
+
+
 class _Connection(asyncssh.SSHServer):
-    """One SSH connection: authentication against ``users.json`` and the connection limits."""
+    """One SSH connection: authentication against the user store, and the guard's limits."""
 
     def __init__(self, server: NetconfSSHServer) -> None:
         self._server = server
+        self._guard = server.guard
         self._conn: asyncssh.SSHServerConnection | None = None
-        self._over_limit = False
         self._failed_passwords = 0
-        self._pending_channels = 0
+        self._login_slot: Slot | None = None
+        self._channels: set[_PendingChannel] = set()
         self._busy = 0
         self._last_activity = time.monotonic()
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -468,6 +420,10 @@ class _Connection(asyncssh.SSHServer):
     def peer_text(self) -> str:
         return f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"
 
+    @property
+    def source(self) -> str:
+        return self.peer[0] if self.peer else "?"
+
     # connection lifecycle
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
@@ -476,13 +432,27 @@ class _Connection(asyncssh.SSHServer):
         peer = conn.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if peer else None
         self._server._connections.add(self)
-        self._over_limit = len(self._server._connections) > self._server.max_sessions
+        admitted, evicted = self._guard.pending.admit(self, self.source)
+        if evicted is not None:
+            logger.warning("dropping unauthenticated SSH connection from %s to make room for %s",
+                           evicted.peer_text, self.peer_text)
+            evicted.disconnect("too many unauthenticated connections", asyncssh.DISC_TOO_MANY_CONNECTIONS)
+        if not admitted:
+            logger.warning("dropping SSH connection from %s: %d connections are still authenticating",
+                           self.peer_text, self._guard.pending.limit)
+            # After asyncssh has sent its version line, so the client can read the reason.
+            asyncio.get_running_loop().call_soon(
+                self.disconnect, "too many unauthenticated connections", asyncssh.DISC_TOO_MANY_CONNECTIONS)
+            return
         logger.debug("SSH connection from %s", self.peer_text)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
-        self._server._pending_channels -= self._pending_channels
-        self._pending_channels = 0
+        self._guard.pending.done(self)
+        if self._login_slot is not None:
+            self._login_slot.release()
+        for pending in list(self._channels):
+            self.channel_ended(pending)
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         if not self._closed.done():
@@ -500,16 +470,6 @@ class _Connection(asyncssh.SSHServer):
     # authentication
 
     def begin_auth(self, username: str) -> bool:
-        if self._over_limit:
-            logger.warning(
-                "refusing SSH connection from %s: %d connections already open",
-                self.peer_text,
-                self._server.max_sessions,
-            )
-            raise asyncssh.DisconnectError(
-                asyncssh.DISC_TOO_MANY_CONNECTIONS,
-                f"too many sessions: this server allows {self._server.max_sessions}",
-            )
         self.username = username
         return True  # authentication is always required
 
@@ -517,61 +477,75 @@ class _Connection(asyncssh.SSHServer):
         return True
 
     async def validate_password(self, username: str, password: str) -> bool:
-        user = load_users(self._server.state_dir).get(username)
-        stored = user.password_hash if user else None
-        ok = await asyncio.to_thread(verify_password, password, stored)
-        if ok:
-            return True
-        self._failed_passwords += 1
-        logger.warning("failed password for %r from %s", username, self.peer_text)
-        if self._failed_passwords >= MAX_AUTH_ATTEMPTS:
-            raise asyncssh.DisconnectError(
-                asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, "too many authentication failures"
-            )
-        return False
+        waited = await self._guard.backoff.wait(self.source)
+        if waited:
+            logger.info("delayed a password attempt from %s by %.1f s after failures", self.peer_text, waited)
+        user = await self._server.users.authenticate_password(username, password)
+        if user is None:
+            self._guard.backoff.failed(self.source, username)
+            self._failed_passwords += 1
+            logger.warning("failed password for %r from %s", username, self.peer_text)
+            if self._failed_passwords >= MAX_AUTH_ATTEMPTS:
+                raise asyncssh.DisconnectError(
+                    asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, "too many authentication failures"
+                )
+            return False
+        self._guard.backoff.succeeded(self.source, username)
+        self._check_login(username)
+        return True
 
     def public_key_auth_supported(self) -> bool:
         return True
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        user = load_users(self._server.state_dir).get(username)
-        if user is None:
+        if self._server.users.authorized_key(username, key.public_data) is None:
             return False
-        offered = key.public_data
-        for line in user.authorized_keys:
-            try:
-                if asyncssh.import_public_key(line).public_data == offered:
-                    return True
-            except (asyncssh.KeyImportError, ValueError):
-                logger.warning("unparsable authorized key for %r in %s", username, USERS_FILE)
-        return False
+        self._check_login(username)
+        return True
+
+    def _check_login(self, username: str) -> None:
+        """Refuse, with the reason, a login beyond the session limits: checked once the
+        credentials are proven, so unauthenticated clients learn nothing and hold nothing."""
+        try:
+            self._guard.connections.check(username)
+        except LimitExceeded as exc:
+            logger.warning("refusing login of %r from %s: %s", username, self.peer_text, exc.reason)
+            raise asyncssh.DisconnectError(asyncssh.DISC_TOO_MANY_CONNECTIONS, exc.reason) from None
 
     def auth_completed(self) -> None:
+        self._guard.pending.done(self)
+        try:
+            self._login_slot = self._guard.connections.acquire(self.username or "")
+        except LimitExceeded as exc:  # another login won the race for the last slot
+            logger.warning("refusing login of %r from %s: %s", self.username, self.peer_text, exc.reason)
+            self.disconnect(exc.reason, asyncssh.DISC_TOO_MANY_CONNECTIONS)
+            return
         logger.info("%s authenticated from %s", self.username, self.peer_text)
         self.touch()
         self._schedule_idle_check(self._server.idle_timeout)
 
     # channels
 
-    def session_requested(self) -> Callable[..., Awaitable[None]]:
-        if self._server._channels_in_use() >= self._server.max_sessions:
-            logger.warning("refusing a session from %s: session limit reached", self.peer_text)
-            raise asyncssh.ChannelOpenError(
-                asyncssh.OPEN_RESOURCE_SHORTAGE,
-                f"too many sessions: this server allows {self._server.max_sessions}",
-            )
-        self._pending_channels += 1
-        self._server._pending_channels += 1
+    def session_requested(self) -> tuple[asyncssh.SSHServerChannel, Callable[..., Awaitable[None]]]:
+        try:
+            slot = self._guard.sessions.acquire(self.username or "")
+        except LimitExceeded as exc:
+            logger.warning("refusing a session of %r from %s: %s", self.username, self.peer_text, exc.reason)
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_RESOURCE_SHORTAGE, exc.reason) from None
+        assert self._conn is not None
+        channel = self._conn.create_server_channel(encoding=None)
+        pending = _PendingChannel(slot, channel, self._server.hello_timeout, self.channel_ended)
+        self._channels.add(pending)
 
         async def run(stdin: Any, stdout: Any, stderr: Any) -> None:
-            await self._server._run_channel(self, stdin, stdout, stderr)
+            await self._server._run_channel(self, pending, stdin, stdout, stderr)
 
-        return run
+        return channel, run
 
-    def channel_started(self) -> None:
-        if self._pending_channels:
-            self._pending_channels -= 1
-            self._server._pending_channels -= 1
+    def channel_ended(self, pending: _PendingChannel) -> None:
+        if pending in self._channels:
+            self._channels.discard(pending)
+            pending.release()
 
     # idle timeout
 
@@ -611,33 +585,49 @@ async def start_netconf_ssh_server(
     session_factory: SessionFactory,
     *,
     max_sessions: int = 64,
+    max_sessions_per_user: int | None = 32,
+    max_unauthenticated: int = 32,
     idle_timeout: float = 3600.0,
-    login_timeout: float = 30.0,
+    login_timeout: float = 10.0,
+    hello_timeout: float = 30.0,
     keepalive_interval: float = 30.0,
+    guard: LoginGuard | None = None,
+    users: UserStore | None = None,
 ) -> NetconfSSHServer:
     """Listen for NETCONF over SSH on ``host:port`` (port 0 picks a free one: see
     `NetconfSSHServer.port`).
 
-    Bootstraps ``state_dir`` on first start (`ensure_state`). For every channel that opens
-    the ``netconf`` subsystem, ``session_factory(ctx)`` builds the session's handler.
+    Bootstraps ``state_dir`` on first start (host keys; the ``admin`` user when there is no
+    ``users.json``). For every channel that opens the ``netconf`` subsystem,
+    ``session_factory(ctx)`` builds the session's handler. ``guard`` and ``users`` are the
+    agent's shared access service (built from the limits given here when omitted).
     ``keepalive_interval`` probes silent clients, so a dead peer's session (and any lock it
-    holds) goes away within a few intervals rather than at the idle timeout.
+    holds) goes away within a few intervals rather than at the idle timeout. A timeout of 0
+    disables it.
     """
     state_dir = Path(state_dir)
-    ensure_state(state_dir)
+    host_keys = await asyncio.to_thread(ensure_host_keys, state_dir)  # RSA generation takes ~0.2 s
+    ensure_admin(state_dir)
+    guard = guard or LoginGuard(GuardOptions(
+        max_sessions=max_sessions,
+        max_sessions_per_user=max_sessions_per_user,
+        max_unauthenticated=max_unauthenticated,
+    ))
     server = NetconfSSHServer(
-        state_dir, session_factory, max_sessions=max_sessions, idle_timeout=idle_timeout
+        users or UserStore(state_dir), session_factory, guard,
+        idle_timeout=idle_timeout, hello_timeout=hello_timeout,
     )
     server._acceptor = await asyncssh.create_server(
         lambda: _Connection(server),
         host,
         port,
-        server_host_keys=[str(state_dir / HOST_KEY_FILE)],
+        server_host_keys=[str(path) for path in host_keys],
         encoding=None,
         login_timeout=login_timeout,
         keepalive_interval=keepalive_interval,
         keepalive_count_max=3,
-        allow_pty=False,
+        allow_pty=True,  # accepted and ignored: see the module docstring
+        line_editor=False,
         agent_forwarding=False,
         x11_forwarding=False,
         kbdint_auth=False,
@@ -678,37 +668,3 @@ SERVER_ENCRYPTION_ALGS = (
 )
 """SSH picks the client's first algorithm that the server also offers, so chacha20 is not
 offered: every NETCONF client (OpenSSH, paramiko/ncclient, asyncssh) offers AES."""
-
-
-# -- files ----------------------------------------------------------------------------------
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_SCRYPT_MAXMEM, dklen=dklen
-    )
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _ensure_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only, atomically: readers never see half a file,
-    and the secret never exists with looser permissions."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

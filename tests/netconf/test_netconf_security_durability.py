@@ -18,7 +18,7 @@ import pytest
 from lxml import etree
 from ncclient.transport.errors import AuthenticationError, SSHError
 from netconf_helpers import call, error_tags
-from qstrata.agents.netconf.ssh import add_user
+from qstrata.agents.access.users import add_user
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 QKD_NS = "urn:etsi:qkd:yang:etsi-qkd-node"

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 import pytest
+from qstrata.agents.access import users
 from qstrata.agents.netconf import ssh
 from qstrata.agents.netconf.framing import Framer
 
@@ -94,7 +95,7 @@ def connect(server: ssh.NetconfSSHServer, **kwargs: Any):
 
 
 def admin_credentials(state_dir: Path) -> dict[str, str]:
-    return json.loads((state_dir / ssh.CREDENTIALS_FILE).read_text())
+    return json.loads((state_dir / users.CREDENTIALS_FILE).read_text())
 
 
 async def read_until(stream: asyncssh.SSHReader[bytes], marker: bytes) -> bytes:
@@ -113,19 +114,19 @@ def test_first_start_creates_private_state(tmp_path: Path) -> None:
             pass
 
     run(scenario)
-    for name in (ssh.CREDENTIALS_FILE, ssh.HOST_KEY_FILE, ssh.USERS_FILE):
+    for name in (users.CREDENTIALS_FILE, *ssh.HOST_KEY_FILES, users.USERS_FILE):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
     credentials = admin_credentials(tmp_path)
     assert credentials["username"] == "admin" and len(credentials["password"]) >= 16
-    admin = ssh.load_users(tmp_path)["admin"]
+    admin = users.load_users(tmp_path)["admin"]
     assert admin.groups == ("admin",)
     assert admin.password_hash.startswith("scrypt$")
-    assert credentials["password"] not in (tmp_path / ssh.USERS_FILE).read_text()
+    assert credentials["password"] not in (tmp_path / users.USERS_FILE).read_text()
     # A second start keeps the same password and host key.
-    key_before = (tmp_path / ssh.HOST_KEY_FILE).read_bytes()
+    keys_before = [(tmp_path / name).read_bytes() for name in ssh.HOST_KEY_FILES]
     run(scenario)
     assert admin_credentials(tmp_path) == credentials
-    assert (tmp_path / ssh.HOST_KEY_FILE).read_bytes() == key_before
+    assert [(tmp_path / name).read_bytes() for name in ssh.HOST_KEY_FILES] == keys_before
 
 
 def test_password_auth_hello_and_chunked_echo(tmp_path: Path) -> None:
@@ -186,7 +187,7 @@ def test_public_key_auth_after_add_user(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with await start(tmp_path, seen) as server:
             # Added while the server runs: users.json is read at each login.
-            ssh.add_user(
+            users.add_user(
                 tmp_path, "alice", groups=("operator",), authorized_keys=[key.export_public_key().decode()]
             )
             async with connect(server, username="alice", client_keys=[key]) as conn:
@@ -204,20 +205,6 @@ def test_public_key_auth_after_add_user(tmp_path: Path) -> None:
 
     run(scenario)
     assert (seen[0].username, seen[0].groups) == ("alice", ("operator",))
-
-
-def test_add_user_validates_and_hashes(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
-        ssh.add_user(tmp_path, "bob", authorized_keys=["ssh-ed25519 not-base64!"])
-    with pytest.raises(ValueError):
-        ssh.add_user(tmp_path, "bad name", password="x")
-    user = ssh.add_user(tmp_path, "bob", password="s3cret", groups=["ops"])
-    assert ssh.load_users(tmp_path)["bob"] == user
-    assert ssh.verify_password("s3cret", user.password_hash)
-    assert not ssh.verify_password("s3cret!", user.password_hash)
-    assert not ssh.verify_password("", None)
-    assert user.password_hash != ssh.hash_password("s3cret")  # salted
-    assert stat.S_IMODE((tmp_path / ssh.USERS_FILE).stat().st_mode) == 0o600
 
 
 def test_exec_shell_and_other_subsystems_are_refused(tmp_path: Path) -> None:
