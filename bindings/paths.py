@@ -176,3 +176,26 @@ def join(prefix: gnmi_pb2.Path | None, path: gnmi_pb2.Path) -> gnmi_pb2.Path:
 
 def has_wildcards(path: gnmi_pb2.Path) -> bool:
     return any(e.name in ("*", "...") or "*" in e.key.values() for e in path.elem)
+
+
+def split_data_path(path: str) -> list[tuple[str, dict[str, str]]]:
+    """A data path (``/m:a/b[k='v']/c``) as (element name, {key: value}) pairs, in order.
+
+    For consumers that index by schema path and keys (collectors) without building a `Path`."""
+    if path in ("", "/"):
+        return []
+    return [_parse_predicates(seg, xpath=True) for seg in _split_segments(path)]
+
+
+def schema_path(path: str) -> str:
+    """A data path without its key predicates: the schema node it instantiates."""
+    if "[" not in path:
+        return path
+    return "/" + "/".join(name for name, _ in split_data_path(path))
+
+
+def join_data_path(elements: list[tuple[str, dict[str, str]]]) -> str:
+    """The inverse of `split_data_path`: keys in the order given, values quoted for XPath."""
+    if not elements:
+        return "/"
+    return "/" + "/".join(name + "".join(f"[{k}={_quote(v)}]" for k, v in keys.items()) for name, keys in elements)
