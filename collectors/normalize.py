@@ -125,6 +125,7 @@ class SeriesRegistry:
     def __init__(self) -> None:
         self._next_id = 1
         self.by_target: dict[str, dict[str, Series]] = {}
+        self._shapes: dict[str, tuple[str, str, tuple[str, ...], bool, bool]] = {}
         self.listeners: list[Callable[[Series], None]] = []
 
     def get_or_create(self, target: str, path: str, elements: Elements, resource: str) -> Series:
@@ -134,11 +135,17 @@ class SeriesRegistry:
         series = paths.get(path)
         if series is not None:
             return series
-        schema_path = sys.intern("/" + "/".join(name for name, _ in elements))
-        info = leaf_info(schema_path)
-        labels = tuple((sys.intern(k), sys.intern(v)) for k, v in series_labels(elements))
-        series = Series(self._next_id, target, path, schema_path, sys.intern(series_name(elements)), labels,
-                        counter=bool(info and info.counter), numeric=bool(info and info.numeric), resource=resource)
+        schema_path = "/".join(name for name, _ in elements)
+        shape = self._shapes.get(schema_path)
+        if shape is None:  # name, label names and type are the same for every series of a schema node
+            info = leaf_info("/" + schema_path)
+            names = tuple(sys.intern(k) for k, _ in series_labels(elements))
+            shape = self._shapes[schema_path] = (sys.intern("/" + schema_path), sys.intern(series_name(elements)),
+                                                 names, bool(info and info.counter), bool(info and info.numeric))
+        full_schema_path, name, label_names, counter, numeric = shape
+        values = [sys.intern(v) for _, keys in elements for v in keys.values()]
+        series = Series(self._next_id, target, path, full_schema_path, name, tuple(zip(label_names, values, strict=True)),
+                        counter=counter, numeric=numeric, resource=resource)
         self._next_id += 1
         paths[path] = series
         for listener in self.listeners:
@@ -291,7 +298,7 @@ class Normalizer:
         schema_path = "/" + "/".join(name for name, _ in elements)
         reg = self.registry
         if u.path.startswith(TEL_PREFIX):
-            route = reg.get_or_create(view.name, u.path, elements, resource=join_data_path(elements[:-1]))
+            route = reg.get_or_create(view.name, u.path, elements, resource="")
             view.routes[u.path] = route
             return route
         rule = RULES.get(schema_path)
@@ -307,8 +314,8 @@ class Normalizer:
                 return route
             # The node's identity is not known yet: keep the value raw, uncached, so that the
             # normalized series is made once the identity arrives.
-            return reg.get_or_create(view.name, u.path, elements, resource=join_data_path(elements[:-1]))
-        raw = reg.get_or_create(view.name, u.path, elements, resource=join_data_path(elements[:-1]))
+            return reg.get_or_create(view.name, u.path, elements, resource="")
+        raw = reg.get_or_create(view.name, u.path, elements, resource="")
         if schema_path in IDENTITY_LEAVES:
             route: Series | _Handler = _Identity(raw)
         elif schema_path == UNIT_STATE:
@@ -418,6 +425,17 @@ class Normalizer:
         """A target removed from the configuration: forget its routes and series."""
         self._views.pop(target, None)
         return self.registry.drop_target(target)
+
+
+def resource_of(series: Series) -> str:
+    """The agent data path an alarm on `series` names: the rule's list entry for normalized
+    series, the parent of the leaf for raw ones (worked out on demand: raw series are many)."""
+    if series.resource:
+        return series.resource
+    try:
+        return join_data_path(split_data_path(series.path)[:-1])
+    except PathSyntaxError:
+        return series.path
 
 
 def _key(elements: Elements, key: str) -> str | None:

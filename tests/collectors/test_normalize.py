@@ -7,7 +7,7 @@ import pytest
 from qstrata.bindings.tree import DataTree
 from qstrata.collectors.model import Batch, TargetStatus, Update
 from qstrata.collectors.naming import name_and_labels, series_labels
-from qstrata.collectors.normalize import Normalizer
+from qstrata.collectors.normalize import Normalizer, resource_of
 
 NODE = "82b81fe7-ec93-5286-bb8a-2941f6eeca1b"
 QFS_NODE = "76758410-9639-5f76-bcd0-68eaffda2ce8"
@@ -79,7 +79,7 @@ def test_leaf_maps_to_telemetry(target, id_path, id_value, path, value, want_pat
     assert (series.path, batch.values[0], batch.ts[0]) == (want_path, value, 7)
     assert series.target == target and series.name == want_name
     assert series.counter is counter
-    assert series.resource == resource
+    assert resource_of(series) == resource
     assert series.value == value and series.ts == 7
 
 
