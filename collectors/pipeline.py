@@ -168,7 +168,10 @@ class Pipeline:
         self.normalizer = normalizer or Normalizer()
         self.registry = self.normalizer.registry
         self.processors = list(processors)
-        self.queues = [OutputQueue(o, queue_items) for o in outputs]
+        outputs = list(outputs)
+        self.queues = [OutputQueue(o, queue_items) for o in outputs if getattr(o, "wants_batches", True)]
+        self.passive = [o for o in outputs if not getattr(o, "wants_batches", True)]
+        """Outputs that read the series registry themselves (Prometheus): started and stopped only."""
         self.targets: dict[str, TargetStatus] = {}
         self.tick_interval = tick_interval
         self.ingested = 0
@@ -234,6 +237,8 @@ class Pipeline:
         for q in self.queues:
             await q.output.start(self)
             q.start()
+        for o in self.passive:
+            await o.start(self)
         for p in self.processors:
             await p.start(self)
         self._tick_task = asyncio.create_task(self._ticker(), name="pipeline-tick")
@@ -253,6 +258,8 @@ class Pipeline:
             await p.stop()
         for q in self.queues:
             await q.close(timeout)
+        for o in self.passive:
+            await o.stop()
         self._started = False
 
     def health(self) -> dict[str, Any]:
@@ -261,7 +268,8 @@ class Pipeline:
             "ingested": self.ingested,
             "rejected": self.normalizer.rejected,
             "series": len(self.registry),
-            "outputs": {q.output.name: q.health() for q in self.queues},
+            "outputs": {**{q.output.name: q.health() for q in self.queues},
+                        **{o.name: {"state": "ok", "queued": 0, "dropped": 0, **o.health()} for o in self.passive}},
             "targets": {name: {"reachable": s.reachable, "state": s.state, "reason": s.reason, "synced": s.synced,
                                "reconnects": s.reconnects, "duplicates": s.duplicates,
                                "updates_received": self.normalizer.received(name)}

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 @runtime_checkable
 class Output(Protocol):
     name: str
+    # An output may set `wants_batches = False` when it reads the series registry itself
+    # (Prometheus): it then gets no queue and no `write` calls.
 
     async def start(self, pipeline: Pipeline) -> None:
         """Open connections and files; `pipeline` gives read access to series and target health."""
