@@ -107,6 +107,23 @@ def read_credentials(path: Path | str) -> tuple[str, str]:
 # ---------------------------------------------------------------------- reading
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. (YAML 1.1 reads the key ``on:`` -- used by actions --
+    and values like ``no`` or ``off`` as booleans.)"""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 class _Issues:
     def __init__(self, file: Path | str) -> None:
         self.file = str(file)
@@ -125,7 +142,7 @@ def load(path: Path | str) -> CollectorConfig:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
-        data = yaml.safe_load(text) if text.strip() else {}
+        data = _yaml(text) if text.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(parse)"
@@ -163,7 +180,7 @@ def _collector(data: Any, path: Path, issues: _Issues, files: list[Path]) -> Col
             files.append(ep)
             try:
                 ep_data = json.loads(ep.read_text(encoding="utf-8")) if ep.suffix == ".json" else \
-                    yaml.safe_load(ep.read_text(encoding="utf-8"))
+                    _yaml(ep.read_text(encoding="utf-8"))
             except (OSError, ValueError, yaml.YAMLError) as exc:
                 issues.add("targets-file", f"cannot read {ep}: {getattr(exc, 'strerror', None) or exc}")
             else:
