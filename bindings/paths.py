@@ -192,17 +192,9 @@ def split_data_path(path: str) -> list[tuple[str, dict[str, str]]]:
     regular-expression fast path, about 5x faster; anything else the full parser."""
     if path in ("", "/"):
         return []
-    out: list[tuple[str, dict[str, str]]] = []
-    end = 0
-    for m in _FAST_SEGMENT.finditer(path):
-        if m.start() != end:
-            break
-        preds = m.group(2)
-        out.append((m.group(1), dict(_FAST_KEY.findall(preds)) if preds else {}))
-        end = m.end()
-    else:
-        if end == len(path) and out:
-            return out
+    parts = _FAST_SEGMENT.findall(path)
+    if parts and sum(len(name) + len(preds) + 1 for name, preds in parts) == len(path):
+        return [(name, dict(_FAST_KEY.findall(preds)) if preds else {}) for name, preds in parts]
     return [_parse_predicates(seg, xpath=True) for seg in _split_segments(path)]
 
 

@@ -17,6 +17,7 @@ routes, unit counts) but does no I/O and reads no clock: the same updates give t
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -43,6 +44,9 @@ TARGET = "@target"
 """Key source: the target (agent) name."""
 
 Elements = list[tuple[str, dict[str, str]]]
+LABEL_CACHE = 500_000
+"""Entries kept for sharing label tuples and resource paths between series; cleared when full (it
+only saves memory, and keys of deleted entities would otherwise pile up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +108,25 @@ UNIT_COUNT_ENTRY = _t.service_units.service_unit_state.PATH
 AGENT_ENTRY = _t.agents.agent.PATH
 
 
+@functools.lru_cache(maxsize=256)
+def _entry_parts(entry: str) -> tuple[tuple[tuple[str, dict[str, str]], ...], str, str]:
+    """(parent elements, parent path, list name) of a telemetry list's schema path."""
+    elements = tuple(split_data_path(entry))
+    return elements[:-1], entry[: entry.rfind("/")], elements[-1][0]
+
+
+def _predicates(keys: list[tuple[str, str]]) -> str:
+    return "".join(f"[{k}='{v}']" if "'" not in v else f'[{k}="{v}"]' for k, v in keys)
+
+
+def telemetry_leaf(entry: str, keys: list[tuple[str, str]], leaf: str) -> tuple[str, Elements]:
+    """Data path and elements of one qstrata-telemetry leaf: ``entry[k='v']...`` + ``/leaf``."""
+    parent, parent_path, name = _entry_parts(entry)
+    return f"{parent_path}/{name}{_predicates(keys)}/{leaf}", [*parent, (name, dict(keys)), (leaf, {})]
+
+
 def telemetry_path(entry: str, keys: list[tuple[str, str]], leaf: str) -> str:
-    """Data path of one qstrata-telemetry leaf: ``entry[k='v']...`` + ``/leaf``."""
-    elements = split_data_path(entry)
-    elements[-1] = (elements[-1][0], dict(keys))
-    return join_data_path(elements) + "/" + leaf
+    return telemetry_leaf(entry, keys, leaf)[0]
 
 
 def resource_path(elements: Elements, list_name: str) -> str:
@@ -126,6 +144,7 @@ class SeriesRegistry:
         self._next_id = 1
         self.by_target: dict[str, dict[str, Series]] = {}
         self._shapes: dict[str, tuple[str, str, tuple[str, ...], bool, bool]] = {}
+        self._labels: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
         self.listeners: list[Callable[[Series], None]] = []
 
     def get_or_create(self, target: str, path: str, elements: Elements, resource: str) -> Series:
@@ -143,9 +162,14 @@ class SeriesRegistry:
             shape = self._shapes[schema_path] = (sys.intern("/" + schema_path), sys.intern(series_name(elements)),
                                                  names, bool(info and info.counter), bool(info and info.numeric))
         full_schema_path, name, label_names, counter, numeric = shape
-        values = [sys.intern(v) for _, keys in elements for v in keys.values()]
-        series = Series(self._next_id, target, path, full_schema_path, name, tuple(zip(label_names, values, strict=True)),
-                        counter=counter, numeric=numeric, resource=resource)
+        labels = tuple(zip(label_names, (v for _, keys in elements for v in keys.values()), strict=True))
+        shared = self._labels.get(labels)  # the leaves of one entity (a link's rates, QBER...) share a tuple
+        if shared is None:
+            if len(self._labels) >= LABEL_CACHE:  # keys of deleted entities (service units come and go)
+                self._labels.clear()
+            shared = self._labels[labels] = tuple((k, sys.intern(v)) for k, v in labels)
+        series = Series(self._next_id, target, path, full_schema_path, name, shared, counter=counter, numeric=numeric,
+                        resource=resource)
         self._next_id += 1
         paths[path] = series
         for listener in self.listeners:
@@ -220,7 +244,7 @@ class _UnitState(_Handler):
 
 
 class _TargetView:
-    __slots__ = ("name", "routes", "node", "unit_states", "unit_counts", "received")
+    __slots__ = ("name", "routes", "node", "unit_states", "unit_counts", "received", "resources")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -229,6 +253,7 @@ class _TargetView:
         self.unit_states: dict[str, str] = {}
         self.unit_counts: dict[str, int] = {}
         self.received = 0
+        self.resources: dict[tuple[str, ...], str] = {}
 
 
 class Normalizer:
@@ -307,9 +332,14 @@ class Normalizer:
                 self._prescan_identity(view, updates, index)
             keys = self._telemetry_keys(view, rule, elements)
             if keys is not None:
-                path = telemetry_path(rule.entry, keys, rule.leaf)
-                route = reg.get_or_create(view.name, path, split_data_path(path),
-                                          resource=resource_path(elements, rule.resource))
+                path, tel_elements = telemetry_leaf(rule.entry, keys, rule.leaf)
+                rkey = (rule.resource, *(v for _, v in keys))
+                resource = view.resources.get(rkey)
+                if resource is None:  # shared by the leaves of one entity (a link's rates, QBER...)
+                    if len(view.resources) >= LABEL_CACHE:
+                        view.resources.clear()
+                    resource = view.resources[rkey] = resource_path(elements, rule.resource)
+                route = reg.get_or_create(view.name, path, tel_elements, resource=resource)
                 view.routes[u.path] = route
                 return route
             # The node's identity is not known yet: keep the value raw, uncached, so that the
@@ -381,9 +411,8 @@ class Normalizer:
             return
         count = view.unit_counts.get(state, 0) + delta
         view.unit_counts[state] = count
-        path = telemetry_path(UNIT_COUNT_ENTRY, [("node", view.node), ("state", state)], "count")
-        series = self.registry.get_or_create(view.name, path, split_data_path(path),
-                                             resource=ss.service_stratum.service_units.PATH)
+        path, elements = telemetry_leaf(UNIT_COUNT_ENTRY, [("node", view.node), ("state", state)], "count")
+        series = self.registry.get_or_create(view.name, path, elements, resource=ss.service_stratum.service_units.PATH)
         series.value = count
         series.ts = ts
         batch.add(series, count, ts)
@@ -398,8 +427,8 @@ class Normalizer:
             ("updates-received", self.received(status.target)),
         )
         for leaf, value in values:
-            path = telemetry_path(AGENT_ENTRY, base, leaf)
-            series = self.registry.get_or_create("", path, split_data_path(path), resource="")
+            path, elements = telemetry_leaf(AGENT_ENTRY, base, leaf)
+            series = self.registry.get_or_create("", path, elements, resource="")
             series.value = value
             series.ts = status.timestamp_ns
             batch.add(series, value, status.timestamp_ns)

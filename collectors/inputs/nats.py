@@ -5,7 +5,8 @@ A durable pull consumer reads the stream from where it left off. Messages are ac
 after every output has written what they carried (`Pipeline.drained`): the stream is the buffer,
 so nothing is dropped, and after a crash the unacknowledged messages come again. Duplicates are
 recognised by their ``Nats-Msg-Id`` (the last `dedup_window` ids are remembered) and, past that,
-by the store itself (a sample is keyed by series and timestamp).
+by the store itself (a sample is keyed by series and timestamp). After a crash, the messages the
+dead process had fetched are redelivered `ACK_WAIT` seconds later.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("qstrata.collectors.nats")
 
+ACK_WAIT = 10.0
+"""Seconds before JetStream redelivers a message fetched but not acknowledged: after a crash, what
+the dead consumer had in hand comes back this long after. A fetch (64 messages of at most 1,000
+updates) is written well within it."""
+
 
 class NatsInput:
     name = "nats"
 
     def __init__(self, url: str, pipeline: Pipeline, *, durable: str = "qstrata-store", prefix: str = PREFIX,
-                 stream: str = STREAM, fetch: int = 256, dedup_window: int = 200_000) -> None:
+                 stream: str = STREAM, fetch: int = 64, dedup_window: int = 200_000) -> None:
         self.url = url
         self.pipeline = pipeline
         self.durable = durable
@@ -52,7 +58,7 @@ class NatsInput:
         js = self.nc.jetstream()
         await ensure_stream(js, self.prefix, self.stream)
         config = ConsumerConfig(durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
-                                deliver_policy=DeliverPolicy.ALL, ack_wait=60, max_ack_pending=20_000)
+                                deliver_policy=DeliverPolicy.ALL, ack_wait=ACK_WAIT, max_ack_pending=20_000)
         self.sub = await js.pull_subscribe(f"{self.prefix}.>", durable=self.durable, stream=self.stream, config=config)
         self._task = asyncio.create_task(self._run(), name="nats-input")
         log.info("nats input: consuming %s (stream %s, durable consumer %s)", self.url, self.stream, self.durable)

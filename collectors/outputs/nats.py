@@ -140,5 +140,6 @@ class NatsOutput:
 
     def health(self) -> dict[str, Any]:
         connected = bool(self.nc and self.nc.is_connected)
-        return {"url": self.url, "connected": connected, "acked_updates": self.acked,
+        return {"url": self.url, "connected": connected, "reconnects": self.nc.stats["reconnects"] if self.nc else 0,
+                "acked_updates": self.acked,
                 "acked_messages": self.messages_acked, "duplicates": self.duplicates, "retries": self.retries}

@@ -65,7 +65,7 @@ def test_server_restarted_under_load_loses_no_acknowledged_update(nats_server):
 
     health = asyncio.run(main())
     assert health["dropped"] == 0 and health["acked_updates"] == 12_000
-    assert health["retries"] > 0  # the restart was felt
+    assert health["reconnects"] >= 1  # the restart was felt (publishes in flight then were retried or buffered)
     messages = asyncio.run(read_stream(nats_server.url))
     ids = [h[MSG_ID] for _, h, _ in messages]
     assert len(ids) == len(set(ids))  # retries of one message were stored once
