@@ -11,6 +11,7 @@ unreachable NATS server, a store that cannot be opened) is one line on stderr an
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -35,6 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_collect)
 
 
+class _Held(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def _fail(message: str) -> int:
     print(f"qstrata collect: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -49,7 +59,6 @@ def _host_port(text: str) -> tuple[str, int]:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
     import signal
 
     from qstrata.agents.cli import _run_loop
@@ -73,12 +82,22 @@ def cmd_collect(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except (StoreError, ValueError) as exc:
         return _fail(str(exc))
-    # Until the collector runs, only warnings: a failed start is the one line printed below.
-    logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Log records of the start-up are held back: if the start fails, the one line below is all the
+    # operator sees; once the collector runs they are written, then logging goes straight out.
+    root = logging.getLogger()
+    held = _Held()
+    root.addHandler(held)
+    root.setLevel(args.log_level.upper())
 
     def started(collector) -> None:
-        logging.getLogger().setLevel(args.log_level.upper())
+        root.removeHandler(held)
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        root.addHandler(handler)
+        for record in held.records:
+            handler.handle(record)
         logging.getLogger("qstrata.collectors").info("%s started", collector.describe())
+
     options = CollectOptions(config=config, store=store, prometheus=prometheus, nats=args.nats,
                              from_nats=args.from_nats, durable=args.durable, gnmi_port=args.gnmi_port,
                              instance=args.instance or default_instance(), share_targets=not args.no_share)

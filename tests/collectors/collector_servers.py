@@ -102,7 +102,17 @@ class PrometheusServer:
                                           f"--web.listen-address={HOST}:{self.port}"],
                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_port(self.port, timeout=30, proc=self.proc, log=self.log)
-        return self
+        deadline = time.monotonic() + 30  # the port opens before the TSDB is ready (503 until then)
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{HOST}:{self.port}/-/ready", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prometheus not ready after 30 s:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
 
     def api(self, endpoint: str, **params: str) -> Any:
         url = f"http://{HOST}:{self.port}/api/v1/{endpoint}?{urllib.parse.urlencode(params)}"
