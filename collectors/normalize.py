@@ -451,8 +451,13 @@ class Normalizer:
         return view.node if view is not None else None
 
     def drop_target(self, target: str) -> list[Series]:
-        """A target removed from the configuration: forget its routes and series."""
+        """A target no longer collected here: forget its routes, its series and its agents/agent
+        entry (kept by the collector while the target was down, not after)."""
         self._views.pop(target, None)
+        prefix = telemetry_leaf(AGENT_ENTRY, [("name", target)], "")[0]
+        own = self.registry.by_target.get("", {})
+        for path in [p for p in own if p.startswith(prefix)]:
+            del own[path]
         return self.registry.drop_target(target)
 
 

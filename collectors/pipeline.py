@@ -149,13 +149,15 @@ class OutputQueue:
         await self.output.stop()
 
     def health(self) -> dict[str, Any]:
+        extra = self.output.health()
+        error = self.last_error or extra.pop("last_error", "")
         state = "ok"
-        if self.last_error and self.queued:
+        if extra.get("connected") is False or (error and self.queued):
             state = "failing"
         elif self._queued > self.max_items // 2:
             state = "behind"
         return {"state": state, "queued": self.queued, "offered": self.offered, "written": self.written,
-                "dropped": self.dropped, "errors": self.errors, "last_error": self.last_error, **self.output.health()}
+                "dropped": self.dropped, "errors": self.errors, "last_error": error, **extra}
 
 
 class Pipeline:
@@ -173,6 +175,8 @@ class Pipeline:
         self.passive = [o for o in outputs if not getattr(o, "wants_batches", True)]
         """Outputs that read the series registry themselves (Prometheus): started and stopped only."""
         self.targets: dict[str, TargetStatus] = {}
+        self.active_alarms: dict[str, Alarm] = {}
+        """Raised, not yet cleared, by id: whatever raised them (rules here, or another collector)."""
         self.tick_interval = tick_interval
         self.ingested = 0
         self._tick_task: asyncio.Task | None = None
@@ -202,9 +206,14 @@ class Pipeline:
         self._emit(Batch(alarms=list(alarms)), processed=True)
 
     def forget_target(self, name: str) -> None:
-        """A target removed from the configuration: its series stop being exported."""
+        """A target no longer collected here (removed from the configuration, or its lease went to
+        another instance): its series stop being exported, its alarms are cleared."""
         self.normalizer.drop_target(name)
         self.targets.pop(name, None)
+        for p in self.processors:
+            forget = getattr(p, "forget", None)
+            if forget is not None:
+                forget(name)
 
     def target_up(self, name: str) -> bool:
         """Whether a target's values are fresh. Unknown health (no input reported any, e.g. data
@@ -217,8 +226,17 @@ class Pipeline:
         if not processed:
             for p in self.processors:
                 p.process(batch)
+        if batch.alarms:
+            self._track(batch.alarms)
         for q in self.queues:
             q.offer(batch)
+
+    def _track(self, alarms: list[Alarm]) -> None:
+        for a in alarms:
+            if a.cleared_ns is None:
+                self.active_alarms[a.alarm_id] = a
+            else:
+                self.active_alarms.pop(a.alarm_id, None)
 
     async def _ticker(self) -> None:
         while True:
@@ -229,8 +247,7 @@ class Pipeline:
             for p in self.processors:
                 p.tick(now, batch)
             if len(batch):
-                for q in self.queues:
-                    q.offer(batch)
+                self._emit(batch, processed=True)
 
     # -------------------------------------------------------------- life cycle
     async def start(self) -> None:
@@ -268,6 +285,7 @@ class Pipeline:
             "ingested": self.ingested,
             "rejected": self.normalizer.rejected,
             "series": len(self.registry),
+            "alarms_active": len(self.active_alarms),
             "outputs": {**{q.output.name: q.health() for q in self.queues},
                         **{o.name: {"state": "ok", "queued": 0, "dropped": 0, **o.health()} for o in self.passive}},
             "targets": {name: {"reachable": s.reachable, "state": s.state, "reason": s.reason, "synced": s.synced,

@@ -141,5 +141,5 @@ class NatsOutput:
     def health(self) -> dict[str, Any]:
         connected = bool(self.nc and self.nc.is_connected)
         return {"url": self.url, "connected": connected, "reconnects": self.nc.stats["reconnects"] if self.nc else 0,
-                "acked_updates": self.acked,
+                "last_error": self.last_error, "acked_updates": self.acked,
                 "acked_messages": self.messages_acked, "duplicates": self.duplicates, "retries": self.retries}

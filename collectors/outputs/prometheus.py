@@ -117,4 +117,12 @@ class PrometheusOutput:
             labels = {"source": pipeline.instance, "output": name}
             queued.add_sample(queued.name, labels, float(h["queued"]))
             dropped.add_sample(dropped.name + "_total", labels, float(h["dropped"]))
-        yield from (ingested, series, queued, dropped)
+        up = Metric(self._name("collector_output_up"), "1 while an output delivers (0: failing)", "gauge")
+        for name, h in health["outputs"].items():
+            up.add_sample(up.name, {"source": pipeline.instance, "output": name}, 0.0 if h["state"] == "failing" else 1.0)
+        alarms = Metric(self._name("alarm_active"), "Raised alarms (qstrata-telemetry /telemetry/alarms), 1 each",
+                        "gauge")
+        for a in list(pipeline.active_alarms.values()):
+            alarms.add_sample(alarms.name, {"source": a.agent, "alarm_id": a.alarm_id, "rule": a.rule,
+                                            "severity": a.severity.rsplit(":", 1)[-1], "resource": a.resource}, 1.0)
+        yield from (ingested, series, queued, dropped, up, alarms)

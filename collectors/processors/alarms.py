@@ -99,6 +99,8 @@ class AlarmProcessor:
         self._pipeline: Pipeline | None = None
         self._active: dict[tuple[str, str, str], Alarm] = {}
         self._down: dict[str, _Down] = {}
+        self._orphans: list[tuple[Alarm, str]] = []
+        """Alarms to clear at the next tick (their rule or their target went away), with why."""
         self.raised = 0
         self.cleared = 0
 
@@ -113,12 +115,11 @@ class AlarmProcessor:
         at the next tick; the others keep their state."""
         self.rules = list(rules)
         names = {r.name for r in self.rules}
-        self._orphans = [a for key, a in self._active.items() if key[0] not in names]
         for key in [k for k in self._active if k[0] not in names]:
-            del self._active[key]
+            self._orphans.append((self._active.pop(key), "rule removed"))
         for down in self._down.values():
             if down.alarm is not None and down.alarm.rule not in names:
-                self._orphans.append(down.alarm)
+                self._orphans.append((down.alarm, "rule removed"))
                 down.alarm = None
         if self._pipeline is not None:
             for series in self._pipeline.registry:
@@ -184,11 +185,19 @@ class AlarmProcessor:
         else:
             down.reason = status.reason or down.reason
 
+    def forget(self, target: str) -> None:
+        """`target` is no longer collected here: its alarms are cleared at the next tick."""
+        for key in [k for k in self._active if k[1] == target]:
+            self._orphans.append((self._active.pop(key), f"{target} no longer collected here"))
+        down = self._down.pop(target, None)
+        if down is not None and down.alarm is not None:
+            self._orphans.append((down.alarm, f"{target} no longer collected here"))
+
     def tick(self, now_ns: int, batch: Batch) -> None:
-        orphans, self._orphans = getattr(self, "_orphans", []), []
-        for a in orphans:
+        orphans, self._orphans = self._orphans, []
+        for a, why in orphans:
             batch.alarms.append(Alarm(a.alarm_id, a.agent, a.resource, a.severity, a.raised_ns,
-                                      max(now_ns, a.raised_ns), f"{a.rule}: rule removed", a.rule))
+                                      max(now_ns, a.raised_ns), f"{a.rule}: {why}", a.rule, a.labels))
         rules = [r for r in self.rules if isinstance(r, UnreachableRule)]
         if not rules:
             return

@@ -136,3 +136,16 @@ def test_alarms_are_valid_qstrata_telemetry():
 def test_inconsistent_rules_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ThresholdRule("r", QBER_RULE.path, QBER_RULE.severity, **kwargs)
+
+
+def test_a_target_no_longer_collected_clears_its_alarms_and_agent_entry():
+    h = Harness(QBER_RULE, DOWN_RULE)
+    (raised,) = h.feed("alice", QBER, 0.2, 1 * NS)
+    h.pipeline.target_status(TargetStatus("alice", reachable=False, state="backoff", timestamp_ns=1 * NS))
+    assert any("agents/agent[name='alice']" in s.path for s in h.pipeline.registry)
+    h.pipeline.forget_target("alice")
+    batch = Batch()
+    h.alarms.tick(100 * NS, batch)  # not 'unreachable for 99 s': it is not ours any more
+    (cleared,) = batch.alarms
+    assert cleared.alarm_id == raised.alarm_id and cleared.text == "qber-high: alice no longer collected here"
+    assert not any("alice" in s.path or s.target == "alice" for s in h.pipeline.registry)

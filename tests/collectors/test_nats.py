@@ -207,3 +207,28 @@ def test_nats_without_jetstream_is_a_clear_error(tmp_path, flag):
         server.stop()
     assert out.returncode == 2
     assert out.stderr.strip() == "qstrata collect: the NATS server does not have JetStream enabled (start it with -js)"
+
+
+def test_nats_down_shows_in_the_health_view_and_nothing_waits(nats_server):
+    async def main():
+        out = NatsOutput(nats_server.url, ack_timeout=0.5)
+        pipeline = Pipeline([out], instance="c1", queue_items=1000)
+        await pipeline.start()
+        await asyncio.to_thread(nats_server.stop)
+        t0 = time.perf_counter()
+        for k in range(20):
+            pipeline.ingest(sensor_round(k))
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - t0
+        health = pipeline.health()["outputs"]["nats"]
+        await asyncio.to_thread(nats_server.start)
+        await asyncio.wait_for(pipeline.drained(), 30)
+        after = pipeline.health()["outputs"]["nats"]
+        await pipeline.stop()
+        return elapsed, health, after
+
+    elapsed, down, after = asyncio.run(main())
+    assert elapsed < 2.5  # 20 rounds at 50 ms: ingestion did not wait for NATS
+    assert down["state"] == "failing" and down["connected"] is False
+    assert down["dropped"] >= 2000  # 4,000 updates into a 1,000-item queue: the oldest went, counted
+    assert after["state"] == "ok" and after["acked_updates"] + after["dropped"] == 4000

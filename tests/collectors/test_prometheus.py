@@ -10,7 +10,7 @@ import time
 import urllib.request
 
 from collector_servers import HOST
-from qstrata.collectors.model import TargetStatus, Update
+from qstrata.collectors.model import Alarm, TargetStatus, Update, alarm_id
 from qstrata.collectors.outputs.prometheus import PrometheusOutput
 from qstrata.collectors.pipeline import Pipeline
 
@@ -94,6 +94,14 @@ def test_deleted_leaf_leaves_the_exposition():
         text = await asyncio.to_thread(scrape, out.port)
         assert SKR not in text and "qkd_link_qber" in text
         assert 'qstrata_collector_updates_ingested_total{source="collector"} 7.0' in text
+        raised = Alarm(alarm_id("alice", "qber-high", QKDL), "alice", QKDL, "etsi-qkd-node-types:MAJOR", 3, None, "t",
+                       "qber-high")
+        pipeline.ingest_alarms([raised])
+        text = await asyncio.to_thread(scrape, out.port)
+        assert (f'qstrata_alarm_active{{alarm_id="{raised.alarm_id}",resource="{QKDL}",rule="qber-high",'
+                'severity="MAJOR",source="alice"} 1.0') in text.replace("\\'", "'")
+        pipeline.ingest_alarms([Alarm(raised.alarm_id, "alice", QKDL, raised.severity, 3, 4, "t", "qber-high")])
+        assert "qstrata_alarm_active{" not in await asyncio.to_thread(scrape, out.port)
         await pipeline.stop()
 
     asyncio.run(main())
