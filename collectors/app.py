@@ -14,7 +14,6 @@ import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import outputs
@@ -170,7 +169,3 @@ def _log_health(h: dict[str, Any]) -> None:
     down = [n for n, t in h["targets"].items() if not t["reachable"]]
     log.info("health: %d updates ingested, %d series; outputs: %s; targets down: %s%s", h["ingested"], h["series"], outs,
              ", ".join(down) or "none", f"; config error: {h['config']['error']}" if h["config"]["error"] else "")
-
-
-def store_path(options: CollectOptions) -> Path | None:
-    return parse_store_url(options.store) if options.store else None
