@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     p.set_defaults(func=cmd_testbed)
+
+    from qstrata.collectors import collect, query  # the collectors' commands register themselves
+    collect.register(sub)
+    query.register(sub)
     return parser
 
 

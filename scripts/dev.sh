@@ -11,6 +11,8 @@ APT_PACKAGES=(
   libyang2-dev                   # libyang 2.1.30 headers: the Python package libyang==2.8.0 builds on them
   libyang-tools                  # yanglint, used by tests and bench_validate.py
   yangcli                        # Debian's NETCONF client, used by interoperability tests
+  prometheus                     # collectors: tests scrape the exposition endpoint with the real server
+  nats-server                    # collectors: JetStream output/input and target leases, tested against it
 )
 
 setup_apt() {

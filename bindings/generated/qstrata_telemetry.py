@@ -158,6 +158,27 @@ class telemetry:
             last_update = '/qstrata-telemetry:telemetry/switch-ports/switch-port/last-update'
             optical_power = '/qstrata-telemetry:telemetry/switch-ports/switch-port/optical-power'
 
+    class service_units:
+        PATH = '/qstrata-telemetry:telemetry/service-units'
+        NAME = 'service-units'
+
+
+        class service_unit_state:
+            PATH = '/qstrata-telemetry:telemetry/service-units/service-unit-state'
+            NAME = 'service-unit-state'
+            KEYS = ('node', 'state')
+
+            @staticmethod
+            def entry(node: object, state: object, parent: str = '/qstrata-telemetry:telemetry/service-units') -> str:
+                """Data path of one entry; `parent` is the parent's data path."""
+                return f"{parent}/service-unit-state[node={_q(node)}][state={_q(state)}]"
+
+            node = '/qstrata-telemetry:telemetry/service-units/service-unit-state/node'
+            state = '/qstrata-telemetry:telemetry/service-units/service-unit-state/state'
+            agent = '/qstrata-telemetry:telemetry/service-units/service-unit-state/agent'
+            last_update = '/qstrata-telemetry:telemetry/service-units/service-unit-state/last-update'
+            count = '/qstrata-telemetry:telemetry/service-units/service-unit-state/count'
+
     class alarms:
         PATH = '/qstrata-telemetry:telemetry/alarms'
         NAME = 'alarms'

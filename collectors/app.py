@@ -1,0 +1,171 @@
+"""The one place where a collector is assembled: config -> pipeline (processors, outputs) -> inputs
+-> target manager (and leases when instances share the work) -> config watcher.
+
+One asyncio process. `Collector` is usable in tests (several in one event loop); `run_collector`
+runs one until told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import outputs
+from .config import CollectorConfig
+from .pipeline import Pipeline
+from .processors.actions import ActionProcessor
+from .processors.alarms import AlarmProcessor
+from .store import Retention, parse_store_url
+from .targets import TargetInput, TargetManager, UnavailableInput
+
+log = logging.getLogger("qstrata.collectors")
+
+
+def default_instance() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{os.getpid()}")
+
+
+@dataclass
+class CollectOptions:
+    config: CollectorConfig | None = None
+    store: str | None = "sqlite:collector.db"
+    """``sqlite:PATH``, or None for no store."""
+    prometheus: tuple[str, int] | None = None
+    nats: str | None = None
+    """Publish to this NATS server, and share targets with the other instances using it."""
+    from_nats: str | None = None
+    """Consume this NATS server's stream (an input)."""
+    durable: str = "qstrata-store"
+    gnmi_port: int | None = None
+    instance: str = field(default_factory=default_instance)
+    share_targets: bool = True
+    lease_ttl: float = 5.0
+    queue_items: int | None = None
+
+
+class Collector:
+    def __init__(self, options: CollectOptions, target_input: TargetInput | None = None) -> None:
+        self.options = options
+        self.config = options.config or CollectorConfig(None)
+        self.target_input = target_input or UnavailableInput()
+        self.alarms = AlarmProcessor(list(self.config.rules))
+        self.actions = ActionProcessor(list(self.config.actions), self.config.rule_actions, self._target)
+        outs: list[Any] = []
+        if options.store:
+            retention = self.config.retention or Retention()
+            outs.append(outputs.create("sqlite", path=parse_store_url(options.store), retention=retention))
+        if options.prometheus:
+            outs.append(outputs.create("prometheus", host=options.prometheus[0], port=options.prometheus[1]))
+        if options.nats:
+            outs.append(outputs.create("nats", url=options.nats, instance=options.instance))
+        kwargs = {"queue_items": options.queue_items} if options.queue_items else {}
+        self.pipeline = Pipeline(outs, [self.alarms, self.actions], instance=options.instance, **kwargs)
+        self.manager = TargetManager(self.target_input, on_removed=self.pipeline.forget_target)
+        self.leases = None
+        self.input = None
+        self.watcher = None
+        self._lease_nc = None
+
+    def _target(self, name: str):
+        return self.config.targets.get(name)
+
+    async def start(self) -> None:
+        """Start everything; raises `NatsUnavailable` / `StoreError` / `OSError` with a one-line
+        message when an output or input cannot start."""
+        o = self.options
+        await self.pipeline.start()
+        if o.from_nats:
+            from .inputs import create
+
+            self.input = create("nats", url=o.from_nats, pipeline=self.pipeline, durable=o.durable)
+            await self.input.start()
+        if o.gnmi_port is not None:
+            log.warning("the northbound gNMI output (--gnmi-port %d) is not available yet", o.gnmi_port)
+        if o.nats and o.share_targets and self.config.targets:
+            from .leases import LeaseManager
+            from .natsutil import connect
+
+            self._lease_nc = await connect(o.nats, f"qstrata-collector-{o.instance}-leases")
+            self.leases = LeaseManager(self._lease_nc, o.instance, self.manager.set_owned, ttl=o.lease_ttl)
+            self.manager.owned = set()
+            await self.leases.start()
+        self.apply(self.config)
+        if self.config.source is not None:
+            from .watch import ConfigWatcher
+
+            self.watcher = ConfigWatcher(self.config, self.apply)
+            self.watcher.start()
+
+    def describe(self) -> str:
+        o = self.options
+        outs = [q.output.name for q in self.pipeline.queues] + [p.name for p in self.pipeline.passive]
+        return (f"collector {o.instance}: {len(self.config.targets)} targets, {len(self.config.rules)} alarm rules, "
+                f"outputs {', '.join(outs) or 'none'}" + (f", input {o.from_nats}" if o.from_nats else ""))
+
+    def apply(self, config: CollectorConfig) -> None:
+        """A (re)loaded configuration: targets, alarm rules and actions take effect now."""
+        self.config = config
+        self.alarms.set_rules(list(config.rules))
+        self.actions.configure(list(config.actions), config.rule_actions)
+        if self.leases is not None:
+            self.leases.set_targets(n for n, t in config.targets.items() if t.enabled)
+        self.manager.set_targets(config.targets)
+
+    async def stop(self) -> None:
+        """Clean shutdown: inputs stop, leases are given back, every output writes what it has."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.input is not None:
+            await self.input.stop()
+        if self.leases is not None:
+            await self.leases.stop()
+        self.manager.set_targets({})
+        if self._lease_nc is not None:
+            await self._lease_nc.close()
+        await self.pipeline.stop()
+
+    def health(self) -> dict[str, Any]:
+        h = self.pipeline.health()
+        h["config"] = {"source": str(self.config.source) if self.config.source else None,
+                       "error": self.watcher.error if self.watcher else None,
+                       "reloads": self.watcher.reloads if self.watcher else 0}
+        h["collecting"] = sorted(self.manager.active)
+        if self.leases is not None:
+            h["members"] = sorted(self.leases.members)
+        if self.input is not None:
+            h["input"] = self.input.health()
+        h["actions"] = self.actions.health()
+        return h
+
+
+async def run_collector(options: CollectOptions, stop: asyncio.Event, health_interval: float = 60.0,
+                        on_started: Callable[[Collector], None] | None = None) -> None:
+    collector = Collector(options)
+    try:
+        await collector.start()
+    except BaseException:
+        await collector.stop()
+        raise
+    if on_started is not None:
+        on_started(collector)
+    try:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), health_interval)
+            except TimeoutError:
+                _log_health(collector.health())
+    finally:
+        await collector.stop()
+
+
+def _log_health(h: dict[str, Any]) -> None:
+    outs = ", ".join(f"{n}: {o['state']} queued {o['queued']} dropped {o['dropped']}" for n, o in h["outputs"].items())
+    down = [n for n, t in h["targets"].items() if not t["reachable"]]
+    log.info("health: %d updates ingested, %d series; outputs: %s; targets down: %s%s", h["ingested"], h["series"], outs,
+             ", ".join(down) or "none", f"; config error: {h['config']['error']}" if h["config"]["error"] else "")

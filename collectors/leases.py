@@ -1,0 +1,183 @@
+"""Several collector instances share the target set through NATS JetStream key-value buckets.
+
+No protocol of our own: two KV buckets whose entries expire (bucket TTL = `ttl`):
+
+* ``qstrata-collector-members``: each live instance puts its id every round (a heartbeat); an
+  instance that dies disappears from it `ttl` seconds after its last round;
+* ``qstrata-collector-leases``: one key per target, its value the id of the instance that
+  collects it. Taken with `create` (succeeds only if nobody holds it), renewed with a
+  compare-and-set `update` on the revision the holder knows, given back with a compare-and-set
+  `delete`. A dead holder's lease expires `ttl` seconds after its last renewal.
+
+Who should hold a target is decided by rendezvous hashing over the live members (each target
+goes to the member with the highest hash of (target, member)), so instances agree without
+talking, and a member joining or leaving moves only its share. The holder gives a lease back
+when the hash prefers another live member; the preferred member takes it at its next round.
+
+Exactly one: a lease is held by at most one instance at a time (the KV's compare-and-set); an
+instance that cannot renew a lease within `ttl` (cut off from NATS) stops collecting it on its
+own before anyone else can take it. Takeover time after a crash: at most `ttl` + one round
+(defaults 5 s + 1 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import nats
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+    ServiceUnavailableError,
+)
+
+log = logging.getLogger("qstrata.collectors.leases")
+
+MEMBERS = "qstrata-collector-members"
+LEASES = "qstrata-collector-leases"
+
+
+def preferred(target: str, members: Iterable[str]) -> str | None:
+    """Rendezvous (highest random weight) hashing: the member that should collect `target`."""
+    best, best_weight = None, b""
+    for m in members:
+        weight = hashlib.blake2b(f"{target}\x00{m}".encode(), digest_size=8).digest()
+        if best is None or weight > best_weight:
+            best, best_weight = m, weight
+    return best
+
+
+class LeaseManager:
+    def __init__(self, nc: nats.NATS, instance: str, on_change: Callable[[set[str]], None], *, ttl: float = 5.0,
+                 interval: float = 1.0) -> None:
+        self.nc = nc
+        self.instance = instance
+        self.on_change = on_change
+        self.ttl = ttl
+        self.interval = interval
+        self.targets: set[str] = set()
+        self.held: dict[str, tuple[int, float]] = {}
+        """target -> (revision, monotonic time of the last successful renewal)."""
+        self.members: set[str] = set()
+        self._reported: set[str] | None = None
+        self._task: asyncio.Task | None = None
+        self.last_error = ""
+
+    async def _bucket(self, name: str):
+        js = self.nc.jetstream()
+        try:
+            kv = await js.key_value(name)
+        except (nats.errors.NoRespondersError, ServiceUnavailableError):
+            from .natsutil import NatsUnavailable
+
+            raise NatsUnavailable("the NATS server does not have JetStream enabled (start it with -js)") from None
+        except BucketNotFoundError:
+            try:
+                kv = await js.create_key_value(KeyValueConfig(bucket=name, history=1, ttl=self.ttl,
+                                                              storage=StorageType.MEMORY))
+            except nats.js.errors.BadRequestError:  # another instance created it meanwhile
+                kv = await js.key_value(name)
+        return kv
+
+    async def start(self) -> None:
+        self.members_kv = await self._bucket(MEMBERS)
+        self.leases_kv = await self._bucket(LEASES)
+        self._task = asyncio.create_task(self._run(), name="leases")
+
+    def set_targets(self, names: Iterable[str]) -> None:
+        self.targets = set(names)
+
+    @property
+    def owned(self) -> set[str]:
+        return set(self.held)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.round()
+            except asyncio.CancelledError:
+                raise
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                text = str(exc) or type(exc).__name__
+                if text != self.last_error:
+                    self.last_error = text
+                    log.warning("leases: %s", text)
+            self._fence()
+            self._report()
+            await asyncio.sleep(self.interval)
+
+    def _fence(self) -> None:
+        """Leases not renewed for `ttl` may already be someone else's: stop collecting them."""
+        now = time.monotonic()
+        for target, (_, renewed) in list(self.held.items()):
+            if now - renewed > self.ttl * 0.8:
+                del self.held[target]
+                log.warning("leases: %s not renewed in time; no longer collected here", target)
+
+    def _report(self) -> None:
+        owned = self.owned
+        if owned != self._reported:
+            self._reported = owned
+            self.on_change(owned)
+
+    async def round(self) -> None:
+        await self.members_kv.put(self.instance, b"alive")
+        try:
+            self.members = set(await self.members_kv.keys()) | {self.instance}
+        except NoKeysError:
+            self.members = {self.instance}
+        now = time.monotonic()
+        renew_after = self.ttl / 3
+        for target in sorted(self.targets | set(self.held)):
+            want = target in self.targets and preferred(target, self.members) == self.instance
+            held = self.held.get(target)
+            if held is not None and not want:
+                await self._release(target, held[0])
+            elif held is not None and now - held[1] >= renew_after:
+                try:
+                    revision = await self.leases_kv.update(target, self.instance.encode(), last=held[0])
+                    self.held[target] = (revision, time.monotonic())
+                except KeyWrongLastSequenceError:
+                    del self.held[target]
+                    log.warning("leases: lost %s to another instance", target)
+            elif held is None and want:
+                try:
+                    revision = await self.leases_kv.create(target, self.instance.encode())
+                except KeyWrongLastSequenceError:
+                    continue  # still held (by the previous owner, until it releases or expires)
+                self.held[target] = (revision, time.monotonic())
+                log.info("leases: %s is now collected by %s", target, self.instance)
+
+    async def _release(self, target: str, revision: int) -> None:
+        del self.held[target]
+        try:
+            await self.leases_kv.delete(target, last=revision)
+            log.info("leases: %s handed over", target)
+        except (KeyWrongLastSequenceError, KeyNotFoundError):
+            pass
+
+    async def stop(self) -> None:
+        """Clean shutdown: give every lease back at once, so survivors take over at their next round."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for target, (revision, _) in list(self.held.items()):
+            try:
+                await asyncio.wait_for(self._release(target, revision), 2)
+            except (nats.errors.Error, OSError, TimeoutError):
+                pass
+        try:
+            await asyncio.wait_for(self.members_kv.delete(self.instance), 2)
+        except (nats.errors.Error, OSError, TimeoutError):
+            pass
+        self.held.clear()

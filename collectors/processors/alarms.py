@@ -1,0 +1,233 @@
+"""Alarm rules: thresholds with hysteresis on any numeric series, and 'agent unreachable for T s'.
+
+A threshold rule names a schema path (a qstrata-telemetry leaf such as
+``/qstrata-telemetry:telemetry/qkd-links/qkd-link/qber``, or any numeric leaf of an agent's
+model) and ``above`` or ``below`` a value; it raises when a sample crosses the threshold and
+clears only when the value comes back past the clear threshold (``clear-below`` /
+``clear-above``, defaulting to the threshold itself), so a value hovering at the limit does not
+flap. An alarm is raised once per (rule, resource) until it clears; its id is a UUID v5 of
+agent, rule and resource, so a re-raise for the same cause keeps its id (qstrata-telemetry).
+
+Rules attach to series when the series is created (`Series.watch`), so the per-update cost for
+the 99 % of series no rule looks at is one attribute test.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..model import SEVERITIES, Alarm, Batch, Series, TargetStatus, Value, alarm_id
+from ..normalize import resource_of
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
+
+log = logging.getLogger("qstrata.collectors.alarms")
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    name: str
+    path: str
+    """Schema path (no keys) of the watched leaf."""
+    severity: str
+    """Identity value (see `model.SEVERITIES`)."""
+    above: float | None = None
+    below: float | None = None
+    clear: float | None = None
+    """Clear threshold: value < clear for `above` rules, value > clear for `below` rules; None: the
+    threshold itself."""
+    targets: frozenset[str] | None = None
+    actions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("a threshold rule needs exactly one of 'above' and 'below'")
+        if self.clear is not None:
+            if self.above is not None and self.clear > self.above:
+                raise ValueError(f"clear-below ({self.clear:g}) must not be above 'above' ({self.above:g})")
+            if self.below is not None and self.clear < self.below:
+                raise ValueError(f"clear-above ({self.clear:g}) must not be below 'below' ({self.below:g})")
+
+    def breached(self, v: float) -> bool:
+        return v > self.above if self.above is not None else v < self.below  # type: ignore[operator]
+
+    def cleared(self, v: float) -> bool:
+        if self.above is not None:
+            return v < (self.clear if self.clear is not None else self.above)
+        return v > (self.clear if self.clear is not None else self.below)  # type: ignore[operator]
+
+    def describe(self, v: float) -> str:
+        leaf = self.path.rsplit("/", 1)[-1]
+        if self.above is not None:
+            return f"{leaf} {v:g} above {self.above:g}"
+        return f"{leaf} {v:g} below {self.below:g}"
+
+
+@dataclass(frozen=True)
+class UnreachableRule:
+    name: str
+    after: float
+    """Seconds a target must be unreachable before the alarm is raised."""
+    severity: str
+    targets: frozenset[str] | None = None
+    actions: tuple[str, ...] = ()
+
+
+Rule = ThresholdRule | UnreachableRule
+
+
+@dataclass
+class _Down:
+    since_ns: int
+    reason: str
+    alarm: Alarm | None = None
+
+
+@dataclass
+class AlarmProcessor:
+    """Evaluates the rules; raised and cleared alarms go into the batch, to every output."""
+
+    rules: list[Rule] = field(default_factory=list)
+    name: str = "alarms"
+
+    def __post_init__(self) -> None:
+        self._pipeline: Pipeline | None = None
+        self._active: dict[tuple[str, str, str], Alarm] = {}
+        self._down: dict[str, _Down] = {}
+        self._orphans: list[tuple[Alarm, str]] = []
+        """Alarms to clear at the next tick (their rule or their target went away), with why."""
+        self.raised = 0
+        self.cleared = 0
+
+    # -------------------------------------------------------------- rules
+    async def start(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        pipeline.registry.listeners.append(self._attach)
+        self.set_rules(self.rules)
+
+    def set_rules(self, rules: list[Rule]) -> None:
+        """Replace the rules (configuration reload). Alarms of rules that are gone are cleared
+        at the next tick; the others keep their state."""
+        self.rules = list(rules)
+        names = {r.name for r in self.rules}
+        for key in [k for k in self._active if k[0] not in names]:
+            self._orphans.append((self._active.pop(key), "rule removed"))
+        for down in self._down.values():
+            if down.alarm is not None and down.alarm.rule not in names:
+                self._orphans.append((down.alarm, "rule removed"))
+                down.alarm = None
+        if self._pipeline is not None:
+            for series in self._pipeline.registry:
+                self._attach(series)
+
+    def _attach(self, series: Series) -> None:
+        matching = tuple(r for r in self.rules if isinstance(r, ThresholdRule) and r.path == series.schema_path
+                         and (r.targets is None or series.target in r.targets))
+        series.watch = matching or None
+
+    # -------------------------------------------------------------- evaluation
+    def process(self, batch: Batch) -> None:
+        for s, v, t in zip(batch.series, batch.values, batch.ts, strict=True):
+            if s.watch is not None:
+                for rule in s.watch:
+                    self._evaluate(rule, s, v, t, batch)
+
+    def _evaluate(self, rule: ThresholdRule, s: Series, v: Value, ts: int, batch: Batch) -> None:
+        key = (rule.name, s.target, s.path)
+        active = self._active.get(key)
+        if v is None:  # the resource is gone: nothing left to be wrong
+            if active is not None:
+                self._clear(key, active, ts, f"{rule.name}: {resource_of(s) or s.path} removed", batch)
+            return
+        if v.__class__ is str:
+            return
+        value = float(v)
+        if active is None:
+            if rule.breached(value):
+                resource = resource_of(s)
+                alarm = Alarm(alarm_id(s.target, rule.name, resource), s.target, resource, rule.severity, ts, None,
+                              f"{rule.name}: {rule.describe(value)} on {resource}", rule.name, s.labels)
+                self._active[key] = alarm
+                self.raised += 1
+                batch.alarms.append(alarm)
+                log.warning("alarm raised: %s (%s)", alarm.text, s.target)
+        elif rule.cleared(value):
+            self._clear(key, active, ts, f"{rule.name}: cleared, {rule.path.rsplit('/', 1)[-1]} {value:g}", batch)
+
+    def _clear(self, key, active: Alarm, ts: int, text: str, batch: Batch) -> None:
+        del self._active[key]
+        cleared = Alarm(active.alarm_id, active.agent, active.resource, active.severity, active.raised_ns,
+                        max(ts, active.raised_ns), text, active.rule, active.labels)
+        self.cleared += 1
+        batch.alarms.append(cleared)
+        log.info("alarm cleared: %s (%s)", text, active.agent)
+
+    def status(self, status: TargetStatus, batch: Batch) -> None:
+        down = self._down.get(status.target)
+        if status.reachable:
+            if down is not None:
+                del self._down[status.target]
+                if down.alarm is not None:
+                    a = down.alarm
+                    now = status.timestamp_ns or a.raised_ns
+                    cleared = Alarm(a.alarm_id, a.agent, a.resource, a.severity, a.raised_ns, max(now, a.raised_ns),
+                                    f"{a.rule}: {a.agent} reachable again", a.rule)
+                    self.cleared += 1
+                    batch.alarms.append(cleared)
+                    log.info("alarm cleared: %s", cleared.text)
+        elif down is None:
+            self._down[status.target] = _Down(status.timestamp_ns, status.reason)
+        else:
+            down.reason = status.reason or down.reason
+
+    def forget(self, target: str) -> None:
+        """`target` is no longer collected here: its alarms are cleared at the next tick."""
+        for key in [k for k in self._active if k[1] == target]:
+            self._orphans.append((self._active.pop(key), f"{target} no longer collected here"))
+        down = self._down.pop(target, None)
+        if down is not None and down.alarm is not None:
+            self._orphans.append((down.alarm, f"{target} no longer collected here"))
+
+    def tick(self, now_ns: int, batch: Batch) -> None:
+        orphans, self._orphans = self._orphans, []
+        for a, why in orphans:
+            batch.alarms.append(Alarm(a.alarm_id, a.agent, a.resource, a.severity, a.raised_ns,
+                                      max(now_ns, a.raised_ns), f"{a.rule}: {why}", a.rule, a.labels))
+        rules = [r for r in self.rules if isinstance(r, UnreachableRule)]
+        if not rules:
+            return
+        for target, down in self._down.items():
+            if down.alarm is not None:
+                continue
+            since = down.since_ns or now_ns
+            if not down.since_ns:
+                down.since_ns = now_ns
+            for rule in rules:
+                if (rule.targets is None or target in rule.targets) and now_ns - since >= rule.after * NS:
+                    reason = f": {down.reason}" if down.reason else ""
+                    down.alarm = Alarm(alarm_id(target, rule.name, ""), target, "", rule.severity, now_ns, None,
+                                       f"{rule.name}: {target} unreachable for {(now_ns - since) / NS:.0f} s{reason}",
+                                       rule.name)
+                    self.raised += 1
+                    batch.alarms.append(down.alarm)
+                    log.warning("alarm raised: %s", down.alarm.text)
+                    break
+
+    async def stop(self) -> None:
+        pass
+
+    def active(self) -> list[Alarm]:
+        return list(self._active.values()) + [d.alarm for d in self._down.values() if d.alarm is not None]
+
+
+def severity_identity(name: str) -> str:
+    """``major`` / ``MAJOR`` / ``etsi-qkd-node-types:MAJOR`` -> the identity value; ValueError if unknown."""
+    key = name.rsplit(":", 1)[-1].upper()
+    if key not in SEVERITIES:
+        raise ValueError(f"unknown severity {name!r}; one of {', '.join(SEVERITIES)}")
+    return SEVERITIES[key]

@@ -1,0 +1,160 @@
+"""`qstrata query`: read series, samples and alarms back from a collector's embedded store.
+
+    qstrata query [--store sqlite:PATH] series  [--name GLOB] [--label K=V]... [--source AGENT]
+    qstrata query [--store sqlite:PATH] samples [filters] [--from T] [--to T] [--last] [--rollups]
+    qstrata query [--store sqlite:PATH] alarms  [--state raised|cleared] [--agent A] [--from T] [--to T]
+
+`--format table` (default) or `json`. Times: ``now``, a duration ago (``15m``, ``2h``, ``7d``)
+or RFC 3339. The store is opened read-only, so querying a running collector's store is safe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .store import StoreError, StoreReader, parse_store_url
+from .timefmt import date_and_time, parse_time_arg
+
+DEFAULT_STORE = "sqlite:collector.db"
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `query` to the `qstrata` command (called from qstrata.agents.cli)."""
+    p = subparsers.add_parser("query", help="read series, samples and alarms from a collector's store")
+    sub = p.add_subparsers(dest="query_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", default=DEFAULT_STORE, help=f"store to read (default {DEFAULT_STORE})")
+    common.add_argument("--format", choices=("table", "json"), default="table")
+    filters = argparse.ArgumentParser(add_help=False)
+    filters.add_argument("--name", help="series name glob, e.g. '*qkd_link_qber'")
+    filters.add_argument("--path", help="data path glob")
+    filters.add_argument("--source", help="agent the series came from")
+    filters.add_argument("--label", action="append", default=[], metavar="K=V", help="label filter (repeatable)")
+    span = argparse.ArgumentParser(add_help=False)
+    span.add_argument("--from", dest="start", default="1h", help="start: now, 15m, 2h, 7d or RFC 3339 (default 1h)")
+    span.add_argument("--to", dest="end", default="now", help="end (default now)")
+
+    s = sub.add_parser("series", parents=[common, filters], help="list series")
+    s.set_defaults(func=_cmd_series)
+    s = sub.add_parser("samples", parents=[common, filters, span], help="samples of the matching series")
+    s.add_argument("--last", action="store_true", help="only the latest sample of each series in the range")
+    s.add_argument("--rollups", action="store_true", help="downsampled buckets (count, min, max, avg) instead")
+    s.add_argument("--limit", type=int, default=None, help="at most N samples per series")
+    s.set_defaults(func=_cmd_samples)
+    s = sub.add_parser("alarms", parents=[common, span], help="alarms raised in (or active during) the range")
+    s.add_argument("--state", choices=("raised", "cleared"), help="only active (raised) or only cleared alarms")
+    s.add_argument("--agent", help="alarms of one agent")
+    s.set_defaults(func=_cmd_alarms, start="30d")
+
+
+def _fail(message: str) -> int:
+    print(f"qstrata query: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _open(args: argparse.Namespace) -> StoreReader:
+    return StoreReader(parse_store_url(args.store))
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--label wants K=V, got {item!r}")
+        out[key] = value
+    return out
+
+
+def _span(args: argparse.Namespace) -> tuple[int, int]:
+    start, end = parse_time_arg(args.start), parse_time_arg(args.end)
+    if start > end:
+        raise ValueError(f"--from {args.start} is after --to {args.end}")
+    return start, end
+
+
+def _select(reader: StoreReader, args: argparse.Namespace):
+    return reader.series(name=args.name, path=args.path, source=args.source, labels=_labels(args.label))
+
+
+def _run(args: argparse.Namespace, body) -> int:
+    try:
+        reader = _open(args)
+    except StoreError as exc:
+        return _fail(str(exc))
+    try:
+        return body(reader)
+    except ValueError as exc:
+        return _fail(str(exc))
+    finally:
+        reader.close()
+
+
+def _label_text(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
+def _print_table(header: list[str], rows: list[list[Any]]) -> None:
+    text = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for r in text:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _cmd_series(args: argparse.Namespace) -> int:
+    def body(reader: StoreReader) -> int:
+        rows = _select(reader, args)
+        if args.format == "json":
+            json.dump([{"name": r.name, "source": r.source, "labels": r.labels, "path": r.path,
+                        "type": "counter" if r.counter else "gauge"} for r in rows], sys.stdout, indent=1)
+            print()
+        else:
+            _print_table(["name", "source", "labels", "type"],
+                         [[r.name, r.source, _label_text(r.labels), "counter" if r.counter else "gauge"] for r in rows])
+        return EXIT_OK
+    return _run(args, body)
+
+
+def _cmd_samples(args: argparse.Namespace) -> int:
+    def body(reader: StoreReader) -> int:
+        start, end = _span(args)
+        series = _select(reader, args)
+        out: list[dict[str, Any]] = []
+        if args.rollups:
+            for row, bucket, count, lo, hi, total in reader.rollups(series, start, end):
+                out.append({"time": date_and_time(bucket), "ts": bucket, "source": row.source, "name": row.name,
+                            "labels": row.labels, "count": count, "min": lo, "max": hi,
+                            "avg": total / count if count else None})
+            cols = ["time", "source", "name", "labels", "count", "min", "max", "avg"]
+        else:
+            for row, ts, value in reader.samples(series, start, end, limit=args.limit, last_only=args.last):
+                out.append({"time": date_and_time(ts), "ts": ts, "source": row.source, "name": row.name,
+                            "labels": row.labels, "value": value})
+            cols = ["time", "source", "name", "labels", "value"]
+        if args.format == "json":
+            json.dump(out, sys.stdout, indent=1)
+            print()
+        else:
+            _print_table(cols, [[_label_text(r[c]) if c == "labels" else r[c] for c in cols] for r in out])
+        return EXIT_OK
+    return _run(args, body)
+
+
+def _cmd_alarms(args: argparse.Namespace) -> int:
+    def body(reader: StoreReader) -> int:
+        start, end = _span(args)
+        alarms = reader.alarms(state=args.state, agent=args.agent, start_ns=start, end_ns=end)
+        if args.format == "json":
+            json.dump([dict(a.to_yang(), rule=a.rule) for a in alarms], sys.stdout, indent=1)
+            print()
+        else:
+            _print_table(["raised", "cleared", "state", "severity", "agent", "rule", "text"],
+                         [[date_and_time(a.raised_ns), date_and_time(a.cleared_ns) if a.cleared_ns else "",
+                           a.state, a.severity.rsplit(":", 1)[-1], a.agent, a.rule, a.text] for a in alarms])
+        return EXIT_OK
+    return _run(args, body)

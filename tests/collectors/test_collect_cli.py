@@ -1,0 +1,56 @@
+"""`qstrata collect --targets FILE` as a process: serves Prometheus, says that gNMI targets wait for
+the gNMI input, follows edits of its file, stops cleanly on SIGTERM with its store closed."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from collector_servers import HOST, free_port
+
+QSTRATA = Path(sys.executable).with_name("qstrata")
+
+
+def test_collect_runs_follows_its_file_and_stops_cleanly(tmp_path):
+    cfg = tmp_path / "collector.yaml"
+    cfg.write_text("targets:\n  - {name: alice, address: '127.0.0.1:9', kind: qkd}\n"
+                   "alarms:\n  - {name: down, unreachable-for: 30s}\n")
+    port = free_port()
+    log = tmp_path / "collect.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(QSTRATA), "collect", "--targets", str(cfg), "--store", f"sqlite:{tmp_path}/c.db",
+                                 "--prometheus", f"{HOST}:{port}", "--gnmi-port", "57400", "--instance", "c1"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        text = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=2) as resp:
+                    text = resp.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert 'qstrata_collector_series{source="c1"}' in text
+        time.sleep(0.3)
+        cfg.write_text("targets:\n  - {name: alice, address: '127.0.0.1:9', kind: qkd}\n"
+                       "  - {name: bob, address: '127.0.0.1:10', kind: qkd}\n")
+        deadline = time.monotonic() + 10
+        while "target bob" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    output = log.read_text()
+    assert proc.returncode == 0, output
+    assert "target alice: the gNMI input is not available yet; not collected" in output
+    assert "target bob: the gNMI input is not available yet" in output
+    assert "northbound gNMI output (--gnmi-port 57400) is not available yet" in output
+    assert "configuration reloaded" in output and "Traceback" not in output
+    q = subprocess.run([str(QSTRATA), "query", "series", "--store", f"sqlite:{tmp_path}/c.db"], capture_output=True,
+                       text=True)
+    assert q.returncode == 0 and q.stdout.startswith("name")

@@ -1,0 +1,138 @@
+"""The Prometheus endpoint scraped by Debian's real prometheus: gnmic/Telegraf names, keys as
+labels, counters vs gauges from YANG, numbers only, values that do not change stay, series go
+stale only when their target is down; a stalled scrape never blocks ingestion."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import urllib.request
+
+from collector_servers import HOST
+from qstrata.collectors.model import Alarm, TargetStatus, Update, alarm_id
+from qstrata.collectors.outputs.prometheus import PrometheusOutput
+from qstrata.collectors.pipeline import Pipeline
+
+NODE = "82b81fe7-ec93-5286-bb8a-2941f6eeca1b"
+LINK = "0000000a-0000-4000-8000-00000000000b"
+ELINK = "0000000a-0000-4000-8000-0000000000e1"
+QKDL = f"/etsi-qkd-sdn-node:qkd_node/qkd_links/qkd_link[qkdl_id='{LINK}']"
+SKR = "qstrata_telemetry_qkd_links_qkd_link_secret_key_rate"
+ATTEMPTS = "qstrata_qfs_node_entanglement_links_link_attempts_total"
+
+
+def twin_like_updates(ts: int) -> list[Update]:
+    return [
+        Update("alice", "/etsi-qkd-sdn-node:qkd_node/qkdn_id", NODE, ts),
+        Update("alice", f"{QKDL}/qkdl_status", "etsi-qkd-node-types:ACTIVE", ts),
+        Update("alice", f"{QKDL}/qkdl_performance/skr", 4389643, ts),
+        Update("alice", f"{QKDL}/qkdl_performance/phys_perf[perf_type='etsi-qkd-node-types:QBER']/value", 0.0123, ts),
+        Update("mem-a", f"/qstrata-qfs:qfs-node/entanglement-links/link[link-id='{ELINK}']/attempts", 15384, ts),
+        Update("sw1", "/optical-switch:opm-power/port[port-id='9']/power", -25.0, ts),
+    ]
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as resp:
+        return resp.read().decode()
+
+
+def test_real_prometheus_reads_series_back(prometheus):
+    async def main():
+        out = PrometheusOutput(HOST, 0)
+        pipeline = Pipeline([out], instance="c1")
+        await pipeline.start()
+        pipeline.ingest(twin_like_updates(time.time_ns()))  # once: the values never change after this
+        prom = await asyncio.to_thread(prometheus, [f"{HOST}:{out.port}"])
+
+        (skr,) = await asyncio.to_thread(prom.wait_for, SKR)
+        assert skr["value"][1] == "4389643"
+        assert {k: skr["metric"][k] for k in ("source", "node", "link_id")} == {"source": "alice", "node": NODE,
+                                                                                  "link_id": LINK}
+        (attempts,) = await asyncio.to_thread(prom.wait_for, ATTEMPTS)
+        assert attempts["metric"]["link_id"] == ELINK and attempts["value"][1] == "15384"
+        meta = await asyncio.to_thread(prom.api, "metadata")
+        counter_meta = meta.get("qstrata_qfs_node_entanglement_links_link_attempts") or meta[ATTEMPTS]
+        assert counter_meta[0]["type"] == "counter"
+        assert meta[SKR][0]["type"] == "gauge"
+        (power,) = await asyncio.to_thread(prom.query, 'qstrata_telemetry_switch_ports_switch_port_optical_power')
+        assert power["metric"]["device"] == "sw1" and power["metric"]["port_id"] == "9" and power["value"][1] == "-25"
+        assert await asyncio.to_thread(prom.query, "qstrata_telemetry_qkd_links_qkd_link_status") == []  # strings: no
+
+        # A value that does not change is scraped every time (gnmic #370): 4 scrapes in 4.5 s.
+        await asyncio.sleep(4.5)
+        (count,) = await asyncio.to_thread(prom.query, f"count_over_time({SKR}[4s])")
+        assert int(count["value"][1]) >= 3
+
+        # Down: alice's series go stale (staleness marker: the instant query is empty at once),
+        # others stay, and alice's reachable=0 is exported by the collector itself.
+        pipeline.target_status(TargetStatus("alice", reachable=False, state="backoff", reason="refused"))
+        await asyncio.to_thread(prom.wait_for, SKR, lambda r: r == [], 10)
+        assert await asyncio.to_thread(prom.query, ATTEMPTS)
+        (reach,) = await asyncio.to_thread(prom.wait_for, 'qstrata_telemetry_agents_agent_reachable{name="alice"}')
+        assert reach["value"][1] == "0" and reach["metric"]["source"] == "c1"
+
+        pipeline.target_status(TargetStatus("alice", reachable=True, state="subscribed"))
+        (back,) = await asyncio.to_thread(prom.wait_for, SKR)
+        assert back["value"][1] == "4389643"
+        await pipeline.stop()
+
+    asyncio.run(main())
+
+
+def test_deleted_leaf_leaves_the_exposition():
+    async def main():
+        out = PrometheusOutput(HOST, 0)
+        pipeline = Pipeline([out])
+        await pipeline.start()
+        pipeline.ingest(twin_like_updates(1))
+        text = await asyncio.to_thread(scrape, out.port)
+        assert f'{SKR}{{link_id="{LINK}",node="{NODE}",source="alice"}} 4.389643e+06' in text
+        assert "# TYPE qstrata_qfs_node_entanglement_links_link_attempts_total counter" in text
+        pipeline.ingest([Update("alice", f"{QKDL}/qkdl_performance/skr", None, 2)])
+        text = await asyncio.to_thread(scrape, out.port)
+        assert SKR not in text and "qkd_link_qber" in text
+        assert 'qstrata_collector_updates_ingested_total{source="collector"} 7.0' in text
+        raised = Alarm(alarm_id("alice", "qber-high", QKDL), "alice", QKDL, "etsi-qkd-node-types:MAJOR", 3, None, "t",
+                       "qber-high")
+        pipeline.ingest_alarms([raised])
+        text = await asyncio.to_thread(scrape, out.port)
+        assert (f'qstrata_alarm_active{{alarm_id="{raised.alarm_id}",resource="{QKDL}",rule="qber-high",'
+                'severity="MAJOR",source="alice"} 1.0') in text.replace("\\'", "'")
+        pipeline.ingest_alarms([Alarm(raised.alarm_id, "alice", QKDL, raised.severity, 3, 4, "t", "qber-high")])
+        assert "qstrata_alarm_active{" not in await asyncio.to_thread(scrape, out.port)
+        await pipeline.stop()
+
+    asyncio.run(main())
+
+
+def test_stalled_scrapers_do_not_block_ingestion():
+    async def main():
+        out = PrometheusOutput(HOST, 0)
+        pipeline = Pipeline([out])
+        await pipeline.start()
+        many = [Update("x", f"/vendor-x:box/sensor[id='{i}']/value", i, 1) for i in range(30_000)]
+        pipeline.ingest(many)
+        stalled = []
+        for _ in range(4):  # ask for the (large) exposition and never read the answer
+            sock = socket.create_connection((HOST, out.port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            stalled.append(sock)
+        half = socket.create_connection((HOST, out.port))  # and one that never finishes its request
+        half.sendall(b"GET /metr")
+        await asyncio.sleep(0.5)
+        t0 = time.perf_counter()
+        for k in range(10):
+            pipeline.ingest([Update("x", f"/vendor-x:box/sensor[id='{i}']/value", k, 2 + k) for i in range(10_000)])
+            await asyncio.sleep(0)
+        elapsed = time.perf_counter() - t0
+        text = await asyncio.to_thread(scrape, out.port)  # a normal scrape still gets through
+        assert 'qstrata_box_sensor_value{id="9999",source="x"} 9.0' in text
+        assert elapsed < 5.0, elapsed
+        for sock in [*stalled, half]:
+            sock.close()
+        await pipeline.stop()
+
+    asyncio.run(main())
