@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from qstrata.agents.access.control import AccessControl
 from qstrata.agents.access.guard import GuardOptions, LoginGuard
+from qstrata.agents.access.nacm import DEFAULT_NACM
 from qstrata.agents.access.users import CREDENTIALS_FILE, UserStore
 from qstrata.agents.datastore.store import Datastore
 from qstrata.agents.devices import registry
@@ -89,6 +91,7 @@ class Agent:
         self.bus = EventBus()
         """Commits, device events and sessions, from the core to every front end."""
         self.datastore: Datastore | None = None
+        self.access: AccessControl | None = None
         self.netconf: NetconfServer | None = None
         self.ssh: NetconfSSHServer | None = None
         self.users = UserStore(options.state_dir)
@@ -103,13 +106,15 @@ class Agent:
         opts.state_dir.mkdir(parents=True, exist_ok=True)
         inventory = await self.driver.start()
         schema = get_schema(tuple(inventory.modules))
-        initial = DataTree.from_python(inventory.config, schema=schema, config_only=True) if inventory.config else None
+        # a first start's running: what the device has, and the access rules every agent starts with
+        initial = DataTree.from_python({**inventory.config, **DEFAULT_NACM}, schema=schema, config_only=True)
         self.datastore = Datastore(schema, opts.state_dir / "datastore", [self.driver], bus=self.bus)
         self.datastore.load(initial)
-        await self._replay_restored_config(initial or DataTree(schema))
+        await self._replay_restored_config(initial)
         await self.datastore.restore_pending()
         _ensure_clock(self.driver)
-        self.netconf = NetconfServer(schema, self.datastore, bus=self.bus)
+        self.access = AccessControl(self.datastore, self.bus)
+        self.netconf = NetconfServer(schema, self.datastore, bus=self.bus, access=self.access)
         self.ssh = await start_netconf_ssh_server(
             opts.listen, opts.netconf_port, opts.state_dir, self.netconf.session_factory,
             guard=self.guard, users=self.users, idle_timeout=opts.idle_timeout,
@@ -155,6 +160,8 @@ class Agent:
             await self.ssh.wait_closed()
         if self.netconf is not None:
             self.netconf.close()
+        if self.access is not None:
+            self.access.close()
         await self.driver.stop()
         if self.datastore and self.datastore.running_store:
             self.datastore.running_store.close()

@@ -118,6 +118,9 @@ def render(session: NetconfSession, tree: DataTree, op: etree._Element, *, confi
     may run it off the event loop."""
     mode = _with_defaults(op)
     flt, kind = _filter(op)
+    access = session.server.user_access(session)
+    if not access.unrestricted:
+        tree = session.server.access.filter_read(access, tree)  # RFC 8341 s3.2.4
     if mode in ("report-all", "report-all-tagged"):
         tree = tree.copy()
         tree.add_implicit(config_only=config_only)
@@ -163,8 +166,11 @@ async def get_config(session: NetconfSession, op: etree._Element) -> etree._Elem
     if name != "running" or _child(op, "filter") is not None:
         return await session.server.offload(render, session, tree, op, config_only=True, big=session.big_request,
                                             output=f"config:{name}", datastore=name)
-    # Unfiltered running is what controllers poll: print each committed version once.
-    key = (datastore.versions.get("running", 0), _with_defaults(op))
+    # Unfiltered running is what controllers poll: print each committed version once (per what the
+    # user may read: unrestricted users share one copy).
+    access = session.server.user_access(session)
+    key = (datastore.versions.get("running", 0), _with_defaults(op),
+           None if access.unrestricted else (access.username, access.groups))
     cache = session.server.running_text_cache
     body = cache.get(key)
     if body is None:

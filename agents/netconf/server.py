@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lxml import etree
-from qstrata.agents.datastore import nacm
+from qstrata.agents.access.control import AccessControl
+from qstrata.agents.access.nacm import UserAccess
 from qstrata.agents.datastore.store import Datastore
 from qstrata.agents.events import (
     CapabilityEvent,
@@ -57,11 +58,12 @@ def default_registry() -> RpcRegistry:
 
 class NetconfServer:
     def __init__(self, schema: Schema, datastore: Datastore, *, bus: EventBus | None = None,
-                 state_provider: Callable[[], DataTree] | None = None,
+                 access: AccessControl | None = None, state_provider: Callable[[], DataTree] | None = None,
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, registry: RpcRegistry | None = None) -> None:
         self.schema = schema
         self.datastore = datastore
         self.bus = bus or datastore.bus
+        self.access = access or AccessControl(datastore, self.bus)
         self.state_provider = state_provider
         self.max_message_size = max_message_size
         self.registry = registry or default_registry()
@@ -154,12 +156,15 @@ class NetconfServer:
                        attrs: dict[str, str] | None = None) -> bytes:
         return await run_rpc(session, rpc_element, self.registry, self.namespace_of, self._check_access, attrs)
 
+    def user_access(self, session: NetconfSession) -> UserAccess:
+        return self.access.for_user(session.ctx.username, session.ctx.groups)
+
     def _check_access(self, session: NetconfSession, namespace: str, name: str) -> None:
-        nacm.check_rpc(session.ctx.groups, name)
+        module = _RPC_MODULES.get(namespace) or self.module_of_namespace(namespace) or namespace
+        self.access.check_exec(self.user_access(session), module, name)
 
     def authorizer(self, session: NetconfSession) -> Callable[[Sequence[Change]], None]:
-        groups = session.ctx.groups
-        return lambda changes: nacm.check_changes(groups, changes)
+        return self.access.write_check(session.ctx.username, session.ctx.groups)
 
     def namespace_of(self, module: str) -> str | None:
         try:
@@ -178,6 +183,7 @@ class NetconfServer:
     def operational(self) -> DataTree:
         tree = self.state_provider() if self.state_provider else self.datastore.operational()
         tree.merge(rfc6022_monitoring.monitoring_state(self))
+        tree.merge(DataTree.from_python(self.access.state(), schema=self.schema, validate=False))
         return tree
 
     # ---------------------------------------------------------------- notifications
@@ -186,7 +192,7 @@ class NetconfServer:
 
     def _on_commit(self, event: CommitEvent) -> None:
         if event.datastore == "running" and event.changes and self._subscribed():
-            self.publish(rfc5277_notifications.config_change(self, event))
+            self.publish(rfc5277_notifications.config_change(self, event), _NCN, "netconf-config-change")
 
     def _on_device(self, event: DeviceEvent) -> None:
         if event.kind == "notification" and self._subscribed():
@@ -195,15 +201,16 @@ class NetconfServer:
 
     def _on_session(self, event: SessionEvent) -> None:
         if self._subscribed():
-            self.publish(rfc5277_notifications.session_event(event))
+            name = "netconf-session-start" if event.kind == "start" else "netconf-session-end"
+            self.publish(rfc5277_notifications.session_event(event), _NCN, name)
 
     def _on_confirmed_commit(self, event: ConfirmedCommitEvent) -> None:
         if self._subscribed():
-            self.publish(rfc5277_notifications.confirmed_commit(event))
+            self.publish(rfc5277_notifications.confirmed_commit(event), _NCN, "netconf-confirmed-commit")
 
     def _on_capabilities(self, event: CapabilityEvent) -> None:
         if self._subscribed():
-            self.publish(rfc5277_notifications.capability_change(event))
+            self.publish(rfc5277_notifications.capability_change(event), _NCN, "netconf-capability-change")
 
     def publish_json(self, notification_json: dict, event_time: str | None = None) -> None:
         """A device notification (JSON-IETF) to every subscribed session."""
@@ -214,13 +221,21 @@ class NetconfServer:
         except Exception as exc:
             log.warning("dropping a device notification the schema rejects: %s", exc)
             return
-        self.publish(rfc5277_notifications.notification(xml.encode(), event_time))
+        module, _, name = next(iter(notification_json)).partition(":")
+        self.publish(rfc5277_notifications.notification(xml.encode(), event_time), module, name)
 
-    def publish(self, message: bytes) -> None:
+    def publish(self, message: bytes, module: str, name: str) -> None:
+        """To every subscribed session whose user NACM lets receive it (RFC 8341 s3.4.6)."""
         for session in list(self.sessions.values()):
-            if session.subscribed and not session.closed:
+            if session.subscribed and not session.closed and \
+                    self.access.may_notify(self.user_access(session), module, name):
                 session.stats["out-notifications"] += 1
                 asyncio.ensure_future(session.send(message))
+
+
+_NCN = "ietf-netconf-notifications"
+_RPC_MODULES = {"urn:ietf:params:xml:ns:netconf:notification:1.0": "notifications"}
+"""RFC 5277's create-subscription lives in module `notifications`, which agents do not load."""
 
 
 def _host(session: NetconfSession) -> str | None:

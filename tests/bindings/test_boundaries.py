@@ -1,0 +1,66 @@
+"""The layering the design promises, checked on the source: only `bindings/` touches libyang, the
+core speaks no protocol, front ends never import each other, and collectors never import device code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("agents", "collectors", "scripts")
+
+
+def _modules(*dirs: str) -> list[Path]:
+    return sorted(p for d in dirs for p in (ROOT / d).rglob("*.py") if "generated" not in p.parts)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def _attribute_names(path: Path) -> set[str]:
+    return {n.attr for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, ast.Attribute)}
+
+
+@pytest.mark.parametrize("path", _modules(*PACKAGES), ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_bindings_touches_libyang(path: Path) -> None:
+    bad = {m for m in _imports(path) if m.split(".")[0] in ("libyang", "_libyang")}
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}: give DataTree/Schema the operation instead"
+    assert "_root" not in _attribute_names(path), f"{path.relative_to(ROOT)} reaches into DataTree._root"
+
+
+@pytest.mark.parametrize("path", _modules("agents/datastore", "agents/access"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_core_speaks_no_protocol(path: Path) -> None:
+    bad = {m for m in _imports(path)
+           if m.startswith(("qstrata.agents.netconf", "qstrata.agents.gnmi", "qstrata.agents.restconf", "lxml",
+                            "asyncssh", "grpc", "gnmi_pb"))}
+    assert not bad, f"{path.relative_to(ROOT)} imports protocol code {bad}"
+
+
+@pytest.mark.parametrize("front", ["netconf", "gnmi", "restconf"])
+def test_front_ends_do_not_import_each_other(front: str) -> None:
+    others = {f"qstrata.agents.{f}" for f in ("netconf", "gnmi", "restconf") if f != front}
+    for path in _modules(f"agents/{front}") if (ROOT / "agents" / front).is_dir() else []:
+        bad = {m for m in _imports(path) if any(m == o or m.startswith(o + ".") for o in others)}
+        assert not bad, f"{path.relative_to(ROOT)} imports another front end: {bad}"
+
+
+def test_collectors_and_front_ends_never_import_device_code() -> None:
+    """Device events reach them through `agents/events.py`; only the datastore runs driver
+    transactions (through the `devices.base` interface)."""
+    fronts = [d for d in ("collectors", "agents/netconf", "agents/access", "agents/gnmi") if (ROOT / d).is_dir()]
+    for path in _modules(*fronts):
+        bad = {m for m in _imports(path) if m.startswith("qstrata.agents.devices")}
+        assert not bad, f"{path.relative_to(ROOT)} imports device code {bad}"
+    for path in _modules("agents/datastore"):
+        bad = {m for m in _imports(path) if m.startswith("qstrata.agents.devices") and m != "qstrata.agents.devices.base"}
+        assert not bad, f"{path.relative_to(ROOT)} imports device code {bad}"
