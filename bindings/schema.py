@@ -26,8 +26,7 @@ from pathlib import Path
 
 import libyang
 from _libyang import ffi, lib
-
-YANG_DIR = Path(__file__).resolve().parents[1] / "yang"
+from qstrata.yang import YANG_DIR  # the modules ship as package data of qstrata.yang
 
 # Standard modules the agents serve besides ours; found in pyang's and libyang's module sets.
 IETF_MODULES: tuple[str, ...] = (

@@ -35,7 +35,8 @@ setup_venv() {
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! .venv/bin/python -c "import qstrata.bindings" 2>/dev/null; then
     echo "qstrata setup: installing qstrata and its dependencies into .venv/"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[test]'
+    # setuptools announces every editable install ("be careful with folders..."): information, not a problem
+    PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install -q -e '.[test]'
     touch "$stamp"
   fi
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TOP_DIRS = ("agents", "bindings", "collectors")
+TOP_DIRS = ("agents", "bindings", "collectors", "yang")
 
 
 def _setuptools() -> dict:

@@ -1,0 +1,1 @@
+"""Built-in topologies of the physical world (package data: YAML files)."""

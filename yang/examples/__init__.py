@@ -1,0 +1,1 @@
+"""Valid and invalid instance documents for the modules in `qstrata.yang` (package data)."""
