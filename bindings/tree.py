@@ -340,7 +340,7 @@ class DataTree:
                 path, parent, like = unit, parent_path(unit), None
             else:
                 path, like = unit.path, unit.node
-                parent = unit.parent if unit.parent is not None or like is None else parent_path(path)
+                parent = unit.parent if unit.parent is not None else parent_path(path)
             if like is not None:
                 if parent not in parents:
                     parents[parent] = (lib.lyd_first_sibling(self._root[0]) if self._root[0] != ffi.NULL else ffi.NULL) \

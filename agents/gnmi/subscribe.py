@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import grpc
 from gnmi_pb import gnmi_pb2
 from qstrata.agents.events import CommitEvent, DeviceEvent
-from qstrata.bindings.paths import split_data_path
+from qstrata.bindings.paths import join_data_path, split_data_path
 from qstrata.bindings.schema_index import SchemaNode
 
 from .auth import Principal
@@ -250,7 +250,7 @@ class SubscribeSession:
             changed = [(p, n, v) for p, n, v in current if sub.last.get(p, _MISSING) != v]
             now_paths = {p for p, _, _ in current}
             gone = [p for p in sub.last if p not in now_paths]
-            deletes = _collapse(gone, deleted, len(sub.pattern.elems))
+            deletes = _collapse(gone, deleted, len(sub.pattern.elems), now_paths)
             for p in gone:
                 del sub.last[p]
             if changed or deletes:
@@ -324,20 +324,35 @@ def _overlaps(elems: tuple[Elem, ...], steps: list[str]) -> bool:
     return True
 
 
-def _collapse(gone: list[str], deleted: set[str], depth: int) -> list[str]:
-    """Deletes to send: a deleted node (a list entry, a container) at or below the subscribed
-    depth is one delete; leaves that vanished otherwise are deleted one by one."""
+def _collapse(gone: list[str], deleted: set[str], depth: int, remaining: set[str]) -> list[str]:
+    """Deletes to send: where a transaction deleted a node (a list entry, a container, or an
+    ancestor of them), the vanished leaves become one delete of their ancestor at the
+    subscription's depth (or of the deleted node when it is deeper); other vanished leaves are
+    deleted one by one."""
     if not gone:
         return []
     out: list[str] = []
-    covered: set[str] = set()
-    for d in sorted(deleted, key=len):
-        if len(split_data_path(d)) < depth:
-            continue
-        under = [p for p in gone if p == d or p.startswith(d + "/")]
-        if under and not any(d.startswith(c + "/") for c in covered):
-            out.append(d)
-            covered.add(d)
-    out += [p for p in gone if not any(p == c or p.startswith(c + "/") for c in covered)]
-    return out
+    emitted: set[str] = set()
+    held: dict[str, bool] = {}
 
+    def still_has(anchor: str) -> bool:
+        if anchor not in held:
+            held[anchor] = any(r == anchor or r.startswith(anchor + "/") for r in remaining)
+        return held[anchor]
+
+    for p in gone:
+        steps = split_data_path(p)
+        anchor = None
+        for d in deleted:
+            if p == d or p.startswith(d + "/"):
+                d_depth = len(split_data_path(d))
+                candidate = d if d_depth >= depth else join_data_path(steps[:depth]) if len(steps) > depth else None
+                if candidate and (anchor is None or len(candidate) < len(anchor)):
+                    anchor = candidate
+        if anchor is not None and not still_has(anchor):
+            if anchor not in emitted:
+                emitted.add(anchor)
+                out.append(anchor)
+        else:
+            out.append(p)
+    return out

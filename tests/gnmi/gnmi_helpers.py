@@ -11,7 +11,6 @@ from pathlib import Path
 
 import grpc
 from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
-
 from qstrata.bindings.paths import gnmi_string_to_path
 
 HERE = Path(__file__).parent
@@ -76,7 +75,7 @@ class World:
 
 
 def path(text: str, origin: str = "") -> gnmi_pb2.Path:
-    p = gnmi_string_to_path(text)
+    p = gnmi_string_to_path(text if text.startswith("/") else "/" + text)
     p.origin = origin
     return p
 
