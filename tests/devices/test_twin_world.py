@@ -17,6 +17,8 @@ from qstrata.agents.devices.physics import memory as memory_physics
 from qstrata.agents.devices.physics import qkd as qkd_physics
 from qstrata.agents.devices.registry import create_for
 from qstrata.agents.devices.world import World
+from qstrata.bindings.schema import get_schema
+from qstrata.bindings.tree import DataTree
 
 TOPOLOGIES = Path(__file__).parent / "topologies"
 QKD = "etsi-qkd-sdn-node:qkd_node"
@@ -27,29 +29,41 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+def _whole_tree_read() -> dict[str, Any]:
+    raise AssertionError("a twin read the whole configuration instead of the change list")
+
+
 class Agent:
-    """A twin plus the running config a datastore would keep for it."""
+    """A twin plus the running config a datastore would keep for it. Transactions carry the
+    change list libyang computes between the two configurations, as the datastore's do."""
 
     def __init__(self, world: World, name: str, **options: Any) -> None:
         self.driver = create_for(world, name, **options)
         self.events: list[DeviceEvent] = []
         self.driver.hub.add_listener(self.events.append)
-        self.running = copy.deepcopy(run(self.driver.start()).config)
+        inventory = run(self.driver.start())
+        self.schema = get_schema(tuple(inventory.modules))
+        self.running = copy.deepcopy(inventory.config)
+
+    def transaction(self, mutate) -> tuple[ConfigTransaction, dict[str, Any]]:
+        """The change list only: a twin that reads the whole old or new configuration (whose cost
+        grows with the configuration) fails the test."""
+        new = copy.deepcopy(self.running)
+        mutate(new)
+        old_tree, new_tree = (DataTree.from_python(t, schema=self.schema, validate=False) for t in (self.running, new))
+        return ConfigTransaction(tuple(old_tree.diff(new_tree)), _whole_tree_read, _whole_tree_read), new
 
     def edit(self, mutate) -> None:
         """Apply `mutate(config)` as one transaction (prepare + commit)."""
-        new = copy.deepcopy(self.running)
-        mutate(new)
-        txn = ConfigTransaction((), self.running, new)
+        txn, new = self.transaction(mutate)
         run(self.driver.prepare(txn))
         run(self.driver.commit(txn))
         self.running = new
 
     def try_edit(self, mutate) -> None:
-        """prepare only (to see a refusal)."""
-        new = copy.deepcopy(self.running)
-        mutate(new)
-        run(self.driver.prepare(ConfigTransaction((), self.running, new)))
+        """prepare only (to see a refusal); a refusal leaves the twin as it was."""
+        txn, _ = self.transaction(mutate)
+        run(self.driver.prepare(txn))
 
     def notifications(self, name: str) -> list[dict[str, Any]]:
         return [next(iter(e.data.values())) for e in self.events
