@@ -7,8 +7,9 @@ keep typed records of (`watch`); `apply` reports which entries of those lists a 
 touched (and which other nodes), so a driver re-reads only those.
 
 Lists become indexed the first time a path with their keys goes through them (the key names
-come from the path's predicates), so no schema is needed. `revert` undoes an `apply` (a refused
-`prepare`); re-inserted list entries go to the end of their list.
+come from the path's predicates, or from the driver for the lists it watches), so no schema is
+needed. `revert` undoes an `apply` (a refused `prepare`) from an undo log; re-inserted list
+entries go to the end of their list.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ Names = tuple[str, ...]
 Key = tuple[str, ...]
 """A list entry's key values in predicate order, as strings (``("1",)``)."""
 
-_INVERSE = {"create": "delete", "delete": "create", "modify": "modify"}
+_MISSING: Any = object()
 
 
 class ModelOutOfSync(Exception):
@@ -74,10 +75,11 @@ def to_json(value: Any) -> Any:
 
 @dataclass
 class Applied:
-    """What one `apply` did: the inverse changes (for `revert`), the watched list entries it
-    touched (by list path), and the schema paths of the other nodes it changed."""
+    """What one `apply` did: an undo log (for `revert`), the watched list entries it touched (by
+    list path), and the schema paths of the other nodes it changed."""
 
-    inverse: list[Change] = field(default_factory=list)
+    undo: list[tuple[dict[Any, Any], Any, Any]] = field(default_factory=list)
+    """(mapping, key, value before or _MISSING), in the order they were changed."""
     touched: dict[Names, set[Key]] = field(default_factory=dict)
     others: set[Names] = field(default_factory=set)
 
@@ -156,55 +158,60 @@ class ConfigModel:
         return applied
 
     def revert(self, applied: Applied) -> None:
-        """Undo an `apply` (last change first)."""
-        inverse, applied.inverse = applied.inverse, []
-        scratch = Applied()
-        for change in reversed(inverse):
-            self._apply_one(change, scratch)
+        """Undo an `apply`, last write first: the values before it come back as they were."""
+        undo, applied.undo = applied.undo, []
+        for mapping, key, before in reversed(undo):
+            if before is _MISSING:
+                mapping.pop(key, None)
+            else:
+                mapping[key] = before
 
     def _apply_one(self, change: Change, applied: Applied) -> None:
         steps = split_data_path(change.path)
         if not steps or steps[0][0] not in self.tops:
             return
         names = tuple(name for name, _ in steps)
+        undo = applied.undo
         node: Any = self.root
         for depth, (name, keys) in enumerate(steps[:-1]):
-            node = self._child(node, name, keys, create=change.op != "delete")
+            node = self._child(node, name, keys, undo, create=change.op != "delete")
             if node is None:
                 raise ModelOutOfSync(f"{change.op} {change.path}: {'/'.join(names[:depth + 1])} is missing")
         name, keys = steps[-1]
-        below = self._watched_below(names)
-        before = self._keys_under(node, name, keys, names, below) if below else {}
         if keys and "." in keys:
-            self._leaf_list(node, name, keys["."], change)
+            self._leaf_list(node, name, keys["."], change, undo)
         elif keys:
-            self._entry(node, name, keys, change)
+            self._entry(node, name, keys, change, undo)
         else:
-            self._node(node, name, change)
-        applied.inverse.append(Change(_INVERSE[change.op], change.path, change.new, change.old))
+            self._node(node, name, names, change, undo)
         for w in self.watch:
             n = len(w)
             if len(names) >= n and names[:n] == w and steps[n - 1][1]:
                 applied.touched.setdefault(w, set()).add(tuple(steps[n - 1][1].values()))
                 return
-        if below:
-            after = self._keys_under(node, name, keys, names, below)
-            for w in below:
-                applied.touched.setdefault(w, set()).update(before.get(w, set()) | after.get(w, set()))
+        value = change.new if change.op == "create" else change.old
+        for w in self._watched_below(names):
+            found = set(self._value_keys(value, w[len(names):], self.watch[w]))
+            if found:
+                applied.touched.setdefault(w, set()).update(found)
         applied.others.add(names)
 
-    def _child(self, node: dict[str, Any], name: str, keys: dict[str, str], *, create: bool) -> Any:
+    def _child(self, node: dict[str, Any], name: str, keys: dict[str, str], undo: list, *, create: bool) -> Any:
         if keys:
+            if create and name not in node:
+                undo.append((node, name, _MISSING))
             entries = self._indexed(node, name, tuple(keys), create=create)
             if entries is None:
                 return None
             key = tuple(keys.values())
             entry = entries.get(key)
             if entry is None and create:
+                undo.append((entries, key, _MISSING))
                 entry = entries[key] = dict(keys)
             return entry
         child = node.get(name)
         if child is None and create:
+            undo.append((node, name, _MISSING))
             child = node[name] = {}
         return child if isinstance(child, dict) and not isinstance(child, Keyed) else None
 
@@ -225,28 +232,29 @@ class ConfigModel:
             (tuple(key_text(e.get(k)) for k in key_names), e) for e in entries if isinstance(e, dict)))
         return indexed
 
-    def _entry(self, node: dict[str, Any], name: str, keys: dict[str, str], change: Change) -> None:
+    def _entry(self, node: dict[str, Any], name: str, keys: dict[str, str], change: Change, undo: list) -> None:
+        if change.op == "create" and name not in node:
+            undo.append((node, name, _MISSING))
         entries = self._indexed(node, name, tuple(keys), create=change.op == "create")
         key = tuple(keys.values())
         present = entries is not None and key in entries
         if change.op == "create":
             if present:
                 raise ModelOutOfSync(f"create {change.path}: it exists")
+            undo.append((entries, key, _MISSING))
             entries[key] = _model_value(change.new)  # type: ignore[index]
         elif change.op == "delete":
             if not present:
                 raise ModelOutOfSync(f"delete {change.path}: it is missing")
-            del entries[key]  # type: ignore[union-attr]
+            undo.append((entries, key, entries.pop(key)))  # type: ignore[union-attr]
         elif not present:  # a user-ordered move: the order is not modelled
             raise ModelOutOfSync(f"modify {change.path}: it is missing")
 
     @staticmethod
-    def _leaf_list(node: dict[str, Any], name: str, value: str, change: Change) -> None:
-        values = node.get(name)
-        if values is None:
-            values = node[name] = []
-        elif not isinstance(values, list):
-            values = node[name] = [values]
+    def _leaf_list(node: dict[str, Any], name: str, value: str, change: Change, undo: list) -> None:
+        """Leaf-lists stay plain lists (they are short); each change replaces the list."""
+        before = node.get(name, _MISSING)
+        values = [] if before is _MISSING else list(before) if isinstance(before, list) else [before]
         texts = [key_text(v) for v in values]
         if change.op == "create":
             if value in texts:
@@ -256,22 +264,99 @@ class ConfigModel:
             if value not in texts:
                 raise ModelOutOfSync(f"delete {change.path}: it is missing")
             del values[texts.index(value)]
-            if not values:
-                del node[name]
-
-    @staticmethod
-    def _node(node: dict[str, Any], name: str, change: Change) -> None:
-        present = name in node
-        if change.op == "delete":
-            if not present:
-                raise ModelOutOfSync(f"delete {change.path}: it is missing")
-            del node[name]
+        else:
             return
-        if change.op == "create" and present and not _empty(node[name]):
-            raise ModelOutOfSync(f"create {change.path}: it exists")
-        if change.op == "modify" and not present:
+        undo.append((node, name, before))
+        if values:
+            node[name] = values
+        else:
+            node.pop(name, None)
+
+    def _node(self, node: dict[str, Any], name: str, names: Names, change: Change, undo: list) -> None:
+        """A leaf, or a container with its subtree. Containers merge: a transaction computed on a
+        slice of the datastore reports the container of a new entry as created with that entry
+        only, and as deleted with the entries it lost only; so a created container's content is
+        added to what the copy has, and a deleted one's content is taken out of it."""
+        before = node.get(name, _MISSING)
+        if change.op == "delete":
+            if before is _MISSING:
+                raise ModelOutOfSync(f"delete {change.path}: it is missing")
+            if isinstance(change.old, dict) and isinstance(before, dict) and not isinstance(before, Keyed):
+                self._subtract(node, name, change.old, names, undo, change.path)
+            else:
+                undo.append((node, name, before))
+                del node[name]
+            return
+        if change.op == "modify" and before is _MISSING:
             raise ModelOutOfSync(f"modify {change.path}: it is missing")
+        if isinstance(change.new, dict) and isinstance(before, dict) and not isinstance(before, Keyed):
+            if change.op == "create":
+                self._merge(node, name, change.new, names, undo)
+            return  # modify of a container: a user-ordered move, the order is not modelled
+        undo.append((node, name, before))
         node[name] = _model_value(change.new)
+
+    def _list_names(self, names: Names, entries: Any, sample: dict[str, Any]) -> tuple[str, ...]:
+        """Key names of the list at `names`: the driver's, the index's, else the first member
+        of an entry (RFC 7951 printers put keys first; good enough for unwatched lists)."""
+        if names in self.watch:
+            return self.watch[names]
+        if isinstance(entries, Keyed):
+            return entries.names
+        return (next(iter(sample)),)
+
+    def _merge(self, parent: dict[str, Any], name: str, value: Any, names: Names, undo: list) -> None:
+        before = parent.get(name, _MISSING)
+        if before is _MISSING or _empty(before) or not isinstance(value, (dict, list)):
+            undo.append((parent, name, before))
+            parent[name] = _model_value(value)
+        elif isinstance(value, dict) and isinstance(before, dict) and not isinstance(before, Keyed):
+            for child, sub in value.items():
+                self._merge(before, child, sub, (*names, child), undo)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):  # list entries
+            key_names = self._list_names(names, before, value[0])
+            entries = self._indexed(parent, name, key_names, create=True)
+            for entry in value:
+                key = tuple(key_text(entry.get(k)) for k in key_names)
+                undo.append((entries, key, entries.get(key, _MISSING)))  # type: ignore[union-attr]
+                entries[key] = _model_value(entry)  # type: ignore[index]
+        elif isinstance(value, list):  # leaf-list values
+            old = before if isinstance(before, list) else [before]
+            texts = {key_text(v) for v in old}
+            undo.append((parent, name, before))
+            parent[name] = [*old, *(v for v in value if key_text(v) not in texts)]
+        else:
+            undo.append((parent, name, before))
+            parent[name] = _model_value(value)
+
+    def _subtract(self, parent: dict[str, Any], name: str, value: Any, names: Names, undo: list, path: str) -> None:
+        before = parent.get(name, _MISSING)
+        if before is _MISSING:
+            raise ModelOutOfSync(f"delete {path}: {'/'.join(names)} is missing")
+        if isinstance(value, dict) and isinstance(before, dict) and not isinstance(before, Keyed):
+            for child, sub in value.items():
+                self._subtract(before, child, sub, (*names, child), undo, path)
+            if not _empty(before):
+                return
+        elif isinstance(value, list) and value and isinstance(value[0], dict):  # list entries
+            key_names = self._list_names(names, before, value[0])
+            entries = self._indexed(parent, name, key_names, create=False)
+            for entry in value:
+                key = tuple(key_text(entry.get(k)) for k in key_names)
+                if entries is None or key not in entries:
+                    raise ModelOutOfSync(f"delete {path}: {'/'.join(names)} entry {key} is missing")
+                undo.append((entries, key, entries.pop(key)))
+            if entries:
+                return
+        elif isinstance(value, list) and isinstance(before, list):  # leaf-list values
+            gone = {key_text(v) for v in value}
+            kept = [v for v in before if key_text(v) not in gone]
+            if kept:
+                undo.append((parent, name, before))
+                parent[name] = kept
+                return
+        undo.append((parent, name, parent[name]))
+        del parent[name]
 
     # -- what a change touched ---------------------------------------------------------------
 
@@ -280,21 +365,21 @@ class ConfigModel:
         n = len(names)
         return [w for w in self.watch if len(w) > n and w[:n] == names]
 
-    def _keys_under(self, node: dict[str, Any], name: str, keys: dict[str, str], names: Names,
-                    below: list[Names]) -> dict[Names, set[Key]]:
-        """Keys of the watched lists below the node `name` (+ `keys`) of `node`."""
-        target = node.get(name)
-        if keys and target is not None:
-            target = target.get(tuple(keys.values())) if isinstance(target, Keyed) else None
-        if not isinstance(target, dict):
-            return {}
-        found: dict[Names, set[Key]] = {}
-        for w in below:
-            parent = _container(target, w[len(names):-1])
-            if parent is not None and w[-1] in parent:
-                entries = self._indexed(parent, w[-1], self.watch[w], create=False)
-                found[w] = set(entries or ())
-        return found
+    @staticmethod
+    def _value_keys(value: Any, rest: Names, key_names: tuple[str, ...]) -> list[Key]:
+        """Keys of the list entries at relative path `rest` in a change's subtree value."""
+        for name in rest[:-1]:
+            if not isinstance(value, dict):
+                return []
+            value = value.get(name)
+        if not isinstance(value, dict):
+            return []
+        entries = value.get(rest[-1])
+        if isinstance(entries, dict):
+            entries = [entries]
+        if not isinstance(entries, list):
+            return []
+        return [tuple(key_text(e.get(k)) for k in key_names) for e in entries if isinstance(e, dict)]
 
 
 def _container(node: Any, names: Names) -> dict[str, Any] | None:

@@ -385,8 +385,9 @@ class QkdTwin:
     # -- per tick ----------------------------------------------------------------------------
 
     def on_tick(self, now_ns: int, dt_ns: int) -> None:
+        """Per tick, cost per configured link and application (consumers change only on a
+        commit or when an application runs out of time, see `_check_apps`)."""
         self._check_interfaces()
-        self._update_consumers()
         table = qkd_link.sessions(self.world)
         for link in self.config.links.values():
             session = table.get(link.qkdl_id)
@@ -417,11 +418,11 @@ class QkdTwin:
             self._set_node_status("OPERATING")
 
     def _check_link(self, link: cfg.Link, session: qkd_link.QkdLinkSession, now_ns: int) -> None:
-        seen = self._link_seen.setdefault(
-            link.qkdl_id, {"status": None, "overloaded": False, "perf_at": None, "skr": 0.0, "qber": 0.0}
-        )
+        seen = self._link_seen.get(link.qkdl_id)
+        if seen is None:
+            seen = self._link_seen[link.qkdl_id] = {
+                "status": None, "overloaded": False, "perf_at": None, "skr": 0.0, "qber": 0.0}
         status = session.status
-        perf = self._performance(link, session)
         report = False
         if status != seen["status"]:
             before = seen["status"]
@@ -434,11 +435,11 @@ class QkdTwin:
                 self._emit(note.link_event(link.qkdl_id, status, "link up: distilling key"))
                 report = True
         if session.overloaded and not seen["overloaded"]:
-            self._emit(note.link_overloaded(link.qkdl_id, perf))
+            self._emit(note.link_overloaded(link.qkdl_id, self._performance(link, session)))
         seen["overloaded"] = session.overloaded
         if status == "OFF":
             return
-        skr = float(perf["skr"])
+        skr = float(note.skr(session))
         qber = session.measurement.qber
         if seen["perf_at"] is None or now_ns - seen["perf_at"] >= self.perf_interval_ns:
             report = True
@@ -449,7 +450,7 @@ class QkdTwin:
             report = True
         if report:
             seen.update(perf_at=now_ns, skr=skr, qber=qber)
-            self._emit(note.link_perf_update(link.qkdl_id, perf))
+            self._emit(note.link_perf_update(link.qkdl_id, self._performance(link, session)))
 
     def _check_apps(self, table: dict[str, qkd_link.QkdLinkSession], dt_ns: int) -> None:
         for app in self.config.apps.values():
@@ -461,6 +462,8 @@ class QkdTwin:
             if status != seen["status"]:
                 if seen["status"] is not None:
                     self._state_changed(cfg.app_path(app.app_id, "app_status"))
+                    if "OUT-OF-TIME" in (status, seen["status"]):  # it stops (or starts) drawing key
+                        self._update_consumers(app.backing)
                 seen["status"] = status
             starving = any(
                 (s := table.get(q)) is not None and s.shortfall_bits > 0.0 for q in app.backing
