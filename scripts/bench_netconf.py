@@ -7,12 +7,19 @@ server: session set-up; sequential get-config and single-entry edit-config ops/s
 1,000 and 10,000 qkd_link entries; pipelined get-config ops/s; aggregate get-config ops/s over
 10 sessions; agent RSS. Each row prints the agent/netconfd ratio. Output ends with one JSON line.
 
+Twin rows: a second qstrata agent named `alice` (a qkd node of the default topology) runs with its
+digital twin attached, and takes sequential single-entry creates of VIRT `qkd_link`s, then of
+`qkd_app`s (one backed by each link), up to --twin-entries each. Per row: the rate of the first 100
+and the last 100 creates, their ratio (target >= 0.90), and the p99 latency. netconfd has no twin,
+so these rows have no comparison.
+
 netconfd (yuma123) runs behind a private OpenSSH (`Subsystem netconf netconf-subsystem`) on a
 loopback port with a throw-away host key and root key; it loads a copy of the ETSI module without
 the top-level `mandatory` (netconfd refuses top-level mandatory nodes). Per the netconfd quirks:
 the hello is sent, then we wait before the first rpc, and the pipeline window stays <= 64.
 
 Usage: .venv/bin/python scripts/bench_netconf.py [--quick] [--no-netconfd] [--sizes 0,100,1000,10000]
+           [--twin-entries 10000] [--twin-budget 300] [--twin-only]
 """
 
 from __future__ import annotations
@@ -80,6 +87,30 @@ def edit_rpc(links: str) -> str:
 
 
 GET_CONFIG = "<get-config><source><running/></source></get-config>"
+
+
+def virt_link_xml(i: int) -> str:
+    """A virtual (key-relay) link: what the twin needs is qkdl_type VIRT (key_relay_mode_enable is on
+    in its inventory) and a bandwidth; no interface, no physical leaves."""
+    return (f"<qkd_link><qkdl_id>{uuid.UUID(int=(1 << 64) + i)}</qkdl_id><qkdl_enable>true</qkdl_enable>"
+            f"<qkdl_remote><qkdn_id>{uuid.UUID(int=(2 << 64) + i)}</qkdn_id></qkdl_remote>"
+            f'<qkdl_type xmlns:t="{TYPES}">t:VIRT</qkdl_type><virt_bandwidth>1000</virt_bandwidth></qkd_link>')
+
+
+def app_xml(i: int) -> str:
+    """A client application backed by VIRT link i (the twin refuses a backing link it does not have)."""
+    return (f"<qkd_app><app_id>{uuid.UUID(int=(3 << 64) + i)}</app_id>"
+            f'<app_type xmlns:t="{TYPES}">t:CLIENT</app_type>'
+            f"<app_qos><min_bandwidth>100</min_bandwidth></app_qos>"
+            f"<backing_qkdl_id>{uuid.UUID(int=(1 << 64) + i)}</backing_qkdl_id></qkd_app>")
+
+
+def twin_edit_rpc(links: str = "", apps: str = "") -> str:
+    """An edit of the twin's node; qkdn_id is the twin's own, so it is left out."""
+    body = (f"<qkd_links>{links}</qkd_links>" if links else "") + (
+        f"<qkd_applications>{apps}</qkd_applications>" if apps else "")
+    return (f'<edit-config><target><running/></target><config><qkd_node xmlns="{ETSI}">{body}</qkd_node>'
+            f"</config></edit-config>")
 
 
 class Client:
@@ -222,6 +253,46 @@ async def measure(port: int, auth: dict, sizes: list[int], quick: bool, pid: int
     return out
 
 
+def creates_row(latencies: list[float]) -> dict:
+    """Rates of the first and last 100 sequential creates, their ratio, and latency quantiles."""
+    first, last = latencies[:100], latencies[-100:]
+    ordered = sorted(latencies)
+    row = {
+        "entries": len(latencies),
+        "first100_ops": len(first) / sum(first),
+        "last100_ops": len(last) / sum(last),
+        "p50_ms": ordered[len(ordered) // 2] * 1000,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        "max_ms": ordered[-1] * 1000,
+    }
+    row["last_vs_first"] = row["last100_ops"] / row["first100_ops"]
+    return row
+
+
+async def measure_twin(port: int, auth: dict, entries: int, budget_s: float, pid: int | None) -> dict:
+    """Sequential single-entry creates of VIRT links, then of applications, against a twin-backed
+    agent. A row stops early (and says how far it got) when it runs out of its time budget."""
+    c = await Client.connect(port, **auth)
+    out: dict = {}
+    for kind, make, wrap in (("qkd_link", virt_link_xml, lambda x: twin_edit_rpc(links=x)),
+                             ("qkd_app", app_xml, lambda x: twin_edit_rpc(apps=x))):
+        latencies: list[float] = []
+        start = time.perf_counter()
+        for i in range(entries):
+            t = time.perf_counter()
+            await c.call(wrap(make(i)))
+            latencies.append(time.perf_counter() - t)
+            if time.perf_counter() - start > budget_s:
+                break
+        out[kind] = creates_row(latencies)
+        if kind == "qkd_app" and len(latencies) < entries:
+            out[kind]["links_present"] = out["qkd_link"]["entries"]
+    if pid:
+        out["rss_mb"] = rss_mb(pid)
+    await c.close()
+    return out
+
+
 def rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -232,12 +303,14 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def start_agent(tmp: Path) -> tuple[subprocess.Popen, int, dict]:
+def start_agent(tmp: Path, name: str = "bench") -> tuple[subprocess.Popen, int, dict]:
+    """A qkd agent: `bench` is no node of the default topology (an empty device); a node's name
+    (`alice`) starts it with its digital twin."""
     port = free_port()
-    state = tmp / "agent"
+    state = tmp / f"agent-{name}"
     qstrata = Path(sys.executable).with_name("qstrata")
-    log = (tmp / "agent.log").open("w")
-    proc = subprocess.Popen([str(qstrata), "agent", "--kind", "qkd", "--name", "bench", "--state-dir", str(state),
+    log = (tmp / f"agent-{name}.log").open("w")
+    proc = subprocess.Popen([str(qstrata), "agent", "--kind", "qkd", "--name", name, "--state-dir", str(state),
                              "--netconf-port", str(port)], stdout=log, stderr=subprocess.STDOUT)
     wait_port(port)
     cred = json.loads((state / "credentials.json").read_text())
@@ -318,16 +391,23 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-netconfd", action="store_true")
     ap.add_argument("--sizes", default="0,100,1000,10000")
+    ap.add_argument("--twin-entries", type=int, default=None,
+                    help="creates per twin row (default 10000, 1000 with --quick; 0 skips the twin rows)")
+    ap.add_argument("--twin-budget", type=float, default=300.0,
+                    help="seconds per twin row before it stops early and reports how far it got")
+    ap.add_argument("--twin-only", action="store_true", help="only the twin rows")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    twin_entries = args.twin_entries if args.twin_entries is not None else (1000 if args.quick else 10000)
     tmp = Path(tempfile.mkdtemp(prefix="qstrata-bench-"))
     results: dict = {}
-    proc, port, auth = start_agent(tmp)
-    try:
-        results["qstrata"] = asyncio.run(measure(port, auth, sizes, args.quick, proc.pid))
-    finally:
-        stop([proc])
-    if not args.no_netconfd:
+    if not args.twin_only:
+        proc, port, auth = start_agent(tmp)
+        try:
+            results["qstrata"] = asyncio.run(measure(port, auth, sizes, args.quick, proc.pid))
+        finally:
+            stop([proc])
+    if not args.no_netconfd and not args.twin_only:
         try:
             procs, nport, nauth = start_netconfd(tmp)
         except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
@@ -340,6 +420,23 @@ def main() -> int:
                 results["netconfd_error"] = f"{type(exc).__name__}: {exc}"[:300]
             finally:
                 stop(procs)
+    if twin_entries > 0:
+        proc, port, auth = start_agent(tmp, "alice")
+        try:
+            results["qstrata_twin"] = asyncio.run(measure_twin(port, auth, twin_entries, args.twin_budget, proc.pid))
+        finally:
+            stop([proc])
+    if "qstrata" in results:
+        print_table(results, sizes)
+    if "qstrata_twin" in results:
+        print_twin(results["qstrata_twin"], twin_entries)
+    results["bench"] = "netconf"
+    print(json.dumps(results, separators=(",", ":")))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def print_table(results: dict, sizes: list[int]) -> None:
     q, n = results["qstrata"], results.get("netconfd", {})
     print(f"{'metric':38} {'qstrata':>10} {'netconfd':>10} {'ratio':>6}")
     print(f"{'session set-up (ms, lower is better)':38} {q['session_setup_ms']:10.1f} "
@@ -358,10 +455,19 @@ def main() -> int:
     if 100 in edit and max(sizes) >= 10000:
         results["edit_10000_vs_100"] = edit[max(sizes)] / edit[100]
         print(f"edit-config at {max(sizes)} links is {results['edit_10000_vs_100']:.0%} of its rate at 100 (target >= 90%)")
-    results["bench"] = "netconf"
-    print(json.dumps(results, separators=(",", ":")))
-    shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+
+
+def print_twin(twin: dict, wanted: int) -> None:
+    print(f"\ntwin attached (agent alice): sequential single-entry creates up to {wanted} entries")
+    print(f"{'row':30} {'entries':>7} {'first100/s':>10} {'last100/s':>10} {'last/first':>10} {'p50 ms':>7} {'p99 ms':>7}")
+    for kind, label in (("qkd_link", "VIRT qkd_link creates"), ("qkd_app", "qkd_app creates")):
+        row = twin[kind]
+        print(f"{label:30} {row['entries']:7d} {row['first100_ops']:10.1f} {row['last100_ops']:10.1f} "
+              f"{row['last_vs_first']:10.2f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f}")
+        verdict = "ok" if row["last_vs_first"] >= 0.9 and row["last100_ops"] >= 300 and row["entries"] >= wanted else "MISSED"
+        print(f"  target: last100 >= 90% of first100 and >= 300/s at {wanted}: {verdict}")
+    if twin.get("rss_mb"):
+        print(f"{'twin agent RSS at the end (MB)':30} {twin['rss_mb']:7.1f}")
 
 
 if __name__ == "__main__":

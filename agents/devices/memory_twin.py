@@ -22,16 +22,17 @@ exist.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import entanglement as ent
 from .base import ConfigTransaction, DeviceEvent, DeviceRefusal, Inventory, JsonTree
+from .config_model import ChangeTracker, Staged, update_records
 from .events import EventHub
 from .physics import memory as mem
 from .topology import Endpoint
 from .world import DEVICE_ORDER, NS, World
-from .yangjson import as_bool, as_float, as_list, bare_identity, decimal64
+from .yangjson import as_bool, as_float, bare_identity, decimal64
 
 QFS = "qstrata-qfs"
 TOP = f"{QFS}:qfs-node"
@@ -98,44 +99,61 @@ def _memory_path(memory_id: str, leaf: str = "") -> str:
     return f"{base}/{leaf}" if leaf else base
 
 
-def parse(tree: JsonTree) -> tuple[dict[str, MemorySpec], dict[str, LinkSpec], list[Route], str | None]:
-    node = tree.get(TOP) or {}
-    memories = {}
-    for raw in as_list((node.get("memories") or {}).get("memory")):
-        tech = bare_identity(raw.get("technology")) or "NV-CENTRE"
-        platform = PLATFORM_OF.get(tech, mem.NV)
-        memories[str(raw["memory-id"])] = MemorySpec(
-            memory_id=str(raw["memory-id"]),
-            technology=tech,
-            capacity=int(raw.get("capacity", 1)),
-            t1_ns=_ns(raw.get("t1")) or int(platform.t1_s * NS),
-            t2_ns=_ns(raw.get("t2")) or int(platform.t2_s * NS),
-            efficiency=as_float(raw.get("efficiency")) or 1.0,
-            capacity_unit=str(raw.get("capacity-unit", "qubits")),
-        )
-    links = {}
-    for raw in as_list((node.get("entanglement-links") or {}).get("link")):
-        port = raw.get("switch-port")
-        links[str(raw["link-id"])] = LinkSpec(
-            link_id=str(raw["link-id"]),
-            local_memory=str(raw.get("local-memory")),
-            remote_node=str(raw.get("remote-node")),
-            remote_memory=raw.get("remote-memory"),
-            scheme=bare_identity(raw.get("generation-scheme")) or "BARRETT-KOK",
-            attenuation_db=as_float(raw.get("attenuation")),
-            switch_port=(str(port["device"]), int(port["port"])) if port else None,
-            length_km=as_float(raw.get("length")),
-            target_fidelity=as_float(raw.get("target-fidelity")),
-            cutoff_ns=_ns(raw.get("cutoff-time")),
-            enabled=as_bool(raw.get("enabled"), True),
-            urn=raw.get("urn"),
-        )
-    routes = [
-        Route(str(raw["destination"]), raw.get("next-hop-node"), raw.get("next-hop-link"),
-              as_float(raw.get("min-fidelity")) or 0.0)
-        for raw in as_list((node.get("forwarding-table") or {}).get("entry"))
-    ]
-    return memories, links, routes, node.get("uuid")
+MEMORIES = (TOP, "memories", "memory")
+LINKS = (TOP, "entanglement-links", "link")
+ROUTES = (TOP, "forwarding-table", "entry")
+WATCH = {MEMORIES: ("memory-id",), LINKS: ("link-id",), ROUTES: ("destination",)}
+"""The lists the twin keeps records of, with their keys (for `config_model.ConfigModel`)."""
+UUID = (TOP, "uuid")
+_KEEP: Any = object()
+
+
+def parse_memory(raw: dict[str, Any]) -> MemorySpec:
+    tech = bare_identity(raw.get("technology")) or "NV-CENTRE"
+    platform = PLATFORM_OF.get(tech, mem.NV)
+    return MemorySpec(
+        memory_id=str(raw["memory-id"]),
+        technology=tech,
+        capacity=int(raw.get("capacity", 1)),
+        t1_ns=_ns(raw.get("t1")) or int(platform.t1_s * NS),
+        t2_ns=_ns(raw.get("t2")) or int(platform.t2_s * NS),
+        efficiency=as_float(raw.get("efficiency")) or 1.0,
+        capacity_unit=str(raw.get("capacity-unit", "qubits")),
+    )
+
+
+def parse_link(raw: dict[str, Any]) -> LinkSpec:
+    port = raw.get("switch-port")
+    return LinkSpec(
+        link_id=str(raw["link-id"]),
+        local_memory=str(raw.get("local-memory")),
+        remote_node=str(raw.get("remote-node")),
+        remote_memory=raw.get("remote-memory"),
+        scheme=bare_identity(raw.get("generation-scheme")) or "BARRETT-KOK",
+        attenuation_db=as_float(raw.get("attenuation")),
+        switch_port=(str(port["device"]), int(port["port"])) if port else None,
+        length_km=as_float(raw.get("length")),
+        target_fidelity=as_float(raw.get("target-fidelity")),
+        cutoff_ns=_ns(raw.get("cutoff-time")),
+        enabled=as_bool(raw.get("enabled"), True),
+        urn=raw.get("urn"),
+    )
+
+
+def parse_route(raw: dict[str, Any]) -> Route:
+    return Route(str(raw["destination"]), raw.get("next-hop-node"), raw.get("next-hop-link"),
+                 as_float(raw.get("min-fidelity")) or 0.0)
+
+
+@dataclass(slots=True)
+class _Delta:
+    """The entries a transaction touched, as records (None: deleted), and the node's uuid when
+    it changed."""
+
+    memories: dict[str, MemorySpec | None] = field(default_factory=dict)
+    links: dict[str, LinkSpec | None] = field(default_factory=dict)
+    routes: dict[str, Route | None] = field(default_factory=dict)
+    uuid: Any = _KEEP
 
 
 class MemoryTwin:
@@ -153,7 +171,10 @@ class MemoryTwin:
         self.hardware = self._hardware_memories()
         self.memories: dict[str, MemorySpec] = dict(self.hardware)
         self.links: dict[str, LinkSpec] = {}
-        self.routes: list[Route] = []
+        self.routes: dict[str, Route] = {}
+        """Forwarding-table entries by destination."""
+        self.tracker = ChangeTracker(name, (TOP,), WATCH)
+        """The configuration as the datastore has it, kept from change lists."""
         self.fabric = ent.fabric(world)
         self.hub = EventHub()
         self.swaps_attempted = 0
@@ -203,11 +224,42 @@ class MemoryTwin:
         self.world.attach(self)
         self._apply_memories()
         self.started_ns = self.world.now_ns
-        return Inventory(modules=(QFS, "etsi-qkd-node-types"), config=self.inventory_config())
+        config = self.inventory_config()
+        self.tracker.seed(config)
+        return Inventory(modules=(QFS, "etsi-qkd-node-types"), config=config)
 
     async def prepare(self, txn: ConfigTransaction) -> None:
-        memories, links, _routes, _uuid = parse(txn.new_config)
-        for memory_id, spec in memories.items():
+        delta = self._stage(txn).result
+        try:
+            self._check(delta)
+        except DeviceRefusal:
+            self.tracker.refused()
+            raise
+
+    def _stage(self, txn: ConfigTransaction) -> Staged:
+        """Apply the change list to the configuration copy; read back the entries it touched."""
+        staged = self.tracker.stage(txn)
+        model, delta = staged.model, _Delta()
+        for key in staged.touched(MEMORIES, self.memories):
+            raw = model.entry(MEMORIES, (key,))
+            delta.memories[key] = None if raw is None else parse_memory(raw)
+        for key in staged.touched(LINKS, self.links):
+            raw = model.entry(LINKS, (key,))
+            delta.links[key] = None if raw is None else parse_link(raw)
+        for key in staged.touched(ROUTES, self.routes):
+            raw = model.entry(ROUTES, (key,))
+            delta.routes[key] = None if raw is None else parse_route(raw)
+        if staged.changed((TOP,)):
+            delta.uuid = model.get(UUID)
+        staged.result = delta
+        return staged
+
+    def _check(self, delta: _Delta) -> None:
+        """Refuse what the node cannot do: the touched memories, the touched links and the links
+        on a touched memory (a scan of the links, only when memories change)."""
+        for memory_id, spec in delta.memories.items():
+            if spec is None:
+                continue
             hw = self.hardware.get(memory_id)
             if hw is None:
                 raise DeviceRefusal(
@@ -224,8 +276,12 @@ class MemoryTwin:
                     f"memory {memory_id} has {hw.capacity} {hw.capacity_unit}, not {spec.capacity}",
                     _memory_path(memory_id, "capacity"),
                 )
+        links = {k: v for k, v in delta.links.items() if v is not None}
+        if delta.memories:
+            links.update((k, v) for k, v in self.links.items() if k not in delta.links and v.local_memory in delta.memories)
         for link in links.values():
-            memory = memories.get(link.local_memory)
+            memory = delta.memories[link.local_memory] if link.local_memory in delta.memories \
+                else self.memories.get(link.local_memory)
             if memory is None:
                 raise DeviceRefusal(
                     f"link {link.link_id}: local-memory {link.local_memory} is not configured",
@@ -247,21 +303,27 @@ class MemoryTwin:
                     )
 
     async def commit(self, txn: ConfigTransaction) -> None:
-        memories, links, routes, node_uuid = parse(txn.new_config)
-        if node_uuid and node_uuid != self.uuid:
-            self.uuid = node_uuid
-            self.world.set_node_uuid(self.name, node_uuid)
-        self.memories = memories
-        self._apply_memories()
-        for link_id in self.links.keys() - links.keys():
-            self.fabric.release(link_id, self.name)
-        self.links = links
-        self.routes = routes
-        for link in links.values():
-            self.fabric.link(link.link_id).ends[self.name] = self._link_end(link)
+        staged = self.tracker.staged(txn) or self._stage(txn)
+        self.tracker.committed()
+        delta: _Delta = staged.result
+        if delta.uuid is not _KEEP and delta.uuid and delta.uuid != self.uuid:
+            self.uuid = delta.uuid
+            self.world.set_node_uuid(self.name, delta.uuid)
+        if delta.memories:
+            update_records(self.memories, delta.memories)
+            self._apply_memories()
+        for link_id, link in delta.links.items():
+            if link is None:
+                if self.links.pop(link_id, None) is not None:
+                    self.fabric.release(link_id, self.name)
+                continue
+            self.links[link_id] = link
+            self.fabric.link(link_id).ends[self.name] = self._link_end(link)
+        update_records(self.routes, delta.routes)
 
     async def abort(self, txn: ConfigTransaction) -> None:
-        """prepare() changed nothing."""
+        """Another participant refused: forget what prepare applied to the configuration copy."""
+        self.tracker.aborted(txn)
 
     def events(self) -> AsyncIterator[DeviceEvent]:
         return self.hub.subscribe()
@@ -420,7 +482,7 @@ class MemoryTwin:
 
     def _swap_by_forwarding_table(self) -> None:
         rng = self.world.rng(f"swap/{self.name}")
-        for route in self.routes:
+        for route in self.routes.values():
             destination = self.world.node_by_uuid(route.destination)
             next_hop = self._next_hop(route)
             if destination is None or next_hop is None:

@@ -108,6 +108,7 @@ class QkdLinkSession:
     _noise_y0: float = 0.0
     _path: optics.Trace | None = None
     _path_key: tuple[optics.Hop, ...] | None = None
+    _expected: float | None = None
 
     def __post_init__(self) -> None:
         self.e_d = self.params.e_d
@@ -119,19 +120,25 @@ class QkdLinkSession:
 
     def remove(self, node: str) -> None:
         self.ends.pop(node, None)
-        self.consumers.pop(node, None)
+        if self.consumers.pop(node, None) is not None:
+            self._expected = None
 
     def set_consumers(self, node: str, draws: dict[str, float]) -> None:
-        self.consumers[node] = dict(draws)
+        if self.consumers.get(node) != draws:
+            self.consumers[node] = dict(draws)
+            self._expected = None
 
     @property
     def expected_consumption(self) -> float:
-        """bit/s drawn by the applications backed by this link (each app once)."""
-        merged: dict[str, float] = {}
-        for draws in self.consumers.values():
-            for app, rate in draws.items():
-                merged[app] = max(rate, merged.get(app, 0.0))
-        return sum(merged.values())
+        """bit/s drawn by the applications backed by this link (each app once); computed when
+        the consumers change."""
+        if self._expected is None:
+            merged: dict[str, float] = {}
+            for draws in self.consumers.values():
+                for app, rate in draws.items():
+                    merged[app] = max(rate, merged.get(app, 0.0))
+            self._expected = sum(merged.values())
+        return self._expected
 
     # -- the physics per tick ----------------------------------------------------------------
 

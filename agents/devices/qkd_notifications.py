@@ -13,6 +13,11 @@ def ident(name: str) -> str:
     return identity(TYPES, name)
 
 
+def skr(session: QkdLinkSession | None) -> int:
+    """qkdl_performance/skr: the distilled rate while ACTIVE, else 0 (bit/s, saturating uint32)."""
+    return uint32(session.measurement.skr) if session is not None and session.status == "ACTIVE" else 0
+
+
 def performance(session: QkdLinkSession | None, phys: bool, expected: float) -> dict[str, Any]:
     """qkdl_performance: skr is the distilled secret key rate (bit/s, saturating uint32) while
     ACTIVE; eskr = skr - expected_consumption floored at 0, i.e. what is left for new demand.

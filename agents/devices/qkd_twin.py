@@ -22,17 +22,22 @@ node acts as a KME (option `kme`, default on).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from . import qkd_config as cfg
-from . import qkd_link
+from . import qkd_link, ss_twin
 from . import qkd_notifications as note
-from .base import ConfigTransaction, DeviceEvent, Inventory, JsonTree
+from .base import ConfigTransaction, DeviceEvent, DeviceRefusal, Inventory, JsonTree
+from .config_model import ChangeTracker, Staged
 from .events import EventHub
 from .physics import qkd as qkd_physics
 from .topology import Endpoint
 from .world import DEVICE_ORDER, NS, World
+from .yangjson import as_bool
+
+log = logging.getLogger("qstrata.devices.qkd")
 
 DEFAULT_PERF_INTERVAL_S = 10.0
 QBER_CHANGE = 0.005
@@ -87,6 +92,8 @@ class QkdTwin:
         self.hardware = self._hardware_interfaces(options)
         self.qkdn_id = world.node_uuid(name)
         self.config = cfg.NodeConfig(self.qkdn_id, dict(self.hardware))
+        self.tracker = ChangeTracker(name, (cfg.TOP, ss_twin.TOP), {**cfg.WATCH, **ss_twin.WATCH})
+        """The configuration as the datastore has it, kept from change lists."""
         self.hub = EventHub()
         self.node_status = "NEW"
         self._link_seen: dict[str, dict[str, Any]] = {}
@@ -95,9 +102,7 @@ class QkdTwin:
         self._created: dict[str, int] = {}
         self.kme = None
         if kme:
-            from .ss_twin import KmeService
-
-            self.kme = KmeService(self)
+            self.kme = ss_twin.KmeService(self)
 
     # -- inventory ---------------------------------------------------------------------------
 
@@ -164,41 +169,97 @@ class QkdTwin:
         self.world.host(self.name, self)
         self.world.attach(self)
         self._set_node_status("OPERATING")
+        self.tracker.seed(config)
         return Inventory(modules=tuple(modules), config=config)
 
     async def prepare(self, txn: ConfigTransaction) -> None:
-        new = cfg.parse(txn.new_config, self.hardware)
-        cfg.check(new, self.hardware, new.qkdn_id or self.qkdn_id)
-        if self.kme is not None:
-            self.kme.prepare(txn, new)
+        staged = self._stage(txn)
+        delta, kme = staged.result
+        try:
+            cfg.check(self.config, delta, self.hardware, self._qkdn_id_after(delta))
+            if self.kme is not None:
+                self.kme.prepare(kme, self.config, delta)
+        except DeviceRefusal:
+            self.tracker.refused()
+            raise
 
     async def commit(self, txn: ConfigTransaction) -> None:
-        new = cfg.parse(txn.new_config, self.hardware)
-        old = self.config
-        if new.qkdn_id and new.qkdn_id != self.qkdn_id:
-            self.qkdn_id = new.qkdn_id
-            self.world.set_node_uuid(self.name, new.qkdn_id)
-        self.config = new
-        for qkdl_id in old.links.keys() - new.links.keys():
-            qkd_link.release(self.world, qkdl_id, self.name)
-            self._link_seen.pop(qkdl_id, None)
-        for link in new.links.values():
+        staged = self.tracker.staged(txn) or self._stage(txn)
+        self.tracker.committed()
+        delta, kme = staged.result
+        if delta.qkdn_id is not cfg._KEEP and delta.qkdn_id and delta.qkdn_id != self.qkdn_id:
+            self.qkdn_id = delta.qkdn_id
+            self.world.set_node_uuid(self.name, delta.qkdn_id)
+        old_links = {k: self.config.links.get(k) for k in delta.links}
+        old_apps = {k: self.config.apps.get(k) for k in delta.apps}
+        self.config.apply(delta)
+        for qkdl_id, link in delta.links.items():
+            if link is None and old_links[qkdl_id] is not None:
+                qkd_link.release(self.world, qkdl_id, self.name)
+                self._link_seen.pop(qkdl_id, None)
+        # links whose end moved: the touched ones and those on touched interfaces
+        moved = {k: None for k, v in delta.links.items() if v is not None}
+        for qkdi_id in delta.interfaces:
+            moved.update(dict.fromkeys(self.config.link_ids_on(qkdi_id)))
+        for qkdl_id in moved:
+            link = self.config.links[qkdl_id]
             session = qkd_link.session(
                 self.world, link.qkdl_id, params=self.params, estimator=self.estimator, relock_ns=self.relock_ns
             )
             session.configure(self._link_end(link))
-        for app_id in old.apps.keys() - new.apps.keys():
-            self._app_seen.pop(app_id, None)
-            self._created.pop(app_id, None)
-            self._emit(note.application_disconnected(app_id))
-        for app_id in new.apps.keys() - old.apps.keys():
-            self._created[app_id] = self.world.now_ns
-        self._update_consumers()
+        for app_id, app in delta.apps.items():
+            before = old_apps[app_id]
+            if app is None and before is not None:
+                self._app_seen.pop(app_id, None)
+                self._created.pop(app_id, None)
+                self._emit(note.application_disconnected(app_id))
+            elif app is not None and before is None:
+                self._created[app_id] = self.world.now_ns
+        # consumers of the links the change touched, or whose applications it touched
+        drawn = dict(moved)
+        for app_id, app in delta.apps.items():
+            for x in (old_apps[app_id], app):
+                if x is not None:
+                    drawn.update(dict.fromkeys(x.backing))
+        self._update_consumers(drawn)
         if self.kme is not None:
-            self.kme.commit(txn)
+            self.kme.commit(kme, self.config, delta, old_apps)
+
+    def _stage(self, txn: ConfigTransaction) -> Staged:
+        """Apply the change list to the configuration copy and read back, as records, only the
+        entries it touched (everything when the copy was just seeded or re-read)."""
+        staged = self.tracker.stage(txn)
+        model = staged.model
+        delta = cfg.Delta()
+        for key in staged.touched(cfg.INTERFACES, self.config.interfaces):
+            raw = model.entry(cfg.INTERFACES, (key,))
+            delta.interfaces[int(key)] = None if raw is None else cfg.parse_interface(raw, self.hardware)
+        for key in staged.touched(cfg.LINKS, self.config.links):
+            raw = model.entry(cfg.LINKS, (key,))
+            delta.links[key] = None if raw is None else cfg.parse_link(raw)
+        for key in staged.touched(cfg.APPS, self.config.apps):
+            raw = model.entry(cfg.APPS, (key,))
+            delta.apps[key] = None if raw is None else cfg.parse_app(raw)
+        if staged.changed((cfg.TOP,)):
+            qkdn_id = model.get(cfg.QKDN_ID)
+            key_relay = as_bool(model.get(cfg.KEY_RELAY), True)
+            if qkdn_id != self.config.qkdn_id:
+                delta.qkdn_id = qkdn_id
+            if key_relay != self.config.key_relay:
+                delta.key_relay = key_relay
+        kme = self.kme.stage(staged) if self.kme is not None else None
+        staged.result = (delta, kme)
+        return staged
+
+    def _qkdn_id_after(self, delta: cfg.Delta) -> str:
+        qkdn_id = self.config.qkdn_id if delta.qkdn_id is cfg._KEEP else delta.qkdn_id
+        return qkdn_id or self.qkdn_id
 
     async def abort(self, txn: ConfigTransaction) -> None:
-        """Nothing was applied in prepare, so there is nothing to undo."""
+        """Another participant refused: undo what prepare applied to the configuration copy, and
+        re-seed it at the next transaction (running may have moved on without this twin: a
+        refused restart replay is served anyway)."""
+        self.tracker.aborted(txn)
 
     def read_state(self) -> JsonTree:
         node: dict[str, Any] = {"qkdn_status": note.ident(self.node_status)}
@@ -273,14 +334,19 @@ class QkdTwin:
             virt_bandwidth=link.virt_bandwidth,
         )
 
-    def _update_consumers(self) -> None:
-        for link in self.config.links.values():
-            draws = {
-                app.app_id: app.draw_bps
-                for app in self.config.apps.values()
-                if link.qkdl_id in app.backing and self._app_status(app) != "OUT-OF-TIME"
-            }
-            qkd_link.session(self.world, link.qkdl_id).set_consumers(self.name, draws)
+    def _update_consumers(self, qkdl_ids: Iterable[str] | None = None) -> None:
+        """Tell link sessions what the applications backed by them draw (all links by default)."""
+        apps = self.config.apps
+        links = self.config.links
+        for qkdl_id in links if qkdl_ids is None else qkdl_ids:
+            if qkdl_id not in links:
+                continue
+            draws = {}
+            for app_id in self.config.app_ids_on(qkdl_id):
+                app = apps[app_id]
+                if self._app_status(app) != "OUT-OF-TIME":
+                    draws[app_id] = app.draw_bps
+            qkd_link.session(self.world, qkdl_id).set_consumers(self.name, draws)
 
     def _performance(self, link: cfg.Link, session: qkd_link.QkdLinkSession | None) -> dict[str, Any]:
         expected = session.expected_consumption if session else 0.0
@@ -319,8 +385,9 @@ class QkdTwin:
     # -- per tick ----------------------------------------------------------------------------
 
     def on_tick(self, now_ns: int, dt_ns: int) -> None:
+        """Per tick, cost per configured link and application (consumers change only on a
+        commit or when an application runs out of time, see `_check_apps`)."""
         self._check_interfaces()
-        self._update_consumers()
         table = qkd_link.sessions(self.world)
         for link in self.config.links.values():
             session = table.get(link.qkdl_id)
@@ -351,11 +418,11 @@ class QkdTwin:
             self._set_node_status("OPERATING")
 
     def _check_link(self, link: cfg.Link, session: qkd_link.QkdLinkSession, now_ns: int) -> None:
-        seen = self._link_seen.setdefault(
-            link.qkdl_id, {"status": None, "overloaded": False, "perf_at": None, "skr": 0.0, "qber": 0.0}
-        )
+        seen = self._link_seen.get(link.qkdl_id)
+        if seen is None:
+            seen = self._link_seen[link.qkdl_id] = {
+                "status": None, "overloaded": False, "perf_at": None, "skr": 0.0, "qber": 0.0}
         status = session.status
-        perf = self._performance(link, session)
         report = False
         if status != seen["status"]:
             before = seen["status"]
@@ -368,11 +435,11 @@ class QkdTwin:
                 self._emit(note.link_event(link.qkdl_id, status, "link up: distilling key"))
                 report = True
         if session.overloaded and not seen["overloaded"]:
-            self._emit(note.link_overloaded(link.qkdl_id, perf))
+            self._emit(note.link_overloaded(link.qkdl_id, self._performance(link, session)))
         seen["overloaded"] = session.overloaded
         if status == "OFF":
             return
-        skr = float(perf["skr"])
+        skr = float(note.skr(session))
         qber = session.measurement.qber
         if seen["perf_at"] is None or now_ns - seen["perf_at"] >= self.perf_interval_ns:
             report = True
@@ -383,7 +450,7 @@ class QkdTwin:
             report = True
         if report:
             seen.update(perf_at=now_ns, skr=skr, qber=qber)
-            self._emit(note.link_perf_update(link.qkdl_id, perf))
+            self._emit(note.link_perf_update(link.qkdl_id, self._performance(link, session)))
 
     def _check_apps(self, table: dict[str, qkd_link.QkdLinkSession], dt_ns: int) -> None:
         for app in self.config.apps.values():
@@ -395,6 +462,8 @@ class QkdTwin:
             if status != seen["status"]:
                 if seen["status"] is not None:
                     self._state_changed(cfg.app_path(app.app_id, "app_status"))
+                    if "OUT-OF-TIME" in (status, seen["status"]):  # it stops (or starts) drawing key
+                        self._update_consumers(app.backing)
                 seen["status"] = status
             starving = any(
                 (s := table.get(q)) is not None and s.shortfall_bits > 0.0 for q in app.backing

@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from . import qkd_config as cfg
 from . import qkd_link
-from .base import ConfigTransaction, DeviceEvent, DeviceRefusal, JsonTree
-from .yangjson import as_list, bare_identity
+from .base import DeviceEvent, DeviceRefusal, JsonTree
+from .config_model import Staged
+from .yangjson import bare_identity
 
 if TYPE_CHECKING:
     from .qkd_config import NodeConfig
@@ -45,6 +47,24 @@ NS = 1_000_000_000
 KEY_BLOCK_BITS = 256
 MAX_HOPS = 16
 TERMINAL = ("consumed", "expired", "failed")
+ROUTES = (TOP, "kme", "forwarding-table", "route")
+SESSIONS = (TOP, "kme", "sessions", "session")
+UNITS = (TOP, "service-units", "service-unit")
+WATCH = {ROUTES: ("urn-prefix",), SESSIONS: ("session-id",), UNITS: ("unit-id",)}
+"""The KME lists the QKD twin keeps from change lists (`config_model.ConfigModel`)."""
+KME_ID = (TOP, "kme", "kme-id")
+_UNSET: Any = object()
+
+
+@dataclass(slots=True)
+class KmeDelta:
+    """The KME entries a transaction touched, as JSON-IETF (None: deleted), and kme-id when the
+    kme container changed."""
+
+    routes: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    sessions: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    units: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    kme_id: Any = _UNSET
 
 
 def lifecycle(urn: str) -> dict[str, str]:
@@ -112,56 +132,80 @@ class KmeService:
 
     # -- configuration -----------------------------------------------------------------------
 
-    @staticmethod
-    def _parse(tree: JsonTree) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        ss = tree.get(TOP) or {}
-        return ss.get("kme") or {}, as_list((ss.get("service-units") or {}).get("service-unit"))
+    def stage(self, staged: Staged) -> KmeDelta:
+        """The KME entries a change list touched, read back from the node's configuration copy."""
+        delta = KmeDelta()
+        model = staged.model
+        for prefix in staged.touched(ROUTES, self.routes):
+            delta.routes[prefix] = model.entry(ROUTES, (prefix,))
+        for sid in staged.touched(SESSIONS, self.buckets):
+            delta.sessions[sid] = model.entry(SESSIONS, (sid,))
+        for unit_id in staged.touched(UNITS, self.units):
+            delta.units[unit_id] = model.entry(UNITS, (unit_id,))
+        if staged.changed((TOP, "kme")):
+            delta.kme_id = model.get(KME_ID)
+        return delta
 
-    def prepare(self, txn: ConfigTransaction, node: NodeConfig) -> None:
-        kme, units = self._parse(txn.new_config)
-        for route in as_list((kme.get("forwarding-table") or {}).get("route")):
+    def prepare(self, delta: KmeDelta, node: NodeConfig, node_delta: cfg.Delta) -> None:
+        def has_link(qkdl_id: str) -> bool:
+            if qkdl_id in node_delta.links:
+                return node_delta.links[qkdl_id] is not None
+            return qkdl_id in node.links
+
+        routes = {k: v for k, v in delta.routes.items() if v is not None}
+        if any(v is None for v in node_delta.links.values()):  # a deleted link may carry routes
+            routes.update((prefix, {"urn-prefix": prefix, "qkd-link": link}) for prefix, (_, link) in self.routes.items()
+                          if prefix not in delta.routes and link is not None)
+        for prefix, route in routes.items():
             link = route.get("qkd-link")
-            if link is not None and link not in node.links:
+            if link is not None and not has_link(str(link)):
                 raise DeviceRefusal(
-                    f"route {route['urn-prefix']}: qkd-link {link} is not a link of this node",
-                    f"{ROOT}/kme/forwarding-table/route[urn-prefix='{route['urn-prefix']}']/qkd-link",
+                    f"route {prefix}: qkd-link {link} is not a link of this node",
+                    f"{ROOT}/kme/forwarding-table/route[urn-prefix='{prefix}']/qkd-link",
                 )
-        for raw in units:
+        for unit_id, raw in delta.units.items():
+            if raw is None:
+                continue
             params = lifecycle(str(raw.get("lifecycle-urn", "")))
             try:
                 int(params["size"]), int(params["valid-until"])
             except (KeyError, ValueError):
                 raise DeviceRefusal(
                     "the lifecycle URN needs size=<bits> and valid-until=<POSIX seconds>",
-                    _unit_path(str(raw.get("unit-id")), "lifecycle-urn"),
+                    _unit_path(unit_id, "lifecycle-urn"),
                 ) from None
 
-    def commit(self, txn: ConfigTransaction) -> None:
-        kme, units = self._parse(txn.new_config)
-        if kme.get("kme-id"):
-            self.kme_id = str(kme["kme-id"])
-        self.routes = {
-            str(r["urn-prefix"]): (str(r["next-hop-kme"]), r.get("qkd-link"))
-            for r in as_list((kme.get("forwarding-table") or {}).get("route"))
-        }
+    def commit(self, delta: KmeDelta, node: NodeConfig, node_delta: cfg.Delta,
+               old_apps: dict[str, cfg.App | None]) -> None:
+        """Apply a prepared delta; `node` is the node's configuration after it."""
+        if delta.kme_id is not _UNSET:
+            if delta.kme_id:
+                self.kme_id = str(delta.kme_id)
+        for prefix, route in delta.routes.items():
+            if route is None:
+                self.routes.pop(prefix, None)
+            else:
+                self.routes[prefix] = (str(route["next-hop-kme"]), route.get("qkd-link"))
         now = self.world.now_ns
-        buckets = {}
-        for raw in as_list((kme.get("sessions") or {}).get("session")):
-            sid = str(raw["session-id"])
+        for sid, raw in delta.sessions.items():
+            if raw is None:
+                self.buckets.pop(sid, None)
+                continue
             rate, burst = float(raw["rate"]), float(raw["burst"])
             old = self.buckets.get(sid)
-            buckets[sid] = Bucket(rate, burst, min(old.tokens, burst) if old else burst,
-                                  old.admitted if old else 0, old.rejected if old else 0,
-                                  old.since_ns if old else now)
-        self.buckets = buckets
-        apps = as_list(((txn.new_config.get("etsi-qkd-sdn-node:qkd_node") or {}).get("qkd_applications") or {})
-                       .get("qkd_app"))
-        self.app_sessions = {str(a["app_id"]): str(a[f"{SS}:ss-session-id"]) for a in apps
-                             if a.get(f"{SS}:ss-session-id")}
-        wanted = {str(raw["unit-id"]): raw for raw in units}
-        for unit_id in self.units.keys() - wanted.keys():
-            self.units.pop(unit_id)
-        for unit_id, raw in wanted.items():
+            self.buckets[sid] = Bucket(rate, burst, min(old.tokens, burst) if old else burst,
+                                       old.admitted if old else 0, old.rejected if old else 0,
+                                       old.since_ns if old else now)
+        for app_id in node_delta.apps:
+            app = node.apps.get(app_id)
+            if app is not None and app.ss_session_id:
+                self.app_sessions[app_id] = app.ss_session_id
+            else:
+                self.app_sessions.pop(app_id, None)
+        for unit_id, raw in delta.units.items():
+            if raw is None:
+                self.units.pop(unit_id, None)
+                continue
             if unit_id in self.units:
                 continue
             params = lifecycle(str(raw["lifecycle-urn"]))

@@ -28,27 +28,23 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .base import ConfigTransaction, DeviceEvent, DeviceRefusal, Inventory, JsonTree
+from .config_model import ChangeTracker, Staged, update_records
 from .events import EventHub
 from .physics.switch import opm_reading_dbm
 from .plant import SwitchFabric
 from .topology import Endpoint
 from .world import DEVICE_ORDER, World
-from .yangjson import as_float, as_list, decimal64
+from .yangjson import as_float, decimal64
 
 OPSW = "optical-switch"
 QSOPSW = "qstrata-optical-switch"
 POWER_CHANGE_DB = 1.0
 
 
-def _pairs(tree: JsonTree) -> dict[int, int]:
-    return {
-        int(p["ingress"]): int(p["egress"])
-        for p in as_list((tree.get(f"{OPSW}:cross-connects") or {}).get("pair"))
-    }
-
-
-def _ports(tree: JsonTree) -> dict[int, dict[str, Any]]:
-    return {int(p["port-id"]): p for p in as_list((tree.get(f"{OPSW}:port-config") or {}).get("port"))}
+PAIRS = (f"{OPSW}:cross-connects", "pair")
+PORTS = (f"{OPSW}:port-config", "port")
+WATCH = {PAIRS: ("ingress",), PORTS: ("port-id",)}
+"""The lists the twin keeps from change lists, with their keys (`config_model.ConfigModel`)."""
 
 
 def _pair_path(ingress: int, leaf: str = "") -> str:
@@ -78,6 +74,10 @@ class SwitchTwin:
         self._status: dict[int, str] = {}
         self._power: dict[int, float] = {}
         self._switching: set[int] = set()
+        self._pairs: dict[int, int] = {}
+        """Configured cross-connects, ingress -> egress."""
+        self.tracker = ChangeTracker(name, (PAIRS[0], PORTS[0]), WATCH)
+        """The configuration as the datastore has it, kept from change lists."""
 
     # -- inventory ---------------------------------------------------------------------------
 
@@ -123,11 +123,37 @@ class SwitchTwin:
         self.world.attach(self)
         self._status = {p: self._port_status(p) for p in self.fabric.port_ids}
         self._power = {p: self._power_dbm(p) for p in self.fabric.port_ids}
-        return Inventory(modules=(OPSW, QSOPSW), config=self.inventory_config())
+        config = self.inventory_config()
+        self._pairs = dict(self.fabric.pairs)
+        self.tracker.seed(config)
+        return Inventory(modules=(OPSW, QSOPSW), config=config)
 
     async def prepare(self, txn: ConfigTransaction) -> None:
+        pairs, ports = self._stage(txn).result
+        try:
+            self._check(pairs, ports)
+        except DeviceRefusal:
+            self.tracker.refused()
+            raise
+
+    def _stage(self, txn: ConfigTransaction) -> Staged:
+        """Apply the change list to the configuration copy; read back the pairs and ports it
+        touched (pair: egress, or None when deleted; port: its entry, or None)."""
+        staged = self.tracker.stage(txn)
+        pairs: dict[int, int | None] = {}
+        for key in staged.touched(PAIRS, self._pairs):
+            raw = staged.model.entry(PAIRS, (key,))
+            pairs[int(key)] = None if raw is None or raw.get("egress") is None else int(raw["egress"])
+        ports = {int(key): staged.model.entry(PORTS, (key,)) for key in staged.touched(PORTS, ())}
+        staged.result = (pairs, ports)
+        return staged
+
+    def _check(self, delta: dict[int, int | None], ports: dict[int, dict[str, Any] | None]) -> None:
+        """The cross-connects after the change (at most one per port: the whole set is looked at)
+        and the touched ports."""
         valid = set(self.fabric.port_ids)
-        pairs = _pairs(txn.new_config)
+        pairs = dict(self._pairs)
+        update_records(pairs, delta)
         egress_of: dict[int, int] = {}
         for ingress, egress in pairs.items():
             for port, leaf in ((ingress, "ingress"), (egress, "egress")):
@@ -150,7 +176,9 @@ class SwitchTwin:
                     f"port {ingress} is already the egress of the pair with ingress {egress_of[ingress]}",
                     _pair_path(ingress),
                 )
-        for port, entry in _ports(txn.new_config).items():
+        for port, entry in ports.items():
+            if entry is None:
+                continue
             if port not in valid:
                 raise DeviceRefusal(f"port {port} does not exist on {self.name}", _port_path(port))
             self._check_cabling(port, entry.get(f"{QSOPSW}:attached-fibre"))
@@ -168,16 +196,23 @@ class SwitchTwin:
                 )
 
     async def commit(self, txn: ConfigTransaction) -> None:
-        old, new = _pairs(txn.old_config), _pairs(txn.new_config)
+        staged = self.tracker.staged(txn) or self._stage(txn)
+        self.tracker.committed()
+        delta, ports = staged.result
         now = self.world.now_ns
-        for ingress in old.keys() - new.keys():
-            self.world.plant.disconnect(self.name, ingress, now)
-        for ingress, egress in new.items():
-            if self.fabric.pairs.get(ingress) != egress:
+        for ingress, egress in delta.items():
+            if egress is None:
+                if self._pairs.pop(ingress, None) is not None:
+                    self.world.plant.disconnect(self.name, ingress, now)
+                continue
+            self._pairs[ingress] = egress
+        for ingress, egress in delta.items():
+            if egress is not None and self.fabric.pairs.get(ingress) != egress:
                 self.world.plant.connect(self.name, ingress, egress, now)
         self._switching = {p for p, until in self.fabric.dark_until_ns.items() if until > now}
-        for port, entry in _ports(txn.new_config).items():
-            self._calibrate(port, entry)
+        for port, entry in ports.items():
+            if entry is not None:
+                self._calibrate(port, entry)
 
     def _calibrate(self, port: int, entry: dict[str, Any]) -> None:
         loss = as_float(entry.get(f"{QSOPSW}:insertion-loss"))
@@ -199,7 +234,8 @@ class SwitchTwin:
             self.world.plant.set_attenuation(fibre.spec.id, attenuation)
 
     async def abort(self, txn: ConfigTransaction) -> None:
-        """prepare() changed nothing."""
+        """Another participant refused: forget what prepare applied to the configuration copy."""
+        self.tracker.aborted(txn)
 
     def read_state(self) -> JsonTree:
         opts = self.options

@@ -13,6 +13,7 @@ turns sampling noise and drift off and gives the formulas' expected values.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import random
 import time
 import uuid
@@ -175,8 +176,8 @@ class World:
         self.hosted.pop(name, None)
 
     def attach(self, participant: Participant) -> None:
-        self._participants.append(participant)
-        self._participants.sort(key=lambda p: p.tick_order)
+        """Tick `participant` from now on, after those of a lower or equal tick_order."""
+        bisect.insort_right(self._participants, participant, key=_tick_order)
 
     def detach(self, participant: Participant) -> None:
         if participant in self._participants:
@@ -250,3 +251,7 @@ def reset_process_world() -> None:
     """Forget the process world (tests)."""
     global _PROCESS_WORLD
     _PROCESS_WORLD = None
+
+
+def _tick_order(participant: Participant) -> int:
+    return participant.tick_order

@@ -17,6 +17,8 @@ from qstrata.agents.devices.physics import memory as memory_physics
 from qstrata.agents.devices.physics import qkd as qkd_physics
 from qstrata.agents.devices.registry import create_for
 from qstrata.agents.devices.world import World
+from qstrata.bindings.schema import get_schema
+from qstrata.bindings.tree import DataTree
 
 TOPOLOGIES = Path(__file__).parent / "topologies"
 QKD = "etsi-qkd-sdn-node:qkd_node"
@@ -27,29 +29,41 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+def _whole_tree_read() -> dict[str, Any]:
+    raise AssertionError("a twin read the whole configuration instead of the change list")
+
+
 class Agent:
-    """A twin plus the running config a datastore would keep for it."""
+    """A twin plus the running config a datastore would keep for it. Transactions carry the
+    change list libyang computes between the two configurations, as the datastore's do."""
 
     def __init__(self, world: World, name: str, **options: Any) -> None:
         self.driver = create_for(world, name, **options)
         self.events: list[DeviceEvent] = []
         self.driver.hub.add_listener(self.events.append)
-        self.running = copy.deepcopy(run(self.driver.start()).config)
+        inventory = run(self.driver.start())
+        self.schema = get_schema(tuple(inventory.modules))
+        self.running = copy.deepcopy(inventory.config)
+
+    def transaction(self, mutate) -> tuple[ConfigTransaction, dict[str, Any]]:
+        """The change list only: a twin that reads the whole old or new configuration (whose cost
+        grows with the configuration) fails the test."""
+        new = copy.deepcopy(self.running)
+        mutate(new)
+        old_tree, new_tree = (DataTree.from_python(t, schema=self.schema, validate=False) for t in (self.running, new))
+        return ConfigTransaction(tuple(old_tree.diff(new_tree)), _whole_tree_read, _whole_tree_read), new
 
     def edit(self, mutate) -> None:
         """Apply `mutate(config)` as one transaction (prepare + commit)."""
-        new = copy.deepcopy(self.running)
-        mutate(new)
-        txn = ConfigTransaction((), self.running, new)
+        txn, new = self.transaction(mutate)
         run(self.driver.prepare(txn))
         run(self.driver.commit(txn))
         self.running = new
 
     def try_edit(self, mutate) -> None:
-        """prepare only (to see a refusal)."""
-        new = copy.deepcopy(self.running)
-        mutate(new)
-        run(self.driver.prepare(ConfigTransaction((), self.running, new)))
+        """prepare only (to see a refusal); a refusal leaves the twin as it was."""
+        txn, _ = self.transaction(mutate)
+        run(self.driver.prepare(txn))
 
     def notifications(self, name: str) -> list[dict[str, Any]]:
         return [next(iter(e.data.values())) for e in self.events
@@ -539,3 +553,82 @@ def test_registry_has_one_factory_per_kind():
     assert {d.name for d in registry.create_all(world)} == set(world.topology.nodes)
     with pytest.raises(ValueError):
         registry.create("laser", world, "x")
+
+
+# -- change lists: what the per-edit path must get right without the whole configuration --------
+
+OTHER = "0000000a-0000-4000-8000-0000000000cd"
+
+
+def test_one_enabled_link_per_interface_counts_links_made_in_earlier_transactions():
+    world, alice, _, _ = qkd_pair()
+    with pytest.raises(DeviceRefusal) as busy:
+        alice.try_edit(add_link(qkd_link(OTHER, 1, world.node_uuid("bob"))))
+    assert f"already runs enabled link {LINK}" in busy.value.message and OTHER in busy.value.path
+    alice.edit(add_link(qkd_link(LINK, 1, world.node_uuid("bob"), qkdl_enable=False)))
+    alice.edit(add_link(qkd_link(OTHER, 1, world.node_uuid("bob"))))  # the interface is free now
+    with pytest.raises(DeviceRefusal) as again:
+        alice.try_edit(add_link(qkd_link(LINK, 1, world.node_uuid("bob"))))
+    # the link first in document order (the datastore keeps OTHER after LINK) keeps the interface
+    assert f"link {OTHER}: interface 1 already runs enabled link {LINK}" in again.value.message
+
+
+def test_deleting_a_link_an_application_draws_on_is_refused_and_changes_nothing():
+    world, alice, _, _ = qkd_pair()
+    kme_setup(world, alice, rate=1000, burst=512)
+
+    def drop_link(config):
+        del config[QKD]["qkd_links"]
+
+    with pytest.raises(DeviceRefusal) as refused:
+        alice.try_edit(drop_link)
+    assert "backing link" in refused.value.message or "not a link of this node" in refused.value.message
+    # the refused change list was taken back: the next edit builds on the configuration as it was
+    alice.edit(add_link(qkd_link(LINK, 1, world.node_uuid("bob"), qkdl_enable=False)))
+    assert status(alice, LINK) == "OFF" or alice.driver.config.links[LINK].enable is False
+    assert set(alice.driver.config.links) == {LINK} and set(alice.driver.config.apps) == {APP}
+
+
+def test_a_restored_configuration_replays_as_one_change_list():
+    """After a restart the agent replays initial -> restored running as one transaction
+    (agents/app.py): whole containers (links, applications, the KME's tables) are created at once."""
+    world, alice, bob, _ = qkd_pair()
+    kme_setup(world, alice, rate=1000, burst=512)
+    restored = copy.deepcopy(alice.running)
+
+    fresh = World.from_yaml(TOPOLOGIES / "reroute.yaml", deterministic=True)
+    alice2, bob2, _ = Agent(fresh, "alice"), Agent(fresh, "bob"), Agent(fresh, "sw")
+    bob2.edit(add_link(qkd_link(LINK, 1, fresh.node_uuid("alice"))))
+    txn, _ = alice2.transaction(lambda config: config.update(copy.deepcopy(restored)))
+    assert any(c.op == "create" and c.path.endswith("/qkd_links") for c in txn.changes)
+    alice2.edit(lambda config: config.update(copy.deepcopy(restored)))
+    for twin, other in ((alice2.driver, alice.driver),):
+        assert twin.config.links == other.config.links and twin.config.apps == other.config.apps
+        assert twin.kme.routes == other.kme.routes and set(twin.kme.buckets) == set(other.kme.buckets)
+        assert twin.kme.app_sessions == other.kme.app_sessions == {APP: SESSION}
+    fresh.run_for(12 * NS)
+    assert status(alice2, LINK) == "ACTIVE"
+    assert [a["app_id"] for a in alice2.state()[QKD]["qkd_applications"]["qkd_app"]] == [APP]
+
+
+def test_prepare_without_commit_then_a_new_transaction_rereads_the_configuration():
+    """A transaction prepared but never committed (the datastore failed in between) must not
+    leave its changes in the twin's copy: the next one re-reads the old configuration."""
+    world, alice, _, _ = qkd_pair()
+    txn, _ = alice.transaction(add_link(qkd_link(OTHER, 1, world.node_uuid("bob"), qkdl_enable=False)))
+    run(alice.driver.prepare(txn))  # never committed
+    reads = []
+
+    def old_config():
+        reads.append("old")
+        return copy.deepcopy(alice.running)
+
+    new = copy.deepcopy(alice.running)
+    add_link(qkd_link(LINK, 1, world.node_uuid("bob"), qkdl_enable=False))(new)
+    old_tree, new_tree = (DataTree.from_python(t, schema=alice.schema, validate=False) for t in (alice.running, new))
+    again = ConfigTransaction(tuple(old_tree.diff(new_tree)), old_config, _whole_tree_read)
+    run(alice.driver.prepare(again))
+    run(alice.driver.commit(again))
+    alice.running = new
+    assert reads == ["old"]
+    assert set(alice.driver.config.links) == {LINK} and not alice.driver.config.links[LINK].enable

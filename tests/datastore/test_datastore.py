@@ -1,0 +1,291 @@
+"""agents/datastore as a library (no NETCONF): atomic transactions, device vetoes, locks, the
+candidate, confirmed-commit rollback, journal recovery and the whole-tree validation fallback.
+Real DataTrees, the real schema and a real (if small) device driver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from qstrata.agents.datastore.errors import DatastoreError, ErrorKind
+from qstrata.agents.datastore.store import SYSTEM, Datastore, SessionInfo
+from qstrata.agents.devices.base import ConfigTransaction, DeviceRefusal, Inventory
+from qstrata.bindings.edit import EditOperation
+from qstrata.bindings.locality import schema_path_of
+from qstrata.bindings.tree import DataTree
+
+TOP = "etsi-qkd-sdn-node:qkd_node"
+NODE_ID = "00000000-0000-0000-0000-00000000000a"
+SS = "qstrata-ss:service-stratum"
+
+
+def link_id(i: int) -> str:
+    return f"00000000-0000-0000-0000-{i:012x}"
+
+
+def link_path(i: int) -> str:
+    return f"/{TOP}/qkd_links/qkd_link[qkdl_id='{link_id(i)}']"
+
+
+def initial() -> DataTree:
+    return DataTree.from_python({TOP: {"qkdn_id": NODE_ID}}, config_only=True)
+
+
+def link_tree(*ids: int, wavelength: int | None = None) -> DataTree:
+    links = []
+    for i in ids:
+        entry: dict[str, Any] = {"qkdl_id": link_id(i), "qkdl_type": "etsi-qkd-node-types:PHYS"}
+        if wavelength is not None:
+            entry["phys_wavelength"] = str(wavelength)
+        links.append(entry)
+    return DataTree.from_python({TOP: {"qkd_links": {"qkd_link": links}}}, validate=False)
+
+
+def merge(*ids: int, **kw: Any) -> EditOperation:
+    return EditOperation("merge", link_path(ids[0]), link_tree(*ids, **kw))
+
+
+def create(i: int) -> EditOperation:
+    return EditOperation("create", link_path(i), link_tree(i))
+
+
+def delete(i: int) -> EditOperation:
+    return EditOperation("delete", link_path(i))
+
+
+def printed(store: Datastore, name: str = "running") -> str:
+    return store.get_config(name).print("json")
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+class Recorder:
+    """A device driver that refuses one wavelength and records what it was asked."""
+
+    name = "recorder"
+
+    def __init__(self, refuse_wavelength: str | None = None) -> None:
+        self.refuse = refuse_wavelength
+        self.prepared: list[tuple] = []
+        self.committed: list[tuple] = []
+
+    async def start(self) -> Inventory:
+        return Inventory(modules=("etsi-qkd-sdn-node",))
+
+    async def prepare(self, txn: ConfigTransaction) -> None:
+        self.prepared.append(txn.changes)
+        for change in txn.changes:
+            if change.path.endswith("/phys_wavelength") and change.new == self.refuse:
+                raise DeviceRefusal(f"wavelength {change.new} nm is not supported", change.path)
+            if self.refuse in _wavelengths(change.new):  # a created entry or container
+                raise DeviceRefusal(f"wavelength {self.refuse} nm is not supported", change.path)
+
+    async def commit(self, txn: ConfigTransaction) -> None:
+        self.committed.append(txn.changes)
+
+    async def abort(self, txn: ConfigTransaction) -> None:
+        pass
+
+    def read_state(self) -> dict:
+        return {}
+
+    def events(self):
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        pass
+
+
+def _wavelengths(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        found = {str(value["phys_wavelength"])} if "phys_wavelength" in value else set()
+        return found.union(*(_wavelengths(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_wavelengths(v) for v in value))
+    return set()
+
+
+def loaded(state_dir: Path | None = None, drivers=()) -> Datastore:
+    store = Datastore(state_dir=state_dir, drivers=drivers)
+    store.load(initial())
+    return store
+
+
+ALICE = SessionInfo(session_id=1, username="alice")
+BOB = SessionInfo(session_id=2, username="bob")
+
+
+# -- atomic transactions ---------------------------------------------------------------------------
+
+
+def test_a_failing_operation_leaves_the_tree_exactly_as_it_was():
+    async def go():
+        store = loaded()
+        await store.edit("running", [merge(1, 2)], ALICE)
+        before, version = printed(store), store.versions["running"]
+        # the first operation alone would succeed; the second fails (create of existing data)
+        with pytest.raises(DatastoreError) as err:
+            await store.edit("running", [merge(3), create(1)], ALICE)
+        assert err.value.kind is ErrorKind.EXISTS
+        assert printed(store) == before and store.versions["running"] == version
+        with pytest.raises(DatastoreError) as missing:
+            await store.edit("running", [delete(2), delete(9)], ALICE)
+        assert missing.value.kind is ErrorKind.MISSING
+        assert printed(store) == before
+    run(go())
+
+
+def test_invalid_result_is_refused_and_nothing_changes():
+    async def go():
+        store = loaded()
+        await store.edit("running", [merge(1)], ALICE)
+        before = printed(store)
+        with pytest.raises(DatastoreError) as err:  # qkdn_id is mandatory
+            await store.edit("running", [merge(2), EditOperation("delete", f"/{TOP}/qkdn_id")], ALICE)
+        assert err.value.kind is ErrorKind.MANDATORY
+        assert printed(store) == before
+    run(go())
+
+
+def test_a_device_refusal_rolls_back():
+    async def go():
+        device = Recorder(refuse_wavelength="1310")
+        store = loaded(drivers=[device])
+        await store.edit("running", [merge(1, wavelength=1550)], ALICE)
+        before = printed(store)
+        with pytest.raises(DatastoreError) as err:
+            await store.edit("running", [merge(2, wavelength=1550), merge(3, wavelength=1310)], ALICE)
+        assert err.value.kind is ErrorKind.DEVICE_REFUSED and "1310" in err.value.message
+        assert printed(store) == before
+        assert len(device.committed) == 1 and len(device.prepared) == 2
+        # the driver saw the change list, not a whole tree
+        assert all(c.op == "create" and c.path.startswith(f"/{TOP}/qkd_links") for c in device.prepared[-1])
+    run(go())
+
+
+# -- locks ------------------------------------------------------------------------------------------
+
+
+def test_locks_refuse_other_sessions_but_not_the_system():
+    async def go():
+        store = loaded()
+        store.lock("running", ALICE.session_id)
+        with pytest.raises(DatastoreError) as err:
+            await store.edit("running", [merge(1)], BOB)
+        assert err.value.kind is ErrorKind.LOCKED and err.value.info == {"session-id": "1"}
+        with pytest.raises(DatastoreError) as taken:
+            store.lock("running", BOB.session_id)
+        assert taken.value.kind is ErrorKind.LOCK_DENIED
+        with pytest.raises(DatastoreError) as not_holder:
+            store.unlock("running", BOB.session_id)
+        assert not_holder.value.kind is ErrorKind.LOCK_DENIED
+        await store.edit("running", [merge(1)], ALICE)  # the holder writes
+        await store.edit("running", [merge(2)], SYSTEM)  # the server itself bypasses locks
+        assert store.get_config("running").get(link_path(2)) is not None
+        store.release_session(ALICE.session_id)  # a session's end drops its locks
+        await store.edit("running", [merge(3)], BOB)
+        with pytest.raises(DatastoreError) as unlocked:
+            store.unlock("running", BOB.session_id)
+        assert unlocked.value.kind is ErrorKind.NOT_LOCKED
+    run(go())
+
+
+# -- candidate ---------------------------------------------------------------------------------------
+
+
+def test_candidate_commit_and_discard():
+    async def go():
+        store = loaded()
+        await store.edit("candidate", [merge(1)], ALICE)
+        assert store.get_config("running").get(link_path(1)) is None
+        await store.commit(ALICE)
+        assert store.get_config("running").get(link_path(1)) is not None
+        await store.edit("candidate", [merge(2)], ALICE)
+        assert store.candidate_modified
+        await store.discard_changes(ALICE)
+        assert not store.candidate_modified
+        assert printed(store, "candidate") == printed(store, "running")
+        assert store.get_config("candidate").get(link_path(2)) is None
+    run(go())
+
+
+def test_confirmed_commit_rolls_back_on_timeout():
+    async def go():
+        store = loaded()
+        await store.edit("running", [merge(1)], ALICE)
+        before = printed(store)
+        await store.edit("candidate", [merge(2)], ALICE)
+        await store.commit(ALICE, confirmed=True, timeout=1)
+        assert store.get_config("running").get(link_path(2)) is not None and store.pending is not None
+        await asyncio.sleep(1.3)
+        assert store.pending is None
+        assert printed(store) == before
+        assert store.get_config("candidate").get(link_path(2)) is None
+        with pytest.raises(DatastoreError):  # out of range timeouts are refused
+            await store.commit(ALICE, confirmed=True, timeout=0)
+    run(go())
+
+
+# -- journal -----------------------------------------------------------------------------------------
+
+
+def test_journal_brings_running_back_and_ignores_a_truncated_last_record(tmp_path):
+    async def go():
+        store = loaded(tmp_path)
+        await store.edit("running", [merge(1)], ALICE)
+        await store.edit("running", [merge(2)], ALICE)
+        await store.edit("running", [delete(1)], ALICE)
+        return printed(store)
+
+    expected = run(go())
+    again = loaded(tmp_path)
+    assert printed(again) == expected
+    assert again.get_config("running").get(link_path(2)) is not None
+    assert again.get_config("running").get(link_path(1)) is None
+
+    journal = tmp_path / "running.journal"
+    good = journal.read_bytes()
+    record = json.dumps({"not": "finished"}).encode()
+    journal.write_bytes(good + b"%08x " % 0 + record[: len(record) // 2])  # crash in mid-write
+    assert printed(loaded(tmp_path)) == expected
+    journal.write_bytes(good[:-7])  # the last real record cut short: the ones before it stand
+    reopened = loaded(tmp_path)
+    assert reopened.get_config("running").get(link_path(2)) is not None
+    assert reopened.get_config("running").get(link_path(1)) is not None  # its delete was lost
+
+
+# -- locality fallback -------------------------------------------------------------------------------
+
+
+def test_edits_whose_locality_is_unknown_are_validated_whole(tmp_path):
+    """A route's qkd-link is a leafref into qkd_links (not local): the datastore validates the
+    whole tree, so a dangling reference is refused and a good one accepted."""
+    store = loaded()
+    assert store.locality.slice_ok(schema_path_of(link_path(1)), False)
+    route = f"/{SS}/kme/forwarding-table/route[urn-prefix='urn:qkd:bob:']"
+    assert not store.locality.slice_ok(schema_path_of(route), False)
+    assert not store.locality.slice_ok("/no-such-module:thing", False)
+
+    def route_tree(link: int) -> DataTree:
+        return DataTree.from_python({SS: {"kme": {"kme-id": NODE_ID, "forwarding-table": {"route": [
+            {"urn-prefix": "urn:qkd:bob:", "next-hop-kme": link_id(0xb0b), "qkd-link": link_id(link)}]}}}},
+            validate=False)
+
+    async def go():
+        await store.edit("running", [merge(1)], ALICE)
+        before = printed(store)
+        with pytest.raises(DatastoreError) as err:
+            await store.edit("running", [EditOperation("merge", route, route_tree(7))], ALICE)
+        assert err.value.kind in (ErrorKind.INSTANCE_REQUIRED, ErrorKind.INVALID_VALUE)
+        assert printed(store) == before
+        await store.edit("running", [EditOperation("merge", route, route_tree(1))], ALICE)
+        # deleting the referenced link is not local either: refused whole
+        with pytest.raises(DatastoreError):
+            await store.edit("running", [delete(1)], ALICE)
+        assert store.get_config("running").get(link_path(1)) is not None
+    run(go())
