@@ -22,7 +22,7 @@ from .pipeline import Pipeline
 from .processors.actions import ActionProcessor
 from .processors.alarms import AlarmProcessor
 from .store import Retention, parse_store_url
-from .targets import TargetInput, TargetManager, UnavailableInput
+from .targets import TargetInput, TargetManager
 
 log = logging.getLogger("qstrata.collectors")
 
@@ -47,13 +47,14 @@ class CollectOptions:
     share_targets: bool = True
     lease_ttl: float = 5.0
     queue_items: int | None = None
+    retry: Any = None
+    """A `session.RetryPolicy` for the gNMI input (tests shorten its waits); None: the defaults."""
 
 
 class Collector:
     def __init__(self, options: CollectOptions, target_input: TargetInput | None = None) -> None:
         self.options = options
         self.config = options.config or CollectorConfig(None)
-        self.target_input = target_input or UnavailableInput()
         self.alarms = AlarmProcessor(list(self.config.rules))
         self.actions = ActionProcessor(list(self.config.actions), self.config.rule_actions, self._target)
         outs: list[Any] = []
@@ -66,6 +67,11 @@ class Collector:
             outs.append(outputs.create("nats", url=options.nats, instance=options.instance))
         kwargs = {"queue_items": options.queue_items} if options.queue_items else {}
         self.pipeline = Pipeline(outs, [self.alarms, self.actions], instance=options.instance, **kwargs)
+        if target_input is None:
+            from .inputs import create
+
+            target_input = create("gnmi", pipeline=self.pipeline, **({"policy": options.retry} if options.retry else {}))
+        self.target_input = target_input
         self.manager = TargetManager(self.target_input, on_removed=self.pipeline.forget_target)
         self.leases = None
         self.input = None
@@ -126,6 +132,9 @@ class Collector:
         if self.leases is not None:
             await self.leases.stop()
         self.manager.set_targets({})
+        stop_input = getattr(self.target_input, "stop", None)
+        if stop_input is not None:
+            await stop_input()
         if self._lease_nc is not None:
             await self._lease_nc.close()
         await self.pipeline.stop()
@@ -140,6 +149,8 @@ class Collector:
             h["members"] = sorted(self.leases.members)
         if self.input is not None:
             h["input"] = self.input.health()
+        if hasattr(self.target_input, "health"):
+            h["gnmi"] = self.target_input.health()
         h["actions"] = self.actions.health()
         return h
 

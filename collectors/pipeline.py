@@ -290,6 +290,7 @@ class Pipeline:
                         **{o.name: {"state": "ok", "queued": 0, "dropped": 0, **o.health()} for o in self.passive}},
             "targets": {name: {"reachable": s.reachable, "state": s.state, "reason": s.reason, "synced": s.synced,
                                "reconnects": s.reconnects, "duplicates": s.duplicates,
+                               "last_update_ns": s.last_update_ns,
                                "updates_received": self.normalizer.received(name)}
                         for name, s in sorted(self.targets.items())},
         }
