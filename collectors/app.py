@@ -43,6 +43,11 @@ class CollectOptions:
     """Consume this NATS server's stream (an input)."""
     durable: str = "qstrata-store"
     gnmi_port: int | None = None
+    """Serve the telemetry as a gNMI target on this port (0: a free one)."""
+    gnmi_host: str = "127.0.0.1"
+    gnmi_insecure: bool = False
+    state_dir: str = "collector-state"
+    """Users, credentials.json and the northbound TLS CA."""
     instance: str = field(default_factory=default_instance)
     share_targets: bool = True
     lease_ttl: float = 5.0
@@ -65,6 +70,10 @@ class Collector:
             outs.append(outputs.create("prometheus", host=options.prometheus[0], port=options.prometheus[1]))
         if options.nats:
             outs.append(outputs.create("nats", url=options.nats, instance=options.instance))
+        if options.gnmi_port is not None:
+            outs.append(outputs.create("gnmi", port=options.gnmi_port, host=options.gnmi_host,
+                                       state_dir=options.state_dir, insecure=options.gnmi_insecure,
+                                       instance=options.instance))
         kwargs = {"queue_items": options.queue_items} if options.queue_items else {}
         self.pipeline = Pipeline(outs, [self.alarms, self.actions], instance=options.instance, **kwargs)
         if target_input is None:
@@ -91,8 +100,6 @@ class Collector:
 
             self.input = create("nats", url=o.from_nats, pipeline=self.pipeline, durable=o.durable)
             await self.input.start()
-        if o.gnmi_port is not None:
-            log.warning("the northbound gNMI output (--gnmi-port %d) is not available yet", o.gnmi_port)
         if o.nats and o.share_targets and self.config.targets:
             from .leases import LeaseManager
             from .natsutil import connect
