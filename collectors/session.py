@@ -148,6 +148,8 @@ class TargetSession:
         self.reason = ""
         self.reconnects = 0
         self.sessions = 0
+        self.attempts = 0
+        """Subscribe calls made (connection attempts), successful or not."""
         self.duplicates = 0
         self.received = 0
         self.last_update_ns = 0
@@ -177,7 +179,7 @@ class TargetSession:
 
     def health(self) -> dict[str, object]:
         return {"state": self.state, "reachable": self.reachable, "synced": self.synced, "reason": self.reason,
-                "reconnects": self.reconnects, "updates_received": self.received, "duplicates": self.duplicates,
+                "reconnects": self.reconnects, "attempts": self.attempts, "updates_received": self.received, "duplicates": self.duplicates,
                 "last_update_ns": self.last_update_ns, "encoding": "PROTO" if self.encoding == PROTO else "JSON_IETF"}
 
     # ------------------------------------------------------------------ the loop
@@ -207,6 +209,7 @@ class TargetSession:
 
     async def _session(self) -> Outcome | None:
         cfg = self.config
+        self.attempts += 1
         try:
             metadata, creds = read_setup(cfg)
         except SetupError as exc:

@@ -45,7 +45,7 @@ class GnmiInput:
             return
         session = TargetSession(target, self.pipeline, self.policy)
         if old is not None:  # counters carry over: reconnects and duplicates are per target
-            session.sessions, session.reconnects = old.sessions, old.reconnects
+            session.sessions, session.reconnects, session.attempts = old.sessions, old.reconnects, old.attempts
             session.duplicates, session.received = old.duplicates, old.received
             session.encoding = old.encoding
         self._start(session)
