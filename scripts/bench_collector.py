@@ -336,6 +336,16 @@ async def run_collector(cfg: Path, db: Path, prom_port: int, duration: float, wa
             store_lag.extend((now - b.ts[0]) / 1e9 for b in batches if b.ts)
 
     sqlite_q.output.write = timed_write
+    pauses: list[float] = []
+    gc_start = [0.0]
+
+    def gc_probe(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        elif measuring and info.get("generation") == 2:
+            pauses.append(time.perf_counter() - gc_start[0])
+
+    gc.callbacks.append(gc_probe)
     await c.start()
     try:
         await asyncio.sleep(warmup)
@@ -357,7 +367,8 @@ async def run_collector(cfg: Path, db: Path, prom_port: int, duration: float, wa
             "dropped": sum(o["dropped"] for o in health["outputs"].values()),
             "ingest_lag_p50": percentile(ingest_lag, 50), "ingest_lag_p99": percentile(ingest_lag, 99),
             "lag_p50": percentile(store_lag, 50), "lag_p99": percentile(store_lag, 99),
-            "lag_max": max(store_lag, default=float("nan"))}
+            "lag_max": max(store_lag, default=float("nan")), "gc_full": len(pauses),
+            "gc_full_max_s": max(pauses, default=0.0)}
 
 
 def collector_config(path: Path, port: int, targets: int, interval: float) -> None:
@@ -440,6 +451,7 @@ def e2e_main(args: argparse.Namespace) -> int:
             print(f"  collector RSS {s['rss_mb']:.0f} MB (peak {s['rss_peak_mb']:.0f} MB) vs gnmic ~600 MB: "
                   f"{s['rss_peak_mb'] / 600:.2f}; CPU {s['cpu'] / s['seconds']:.0%} of one core; "
                   f"Prometheus scrape {s['scrape_s']:.2f} s")
+            print(f"  full garbage collections while measuring: {s['gc_full']}, longest {s['gc_full_max_s']:.2f} s")
             m = None
             if args.max_duration > 0:
                 offered_max = args.targets * leaves / args.max_interval
