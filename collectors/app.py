@@ -22,7 +22,7 @@ from .pipeline import Pipeline
 from .processors.actions import ActionProcessor
 from .processors.alarms import AlarmProcessor
 from .store import Retention, parse_store_url
-from .targets import TargetInput, TargetManager, UnavailableInput
+from .targets import TargetInput, TargetManager
 
 log = logging.getLogger("qstrata.collectors")
 
@@ -43,17 +43,23 @@ class CollectOptions:
     """Consume this NATS server's stream (an input)."""
     durable: str = "qstrata-store"
     gnmi_port: int | None = None
+    """Serve the telemetry as a gNMI target on this port (0: a free one)."""
+    gnmi_host: str = "127.0.0.1"
+    gnmi_insecure: bool = False
+    state_dir: str = "collector-state"
+    """Users, credentials.json and the northbound TLS CA."""
     instance: str = field(default_factory=default_instance)
     share_targets: bool = True
     lease_ttl: float = 5.0
     queue_items: int | None = None
+    retry: Any = None
+    """A `session.RetryPolicy` for the gNMI input (tests shorten its waits); None: the defaults."""
 
 
 class Collector:
     def __init__(self, options: CollectOptions, target_input: TargetInput | None = None) -> None:
         self.options = options
         self.config = options.config or CollectorConfig(None)
-        self.target_input = target_input or UnavailableInput()
         self.alarms = AlarmProcessor(list(self.config.rules))
         self.actions = ActionProcessor(list(self.config.actions), self.config.rule_actions, self._target)
         outs: list[Any] = []
@@ -64,8 +70,17 @@ class Collector:
             outs.append(outputs.create("prometheus", host=options.prometheus[0], port=options.prometheus[1]))
         if options.nats:
             outs.append(outputs.create("nats", url=options.nats, instance=options.instance))
+        if options.gnmi_port is not None:
+            outs.append(outputs.create("gnmi", port=options.gnmi_port, host=options.gnmi_host,
+                                       state_dir=options.state_dir, insecure=options.gnmi_insecure,
+                                       instance=options.instance))
         kwargs = {"queue_items": options.queue_items} if options.queue_items else {}
         self.pipeline = Pipeline(outs, [self.alarms, self.actions], instance=options.instance, **kwargs)
+        if target_input is None:
+            from .inputs import create
+
+            target_input = create("gnmi", pipeline=self.pipeline, **({"policy": options.retry} if options.retry else {}))
+        self.target_input = target_input
         self.manager = TargetManager(self.target_input, on_removed=self.pipeline.forget_target)
         self.leases = None
         self.input = None
@@ -85,8 +100,6 @@ class Collector:
 
             self.input = create("nats", url=o.from_nats, pipeline=self.pipeline, durable=o.durable)
             await self.input.start()
-        if o.gnmi_port is not None:
-            log.warning("the northbound gNMI output (--gnmi-port %d) is not available yet", o.gnmi_port)
         if o.nats and o.share_targets and self.config.targets:
             from .leases import LeaseManager
             from .natsutil import connect
@@ -126,6 +139,9 @@ class Collector:
         if self.leases is not None:
             await self.leases.stop()
         self.manager.set_targets({})
+        stop_input = getattr(self.target_input, "stop", None)
+        if stop_input is not None:
+            await stop_input()
         if self._lease_nc is not None:
             await self._lease_nc.close()
         await self.pipeline.stop()
@@ -140,6 +156,8 @@ class Collector:
             h["members"] = sorted(self.leases.members)
         if self.input is not None:
             h["input"] = self.input.health()
+        if hasattr(self.target_input, "health"):
+            h["gnmi"] = self.target_input.health()
         h["actions"] = self.actions.health()
         return h
 

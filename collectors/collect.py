@@ -1,7 +1,8 @@
 """`qstrata collect`: run a telemetry collector in the foreground until SIGINT/SIGTERM.
 
     qstrata collect --targets FILE [--store sqlite:PATH|none] [--prometheus HOST:PORT] [--nats URL]
-                    [--gnmi-port N] [--from-nats URL] [--instance NAME]
+                    [--gnmi-port N [--gnmi-listen HOST] [--gnmi-insecure] [--state-dir DIR]]
+                    [--from-nats URL] [--instance NAME]
 
 FILE is the collector's YAML (targets, alarm rules, actions, store retention) or a testbed's
 endpoints.json; it is watched and re-applied while running. Bad input (an invalid file, an
@@ -27,7 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prometheus", metavar="HOST:PORT", help="serve a Prometheus exposition endpoint")
     p.add_argument("--nats", metavar="URL", help="publish to NATS JetStream; instances using the same NATS "
                                                  "share the targets")
-    p.add_argument("--gnmi-port", type=int, help="northbound gNMI port (not available yet)")
+    p.add_argument("--gnmi-port", type=int, help="serve the telemetry as a gNMI target on this port (0: a free "
+                                                 "one); TLS with the collector's own CA")
+    p.add_argument("--gnmi-listen", default="127.0.0.1", metavar="HOST", help="address of --gnmi-port "
+                                                                              "(default 127.0.0.1)")
+    p.add_argument("--gnmi-insecure", action="store_true", help="serve northbound gNMI in plain text")
+    p.add_argument("--state-dir", default="collector-state", help="users, credentials.json and the gNMI CA of "
+                                                                  "the northbound side (default collector-state)")
     p.add_argument("--from-nats", metavar="URL", help="consume a NATS JetStream stream written by collectors")
     p.add_argument("--durable", default="qstrata-store", help="durable consumer name for --from-nats")
     p.add_argument("--instance", help="this instance's name (default host-pid)")
@@ -100,6 +107,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     options = CollectOptions(config=config, store=store, prometheus=prometheus, nats=args.nats,
                              from_nats=args.from_nats, durable=args.durable, gnmi_port=args.gnmi_port,
+                             gnmi_host=args.gnmi_listen, gnmi_insecure=args.gnmi_insecure, state_dir=args.state_dir,
                              instance=args.instance or default_instance(), share_targets=not args.no_share)
 
     async def main() -> None:

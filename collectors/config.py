@@ -68,8 +68,11 @@ class TargetConfig:
     password: str | None = field(default=None, repr=False)
     credentials_file: Path | None = None
     tls_ca: Path | None = None
-    insecure: bool = True
-    """Plaintext gRPC (the default when no TLS CA is given)."""
+    insecure: bool | None = None
+    """True: plaintext gRPC. False: TLS (tls-ca, the credentials file's "ca", else the system's
+    roots). None (not said): TLS when tls-ca or the credentials file names a CA, else plaintext."""
+    gnmi_target: str | None = None
+    """`prefix.target` of the requests (agents behind one gateway port); None: `name`."""
     subscriptions: tuple[Subscription, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
     netconf: tuple[str, int] | None = None
@@ -160,7 +163,9 @@ def load(path: Path | str) -> CollectorConfig:
 
 
 def _looks_like_endpoints(data: Any) -> bool:
-    return isinstance(data, list) or (isinstance(data, dict) and set(data) == {"agents"})
+    """A list of agents, or a testbed's document (``agents`` plus network, topology, collector...)."""
+    return isinstance(data, list) or (isinstance(data, dict) and "agents" in data
+                                      and not {"targets", "alarms", "actions", "store"} & set(data))
 
 
 def _collector(data: Any, path: Path, issues: _Issues, files: list[Path]) -> CollectorConfig:
@@ -215,8 +220,11 @@ def _collector(data: Any, path: Path, issues: _Issues, files: list[Path]) -> Col
 
 
 def _endpoints(data: Any, path: Path, issues: _Issues, where: str) -> dict[str, TargetConfig]:
-    """A testbed's endpoints.json: ``[{name, kind, netconf: {host, port}, gnmi: {host, port},
-    credentials: FILE}]`` or ``{"agents": [...]}``."""
+    """A testbed's endpoints.json: ``[{name, kind, netconf: {host, port}, gnmi: {host, port,
+    target, ca}, credentials: FILE}]`` or ``{"agents": [...], ...}`` (`qstrata up` writes the
+    latter). ``gnmi.target`` is the request's prefix.target (agents behind one gateway port);
+    ``gnmi.ca`` the CA to trust, null for plaintext; without the key, the credentials file's
+    ``ca`` decides."""
     agents = data.get("agents") if isinstance(data, dict) else data
     targets: dict[str, TargetConfig] = {}
     for i, agent in enumerate(_list(agents, f"{where}agents" if isinstance(data, dict) else where or "(list)", issues)):
@@ -237,10 +245,24 @@ def _endpoints(data: Any, path: Path, issues: _Issues, where: str) -> dict[str, 
             issues.add(at, "neither a gnmi nor a netconf endpoint")
         cred = agent.get("credentials") or agent.get("credentials_file") or agent.get("credentials-file")
         cred_path = _credentials_file(cred, path, f"{at}.credentials", issues) if cred is not None else None
+        block = agent.get("gnmi") if isinstance(agent.get("gnmi"), dict) else {}
+        gnmi_target = block.get("target") if isinstance(block.get("target"), str) and block.get("target") else None
+        tls_ca, insecure = None, None
+        if "ca" in block:
+            ca = block["ca"]
+            if ca is None:
+                insecure = True
+            elif not isinstance(ca, str):
+                issues.add(f"{at}.gnmi.ca", f"expected a file name or null, got {_kind(ca)}")
+            else:
+                tls_ca = Path(ca) if Path(ca).is_absolute() else path.parent / ca
+                insecure = False
+                if not tls_ca.is_file():
+                    issues.add(f"{at}.gnmi.ca", f"no such file: {tls_ca}")
         targets[name] = TargetConfig(
             name=name, address=gnmi[0] if gnmi else None, port=gnmi[1] if gnmi else None, kind=kind,
-            protocol="gnmi" if gnmi else "netconf", credentials_file=cred_path,
-            subscriptions=_default_subscriptions(kind), netconf=netconf)
+            protocol="gnmi" if gnmi else "netconf", credentials_file=cred_path, tls_ca=tls_ca, insecure=insecure,
+            gnmi_target=gnmi_target, subscriptions=_default_subscriptions(kind), netconf=netconf)
     return targets
 
 
@@ -288,7 +310,7 @@ def _default_subscriptions(kind: str | None) -> tuple[Subscription, ...]:
 
 
 TARGET_KEYS = ("name", "address", "port", "kind", "protocol", "username", "password", "credentials-file", "tls-ca",
-               "insecure", "subscriptions", "tags", "netconf", "enabled")
+               "insecure", "gnmi-target", "subscriptions", "tags", "netconf", "enabled")
 
 
 def _target(entry: Any, where: str, path: Path, issues: _Issues) -> TargetConfig | None:
@@ -340,9 +362,12 @@ def _target(entry: Any, where: str, path: Path, issues: _Issues) -> TargetConfig
         tls_path = Path(tls_ca) if Path(str(tls_ca)).is_absolute() else path.parent / str(tls_ca)
         if not tls_path.is_file():
             issues.add(f"{where}.tls-ca", f"no such file: {tls_path}")
-    insecure = entry.get("insecure", tls_ca is None)
-    if not isinstance(insecure, bool):
+    insecure = entry.get("insecure")
+    if insecure is not None and not isinstance(insecure, bool):
         issues.add(f"{where}.insecure", f"expected true or false, got {insecure!r}")
+    gnmi_target = entry.get("gnmi-target")
+    if gnmi_target is not None and not (isinstance(gnmi_target, str) and gnmi_target):
+        issues.add(f"{where}.gnmi-target", f"expected the name a gateway knows the agent by, got {gnmi_target!r}")
     enabled = entry.get("enabled", True)
     if not isinstance(enabled, bool):
         issues.add(f"{where}.enabled", f"expected true or false, got {enabled!r}")
@@ -360,7 +385,8 @@ def _target(entry: Any, where: str, path: Path, issues: _Issues) -> TargetConfig
         return None
     return TargetConfig(name=name, address=host, port=port if host else None, kind=kind, protocol=protocol,
                         username=username, password=password, credentials_file=cred_path, tls_ca=tls_path,
-                        insecure=insecure, subscriptions=subs, tags=tuple((k, str(v)) for k, v in tags.items()),
+                        insecure=insecure, gnmi_target=gnmi_target, subscriptions=subs,
+                        tags=tuple((k, str(v)) for k, v in tags.items()),
                         netconf=netconf, enabled=enabled)
 
 

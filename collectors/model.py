@@ -56,6 +56,8 @@ class TargetStatus:
     """Updates the agent coalesced (sum of gNMI Notification.duplicates) since collection began."""
     timestamp_ns: int = 0
     """When the change happened (collector clock)."""
+    last_update_ns: int = 0
+    """When the last notification with updates arrived from the target (collector clock; 0: none yet)."""
 
 
 class Series:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import logging
 import time
 from collections.abc import Iterable
@@ -179,6 +180,7 @@ class Pipeline:
         """Raised, not yet cleared, by id: whatever raised them (rules here, or another collector)."""
         self.tick_interval = tick_interval
         self.ingested = 0
+        self._gc_size = self._gc_stable = self._gc_frozen = 0
         self._tick_task: asyncio.Task | None = None
         self._started = False
 
@@ -238,9 +240,28 @@ class Pipeline:
             else:
                 self.active_alarms.pop(a.alarm_id, None)
 
+    def _settle_gc(self) -> None:
+        """Once the series set has grown and then stopped growing for a few ticks (the initial
+        sync of the targets is done), move everything alive to the garbage collector's permanent
+        generation: hundreds of thousands of long-lived series, routes and cached paths no longer
+        have to be traversed by every full collection (measured: pauses of 0.3 s every few seconds
+        under the 400 x 500 load). Refcounting still frees them; only reference cycles alive at
+        that moment would stay, once."""
+        size = len(self.registry)
+        if size != self._gc_size:
+            self._gc_size, self._gc_stable = size, 0
+            return
+        self._gc_stable += 1
+        if self._gc_stable == 3 and size > self._gc_frozen * 1.1 + 1000:
+            gc.collect()
+            gc.freeze()
+            self._gc_frozen = size
+            log.debug("%d series settled: long-lived objects moved out of the collector's way", size)
+
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(self.tick_interval)
+            self._settle_gc()
             self.normalizer.refresh_counters()
             batch = Batch()
             now = time.time_ns()
@@ -290,6 +311,7 @@ class Pipeline:
                         **{o.name: {"state": "ok", "queued": 0, "dropped": 0, **o.health()} for o in self.passive}},
             "targets": {name: {"reachable": s.reachable, "state": s.state, "reason": s.reason, "synced": s.synced,
                                "reconnects": s.reconnects, "duplicates": s.duplicates,
+                               "last_update_ns": s.last_update_ns,
                                "updates_received": self.normalizer.received(name)}
                         for name, s in sorted(self.targets.items())},
         }

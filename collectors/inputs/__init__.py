@@ -1,4 +1,4 @@
-"""Inputs: where updates come from (gNMI subscriptions to agents -- the lead's -- and a NATS
+"""Inputs: where updates come from (gNMI subscriptions to agents, and a NATS
 JetStream stream written by other collectors).
 
 An input calls `Pipeline.ingest(list[Update])` with batches of updates (one gNMI Notification is a
@@ -14,7 +14,7 @@ from typing import Any
 
 BUILTIN: dict[str, str] = {
     "nats": "qstrata.collectors.inputs.nats:NatsInput",
-    # "gnmi": the gNMI subscription input (implements targets.TargetInput), added with the gNMI agent
+    "gnmi": "qstrata.collectors.inputs.gnmi:GnmiInput",
 }
 
 

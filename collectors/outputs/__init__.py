@@ -1,4 +1,4 @@
-"""Outputs: where batches go (the embedded store, Prometheus, NATS JetStream, later northbound gNMI).
+"""Outputs: where batches go (the embedded store, Prometheus, NATS JetStream, northbound gNMI).
 
 One small interface, one registry, one file per output (gnmic's outputs). The pipeline gives
 each output its own bounded queue and worker task, so an output may take its time in `write`
@@ -44,6 +44,7 @@ BUILTIN: dict[str, str] = {
     "sqlite": "qstrata.collectors.outputs.sqlite:SqliteOutput",
     "prometheus": "qstrata.collectors.outputs.prometheus:PrometheusOutput",
     "nats": "qstrata.collectors.outputs.nats:NatsOutput",
+    "gnmi": "qstrata.collectors.outputs.gnmi:GnmiOutput",
 }
 """The built-in outputs by name; imported on use (nats-py is not loaded unless asked for)."""
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from agent_procs import AgentProcess
 from collector_servers import NatsServer, PrometheusServer
 
 
@@ -30,3 +31,19 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], PrometheusServe
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+    """``agents(name, kind="memory", insecure=False, wait=True)`` starts a real `qstrata agent` with
+    gNMI on a fixed free port; every one is stopped after the test."""
+    started: list[AgentProcess] = []
+
+    def start(name: str, kind: str = "memory", *, insecure: bool = False, wait: bool = True) -> AgentProcess:
+        agent = AgentProcess(tmp_path / "agents", name, kind, insecure=insecure).start(wait=wait)
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()

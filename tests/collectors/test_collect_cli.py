@@ -1,5 +1,6 @@
-"""`qstrata collect --targets FILE` as a process: serves Prometheus, says that gNMI targets wait for
-the gNMI input, follows edits of its file, stops cleanly on SIGTERM with its store closed."""
+"""`qstrata collect --targets FILE` as a process: serves Prometheus and northbound gNMI, reports an
+unreachable gNMI target and backs off, follows edits of its file, stops cleanly on SIGTERM with
+its store closed."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ def test_collect_runs_follows_its_file_and_stops_cleanly(tmp_path):
     cfg = tmp_path / "collector.yaml"
     cfg.write_text("targets:\n  - {name: alice, address: '127.0.0.1:9', kind: qkd}\n"
                    "alarms:\n  - {name: down, unreachable-for: 30s}\n")
-    port = free_port()
+    port, gnmi_port = free_port(), free_port()
     log = tmp_path / "collect.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([str(QSTRATA), "collect", "--targets", str(cfg), "--store", f"sqlite:{tmp_path}/c.db",
-                                 "--prometheus", f"{HOST}:{port}", "--gnmi-port", "57400", "--instance", "c1"],
+                                 "--prometheus", f"{HOST}:{port}", "--gnmi-port", str(gnmi_port), "--state-dir", str(tmp_path / "cst"),
+                                 "--instance", "c1"],
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
@@ -47,9 +49,10 @@ def test_collect_runs_follows_its_file_and_stops_cleanly(tmp_path):
         proc.wait(20)
     output = log.read_text()
     assert proc.returncode == 0, output
-    assert "target alice: the gNMI input is not available yet; not collected" in output
-    assert "target bob: the gNMI input is not available yet" in output
-    assert "northbound gNMI output (--gnmi-port 57400) is not available yet" in output
+    assert "target alice: unreachable: " in output and "retrying in" in output
+    assert "target bob: unreachable: " in output
+    assert f"northbound gNMI on 127.0.0.1:{gnmi_port}" in output
+    assert (tmp_path / "cst" / "credentials.json").exists()
     assert "configuration reloaded" in output and "Traceback" not in output
     q = subprocess.run([str(QSTRATA), "query", "series", "--store", f"sqlite:{tmp_path}/c.db"], capture_output=True,
                        text=True)

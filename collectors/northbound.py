@@ -1,0 +1,158 @@
+"""The collector as one gNMI target: the aggregated qstrata-telemetry tree, built from the series
+registry (latest value of every normalized series) and the active alarms.
+
+`TelemetryTarget` has the shape `agents/gnmi`'s `GnmiService` and `SubscribeSession` expect of
+an agent's `GnmiTarget` (name, index, encoder, data(), now_ns(), authenticate(), bus, guard,
+users, datastore.schema), so the collector reuses the agents' gNMI server -- Get, Subscribe
+(STREAM sample / on-change / target-defined, ONCE, POLL), encodings, TLS, users and login
+limits -- instead of carrying a second one. Set is refused (`TelemetryService`): telemetry is
+read-only, configuration goes to the agents.
+
+On-change: every batch the pipeline writes bumps the tree's version and is announced on the
+target's event bus as a state change under the list entries it touched, the way a device
+driver announces its own state changes; subscribers then compare and send what changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from qstrata.agents.access.guard import GuardOptions, LoginGuard
+from qstrata.agents.access.users import UserStore
+from qstrata.agents.events import DeviceEvent, EventBus
+from qstrata.agents.gnmi.auth import Authenticator, Principal
+from qstrata.agents.gnmi.encode import Encoder
+from qstrata.agents.gnmi.errors import GnmiError
+from qstrata.agents.gnmi.service import GnmiService
+from qstrata.bindings.paths import PathSyntaxError, split_data_path
+from qstrata.bindings.schema import Schema, get_schema
+from qstrata.bindings.schema_index import schema_index
+
+from .model import Alarm, Series
+from .timefmt import date_and_time
+
+MODULE = "qstrata-telemetry"
+TOP = f"{MODULE}:telemetry"
+PREFIX = f"/{TOP}/"
+CONFIG = 1
+WITH_AGENT = frozenset({"qkd-link", "qfs-link", "memory", "switch-port", "service-unit-state"})
+"""Lists of qstrata-telemetry with `agent` and `last-update` leaves."""
+
+_Shape = tuple[str, str, tuple[tuple[str, str], ...], str] | None
+"""(container, list, keys, leaf) of a telemetry leaf path; None: not a list leaf."""
+
+
+def _shape(path: str) -> _Shape:
+    try:
+        elements = split_data_path(path)
+    except PathSyntaxError:
+        return None
+    if len(elements) != 4 or not elements[2][1]:
+        return None
+    return elements[1][0], elements[2][0], tuple(elements[2][1].items()), elements[3][0]
+
+
+class TelemetryTree:
+    """JSON-IETF of /qstrata-telemetry:telemetry from the registry; rebuilt once per version."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._built = (-1, {})
+        self._shapes: dict[str, _Shape] = {}
+
+    def changed(self) -> None:
+        self.version += 1
+
+    def get(self, series: Iterable[Series], alarms: Iterable[Alarm]) -> dict[str, Any]:
+        if self._built[0] != self.version:
+            self._built = (self.version, self.build(series, alarms))
+        return self._built[1]
+
+    def build(self, series: Iterable[Series], alarms: Iterable[Alarm]) -> dict[str, Any]:
+        shapes = self._shapes
+        entries: dict[tuple[str, str, tuple], dict[str, Any]] = {}
+        stamps: dict[tuple[str, str, tuple], int] = {}
+        for s in series:
+            path = s.path
+            if not path.startswith(PREFIX) or s.value is None:
+                continue
+            shape = shapes.get(path, False)
+            if shape is False:
+                shape = shapes[path] = _shape(path)
+            if shape is None:
+                continue
+            container, lst, keys, leaf = shape
+            ident = (container, lst, keys)
+            entry = entries.get(ident)
+            if entry is None:
+                entry = entries[ident] = dict(keys)
+                if lst in WITH_AGENT and s.target:
+                    entry["agent"] = s.target
+            entry[leaf] = s.value
+            if s.ts > stamps.get(ident, 0):
+                stamps[ident] = s.ts
+        body: dict[str, Any] = {}
+        for (container, lst, _keys), entry in entries.items():
+            if lst in WITH_AGENT:
+                entry["last-update"] = date_and_time(stamps[(container, lst, _keys)])
+            body.setdefault(container, {}).setdefault(lst, []).append(entry)
+        active = [a.to_yang() for a in alarms]
+        if active:
+            body["alarms"] = {"alarm": active}
+        return {TOP: body} if body else {}
+
+
+class _Schema:
+    """What `GnmiService.capabilities` reads of an agent's datastore."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+
+
+class TelemetryTarget:
+    """The collector's telemetry as a gNMI target (see the module docstring)."""
+
+    def __init__(self, name: str, pipeline: Any, state_dir: Path, guard: GuardOptions | None = None) -> None:
+        schema = get_schema((MODULE,))
+        self.name = name
+        self.pipeline = pipeline
+        self.datastore = _Schema(schema)
+        self.index = schema_index(schema)
+        self.encoder = Encoder(schema)
+        self.bus = EventBus()
+        self.users = UserStore(state_dir)
+        self.guard = LoginGuard(guard or GuardOptions())
+        self.auth = Authenticator(self.users, self.guard)
+        self.tree = TelemetryTree()
+
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+    def data(self, data_type: int, principal: Principal | None = None) -> dict:
+        """Every user of the collector reads all of its telemetry (no NACM here: the collector
+        holds no configuration of the agents, only what they published)."""
+        if data_type == CONFIG:
+            return {}
+        p = self.pipeline
+        return self.tree.get(p.registry, p.active_alarms.values())
+
+    async def authenticate(self, metadata: tuple | None, peer: str) -> Principal:
+        return await self.auth.authenticate(metadata, peer)
+
+    def changed(self, paths: tuple[str, ...]) -> None:
+        """New values under `paths` (list entries): on-change subscribers look again."""
+        self.tree.changed()
+        if paths:
+            self.bus.publish(DeviceEvent("state", paths=paths, time_ns=time.time_ns()))
+
+
+class TelemetryService(GnmiService):
+    """The agents' gNMI service over the collector's one target, Set refused."""
+
+    async def set(self, request, context):  # noqa: ANN001 (grpc types)
+        raise GnmiError(grpc.StatusCode.UNIMPLEMENTED,
+                        "the collector's telemetry is read-only: send Set to the agent itself")

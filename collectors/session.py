@@ -1,0 +1,287 @@
+"""One target's gNMI session: connect, Subscribe (STREAM), feed the pipeline, and when it ends,
+decide -- from the gRPC status -- whether to come back soon, later, or not until told.
+
+The retry policy is pure (`RetryPolicy`, `classify`) so it is tested without sockets; the loop
+(`TargetSession.run`) is the one place that touches grpc.aio. One loop for every way a session
+ends (openconfig/gnmi's manager):
+
+* transport trouble (UNAVAILABLE, a dropped stream, a watchdog that saw no sync_response, an
+  agent that ended the stream) -> `backoff`: exponential with jitter, from 0.2 s up to 5 s, reset
+  once a session has delivered its sync_response;
+* the request or the login is wrong (INVALID_ARGUMENT, UNIMPLEMENTED, NOT_FOUND,
+  PERMISSION_DENIED, UNAUTHENTICATED, a TLS handshake the CA does not vouch for, an unreadable
+  credentials or CA file) -> `failed` with the reason: the same request would fail the same way,
+  so it is retried only every 60 s, or at once when the target's configuration changes (the
+  input then starts a new session).
+
+Every change is reported as a `TargetStatus` snapshot through `Pipeline.target_status`; counters
+(duplicates, last update) at most once a second while updates flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+
+from .config import TargetConfig
+from .gnmi_codec import JSON_IETF, PROTO, ResponseDecoder, subscribe_request
+from .model import SubscriptionState, TargetStatus
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+log = logging.getLogger("qstrata.collectors.gnmi")
+
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.enable_retries", 0),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+)
+"""Keepalive finds a dead peer within ~15 s on an idle stream (the agents permit pings)."""
+
+FATAL_CODES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND,
+                         grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
+                         grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE})
+_TLS_WORDS = ("handshake", "ssl", "certificate", "tls")
+STATUS_INTERVAL = 1.0
+"""Seconds between counter-only status snapshots while updates flow."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial: float = 0.2
+    factor: float = 1.6
+    maximum: float = 5.0
+    jitter: float = 0.2
+    """Each delay is scaled by a random factor in [1 - jitter, 1 + jitter]."""
+    failed: float = 60.0
+    """Delay after a failure that would repeat itself (wrong password, bad path, bad CA)."""
+    sync_timeout: float = 30.0
+    """Watchdog: a session without sync_response this many seconds after it started is restarted."""
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Delay before retry number `attempt` (0-based) after transport trouble."""
+        base = min(self.maximum, self.initial * self.factor ** attempt)
+        return base * (1 + self.jitter * (2 * (rng or random).random() - 1))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a session ended: `state` is what the target is now (`backoff` or `failed`)."""
+
+    state: SubscriptionState
+    reason: str
+
+
+def classify(code: grpc.StatusCode | None, details: str) -> Outcome:
+    """A gRPC status (None: the stream ended without one) -> retry soon, or failed."""
+    text = details or (code.name if code else "the stream ended")
+    if code is None:
+        return Outcome("backoff", text)
+    low = text.lower()
+    if code == grpc.StatusCode.UNAVAILABLE and any(w in low for w in _TLS_WORDS):
+        return Outcome("failed", f"TLS handshake failed (is tls-ca the agent's CA, is it serving TLS?): {text}")
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Outcome("failed", f"login refused: {text}")
+    if code in FATAL_CODES:
+        return Outcome("failed", f"{code.name}: {text}")
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return Outcome("backoff", f"unreachable: {text}")
+    return Outcome("backoff", f"{code.name}: {text}")
+
+
+class SetupError(Exception):
+    """Something on the collector's side (a file) stops a session from being opened."""
+
+
+def read_setup(target: TargetConfig) -> tuple[tuple[tuple[str, str], ...], grpc.ChannelCredentials | None]:
+    """Call metadata and channel credentials, read now (agents rotate passwords; the file is the
+    truth). TLS: tls-ca, else the CA the agent's credentials file names (unless insecure)."""
+    try:
+        username, password = target.credentials()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SetupError(f"cannot read credentials {target.credentials_file}: {getattr(exc, 'strerror', None) or exc}"
+                         ) from None
+    metadata = (("username", username or ""), ("password", password or "")) if username else ()
+    ca: Path | None = target.tls_ca
+    if ca is None and target.insecure is not True and target.credentials_file is not None:
+        try:
+            named = json.loads(target.credentials_file.read_text(encoding="utf-8")).get("ca")
+        except (OSError, ValueError, AttributeError):
+            named = None
+        if named:
+            ca = Path(named) if Path(named).is_absolute() else target.credentials_file.parent / named
+    if target.insecure is True or (ca is None and target.insecure is None):
+        return metadata, None
+    if ca is None:
+        return metadata, grpc.ssl_channel_credentials()
+    try:
+        return metadata, grpc.ssl_channel_credentials(ca.read_bytes())
+    except OSError as exc:
+        raise SetupError(f"cannot read the TLS CA {ca}: {exc.strerror or exc}") from None
+
+
+class TargetSession:
+    """Collects one target until cancelled. Counters survive reconnects (one object per target,
+    kept by the input across configuration changes)."""
+
+    def __init__(self, config: TargetConfig, pipeline: Pipeline, policy: RetryPolicy | None = None) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.policy = policy or RetryPolicy()
+        self.state: SubscriptionState = "connecting"
+        self.reachable = False
+        self.synced = False
+        self.reason = ""
+        self.reconnects = 0
+        self.sessions = 0
+        self.attempts = 0
+        """Subscribe calls made (connection attempts), successful or not."""
+        self.duplicates = 0
+        self.received = 0
+        self.last_update_ns = 0
+        self.closed = False
+        """Set by the input when the target is removed: nothing more is reported."""
+        self.encoding = PROTO
+        self._attempt = 0
+        self._wake = asyncio.Event()
+
+    # ------------------------------------------------------------------ reporting
+    def report(self) -> None:
+        if self.closed:
+            return
+        self.pipeline.target_status(TargetStatus(
+            self.config.name, self.reachable, self.state, self.reason, self.synced, self.reconnects,
+            self.duplicates, time.time_ns(), self.last_update_ns))
+
+    def _set(self, state: SubscriptionState, reachable: bool, reason: str = "") -> None:
+        self.state, self.reachable, self.reason = state, reachable, reason
+        if not reachable:
+            self.synced = False
+        self.report()
+
+    def retry_now(self) -> None:
+        """Cut a backoff or failed wait short (the configuration changed)."""
+        self._wake.set()
+
+    def health(self) -> dict[str, object]:
+        return {"state": self.state, "reachable": self.reachable, "synced": self.synced, "reason": self.reason,
+                "reconnects": self.reconnects, "attempts": self.attempts, "updates_received": self.received, "duplicates": self.duplicates,
+                "last_update_ns": self.last_update_ns, "encoding": "PROTO" if self.encoding == PROTO else "JSON_IETF"}
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self) -> None:
+        name = self.config.name
+        while True:
+            self._set("connecting", False, self.reason)
+            outcome = await self._session()
+            if outcome is None:  # the agent does not speak PROTO: again at once with JSON_IETF
+                continue
+            if outcome.state == "failed":
+                delay = self.policy.failed
+                log.error("target %s: %s; not retried for %g s (or until its configuration changes)", name,
+                          outcome.reason, delay)
+            else:
+                delay = self.policy.delay(self._attempt)
+                self._attempt += 1
+                level = logging.WARNING if self._attempt <= 1 or self._attempt % 20 == 0 else logging.DEBUG
+                log.log(level, "target %s: %s; retrying in %.1f s (attempt %d)", name, outcome.reason, delay,
+                        self._attempt)
+            self._set(outcome.state, False, outcome.reason)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                pass
+
+    async def _session(self) -> Outcome | None:
+        cfg = self.config
+        self.attempts += 1
+        try:
+            metadata, creds = read_setup(cfg)
+        except SetupError as exc:
+            return Outcome("failed", str(exc))
+        address = f"[{cfg.address}]:{cfg.port}" if ":" in (cfg.address or "") else f"{cfg.address}:{cfg.port}"
+        channel = (grpc.aio.secure_channel(address, creds, options=CHANNEL_OPTIONS) if creds is not None
+                   else grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS))
+        request = subscribe_request(cfg.gnmi_target or cfg.name, cfg.subscriptions, self.encoding)
+        decoder = ResponseDecoder(cfg.name)
+        call = None
+        try:
+            subscribe = channel.stream_stream("/gnmi.gNMI/Subscribe",
+                                              request_serializer=gnmi_pb2_serialize, response_deserializer=None)
+            call = subscribe(iter((request,)), metadata=metadata)
+            return await self._read(call, decoder)
+        except grpc.aio.AioRpcError as exc:
+            if (exc.code() == grpc.StatusCode.UNIMPLEMENTED and self.encoding == PROTO
+                    and "encoding" in (exc.details() or "").lower()):
+                log.info("target %s does not send PROTO; subscribing with JSON_IETF", cfg.name)
+                self.encoding = JSON_IETF
+                return None
+            return classify(exc.code(), exc.details() or "")
+        except TimeoutError:
+            return Outcome("backoff", f"no sync_response within {self.policy.sync_timeout:g} s (watchdog)")
+        finally:
+            if call is not None:
+                call.cancel()
+            await channel.close(grace=None)
+
+    async def _read(self, call, decoder: ResponseDecoder) -> Outcome:
+        ingest = self.pipeline.ingest
+        loop = asyncio.get_running_loop()
+        up = False
+        next_report = 0.0
+        async with asyncio.timeout(self.policy.sync_timeout) as watchdog:
+            while True:
+                data = await call.read()
+                if data is grpc.aio.EOF:
+                    break
+                try:
+                    decoded = decoder.decode(data)
+                except ValueError as exc:
+                    return Outcome("backoff", f"bad response: {exc}")
+                if not up:
+                    up = True
+                    self.sessions += 1
+                    if self.sessions > 1:
+                        self.reconnects += 1
+                    self._set("subscribed", True)
+                    log.info("target %s: subscribed (%s)", self.config.name,
+                             "PROTO" if self.encoding == PROTO else "JSON_IETF")
+                if decoded.updates:
+                    ingest(decoded.updates)
+                    self.received += len(decoded.updates)
+                    self.last_update_ns = time.time_ns()
+                    self.duplicates += decoded.duplicates
+                if decoded.sync and not self.synced:
+                    self.synced = True
+                    self._attempt = 0
+                    watchdog.reschedule(None)
+                    self.report()
+                    next_report = loop.time() + STATUS_INTERVAL
+                elif decoded.error:
+                    return Outcome("backoff", f"the agent reported: {decoded.error}")
+                elif self.synced and loop.time() >= next_report:
+                    next_report = loop.time() + STATUS_INTERVAL
+                    self.report()
+        code = await call.code()
+        if code != grpc.StatusCode.OK:
+            return classify(code, await call.details() or "")
+        return Outcome("backoff", "the agent ended the subscription")
+
+
+def gnmi_pb2_serialize(message) -> bytes:
+    return message.SerializeToString()
