@@ -42,7 +42,7 @@ def _kind(value: Any) -> str:
         type(value), type(value).__name__)
 
 
-class _Checker:
+class Checker:
     def __init__(self) -> None:
         self.issues: list[Issue] = []
 
@@ -105,7 +105,7 @@ class _Checker:
 
 def check(doc: Any) -> list[Issue]:
     """Every problem of a topology document (the YAML file's top-level value); [] when usable."""
-    c = _Checker()
+    c = Checker()
     top = c.mapping(doc, "")
     if top is None:
         return c.issues
@@ -119,7 +119,7 @@ def check(doc: Any) -> list[Issue]:
     return c.issues
 
 
-def _nodes(c: _Checker, raw: list) -> dict[str, dict]:
+def _nodes(c: Checker, raw: list) -> dict[str, dict]:
     """name -> node entry, for the nodes that are well formed."""
     nodes: dict[str, dict] = {}
     ports: dict[int, str] = {}
@@ -183,7 +183,7 @@ def _switch_ports(entry: dict) -> set[int] | None:
     return None
 
 
-def _fibres(c: _Checker, raw: list, nodes: dict[str, dict]) -> dict[str, tuple[str, str]]:
+def _fibres(c: Checker, raw: list, nodes: dict[str, dict]) -> dict[str, tuple[str, str]]:
     """fibre id -> (a device, b device), for the fibres that are well formed."""
     fibres: dict[str, tuple[str, str]] = {}
     used: dict[tuple[str, int], str] = {}
@@ -236,7 +236,7 @@ def _fibres(c: _Checker, raw: list, nodes: dict[str, dict]) -> dict[str, tuple[s
     return fibres
 
 
-def _channels(c: _Checker, raw: list, fibres: dict[str, tuple[str, str]]) -> None:
+def _channels(c: Checker, raw: list, fibres: dict[str, tuple[str, str]]) -> None:
     seen: set[str] = set()
     for i, item in enumerate(raw):
         at = f"classical_channels[{i}]"
