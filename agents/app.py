@@ -21,6 +21,10 @@ from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceR
 from qstrata.agents.devices.empty import KIND_MODULES, EmptyDevice
 from qstrata.agents.devices.world import process_world
 from qstrata.agents.events import DeviceEvent, EventBus
+from qstrata.agents.gnmi.server import GnmiServer, start_gnmi_server
+from qstrata.agents.gnmi.service import GnmiService
+from qstrata.agents.gnmi.target import GnmiTarget
+from qstrata.agents.gnmi.tls import ensure_tls
 from qstrata.agents.netconf.server import NetconfServer
 from qstrata.agents.netconf.ssh import NetconfSSHServer, start_netconf_ssh_server
 from qstrata.bindings.schema import get_schema
@@ -39,6 +43,13 @@ class AgentOptions:
     listen: str = "127.0.0.1"
     netconf_port: int = 830
     gnmi_port: int | None = None
+    """None: no gNMI server of its own; 0: a free port."""
+    gnmi_insecure: bool = False
+    """Serve gNMI in plain text (only when asked: TLS with the agent's own CA is the default)."""
+    gnmi_mtls: bool = False
+    """Require client certificates signed by the agent's CA (a client pair is written for users)."""
+    gnmi_hostnames: tuple[str, ...] = ()
+    """Extra names for the gNMI server certificate (besides localhost, 127.0.0.1 and --listen)."""
     max_sessions: int = 64
     max_sessions_per_user: int | None = 32
     max_unauthenticated: int = 32
@@ -94,6 +105,8 @@ class Agent:
         self.access: AccessControl | None = None
         self.netconf: NetconfServer | None = None
         self.ssh: NetconfSSHServer | None = None
+        self.gnmi: GnmiServer | None = None
+        self._gnmi_target: GnmiTarget | None = None
         self.users = UserStore(options.state_dir)
         """Users and login limits are the agent's, shared by all its front ends."""
         self.guard = LoginGuard(GuardOptions(max_sessions=options.max_sessions,
@@ -119,9 +132,29 @@ class Agent:
             opts.listen, opts.netconf_port, opts.state_dir, self.netconf.session_factory,
             guard=self.guard, users=self.users, idle_timeout=opts.idle_timeout,
             login_timeout=opts.login_timeout, hello_timeout=opts.hello_timeout)
+        if opts.gnmi_port is not None:
+            tls = None if opts.gnmi_insecure else ensure_tls(
+                opts.state_dir, listen=opts.listen, hostnames=opts.gnmi_hostnames, name=f"qstrata agent {opts.name}",
+                client=opts.gnmi_mtls)
+            self.gnmi = await start_gnmi_server(GnmiService({opts.name: self.gnmi_target()}), opts.listen,
+                                                opts.gnmi_port, tls, require_client_auth=opts.gnmi_mtls)
         self._tasks.append(asyncio.create_task(self._forward_events()))
-        log.info("agent %s (%s) serving NETCONF on %s:%d; credentials in %s", opts.name, opts.kind, opts.listen,
-                 self.ssh.port, opts.state_dir / CREDENTIALS_FILE)
+        gnmi = f", gNMI on {opts.listen}:{self.gnmi.port}{' (plain text)' if opts.gnmi_insecure else ''}" \
+            if self.gnmi else ""
+        log.info("agent %s (%s) serving NETCONF on %s:%d%s; credentials in %s", opts.name, opts.kind, opts.listen,
+                 self.ssh.port, gnmi, opts.state_dir / CREDENTIALS_FILE)
+
+    def gnmi_target(self) -> GnmiTarget:
+        """This agent as a gNMI target (for its own server or a gateway shared by many agents)."""
+        assert self.datastore is not None and self.access is not None, "start the agent first"
+        if self._gnmi_target is None:
+            self._gnmi_target = GnmiTarget(self.options.name, self.datastore, self.driver, self.bus, self.access,
+                                           self.users, self.guard)
+        return self._gnmi_target
+
+    @property
+    def gnmi_port(self) -> int | None:
+        return self.gnmi.port if self.gnmi is not None else None
 
     async def _replay_restored_config(self, initial: DataTree) -> None:
         """The device booted with its inventory; a restored running config is applied to it as a
@@ -155,6 +188,8 @@ class Agent:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self.gnmi is not None:
+            await self.gnmi.close()
         if self.ssh is not None:
             self.ssh.close()
             await self.ssh.wait_closed()

@@ -83,6 +83,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = AgentOptions(kind=args.kind, name=args.name, state_dir=Path(args.state_dir), listen=args.listen,
                            netconf_port=args.netconf_port, gnmi_port=args.gnmi_port,
+                           gnmi_insecure=args.gnmi_insecure, gnmi_mtls=args.gnmi_mtls,
+                           gnmi_hostnames=tuple(args.gnmi_hostname or ()),
                            topology=Path(args.topology) if args.topology else None, twin=not args.no_twin,
                            seed=args.seed, speed=args.speed, **_limit_options(args))
 
@@ -181,7 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", required=True, help="host key, users, credentials and datastores live here")
     p.add_argument("--listen", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--netconf-port", type=int, default=830, help="NETCONF over SSH port (830 is standard; 0 picks one)")
-    p.add_argument("--gnmi-port", type=int, default=None, help="gNMI port (not served yet)")
+    p.add_argument("--gnmi-port", type=int, default=None,
+                   help="serve gNMI on this port (0 picks one; 9339 is IANA's); TLS with the agent's own CA")
+    p.add_argument("--gnmi-insecure", action="store_true", help="serve gNMI in plain text instead of TLS")
+    p.add_argument("--gnmi-mtls", action="store_true",
+                   help="require gNMI client certificates signed by the agent's CA (a pair is written to the state dir)")
+    p.add_argument("--gnmi-hostname", action="append", metavar="NAME",
+                   help="another name for the gNMI server certificate (repeatable)")
     _world_arguments(p)
     p.add_argument("--no-twin", action="store_true", help="serve an empty device instead of the node's twin")
     _limit_arguments(p)

@@ -184,6 +184,11 @@ class Schema:
         """The module's latest revision date, None when it has none."""
         return max((r.date() for r in self.ctx.get_module(module).revisions()), default=None)
 
+    def organization(self, module: str) -> str | None:
+        """The module's organization statement, whitespace folded (gNMI ModelData)."""
+        org = self.ctx.get_module(module).cdata.org
+        return " ".join(ffi.string(org).decode().split()) if org != ffi.NULL else None
+
     def node_info(self, schema_path: str) -> NodeInfo | None:
         """The schema node at a path without predicates (``/mod:top/child``), or None."""
         try:

@@ -1,0 +1,343 @@
+"""One Subscribe call: STREAM (SAMPLE, ON_CHANGE, TARGET_DEFINED), ONCE and POLL.
+
+Points of the specification (3.5) that implementations often get wrong, kept here:
+- sync_response follows the initial updates of *all* paths, and every poll; with
+  updates_only it comes first, with no initial updates;
+- SAMPLE with suppress_redundant sends a leaf only when it changed, and heartbeat_interval
+  forces it out again; ON_CHANGE sends explicit deletes, and a leaf that returns to its default
+  is an update (the view includes defaults);
+- TARGET_DEFINED is on-change for configuration, status and other non-numeric leaves, and
+  sampling (every `TARGET_DEFINED_SAMPLE_S`) for rates and counters;
+- a path that matches nothing yet keeps the subscription open.
+
+Memory stays bounded whatever the subscriber does: nothing is queued per subscriber except the
+set of data paths that changed since the last send (bounded by the data, not by time) and the
+last value sent per leaf. A subscriber that stops reading blocks its own writes (HTTP/2 flow
+control); changes meanwhile coalesce to the latest value, and how many were folded into an
+update is reported in `Update.duplicates`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+from gnmi_pb import gnmi_pb2
+from qstrata.agents.events import CommitEvent, DeviceEvent
+from qstrata.bindings.paths import split_data_path
+from qstrata.bindings.schema_index import SchemaNode
+
+from .auth import Principal
+from .encode import SUPPORTED_ENCODINGS, SYNC_RESPONSE, notification_bytes, response_bytes
+from .errors import GnmiError, invalid
+from .requests import Elem, Pattern, resolve
+from .target import ALL, GnmiTarget
+from .view import leaves, select
+
+log = logging.getLogger("qstrata.gnmi")
+
+STREAM, ONCE, POLL = 0, 1, 2
+TARGET_DEFINED, ON_CHANGE, SAMPLE = 0, 1, 2
+MIN_INTERVAL_NS = 1_000_000
+"""The shortest sample or heartbeat interval served (1 ms); 0 samples as fast as the subscriber
+reads (specification 3.5.1.5.2: the lowest interval the target supports)."""
+TARGET_DEFINED_SAMPLE_S = 1.0
+MAX_NOTIFICATION_BYTES = 1 << 20
+"""Updates are split over notifications of about this size (clients' default limit is 4 MiB)."""
+MAX_PENDING_PATHS = 50_000
+"""Beyond this many distinct changed paths between two sends, resynchronise everything instead."""
+
+NUMERIC = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "decimal64"})
+
+
+@dataclass(eq=False)
+class _Sub:
+    pattern: Pattern
+    on_change: bool
+    interval_ns: int = 0
+    suppress: bool = False
+    heartbeat_ns: int = 0
+    keep: Callable[[str, SchemaNode], bool] | None = None
+    last: dict[str, object] = field(default_factory=dict)
+    next_due: float = 0.0
+    last_full: float = 0.0
+    dirty: bool = False
+
+
+class SubscribeSession:
+    """The server side of one Subscribe stream; `send` writes serialized SubscribeResponses."""
+
+    def __init__(self, target: GnmiTarget, principal: Principal, send: Callable[[bytes], Awaitable[None]],
+                 *, target_name: str = "") -> None:
+        self.target = target
+        self.principal = principal
+        self.send = send
+        self.prefix = gnmi_pb2.Path(target=target_name).SerializeToString() if target_name else b""
+        self.subs: list[_Sub] = []
+        self.encoding = 0
+        self._pending: dict[str, int] = {}
+        self._deleted: set[str] = set()
+        self._resync = False
+        self._wake = asyncio.Event()
+        self._polls = 0
+        self._unsubscribe: Callable[[], None] | None = None
+        self.sent_updates = 0
+
+    # ---------------------------------------------------------------- request
+    def configure(self, request: gnmi_pb2.SubscriptionList) -> int:
+        """Check the SubscriptionList; returns its mode. Raises INVALID_ARGUMENT / UNIMPLEMENTED."""
+        if request.encoding not in gnmi_pb2.Encoding.values():
+            raise invalid(f"unknown encoding {request.encoding}")
+        if request.encoding not in SUPPORTED_ENCODINGS:
+            raise GnmiError(grpc.StatusCode.UNIMPLEMENTED, f"encoding {gnmi_pb2.Encoding.Name(request.encoding)} is not "
+                            "supported: use JSON, JSON_IETF or PROTO")
+        if request.mode not in (STREAM, ONCE, POLL):
+            raise invalid(f"unknown subscription list mode {request.mode}")
+        if not request.subscription:
+            raise invalid("the SubscriptionList has no subscription")
+        self.encoding = request.encoding
+        self.updates_only = request.updates_only
+        prefix = request.prefix if request.HasField("prefix") else None
+        for sub in request.subscription:
+            pattern = resolve(self.target.index, prefix, sub.path)
+            if request.mode != STREAM:
+                self.subs.append(_Sub(pattern, on_change=False))
+                continue
+            for ns, what in ((sub.sample_interval, "sample_interval"), (sub.heartbeat_interval, "heartbeat_interval")):
+                if 0 < ns < MIN_INTERVAL_NS:
+                    raise invalid(f"{what} {ns} ns is not supported: the shortest is {MIN_INTERVAL_NS} ns (1 ms)")
+            if sub.mode == SAMPLE:
+                self.subs.append(_Sub(pattern, False, sub.sample_interval, sub.suppress_redundant,
+                                      sub.heartbeat_interval))
+            elif sub.mode == ON_CHANGE:
+                self.subs.append(_Sub(pattern, True, heartbeat_ns=sub.heartbeat_interval))
+            elif sub.mode == TARGET_DEFINED:
+                self.subs.append(_Sub(pattern, True, heartbeat_ns=sub.heartbeat_interval,
+                                      keep=lambda p, n: not self._sampled(p, n)))
+                self.subs.append(_Sub(pattern, False, int(TARGET_DEFINED_SAMPLE_S * 1e9), keep=self._sampled))
+            else:
+                raise invalid(f"unknown subscription mode {sub.mode}")
+        return request.mode
+
+    def _sampled(self, path: str, node: SchemaNode) -> bool:
+        """TARGET_DEFINED: numeric state leaves (rates, counters, powers) are sampled."""
+        return not node.config and self.target.encoder.base(path, node) in NUMERIC
+
+    # ---------------------------------------------------------------- run
+    async def run(self, mode: int, more_requests: AsyncIterator[gnmi_pb2.SubscribeRequest]) -> None:
+        reader = asyncio.ensure_future(self._read(mode, more_requests))
+        try:
+            if mode == ONCE:
+                await self._send_full(self.subs)
+                await self.send(SYNC_RESPONSE)
+                return
+            if mode == POLL:
+                await self._send_full(self.subs)
+                await self.send(SYNC_RESPONSE)
+                await self._serve_polls(reader)
+                return
+            await self._stream(reader)
+        finally:
+            reader.cancel()
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+
+    async def _read(self, mode: int, requests: AsyncIterator[gnmi_pb2.SubscribeRequest]) -> None:
+        """Later requests: a Poll (POLL mode), anything else is an error that ends the stream."""
+        async for request in requests:
+            kind = request.WhichOneof("request")
+            if kind == "poll" and mode == POLL:
+                self._polls += 1
+                self._wake.set()
+            elif kind == "subscribe":
+                raise invalid("a Subscribe stream takes one SubscriptionList; open another stream for more")
+            else:
+                raise invalid("Poll is only valid on a subscription of mode POLL")
+
+    async def _serve_polls(self, reader: asyncio.Future) -> None:
+        while True:
+            await self._wait(reader, None)
+            while self._polls:
+                self._polls -= 1
+                await self._send_full(self.subs)
+                await self.send(SYNC_RESPONSE)
+            if reader.done():
+                return  # the client half-closed: no more polls can come
+
+    async def _wait(self, reader: asyncio.Future, timeout: float | None) -> None:
+        """Sleep until woken or `timeout`. A request error ends the stream; a client that
+        half-closes its side just stops being read (a STREAM goes on)."""
+        waiter = asyncio.ensure_future(self._wake.wait())
+        watched = {waiter} if reader.done() else {waiter, reader}
+        try:
+            await asyncio.wait(watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        self._wake.clear()
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            raise reader.exception()
+
+    async def _stream(self, reader: asyncio.Future) -> None:
+        if any(s.on_change for s in self.subs):
+            self._unsubscribe = self.target.bus.subscribe(self._on_event, CommitEvent, DeviceEvent)
+        now = time.monotonic()
+        if self.updates_only:
+            data = self._data()
+            for sub in self.subs:
+                sub.last = {p: v for p, _, v in self._leaves(sub, data)}
+        else:
+            await self._send_full(self.subs)
+        await self.send(SYNC_RESPONSE)
+        for sub in self.subs:
+            sub.next_due = now + sub.interval_ns / 1e9
+            sub.last_full = now
+        samples = [s for s in self.subs if not s.on_change]
+        changes = [s for s in self.subs if s.on_change]
+        while True:
+            now = time.monotonic()
+            due = [s for s in samples if s.next_due <= now]
+            beats = [s for s in changes if s.heartbeat_ns and s.last_full + s.heartbeat_ns / 1e9 <= now]
+            if due or beats or self._pending or self._resync:
+                data = self._data()
+                stamp = self.target.now_ns()
+                for sub in due:
+                    await self._send_sample(sub, data, stamp, now)
+                    sub.next_due = max(sub.next_due + sub.interval_ns / 1e9, now) if sub.interval_ns else now
+                if self._pending or self._resync:
+                    await self._send_changes(changes, data, stamp)
+                for sub in beats:
+                    await self._send_leaves(sub, list(self._leaves(sub, data)), stamp)
+                    sub.last_full = now
+                await asyncio.sleep(0)
+                continue
+            deadlines = [s.next_due for s in samples] + [s.last_full + s.heartbeat_ns / 1e9 for s in changes
+                                                         if s.heartbeat_ns]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            await self._wait(reader, timeout)
+
+    # ---------------------------------------------------------------- events
+    def _on_event(self, event: CommitEvent | DeviceEvent) -> None:
+        if isinstance(event, CommitEvent):
+            if event.datastore != "running":
+                return
+            paths = [(c.path, c.op == "delete") for c in event.changes]
+        elif event.kind == "state":
+            paths = [(p, False) for p in event.paths]
+        else:
+            return
+        for path, deleted in paths:
+            self._pending[path] = self._pending.get(path, 0) + 1
+            if deleted:
+                self._deleted.add(path)
+        if len(self._pending) > MAX_PENDING_PATHS:
+            self._pending.clear()
+            self._deleted.clear()
+            self._resync = True
+        self._wake.set()
+
+    async def _send_changes(self, subs: list[_Sub], data: dict, stamp: int) -> None:
+        pending, deleted, resync = self._pending, self._deleted, self._resync
+        self._pending, self._deleted, self._resync = {}, set(), False
+        split = {p: [name for name, _ in split_data_path(p)] for p in pending}
+        for sub in subs:
+            if not resync and not any(_overlaps(sub.pattern.elems, steps) for steps in split.values()):
+                continue
+            current = list(self._leaves(sub, data))
+            changed = [(p, n, v) for p, n, v in current if sub.last.get(p, _MISSING) != v]
+            now_paths = {p for p, _, _ in current}
+            gone = [p for p in sub.last if p not in now_paths]
+            deletes = _collapse(gone, deleted, len(sub.pattern.elems))
+            for p in gone:
+                del sub.last[p]
+            if changed or deletes:
+                await self._emit(sub, changed, deletes, stamp, pending)
+
+    # ---------------------------------------------------------------- sending
+    def _data(self) -> dict:
+        return self.target.data(ALL, self.principal)
+
+    def _leaves(self, sub: _Sub, data: dict):
+        keep = sub.keep
+        for match in select(self.target.index, data, sub.pattern.elems):
+            for leaf in leaves(match):
+                if keep is None or keep(leaf[0], leaf[1]):
+                    yield leaf
+
+    async def _send_full(self, subs: list[_Sub]) -> None:
+        data = self._data()
+        stamp = self.target.now_ns()
+        for sub in subs:
+            await self._send_leaves(sub, list(self._leaves(sub, data)), stamp)
+
+    async def _send_leaves(self, sub: _Sub, current: list, stamp: int) -> None:
+        sub.last = {p: v for p, _, v in current}
+        if current:
+            await self._emit(sub, current, [], stamp)
+
+    async def _send_sample(self, sub: _Sub, data: dict, stamp: int, now: float) -> None:
+        current = list(self._leaves(sub, data))
+        if sub.suppress and not (sub.heartbeat_ns and now - sub.last_full >= sub.heartbeat_ns / 1e9):
+            changed = [(p, n, v) for p, n, v in current if sub.last.get(p, _MISSING) != v]
+            for p, _, v in changed:
+                sub.last[p] = v
+            if changed:
+                await self._emit(sub, changed, [], stamp)
+            return
+        sub.last_full = now
+        await self._send_leaves(sub, current, stamp)
+
+    async def _emit(self, sub: _Sub, updates: list, deletes: list[str], stamp: int,
+                    counts: dict[str, int] | None = None) -> None:
+        encoder = self.target.encoder
+        chunk: list[bytes] = []
+        size = 0
+        for path, node, value in updates:
+            dup = counts.get(path, 1) - 1 if counts else 0
+            data = encoder.update_bytes(path, node, value, self.encoding, dup)
+            chunk.append(data)
+            size += len(data)
+            sub.last[path] = value
+            if size >= MAX_NOTIFICATION_BYTES:
+                await self.send(response_bytes(notification_bytes(stamp, self.prefix, chunk)))
+                self.sent_updates += len(chunk)
+                chunk, size = [], 0
+        if chunk or deletes:
+            await self.send(response_bytes(notification_bytes(
+                stamp, self.prefix, chunk, [encoder.path_bytes(p) for p in deletes])))
+            self.sent_updates += len(chunk)
+
+
+_MISSING = object()
+
+
+def _overlaps(elems: tuple[Elem, ...], steps: list[str]) -> bool:
+    """Can a change at data path `steps` (element names) touch what the pattern selects?"""
+    for elem, name in zip(elems, steps, strict=False):
+        if elem.name == "...":
+            return True
+        if elem.name != "*" and elem.name != name.rpartition(":")[2]:
+            return False
+    return True
+
+
+def _collapse(gone: list[str], deleted: set[str], depth: int) -> list[str]:
+    """Deletes to send: a deleted node (a list entry, a container) at or below the subscribed
+    depth is one delete; leaves that vanished otherwise are deleted one by one."""
+    if not gone:
+        return []
+    out: list[str] = []
+    covered: set[str] = set()
+    for d in sorted(deleted, key=len):
+        if len(split_data_path(d)) < depth:
+            continue
+        under = [p for p in gone if p == d or p.startswith(d + "/")]
+        if under and not any(d.startswith(c + "/") for c in covered):
+            out.append(d)
+            covered.add(d)
+    out += [p for p in gone if not any(p == c or p.startswith(c + "/") for c in covered)]
+    return out
+

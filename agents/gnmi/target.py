@@ -1,0 +1,97 @@
+"""One agent as a gNMI target: its data, its users and its events, nothing of gRPC.
+
+Reads are JSON-IETF: running printed once per datastore version (with defaults, so a leaf that
+returns to its default is still a value), merged with the device's state when the request
+asks for state. A user NACM restricts reads through `AccessControl.filter_read`, like NETCONF.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from qstrata.agents.access.control import AccessControl
+from qstrata.agents.access.guard import LoginGuard
+from qstrata.agents.access.users import UserStore
+from qstrata.agents.datastore.store import Datastore, SessionInfo
+from qstrata.agents.events import EventBus
+from qstrata.bindings.schema_index import SchemaIndex, SchemaNode, schema_index
+from qstrata.bindings.tree import DataTree
+
+from .auth import Authenticator, Principal
+from .encode import Encoder
+from .view import merge
+
+ALL, CONFIG, STATE, OPERATIONAL = 0, 1, 2, 3
+
+
+def keep_for(data_type: int) -> Callable[[SchemaNode], bool] | None:
+    """Which leaves a GetRequest.DataType returns (None: all). STATE and OPERATIONAL are both
+    the config false leaves: the agents keep no read-only configuration apart."""
+    if data_type == CONFIG:
+        return lambda node: node.config
+    if data_type in (STATE, OPERATIONAL):
+        return lambda node: not node.config
+    return None
+
+
+@dataclass
+class GnmiTarget:
+    name: str
+    datastore: Datastore
+    driver: object
+    bus: EventBus
+    access: AccessControl
+    users: UserStore
+    guard: LoginGuard
+    index: SchemaIndex = field(init=False)
+    encoder: Encoder = field(init=False)
+    auth: Authenticator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = schema_index(self.datastore.schema)
+        self.encoder = Encoder(self.datastore.schema)
+        self.auth = Authenticator(self.users, self.guard)
+        self._config: tuple[int, dict] | None = None
+
+    # ---------------------------------------------------------------- time
+    def now_ns(self) -> int:
+        """When a value is produced: the twin's world clock in Unix ns, else the wall clock."""
+        world = getattr(self.driver, "world", None)
+        if world is not None:
+            return world.unix_ns(world.now_ns)
+        return time.time_ns()
+
+    # ---------------------------------------------------------------- data
+    def config_json(self) -> dict:
+        version = self.datastore.versions.get("running", 0)
+        if self._config is None or self._config[0] != version:
+            tree = self.datastore.get_config("running")
+            text = "" if tree.is_empty() else tree.print("json", with_defaults="report-all")
+            self._config = (version, json.loads(text) if text else {})
+        return self._config[1]
+
+    def data(self, data_type: int, principal: Principal | None = None) -> dict:
+        """The data a request of `data_type` reads, as the user may see it."""
+        tree = self.config_json()
+        if data_type != CONFIG:
+            state = self.driver.read_state() if hasattr(self.driver, "read_state") else {}
+            if state:
+                tree = merge(self.index, tree, state)
+        if principal is not None:
+            access = self.access.for_user(principal.username, principal.groups)
+            if not access.unrestricted:
+                full = DataTree.from_python(tree, schema=self.datastore.schema, validate=False, strict=False)
+                tree = self.access.filter_read(access, full).to_python()
+        return tree
+
+    def session(self, principal: Principal) -> SessionInfo:
+        """A gNMI Set writes as its user, under NACM, with no NETCONF session of its own: a
+        datastore lock held by a NETCONF session stops it."""
+        return SessionInfo(session_id=None, username=principal.username,
+                           authorize=self.access.write_check(principal.username, principal.groups))
+
+    async def authenticate(self, metadata: tuple | None, peer: str) -> Principal:
+        return await self.auth.authenticate(metadata, peer)
