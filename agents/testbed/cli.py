@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--duration", type=_positive_float, default=None, help="stop after this many seconds")
         p.add_argument("--listen", default="127.0.0.1", help="address every agent listens on")
         p.add_argument("--base-port", type=int, default=0, help="first NETCONF port (default 0: free ports)")
+        p.add_argument("--gnmi-insecure", action="store_true", help="serve gNMI in plain text instead of TLS")
         p.add_argument("--no-collector", action="store_true", help="do not run the collector")
         p.add_argument("-q", "--quiet", action="store_true", help="no live status, only the start-up summary")
         p.set_defaults(func=cmd_up)
@@ -86,7 +87,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     options = UpOptions(topology=Path(args.topology) if args.topology else None, state_dir=Path(args.state_dir),
                         listen=args.listen, speed=args.speed, seed=args.seed, processes=args.processes,
-                        bare=args.bare, base_port=args.base_port, collector=not args.no_collector)
+                        bare=args.bare, base_port=args.base_port, collector=not args.no_collector,
+                        gnmi_insecure=args.gnmi_insecure)
     try:
         display = StatusDisplay()
         network = Network(options, display)

@@ -14,6 +14,7 @@ gets its own port. Both only once the gNMI agent exists (`gnmi_available()`).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -97,9 +98,8 @@ class InProcessHost:
             fixed_gnmi = node.options.get("gnmi_port") if gnmi else None
             opts = AgentOptions(kind=node.kind, name=node.name, state_dir=o.state_root / node.name, listen=o.listen,
                                 netconf_port=_netconf_port(node.options, i, o.base_port), topology=o.topology_path,
-                                seed=o.seed, speed=o.speed, gnmi_port=int(fixed_gnmi) if fixed_gnmi else None)
-            if fixed_gnmi:
-                opts.gnmi_insecure = o.gnmi_insecure  # type: ignore[attr-defined]
+                                seed=o.seed, speed=o.speed, gnmi_port=int(fixed_gnmi) if fixed_gnmi else None,
+                                gnmi_insecure=o.gnmi_insecure)
             agent = Agent(opts)
             try:
                 await agent.start()
@@ -108,12 +108,17 @@ class InProcessHost:
                 raise StartError(f"agent {node.name}: cannot listen on {o.listen}:{opts.netconf_port}: "
                                  f"{exc.strerror or exc}") from None
             hosted = HostedAgent(node.name, node.kind, opts.state_dir, o.listen, agent.netconf_port, agent=agent)
-            if fixed_gnmi:
-                hosted.gnmi_port = agent.gnmi_port  # type: ignore[attr-defined]
+            if agent.gnmi_port is not None:
+                hosted.gnmi_port = agent.gnmi_port
+                hosted.gnmi_ca = self._ca_of(opts.state_dir, o.gnmi_insecure)
             self.agents.append(hosted)
         if gnmi:
             await self._start_gateway()
         return self.agents
+
+    @staticmethod
+    def _ca_of(state_dir: Path, insecure: bool) -> str | None:
+        return None if insecure else _credentials_ca(state_dir)
 
     async def _start_gateway(self) -> None:
         from qstrata.agents.gnmi.gateway import start_gnmi_gateway
@@ -135,6 +140,14 @@ class InProcessHost:
         for hosted in reversed(self.agents):
             if hosted.agent is not None:
                 await hosted.agent.stop()
+
+
+def _credentials_ca(state_dir: Path) -> str | None:
+    """The CA a gNMI server wrote into its credentials.json (TLS), if any."""
+    try:
+        return json.loads((state_dir / CREDENTIALS_FILE).read_text(encoding="utf-8")).get("ca")
+    except (OSError, ValueError):
+        return None
 
 
 def free_ports(host: str, count: int) -> list[int]:
@@ -185,18 +198,8 @@ class ProcessHost:
         await asyncio.gather(*(self._ready(h) for h in self.agents))
         for h in self.agents:
             if h.gnmi_port is not None and not o.gnmi_insecure:
-                ca = self._ca_of(h)
-                h.gnmi_ca = ca
+                h.gnmi_ca = _credentials_ca(h.state_dir)
         return self.agents
-
-    @staticmethod
-    def _ca_of(hosted: HostedAgent) -> str | None:
-        import json
-
-        try:
-            return json.loads(hosted.credentials.read_text(encoding="utf-8")).get("ca")
-        except (OSError, ValueError):
-            return None
 
     async def _ready(self, hosted: HostedAgent) -> None:
         """Until the agent accepts TCP connections on its NETCONF port and wrote its credentials."""

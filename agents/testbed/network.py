@@ -44,6 +44,7 @@ class UpOptions:
     bare: bool = False
     base_port: int = 0
     collector: bool = True
+    gnmi_insecure: bool = False
     status_interval: float = 1.0
     collect_interval: float = 1.0
 
@@ -115,7 +116,8 @@ class Network:
     async def start(self) -> None:
         o = self.options
         o.state_dir.mkdir(parents=True, exist_ok=True)
-        host_options = HostOptions(self.topology_path, o.state_dir, o.listen, o.speed, o.seed, o.base_port)
+        host_options = HostOptions(self.topology_path, o.state_dir, o.listen, o.speed, o.seed, o.base_port,
+                                   gnmi_insecure=o.gnmi_insecure)
         self.host = ProcessHost(self.topology, host_options) if o.processes else InProcessHost(self.topology, host_options)
         self.agents = await self.host.start()
         self.say(f"{len(self.agents)} agents up ({'one process each' if o.processes else 'one process'}) "
