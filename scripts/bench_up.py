@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from qstrata.agents.testbed.network import Network, UpOptions
 from qstrata.agents.testbed.status import StatusDisplay
 from qstrata.collectors.config import read_credentials

@@ -137,12 +137,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Walk through a running network as an SDN controller would (ncclient + pygnmi)."""
-    from .demo import DemoError, run_demo
+    import subprocess
 
-    endpoints = Path(args.endpoints) if args.endpoints else Path(args.state_dir) / "endpoints.json"
-    try:
-        run_demo(endpoints, timeout=args.timeout)
-    except DemoError as exc:
-        print(f"qstrata demo: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+    # pygnmi carries its own gNMI protobufs, which clash with the agents' already imported here:
+    # the walk-through runs in a fresh interpreter.
+    cmd = [sys.executable, "-m", "qstrata.agents.testbed.demo", "--state-dir", args.state_dir,
+           "--timeout", str(args.timeout)] + (["--endpoints", args.endpoints] if args.endpoints else [])
+    return subprocess.call(cmd)

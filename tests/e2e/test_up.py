@@ -201,3 +201,18 @@ def test_processes_runs_one_process_per_agent(tmp_path):
         assert stop(proc) == 0
     for pid in children:
         assert subprocess.run(["kill", "-0", pid], capture_output=True).returncode != 0, f"agent {pid} still runs"
+
+
+def test_demo_walks_through_a_bare_network(tmp_path):
+    pytest.importorskip("pygnmi")
+    proc, _ = start_up(tmp_path, "--bare", "--no-collector", "--speed", str(SPEED))
+    try:
+        qstrata = Path(sys.executable).with_name("qstrata")
+        result = subprocess.run([str(qstrata), "demo", "--state-dir", str(tmp_path), "--timeout", "60"],
+                                capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert "link ACTIVE" in result.stdout and "service unit" in result.stdout
+        assert "re-routed over the 50 km spare" in result.stdout and "% lower" in result.stdout
+    finally:
+        assert stop(proc) == 0
