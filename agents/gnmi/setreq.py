@@ -97,10 +97,14 @@ def _value_tree(target: GnmiTarget, path: str, steps: list, update: gnmi_pb2.Upd
         return tree
     if which not in ("json_val", "json_ietf_val"):
         raise invalid(f"{path} is a {kind}: its value must be json_ietf_val or json_val, not {which}")
+    raw = getattr(tv, which)
     try:
-        decoded = json.loads(getattr(tv, which) or b"null")
+        decoded = json.loads(raw or b"null")
     except ValueError as exc:
-        raise invalid(f"{which} for {path} is not JSON: {exc}") from None
+        if kind not in ("leaf", "leaf-list"):
+            raise invalid(f"{which} for {path} is not JSON: {exc}") from None
+        # pygnmi sends a string leaf's value unquoted: it is unambiguous, so take the text
+        decoded = raw.decode("utf-8", "replace")
     if kind in ("leaf", "leaf-list"):
         values = decoded if isinstance(decoded, list) and kind == "leaf-list" else [decoded]
         tree = DataTree(schema)

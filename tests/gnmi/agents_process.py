@@ -1,0 +1,40 @@
+"""A process hosting several twins' agents in one world with NETCONF and gNMI (what `qstrata
+testbed` runs), for the gNMI tests: ``python agents_process.py STATE_DIR SPEED NAME...``.
+Prints one JSON line {name: {"netconf": port, "gnmi": port, "state_dir": dir}} when ready and
+runs until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from qstrata.agents.app import Agent, AgentOptions
+from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, load
+
+
+async def main(state: Path, speed: float, names: list[str], extra: dict) -> None:
+    topology = load(DEFAULT_TOPOLOGY)
+    agents = []
+    for name in names:
+        kind = topology.nodes[name].kind
+        agent = Agent(AgentOptions(kind=kind, name=name, state_dir=state / name, netconf_port=0, gnmi_port=0,
+                                   topology=DEFAULT_TOPOLOGY, speed=speed, **extra))
+        await agent.start()
+        agents.append(agent)
+    print(json.dumps({a.options.name: {"netconf": a.netconf_port, "gnmi": a.gnmi_port,
+                                       "state_dir": str(a.options.state_dir)} for a in agents}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for agent in agents:
+        await agent.stop()
+
+
+if __name__ == "__main__":
+    extra = json.loads(sys.argv[3])
+    asyncio.run(main(Path(sys.argv[1]), float(sys.argv[2]), sys.argv[4:], extra))
