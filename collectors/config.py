@@ -160,7 +160,7 @@ def load(path: Path | str) -> CollectorConfig:
 
 
 def _looks_like_endpoints(data: Any) -> bool:
-    return isinstance(data, list) or (isinstance(data, dict) and set(data) == {"agents"})
+    return isinstance(data, list) or (isinstance(data, dict) and "agents" in data and "targets" not in data)
 
 
 def _collector(data: Any, path: Path, issues: _Issues, files: list[Path]) -> CollectorConfig:
