@@ -106,61 +106,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_testbed(args: argparse.Namespace) -> int:
-    """The default testbed: every node of the topology as an agent, one process, one world."""
-    import asyncio
-    import logging
-    import signal
-
-    from qstrata.agents.app import Agent, AgentOptions
-    from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, load
-
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    topology_path = Path(args.topology) if args.topology else DEFAULT_TOPOLOGY
-    try:
-        topology = load(topology_path)
-    except Exception as exc:  # a bad topology file is a usage error, not a traceback
-        print(f"qstrata testbed: cannot load {topology_path}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    state_root = Path(args.state_dir)
-
-    async def main() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        agents = []
-        for i, node in enumerate(topology.nodes.values()):
-            port = args.base_port + i if args.base_port else 0
-            options = AgentOptions(kind=node.kind, name=node.name, state_dir=state_root / node.name,
-                                   listen=args.listen, netconf_port=port, topology=topology_path,
-                                   seed=args.seed, speed=args.speed)
-            agent = Agent(options)
-            await agent.start()
-            agents.append(agent)
-        print(f"qstrata testbed: topology {topology.name} ({topology_path}), speed {args.speed}x")
-        print(f"{'agent':10} {'kind':7} {'NETCONF':22} credentials")
-        for agent in agents:
-            o = agent.options
-            print(f"{o.name:10} {o.kind:7} {o.listen + ':' + str(agent.netconf_port):22} {o.state_dir / 'credentials.json'}")
-        print("Ctrl-C stops the testbed." if not args.duration else f"running for {args.duration:g} s", flush=True)
-        try:
-            await asyncio.wait_for(stop.wait(), args.duration) if args.duration else await stop.wait()
-        except TimeoutError:
-            pass
-        finally:
-            for agent in agents:
-                await agent.stop()
-        return EXIT_OK
-
-    try:
-        return _run_loop(main())
-    except OSError as exc:
-        print(f"qstrata testbed: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-
-
 def _run_loop(coro):
     """Run the agents' event loop: uvloop when installed (measured: see README), else asyncio.
     QSTRATA_EVENT_LOOP=asyncio forces the standard loop."""
@@ -252,14 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     users_cli.register(sub)
 
-    p = sub.add_parser("testbed", help=cmd_testbed.__doc__)
-    _world_arguments(p)
-    p.add_argument("--state-dir", default="state/testbed", help="per-agent state directories go here")
-    p.add_argument("--listen", default="127.0.0.1")
-    p.add_argument("--base-port", type=int, default=8300, help="first NETCONF port (0: free ports)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings only")
-    p.set_defaults(func=cmd_testbed)
+    from qstrata.agents.testbed import cli as testbed_cli  # up (alias testbed) and demo
+    testbed_cli.register(sub)
 
     from qstrata.collectors import collect, query  # the collectors' commands register themselves
     collect.register(sub)

@@ -77,6 +77,13 @@ class NetconfSession:
 
     async def rpc(self, body: str, timeout: float = 30.0) -> None:
         """Send one rpc; return on <ok/>, raise `NetconfError` on rpc-error."""
+        root = await self.request(body, timeout)
+        if root.find(f"{{{BASE}}}ok") is None:
+            raise NetconfError("rpc-reply without <ok/>")
+
+    async def request(self, body: str, timeout: float = 30.0):
+        """Send one rpc and return its rpc-reply element (a <get>'s <data> is inside); raise
+        `NetconfError` on rpc-error."""
         self.message_id += 1
         self.writer.write(self.framer.frame(f'<rpc xmlns="{BASE}" message-id="{self.message_id}">{body}</rpc>'.encode()))
         reply = await asyncio.wait_for(self._read(), timeout)
@@ -90,8 +97,7 @@ class NetconfSession:
                                                 (e.findtext(f"{{{BASE}}}error-message") or "").strip())))
                         for e in errors]
             raise NetconfError("rpc-error: " + " | ".join(messages))
-        if root.find(f"{{{BASE}}}ok") is None:
-            raise NetconfError("rpc-reply without <ok/>")
+        return root
 
     async def close(self) -> None:
         try:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# qstrata developer entry point: `bash scripts/dev.sh run` (set up, then the default testbed) and
+# qstrata developer entry point: `bash scripts/dev.sh run` (set up, then `qstrata up`: the built-in network) and
 # `bash scripts/dev.sh test` (set up, then the whole test suite). Set-up is idempotent: it installs
 # the Debian packages that are missing (as root, or through sudo), creates .venv/ in the checkout and
 # installs qstrata into it with its test dependencies.
@@ -48,7 +48,7 @@ setup() {
 
 case "${1:-}" in
   setup) setup ;;
-  run) setup; shift; exec .venv/bin/qstrata testbed "$@" ;;
+  run) setup; shift; exec .venv/bin/qstrata up "$@" ;;
   test) setup; shift; exec .venv/bin/python -m pytest "$@" ;;
   *) echo "usage: bash scripts/dev.sh {run|test|setup} [args...]" >&2; exit 2 ;;
 esac

@@ -125,6 +125,13 @@ class Plant:
         state.attenuation_db_per_km = db_per_km
         self.version += 1
 
+    def set_launch_power(self, channel_id: str, dbm: float) -> None:
+        """A classical channel's transmitter changed power (lit, dimmed, switched off): the Raman
+        noise it causes in every fibre it crosses changes with it."""
+        channels = self.topology.classical_channels
+        channels[channel_id] = dataclasses.replace(channels[channel_id], launch_power_dbm=float(dbm))
+        self.version += 1
+
     def set_cut(self, fibre_id: str, cut: bool) -> None:
         self.fibres[fibre_id].cut = cut
         self.version += 1

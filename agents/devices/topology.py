@@ -28,7 +28,15 @@ import yaml
 
 
 class TopologyError(ValueError):
-    """The topology file is inconsistent (unknown device, port used twice, ...)."""
+    """The topology file is inconsistent (unknown device, port used twice, ...).
+
+    `issues` are one line each, ``FILE: YAML.PATH: what is wrong``; the message is the first one
+    (and how many more)."""
+
+    def __init__(self, message: str, issues: list[str] | None = None) -> None:
+        self.issues = issues or [message]
+        more = f" (and {len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
+        super().__init__(self.issues[0] + more if issues else message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +109,14 @@ def _endpoint(raw: Any, where: str) -> Endpoint:
     return Endpoint(str(raw["device"]), int(raw["port"]))
 
 
-def parse(doc: dict[str, Any]) -> Topology:
-    """Build and check a `Topology` from the YAML document's dict."""
+def parse(doc: dict[str, Any], source: str = "topology") -> Topology:
+    """Check the YAML document's dict (`topology_check`: every problem with its YAML path, named
+    after `source`), then build the `Topology`."""
+    from .topology_check import check
+
+    issues = check(doc)
+    if issues:
+        raise TopologyError("", [f"{source}: {issue}" for issue in issues])
     nodes: dict[str, Node] = {}
     for raw in doc.get("nodes") or []:
         name, kind = str(raw["name"]), str(raw["kind"])
@@ -154,11 +168,17 @@ def parse(doc: dict[str, Any]) -> Topology:
 
 def load(path: str | Path) -> Topology:
     """Read a topology YAML file."""
-    with open(path, encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh) or {}
-    if not isinstance(doc, dict):
-        raise TopologyError(f"{path}: a topology is a mapping")
-    return parse(doc)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise TopologyError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(parse)"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise TopologyError(f"{path}: {where}: not YAML: {problem}") from None
+    return parse(doc, str(path))
 
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("topologies") / "default.yaml"

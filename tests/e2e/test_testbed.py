@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY
 
 ncclient = pytest.importorskip("ncclient")
 from ncclient import manager  # noqa: E402
@@ -28,8 +29,10 @@ def testbed(tmp_path_factory):
     nc_session.TICK = 0.001
     state = tmp_path_factory.mktemp("testbed")
     qstrata = Path(sys.executable).with_name("qstrata")
-    proc = subprocess.Popen([str(qstrata), "testbed", "--base-port", "0", "--speed", "50", "--state-dir", str(state),
-                             "-q"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # `testbed` is an alias of `qstrata up`; this file drives the six-node twin topology by hand
+    proc = subprocess.Popen([str(qstrata), "testbed", "--topology", str(DEFAULT_TOPOLOGY), "--bare", "--no-collector",
+                             "--base-port", "0", "--speed", "50", "--state-dir", str(state), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ports: dict[str, int] = {}
     deadline = time.monotonic() + 60
     lines = []

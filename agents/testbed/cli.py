@@ -1,0 +1,146 @@
+"""`qstrata up` (alias `qstrata testbed`) and `qstrata demo`.
+
+    qstrata up [--topology FILE] [--state-dir DIR] [--speed X] [--processes] [--bare] [--duration S]
+
+A bad topology is every problem on stderr as ``FILE: YAML.PATH: what is wrong`` and exit code 2,
+before anything starts. Logs go to STATE_DIR/up.log; the terminal shows the status table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `up`, its alias `testbed`, and `demo` to the `qstrata` command."""
+    for name in ("up", "testbed"):
+        p = subparsers.add_parser(name, help="run a whole emulated quantum network until Ctrl-C"
+                                  + (" (alias of up)" if name == "testbed" else ""))
+        p.add_argument("--topology", help="network topology YAML (default: the built-in network, "
+                                          "agents/devices/topologies/network.yaml)")
+        p.add_argument("--state-dir", default=f"state/{name}", help="per-agent state, endpoints.json, logs, store")
+        p.add_argument("--speed", type=_positive_float, default=1.0, help="simulated seconds per wall second")
+        p.add_argument("--seed", type=int, default=None, help="random seed (default: the topology's)")
+        p.add_argument("--processes", action="store_true", help="one process per agent (default: all in one)")
+        p.add_argument("--bare", action="store_true", help="start unconfigured: no built-in controller, no scenario")
+        p.add_argument("--duration", type=_positive_float, default=None, help="stop after this many seconds")
+        p.add_argument("--listen", default="127.0.0.1", help="address every agent listens on")
+        p.add_argument("--base-port", type=int, default=0, help="first NETCONF port (default 0: free ports)")
+        p.add_argument("--gnmi-insecure", action="store_true", help="serve gNMI in plain text instead of TLS")
+        p.add_argument("--no-collector", action="store_true", help="do not run the collector")
+        p.add_argument("-q", "--quiet", action="store_true", help="no live status, only the start-up summary")
+        p.set_defaults(func=cmd_up)
+    p = subparsers.add_parser("demo", help="walk through a running network as an SDN controller would "
+                                           "(ncclient + pygnmi; reads STATE_DIR/endpoints.json)")
+    p.add_argument("--state-dir", default="state/up", help="the running network's state directory")
+    p.add_argument("--endpoints", help="endpoints.json (default: STATE_DIR/endpoints.json)")
+    p.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds to wait for each step")
+    p.set_defaults(func=cmd_demo)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _log_to_file(path: Path) -> None:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+
+
+def _print_summary(network) -> None:
+    print(f"qstrata up: network {network.topology.name} ({network.topology_path}), speed {network.options.speed:g}x")
+    print(f"{'agent':10} {'kind':7} {'NETCONF':22} {'gNMI':22} credentials")
+    for h in network.agents:
+        gnmi = f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-"
+        print(f"{h.name:10} {h.kind:7} {h.host + ':' + str(h.netconf_port):22} {gnmi:22} {h.credentials}")
+    if network.collector is not None:
+        print(f"collector  store {network.store_path}  prometheus {network.prometheus_url}")
+    print(f"endpoints  {network.state_dir / 'endpoints.json'}   log {network.state_dir / 'up.log'}")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Run a whole emulated quantum network until Ctrl-C or SIGTERM."""
+    import asyncio
+    import signal
+
+    from qstrata.agents.cli import _run_loop
+    from qstrata.agents.devices.topology import TopologyError
+    from qstrata.bindings.schema import SchemaError
+
+    from .hosting import StartError
+    from .network import Network, UpOptions
+    from .status import StatusDisplay
+
+    options = UpOptions(topology=Path(args.topology) if args.topology else None, state_dir=Path(args.state_dir),
+                        listen=args.listen, speed=args.speed, seed=args.seed, processes=args.processes,
+                        bare=args.bare, base_port=args.base_port, collector=not args.no_collector,
+                        gnmi_insecure=args.gnmi_insecure)
+    try:
+        display = StatusDisplay()
+        network = Network(options, display)
+    except TopologyError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        options.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"qstrata up: cannot create {options.state_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _log_to_file(options.state_dir / "up.log")
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await network.start()
+        except BaseException:
+            await network.stop()
+            raise
+        _print_summary(network)
+        print("Ctrl-C stops the network." if not args.duration else f"running for {args.duration:g} s", flush=True)
+        display.quiet = args.quiet
+        try:
+            await network.run(stop, args.duration)
+        finally:
+            await network.stop()
+            if display.tty:
+                print("qstrata up: stopped.", flush=True)
+        return EXIT_OK
+
+    try:
+        return _run_loop(main())
+    except StartError as exc:
+        print(f"qstrata up: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"qstrata up: {exc.strerror or exc}", file=sys.stderr)
+    except SchemaError as exc:
+        print(f"qstrata up: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Walk through a running network as an SDN controller would (ncclient + pygnmi)."""
+    import subprocess
+
+    # pygnmi carries its own gNMI protobufs, which clash with the agents' already imported here:
+    # the walk-through runs in a fresh interpreter.
+    cmd = [sys.executable, "-m", "qstrata.agents.testbed.demo", "--state-dir", args.state_dir,
+           "--timeout", str(args.timeout)] + (["--endpoints", args.endpoints] if args.endpoints else [])
+    return subprocess.call(cmd)

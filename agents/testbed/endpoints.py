@@ -1,0 +1,74 @@
+"""STATE_DIR/endpoints.json: where every agent of a running network listens, and how to log in.
+
+Written once everything listens (atomically: a reader never sees half a file), read by
+`qstrata collect --targets`, `scripts/demo_controller.py` and tests. Shape::
+
+    {"network": NAME, "topology": FILE, "state_dir": DIR, "pid": PID,
+     "agents": [{"name", "kind", "state_dir", "credentials",
+                 "netconf": {"host", "port"}, "gnmi": {"host", "port", "target", "ca"} | null}],
+     "collector": {"prometheus": URL | null, "store": PATH | null, "gnmi": {"host", "port"} | null} | null}
+
+`gnmi.target` is the name to put in a gNMI request's `prefix.target` (agents sharing one gateway
+port are told apart by it); `gnmi.ca` the CA to trust, null for plaintext.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ENDPOINTS_FILE = "endpoints.json"
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class GnmiEndpoint:
+    host: str
+    port: int
+    target: str
+    ca: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentEndpoint:
+    name: str
+    kind: str
+    state_dir: str
+    credentials: str
+    netconf: HostPort
+    gnmi: GnmiEndpoint | None = None
+
+
+@dataclass(frozen=True)
+class CollectorEndpoint:
+    prometheus: str | None
+    store: str | None
+    gnmi: HostPort | None = None
+
+
+def write_endpoints(state_dir: Path, network: str, topology: Path, agents: list[AgentEndpoint],
+                    collector: CollectorEndpoint | None) -> Path:
+    """Replace STATE_DIR/endpoints.json atomically; return its path."""
+    doc: dict[str, Any] = {
+        "network": network, "topology": str(topology), "state_dir": str(state_dir), "pid": os.getpid(),
+        "agents": [asdict(a) for a in agents],
+        "collector": asdict(collector) if collector is not None else None,
+    }
+    path = state_dir / ENDPOINTS_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_endpoints(path: Path) -> dict[str, Any]:
+    """The document as written (plain dicts: it is also read by scripts that do not import us)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,274 @@
+"""`qstrata up` assembled: check -> agents -> endpoints.json -> collector -> controller -> scenario,
+then the status loop until told to stop, then everything stops in reverse order.
+
+Everything that can be checked is checked before the first agent starts (topology, the plan
+sections, the collector's alarm rules and actions), so a bad file costs nothing and leaves
+nothing running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, Endpoint, Topology, TopologyError, load
+from qstrata.collectors.config import ConfigError
+from qstrata.collectors.config import load as load_collector_config
+from qstrata.collectors.netconf_client import NetconfEndpoint
+
+from .endpoints import AgentEndpoint, CollectorEndpoint, GnmiEndpoint, HostPort, write_endpoints
+from .hosting import HostedAgent, HostOptions, InProcessHost, ProcessHost
+from .plan import NetworkPlan, plan_of
+from .status import AgentRow, StatusDisplay, view_of
+
+log = logging.getLogger("qstrata.up")
+
+NETWORK_TOPOLOGY = DEFAULT_TOPOLOGY.with_name("network.yaml")
+"""The built-in network of `qstrata up` (documented in the file)."""
+
+
+@dataclass
+class UpOptions:
+    topology: Path | None = None
+    state_dir: Path = Path("state/up")
+    listen: str = "127.0.0.1"
+    speed: float = 1.0
+    seed: int | None = None
+    processes: bool = False
+    bare: bool = False
+    base_port: int = 0
+    collector: bool = True
+    gnmi_insecure: bool = False
+    status_interval: float = 1.0
+    collect_interval: float = 1.0
+
+
+def check(options: UpOptions) -> tuple[Path, Topology, NetworkPlan]:
+    """Everything about the files that can be known before starting; raises `TopologyError` with
+    every problem as ``FILE: YAML.PATH: what``."""
+    path = Path(options.topology) if options.topology else NETWORK_TOPOLOGY
+    topology = load(path)
+    plan = plan_of(topology, str(path))
+    if plan.collector is not None and (plan.collector.alarms or plan.collector.actions):
+        _check_collector(path, topology, plan)
+    return path, topology, plan
+
+
+def _collector_doc(plan: NetworkPlan, targets: Any) -> dict[str, Any]:
+    assert plan.collector is not None
+    doc: dict[str, Any] = dict(targets)
+    if plan.collector.alarms:
+        doc["alarms"] = list(plan.collector.alarms)
+    if plan.collector.actions:
+        doc["actions"] = list(plan.collector.actions)
+    return doc
+
+
+def _check_collector(path: Path, topology: Topology, plan: NetworkPlan) -> None:
+    """The collector's own checks on the alarms and actions, reported against the topology file."""
+    stand_ins = [{"name": n.name, "kind": n.kind, "address": "127.0.0.1:1", "netconf": "127.0.0.1:1",
+                  "username": "check"} for n in topology.nodes.values()]
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "collector.yaml"
+        probe.write_text(yaml.safe_dump(_collector_doc(plan, {"targets": stand_ins})), encoding="utf-8")
+        try:
+            load_collector_config(probe)
+        except ConfigError as exc:
+            issues = [i.replace(f"{probe}: ", f"{path}: collector.", 1) for i in exc.issues]
+            raise TopologyError("", issues) from None
+
+
+class Network:
+    """One running network; `start`, then `run` until the stop event, then `stop`."""
+
+    def __init__(self, options: UpOptions, display: StatusDisplay | None = None) -> None:
+        self.options = options
+        self.topology_path, self.topology, self.plan = check(options)
+        self.display = display or StatusDisplay()
+        self.host: InProcessHost | ProcessHost | None = None
+        self.agents: list[HostedAgent] = []
+        self.collector: Any = None
+        self.local_input: Any = None
+        self.prometheus_url: str | None = None
+        self.store_path: Path | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._started = time.monotonic()
+        self._alarms_seen: dict[str, Any] = {}
+        self._runs_seen = 0
+        self.controller_done = asyncio.Event()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.options.state_dir
+
+    def say(self, text: str) -> None:
+        log.info("%s", text)
+        self.display.event(text)
+
+    # ---------------------------------------------------------------- start
+
+    async def start(self) -> None:
+        o = self.options
+        o.state_dir.mkdir(parents=True, exist_ok=True)
+        host_options = HostOptions(self.topology_path, o.state_dir, o.listen, o.speed, o.seed, o.base_port,
+                                   gnmi_insecure=o.gnmi_insecure)
+        self.host = ProcessHost(self.topology, host_options) if o.processes else InProcessHost(self.topology, host_options)
+        self.agents = await self.host.start()
+        self.say(f"{len(self.agents)} agents up ({'one process each' if o.processes else 'one process'}) "
+                 f"in {time.monotonic() - self._started:.1f} s")
+        self._write_endpoints(None)
+        if o.collector and self.plan.collector is not None:
+            await self._start_collector()
+        self._write_endpoints(self._collector_endpoint())
+        if not o.bare:
+            self._tasks.append(asyncio.create_task(self._configure(), name="up-controller"))
+
+    def _agent_endpoints(self) -> list[AgentEndpoint]:
+        return [AgentEndpoint(h.name, h.kind, str(h.state_dir), str(h.credentials), HostPort(h.host, h.netconf_port),
+                              GnmiEndpoint(h.host, h.gnmi_port, h.name, h.gnmi_ca) if h.gnmi_port else None)
+                for h in self.agents]
+
+    def _collector_endpoint(self) -> CollectorEndpoint | None:
+        if self.collector is None:
+            return None
+        return CollectorEndpoint(self.prometheus_url, str(self.store_path) if self.store_path else None)
+
+    def _write_endpoints(self, collector: CollectorEndpoint | None) -> None:
+        write_endpoints(self.state_dir, self.topology.name, self.topology_path, self._agent_endpoints(), collector)
+
+    async def _start_collector(self) -> None:
+        from qstrata.collectors.app import CollectOptions, Collector
+
+        from .local_input import LocalInput
+
+        assert self.plan.collector is not None
+        config_path = self.state_dir / "collector.yaml"
+        config_path.write_text(
+            "# written by qstrata up from the topology's collector section\n"
+            + yaml.safe_dump(_collector_doc(self.plan, {"targets-file": "endpoints.json"}), sort_keys=False),
+            encoding="utf-8")
+        config = load_collector_config(config_path)
+        target_input = None
+        if not self.options.processes:
+            # Stopgap until the gNMI input lands on main: read the in-process agents directly.
+            self.local_input = LocalInput({h.name: h.agent for h in self.agents if h.agent is not None},
+                                          self.options.collect_interval)
+            target_input = self.local_input
+        self.store_path = self.state_dir / "collector.db"
+        options = CollectOptions(config=config, store=f"sqlite:{self.store_path}",
+                                 prometheus=(self.options.listen, self.plan.collector.prometheus_port),
+                                 instance="up-collector", share_targets=False)
+        self.collector = Collector(options, target_input=target_input)
+        if self.local_input is not None:
+            self.local_input.bind(self.collector.pipeline)
+        await self.collector.start()
+        for out in self.collector.pipeline.passive:
+            if getattr(out, "name", "") == "prometheus":
+                self.prometheus_url = f"http://{self.options.listen}:{out.port}/metrics"
+        self.say(f"collector up: store {self.store_path}, prometheus {self.prometheus_url}")
+
+    def _netconf_logins(self) -> dict[str, NetconfEndpoint]:
+        from qstrata.collectors.config import read_credentials
+
+        logins = {}
+        for h in self.agents:
+            user, password = read_credentials(h.credentials)
+            logins[h.name] = NetconfEndpoint(h.host, h.netconf_port, user, password)
+        return logins
+
+    async def _configure(self) -> None:
+        from .controller import Controller, ControllerError
+
+        plan = self.plan.controller
+        try:
+            if plan.cross_connects or plan.qkd_links or plan.entanglement_links:
+                await Controller(self._netconf_logins(), plan, say=self.say).run()
+                self.say(f"controller: network configured {time.monotonic() - self._started:.1f} s after start")
+        except ControllerError as exc:
+            self.say(f"controller failed: {exc}")
+            return
+        finally:
+            self.controller_done.set()
+        if self.plan.scenario and not self.options.processes:
+            from qstrata.agents.devices.world import process_world
+
+            from .scenario import run_scenario
+
+            await run_scenario(process_world(), self.plan.scenario, self.options.speed, self.say)
+
+    # ---------------------------------------------------------------- run
+
+    def _fibre_of_port(self) -> dict[tuple[str, int], str]:
+        out = {}
+        for node in self.topology.nodes_of_kind("switch"):
+            for port in self.topology.ports_of(node.name):
+                fibre = self.topology.fibre_at(Endpoint(node.name, port))
+                if fibre is not None:
+                    out[(node.name, port)] = fibre.id
+        return out
+
+    def _watch_collector(self) -> None:
+        """New alarms and action runs become events."""
+        c = self.collector
+        active = {a.alarm_id: a for a in c.alarms.active()}
+        for aid, a in active.items():
+            if aid not in self._alarms_seen:
+                self.say(f"alarm raised: {a.rule} on {a.agent} ({a.severity.rsplit(':', 1)[-1]}): {a.text}")
+        for aid, a in self._alarms_seen.items():
+            if aid not in active:
+                self.say(f"alarm cleared: {a.rule} on {a.agent}")
+        self._alarms_seen = active
+        runs = list(c.actions.history)
+        for run in runs[self._runs_seen:]:
+            self.say(f"action {run.action} ({run.transition}): {run.outcome}" + (f", {run.detail}" if run.detail else ""))
+        self._runs_seen = len(runs)
+
+    def view(self):
+        o = self.options
+        up = time.monotonic() - self._started
+        title = (f"qstrata up: {self.topology.name}, {len(self.agents)} agents, speed {o.speed:g}x, "
+                 f"up {int(up) // 60:02d}:{int(up) % 60:02d}   state {self.state_dir}   Ctrl-C stops")
+        rows = [AgentRow(h.name, h.kind, f"{h.host}:{h.netconf_port}",
+                         f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-") for h in self.agents]
+        if self.collector is None:
+            return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events)
+        pipeline = self.collector.pipeline
+        return view_of(title, rows, pipeline.registry, self._fibre_of_port(), self.collector.alarms.active(),
+                       self.display.events, pipeline.health().get("targets"))
+
+    async def run(self, stop: asyncio.Event, duration: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + duration if duration else None
+        while not stop.is_set():
+            if self.collector is not None:
+                self._watch_collector()
+            self.display.show(self.view())
+            timeout = self.options.status_interval
+            if end is not None:
+                timeout = min(timeout, end - loop.time())
+                if timeout <= 0:
+                    break
+            try:
+                await asyncio.wait_for(stop.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    # ---------------------------------------------------------------- stop
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.local_input is not None:
+            await self.local_input.close()
+        if self.collector is not None:
+            await self.collector.stop()
+        if self.host is not None:
+            await self.host.stop()
+        log.info("network stopped")

@@ -1,0 +1,200 @@
+"""The live status table of `qstrata up`, drawn from what the collector sees.
+
+The table is built from the collector's series registry (the latest value of every normalized
+leaf), its active alarms and its action history -- the telemetry plane, not the twins -- so what
+it shows is what an operator's dashboard would show. `view_of` is pure (series in, rows out);
+`render_table` and `render_line` turn a view into text; `StatusDisplay` redraws in place on a
+terminal and prints a periodic one-line summary (plus every event) when the output is a file or
+a pipe.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+TEL = "/qstrata-telemetry:telemetry"
+_KEY = re.compile(r"\[([\w-]+)='([^']*)'\]")
+
+
+@dataclass
+class AgentRow:
+    name: str
+    kind: str
+    netconf: str
+    gnmi: str
+    collected: str = "-"
+
+
+@dataclass
+class LinkRow:
+    kind: str
+    """'qkd' or 'qfs'."""
+    link_id: str
+    agent: str
+    status: str = "-"
+    rate: float | None = None
+    """Secret key rate (b/s) or entanglement generation rate (Hz)."""
+    qber: float | None = None
+    fidelity: float | None = None
+    key_available: float | None = None
+
+
+@dataclass
+class StatusView:
+    title: str
+    agents: list[AgentRow]
+    links: list[LinkRow] = field(default_factory=list)
+    routes: list[str] = field(default_factory=list)
+    """One line per switch: its cross-connects and the fibre behind each port."""
+    alarms: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+
+
+def _short(identity: Any) -> str:
+    return str(identity).rsplit(":", 1)[-1] if identity is not None else "-"
+
+
+def view_of(title: str, agents: list[AgentRow], series: Iterable[Any], fibre_of_port: dict[tuple[str, int], str],
+            alarms: Iterable[Any] = (), events: Iterable[str] = (),
+            targets: dict[str, dict[str, Any]] | None = None) -> StatusView:
+    """Rows from the collector's series (objects with target, path, value) and alarms."""
+    links: dict[tuple[str, str, str], LinkRow] = {}
+    pairs: dict[str, dict[int, int]] = {}
+    for s in series:
+        path, value = s.path, s.value
+        if value is None:
+            continue
+        if path.startswith(TEL + "/qkd-links/qkd-link[") or path.startswith(TEL + "/qfs-links/qfs-link["):
+            kind = "qkd" if "/qkd-links/" in path else "qfs"
+            keys = dict(_KEY.findall(path))
+            link_id = keys.get("link-id", "?")
+            row = links.get((kind, link_id, s.target))
+            if row is None:
+                row = links[(kind, link_id, s.target)] = LinkRow(kind, link_id, s.target)
+            leaf = path.rsplit("/", 1)[-1]
+            if leaf == "status":
+                row.status = _short(value)
+            elif leaf in ("secret-key-rate", "generation-rate"):
+                row.rate = float(value)
+            elif leaf == "qber":
+                row.qber = float(value)
+            elif leaf == "fidelity":
+                row.fidelity = float(value)
+            elif leaf == "key-available":
+                row.key_available = float(value)
+        elif path.startswith("/optical-switch:cross-connects/pair[") and path.endswith("/egress"):
+            ingress = int(dict(_KEY.findall(path)).get("ingress", 0))
+            pairs.setdefault(s.target, {})[ingress] = int(value)
+    routes = []
+    for switch, table in sorted(pairs.items()):
+        parts = []
+        for ingress, egress in sorted(table.items()):
+            fibres = [fibre_of_port.get((switch, p)) for p in (ingress, egress)]
+            via = "/".join(f for f in fibres if f)
+            parts.append(f"{ingress}<->{egress}" + (f" ({via})" if via else ""))
+        routes.append(f"{switch}: " + (", ".join(parts) if parts else "no cross-connect"))
+    alarm_lines = [f"{a.severity.rsplit(':', 1)[-1]} {a.rule} on {a.agent}: {a.text}" for a in alarms]
+    for row in agents:
+        t = (targets or {}).get(row.name)
+        if t is not None:
+            row.collected = "yes" if t.get("reachable") else "DOWN"
+    ordered = sorted(links.values(), key=lambda r: (r.kind, r.link_id, r.agent))
+    return StatusView(title, agents, ordered, routes, alarm_lines, list(events))
+
+
+def _si(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {prefix}{unit}"
+    return f"{value:.0f} {unit}".rstrip()
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f}%"
+
+
+def render_table(view: StatusView) -> list[str]:
+    lines = [view.title, ""]
+    lines.append(f"{'AGENT':10} {'KIND':7} {'NETCONF':22} {'GNMI':22} COLLECTED")
+    for a in view.agents:
+        lines.append(f"{a.name:10} {a.kind:7} {a.netconf:22} {a.gnmi:22} {a.collected}")
+    lines.append("")
+    lines.append(f"{'QKD LINK':10} {'AGENT':8} {'STATUS':8} {'SKR':>12} {'QBER':>7} {'KEY STORED':>12}")
+    qkd = [r for r in view.links if r.kind == "qkd"]
+    for r in qkd:
+        lines.append(f"{r.link_id[:8]:10} {r.agent:8} {r.status:8} {_si(r.rate, 'b/s'):>12} {_pct(r.qber):>7} "
+                     f"{_si(r.key_available, 'b'):>12}")
+    if not qkd:
+        lines.append("(none configured)")
+    lines.append("")
+    lines.append(f"{'ENT. LINK':10} {'AGENT':8} {'STATUS':8} {'RATE':>12} {'FIDELITY':>9}")
+    qfs = [r for r in view.links if r.kind == "qfs"]
+    for r in qfs:
+        fid = "-" if r.fidelity is None else f"{r.fidelity:.3f}"
+        lines.append(f"{r.link_id[:8]:10} {r.agent:8} {r.status:8} {_si(r.rate, 'Hz'):>12} {fid:>9}")
+    if not qfs:
+        lines.append("(none configured)")
+    lines.append("")
+    lines += [f"ROUTE      {r}" for r in view.routes] or ["ROUTE      (no switch data yet)"]
+    lines += [f"ALARM      {a}" for a in view.alarms] or ["ALARM      none"]
+    lines.append("")
+    lines += [f"EVENT      {e}" for e in view.events[-8:]]
+    return lines
+
+
+def render_line(view: StatusView) -> str:
+    """One line for logs and pipes: each link once (first agent reporting it), alarms."""
+    seen: set[tuple[str, str]] = set()
+    parts = []
+    for r in view.links:
+        if (r.kind, r.link_id) in seen:
+            continue
+        seen.add((r.kind, r.link_id))
+        if r.kind == "qkd":
+            parts.append(f"qkd {r.link_id[:8]} {r.status} skr {_si(r.rate, 'b/s')} qber {_pct(r.qber)}")
+        else:
+            fid = "-" if r.fidelity is None else f"{r.fidelity:.3f}"
+            parts.append(f"ent {r.link_id[:8]} {r.status} {_si(r.rate, 'Hz')} fidelity {fid}")
+    parts += [f"route {r}" for r in view.routes]
+    parts.append(f"alarms {len(view.alarms)}")
+    return "status: " + " | ".join(parts)
+
+
+class StatusDisplay:
+    """Redraws the table in place on a terminal; elsewhere prints events as they come and a
+    summary line every `line_every` seconds."""
+
+    def __init__(self, out: IO[str] | None = None, tty: bool | None = None, line_every: float = 10.0) -> None:
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty() if tty is None else tty
+        self.line_every = line_every
+        self.events: deque[str] = deque(maxlen=50)
+        self._last_line = time.monotonic()
+        self.quiet = False
+        """Nothing on the console (events are still kept for the table and the log)."""
+
+    def event(self, text: str) -> None:
+        stamped = f"{time.strftime('%H:%M:%S')} {text}"
+        self.events.append(stamped)
+        if not self.tty and not self.quiet:
+            print(stamped, file=self.out, flush=True)
+
+    def show(self, view: StatusView) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            self.out.write("\x1b[H\x1b[J" + "\n".join(render_table(view)) + "\n")
+            self.out.flush()
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self.line_every:
+            self._last_line = now
+            print(f"{time.strftime('%H:%M:%S')} {render_line(view)}", file=self.out, flush=True)

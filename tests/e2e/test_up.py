@@ -1,0 +1,223 @@
+"""`qstrata up` end to end, as real processes on 127.0.0.1: the built-in network starts, says where
+everything is (endpoints.json), configures itself (NETCONF visible), streams telemetry into the
+collector's store, closes the loop on a scripted disturbance (alarm -> NETCONF re-route), and
+stops cleanly on SIGTERM. `--bare` leaves the network unconfigured; `--processes` runs one
+process per agent."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+ncclient = pytest.importorskip("ncclient")
+from ncclient import manager  # noqa: E402
+from ncclient.transport import session as nc_session  # noqa: E402
+from qstrata.collectors.store import StoreReader  # noqa: E402
+
+QKD = "urn:etsi:qkd:yang:etsi-qkd-node"
+OPSW = "http://www.polatis.com/yang/optical-switch"
+QFS = "urn:qstrata:yang:qstrata-qfs"
+SPEED = 20  # the scenario's disturbance (60 simulated s after configuration) comes 3 s after it
+
+
+def start_up(state: Path, *args: str) -> tuple[subprocess.Popen, list[str]]:
+    """`qstrata up` in the background; returns once it printed its start-up summary."""
+    qstrata = Path(sys.executable).with_name("qstrata")
+    proc = subprocess.Popen([str(qstrata), "up", "--state-dir", str(state), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(("Ctrl-C stops", "running for")):
+            return proc, lines
+    proc.kill()
+    pytest.fail("qstrata up did not start:\n" + "".join(lines))
+
+
+def stop(proc: subprocess.Popen, timeout: float = 30) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def connect(endpoints: dict, name: str):
+    nc_session.TICK = 0.001
+    agent = next(a for a in endpoints["agents"] if a["name"] == name)
+    cred = json.loads(Path(agent["credentials"]).read_text())
+    return manager.connect(host=agent["netconf"]["host"], port=agent["netconf"]["port"], username=cred["username"],
+                           password=cred["password"], hostkey_verify=False, allow_agent=False, look_for_keys=False,
+                           timeout=20)
+
+
+def cross_connects(m) -> dict[int, int]:
+    data = etree.fromstring(m.get_config("running", filter=("subtree", f'<cross-connects xmlns="{OPSW}"/>'))
+                            .data_xml.encode())
+    return {int(p.findtext(f"{{{OPSW}}}ingress")): int(p.findtext(f"{{{OPSW}}}egress"))
+            for p in data.iter(f"{{{OPSW}}}pair")}
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    state = tmp_path_factory.mktemp("up")
+    started = time.monotonic()
+    proc, lines = start_up(state, "--speed", str(SPEED))
+    endpoints = json.loads((state / "endpoints.json").read_text())
+    yield {"state": state, "proc": proc, "endpoints": endpoints, "started": started, "lines": lines}
+    if proc.poll() is None:
+        proc.kill()
+
+
+def wait_for(predicate, timeout: float, step: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+def test_endpoints_json_lists_every_agent_and_the_collector(network):
+    ep = network["endpoints"]
+    assert {(a["name"], a["kind"]) for a in ep["agents"]} == {
+        ("alice", "qkd"), ("bob", "qkd"), ("sw1", "switch"), ("mem-a", "memory"), ("mem-b", "memory")}
+    ports = [a["netconf"]["port"] for a in ep["agents"]]
+    assert len(set(ports)) == len(ports)
+    for a in ep["agents"]:
+        assert a["netconf"]["host"] == "127.0.0.1"
+        assert json.loads(Path(a["credentials"]).read_text())["username"]
+        if a["gnmi"] is not None:  # one gateway port for the whole process, agents told apart by target
+            assert a["gnmi"]["target"] == a["name"] and a["gnmi"]["port"] > 0
+    assert ep["collector"]["prometheus"].startswith("http://127.0.0.1:")
+    assert Path(ep["collector"]["store"]).exists()
+    summary = "".join(network["lines"])
+    assert "alice" in summary and "endpoints.json" in summary
+
+
+def test_controller_configured_the_network_over_netconf(network):
+    ep = network["endpoints"]
+    with connect(ep, "sw1") as m:
+        pairs = wait_for(lambda: cross_connects(m), 20)
+        assert pairs.get(5) == 6, pairs  # the entanglement route
+        assert pairs.get(1) in (9, 13), pairs  # primary, or already re-routed to the spare
+    with connect(ep, "alice") as m:
+        def links() -> str:
+            return m.get_config("running", filter=("subtree", f'<qkd_node xmlns="{QKD}"><qkd_links/></qkd_node>')
+                                ).data_xml
+        assert "5b1f0c3e-9a39-4c55-8c0e-2d7f3a6b9e01" in wait_for(
+            lambda: "5b1f0c3e" in links() and links(), 20), links()
+
+
+def test_telemetry_reaches_the_store_within_30_s(network):
+    store = Path(network["endpoints"]["collector"]["store"])
+
+    def key_rate() -> float:
+        reader = StoreReader(store)
+        try:
+            rows = reader.series(name="telemetry_qkd_links_qkd_link_secret_key_rate", source="alice")
+            samples = [s for row in rows for s in reader.samples([row], 0, 2**62)]
+            return max((s[2] for s in samples if s[2] is not None), default=0)
+        finally:
+            reader.close()
+
+    assert wait_for(key_rate, 30 - (time.monotonic() - network["started"]) + 5) > 1000
+    assert time.monotonic() - network["started"] < 35
+
+
+def test_closed_loop_reroutes_over_the_spare(network):
+    """Raman noise on the primary spool -> QBER alarm -> the collector's NETCONF action moves the
+    link to the 50 km spare: lower key rate, QBER back down, shown in the status output."""
+    ep = network["endpoints"]
+    with connect(ep, "sw1") as m:
+        assert wait_for(lambda: cross_connects(m).get(1) == 13, 60), cross_connects(m)
+        assert cross_connects(m).get(2) == 14
+
+    def active_on_spare():
+        with connect(ep, "alice") as m:
+            data = etree.fromstring(m.get(filter=("subtree", f'<qkd_node xmlns="{QKD}"><qkd_links/></qkd_node>'))
+                                    .data_xml.encode())
+            status = data.findtext(f".//{{{QKD}}}qkdl_status") or ""
+            skr = int(data.findtext(f".//{{{QKD}}}skr") or 0)
+            qber = float(data.findtext(f".//{{{QKD}}}phys_perf/{{{QKD}}}value") or 1)
+            return (skr, qber) if status.endswith("ACTIVE") and skr > 0 and qber < 0.03 else None
+
+    skr, qber = wait_for(active_on_spare, 30)
+    assert 100_000 < skr < 2_500_000, skr  # 50 km: about a third of the 25 km rate
+    def log() -> str:  # the status loop turns alarms and action runs into events once a second
+        return (network["state"] / "up.log").read_text()
+
+    assert wait_for(lambda: "action reroute-spare (raise): ok" in log(), 10), log()[-2000:]
+    assert "alarm raised: qber-high on alice" in log()
+
+
+def test_sigterm_stops_everything_cleanly(network):
+    proc = network["proc"]
+    # let the loop run first if the other tests were deselected
+    wait_for(lambda: "action reroute-spare" in (network["state"] / "up.log").read_text(), 60)
+    assert stop(proc) == 0
+    out = proc.stdout.read()
+    assert "Traceback" not in out
+    assert "network stopped" in (network["state"] / "up.log").read_text()
+
+
+def test_bare_starts_unconfigured(tmp_path):
+    proc, _ = start_up(tmp_path, "--bare", "--no-collector", "--speed", str(SPEED))
+    try:
+        ep = json.loads((tmp_path / "endpoints.json").read_text())
+        assert ep["collector"] is None
+        time.sleep(1)
+        with connect(ep, "sw1") as m:
+            assert cross_connects(m) == {}
+        with connect(ep, "alice") as m:
+            data = m.get_config("running", filter=("subtree", f'<qkd_node xmlns="{QKD}"><qkd_links/></qkd_node>'))
+            assert "qkd_link>" not in data.data_xml
+        with connect(ep, "mem-a") as m:
+            data = m.get_config("running", filter=("subtree", f'<qfs-node xmlns="{QFS}"><entanglement-links/>'
+                                                              "</qfs-node>"))
+            assert "<link>" not in data.data_xml
+    finally:
+        assert stop(proc) == 0
+
+
+def test_processes_runs_one_process_per_agent(tmp_path):
+    proc, _ = start_up(tmp_path, "--processes", "--bare", "--no-collector")
+    try:
+        ep = json.loads((tmp_path / "endpoints.json").read_text())
+        assert len(ep["agents"]) == 5
+        with connect(ep, "sw1") as m:
+            assert "cross-connects" in m.server_capabilities.__repr__() or m.connected
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 5, children
+    finally:
+        assert stop(proc) == 0
+    for pid in children:
+        assert subprocess.run(["kill", "-0", pid], capture_output=True).returncode != 0, f"agent {pid} still runs"
+
+
+def test_demo_walks_through_a_bare_network(tmp_path):
+    pytest.importorskip("pygnmi")
+    proc, _ = start_up(tmp_path, "--bare", "--no-collector", "--speed", str(SPEED))
+    try:
+        qstrata = Path(sys.executable).with_name("qstrata")
+        result = subprocess.run([str(qstrata), "demo", "--state-dir", str(tmp_path), "--timeout", "60"],
+                                capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert "link ACTIVE" in result.stdout and "service unit" in result.stdout
+        assert "re-routed over the 50 km spare" in result.stdout and "% lower" in result.stdout
+    finally:
+        assert stop(proc) == 0
