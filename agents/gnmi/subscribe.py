@@ -32,7 +32,7 @@ from qstrata.bindings.paths import join_data_path, split_data_path
 from qstrata.bindings.schema_index import SchemaNode
 
 from .auth import Principal
-from .encode import SUPPORTED_ENCODINGS, SYNC_RESPONSE, notification_bytes, response_bytes
+from .encode import SUPPORTED_ENCODINGS, SYNC_RESPONSE, notification_bytes, response_bytes, sample_response
 from .errors import GnmiError, invalid
 from .requests import Elem, Pattern, resolve
 from .target import ALL, GnmiTarget
@@ -65,7 +65,10 @@ class _Sub:
     last: dict[str, object] = field(default_factory=dict)
     next_due: float = 0.0
     last_full: float = 0.0
-    dirty: bool = False
+    sampled_from: object = None
+    """The data snapshot the last full sample was encoded from (snapshots are shared and never
+    modified, so the same object means the same values)."""
+    sampled_chunks: list[bytes] = field(default_factory=list)
 
 
 class SubscribeSession:
@@ -279,16 +282,50 @@ class SubscribeSession:
             await self._emit(sub, current, [], stamp)
 
     async def _send_sample(self, sub: _Sub, data: dict, stamp: int, now: float) -> None:
+        beat = bool(sub.heartbeat_ns) and now - sub.last_full >= sub.heartbeat_ns / 1e9
+        if data is sub.sampled_from:
+            # the same snapshot as last time: same values, already encoded
+            if sub.suppress and not beat:
+                return
+            sub.last_full = now
+            for chunk in sub.sampled_chunks:
+                await self.send(sample_response(stamp, self.prefix, chunk))
+            self.sent_updates += len(sub.last)
+            return
         current = list(self._leaves(sub, data))
-        if sub.suppress and not (sub.heartbeat_ns and now - sub.last_full >= sub.heartbeat_ns / 1e9):
+        if sub.suppress and not beat:
             changed = [(p, n, v) for p, n, v in current if sub.last.get(p, _MISSING) != v]
             for p, _, v in changed:
                 sub.last[p] = v
+            sub.sampled_from, sub.sampled_chunks = data, []
             if changed:
                 await self._emit(sub, changed, [], stamp)
             return
         sub.last_full = now
-        await self._send_leaves(sub, current, stamp)
+        sub.last = {p: v for p, _, v in current}
+        chunks = self._encode_chunks(current)
+        sub.sampled_from = data if data is not None else None
+        sub.sampled_chunks = chunks
+        for chunk in chunks:
+            await self.send(sample_response(stamp, self.prefix, chunk))
+        self.sent_updates += len(current)
+
+    def _encode_chunks(self, updates: list) -> list[bytes]:
+        """Updates encoded and grouped into notification-sized blocks of bytes."""
+        encoder = self.target.encoder
+        chunks: list[bytes] = []
+        chunk: list[bytes] = []
+        size = 0
+        for path, node, value in updates:
+            data = encoder.update_bytes(path, node, value, self.encoding)
+            chunk.append(data)
+            size += len(data)
+            if size >= MAX_NOTIFICATION_BYTES:
+                chunks.append(b"".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            chunks.append(b"".join(chunk))
+        return chunks
 
     async def _emit(self, sub: _Sub, updates: list, deletes: list[str], stamp: int,
                     counts: dict[str, int] | None = None) -> None:

@@ -55,6 +55,7 @@ class GnmiTarget:
         self.encoder = Encoder(self.datastore.schema)
         self.auth = Authenticator(self.users, self.guard)
         self._config: tuple[int, dict] | None = None
+        self._snapshot: tuple[tuple, dict] | None = None
 
     # ---------------------------------------------------------------- time
     def now_ns(self) -> int:
@@ -77,14 +78,25 @@ class GnmiTarget:
         """The data a request of `data_type` reads, as the user may see it."""
         tree = self.config_json()
         if data_type != CONFIG:
-            state = self.driver.read_state() if hasattr(self.driver, "read_state") else {}
-            if state:
-                tree = merge(self.index, tree, state)
+            tree = self._with_state(tree)
         if principal is not None:
             access = self.access.for_user(principal.username, principal.groups)
             if not access.unrestricted:
                 full = DataTree.from_python(tree, schema=self.datastore.schema, validate=False, strict=False)
                 tree = self.access.filter_read(access, full).to_python()
+        return tree
+
+    def _with_state(self, config: dict) -> dict:
+        """Running merged with the device's state, shared by every reader until either changes:
+        a twin's state only moves when its world ticks, so one snapshot per tick serves every
+        subscriber (and lets them reuse what they encoded from it)."""
+        world = getattr(self.driver, "world", None)
+        key = (self.datastore.versions.get("running", 0), world.now_ns if world is not None else time.monotonic_ns())
+        if self._snapshot is not None and self._snapshot[0] == key:
+            return self._snapshot[1]
+        state = self.driver.read_state() if hasattr(self.driver, "read_state") else {}
+        tree = merge(self.index, config, state) if state else config
+        self._snapshot = (key, tree)
         return tree
 
     def session(self, principal: Principal) -> SessionInfo:
