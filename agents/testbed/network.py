@@ -46,7 +46,6 @@ class UpOptions:
     collector: bool = True
     gnmi_insecure: bool = False
     status_interval: float = 1.0
-    collect_interval: float = 1.0
 
 
 def check(options: UpOptions) -> tuple[Path, Topology, NetworkPlan]:
@@ -94,7 +93,6 @@ class Network:
         self.host: InProcessHost | ProcessHost | None = None
         self.agents: list[HostedAgent] = []
         self.collector: Any = None
-        self.local_input: Any = None
         self.prometheus_url: str | None = None
         self.store_path: Path | None = None
         self._tasks: list[asyncio.Task] = []
@@ -143,30 +141,25 @@ class Network:
         write_endpoints(self.state_dir, self.topology.name, self.topology_path, self._agent_endpoints(), collector)
 
     async def _start_collector(self) -> None:
+        """The collector subscribes to every agent over gNMI (collection.py says how and to what),
+        in both hosting modes; its YAML is kept in the state directory for reference."""
         from qstrata.collectors.app import CollectOptions, Collector
 
-        from .local_input import LocalInput
+        from .collection import targets_of
 
         assert self.plan.collector is not None
         config_path = self.state_dir / "collector.yaml"
+        targets = targets_of(self.agents, self.options.gnmi_insecure)
         config_path.write_text(
-            "# written by qstrata up from the topology's collector section\n"
-            + yaml.safe_dump(_collector_doc(self.plan, {"targets-file": "endpoints.json"}), sort_keys=False),
+            "# written by qstrata up: its agents, and the topology's collector section\n"
+            + yaml.safe_dump(_collector_doc(self.plan, {"targets": targets}), sort_keys=False),
             encoding="utf-8")
         config = load_collector_config(config_path)
-        target_input = None
-        if not self.options.processes:
-            # Stopgap until the gNMI input lands on main: read the in-process agents directly.
-            self.local_input = LocalInput({h.name: h.agent for h in self.agents if h.agent is not None},
-                                          self.options.collect_interval)
-            target_input = self.local_input
         self.store_path = self.state_dir / "collector.db"
         options = CollectOptions(config=config, store=f"sqlite:{self.store_path}",
                                  prometheus=(self.options.listen, self.plan.collector.prometheus_port),
                                  instance="up-collector", share_targets=False)
-        self.collector = Collector(options, target_input=target_input)
-        if self.local_input is not None:
-            self.local_input.bind(self.collector.pipeline)
+        self.collector = Collector(options)
         await self.collector.start()
         for out in self.collector.pipeline.passive:
             if getattr(out, "name", "") == "prometheus":
@@ -265,8 +258,6 @@ class Network:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.local_input is not None:
-            await self.local_input.close()
         if self.collector is not None:
             await self.collector.stop()
         if self.host is not None:

@@ -2,7 +2,8 @@
 everything is (endpoints.json), configures itself (NETCONF visible), streams telemetry into the
 collector's store, closes the loop on a scripted disturbance (alarm -> NETCONF re-route), and
 stops cleanly on SIGTERM. `--bare` leaves the network unconfigured; `--processes` runs one
-process per agent."""
+process per agent, collected over each agent's own gNMI port. Telemetry comes over gNMI in both
+modes (the gateway's single port in one process)."""
 
 from __future__ import annotations
 
@@ -206,6 +207,37 @@ def test_processes_runs_one_process_per_agent(tmp_path):
         assert stop(proc) == 0
     for pid in children:
         assert subprocess.run(["kill", "-0", pid], capture_output=True).returncode != 0, f"agent {pid} still runs"
+
+
+def test_processes_collects_every_agent_over_its_own_gnmi_port(tmp_path):
+    """With --processes the collector subscribes to each agent's own port (no gateway): every
+    agent's telemetry reaches the store, the switch's cross-connects included (on change)."""
+    proc, _ = start_up(tmp_path, "--processes", "--speed", str(SPEED))
+    try:
+        ep = json.loads((tmp_path / "endpoints.json").read_text())
+        ports = {a["gnmi"]["port"] for a in ep["agents"]}
+        assert len(ports) == 5, ports
+        store = Path(ep["collector"]["store"])
+
+        def missing() -> set[str]:
+            reader = StoreReader(store)
+            try:
+                return {a["name"] for a in ep["agents"] if not reader.series(source=a["name"])}
+            finally:
+                reader.close()
+
+        assert wait_for(lambda: not missing(), 20), missing()
+
+        def routes() -> list:
+            reader = StoreReader(store)
+            try:
+                return reader.series(path="/optical-switch:cross-connects/pair*egress", source="sw1")
+            finally:
+                reader.close()
+
+        assert len(wait_for(routes, 20)) == 3, routes()
+    finally:
+        assert stop(proc) == 0
 
 
 def test_demo_walks_through_a_bare_network(tmp_path):

@@ -1,0 +1,58 @@
+"""What the collector of `qstrata up` collects: one gNMI target per agent, read from the network
+it just started, with subscriptions that keep the status table and the alarm rules current.
+
+The agents are reached the way any collector reaches them: in one process through the gNMI
+gateway's single port (``gnmi-target`` = the agent's name picks it), with `--processes` on each
+agent's own port, over TLS with the CA the agent (or the gateway) wrote, logging in with the
+agent's credentials.json. Nothing reads the agents' datastores directly, so both modes behave
+the same and the telemetry is what an external `qstrata collect` would see.
+
+Subscriptions: the collector's per-kind default paths (`DEFAULT_SUBSCRIPTIONS`: the whole ETSI
+node and the service stratum's key store; the QFS node; the switch's cross-connects and port
+power), which hold every leaf the table and the built-in alarm read -- QKD link status, skr, QBER,
+key stored; QFS link status, generation rate, fidelity; cross-connects -- and the node identities
+normalization keys the links by. The mode is TARGET_DEFINED rather than the default 10 s SAMPLE:
+the agent then samples the numeric state leaves (rates, QBER, fidelity, stored bits) every second
+and sends status, identities and cross-connects on change, so the 1 s table and the QBER alarm
+react within about a second while a quiet leaf costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qstrata.collectors.config import DEFAULT_SUBSCRIPTIONS
+
+if TYPE_CHECKING:
+    from .hosting import HostedAgent
+
+MODE = "target-defined"
+
+
+def subscriptions_of(kind: str) -> list[dict[str, Any]]:
+    """The subscriptions of an agent of `kind`, in the collector YAML's shape."""
+    paths = DEFAULT_SUBSCRIPTIONS.get(kind)
+    return [{"paths": list(paths), "mode": MODE}] if paths else []
+
+
+def target_of(hosted: HostedAgent, insecure: bool) -> dict[str, Any]:
+    """One `targets:` entry of the collector YAML for a running agent. An agent without gNMI
+    (an installation without the gNMI agent) is still listed, NETCONF only, so actions reach it."""
+    entry: dict[str, Any] = {"name": hosted.name, "kind": hosted.kind,
+                             "credentials-file": str(hosted.credentials),
+                             "netconf": f"{hosted.host}:{hosted.netconf_port}"}
+    if hosted.gnmi_port is None:
+        entry["protocol"] = "netconf"
+        entry["subscriptions"] = []
+        return entry
+    entry.update({"address": hosted.host, "port": hosted.gnmi_port, "gnmi-target": hosted.name,
+                  "subscriptions": subscriptions_of(hosted.kind)})
+    if hosted.gnmi_ca:
+        entry["tls-ca"] = hosted.gnmi_ca
+    elif insecure:
+        entry["insecure"] = True
+    return entry
+
+
+def targets_of(agents: list[HostedAgent], insecure: bool) -> list[dict[str, Any]]:
+    return [target_of(h, insecure) for h in agents]
