@@ -39,7 +39,9 @@ class Twin:
     def edit(self, mutate) -> None:
         new = copy.deepcopy(self.running)
         mutate(new)
-        txn = ConfigTransaction((), self.running, new)
+        # drivers work from the change list, as the datastore hands it to them
+        changes = DataTree.from_python(self.running).diff(DataTree.from_python(new))
+        txn = ConfigTransaction(tuple(changes), self.running, new)
         asyncio.run(self.driver.prepare(txn))
         asyncio.run(self.driver.commit(txn))
         self.running = new

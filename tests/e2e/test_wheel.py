@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AgentProcess, netconf_manager
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "yang" / "examples" / "valid-etsi-qkd-sdn-node-phys-virt-links.xml"
@@ -20,6 +19,19 @@ OFFLINE = re.compile(r"No matching distribution|Could not find a version|Failed 
                      r"Temporary failure in name resolution|Network is unreachable", re.I)
 
 pytestmark = pytest.mark.timeout(600)
+
+def _root_conftest():
+    """tests/conftest.py by path: `import conftest` may find another suite's conftest first."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("qstrata_root_conftest", Path(__file__).parents[1] / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+AgentProcess = _root_conftest().AgentProcess
+netconf_manager = _root_conftest().netconf_manager
+
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
