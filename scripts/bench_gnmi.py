@@ -138,7 +138,7 @@ async def run(args) -> dict:
     log = open(tmp / "agent.log", "wb")
     agent = subprocess.Popen([str(QSTRATA), "agent", "--kind", "qkd", "--name", "bench", "--no-twin",
                               "--state-dir", str(tmp / "agent"), "--netconf-port", str(nc_port),
-                              "--gnmi-port", str(gnmi_port)], stdout=log, stderr=subprocess.STDOUT)
+                              "--gnmi-port", str(gnmi_port), "--max-sessions", "256", "--max-sessions-per-user", "200"], stdout=log, stderr=subprocess.STDOUT)
     procs = [agent]
     results: dict = {}
     try:
