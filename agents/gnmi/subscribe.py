@@ -205,7 +205,8 @@ class SubscribeSession:
             due = [s for s in samples if s.next_due <= now]
             beats = [s for s in changes if s.heartbeat_ns and s.last_full + s.heartbeat_ns / 1e9 <= now]
             if due or beats or self._pending or self._resync:
-                data = self._data()
+                # changes alone read only the subscribed subtrees: running is not re-printed whole
+                data = self._data() if due or beats or self._resync else None
                 stamp = self.target.now_ns()
                 for sub in due:
                     await self._send_sample(sub, data, stamp, now)
@@ -242,14 +243,15 @@ class SubscribeSession:
             self._resync = True
         self._wake.set()
 
-    async def _send_changes(self, subs: list[_Sub], data: dict, stamp: int) -> None:
+    async def _send_changes(self, subs: list[_Sub], data: dict | None, stamp: int) -> None:
         pending, deleted, resync = self._pending, self._deleted, self._resync
         self._pending, self._deleted, self._resync = {}, set(), False
         split = {p: [name for name, _ in split_data_path(p)] for p in pending}
         for sub in subs:
             if not resync and not any(_overlaps(sub.pattern.elems, steps) for steps in split.values()):
                 continue
-            current = list(self._leaves(sub, data))
+            view = data if data is not None else self.target.data_under(sub.pattern.elems, self.principal)
+            current = list(self._leaves(sub, view))
             changed = [(p, n, v) for p, n, v in current if sub.last.get(p, _MISSING) != v]
             now_paths = {p for p, _, _ in current}
             gone = [p for p in sub.last if p not in now_paths]

@@ -56,6 +56,7 @@ class GnmiTarget:
         self.auth = Authenticator(self.users, self.guard)
         self._config: tuple[int, dict] | None = None
         self._snapshot: tuple[tuple, dict] | None = None
+        self._state_cache: tuple[int, dict] | None = None
 
     # ---------------------------------------------------------------- time
     def now_ns(self) -> int:
@@ -86,6 +87,29 @@ class GnmiTarget:
                 tree = self.access.filter_read(access, full).to_python()
         return tree
 
+    def data_under(self, elems: tuple, principal: Principal | None = None) -> dict:
+        """Config and state under a pattern's concrete beginning (up to its first wildcard), for
+        on-change: a commit must not cost a print of the whole running configuration."""
+        xpath = _concrete_prefix(elems)
+        if xpath is None:
+            return self.data(ALL, principal)
+        if principal is not None and not self.access.for_user(principal.username, principal.groups).unrestricted:
+            return self.data(ALL, principal)
+        part = self.datastore.get_config("running").select(xpath)
+        text = "" if part.is_empty() else part.print("json", with_defaults="report-all")
+        config = json.loads(text) if text else {}
+        state = self._state()
+        return merge(self.index, config, state) if state else config
+
+    def _state(self) -> dict:
+        world = getattr(self.driver, "world", None)
+        key = world.now_ns if world is not None else time.monotonic_ns()
+        if self._state_cache is not None and self._state_cache[0] == key:
+            return self._state_cache[1]
+        state = self.driver.read_state() if hasattr(self.driver, "read_state") else {}
+        self._state_cache = (key, state)
+        return state
+
     def _with_state(self, config: dict) -> dict:
         """Running merged with the device's state, shared by every reader until either changes:
         a twin's state only moves when its world ticks, so one snapshot per tick serves every
@@ -94,7 +118,7 @@ class GnmiTarget:
         key = (self.datastore.versions.get("running", 0), world.now_ns if world is not None else time.monotonic_ns())
         if self._snapshot is not None and self._snapshot[0] == key:
             return self._snapshot[1]
-        state = self.driver.read_state() if hasattr(self.driver, "read_state") else {}
+        state = self._state()
         tree = merge(self.index, config, state) if state else config
         self._snapshot = (key, tree)
         return tree
@@ -107,3 +131,19 @@ class GnmiTarget:
 
     async def authenticate(self, metadata: tuple | None, peer: str) -> Principal:
         return await self.auth.authenticate(metadata, peer)
+
+
+def _concrete_prefix(elems: tuple) -> str | None:
+    """The XPath of a pattern's elements before its first wildcard (None: it starts with one or
+    the first module is unknown)."""
+    steps = []
+    parent_module = None
+    for elem in elems:
+        if elem.name in ("*", "...") or elem.module is None and parent_module is None:
+            break
+        module = elem.module or parent_module
+        name = f"{module}:{elem.name}" if module != parent_module else elem.name
+        preds = "".join(f"[{k}='{v}']" if "'" not in v else f'[{k}="{v}"]' for k, v in elem.keys)
+        steps.append(name + preds)
+        parent_module = module
+    return "/" + "/".join(steps) if steps else None
