@@ -312,14 +312,16 @@ class SubscribeSession:
             await self.send(sample_response(stamp, self.prefix, chunk))
         self.sent_updates += len(current)
 
-    def _encode_chunks(self, updates: list) -> list[bytes]:
-        """Updates encoded and grouped into notification-sized blocks of bytes."""
+    def _encode_chunks(self, updates: list, counts: dict[str, int] | None = None) -> list[bytes]:
+        """Updates encoded and grouped into notification-sized blocks of bytes; `counts` (changes
+        seen per path since the last send) become `Update.duplicates`."""
         encoder = self.target.encoder
         chunks: list[bytes] = []
         chunk: list[bytes] = []
         size = 0
         for path, node, value in updates:
-            data = encoder.update_bytes(path, node, value, self.encoding)
+            dup = counts.get(path, 1) - 1 if counts else 0
+            data = encoder.update_bytes(path, node, value, self.encoding, dup)
             chunk.append(data)
             size += len(data)
             if size >= MAX_NOTIFICATION_BYTES:
@@ -331,23 +333,20 @@ class SubscribeSession:
 
     async def _emit(self, sub: _Sub, updates: list, deletes: list[str], stamp: int,
                     counts: dict[str, int] | None = None) -> None:
-        encoder = self.target.encoder
-        chunk: list[bytes] = []
-        size = 0
-        for path, node, value in updates:
-            dup = counts.get(path, 1) - 1 if counts else 0
-            data = encoder.update_bytes(path, node, value, self.encoding, dup)
-            chunk.append(data)
-            size += len(data)
+        for path, _, value in updates:
             sub.last[path] = value
-            if size >= MAX_NOTIFICATION_BYTES:
-                await self.send(response_bytes(notification_bytes(stamp, self.prefix, chunk)))
-                self.sent_updates += len(chunk)
-                chunk, size = [], 0
-        if chunk or deletes:
-            await self.send(response_bytes(notification_bytes(
-                stamp, self.prefix, chunk, [encoder.path_bytes(p) for p in deletes])))
-            self.sent_updates += len(chunk)
+        chunks = self._encode_chunks(updates, counts)
+        if deletes:
+            # deletes ride with the last block of updates (or alone)
+            last = chunks.pop() if chunks else b""
+            delete_paths = [self.target.encoder.path_bytes(p) for p in deletes]
+            for chunk in chunks:
+                await self.send(sample_response(stamp, self.prefix, chunk))
+            await self.send(response_bytes(notification_bytes(stamp, self.prefix, (last,), delete_paths)))
+        else:
+            for chunk in chunks:
+                await self.send(sample_response(stamp, self.prefix, chunk))
+        self.sent_updates += len(updates)
 
 
 _MISSING = object()
