@@ -52,8 +52,24 @@ class CollectOptions:
     share_targets: bool = True
     lease_ttl: float = 5.0
     queue_items: int | None = None
+    dashboard: tuple[str, int] | None = None
+    """Serve the web dashboard on (host, port) (port 0: a free one)."""
+    dashboard_fallback: bool = False
+    """When the dashboard's port is taken, take a free one (else the start fails)."""
+    topology: Any = None
+    """The network the dashboard draws: a `dashboard.graph.Graph`, a topology YAML or an
+    endpoints.json path; None: the targets alone."""
     retry: Any = None
     """A `session.RetryPolicy` for the gNMI input (tests shorten its waits); None: the defaults."""
+
+
+def _graph(topology: Any):
+    """`CollectOptions.topology` -> a `Graph` (or None); `GraphError` when the file is bad."""
+    if topology is None:
+        return None
+    from .dashboard.graph import Graph, load_graph
+
+    return topology if isinstance(topology, Graph) else load_graph(topology)
 
 
 class Collector:
@@ -74,6 +90,10 @@ class Collector:
             outs.append(outputs.create("gnmi", port=options.gnmi_port, host=options.gnmi_host,
                                        state_dir=options.state_dir, insecure=options.gnmi_insecure,
                                        instance=options.instance))
+        if options.dashboard:
+            outs.append(outputs.create("dashboard", host=options.dashboard[0], port=options.dashboard[1],
+                                       store=parse_store_url(options.store) if options.store else None,
+                                       graph=_graph(options.topology), fallback=options.dashboard_fallback))
         kwargs = {"queue_items": options.queue_items} if options.queue_items else {}
         self.pipeline = Pipeline(outs, [self.alarms, self.actions], instance=options.instance, **kwargs)
         if target_input is None:
@@ -115,11 +135,20 @@ class Collector:
             self.watcher = ConfigWatcher(self.config, self.apply)
             self.watcher.start()
 
+    @property
+    def dashboard_url(self) -> str | None:
+        """Where the dashboard listens once started (None: no dashboard)."""
+        for o in self.pipeline.passive:
+            if o.name == "dashboard":
+                return o.url
+        return None
+
     def describe(self) -> str:
         o = self.options
         outs = [q.output.name for q in self.pipeline.queues] + [p.name for p in self.pipeline.passive]
         return (f"collector {o.instance}: {len(self.config.targets)} targets, {len(self.config.rules)} alarm rules, "
-                f"outputs {', '.join(outs) or 'none'}" + (f", input {o.from_nats}" if o.from_nats else ""))
+                f"outputs {', '.join(outs) or 'none'}" + (f", input {o.from_nats}" if o.from_nats else "")
+                + (f", dashboard {self.dashboard_url}" if self.dashboard_url else ""))
 
     def apply(self, config: CollectorConfig) -> None:
         """A (re)loaded configuration: targets, alarm rules and actions take effect now."""

@@ -2,7 +2,7 @@
 
     qstrata collect --targets FILE [--store sqlite:PATH|none] [--prometheus HOST:PORT] [--nats URL]
                     [--gnmi-port N [--gnmi-listen HOST] [--gnmi-insecure] [--state-dir DIR]]
-                    [--from-nats URL] [--instance NAME]
+                    [--from-nats URL] [--instance NAME] [--dashboard HOST:PORT [--topology FILE]]
 
 FILE is the collector's YAML (targets, alarm rules, actions, store retention) or a testbed's
 endpoints.json; it is watched and re-applied while running. Bad input (an invalid file, an
@@ -26,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--store", default="sqlite:collector.db", help="embedded store, sqlite:PATH, or 'none' "
                                                                  "(default sqlite:collector.db)")
     p.add_argument("--prometheus", metavar="HOST:PORT", help="serve a Prometheus exposition endpoint")
+    p.add_argument("--dashboard", metavar="HOST:PORT", help="serve the web dashboard (e.g. 127.0.0.1:8765; port 0: "
+                                                           "a free one)")
+    p.add_argument("--topology", metavar="FILE", help="the network the dashboard draws: a topology YAML or a "
+                                                      "testbed's endpoints.json (default: the one --targets names)")
     p.add_argument("--nats", metavar="URL", help="publish to NATS JetStream; instances using the same NATS "
                                                  "share the targets")
     p.add_argument("--gnmi-port", type=int, help="serve the telemetry as a gNMI target on this port (0: a free "
@@ -57,11 +61,30 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def _host_port(text: str) -> tuple[str, int]:
+def _host_port(text: str, option: str = "--prometheus", default_host: str = "0.0.0.0") -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"--prometheus wants HOST:PORT, got {text!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+        raise ValueError(f"{option} wants HOST:PORT, got {text!r}")
+    return host.strip("[]") or default_host, int(port)
+
+
+def _topology_of(args: argparse.Namespace):
+    """--topology, else the endpoints.json given as --targets (it names its topology file)."""
+    from .dashboard.graph import load_graph
+
+    if args.topology:
+        return load_graph(args.topology)
+    if args.targets and args.targets.endswith(".json"):
+        import json
+        from pathlib import Path
+
+        try:
+            doc = json.loads(Path(args.targets).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if isinstance(doc, dict) and doc.get("topology"):
+            return load_graph(args.targets)
+    return None
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -72,6 +95,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     from .app import CollectOptions, default_instance, run_collector
     from .config import ConfigError, load
+    from .dashboard.graph import GraphError
     from .natsutil import NatsUnavailable
     from .store import StoreError, parse_store_url
 
@@ -85,9 +109,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
         if store:
             parse_store_url(store)
         prometheus = _host_port(args.prometheus) if args.prometheus else None
+        dashboard = _host_port(args.dashboard, "--dashboard", "127.0.0.1") if args.dashboard else None
+        topology = _topology_of(args) if dashboard else None
     except ConfigError as exc:
         return _fail(str(exc))
-    except (StoreError, ValueError) as exc:
+    except (StoreError, GraphError, ValueError) as exc:
         return _fail(str(exc))
     # Log records of the start-up are held back: if the start fails, the one line below is all the
     # operator sees; once the collector runs they are written, then logging goes straight out.
@@ -108,7 +134,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     options = CollectOptions(config=config, store=store, prometheus=prometheus, nats=args.nats,
                              from_nats=args.from_nats, durable=args.durable, gnmi_port=args.gnmi_port,
                              gnmi_host=args.gnmi_listen, gnmi_insecure=args.gnmi_insecure, state_dir=args.state_dir,
-                             instance=args.instance or default_instance(), share_targets=not args.no_share)
+                             instance=args.instance or default_instance(), share_targets=not args.no_share,
+                             dashboard=dashboard, topology=topology)
 
     async def main() -> None:
         stop = asyncio.Event()

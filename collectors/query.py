@@ -1,7 +1,7 @@
 """`qstrata query`: read series, samples and alarms back from a collector's embedded store.
 
     qstrata query [--store sqlite:PATH] series  [--name GLOB] [--label K=V]... [--source AGENT]
-    qstrata query [--store sqlite:PATH] samples [filters] [--from T] [--to T] [--last] [--rollups]
+    qstrata query [--store sqlite:PATH] samples [filters] [--from T] [--to T] [--last] [--rollups] [--step D]
     qstrata query [--store sqlite:PATH] alarms  [--state raised|cleared] [--agent A] [--from T] [--to T]
 
 `--format table` (default) or `json`. Times: ``now``, a duration ago (``15m``, ``2h``, ``7d``)
@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from .store import StoreError, StoreReader, parse_store_url
-from .timefmt import date_and_time, parse_time_arg
+from .timefmt import date_and_time, parse_duration, parse_time_arg
 
 DEFAULT_STORE = "sqlite:collector.db"
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--last", action="store_true", help="only the latest sample of each series in the range")
     s.add_argument("--rollups", action="store_true", help="downsampled buckets (count, min, max, avg) instead")
     s.add_argument("--limit", type=int, default=None, help="at most N samples per series")
+    s.add_argument("--step", help="downsample raw samples: one average per step (e.g. 10s, 1m)")
     s.set_defaults(func=_cmd_samples)
     s = sub.add_parser("alarms", parents=[common, span], help="alarms raised in (or active during) the range")
     s.add_argument("--state", choices=("raised", "cleared"), help="only active (raised) or only cleared alarms")
@@ -132,7 +133,11 @@ def _cmd_samples(args: argparse.Namespace) -> int:
                             "avg": total / count if count else None})
             cols = ["time", "source", "name", "labels", "count", "min", "max", "avg"]
         else:
-            for row, ts, value in reader.samples(series, start, end, limit=args.limit, last_only=args.last):
+            step = int(parse_duration(args.step) * 1e9) if args.step else None
+            if step is not None and step <= 0:
+                raise ValueError(f"--step must be positive, got {args.step!r}")
+            for row, ts, value in reader.samples(series, start, end, limit=args.limit, last_only=args.last,
+                                                 step_ns=step):
                 out.append({"time": date_and_time(ts), "ts": ts, "source": row.source, "name": row.name,
                             "labels": row.labels, "value": value})
             cols = ["time", "source", "name", "labels", "value"]

@@ -1,6 +1,7 @@
 """`qstrata up` (alias `qstrata testbed`) and `qstrata demo`.
 
     qstrata up [--topology FILE] [--state-dir DIR] [--speed X] [--processes] [--bare] [--duration S]
+               [--dashboard-port N | --no-dashboard]
 
 A bad topology is every problem on stderr as ``FILE: YAML.PATH: what is wrong`` and exit code 2,
 before anything starts. Logs go to STATE_DIR/up.log; the terminal shows the status table.
@@ -33,6 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--base-port", type=int, default=0, help="first NETCONF port (default 0: free ports)")
         p.add_argument("--gnmi-insecure", action="store_true", help="serve gNMI in plain text instead of TLS")
         p.add_argument("--no-collector", action="store_true", help="do not run the collector")
+        p.add_argument("--dashboard-port", type=int, default=8765, help="the collector's web dashboard on --listen "
+                                                                        "(default 8765, a free port if taken; 0: a "
+                                                                        "free port)")
+        p.add_argument("--no-dashboard", action="store_true", help="do not serve the web dashboard")
         p.add_argument("-q", "--quiet", action="store_true", help="no live status, only the start-up summary")
         p.set_defaults(func=cmd_up)
     p = subparsers.add_parser("demo", help="walk through a running network as an SDN controller would "
@@ -69,6 +74,8 @@ def _print_summary(network) -> None:
         print(f"{h.name:10} {h.kind:7} {h.host + ':' + str(h.netconf_port):22} {gnmi:22} {h.credentials}")
     if network.collector is not None:
         print(f"collector  store {network.store_path}  prometheus {network.prometheus_url}")
+        if network.dashboard_url:
+            print(f"dashboard  {network.dashboard_url}")
     print(f"endpoints  {network.state_dir / 'endpoints.json'}   log {network.state_dir / 'up.log'}")
 
 
@@ -88,7 +95,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     options = UpOptions(topology=Path(args.topology) if args.topology else None, state_dir=Path(args.state_dir),
                         listen=args.listen, speed=args.speed, seed=args.seed, processes=args.processes,
                         bare=args.bare, base_port=args.base_port, collector=not args.no_collector,
-                        gnmi_insecure=args.gnmi_insecure)
+                        gnmi_insecure=args.gnmi_insecure,
+                        dashboard_port=None if args.no_dashboard else args.dashboard_port)
     try:
         display = StatusDisplay()
         network = Network(options, display)

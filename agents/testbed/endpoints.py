@@ -6,7 +6,8 @@ Written once everything listens (atomically: a reader never sees half a file), r
     {"network": NAME, "topology": FILE, "state_dir": DIR, "pid": PID,
      "agents": [{"name", "kind", "state_dir", "credentials",
                  "netconf": {"host", "port"}, "gnmi": {"host", "port", "target", "ca"} | null}],
-     "collector": {"prometheus": URL | null, "store": PATH | null, "gnmi": {"host", "port"} | null} | null}
+     "collector": {"prometheus": URL | null, "store": PATH | null, "gnmi": {"host", "port"} | null,
+                   "dashboard": URL | null} | null}
 
 `gnmi.target` is the name to put in a gNMI request's `prefix.target` (agents sharing one gateway
 port are told apart by it); `gnmi.ca` the CA to trust, null for plaintext.
@@ -52,6 +53,8 @@ class CollectorEndpoint:
     prometheus: str | None
     store: str | None
     gnmi: HostPort | None = None
+    dashboard: str | None = None
+    """The web dashboard's URL."""
 
 
 def write_endpoints(state_dir: Path, network: str, topology: Path, agents: list[AgentEndpoint],

@@ -46,6 +46,8 @@ class UpOptions:
     collector: bool = True
     gnmi_insecure: bool = False
     status_interval: float = 1.0
+    dashboard_port: int | None = 8765
+    """The collector's web dashboard on `listen`; taken: a free port. None: no dashboard."""
 
 
 def check(options: UpOptions) -> tuple[Path, Topology, NetworkPlan]:
@@ -95,6 +97,7 @@ class Network:
         self.collector: Any = None
         self.prometheus_url: str | None = None
         self.store_path: Path | None = None
+        self.dashboard_url: str | None = None
         self._tasks: list[asyncio.Task] = []
         self._started = time.monotonic()
         self._alarms_seen: dict[str, Any] = {}
@@ -135,7 +138,8 @@ class Network:
     def _collector_endpoint(self) -> CollectorEndpoint | None:
         if self.collector is None:
             return None
-        return CollectorEndpoint(self.prometheus_url, str(self.store_path) if self.store_path else None)
+        return CollectorEndpoint(self.prometheus_url, str(self.store_path) if self.store_path else None,
+                                 dashboard=self.dashboard_url)
 
     def _write_endpoints(self, collector: CollectorEndpoint | None) -> None:
         write_endpoints(self.state_dir, self.topology.name, self.topology_path, self._agent_endpoints(), collector)
@@ -158,13 +162,29 @@ class Network:
         self.store_path = self.state_dir / "collector.db"
         options = CollectOptions(config=config, store=f"sqlite:{self.store_path}",
                                  prometheus=(self.options.listen, self.plan.collector.prometheus_port),
-                                 instance="up-collector", share_targets=False)
+                                 instance="up-collector", share_targets=False,
+                                 dashboard=(None if self.options.dashboard_port is None
+                                            else (self.options.listen, self.options.dashboard_port)),
+                                 dashboard_fallback=True, topology=self._graph())
         self.collector = Collector(options)
         await self.collector.start()
         for out in self.collector.pipeline.passive:
             if getattr(out, "name", "") == "prometheus":
                 self.prometheus_url = f"http://{self.options.listen}:{out.port}/metrics"
-        self.say(f"collector up: store {self.store_path}, prometheus {self.prometheus_url}")
+        self.dashboard_url = self.collector.dashboard_url
+        self.say(f"collector up: store {self.store_path}, prometheus {self.prometheus_url}"
+                 + (f", dashboard {self.dashboard_url}" if self.dashboard_url else ""))
+
+    def _graph(self):
+        """The topology as the dashboard draws it: the nodes and fibres this network was started
+        from, handed over already parsed (the collector never reads device code's formats)."""
+        from qstrata.collectors.dashboard.graph import Graph, GraphFibre, GraphNode
+
+        t = self.topology
+        return Graph(t.name, [GraphNode(n.name, n.kind, str(n.options.get("location", "") or "")) for n in t.nodes.values()],
+                     [GraphFibre(f.id, f.length_km, {"device": f.a.device, "port": f.a.port},
+                                 {"device": f.b.device, "port": f.b.port}) for f in t.fibres.values()],
+                     str(self.topology_path))
 
     def _netconf_logins(self) -> dict[str, NetconfEndpoint]:
         from qstrata.collectors.config import read_credentials

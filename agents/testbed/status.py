@@ -1,7 +1,7 @@
 """The live status table of `qstrata up`, drawn from what the collector sees.
 
 The table is built from the collector's series registry (the latest value of every normalized
-leaf), its active alarms and its action history -- the telemetry plane, not the twins -- so what
+leaf, turned into rows by `qstrata.collectors.views`, which the web dashboard shares), its active alarms and its action history -- the telemetry plane, not the twins -- so what
 it shows is what an operator's dashboard would show. `view_of` is pure (series in, rows out);
 `render_table` and `render_line` turn a view into text; `StatusDisplay` redraws in place on a
 terminal and prints a periodic one-line summary (plus every event) when the output is a file or
@@ -10,7 +10,6 @@ a pipe.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections import deque
@@ -18,8 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-TEL = "/qstrata-telemetry:telemetry"
-_KEY = re.compile(r"\[([\w-]+)='([^']*)'\]")
+from qstrata.collectors.views import LinkRow, cross_connects, link_rows
 
 
 @dataclass
@@ -29,20 +27,6 @@ class AgentRow:
     netconf: str
     gnmi: str
     collected: str = "-"
-
-
-@dataclass
-class LinkRow:
-    kind: str
-    """'qkd' or 'qfs'."""
-    link_id: str
-    agent: str
-    status: str = "-"
-    rate: float | None = None
-    """Secret key rate (b/s) or entanglement generation rate (Hz)."""
-    qber: float | None = None
-    fidelity: float | None = None
-    key_available: float | None = None
 
 
 @dataclass
@@ -56,41 +40,12 @@ class StatusView:
     events: list[str] = field(default_factory=list)
 
 
-def _short(identity: Any) -> str:
-    return str(identity).rsplit(":", 1)[-1] if identity is not None else "-"
-
-
 def view_of(title: str, agents: list[AgentRow], series: Iterable[Any], fibre_of_port: dict[tuple[str, int], str],
             alarms: Iterable[Any] = (), events: Iterable[str] = (),
             targets: dict[str, dict[str, Any]] | None = None) -> StatusView:
     """Rows from the collector's series (objects with target, path, value) and alarms."""
-    links: dict[tuple[str, str, str], LinkRow] = {}
-    pairs: dict[str, dict[int, int]] = {}
-    for s in series:
-        path, value = s.path, s.value
-        if value is None:
-            continue
-        if path.startswith(TEL + "/qkd-links/qkd-link[") or path.startswith(TEL + "/qfs-links/qfs-link["):
-            kind = "qkd" if "/qkd-links/" in path else "qfs"
-            keys = dict(_KEY.findall(path))
-            link_id = keys.get("link-id", "?")
-            row = links.get((kind, link_id, s.target))
-            if row is None:
-                row = links[(kind, link_id, s.target)] = LinkRow(kind, link_id, s.target)
-            leaf = path.rsplit("/", 1)[-1]
-            if leaf == "status":
-                row.status = _short(value)
-            elif leaf in ("secret-key-rate", "generation-rate"):
-                row.rate = float(value)
-            elif leaf == "qber":
-                row.qber = float(value)
-            elif leaf == "fidelity":
-                row.fidelity = float(value)
-            elif leaf == "key-available":
-                row.key_available = float(value)
-        elif path.startswith("/optical-switch:cross-connects/pair[") and path.endswith("/egress"):
-            ingress = int(dict(_KEY.findall(path)).get("ingress", 0))
-            pairs.setdefault(s.target, {})[ingress] = int(value)
+    series = list(series)
+    pairs = cross_connects(series)
     routes = []
     for switch, table in sorted(pairs.items()):
         parts = []
@@ -104,8 +59,7 @@ def view_of(title: str, agents: list[AgentRow], series: Iterable[Any], fibre_of_
         t = (targets or {}).get(row.name)
         if t is not None:
             row.collected = "yes" if t.get("reachable") else "DOWN"
-    ordered = sorted(links.values(), key=lambda r: (r.kind, r.link_id, r.agent))
-    return StatusView(title, agents, ordered, routes, alarm_lines, list(events))
+    return StatusView(title, agents, link_rows(series), routes, alarm_lines, list(events))
 
 
 def _si(value: float | None, unit: str = "") -> str:

@@ -1,4 +1,5 @@
-"""Outputs: where batches go (the embedded store, Prometheus, NATS JetStream, northbound gNMI).
+"""Outputs: where batches go (the embedded store, Prometheus, NATS JetStream, northbound gNMI,
+the web dashboard).
 
 One small interface, one registry, one file per output (gnmic's outputs). The pipeline gives
 each output its own bounded queue and worker task, so an output may take its time in `write`
@@ -45,6 +46,7 @@ BUILTIN: dict[str, str] = {
     "prometheus": "qstrata.collectors.outputs.prometheus:PrometheusOutput",
     "nats": "qstrata.collectors.outputs.nats:NatsOutput",
     "gnmi": "qstrata.collectors.outputs.gnmi:GnmiOutput",
+    "dashboard": "qstrata.collectors.outputs.dashboard:DashboardOutput",
 }
 """The built-in outputs by name; imported on use (nats-py is not loaded unless asked for)."""
 

@@ -1,0 +1,229 @@
+"""The dashboard's data, as JSON documents, from what the collector already computes.
+
+* current state (`state`): link rows and cross-connects from `collectors.views` over the series
+  registry (the latest values, as the Prometheus endpoint and `qstrata up`'s table read them),
+  per-agent health from `Pipeline.health()`, active alarms from the pipeline;
+* history (`series`, `alarms`): the embedded store through `store.StoreReader`, the reader of
+  `qstrata query` (`samples --step` is the same downsampling);
+* `delta`: what changed between two states, which the event stream sends at most once a second.
+
+Every request is bounded whatever the network's size: a series request returns one link's
+metrics with at most `MAX_POINTS` points each; the state carries one row per link and agent (a
+few hundred for 400 targets) and deltas only the rows that changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..store import StoreError, StoreReader
+from ..timefmt import NS, parse_duration
+from ..views import cross_connects, is_view_series, link_rows
+from .graph import Graph, GraphNode
+from .http import HttpError, Request
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
+
+METRICS = {
+    "qkd": ("secret-key-rate", "effective-key-rate", "qber", "key-available"),
+    "qfs": ("generation-rate", "fidelity"),
+}
+"""Plotted qstrata-telemetry leaves per link kind."""
+SERIES_PREFIX = {"qkd": "telemetry_qkd_links_qkd_link_", "qfs": "telemetry_qfs_links_qfs_link_"}
+"""Series names of those leaves minus the leaf (`naming.series_name` of the telemetry paths)."""
+DEFAULT_POINTS, MIN_POINTS, MAX_POINTS = 300, 10, 2000
+MAX_SPAN_S = 400 * 86400
+MIN_STEP_NS = NS
+"""Samples come at most once a second: finer steps would only return the raw samples."""
+RESCAN_S = 10.0
+
+
+def _num(value: float | None) -> float | None:
+    """JSON has no NaN or infinity."""
+    return value if value is None or math.isfinite(value) else None
+
+
+class DashboardData:
+    """Reads for the dashboard. `state` runs on the event loop (it reads in-memory values, cheap);
+    `series` and `alarms` read SQLite in one worker thread of their own."""
+
+    def __init__(self, pipeline: Pipeline, store: Path | None, graph: Graph | None) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.graph = graph
+        self._view: list[Any] = []
+        self._view_size = -1
+        self._view_scanned = 0.0
+        self._reader: StoreReader | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dashboard-store")
+
+    def close(self) -> None:
+        """Close the store reader in its own thread, then stop that thread."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            self._pool.submit(reader.close)
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    # ---------------------------------------------------------------- current state
+    def _view_series(self) -> list[Any]:
+        """The few series the views read (links, cross-connects), out of possibly 200,000: found by
+        one scan when the registry grows or shrinks, and every 10 s; their values update in place."""
+        registry = self.pipeline.registry
+        size = len(registry)
+        now = time.monotonic()
+        if size != self._view_size or now - self._view_scanned > RESCAN_S:
+            self._view = [s for s in registry if is_view_series(s.path)]
+            self._view_size, self._view_scanned = size, now
+        return self._view
+
+    def state(self) -> dict[str, Any]:
+        """Everything the page shows that is not history: links, switches, agents, alarms."""
+        series = self._view_series()
+        links = {}
+        for row in link_rows(series):
+            doc = asdict(row)
+            for k in ("rate", "effective_rate", "qber", "fidelity", "key_available"):
+                doc[k] = _num(doc[k])
+            links[f"{row.kind}/{row.link_id}/{row.agent}"] = doc
+        health = self.pipeline.health()
+        agents = {name: {"name": name, **t} for name, t in health["targets"].items()}
+        alarms = sorted((dict(a.to_yang(), rule=a.rule, raised_ns=a.raised_ns)
+                         for a in self.pipeline.active_alarms.values()), key=lambda a: a["raised_ns"])
+        switches = {sw: {str(i): e for i, e in sorted(p.items())} for sw, p in cross_connects(series).items()}
+        return {"now_ns": time.time_ns(), "links": links, "agents": agents, "alarms": alarms, "switches": switches,
+                "collector": {"instance": health["instance"], "ingested": health["ingested"],
+                              "series": health["series"], "alarms_active": health["alarms_active"],
+                              "outputs": {n: {"state": o["state"], "queued": o["queued"], "dropped": o["dropped"]}
+                                          for n, o in health["outputs"].items()}}}
+
+    def topology(self) -> dict[str, Any]:
+        """Nodes and fibres of the network (the graph, plus every collected target it lacks)."""
+        graph = self.graph or Graph()
+        doc = graph.to_json()
+        known = {n.name for n in graph.nodes}
+        for name in sorted(self.pipeline.targets):
+            if name not in known:
+                doc["nodes"].append(asdict(GraphNode(name, "")))
+        return doc
+
+    # ---------------------------------------------------------------- history
+    def _read(self, fn, *args):
+        if self.store is None:
+            raise HttpError(503, "this collector has no store (started with --store none)")
+
+        def call():
+            if self._reader is None:
+                try:
+                    self._reader = StoreReader(self.store)
+                except StoreError as exc:
+                    raise HttpError(503, f"store not readable yet: {exc}") from None
+            return fn(self._reader, *args)
+
+        return asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    def _newest_ns(self, kind: str, link: str) -> int:
+        newest = 0
+        for s in self._view_series():
+            if s.ts > newest and f"[link-id='{link}']" in s.path and s.path.startswith(
+                    "/qstrata-telemetry:telemetry/" + ("qkd-links/" if kind == "qkd" else "qfs-links/")):
+                newest = s.ts
+        return newest
+
+    async def series(self, request: Request) -> dict[str, Any]:
+        """``?kind=qkd|qfs&link=ID[&span=15m][&points=300]``: the link's plotted metrics, every
+        reporting agent, downsampled to at most `points` averages over the last `span` of data
+        (ending at the newest sample: twins running faster than real time stamp ahead of the wall
+        clock)."""
+        kind = request.param("kind", "qkd")
+        if kind not in METRICS:
+            raise HttpError(400, f"kind must be one of {', '.join(METRICS)}, got {kind!r}")
+        link = request.param("link")
+        if not link or len(link) > 200 or "'" in link:
+            raise HttpError(400, "link: give the link id (?link=ID)")
+        span = _duration(request.param("span", "15m"), "span")
+        if not 1 <= span <= MAX_SPAN_S:
+            raise HttpError(400, f"span must be between 1s and {MAX_SPAN_S // 86400}d")
+        points = _integer(request.param("points", str(DEFAULT_POINTS)), "points")
+        if not MIN_POINTS <= points <= MAX_POINTS:
+            raise HttpError(400, f"points must be between {MIN_POINTS} and {MAX_POINTS}")
+        end = max(time.time_ns(), self._newest_ns(kind, link))
+        start = end - int(span * NS)
+        step = max(MIN_STEP_NS, int(span * NS) // points)
+        names = {SERIES_PREFIX[kind] + m.replace("-", "_"): m for m in METRICS[kind]}
+
+        def read(reader: StoreReader) -> list[dict[str, Any]]:
+            out = []
+            rows = [r for r in reader.series(name=SERIES_PREFIX[kind] + "*", labels={"link_id": link}) if r.name in names]
+            by_row: dict[int, list[list[float]]] = {r.id: [] for r in rows}
+            for row, ts, value in reader.samples(rows, start, end, step_ns=step, limit=points + 1):
+                if value is not None and math.isfinite(value):
+                    by_row[row.id].append([ts // 1_000_000, value])
+            for r in rows:
+                out.append({"metric": names[r.name], "agent": r.source, "node": r.labels.get("node", ""),
+                            "points": by_row[r.id]})
+            return out
+
+        return {"kind": kind, "link": link, "from_ns": start, "to_ns": end, "step_ns": step,
+                "series": await self._read(read)}
+
+    async def alarms(self, request: Request) -> dict[str, Any]:
+        """``?span=1h[&state=raised|cleared]``: alarms raised in, or active during, the span
+        (`qstrata query alarms`), newest first, at most 200."""
+        span = _duration(request.param("span", "1h"), "span")
+        state = request.param("state")
+        if state not in (None, "raised", "cleared"):
+            raise HttpError(400, f"state must be raised or cleared, got {state!r}")
+        end = time.time_ns() + 86400 * NS  # twins faster than real time stamp ahead of the wall clock
+        start = time.time_ns() - int(span * NS)
+
+        def read(reader: StoreReader) -> list[dict[str, Any]]:
+            found = reader.alarms(state=state, start_ns=start, end_ns=end)
+            return [dict(a.to_yang(), rule=a.rule) for a in reversed(found[-200:])]
+
+        return {"alarms": await self._read(read)}
+
+    def health(self) -> dict[str, Any]:
+        """The pipeline's health view (outputs, targets), as `Collector.health` logs it."""
+        return self.pipeline.health()
+
+
+def delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | None:
+    """What changed from `old` to `new`: changed or new rows of `links`/`agents` by key (None:
+    gone), the whole `alarms`/`switches`/`collector` when they changed. None: nothing did."""
+    if old is None:
+        return new
+    out: dict[str, Any] = {}
+    for section in ("links", "agents"):
+        before, after = old[section], new[section]
+        changed = {k: v for k, v in after.items() if before.get(k) != v}
+        changed.update({k: None for k in before if k not in after})
+        if changed:
+            out[section] = changed
+    for section in ("alarms", "switches", "collector"):
+        if old[section] != new[section]:
+            out[section] = new[section]
+    if not out:
+        return None
+    out["now_ns"] = new["now_ns"]
+    return out
+
+
+def _duration(text: str | None, name: str) -> float:
+    try:
+        return parse_duration(text or "")
+    except ValueError:
+        raise HttpError(400, f"{name}: not a duration: {text!r} (e.g. 90s, 15m, 2h)") from None
+
+
+def _integer(text: str | None, name: str) -> int:
+    try:
+        return int(text or "")
+    except ValueError:
+        raise HttpError(400, f"{name}: not an integer: {text!r}") from None
