@@ -1,0 +1,467 @@
+// qstrata dashboard: vanilla JS drawing SVG, nothing fetched from the internet.
+// State comes from /api/events (a snapshot, then deltas at most once a second), history from
+// /api/series (the embedded store, downsampled by the collector), the network from /api/topology.
+"use strict";
+
+const SVGNS = "http://www.w3.org/2000/svg";
+const COLOURS = ["#4fb3ff", "#f5b83d", "#3ddc84", "#ff7ab6", "#b18cff", "#2bc4c4"];
+const METRICS = {
+  qkd: [
+    { id: "secret-key-rate", field: "rate", title: "Secret key rate", unit: "b/s", fmt: v => si(v, "b/s") },
+    { id: "effective-key-rate", field: "effective_rate", title: "Effective key rate", unit: "b/s", fmt: v => si(v, "b/s") },
+    { id: "qber", field: "qber", title: "QBER", unit: "%", fmt: v => pct(v) },
+    { id: "key-available", field: "key_available", title: "Key available", unit: "b", fmt: v => si(v, "b") },
+  ],
+  qfs: [
+    { id: "generation-rate", field: "rate", title: "Generation rate", unit: "Hz", fmt: v => si(v, "Hz") },
+    { id: "fidelity", field: "fidelity", title: "Fidelity", unit: "", fmt: v => v == null ? "-" : v.toFixed(3) },
+  ],
+};
+const MAX_PLOTTED = 6;
+const REFETCH_MS = 60000;
+
+const app = {
+  state: null,           // the collector's state: links, agents, alarms, switches, collector
+  topology: { nodes: [], fibres: [] },
+  selected: [],          // link keys "kind/link_id" whose plots are shown
+  userSelected: false,
+  history: {},           // "kind/link_id" -> {metric -> {agent -> [[ms, v], ...]}}
+  fetched: {},           // "kind/link_id" -> time of the last /api/series fetch
+  recentAlarms: [],
+  span: "15m",
+};
+
+// ------------------------------------------------------------------ formatting
+function si(v, unit) {
+  if (v == null || !isFinite(v)) return "-";
+  const a = Math.abs(v);
+  for (const [s, p] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+    if (a >= s) return (v / s).toFixed(2) + " " + p + unit;
+  }
+  return (a >= 100 || a === 0 ? v.toFixed(0) : v.toFixed(a >= 10 ? 1 : 2)) + " " + unit;
+}
+function pct(v) { return v == null || !isFinite(v) ? "-" : (v * 100).toFixed(2) + "%"; }
+function short(id) { return String(id).slice(0, 8); }
+function esc(s) { return String(s).replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]); }
+function hms(ms) { const d = new Date(ms); return d.toTimeString().slice(0, 8); }
+function hm(ms) { const d = new Date(ms); return d.toTimeString().slice(0, 5); }
+function ago(ns) {
+  if (!ns) return "never";
+  const s = Math.max(0, (Date.now() - ns / 1e6) / 1000);
+  return s < 2 ? "now" : s < 120 ? s.toFixed(0) + " s ago" : (s / 60).toFixed(0) + " min ago";
+}
+function spanMs(text) {
+  const m = /^(\d+)(s|m|h|d)$/.exec(text);
+  return m ? Number(m[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2]] : 9e5;
+}
+function el(tag, attrs, parent) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const k in attrs) e.setAttribute(k, attrs[k]);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+// ------------------------------------------------------------------ the state
+function linkGroups() {
+  // "kind/link_id" -> {kind, link_id, rows: [row per reporting agent]}
+  const groups = new Map();
+  const links = (app.state && app.state.links) || {};
+  for (const key of Object.keys(links).sort()) {
+    const r = links[key];
+    const g = `${r.kind}/${r.link_id}`;
+    if (!groups.has(g)) groups.set(g, { key: g, kind: r.kind, link_id: r.link_id, rows: [] });
+    groups.get(g).rows.push(r);
+  }
+  const order = new Map(app.topology.nodes.map((n, i) => [n.name, i]));
+  for (const g of groups.values()) g.rows.sort((a, b) => (order.get(a.agent) ?? 1e9) - (order.get(b.agent) ?? 1e9));
+  return groups;
+}
+function agentUp(name) {
+  const a = app.state && app.state.agents[name];
+  return a ? a.reachable : null;
+}
+function groupStatus(g) {
+  if (g.rows.some(r => agentUp(r.agent) === false)) return "DOWN";
+  const s = g.rows.map(r => r.status);
+  return s.every(x => x === "ACTIVE") ? "ACTIVE" : (s.find(x => x !== "ACTIVE") || "-");
+}
+
+function apply(delta) {
+  if (!app.state) { app.state = delta; return; }
+  for (const section of ["links", "agents"]) {
+    if (!delta[section]) continue;
+    for (const [k, v] of Object.entries(delta[section])) {
+      if (v === null) delete app.state[section][k]; else app.state[section][k] = v;
+    }
+  }
+  for (const section of ["alarms", "switches", "collector", "now_ns"]) {
+    if (delta[section] !== undefined) app.state[section] = delta[section];
+  }
+}
+
+function appendLive() {
+  // each plotted link's newest values become points, unless the store fetch already has them
+  const groups = linkGroups();
+  const horizon = spanMs(app.span);
+  for (const key of app.selected) {
+    const g = groups.get(key), h = app.history[key];
+    if (!g || !h) continue;
+    for (const r of g.rows) {
+      const t = r.updated_ns / 1e6;
+      for (const m of METRICS[g.kind]) {
+        const v = r[m.field];
+        if (v == null) continue;
+        const byAgent = (h[m.id] = h[m.id] || {});
+        const pts = (byAgent[r.agent] = byAgent[r.agent] || []);
+        if (pts.length && pts[pts.length - 1][0] >= t) continue;
+        pts.push([t, v]);
+        while (pts.length && pts[0][0] < t - horizon) pts.shift();
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ header, tables
+function renderSummary() {
+  const s = app.state;
+  const agents = Object.values(s.agents);
+  const up = agents.filter(a => a.reachable).length;
+  const groups = [...linkGroups().values()];
+  const qkd = groups.filter(g => g.kind === "qkd"), qfs = groups.filter(g => g.kind === "qfs");
+  const active = gs => gs.filter(g => groupStatus(g) === "ACTIVE").length;
+  const totalSkr = qkd.reduce((sum, g) => sum + (g.rows[0].rate || 0), 0);
+  document.getElementById("summary").innerHTML = [
+    `<span class="pill">agents <b>${up}/${agents.length}</b> up</span>`,
+    `<span class="pill">QKD links <b>${active(qkd)}/${qkd.length}</b> active</span>`,
+    `<span class="pill">entanglement links <b>${active(qfs)}/${qfs.length}</b> active</span>`,
+    `<span class="pill">total key rate <b>${si(totalSkr, "b/s")}</b></span>`,
+    `<span class="pill">alarms <b style="color:${s.alarms.length ? "var(--bad)" : "var(--ok)"}">${s.alarms.length}</b></span>`,
+  ].join("");
+  const c = s.collector;
+  document.getElementById("footer").textContent =
+    `collector ${c.instance}: ${c.ingested.toLocaleString()} updates ingested, ${c.series.toLocaleString()} series; ` +
+    Object.entries(c.outputs).map(([n, o]) => `${n} ${o.state}` + (o.dropped ? ` (${o.dropped} dropped)` : "")).join(", ") +
+    ` — updated ${hms(s.now_ns / 1e6)}`;
+}
+
+function renderLinks() {
+  const filter = document.getElementById("filter").value.trim().toLowerCase();
+  const rows = [`<tr><th>kind</th><th>link</th><th>ends</th><th>status</th><th class="num">rate</th>
+    <th class="num">effective</th><th class="num">QBER / fidelity</th><th class="num">key available</th><th>updated</th></tr>`];
+  let shown = 0;
+  for (const g of linkGroups().values()) {
+    const ends = g.rows.map(r => r.agent).join(" ⇄ ");
+    if (filter && !(g.link_id + " " + ends).toLowerCase().includes(filter)) continue;
+    if (++shown > 500) break;
+    const r = g.rows[0], st = groupStatus(g), q = g.kind === "qkd";
+    rows.push(`<tr data-key="${esc(g.key)}" data-kind="${g.kind}" class="${app.selected.includes(g.key) ? "sel" : ""}">
+      <td>${q ? "QKD" : "entanglement"}</td><td title="${esc(g.link_id)}">${esc(short(g.link_id))}</td><td>${esc(ends)}</td>
+      <td><span class="badge ${esc(st)}" data-status="${esc(st)}">${esc(st)}</span></td>
+      <td class="num" data-rate="${r.rate ?? ""}">${q ? si(r.rate, "b/s") : si(r.rate, "Hz")}</td>
+      <td class="num">${q ? si(r.effective_rate, "b/s") : ""}</td>
+      <td class="num">${q ? pct(r.qber) : (r.fidelity == null ? "-" : r.fidelity.toFixed(3))}</td>
+      <td class="num">${q ? si(r.key_available, "b") : ""}</td>
+      <td>${hms(r.updated_ns / 1e6)}</td></tr>`);
+  }
+  if (shown === 0) rows.push(`<tr><td colspan="9" class="none">no links reported yet</td></tr>`);
+  document.getElementById("links").innerHTML = rows.join("");
+}
+
+function renderAgents() {
+  const agents = Object.values(app.state.agents).sort((a, b) => a.name.localeCompare(b.name));
+  const kinds = new Map(app.topology.nodes.map(n => [n.name, n.kind]));
+  const up = agents.filter(a => a.reachable).length;
+  document.getElementById("agent-count").textContent = `${up} of ${agents.length} reachable`;
+  const rows = [`<tr><th>agent</th><th>session</th><th class="num">updates</th><th>last</th><th class="num" title="reconnects">rec.</th></tr>`];
+  for (const a of agents) {
+    rows.push(`<tr title="${esc(a.reason || "")}"><td>${esc(a.name)} <span class="kind">${esc(kinds.get(a.name) || "")}</span></td>
+      <td><span class="badge ${esc(a.state)}" data-agent="${esc(a.name)}">${esc(a.state)}</span></td>
+      <td class="num">${(a.updates_received || 0).toLocaleString()}</td><td>${ago(a.last_update_ns)}</td>
+      <td class="num">${a.reconnects}</td></tr>`);
+  }
+  document.getElementById("agents").innerHTML = `<table class="grid">${rows.join("")}</table>`;
+}
+
+function renderAlarms() {
+  const active = app.state.alarms;
+  document.getElementById("alarm-count").textContent = `${active.length} active`;
+  const sev = a => String(a.severity).split(":").pop();
+  const item = (a, cleared) => `<div class="alarm ${esc(sev(a))} ${cleared ? "cleared" : ""}">
+      <div class="head"><b>${esc(sev(a))} ${esc(a.rule || "")} on ${esc(a.source.agent)}</b>
+      <span>${esc(a["raised-time"].slice(11, 19))}${cleared ? " – " + esc(a["cleared-time"].slice(11, 19)) : ""}</span></div>
+      <div class="text">${esc(a.text)}</div></div>`;
+  const ids = new Set(active.map(a => a["alarm-id"]));
+  const cleared = app.recentAlarms.filter(a => a.state === "cleared" && !ids.has(a["alarm-id"])).slice(0, 4);
+  document.getElementById("alarms").innerHTML =
+    (active.length ? active.map(a => item(a, false)).join("") : `<div class="none">No active alarms.</div>`) +
+    cleared.map(a => item(a, true)).join("");
+}
+
+// ------------------------------------------------------------------ topology
+function layout(groups) {
+  const nodes = app.topology.nodes;
+  const switches = nodes.filter(n => n.kind === "switch");
+  const side = new Map();   // name -> [column, row]
+  const rows = [0, 0];
+  const place = (name, col) => { if (!side.has(name)) side.set(name, [col, rows[col]++]); };
+  const byKind = [...groups.values()].sort((x, y) => (x.kind === "qkd" ? 0 : 1) - (y.kind === "qkd" ? 0 : 1));
+  for (const g of byKind) {
+    if (g.rows.length < 2) continue;
+    const [a, b] = [g.rows[0].agent, g.rows[1].agent];
+    if (side.has(a) || side.has(b)) continue;
+    const row = Math.max(rows[0], rows[1]);
+    rows[0] = rows[1] = row;
+    place(a, 0); place(b, 1);
+  }
+  for (const n of nodes) if (n.kind !== "switch") place(n.name, rows[0] <= rows[1] ? 0 : 1);
+  const nrows = Math.max(rows[0], rows[1], 1);
+  const rowH = nrows > 24 ? 26 : nrows > 8 ? 56 : 118;
+  const W = 960, top = 70;
+  const H = Math.max(300, top + nrows * rowH + 80);
+  const pos = new Map();
+  for (const [name, [col, row]] of side) pos.set(name, { x: col === 0 ? 130 : W - 130, y: top + row * rowH + rowH / 2 });
+  switches.forEach((s, i) => pos.set(s.name, { x: W / 2, y: top + (i + 0.5) * (nrows * rowH) / switches.length }));
+  return { pos, W, H, mid: top + nrows * rowH / 2, dense: nrows > 8, tiny: nrows > 24 };
+}
+
+function renderTopology() {
+  const groups = linkGroups();
+  const { pos, W, H, mid, dense, tiny } = layout(groups);
+  const svg = document.createElementNS(SVGNS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("class", "topo");
+  const gFibres = el("g", {}, svg), gLinks = el("g", {}, svg), gNodes = el("g", {}, svg);
+  const switches = (app.state && app.state.switches) || {};
+  const connected = (dev, port) => {
+    const p = switches[dev];
+    return !!p && (String(port) in p || Object.values(p).includes(port));
+  };
+  const kinds = new Map(app.topology.nodes.map(n => [n.name, n.kind]));
+  // fibres: node <-> switch as lines, spools (switch <-> same switch) as coils under the switch
+  const spools = {};
+  for (const f of app.topology.fibres) {
+    const a = pos.get(f.a.device), b = pos.get(f.b.device);
+    if (!a || !b) continue;
+    const lit = [f.a, f.b].some(e => kinds.get(e.device) === "switch" && connected(e.device, e.port)) &&
+      [f.a, f.b].every(e => kinds.get(e.device) !== "switch" || connected(e.device, e.port));
+    if (f.a.device === f.b.device) {
+      (spools[f.a.device] = spools[f.a.device] || []).push([f, lit]);
+      continue;
+    }
+    el("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, stroke: lit ? "var(--fibre)" : "#3a4656",
+      "stroke-width": lit ? 3 : 1.5, "stroke-dasharray": lit ? "" : "4 4", "data-fibre": f.id, "data-lit": lit }, gFibres);
+    if (!dense) el("text", { x: (a.x * 0.6 + b.x * 0.4), y: (a.y * 0.6 + b.y * 0.4) - 6, class: "fibre-label",
+      "text-anchor": "middle" }, gFibres).textContent = `${f.length_km} km`;
+  }
+  for (const [sw, list] of Object.entries(spools)) {
+    const p = pos.get(sw), gap = tiny ? 70 : 118;
+    list.forEach(([f, lit], i) => {
+      const cx = p.x + (i - (list.length - 1) / 2) * gap, cy = p.y + (tiny ? 48 : 74);
+      const colour = lit ? "var(--fibre)" : "#3a4656";
+      el("path", { d: `M ${p.x + (i - (list.length - 1) / 2) * 30} ${p.y + 22} L ${cx} ${cy - 14}`, stroke: colour,
+        "stroke-width": lit ? 3 : 1.5, "stroke-dasharray": lit ? "" : "4 4", fill: "none" }, gFibres);
+      for (const r of [14, 9]) el("circle", { cx, cy, r, fill: "none", stroke: colour, "stroke-width": lit ? 2.5 : 1.5,
+        "data-fibre": r === 14 ? f.id : null, "data-lit": lit }, gFibres);
+      el("text", { x: cx, y: cy + 28, "text-anchor": "middle", class: "fibre-label", fill: lit ? "var(--fibre)" : "" },
+        gFibres).textContent = `${f.id} · ${f.length_km} km`;
+    });
+  }
+  // logical links: arcs between the reporting agents, coloured by status, width by rate
+  for (const g of groups.values()) {
+    if (g.rows.length < 2) continue;
+    const a = pos.get(g.rows[0].agent), b = pos.get(g.rows[1].agent);
+    if (!a || !b) continue;
+    const st = groupStatus(g), r = g.rows[0];
+    const colour = { ACTIVE: "var(--ok)", PENDING: "var(--warn)", DOWN: "var(--bad)" }[st] || "var(--off)";
+    const width = g.kind === "qkd" ? 2 + Math.max(0, Math.min(6, Math.log10((r.rate || 0) + 1) - 2)) : 3;
+    const up = (a.y + b.y) / 2 <= mid;   // arcs bow away from the switch: upwards in the upper half
+    const bow = (up ? -1 : 1) * (dense ? 16 : 64);
+    const mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2;
+    el("path", { d: `M ${a.x} ${a.y} Q ${mx} ${my + 2 * bow} ${b.x} ${b.y}`, stroke: colour, "stroke-width": width,
+      fill: "none", opacity: 0.9, "stroke-dasharray": st === "ACTIVE" ? "" : "6 5", "stroke-linecap": "round",
+      "data-link": g.link_id, "data-status": st, class: "link" }, gLinks);
+    if (!tiny) {
+      const label = g.kind === "qkd" ? `${st} · ${si(r.rate, "b/s")} · QBER ${pct(r.qber)}`
+        : `${st} · ${si(r.rate, "Hz")} · F ${r.fidelity == null ? "-" : r.fidelity.toFixed(3)}`;
+      const t = el("text", { x: mx, y: my + bow + (up ? -8 : 16), "text-anchor": "middle",
+        class: "link-label", fill: colour }, gLinks);
+      t.textContent = (dense ? "" : (g.kind === "qkd" ? "QKD " : "entanglement ")) + label;
+    }
+  }
+  // nodes
+  for (const n of app.topology.nodes) {
+    const p = pos.get(n.name);
+    if (!p) continue;
+    const up = agentUp(n.name);
+    const ring = up === null ? "#4a5568" : up ? "var(--ok)" : "var(--bad)";
+    const g = el("g", { "data-node": n.name }, gNodes);
+    if (n.kind === "switch") {
+      el("rect", { x: p.x - 46, y: p.y - 22, width: 92, height: 44, rx: 8, fill: "var(--sw)", stroke: ring, "stroke-width": 2.5 }, g);
+      el("text", { x: p.x, y: p.y + 5, "text-anchor": "middle", class: "node-label" }, g).textContent = n.name;
+      const pairs = Object.entries(switches[n.name] || {}).map(([i, e]) => `${i}↔${e}`).join("  ");
+      el("text", { x: p.x, y: p.y - 30, "text-anchor": "middle", class: "node-sub" }, g).textContent =
+        pairs ? "cross-connects " + pairs : "no cross-connect";
+    } else {
+      const r = tiny ? 8 : dense ? 14 : 24;
+      el("circle", { cx: p.x, cy: p.y, r, fill: n.kind === "qkd" ? "var(--qkd)" : n.kind === "memory" ? "var(--mem)" : "#4a5568",
+        stroke: ring, "stroke-width": tiny ? 2 : 3 }, g);
+      if (!tiny) el("text", { x: p.x, y: p.y + 4, "text-anchor": "middle", class: "node-sub", style: "fill:#fff;font-weight:600" }, g).textContent =
+        n.kind === "qkd" ? "QKD" : n.kind === "memory" ? "QM" : "";
+      const left = p.x < W / 2;
+      el("text", { x: p.x + (left ? -r - 8 : r + 8), y: p.y + (tiny ? 4 : 0), "text-anchor": left ? "end" : "start",
+        class: "node-label" }, g).textContent = n.name;
+      if (!tiny) el("text", { x: p.x + (left ? -r - 8 : r + 8), y: p.y + 14, "text-anchor": left ? "end" : "start",
+        class: "node-sub" }, g).textContent = [n.location, up === false ? "UNREACHABLE" : ""].filter(Boolean).join(" · ");
+    }
+  }
+  const wrap = document.getElementById("topology");
+  wrap.replaceChildren(svg);
+}
+
+// ------------------------------------------------------------------ plots
+function chart(container, metric, byAgent, agents, span) {
+  const W = 460, H = 150, L = 58, R = 10, T = 8, B = 22;
+  const now = Math.max(app.state.now_ns / 1e6, ...agents.flatMap(a => (byAgent[a] || []).slice(-1).map(p => p[0])));
+  const t0 = now - span;
+  let lo = Infinity, hi = -Infinity;
+  for (const a of agents) for (const [t, v] of byAgent[a] || []) if (t >= t0) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  const empty = !isFinite(lo);
+  if (empty) { lo = 0; hi = metric.id === "qber" ? 0.05 / 1.15 : 1; }
+  if (metric.id === "fidelity") { lo = Math.min(lo, 0.5); hi = Math.max(hi, 1); }
+  else if (metric.id === "qber") { lo = 0; hi = Math.max(hi * 1.15, 0.05); }
+  else { lo = Math.min(0, lo); hi = hi > 0 ? hi * 1.1 : 1; }
+  const x = t => L + (t - t0) / span * (W - L - R);
+  const y = v => T + (1 - (v - lo) / (hi - lo || 1)) * (H - T - B);
+  const svg = document.createElementNS(SVGNS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  for (let i = 0; i <= 4; i++) {
+    const v = lo + (hi - lo) * i / 4, yy = y(v);
+    el("line", { x1: L, x2: W - R, y1: yy, y2: yy, class: "gridline" }, svg);
+    el("text", { x: L - 6, y: yy + 3, "text-anchor": "end", class: "axis" }, svg).textContent = metric.fmt(v);
+  }
+  for (let i = 0; i <= 4; i++) {
+    const t = t0 + span * i / 4;
+    el("text", { x: x(t), y: H - 6, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle", class: "axis" }, svg)
+      .textContent = span > 36e5 ? hm(t) : hms(t);
+  }
+  agents.forEach((a, i) => {
+    const pts = (byAgent[a] || []).filter(p => p[0] >= t0);
+    const d = pts.map((p, j) => `${j ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
+    const colour = COLOURS[i % COLOURS.length];
+    if (i === 0 && pts.length > 1) {
+      el("path", { d: `${d}L${x(pts[pts.length - 1][0]).toFixed(1)},${y(lo)}L${x(pts[0][0]).toFixed(1)},${y(lo)}Z`,
+        fill: colour, opacity: 0.12 }, svg);
+    }
+    el("path", { d: d || "M0,0", class: "series", stroke: colour, "data-metric": metric.id, "data-agent": a,
+      "data-points": pts.length, "data-last": pts.length ? pts[pts.length - 1][1] : "" }, svg);
+  });
+  if (empty) el("text", { x: (L + W - R) / 2, y: H / 2, "text-anchor": "middle", class: "axis" }, svg).textContent = "waiting for data";
+  container.appendChild(svg);
+}
+
+function renderPlots() {
+  const groups = linkGroups();
+  const span = spanMs(app.span);
+  const out = [];
+  for (const key of app.selected) {
+    const g = groups.get(key);
+    if (!g) continue;
+    const agents = g.rows.map(r => r.agent);
+    const card = document.createElement("section");
+    card.className = "card plotcard";
+    card.dataset.link = g.link_id;
+    const st = groupStatus(g);
+    card.innerHTML = `<h3>${g.kind === "qkd" ? "QKD link" : "Entanglement link"} ${esc(short(g.link_id))}
+      <span class="ends">${esc(agents.join(" ⇄ "))}</span><span class="badge ${esc(st)}">${esc(st)}</span></h3>
+      <div class="charts"></div><div class="legend">${agents.map((a, i) =>
+        `<span><i style="background:${COLOURS[i % COLOURS.length]}"></i>${esc(a)}</span>`).join("")}</div>`;
+    const charts = card.querySelector(".charts");
+    for (const m of METRICS[g.kind]) {
+      const box = document.createElement("div");
+      box.className = "chart";
+      box.innerHTML = `<div class="title"><span>${m.title}</span><b>${m.fmt(g.rows[0][m.field])}</b></div>`;
+      chart(box, m, (app.history[key] || {})[m.id] || {}, agents, span);
+      charts.appendChild(box);
+    }
+    out.push(card);
+  }
+  document.getElementById("plots").replaceChildren(...out);
+}
+
+// ------------------------------------------------------------------ data
+async function getJSON(url) {
+  const r = await fetch(url, { cache: "no-store" });
+  if (!r.ok) throw new Error(`${url}: ${r.status}`);
+  return r.json();
+}
+
+async function fetchHistory(key) {
+  const [kind, link] = key.split(/\/(.*)/s);
+  app.fetched[key] = Date.now();
+  try {
+    const doc = await getJSON(`/api/series?kind=${kind}&link=${encodeURIComponent(link)}&span=${app.span}&points=300`);
+    const h = {};
+    for (const s of doc.series) ((h[s.metric] = h[s.metric] || {})[s.agent] = s.points);
+    app.history[key] = h;
+    appendLive();
+    renderPlots();
+  } catch (e) { /* the next refresh retries */ }
+}
+
+function chooseDefaults() {
+  if (app.userSelected) return;
+  const groups = [...linkGroups().values()];
+  const want = [...groups.filter(g => g.kind === "qkd").slice(0, 3), ...groups.filter(g => g.kind === "qfs").slice(0, 2)]
+    .map(g => g.key);
+  if (want.join() !== app.selected.join()) app.selected = want;
+}
+
+function refresh() {
+  if (!app.state) return;
+  chooseDefaults();
+  for (const key of app.selected) if (!app.fetched[key] || Date.now() - app.fetched[key] > REFETCH_MS) fetchHistory(key);
+  appendLive();
+  renderSummary();
+  renderTopology();
+  renderLinks();
+  renderAgents();
+  renderAlarms();
+  renderPlots();
+}
+
+async function fetchAlarms() {
+  try { app.recentAlarms = (await getJSON("/api/alarms?span=1h")).alarms; } catch (e) { /* keep the last list */ }
+}
+
+function connect() {
+  const live = document.getElementById("live");
+  const es = new EventSource("/api/events");
+  es.addEventListener("snapshot", e => { app.state = JSON.parse(e.data); live.dataset.state = "live"; live.textContent = "live"; refresh(); });
+  es.addEventListener("delta", e => { apply(JSON.parse(e.data)); refresh(); });
+  es.onerror = () => { live.dataset.state = "down"; live.textContent = "reconnecting"; };
+}
+
+async function main() {
+  try {
+    app.topology = await getJSON("/api/topology");
+    document.getElementById("network").textContent = app.topology.name || "telemetry";
+  } catch (e) { /* targets only */ }
+  document.getElementById("span").addEventListener("change", e => {
+    app.span = e.target.value; app.history = {}; app.fetched = {}; refresh();
+  });
+  document.getElementById("filter").addEventListener("input", renderLinks);
+  document.getElementById("links").addEventListener("click", e => {
+    const tr = e.target.closest("tr[data-key]");
+    if (!tr) return;
+    const key = tr.dataset.key;
+    app.userSelected = true;
+    app.selected = app.selected.includes(key) ? app.selected.filter(k => k !== key) : [key, ...app.selected].slice(0, MAX_PLOTTED);
+    refresh();
+  });
+  try { app.state = await getJSON("/api/state"); refresh(); } catch (e) { /* the stream brings it */ }
+  fetchAlarms();
+  setInterval(fetchAlarms, 15000);
+  connect();
+}
+
+main();
