@@ -103,3 +103,11 @@ def test_the_installed_agent_serves_netconf(venv, tmp_path):
     finally:
         agent.stop()
     assert "Traceback" not in agent.log_text()
+
+
+def test_the_installed_collector_ships_the_dashboard_page(venv):
+    """The page is package data: a collector installed from the wheel serves it without the checkout."""
+    code = ("from qstrata.collectors.dashboard.server import _static_files; f = _static_files(); "
+            "print(sorted(f)); assert {'index.html', 'app.js', 'style.css'} <= set(f)")
+    result = _run([str(venv / "bin" / "python"), "-c", code])
+    assert result.returncode == 0, result.stdout + result.stderr
