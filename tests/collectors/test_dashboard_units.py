@@ -1,0 +1,131 @@
+"""The dashboard's pure parts, table-driven: request parsing, the state delta, the topology graph,
+the shared link view, and the store's downsampling that `/api/series` and `qstrata query --step` use."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from qstrata.collectors.dashboard.api import delta
+from qstrata.collectors.dashboard.graph import GraphError, graph_of, load_graph
+from qstrata.collectors.dashboard.http import HttpError, parse_request, sse_event
+from qstrata.collectors.model import Batch, Series
+from qstrata.collectors.store import StoreReader, StoreWriter
+from qstrata.collectors.views import cross_connects, link_rows
+
+
+@pytest.mark.parametrize("head,status", [
+    (b"GET / HTTP/1.1", None),
+    (b"HEAD /api/state?x=1 HTTP/1.0\r\nHost: a", None),
+    (b"POST / HTTP/1.1", 405),
+    (b"GET / SPDY/3", 400),
+    (b"GET http://evil/ HTTP/1.1", 400),
+    (b"garbage", 400),
+    (b"GET / HTTP/1.1\r\nno colon here", 400),
+])
+def test_parse_request(head, status):
+    if status is None:
+        request = parse_request(head)
+        assert request.method in ("GET", "HEAD") and request.path.startswith("/")
+    else:
+        with pytest.raises(HttpError) as exc:
+            parse_request(head)
+        assert exc.value.status == status and exc.value.message
+
+
+def test_query_parameters_decoded_and_repeats_refused():
+    r = parse_request(b"GET /api/series?link=a%20b&kind=qkd&span=1m&span=2m HTTP/1.1\r\nHost: x")
+    assert r.param("link") == "a b" and r.param("kind") == "qkd" and r.param("absent", "d") == "d"
+    with pytest.raises(HttpError) as exc:
+        r.param("span")
+    assert exc.value.status == 400
+
+
+def test_sse_event_is_one_line_of_json():
+    raw = sse_event("delta", {"a": [1, "x\ny"]})
+    assert raw.startswith(b"event: delta\ndata: ") and raw.endswith(b"\n\n") and raw.count(b"\n") == 3
+    assert json.loads(raw.split(b"data: ")[1]) == {"a": [1, "x\ny"]}
+
+
+def _state(links=None, agents=None, alarms=(), now=1):
+    return {"now_ns": now, "links": links or {}, "agents": agents or {}, "alarms": list(alarms), "switches": {},
+            "collector": {"ingested": 0}}
+
+
+def test_delta_sends_only_what_changed():
+    old = _state({"a": {"rate": 1}, "b": {"rate": 2}}, {"x": {"reachable": True}})
+    assert delta(None, old) is old
+    assert delta(old, _state({"a": {"rate": 1}, "b": {"rate": 2}}, {"x": {"reachable": True}}, now=2)) is None
+    d = delta(old, _state({"a": {"rate": 5}, "c": {"rate": 0}}, {"x": {"reachable": True}}, [{"id": 1}], now=3))
+    assert d == {"links": {"a": {"rate": 5}, "c": {"rate": 0}, "b": None}, "alarms": [{"id": 1}], "now_ns": 3}
+
+
+def test_graph_from_a_topology_document_and_its_errors(tmp_path):
+    g = graph_of({"name": "n", "nodes": [{"name": "a", "kind": "qkd", "location": "Lab"}, {"name": "s", "kind": "switch"}],
+                  "fibres": [{"id": "f", "length_km": 2, "a": {"device": "a", "port": 1},
+                              "b": {"device": "s", "port": 3}}]}, "t.yaml")
+    assert [n.name for n in g.nodes] == ["a", "s"] and g.fibres[0].length_km == 2.0
+    assert g.to_json()["fibres"][0]["b"] == {"device": "s", "port": 3}
+    with pytest.raises(GraphError, match=r"t.yaml: fibres\[0\].a.port: wants an integer"):
+        graph_of({"fibres": [{"id": "f", "a": {"device": "a", "port": "x"}, "b": {"device": "s", "port": 1}}]}, "t.yaml")
+    with pytest.raises(GraphError, match="not a topology"):
+        graph_of(["x"], "t.yaml")
+    (tmp_path / "bad.yaml").write_text("nodes: [")
+    with pytest.raises(GraphError, match="bad.yaml: not JSON/YAML"):
+        load_graph(tmp_path / "bad.yaml")
+    with pytest.raises(GraphError, match="missing.yaml"):
+        load_graph(tmp_path / "missing.yaml")
+
+
+def test_graph_from_an_endpoints_file_follows_its_topology(tmp_path):
+    (tmp_path / "topo.yaml").write_text("name: lab\nnodes: [{name: a, kind: qkd}]\nfibres: []\n")
+    (tmp_path / "endpoints.json").write_text(json.dumps({"network": "lab", "topology": "topo.yaml", "agents": []}))
+    assert [n.name for n in load_graph(tmp_path / "endpoints.json").nodes] == ["a"]
+    (tmp_path / "none.json").write_text(json.dumps({"agents": []}))
+    with pytest.raises(GraphError, match="names no topology"):
+        load_graph(tmp_path / "none.json")
+
+
+class _S:
+    def __init__(self, target, path, value, ts=5):
+        self.target, self.path, self.value, self.ts = target, path, value, ts
+
+
+TEL = "/qstrata-telemetry:telemetry"
+
+
+def test_link_rows_and_cross_connects_from_series():
+    q = f"{TEL}/qkd-links/qkd-link[node='n1'][link-id='L']"
+    rows = link_rows([
+        _S("alice", q + "/status", "etsi-qkd-node-types:ACTIVE", 7), _S("alice", q + "/secret-key-rate", 1000, 9),
+        _S("alice", q + "/qber", 0.01), _S("alice", q + "/unknown-leaf", 3),
+        _S("mem-a", f"{TEL}/qfs-links/qfs-link[node='m'][link-id='E']/fidelity", 0.9),
+        _S("sw1", "/optical-switch:cross-connects/pair[ingress='1']/egress", 9),
+    ])
+    assert [(r.kind, r.link_id, r.agent) for r in rows] == [("qfs", "E", "mem-a"), ("qkd", "L", "alice")]
+    qkd = rows[1]
+    assert (qkd.status, qkd.rate, qkd.qber, qkd.node, qkd.updated_ns) == ("ACTIVE", 1000.0, 0.01, "n1", 9)
+    assert cross_connects([_S("sw1", "/optical-switch:cross-connects/pair[ingress='1']/egress", 9),
+                           _S("sw1", "/optical-switch:cross-connects/pair[ingress='2']/egress", None)]) == {"sw1": {1: 9}}
+
+
+def test_store_downsamples_to_one_average_per_step(tmp_path):
+    path = tmp_path / "s.db"
+    writer = StoreWriter(path)
+    s = Series(1, "alice", f"{TEL}/x", "/x", "x", (), counter=False, numeric=True, resource="")
+    t = Series(2, "alice", f"{TEL}/y", "/y", "y", (), counter=False, numeric=False, resource="")
+    batch = Batch()
+    for i in range(10):  # 0..9 s, values 0..9
+        batch.add(s, float(i), i * 10**9)
+        batch.add(t, "text", i * 10**9)
+    writer.write([batch])
+    writer.close()
+    reader = StoreReader(path)
+    try:
+        rows = reader.series(name="x")
+        got = [(ts, v) for _, ts, v in reader.samples(rows, 0, 10 * 10**9, step_ns=4 * 10**9)]
+        assert got == [(0, 1.5), (4 * 10**9, 5.5), (8 * 10**9, 8.5)]
+        assert list(reader.samples(reader.series(name="y"), 0, 10**10, step_ns=10**9)) == []  # numbers only
+        assert len(list(reader.samples(rows, 0, 10**10, step_ns=10**9, limit=3))) == 3
+    finally:
+        reader.close()
