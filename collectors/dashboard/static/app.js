@@ -36,9 +36,13 @@ function si(v, unit) {
   if (v == null || !isFinite(v)) return "-";
   const a = Math.abs(v);
   for (const [s, p] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
-    if (a >= s) return (v / s).toFixed(2) + " " + p + unit;
+    if (a >= s) return sig3(v / s) + " " + p + unit;
   }
-  return (a >= 100 || a === 0 ? v.toFixed(0) : v.toFixed(a >= 10 ? 1 : 2)) + " " + unit;
+  return (a === 0 ? "0" : sig3(v)) + " " + unit;
+}
+function sig3(x) {  // three significant digits: 1.33, 38.4, 769
+  const a = Math.abs(x);
+  return x.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : 2);
 }
 function pct(v) { return v == null || !isFinite(v) ? "-" : (v * 100).toFixed(2) + "%"; }
 function short(id) { return String(id).slice(0, 8); }
@@ -188,7 +192,7 @@ function renderAlarms() {
   const sev = a => String(a.severity).split(":").pop();
   const item = (a, cleared) => `<div class="alarm ${esc(sev(a))} ${cleared ? "cleared" : ""}">
       <div class="head"><b>${esc(sev(a))} ${esc(a.rule || "")} on ${esc(a.source.agent)}</b>
-      <span>${esc(a["raised-time"].slice(11, 19))}${cleared ? " – " + esc(a["cleared-time"].slice(11, 19)) : ""}</span></div>
+      <span>${hms(Date.parse(a["raised-time"]))}${cleared ? " – " + hms(Date.parse(a["cleared-time"])) : ""}</span></div>
       <div class="text">${esc(a.text)}</div></div>`;
   const ids = new Set(active.map(a => a["alarm-id"]));
   const cleared = app.recentAlarms.filter(a => a.state === "cleared" && !ids.has(a["alarm-id"])).slice(0, 4);
@@ -320,7 +324,7 @@ function renderTopology() {
 
 // ------------------------------------------------------------------ plots
 function chart(container, metric, byAgent, agents, span) {
-  const W = 460, H = 150, L = 58, R = 10, T = 8, B = 22;
+  const W = 460, H = 150, L = 64, R = 10, T = 8, B = 22;
   const now = Math.max(app.state.now_ns / 1e6, ...agents.flatMap(a => (byAgent[a] || []).slice(-1).map(p => p[0])));
   const t0 = now - span;
   let lo = Infinity, hi = -Infinity;
@@ -430,7 +434,8 @@ function refresh() {
 }
 
 async function fetchAlarms() {
-  try { app.recentAlarms = (await getJSON("/api/alarms?span=1h")).alarms; } catch (e) { /* keep the last list */ }
+  try { app.recentAlarms = (await getJSON("/api/alarms?span=1h")).alarms; } catch (e) { return; /* keep the last list */ }
+  if (app.state) renderAlarms();
 }
 
 function connect() {
