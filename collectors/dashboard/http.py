@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 MAX_HEAD = 16 * 1024
 """Bytes of request line + headers accepted (browsers send ~1 KiB)."""
 
-REASONS = {200: "OK", 304: "Not Modified", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+REASONS = {200: "OK", 304: "Not Modified", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
            413: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
@@ -94,6 +94,19 @@ class Response:
 
     def to_bytes(self, include_body: bool = True) -> bytes:
         return self.head() + (self.body if include_body else b"")
+
+
+def is_loopback_host(header: str) -> bool:
+    """Whether a Host header names this machine by a loopback name or address (``localhost:8765``,
+    ``127.0.0.1``, ``[::1]:80``). A dashboard bound to loopback answers only those: a web page
+    elsewhere that rebinds its own DNS name to 127.0.0.1 cannot read the telemetry through the
+    operator's browser."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    else:
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return host in ("localhost", "::1") or host.endswith(".localhost") or host.startswith("127.")
 
 
 def json_response(doc: Any, status: int = 200) -> Response:

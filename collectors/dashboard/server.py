@@ -26,6 +26,7 @@ from .http import (
     Request,
     Response,
     error_response,
+    is_loopback_host,
     json_response,
     parse_request,
     sse_event,
@@ -59,6 +60,7 @@ class DashboardServer:
         self.port = port
         self.interval = interval
         self.static = _static_files()
+        self.loopback_only = host == "localhost" or host == "::1" or host.startswith("127.")
         self.requests = 0
         self.errors = 0
         self._server: asyncio.AbstractServer | None = None
@@ -151,6 +153,9 @@ class DashboardServer:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
                 request = parse_request(head[:-4])
+                if self.loopback_only and not is_loopback_host(request.headers.get("host", "localhost")):
+                    raise HttpError(403, f"Host {request.headers.get('host')!r} is not this machine's loopback "
+                                         "name (the dashboard listens on loopback)")
                 if request.path == "/api/events":
                     await self._stream(writer)
                     return

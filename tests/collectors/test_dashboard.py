@@ -175,7 +175,7 @@ def test_alarms_and_health(up):
 def test_event_stream_sends_a_snapshot_then_deltas(up):
     host, port = up["url"][len("http://"):].rstrip("/").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        s.sendall(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
         buf, started = b"", time.monotonic()
         while buf.count(b"event: delta") < 2 and time.monotonic() - started < 10:
             buf += s.recv(65536)
@@ -215,7 +215,8 @@ def test_unknown_paths_and_bad_requests_are_json_errors(up):
         assert status == 404 and ctype == "application/json" and doc["message"], path
     host, port = up["url"][len("http://"):].rstrip("/").split(":")
     for request, code in ((b"POST /api/state HTTP/1.1\r\n\r\n", b"405"), (b"garbage\r\n\r\n", b"400"),
-                          (b"GET /api/state HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n", b"413")):
+                          (b"GET /api/state HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n", b"413"),
+                          (b"GET /api/state HTTP/1.1\r\nHost: rebound.example.com\r\n\r\n", b"403")):
         reply = _raw(host, int(port), request)
         assert reply.startswith(b"HTTP/1.1 " + code), reply[:200]
         assert b"Traceback" not in reply and b'"message"' in reply

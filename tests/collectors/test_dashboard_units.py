@@ -8,7 +8,7 @@ import json
 import pytest
 from qstrata.collectors.dashboard.api import delta
 from qstrata.collectors.dashboard.graph import GraphError, graph_of, load_graph
-from qstrata.collectors.dashboard.http import HttpError, parse_request, sse_event
+from qstrata.collectors.dashboard.http import HttpError, is_loopback_host, parse_request, sse_event
 from qstrata.collectors.model import Batch, Series
 from qstrata.collectors.store import StoreReader, StoreWriter
 from qstrata.collectors.views import cross_connects, link_rows
@@ -129,3 +129,11 @@ def test_store_downsamples_to_one_average_per_step(tmp_path):
         assert len(list(reader.samples(rows, 0, 10**10, step_ns=10**9, limit=3))) == 3
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("host,ok", [
+    ("localhost:8765", True), ("127.0.0.1:8765", True), ("127.0.0.1", True), ("[::1]:8765", True),
+    ("app.localhost", True), ("evil.example:8765", False), ("10.0.0.1:8765", False), ("", False),
+])
+def test_loopback_host_header(host, ok):
+    assert is_loopback_host(host) is ok
