@@ -101,6 +101,18 @@ def test_query_samples_table_and_json_with_label_filter_and_range(store):
     assert sorted(r["value"] for r in last) == [0.019, 0.05]
 
 
+def test_query_samples_step_averages_per_step(store):
+    """`--step`: one average per step, as the dashboard's /api/series downsamples (same reader)."""
+    out = query("samples", "--store", str(store), "--name", "*qkd_link_qber", "--label", f"link_id={LINK_A}",
+                "--from", "2025-06-15T15:06:40Z", "--to", "2025-06-15T15:06:49Z", "--step", "5s", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["time"] for r in rows] == ["2025-06-15T15:06:40.000Z", "2025-06-15T15:06:45.000Z"]
+    assert [round(r["value"], 4) for r in rows] == [0.012, 0.017]
+    bad = query("samples", "--store", str(store), "--step", "0s")
+    assert bad.returncode == 2 and "--step must be positive" in bad.stderr
+
+
 def test_query_series_and_alarms(store):
     series = json.loads(query("series", "--store", str(store), "--source", "alice", "--format", "json").stdout)
     assert {s["name"] for s in series} == {"telemetry_qkd_links_qkd_link_qber", "qkd_node_qkdn_id", "qkd_node_qkdn_status"}
