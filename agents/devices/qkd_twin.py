@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from . import qkd_config as cfg
@@ -41,6 +41,7 @@ log = logging.getLogger("qstrata.devices.qkd")
 
 DEFAULT_PERF_INTERVAL_S = 10.0
 QBER_CHANGE = 0.005
+TICK_PIECE = 16  # links or applications per piece of a sliced tick (an alarm costs ~0.1 ms)
 
 
 def qkd_parameters(spec: Any) -> qkd_physics.DecoyBB84Parameters:
@@ -385,15 +386,24 @@ class QkdTwin:
     # -- per tick ----------------------------------------------------------------------------
 
     def on_tick(self, now_ns: int, dt_ns: int) -> None:
-        """Per tick, cost per configured link and application (consumers change only on a
-        commit or when an application runs out of time, see `_check_apps`)."""
+        for _ in self.tick_steps(now_ns, dt_ns):
+            pass
+
+    def tick_steps(self, now_ns: int, dt_ns: int) -> Iterator[None]:
+        """One tick, a piece at a time (`World.advance_sliced` yields to the event loop between
+        pieces). Cost per configured link and application (consumers change only on a commit or
+        when an application runs out of time, see `_check_apps`). A commit may land between
+        pieces: links and applications are taken from a copy and skipped once unconfigured."""
         self._check_interfaces()
         table = qkd_link.sessions(self.world)
-        for link in self.config.links.values():
+        links = self.config.links
+        for n, link in enumerate(list(links.values()), 1):
             session = table.get(link.qkdl_id)
-            if session is not None:
+            if session is not None and links.get(link.qkdl_id) is link:
                 self._check_link(link, session, now_ns)
-        self._check_apps(table, dt_ns)
+            if n % TICK_PIECE == 0:
+                yield
+        yield from self._check_apps(table, dt_ns)
         if self.kme is not None:
             self.kme.on_tick(now_ns, dt_ns)
 
@@ -452,8 +462,13 @@ class QkdTwin:
             seen.update(perf_at=now_ns, skr=skr, qber=qber)
             self._emit(note.link_perf_update(link.qkdl_id, self._performance(link, session)))
 
-    def _check_apps(self, table: dict[str, qkd_link.QkdLinkSession], dt_ns: int) -> None:
-        for app in self.config.apps.values():
+    def _check_apps(self, table: dict[str, qkd_link.QkdLinkSession], dt_ns: int) -> Iterator[None]:
+        apps = self.config.apps
+        for n, app in enumerate(list(apps.values()), 1):
+            if n % TICK_PIECE == 0:
+                yield
+            if apps.get(app.app_id) is not app:
+                continue
             seen = self._app_seen.setdefault(
                 app.app_id, {"status": None, "starving": False, "consumed": 0.0, "window_start": None,
                              "statistics": []}

@@ -103,7 +103,7 @@ class GnmiTarget:
 
     def _state(self) -> dict:
         world = getattr(self.driver, "world", None)
-        key = world.now_ns if world is not None else time.monotonic_ns()
+        key = world.settled_ns if world is not None else time.monotonic_ns()
         if self._state_cache is not None and self._state_cache[0] == key:
             return self._state_cache[1]
         state = self.driver.read_state() if hasattr(self.driver, "read_state") else {}
@@ -115,7 +115,7 @@ class GnmiTarget:
         a twin's state only moves when its world ticks, so one snapshot per tick serves every
         subscriber (and lets them reuse what they encoded from it)."""
         world = getattr(self.driver, "world", None)
-        key = (self.datastore.versions.get("running", 0), world.now_ns if world is not None else time.monotonic_ns())
+        key = (self.datastore.versions.get("running", 0), world.settled_ns if world is not None else time.monotonic_ns())
         if self._snapshot is not None and self._snapshot[0] == key:
             return self._snapshot[1]
         state = self._state()

@@ -632,3 +632,58 @@ def test_prepare_without_commit_then_a_new_transaction_rereads_the_configuration
     alice.running = new
     assert reads == ["old"]
     assert set(alice.driver.config.links) == {LINK} and not alice.driver.config.links[LINK].enable
+
+
+# -- sliced ticks ----------------------------------------------------------------------------------
+
+
+def _with_apps(count: int, rate: int):
+    def mutate(config):
+        config[QKD]["qkd_applications"] = {"qkd_app": [{
+            "app_id": f"0000000a-0000-4000-8000-{i:012x}", "backing_qkdl_id": [LINK],
+            "app_qos": {"min_bandwidth": rate}} for i in range(count)]}
+    return mutate
+
+
+def test_a_sliced_tick_gives_the_loop_turns_and_the_same_state_as_a_whole_tick():
+    """Live agents tick with `advance_sliced` so thousands of links and applications never stall
+    a session: the loop gets turns during the tick, the result is the whole tick's, and a commit
+    landing between two pieces (an application removed) is taken in its stride."""
+    whole, sliced = qkd_pair(), qkd_pair()
+    for world, alice, _, _ in (whole, sliced):
+        world.run_for(11 * NS)
+        alice.edit(_with_apps(300, 1000))
+
+    async def tick_sliced() -> int:
+        turns = 0
+
+        async def count() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+        counter = asyncio.ensure_future(count())
+        await sliced[0].advance_sliced(NS, slice_s=0)
+        counter.cancel()
+        return turns
+
+    whole[0].advance(NS)
+    turns = run(tick_sliced())
+    assert turns >= 300 // 16  # at least one turn per piece of applications
+    assert whole[1].state() == sliced[1].state()
+    assert sliced[0].settled_ns == sliced[0].now_ns == whole[0].now_ns
+
+    async def commit_mid_tick() -> None:
+        world, alice = sliced[0], sliced[1]
+        tick = asyncio.ensure_future(world.advance_sliced(NS, slice_s=0))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert world.settled_ns < world.now_ns  # still ticking
+        txn, new = alice.transaction(_with_apps(10, 1000))
+        await alice.driver.prepare(txn)
+        await alice.driver.commit(txn)
+        alice.running = new
+        await tick
+        assert world.settled_ns == world.now_ns
+    run(commit_mid_tick())
+    assert len(sliced[1].state()[QKD]["qkd_applications"]["qkd_app"]) == 10
