@@ -1,0 +1,79 @@
+"""`qstrata conform` against real processes: our agents with their twins (every check passes or
+is not applicable for a stated reason), Debian's netconfd serving the ETSI module (a server we did
+not write: specific, known outcomes), the hostile profile, and the command's handling of mistakes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gnmi"))
+from conform_helpers import conform, results  # noqa: E402
+from gnmi_helpers import World, link_config, wait_until  # noqa: E402
+from lxml import etree  # noqa: E402
+
+LINK = "5b1f0c3e-9a39-4c55-8c0e-2d7f3a6b9e02"
+ETSI_NS = "urn:etsi:qkd:yang:etsi-qkd-node"
+KNOWN_FAILS_ON_OURS = {
+    # RFC 6241 7.2: under default-operation none, config data with no corresponding level in the
+    # datastore is data-missing; the agent answers <ok/> and changes nothing. Found by this kit,
+    # not yet fixed in the datastore (bindings/edit.py drops such nodes silently).
+    "NC-EDIT-008": "expected rpc-error error-tag data-missing, got <ok/>",
+}
+NOT_APPLICABLE_ON_OURS = {
+    "NC-CAP-005": "we advertise :writable-running, so its absence cannot be tested",
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    w = World(tmp_path_factory.mktemp("conform"), ["alice", "bob", "sw1"], speed=20)
+    ids = {}
+    for name in ("alice", "bob"):
+        with w.netconf(name) as m:
+            reply = m.get_config("running", filter=("subtree", f'<qkd_node xmlns="{ETSI_NS}"><qkdn_id/></qkd_node>'))
+            ids[name] = etree.fromstring(reply.data_xml.encode()).findtext(f".//{{{ETSI_NS}}}qkdn_id")
+    for name, other, role in (("alice", "bob", "TRANSMITTER"), ("bob", "alice", "RECEIVER")):
+        with w.netconf(name) as m:
+            m.edit_config(target="running", config=link_config(LINK, ids[name], ids[other], role))
+
+    def active():
+        with w.netconf("alice") as m:
+            return "ACTIVE" in m.get(filter=("subtree", f'<qkd_node xmlns="{ETSI_NS}"><qkd_links/></qkd_node>')).data_xml
+    assert wait_until(active, 30), "the link did not come up"
+    yield w
+    w.stop()
+
+
+def _creds(world: World, name: str, tmp_path: Path) -> str:
+    path = tmp_path / f"{name}-credentials.json"
+    path.write_text(json.dumps(world.creds(name)))
+    return str(path)
+
+
+def test_our_agent_passes_every_check(world, tmp_path):
+    ports = world.ports["alice"]
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    code, stdout, stderr = conform("--netconf", f"127.0.0.1:{ports['netconf']}", "--gnmi",
+                                   f"127.0.0.1:{ports['gnmi']}", "--credentials", _creds(world, "alice", tmp_path),
+                                   "--report", str(out_json), "--report", str(out_html))
+    got = results(out_json)
+    bad = {k: (r["verdict"], r["reason"]) for k, r in got.items()
+           if r["verdict"] != "pass" and k not in NOT_APPLICABLE_ON_OURS and k not in KNOWN_FAILS_ON_OURS}
+    assert not bad, stdout
+    for k, reason in KNOWN_FAILS_ON_OURS.items():
+        assert (got[k]["verdict"], got[k]["reason"]) == ("fail", reason)
+    assert code == (1 if KNOWN_FAILS_ON_OURS else 0), stdout + stderr
+    for k in NOT_APPLICABLE_ON_OURS:
+        assert got[k]["verdict"] == "not-applicable"
+    # every protocol was exercised, QKD behaviour included
+    assert {"NC-EDIT-002", "NC-CONF-001", "GN-SUB-003", "QKD-LINK-001", "QKD-LINK-002", "QKD-PERF-002"} <= set(got)
+    assert got["NC-EDIT-002"]["evidence"]["exchanges"], "a pass carries its exchanges too"
+    report = json.loads(out_json.read_text())
+    assert report["schema"] == "qstrata-conform/1" and report["summary"]["fail"] == len(KNOWN_FAILS_ON_OURS)
+    html = out_html.read_text()
+    assert "NC-EDIT-002" in html and "<script src" not in html and "<link " not in html
+    assert "checks:" in stdout.splitlines()[-1]
