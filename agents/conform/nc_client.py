@@ -109,6 +109,8 @@ class NetconfSession:
                 session.session_id = (root.findtext(f"{{{BASE}}}session-id") or "").strip() or None
             if send_hello:
                 session.send_hello(client_hello or hello())
+                # yuma123 netconfd stalls when the first rpc arrives in the same read as the hello
+                await asyncio.sleep(0.05)
             return session
         except (OSError, asyncssh.Error, TimeoutError, SessionClosed, FramingError) as exc:
             conn.close()
@@ -159,16 +161,21 @@ class NetconfSession:
     async def rpc(self, body: str, timeout: float = 30.0, attributes: str | None = None) -> Reply:
         """Send one <rpc> (body inside it) and return the next reply; raises `SessionClosed`."""
         message = self.wrap(body, attributes)
-        self.write(message.encode())
         try:
+            self.write(message.encode())
             reply = await self.read(timeout)
         except TimeoutError:
             self.transcript.append((message, f"(no reply within {timeout:g} s)"))
             raise
+        except (SessionClosed, OSError, asyncssh.Error) as exc:
+            self.transcript.append((message, f"(session ended: {exc or type(exc).__name__})"))
+            raise SessionClosed(str(exc) or type(exc).__name__) from None
         self.transcript.append((message, reply.text()))
         return reply
 
     def write(self, data: bytes, framed: bool = True) -> None:
+        if self.writer.channel.is_closing():
+            raise SessionClosed("the server closed the channel")
         self.writer.write(self.framer.frame(data) if framed else data)
 
     async def close(self) -> None:

@@ -33,6 +33,8 @@ class NetconfContext:
     capabilities: set[str]
     session: NetconfSession
     extra: list[NetconfSession] = field(default_factory=list)
+    dead: str | None = None
+    """Why the server no longer answers (set by the runner); later checks report it."""
 
     async def fresh(self, **kw) -> NetconfSession:
         s = await NetconfSession.open(self.endpoint, **kw)

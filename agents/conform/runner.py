@@ -22,6 +22,8 @@ from .profiles import PROFILES, Profile
 from .qkd_checks import run_check as run_qkd
 
 CHECK_TIMEOUT = 60.0
+PROTOCOL_ORDER = ("netconf", "gnmi", "qkd", "hostile")
+"""Reports list NETCONF first: QKD checks drive the device over it, hostile ones may break it."""
 
 
 @dataclass
@@ -59,7 +61,7 @@ def select(options: RunOptions) -> list[Check]:
     checks = [c for c in REGISTRY.values() if options.profile in c.profiles and (options.hostile or not c.hostile)]
     if options.only:
         checks = [c for c in checks if any(c.id == o or c.id.startswith(o) for o in options.only)]
-    return checks
+    return sorted(checks, key=lambda c: PROTOCOL_ORDER.index(c.protocol) if c.protocol in PROTOCOL_ORDER else 99)
 
 
 async def run(options: RunOptions, progress: Callable[[Result], None] | None = None) -> RunReport:
@@ -79,13 +81,20 @@ async def run(options: RunOptions, progress: Callable[[Result], None] | None = N
             report.results.append(result)
             if progress:
                 progress(result)
-            if nctx is not None:
-                await _heal(nctx, options)
+            if nctx is not None and nctx.dead is None:
+                await _heal(nctx, options, check)
+                if nctx.dead and result.verdict is Verdict.ERROR:
+                    # the device went away during this check and accepts no session since: that is
+                    # the device failing (a crash on what was sent), not the check
+                    result.verdict = Verdict.FAIL
+                    result.reason = "the server ended the session and accepts no new one: " + nctx.dead
     finally:
-        if nctx is not None:
+        if nctx is not None and nctx.dead is None:
             await _cleanup(nctx)
             await nctx.close_extra()
             await nctx.session.close()
+        if nctx is not None and nctx.dead:
+            report.device["netconf_stopped"] = nctx.dead
         if gctx is not None:
             await gctx.close()
     report.seconds = time.monotonic() - t0
@@ -94,7 +103,12 @@ async def run(options: RunOptions, progress: Callable[[Result], None] | None = N
 
 async def _netconf_context(options: RunOptions, profile: Profile, report: RunReport) -> NetconfContext:
     session = await NetconfSession.open(options.netconf)
-    root_key = await _discover_root_key(session, profile)
+    try:
+        root_key = await _discover_root_key(session, profile)
+    except (SessionClosed, TimeoutError, OSError) as exc:
+        session.abort()
+        raise NetconfUnavailable(f"NETCONF {options.netconf.host}:{options.netconf.port}: no reply to a "
+                                 f"get-config after the hello ({exc or type(exc).__name__})") from None
     values = profile.values(root_key)
     values["SID"] = session.session_id or "0"
     ctx = NetconfContext(options.netconf, profile, values, set(session.capabilities), session)
@@ -135,16 +149,24 @@ async def _cleanup(ctx: NetconfContext) -> None:
         pass
 
 
-async def _heal(ctx: NetconfContext, options: RunOptions) -> None:
-    """Close sessions a check opened; reopen the main session if a check ended it."""
-    await ctx.close_extra()
+async def _heal(ctx: NetconfContext, options: RunOptions, check: Check) -> None:
+    """Close sessions a check opened; reopen the main session if a check ended it. A server that
+    no longer accepts sessions is marked dead: the checks after it are errors saying so."""
+    try:
+        await asyncio.wait_for(ctx.close_extra(), 10)
+    except (TimeoutError, OSError):
+        ctx.extra.clear()
     try:
         await ctx.session.rpc(f'<get-config xmlns="{BASE}"><source><running/></source>'
                               f'<filter type="subtree"><{ctx.profile.root} xmlns="{ctx.profile.namespace}"/></filter>'
                               "</get-config>", timeout=10)
     except (SessionClosed, TimeoutError, OSError, Exception):  # noqa: BLE001
         ctx.session.abort()
-        ctx.session = await NetconfSession.open(options.netconf)
+        try:
+            ctx.session = await NetconfSession.open(options.netconf)
+        except NetconfUnavailable as exc:
+            ctx.dead = f"the server stopped accepting sessions during {check.id}: {exc}"
+            return
         ctx.values["SID"] = ctx.session.session_id or "0"
 
 
@@ -156,6 +178,8 @@ async def _run_one(check: Check, nctx: NetconfContext | None, gctx: GnmiContext 
         if check.protocol == "netconf" or (check.protocol == "hostile" and check.param("transport") != "gnmi"):
             if nctx is None:
                 outcome = Outcome(Verdict.NOT_APPLICABLE, "no --netconf endpoint given")
+            elif nctx.dead:
+                outcome = Outcome(Verdict.ERROR, nctx.dead)
             else:
                 outcome = await asyncio.wait_for(run_netconf(nctx, check, ev), CHECK_TIMEOUT)
         elif check.protocol == "gnmi":
@@ -166,6 +190,8 @@ async def _run_one(check: Check, nctx: NetconfContext | None, gctx: GnmiContext 
         elif check.protocol == "qkd":
             if nctx is None:
                 outcome = Outcome(Verdict.NOT_APPLICABLE, "QKD behaviour is read and driven over NETCONF: no --netconf")
+            elif nctx.dead:
+                outcome = Outcome(Verdict.ERROR, nctx.dead)
             else:
                 outcome = await asyncio.wait_for(run_qkd(nctx, gctx, check, ev, options.qkd_timeout),
                                                  options.qkd_timeout * 2 + 30)

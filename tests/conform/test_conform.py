@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gnmi"))
-from conform_helpers import conform, results  # noqa: E402
+from conform_helpers import Netconfd, conform, free_port, netconfd_missing, results  # noqa: E402
 from gnmi_helpers import World, link_config, wait_until  # noqa: E402
 from lxml import etree  # noqa: E402
 
@@ -77,3 +77,68 @@ def test_our_agent_passes_every_check(world, tmp_path):
     html = out_html.read_text()
     assert "NC-EDIT-002" in html and "<script src" not in html and "<link " not in html
     assert "checks:" in stdout.splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def netconfd(tmp_path_factory):
+    why = netconfd_missing()
+    if why:
+        pytest.skip(why)
+    server = Netconfd(tmp_path_factory.mktemp("netconfd")).start()
+    yield server
+    server.stop()
+
+
+def test_netconfd_report_says_what_it_does_and_does_not(netconfd, tmp_path):
+    """Debian's netconfd (yuma123 2.13) with the ETSI module: specific known outcomes, a failing
+    device gives fail with evidence and exit 1."""
+    out = tmp_path / "netconfd.json"
+    code, stdout, stderr = conform("--netconf", f"127.0.0.1:{netconfd.port}", "--user", "root", "--key", netconfd.key,
+                                   "--report", str(out), "--check", "NC-")
+    assert code == 1, stdout + stderr
+    got = results(out)
+    verdict = {k: r["verdict"] for k, r in got.items()}
+    # what it does
+    for k in ("NC-HELLO-001", "NC-HELLO-002", "NC-HELLO-003", "NC-HELLO-004", "NC-RPC-002", "NC-MON-001"):
+        assert verdict[k] == "pass", (k, got[k]["reason"])
+    # what it does not advertise
+    assert verdict["NC-CAP-001"] == verdict["NC-CAP-002"] == "not-applicable"
+    # the module it serves lacks the top-level mandatory netconfd refuses: found node by node
+    schema = got["NC-SCHEMA-001"]
+    assert schema["verdict"] == "fail" and "qkd_node/qkdn_id" in schema["reason"] and "mandatory" in schema["reason"]
+    # attributes echoed into an rpc-reply that is not well-formed (xmlns:cf declared twice)
+    assert verdict["NC-RPC-001"] == "fail"
+    assert 'xmlns:cf="INVALID"' in got["NC-RPC-001"]["evidence"]["exchanges"][0]["received"]
+    # error tags that differ from RFC 6241 / RFC 6022
+    assert "data-missing" in got["NC-RPC-004"]["reason"]
+    assert "operation-failed" in got["NC-SCHEMA-002"]["reason"]
+    # creating a VIRT qkd_link aborts netconfd (assertion in agt_sys_send_netconf_config_change):
+    # the check that sent it fails with the request as evidence, everything after is an error
+    crash = got["NC-CAP-004"]
+    assert crash["verdict"] == "fail" and "accepts no new one" in crash["reason"]
+    assert any("qt:VIRT" in e["sent"] for e in crash["evidence"]["exchanges"])
+    assert verdict["NC-EDIT-001"] == "error"
+
+
+def test_cli_mistakes_are_one_line_and_non_zero(tmp_path):
+    port = free_port()
+    creds = tmp_path / "creds.json"
+    creds.write_text(json.dumps({"username": "admin", "password": "x"}))
+    cases = [
+        (("--netconf", f"127.0.0.1:{port}", "--user", "u", "--password", "p"), "unreachable"),
+        (("--netconf", "127.0.0.1:notaport", "--user", "u"), "HOST:PORT"),
+        (("--netconf", f"127.0.0.1:{port}", "--user", "u", "--profile", "nope"), "unknown profile"),
+        (("--gnmi", f"127.0.0.1:{port}", "--user", "u", "--password", "p"), "--ca"),
+        (("--gnmi", f"127.0.0.1:{port}", "--credentials", str(creds), "--gnmi-insecure"), "unreachable"),
+        (("--user", "u"), "--netconf"),
+        (("--netconf", f"127.0.0.1:{port}", "--user", "u", "--report", str(tmp_path / "r.txt")), ".json or .html"),
+    ]
+    for args, words in cases:
+        code, stdout, stderr = conform(*args, timeout=60)
+        assert code == 2 and words in stderr and "Traceback" not in stderr, (args, code, stderr)
+
+
+def test_wrong_password_is_refused_cleanly(world, tmp_path):
+    code, _, stderr = conform("--netconf", f"127.0.0.1:{world.ports['alice']['netconf']}", "--user", "admin",
+                              "--password", "wrong", timeout=120)
+    assert code == 2 and "refused" in stderr and "Traceback" not in stderr, stderr
