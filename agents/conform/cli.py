@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also run the hostile-input cases (framing, XML bombs, locks, resources): never against production")
     p.add_argument("--check", action="append", default=[], metavar="ID",
                    help="run only these checks (ids or id prefixes such as NC-EDIT; repeatable)")
+    p.add_argument("--skip", action="append", default=[], metavar="ID",
+                   help="do not run these checks (ids or id prefixes; repeatable), e.g. one that crashes the device")
     p.add_argument("--qkd-timeout", type=float, default=60.0, metavar="S",
                    help="seconds a QKD link may take to leave or reach ACTIVE (default 60)")
     p.add_argument("--list", action="store_true", help="list the checks of the profile and exit")
@@ -61,7 +63,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
 
     if args.profile not in PROFILES:
         return _usage(f"unknown profile {args.profile!r}; known: {', '.join(PROFILES)}")
-    options = RunOptions(profile=args.profile, hostile=args.hostile, only=tuple(args.check),
+    options = RunOptions(profile=args.profile, hostile=args.hostile, only=tuple(args.check), skip=tuple(args.skip),
                          qkd_timeout=args.qkd_timeout)
     if args.list:
         for c in select(options):

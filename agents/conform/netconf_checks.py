@@ -15,7 +15,16 @@ from qstrata.bindings.schema_compare import SchemaCompareError, compare_module
 
 from .model import Check, Data, Error, Evidence, Ok, Outcome, Verdict, register
 from .nc_client import BASE, BASE_10, NOTIFICATION_NS, SessionClosed, hello
-from .netconf_runner import NetconfContext, clip, describe_errors, evaluate, step, wait_for
+from .netconf_runner import (
+    CLEAN_ENTRIES,
+    NetconfContext,
+    clean_entries,
+    clip,
+    describe_errors,
+    evaluate,
+    step,
+    wait_for,
+)
 
 C = "urn:ietf:params:netconf:capability:"
 WR = C + "writable-running:1.0"
@@ -27,8 +36,8 @@ def edit(body: str, target: str = RUN, options: str = "") -> str:
 
 
 GET_LIST = "<get-config><source><running/></source>{FILTER}</get-config>"
-CLEAN = edit("{E1_remove}{E2_remove}")
-CLEAN_CAND = edit("{E1_remove}{E2_remove}", "<target><candidate/></target>")
+CLEAN = CLEAN_ENTRIES
+"""Delete whichever test entries exist (not `remove` of absent ones: see NC-EDIT-012)."""
 HAS_E1 = "{LIST}[{KEY}={K1}]"
 
 
@@ -96,7 +105,7 @@ CHECKS = [
     nc("NC-EDIT-005", "RFC 6241 7.2", "delete of an absent entry: data-missing with error-path",
        setup=(CLEAN,), send=edit("{E1_delete}"), expect=Error(("data-missing",), path="{LIST}"), requires=(WR,)),
     nc("NC-EDIT-006", "RFC 6241 7.2", "remove of an absent entry is ok",
-       setup=(CLEAN,), send=edit("{E1_remove}"), expect=Ok(), requires=(WR,)),
+       setup=(CLEAN,), send=edit("{E3_remove}"), expect=Ok(), requires=(WR,)),
     nc("NC-EDIT-007", "RFC 6241 7.2", "replace of an entry leaves only what was sent",
        setup=(edit("{E1}"),), send=edit("{E1_replace}"), expect=Ok(),
        then=((GET_LIST, Data(present=(HAS_E1 + "/{MODLEAF}={MODVAL}",))),), cleanup=(CLEAN,), requires=(WR,)),
@@ -132,12 +141,12 @@ CHECKS = [
        send="<kill-session><session-id>{SID}</session-id></kill-session>", expect=Error(("invalid-value",))),
     # ---------------------------------------------------------------- candidate and confirmed commit
     nc("NC-CAND-001", "RFC 6241 8.3.4.2", "discard-changes reverts the candidate to running",
-       setup=(CLEAN_CAND, edit("{E1}", "<target><candidate/></target>")), send="<discard-changes/>", expect=Ok(),
+       setup=("<discard-changes/>", edit("{E1}", "<target><candidate/></target>")), send="<discard-changes/>", expect=Ok(),
        then=(("<get-config><source><candidate/></source>{FILTER}</get-config>", Data(absent=(HAS_E1,))),),
        cleanup=("<discard-changes/>",), requires=(C + "candidate:1.0",)),
     nc("NC-CAND-002", "RFC 6241 8.3.4.1", "commit copies the candidate to running",
        setup=("<discard-changes/>", edit("{E1}", "<target><candidate/></target>")), send="<commit/>", expect=Ok(),
-       then=((GET_LIST, Data(present=(HAS_E1,))),), cleanup=(CLEAN_CAND, "<commit/>", CLEAN),
+       then=((GET_LIST, Data(present=(HAS_E1,))),), cleanup=("<discard-changes/>", CLEAN, "<discard-changes/>"),
        requires=(C + "candidate:1.0",)),
     nc("NC-CONF-001", "RFC 6241 8.4.5.1", "confirmed commit not confirmed: running rolls back after confirm-timeout",
        step="confirmed_timeout", requires=(C + "candidate:1.0", C + "confirmed-commit:1.")),
@@ -168,6 +177,10 @@ CHECKS = [
        expect=Error(("missing-element", "bad-element", "invalid-value", "operation-failed")),
        requires=(C + "notification:1.0",), fresh_session=True),
     nc("NC-CLOSE-001", "RFC 6241 7.8", "close-session: ok, then the session ends", step="close_session"),
+    # last of the NETCONF checks: a server that breaks here takes nothing else down with it
+    nc("NC-EDIT-012", "RFC 6241 7.2", "remove of an absent entry, then create of that entry",
+       setup=(CLEAN, edit("{E3_remove}")), send=edit("{E3_create}"), expect=Ok(),
+       then=((GET_LIST, Data(present=("{LIST}[{KEY}={K3}]",))),), cleanup=(CLEAN,), requires=(WR,)),
 ]
 
 
@@ -322,9 +335,12 @@ async def _confirmed(ctx: NetconfContext, ev: Evidence, then: str) -> Outcome:
             return o
         return evaluate(Data(absent=(HAS_E1,)), await s.rpc(ctx.fill(GET_LIST)), ctx.values)
     finally:
-        for body in ("<discard-changes/>", CLEAN):
+        for body in ("<discard-changes/>", CLEAN, "<discard-changes/>"):
             try:
-                await s.rpc(ctx.fill(body), timeout=10)
+                if body == CLEAN:
+                    await clean_entries(ctx, s)
+                else:
+                    await s.rpc(ctx.fill(body), timeout=10)
             except (SessionClosed, TimeoutError):
                 break
         for sent, received in s.transcript[start:]:
@@ -395,7 +411,7 @@ async def config_change(ctx: NetconfContext, check: Check, ev: Evidence) -> Outc
                 return Outcome(Verdict.PASS)
         return Outcome(Verdict.FAIL, "no netconf-config-change notification within 5 s of the edit")
     finally:
-        await s.rpc(ctx.fill(CLEAN))
+        await clean_entries(ctx, s)
         for sent, received in s.transcript[start:]:
             ev.add(clip(sent), clip(received))
 

@@ -16,6 +16,8 @@ from .nc_client import BASE, NetconfEndpoint, NetconfSession, Reply, SessionClos
 from .profiles import Profile
 
 TRUNCATE = 3000
+CLEAN_ENTRIES = "@clean"
+"""In set-up and clean-up lists: delete the profile's test entries that exist in running."""
 
 
 def clip(text: str, limit: int = TRUNCATE) -> str:
@@ -213,6 +215,9 @@ async def run_check(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
     other_start = 0
     try:
         for body in check.setup:
+            if body == CLEAN_ENTRIES:
+                await clean_entries(ctx, session)
+                continue
             reply = await session.rpc(ctx.fill(body))
             if reply.errors or reply.root is None:
                 return Outcome(Verdict.ERROR, "set-up failed: " + (describe_errors(reply.errors) or reply.parse_error))
@@ -231,13 +236,29 @@ async def run_check(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
     finally:
         for body in check.cleanup:
             try:
-                await session.rpc(ctx.fill(body), timeout=10)
+                if body == CLEAN_ENTRIES:
+                    await clean_entries(ctx, session)
+                else:
+                    await session.rpc(ctx.fill(body), timeout=10)
             except (SessionClosed, TimeoutError):
                 break
         _collect(ev, session.transcript[start:])
         if other is not None:
             ev.note("sent on a second session")
             _collect(ev, other.transcript[other_start:])
+
+
+async def clean_entries(ctx: NetconfContext, session: NetconfSession) -> None:
+    """Delete the test entries present in running (one edit; nothing sent when none is)."""
+    reply = await session.rpc(ctx.fill("<get-config><source><running/></source>{FILTER}</get-config>"), timeout=10)
+    if reply.data is None:
+        return
+    v = ctx.values
+    present = [n for n in (1, 2, 3) if find(reply.data, f"{v['LIST']}[{v['KEY']}={v[f'K{n}']}]")]
+    if present:
+        body = "".join(v[f"E{n}_delete"] for n in present)
+        await session.rpc(f"<edit-config><target><running/></target><config>{v['R0']}{body}{v['R1']}</config>"
+                          "</edit-config>", timeout=10)
 
 
 def _collect(ev: Evidence, transcript: list[tuple[str, str]]) -> None:

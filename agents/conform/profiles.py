@@ -39,7 +39,7 @@ class Profile:
     """Element between the root and the list ('' when the list sits in the root)."""
     list_name: str
     key: str
-    keys: tuple[str, str]
+    keys: tuple[str, str, str]
     body: str
     """Non-key children of a valid test entry."""
     mod_leaf: str
@@ -64,7 +64,7 @@ class Profile:
             "F0": f"<{self.root} {ns}>{c0}", "F1": f"{c1}</{self.root}>",
             "BASE": BASE, "NC": NC,
         }
-        for n, k in zip((1, 2), self.keys, strict=True):
+        for n, k in zip((1, 2, 3), self.keys, strict=True):
             key = f"<{self.key}>{k}</{self.key}>"
             el = self.list_name
             v[f"K{n}"] = k
@@ -97,7 +97,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         name="etsi-qkd-015", title="ETSI GS QKD 015 V2.1.1 QKD node",
         modules=("etsi-qkd-sdn-node", "etsi-qkd-node-types"), namespace=ETSI_NS, root="qkd_node",
         root_key="qkdn_id", root_decls=f'xmlns:qt="{ETSI_TYPES}"', container="qkd_links", list_name="qkd_link",
-        key="qkdl_id", keys=(test_id(1), test_id(2)),
+        key="qkdl_id", keys=(test_id(1), test_id(2), test_id(3)),
         body=(f"<qkdl_enable>false</qkdl_enable><qkdl_remote><qkdn_id>{test_id(99)}</qkdn_id></qkdl_remote>"
               f'<qkdl_type xmlns:qt="{ETSI_TYPES}">qt:VIRT</qkdl_type><virt_bandwidth>1000</virt_bandwidth>'),
         mod_leaf="virt_bandwidth", mod_value="2000", bad_leaf="qkdl_enable", bad_value="maybe",
@@ -106,7 +106,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile(
         name="qfs", title="qstrata quantum forwarding stratum node",
         modules=("qstrata-qfs",), namespace="urn:qstrata:yang:qstrata-qfs", root="qfs-node", root_key="uuid",
-        root_decls="", container="memories", list_name="memory", key="memory-id", keys=("conform-1", "conform-2"),
+        root_decls="", container="memories", list_name="memory", key="memory-id", keys=("conform-1", "conform-2", "conform-3"),
         body=('<technology xmlns:qq="urn:qstrata:yang:qstrata-qfs">qq:NV-CENTRE</technology>'
               "<capacity>4</capacity>"),
         mod_leaf="capacity", mod_value="8", bad_leaf="capacity", bad_value="many",
@@ -115,7 +115,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile(
         name="optical-switch", title="Polatis optical-switch (revision 2018-03-22)",
         modules=("optical-switch",), namespace="http://www.polatis.com/yang/optical-switch", root="port-config",
-        root_key=None, root_decls="", container="", list_name="port", key="port-id", keys=("1", "2"),
+        root_key=None, root_decls="", container="", list_name="port", key="port-id", keys=("1", "2", "3"),
         body="<label>conform</label>", mod_leaf="label", mod_value="conform-2", bad_leaf="status",
         bad_value="sideways",
         gnmi_root="optical-switch:port-config", gnmi_set_leaf="port[port-id=1]/label", gnmi_set_value="conform",

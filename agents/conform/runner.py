@@ -16,7 +16,7 @@ from .gnmi_runner import GnmiContext, GnmiEndpoint, GnmiUnavailable
 from .gnmi_runner import run_check as run_gnmi
 from .model import REGISTRY, Check, Evidence, Outcome, Result, Verdict
 from .nc_client import BASE, NetconfEndpoint, NetconfSession, NetconfUnavailable, SessionClosed
-from .netconf_runner import NetconfContext, clip
+from .netconf_runner import NetconfContext, clean_entries, clip
 from .netconf_runner import run_check as run_netconf
 from .profiles import PROFILES, Profile
 from .qkd_checks import run_check as run_qkd
@@ -34,6 +34,8 @@ class RunOptions:
     hostile: bool = False
     only: tuple[str, ...] = ()
     """Check ids or id prefixes to run (empty: all of the profile)."""
+    skip: tuple[str, ...] = ()
+    """Check ids or id prefixes not to run (say, one that is known to crash the device)."""
     qkd_timeout: float = 60.0
 
 
@@ -61,6 +63,8 @@ def select(options: RunOptions) -> list[Check]:
     checks = [c for c in REGISTRY.values() if options.profile in c.profiles and (options.hostile or not c.hostile)]
     if options.only:
         checks = [c for c in checks if any(c.id == o or c.id.startswith(o) for o in options.only)]
+    if options.skip:
+        checks = [c for c in checks if not any(c.id == o or c.id.startswith(o) for o in options.skip)]
     return sorted(checks, key=lambda c: PROTOCOL_ORDER.index(c.protocol) if c.protocol in PROTOCOL_ORDER else 99)
 
 
@@ -142,7 +146,7 @@ async def _discover_root_key(session: NetconfSession, profile: Profile) -> str |
 async def _cleanup(ctx: NetconfContext) -> None:
     """Remove the test entries (from an interrupted earlier run too); errors do not matter here."""
     try:
-        await ctx.session.rpc(ctx.fill(netconf_checks.CLEAN), timeout=10)
+        await clean_entries(ctx, ctx.session)
         if ctx.has("urn:ietf:params:netconf:capability:candidate:1.0"):
             await ctx.session.rpc("<discard-changes/>", timeout=10)
     except (SessionClosed, TimeoutError, OSError):
