@@ -79,45 +79,68 @@ def test_our_agent_passes_every_check(world, tmp_path):
     assert "checks:" in stdout.splitlines()[-1]
 
 
-@pytest.fixture(scope="module")
-def netconfd(tmp_path_factory):
+@pytest.fixture
+def netconfd(tmp_path):
+    """A fresh netconfd per test: one of the findings is that it can be made to abort."""
     why = netconfd_missing()
     if why:
         pytest.skip(why)
-    server = Netconfd(tmp_path_factory.mktemp("netconfd")).start()
+    server = Netconfd(tmp_path).start()
     yield server
     server.stop()
 
 
+def _netconfd_run(server: Netconfd, out: Path, *extra: str) -> tuple[int, str, dict[str, dict]]:
+    code, stdout, stderr = conform("--netconf", f"127.0.0.1:{server.port}", "--user", "root", "--key", server.key,
+                                   "--report", str(out), "--check", "NC-", *extra)
+    return code, stdout + stderr, results(out)
+
+
 def test_netconfd_report_says_what_it_does_and_does_not(netconfd, tmp_path):
-    """Debian's netconfd (yuma123 2.13) with the ETSI module: specific known outcomes, a failing
-    device gives fail with evidence and exit 1."""
-    out = tmp_path / "netconfd.json"
-    code, stdout, stderr = conform("--netconf", f"127.0.0.1:{netconfd.port}", "--user", "root", "--key", netconfd.key,
-                                   "--report", str(out), "--check", "NC-")
-    assert code == 1, stdout + stderr
-    got = results(out)
+    """Debian's netconfd (yuma123 2.13) with the ETSI module, skipping the two checks that abort
+    it (next test): specific known outcomes, and a failing device gives exit 1."""
+    code, output, got = _netconfd_run(netconfd, tmp_path / "netconfd.json", "--skip", "NC-EDIT-003",
+                                      "--skip", "NC-EDIT-007")
+    assert code == 1, output
     verdict = {k: r["verdict"] for k, r in got.items()}
+    assert "error" not in verdict.values(), output
     # what it does
-    for k in ("NC-HELLO-001", "NC-HELLO-002", "NC-HELLO-003", "NC-HELLO-004", "NC-RPC-002", "NC-MON-001"):
+    for k in ("NC-HELLO-001", "NC-HELLO-002", "NC-HELLO-003", "NC-HELLO-004", "NC-RPC-002", "NC-MON-001",
+              "NC-EDIT-001", "NC-EDIT-002", "NC-EDIT-005", "NC-EDIT-009", "NC-EDIT-010", "NC-ERR-001", "NC-ERR-002",
+              "NC-LOCK-002", "NC-LOCK-005", "NC-NOTIF-001", "NC-CLOSE-001"):
         assert verdict[k] == "pass", (k, got[k]["reason"])
-    # what it does not advertise
-    assert verdict["NC-CAP-001"] == verdict["NC-CAP-002"] == "not-applicable"
+    # what it does not advertise: no candidate, no startup, so no confirmed commit either
+    for k in ("NC-CAP-001", "NC-CAP-002", "NC-CAND-001", "NC-CONF-001"):
+        assert verdict[k] == "not-applicable", k
     # the module it serves lacks the top-level mandatory netconfd refuses: found node by node
     schema = got["NC-SCHEMA-001"]
     assert schema["verdict"] == "fail" and "qkd_node/qkdn_id" in schema["reason"] and "mandatory" in schema["reason"]
     # attributes echoed into an rpc-reply that is not well-formed (xmlns:cf declared twice)
     assert verdict["NC-RPC-001"] == "fail"
     assert 'xmlns:cf="INVALID"' in got["NC-RPC-001"]["evidence"]["exchanges"][0]["received"]
-    # error tags that differ from RFC 6241 / RFC 6022
+    # error tags other than RFC 6241 / RFC 6022 name, and an xpath filter it cannot resolve
     assert "data-missing" in got["NC-RPC-004"]["reason"]
     assert "operation-failed" in got["NC-SCHEMA-002"]["reason"]
-    # creating a VIRT qkd_link aborts netconfd (assertion in agt_sys_send_netconf_config_change):
-    # the check that sent it fails with the request as evidence, everything after is an error
-    crash = got["NC-CAP-004"]
-    assert crash["verdict"] == "fail" and "accepts no new one" in crash["reason"]
-    assert any("qt:VIRT" in e["sent"] for e in crash["evidence"]["exchanges"])
-    assert verdict["NC-EDIT-001"] == "error"
+    assert "module not found" in got["NC-CAP-004"]["reason"]
+    # like our agent, it answers <ok/> where RFC 6241 7.2 asks for data-missing
+    assert verdict["NC-EDIT-008"] == "fail"
+
+
+def test_netconfd_aborts_on_a_changed_when_guarded_leaf(netconfd, tmp_path):
+    """A merge that changes virt_bandwidth (under `when "qkdl_type = 'VIRT'"`) of an existing
+    qkd_link aborts netconfd right after its <ok/>. The check that sent it fails with the request as evidence; every
+    later check is an error that says the server went away."""
+    code, output, got = _netconfd_run(netconfd, tmp_path / "crash.json")
+    assert code == 1, output
+    crash = got["NC-EDIT-003"]
+    assert crash["verdict"] == "fail" and "accepts no new one" in crash["reason"], crash["reason"]
+    exchanges = crash["evidence"]["exchanges"]
+    merge = next(i for i, e in enumerate(exchanges) if "<virt_bandwidth>2000</virt_bandwidth>" in e["sent"])
+    assert "<ok/>" in exchanges[merge]["received"]  # it answers, then aborts while telling subscribers
+    assert "session ended" in exchanges[merge + 1]["received"]
+    assert got["NC-EDIT-004"]["verdict"] == got["NC-CLOSE-001"]["verdict"] == "error"
+    assert "stopped accepting sessions during NC-EDIT-003" in got["NC-EDIT-004"]["reason"]
+    assert "agt_sys_send_netconf_config_change" in (netconfd.dir / "log.txt").read_text()
 
 
 def test_cli_mistakes_are_one_line_and_non_zero(tmp_path):
