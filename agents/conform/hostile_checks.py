@@ -55,10 +55,10 @@ CHECKS = [
     hx("HX-XML-001", "RFC 6241 3 (XML); billion laughs", "an entity bomb (10^9 expansions) is not expanded", "raw",
        "<!DOCTYPE> with nested entities", REFUSED + "; the reply is small", params=(("payload", BOMB), ("max_reply", 65536))),
     hx("HX-XML-002", "RFC 6241 3 (XML); XXE", "an external entity (file:///etc/passwd) is not loaded", "raw",
-       "<!ENTITY x SYSTEM 'file:///etc/passwd'>", REFUSED + "; no file content in the reply",
-       params=(("payload", XXE), ("forbidden", "root:x:0:0"))),
-    hx("HX-XML-003", "RFC 6241 3 (XML)", "100,000 nested elements", "raw", "<a><a>... 100,000 deep", REFUSED,
-       params=(("payload", b'<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><get-config><source>'
+       "<!ENTITY x SYSTEM 'file:///etc/passwd'>", "no file content in the reply (refused, or the DTD ignored); "
+       "a new session is then answered", params=(("payload", XXE), ("forbidden", "root:x:0:0"), ("answer_ok", True))),
+    hx("HX-XML-003", "RFC 6241 3 (XML)", "100,000 nested elements", "raw", "<a><a>... 100,000 deep",
+       "refused or answered, without harm: a new session is then answered", params=(("answer_ok", True),("payload", b'<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><get-config><source>'
                             b"<running/></source><filter>" + b"<a>" * 100_000 + b"</a>" * 100_000
                             + b"</filter></get-config></rpc>"),)),
     hx("HX-XML-004", "RFC 6241 3 (XML)", "a message that is not well-formed XML", "raw", "<rpc><get-config></rpc>",
@@ -103,8 +103,12 @@ async def raw(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
         s.write(payload, framed=check.param("framed", True))
         reply = await s.read(timeout=20)
         received = reply.text()
-        outcome = (Outcome(Verdict.PASS, "rpc-error: " + describe_errors(reply.errors)) if reply.errors
-                   else Outcome(Verdict.FAIL, "the server answered without rpc-error"))
+        if reply.errors:
+            outcome = Outcome(Verdict.PASS, "rpc-error: " + describe_errors(reply.errors))
+        elif check.param("answer_ok"):
+            outcome = Outcome(Verdict.PASS, "answered without rpc-error, and without harm")
+        else:
+            outcome = Outcome(Verdict.FAIL, "the server answered without rpc-error")
     except (SessionClosed, OSError, ConnectionError) as exc:
         received = f"(session ended: {exc or type(exc).__name__})"
         outcome = Outcome(Verdict.PASS, "the server closed the session")

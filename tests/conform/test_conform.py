@@ -165,3 +165,25 @@ def test_wrong_password_is_refused_cleanly(world, tmp_path):
     code, _, stderr = conform("--netconf", f"127.0.0.1:{world.ports['alice']['netconf']}", "--user", "admin",
                               "--password", "wrong", timeout=120)
     assert code == 2 and "refused" in stderr and "Traceback" not in stderr, stderr
+
+
+def test_hostile_profile_against_our_agent(agent, tmp_path):
+    """--hostile: every case refused cleanly (evidence: what the agent said) and the agent answers
+    a new session after each."""
+    a = agent("qkd", "hostile-target", twin=False)
+    out = tmp_path / "hostile.json"
+    code, stdout, stderr = conform("--netconf", f"127.0.0.1:{a.port}", "--credentials", str(a.state_dir / "credentials.json"),
+                                   "--hostile", "--check", "HX", "--report", str(out))
+    got = results(out)
+    assert code == 0 and all(r["verdict"] == "pass" for r in got.values()), stdout + stderr
+    assert len(got) >= 14
+    assert "malformed-message" in got["HX-FRAME-001"]["reason"]
+    assert "too-big" in got["HX-SIZE-001"]["reason"]
+    assert "DOCTYPE" in got["HX-XML-001"]["reason"]
+    assert "root:x:0:0" not in json.dumps(got["HX-XML-002"])
+    assert any("invalid-value" in e["received"] for e in got["HX-CONF-001"]["evidence"]["exchanges"])
+    assert got["HX-RES-002"]["reason"] == "2000 replies in order"
+    # without --hostile none of them runs
+    code, stdout, _ = conform("--netconf", f"127.0.0.1:{a.port}", "--credentials", str(a.state_dir / "credentials.json"),
+                              "--check", "HX")
+    assert code == 0 and stdout.splitlines()[-1].startswith("0 checks"), stdout
