@@ -6,6 +6,7 @@ Each check names a step and its parameters; the step sends what `send` says and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 
 import grpc
@@ -70,9 +71,10 @@ async def capabilities(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
 
 @step("get_root")
 async def get_root(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
-    req = gnmi_pb2.GetRequest(path=[ctx.path("/")], type=gnmi_pb2.GetRequest.CONFIG, encoding=JSON_IETF)
-    resp = await ctx.stub.Get(req, metadata=ctx.metadata, timeout=10)
-    ev.add(show(req), show(resp))
+    async with _leaf_set(ctx, ev):
+        req = gnmi_pb2.GetRequest(path=[ctx.path("/")], type=gnmi_pb2.GetRequest.CONFIG, encoding=JSON_IETF)
+        resp = await ctx.stub.Get(req, metadata=ctx.metadata, timeout=10)
+        ev.add(show(req), show(resp))
     if not resp.notification or not any(n.update for n in resp.notification):
         return Outcome(Verdict.FAIL, "no notification with an update")
     if any(n.timestamp <= 0 for n in resp.notification):
@@ -128,6 +130,23 @@ async def _get_leaf(ctx: GnmiContext, leaf: str, ev: Evidence | None = None) -> 
                 v = next(iter(v.values()))
             return v
     return None
+
+
+@contextlib.asynccontextmanager
+async def _leaf_set(ctx: GnmiContext, ev: Evidence):
+    """The profile's set leaf holds a value for the duration (so there is data to read, sample or
+    beat), and gets its old value (or absence) back afterwards."""
+    p = ctx.profile
+    before = await _get_leaf(ctx, p.gnmi_set_leaf)
+    if before is None:
+        req = gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(p.gnmi_set_value))])
+        await ctx.stub.Set(req, metadata=ctx.metadata, timeout=10)
+        ev.note(f"set {p.gnmi_set_leaf} = {p.gnmi_set_value!r} first, so there is data")
+    try:
+        yield
+    finally:
+        if before is None:
+            await _restore(ctx, p.gnmi_set_leaf, None)
 
 
 async def _restore(ctx: GnmiContext, leaf: str, value: object) -> None:
@@ -246,6 +265,11 @@ async def subscribe_poll(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcom
 async def subscribe_sample(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
     interval = float(check.param("interval_s", 1.0))
     wanted = int(check.param("samples", 4))
+    async with _leaf_set(ctx, ev):
+        return await _sample(ctx, check, ev, interval, wanted)
+
+
+async def _sample(ctx: GnmiContext, check: Check, ev: Evidence, interval: float, wanted: int) -> Outcome:
     req = _sub(ctx, ctx.profile.gnmi_set_leaf, 2, sample_interval=int(interval * 1e9))
     call = ctx.stub.Subscribe(iter([req]), metadata=ctx.metadata, timeout=wanted * interval + 15)
     loop = asyncio.get_running_loop()
@@ -301,6 +325,11 @@ async def subscribe_on_change(ctx: GnmiContext, check: Check, ev: Evidence) -> O
 
 @step("subscribe_heartbeat")
 async def subscribe_heartbeat(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
+    async with _leaf_set(ctx, ev):
+        return await _heartbeat(ctx, check, ev)
+
+
+async def _heartbeat(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
     req = _sub(ctx, ctx.profile.gnmi_set_leaf, 1, heartbeat_interval=1_000_000_000)
     call = ctx.stub.Subscribe(iter([req]), metadata=ctx.metadata, timeout=20)
     loop = asyncio.get_running_loop()

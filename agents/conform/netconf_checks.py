@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from lxml import etree
-from qstrata.bindings.schema import published_module_text
+from qstrata.bindings.schema import module_files, published_module_text
 from qstrata.bindings.schema_compare import SchemaCompareError, compare_module
 
 from .model import Check, Data, Error, Evidence, Ok, Outcome, Verdict, register
@@ -282,10 +282,7 @@ async def get_schema_step(ctx: NetconfContext, check: Check, ev: Evidence) -> Ou
             ev.note(f"get-schema {module}: <data> in namespace {etree.QName(data).namespace}, RFC 6022 3.1 "
                     "puts it in ietf-netconf-monitoring's")
         theirs[module] = "".join(data.itertext())
-    ours = {m: published_module_text(m) for m in ctx.profile.modules}
-    for dep in ("etsi-qkd-node-types",):
-        if dep not in ours and dep in theirs:
-            ours[dep] = published_module_text(dep)
+    ours = {m: published_module_text(m) for m in module_files()}  # imports resolve to ours
     problems: list[str] = []
     for module in ctx.profile.modules:
         try:

@@ -116,8 +116,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         name="optical-switch", title="Polatis optical-switch (revision 2018-03-22)",
         modules=("optical-switch",), namespace="http://www.polatis.com/yang/optical-switch", root="port-config",
         root_key=None, root_decls="", container="", list_name="port", key="port-id", keys=("1", "2", "3"),
-        body="<label>conform</label>", mod_leaf="label", mod_value="conform-2", bad_leaf="status",
-        bad_value="sideways",
+        body="<label>conform</label>", mod_leaf="label", mod_value="conform-2", bad_leaf="label",
+        bad_value="x" * 200,
         gnmi_root="optical-switch:port-config", gnmi_set_leaf="port[port-id=1]/label", gnmi_set_value="conform",
-        gnmi_bad_leaf="port[port-id=2]/port-id", gnmi_bad_value="port-two"),
+        gnmi_bad_leaf="port[port-id=1]/peer-port", gnmi_bad_value="x" * 200),
 )}
