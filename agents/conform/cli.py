@@ -55,7 +55,6 @@ def cmd_conform(args: argparse.Namespace) -> int:
     fail (with what was sent and received), not applicable or error. It creates and removes test
     entries and, on a QKD node, disables and re-enables a link: never run it against production."""
     from .gnmi_runner import GnmiEndpoint
-    from .model import Verdict
     from .nc_client import NetconfEndpoint
     from .profiles import PROFILES
     from .report import console, write
@@ -95,19 +94,16 @@ def cmd_conform(args: argparse.Namespace) -> int:
         if not path.endswith((".json", ".html", ".htm")):
             return _usage(f"--report {path}: the name must end in .json or .html")
 
-    def progress(result) -> None:
-        if not args.quiet and result.verdict is not Verdict.PASS:
-            pass
-
+    from .gnmi_runner import GnmiUnavailable
+    from .nc_client import NetconfUnavailable
     try:
-        report = _run_loop(run(options, progress))
-    except Exception as exc:  # unreachable device, refused login: one line, no traceback
-        from .gnmi_runner import GnmiUnavailable
-        from .nc_client import NetconfUnavailable
-        if isinstance(exc, NetconfUnavailable | GnmiUnavailable):
-            print(f"qstrata conform: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
+        report = _run_loop(run(options))
+    except (NetconfUnavailable, GnmiUnavailable) as exc:  # unreachable device, refused login
+        print(f"qstrata conform: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # a key file that does not parse, and the like: still one line
+        print(f"qstrata conform: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     text = console(report)
     print(text if not args.quiet else text.splitlines()[-1])
     for path in args.report:

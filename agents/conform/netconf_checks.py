@@ -80,7 +80,7 @@ CHECKS = [
             "</get-config>", expect=Data(), requires=(C + "with-defaults:1.0",)),
     nc("NC-MON-001", "RFC 6022 2.1.3", "netconf-state/schemas lists the profile's modules",
        step="monitoring_schemas"),
-    nc("NC-SCHEMA-001", "RFC 6022 3.1; ETSI GS QKD 015 6", "get-schema: each module compared node by node with ours",
+    nc("NC-SCHEMA-001", "RFC 6022 3.1; the profile's modules (ETSI GS QKD 015 V2.1.1)", "get-schema: each module compared node by node with ours",
        step="get_schema"),
     nc("NC-SCHEMA-002", "RFC 6022 3.1", "get-schema of an unknown module: invalid-value",
        send='<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring">'

@@ -28,13 +28,13 @@ def qkd(id: str, clause: str, title: str, step: str, send: str, expect: str) -> 
 
 
 CHECKS = [
-    qkd("QKD-LINK-001", "ETSI GS QKD 015 6.3 (qkdl_enable, qkdl_status)", "a disabled ACTIVE link leaves ACTIVE",
+    qkd("QKD-LINK-001", "ETSI GS QKD 015 V2.1.1: qkd_link qkdl_enable, qkdl_status", "a disabled ACTIVE link leaves ACTIVE",
         "link_disable", "edit-config qkdl_enable false on an ACTIVE qkd_link", "qkdl_status not ACTIVE within the timeout"),
-    qkd("QKD-LINK-002", "ETSI GS QKD 015 6.3 (qkdl_enable, qkdl_status)", "enabled again, the link returns to ACTIVE",
+    qkd("QKD-LINK-002", "ETSI GS QKD 015 V2.1.1: qkd_link qkdl_enable, qkdl_status", "enabled again, the link returns to ACTIVE",
         "link_enable", "edit-config qkdl_enable true", "qkdl_status ACTIVE within the timeout"),
-    qkd("QKD-PERF-001", "ETSI GS QKD 015 6.3 (qkdl_performance/skr)", "an ACTIVE link reports skr > 0 (bit/s)",
+    qkd("QKD-PERF-001", "ETSI GS QKD 015 V2.1.1: qkdl_performance/skr", "an ACTIVE link reports skr > 0 (bit/s)",
         "perf_skr", "get qkdl_performance of the ACTIVE link", "skr present, 0 < skr < 2^32"),
-    qkd("QKD-PERF-002", "ETSI GS QKD 015 6.3 (phys_perf QBER)", "an ACTIVE PHYS link reports its QBER in [0, 0.5]",
+    qkd("QKD-PERF-002", "ETSI GS QKD 015 V2.1.1: qkdl_performance/phys_perf QBER", "an ACTIVE PHYS link reports its QBER in [0, 0.5]",
         "perf_qber", "get qkdl_performance/phys_perf of the ACTIVE link", "phys_perf[QBER]/value present, 0 <= value <= 0.5"),
 ]
 

@@ -154,6 +154,7 @@ def test_cli_mistakes_are_one_line_and_non_zero(tmp_path):
         (("--gnmi", f"127.0.0.1:{port}", "--user", "u", "--password", "p"), "--ca"),
         (("--gnmi", f"127.0.0.1:{port}", "--credentials", str(creds), "--gnmi-insecure"), "unreachable"),
         (("--user", "u"), "--netconf"),
+        (("--netconf", f"127.0.0.1:{port}", "--user", "u", "--key", str(creds)), "KeyImportError"),
         (("--netconf", f"127.0.0.1:{port}", "--user", "u", "--report", str(tmp_path / "r.txt")), ".json or .html"),
     ]
     for args, words in cases:
