@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
-from .model import Check, Error, Evidence, Outcome, Verdict, register
+from .model import Check, Data, Error, Evidence, Outcome, Verdict, register
 from .nc_client import SessionClosed
 from .netconf_checks import GET_LIST, HAS_E1, edit
 from .netconf_runner import (
-    CLEAN_ENTRIES,
     NetconfContext,
     clean_entries,
     clip,
@@ -181,7 +180,7 @@ async def confirm_timeout(ctx: NetconfContext, check: Check, ev: Evidence) -> Ou
         await s.rpc(ctx.fill(edit("{E1}", "<target><candidate/></target>")))
         reply = await s.rpc(f"<commit><confirmed/><confirm-timeout>{check.param('value')}</confirm-timeout></commit>")
         outcome = evaluate(Error(("invalid-value", "bad-element")), reply)
-        after = evaluate(_absent(), await s.rpc(ctx.fill(GET_LIST)), ctx.values)
+        after = evaluate(Data(absent=(HAS_E1,)), await s.rpc(ctx.fill(GET_LIST)), ctx.values)
         if after.verdict is not Verdict.PASS:
             return Outcome(Verdict.FAIL, "running has the change: " + after.reason)
         return outcome
@@ -190,11 +189,6 @@ async def confirm_timeout(ctx: NetconfContext, check: Check, ev: Evidence) -> Ou
         await clean_entries(ctx, s)
         for sent, received in s.transcript[start:]:
             ev.add(clip(sent), clip(received))
-
-
-def _absent():
-    from .model import Data
-    return Data(absent=(HAS_E1,))
 
 
 @step("many_sessions")
@@ -232,5 +226,4 @@ async def pipelined(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
     return await _alive(ctx, ev) or Outcome(Verdict.PASS, f"{n} replies in order")
 
 
-_ = CLEAN_ENTRIES
 register(CHECKS)

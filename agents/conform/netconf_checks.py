@@ -14,7 +14,7 @@ from qstrata.bindings.schema import module_files, published_module_text
 from qstrata.bindings.schema_compare import SchemaCompareError, compare_module
 
 from .model import Check, Data, Error, Evidence, Ok, Outcome, Verdict, register
-from .nc_client import BASE, BASE_10, NOTIFICATION_NS, SessionClosed, hello
+from .nc_client import BASE_10, NOTIFICATION_NS, SessionClosed, hello
 from .netconf_runner import (
     CLEAN_ENTRIES,
     NetconfContext,
@@ -47,14 +47,14 @@ def nc(id: str, clause: str, title: str, **kw) -> Check:
 
 CHECKS = [
     # ---------------------------------------------------------------- hello, framing, messages
-    nc("NC-HELLO-001", "RFC 6241 8.1", "server hello advertises base:1.0 and a session-id", step="server_hello"),
+    nc("NC-HELLO-001", "RFC 6241 8.1", "server hello advertises base:1.0 and a session-id", step="server_hello", send='(client connects)', expect='a well-formed <hello> with base:1.0 and a non-zero session-id'),
     nc("NC-HELLO-002", "RFC 6242 4.1", "base:1.1 on both sides: chunked framing carries the rpcs",
-       step="chunked", requires=("urn:ietf:params:netconf:base:1.1",)),
+       step="chunked", send='hello with base:1.0 and base:1.1, then get-config in chunked framing', expect='the session is chunked and the reply has <data>', requires=("urn:ietf:params:netconf:base:1.1",)),
     nc("NC-HELLO-003", "RFC 6242 4.1", "client offering only base:1.0 is answered in end-of-message framing",
-       step="eom_only"),
-    nc("NC-HELLO-004", "RFC 6241 8.1", "a client hello carrying a session-id ends the session", step="hello_session_id"),
+       step="eom_only", send='hello with base:1.0 only, then get-config framed with ]]>]]>', expect='a reply framed with ]]>]]> that has <data>'),
+    nc("NC-HELLO-004", "RFC 6241 8.1", "a client hello carrying a session-id ends the session", step="hello_session_id", send='hello with <session-id>4242</session-id>, then get-config', expect='the server ends the session (no reply)'),
     nc("NC-RPC-001", "RFC 6241 4.2", "rpc-reply echoes message-id and every other rpc attribute",
-       step="echo_attributes"),
+       step="echo_attributes", send='<rpc message-id="conform-101" cf:tag="x1"> with get-config', expect='well-formed rpc-reply with message-id="conform-101" and cf:tag="x1"'),
     nc("NC-RPC-002", "RFC 6241 4.1", "rpc without message-id: rpc-error missing-attribute",
        send="<get-config><source><running/></source>{FILTER}</get-config>", params=(("attributes", ""),),
        expect=Error(("missing-attribute",), info="bad-attribute")),
@@ -79,9 +79,9 @@ CHECKS = [
             '<with-defaults xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">report-all</with-defaults>'
             "</get-config>", expect=Data(), requires=(C + "with-defaults:1.0",)),
     nc("NC-MON-001", "RFC 6022 2.1.3", "netconf-state/schemas lists the profile's modules",
-       step="monitoring_schemas"),
+       step="monitoring_schemas", send='get of /netconf-state/schemas', expect="an identifier for each of the profile's modules"),
     nc("NC-SCHEMA-001", "RFC 6022 3.1; the profile's modules (ETSI GS QKD 015 V2.1.1)", "get-schema: each module compared node by node with ours",
-       step="get_schema"),
+       step="get_schema", send="get-schema of each of the profile's modules (format yang)", expect='<data> with the module text; every schema node identical to ours'),
     nc("NC-SCHEMA-002", "RFC 6022 3.1", "get-schema of an unknown module: invalid-value",
        send='<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring">'
             "<identifier>conform-no-such-module</identifier></get-schema>",
@@ -153,11 +153,11 @@ CHECKS = [
        then=((GET_LIST, Data(present=(HAS_E1,))),), cleanup=("<discard-changes/>", CLEAN, "<discard-changes/>"),
        requires=(C + "candidate:1.0",)),
     nc("NC-CONF-001", "RFC 6241 8.4.5.1", "confirmed commit not confirmed: running rolls back after confirm-timeout",
-       step="confirmed_timeout", requires=(C + "candidate:1.0", C + "confirmed-commit:1.")),
+       step="confirmed_timeout", send='edit candidate; commit confirmed, confirm-timeout 2; wait 3 s', expect='running has the change, then no longer has it', requires=(C + "candidate:1.0", C + "confirmed-commit:1.")),
     nc("NC-CONF-002", "RFC 6241 8.4.5.1", "a confirming commit makes a confirmed commit stay",
-       step="confirmed_confirm", requires=(C + "candidate:1.0", C + "confirmed-commit:1.")),
+       step="confirmed_confirm", send='edit candidate; commit confirmed, confirm-timeout 2; commit; wait 3 s', expect='running keeps the change', requires=(C + "candidate:1.0", C + "confirmed-commit:1.")),
     nc("NC-CONF-003", "RFC 6241 8.4.4.1", "cancel-commit reverts a confirmed commit at once",
-       step="confirmed_cancel", requires=(C + "candidate:1.0", C + "confirmed-commit:1.1")),
+       step="confirmed_cancel", send='edit candidate; commit confirmed; cancel-commit', expect='running no longer has the change', requires=(C + "candidate:1.0", C + "confirmed-commit:1.1")),
     # ---------------------------------------------------------------- locks
     nc("NC-LOCK-001", "RFC 6241 7.5, 7.6", "lock and unlock of running", send="<lock>" + RUN + "</lock>",
        expect=Ok(), then=(("<unlock>" + RUN + "</unlock>", Ok()),), fresh_session=True),
@@ -171,16 +171,16 @@ CHECKS = [
        fresh_session=True, requires=(WR,)),
     nc("NC-LOCK-004", "RFC 6241 7.6", "unlock of a lock not held: operation-failed",
        send="<unlock>" + RUN + "</unlock>", expect=Error(("operation-failed", "lock-denied")), fresh_session=True),
-    nc("NC-LOCK-005", "RFC 6241 7.5", "a lock ends with the session that held it", step="lock_released"),
+    nc("NC-LOCK-005", "RFC 6241 7.5", "a lock ends with the session that held it", step="lock_released", send='lock running on session A; close-session A; lock on session B', expect='B gets the lock within 3 s'),
     # ---------------------------------------------------------------- notifications and close
     nc("NC-NOTIF-001", "RFC 5277 2.1.1; RFC 6470 2", "create-subscription, then an edit: netconf-config-change",
-       step="config_change", requires=(C + "notification:1.0", WR)),
+       step="config_change", send='create-subscription on session A; edit-config on session B', expect='A receives netconf-config-change within 5 s', requires=(C + "notification:1.0", WR)),
     nc("NC-NOTIF-002", "RFC 5277 2.1.1", "create-subscription with stopTime but no startTime: rpc-error",
        send='<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0">'
             "<stopTime>2000-01-01T00:00:00Z</stopTime></create-subscription>",
        expect=Error(("missing-element", "bad-element", "invalid-value", "operation-failed")),
        requires=(C + "notification:1.0",), fresh_session=True),
-    nc("NC-CLOSE-001", "RFC 6241 7.8", "close-session: ok, then the session ends", step="close_session"),
+    nc("NC-CLOSE-001", "RFC 6241 7.8", "close-session: ok, then the session ends", step="close_session", send='close-session, then get-config on the same session', expect='<ok/>, then no reply: the session is closed'),
     # last of the NETCONF checks: a server that breaks here takes nothing else down with it
     nc("NC-EDIT-012", "RFC 6241 7.2", "remove of an absent entry, then create of that entry",
        setup=(CLEAN, edit("{E3_remove}")), send=edit("{E3_create}"), expect=Ok(),
@@ -434,5 +434,4 @@ async def close_session(ctx: NetconfContext, check: Check, ev: Evidence) -> Outc
     return Outcome(Verdict.FAIL, "the session still answered after close-session: " + clip(reply.text(), 200))
 
 
-_ = BASE
 register(CHECKS)

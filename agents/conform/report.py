@@ -49,6 +49,7 @@ def console(report: RunReport, width: int = 100) -> str:
 
 _CSS = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;width:100%}
 td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}
+td:first-child{white-space:nowrap}td:nth-child(3){width:14em}
 .pass{background:#e6f4e6}.fail{background:#fbe3e3}.not-applicable{background:#f1f1f1}.error{background:#fff3cd}
 pre{white-space:pre-wrap;word-break:break-all;max-height:20em;overflow:auto;background:#fafafa;margin:2px 0}
 details summary{cursor:pointer}"""
@@ -64,7 +65,8 @@ def to_html(report: RunReport) -> str:
                      for s, rv in r.evidence.exchanges)
         ev += "".join(f"<div>{e(note)}</div>" for note in r.evidence.notes)
         rows.append(f'<tr class="{r.verdict.value}"><td>{e(c.id)}</td><td>{e(r.verdict.value)}</td>'
-                    f"<td>{e(c.clause)}</td><td>{e(c.title)}<br><small>expected: {e(c.expectation())}</small>"
+                    f"<td>{e(c.clause)}</td><td>{e(c.title)}<br><small>sends: {e(c.send[:300])}<br>"
+                    f"expects: {e(c.expectation())}</small>"
                     f"{'<br><b>' + e(r.reason) + '</b>' if r.reason else ''}"
                     f"{'<details><summary>evidence</summary>' + ev + '</details>' if ev else ''}</td></tr>")
     targets = ", ".join(f"{k} {v}" for k, v in report.targets.items())

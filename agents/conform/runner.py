@@ -164,7 +164,7 @@ async def _heal(ctx: NetconfContext, options: RunOptions, check: Check) -> None:
         await ctx.session.rpc(f'<get-config xmlns="{BASE}"><source><running/></source>'
                               f'<filter type="subtree"><{ctx.profile.root} xmlns="{ctx.profile.namespace}"/></filter>'
                               "</get-config>", timeout=10)
-    except (SessionClosed, TimeoutError, OSError, Exception):  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - whatever broke the session, a new one is needed
         ctx.session.abort()
         try:
             ctx.session = await NetconfSession.open(options.netconf)
