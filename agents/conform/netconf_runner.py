@@ -87,7 +87,7 @@ def evaluate(expect, reply: Reply, values: dict[str, str] | None = None) -> Outc
         return Outcome(Verdict.PASS)
     if isinstance(expect, Error):
         if not errors:
-            return Outcome(Verdict.FAIL, "expected " + expect.describe() + ", got " + (
+            return Outcome(Verdict.FAIL, "expected " + _filled(expect.describe(), values) + ", got " + (
                 "<ok/>" if reply.ok else "a reply without rpc-error"))
         for e in errors:
             missing = [n for n in ("error-type", "error-tag", "error-severity") if e.find(f"{{{BASE}}}{n}") is None]
@@ -112,6 +112,13 @@ def evaluate(expect, reply: Reply, values: dict[str, str] | None = None) -> Outc
                 return Outcome(Verdict.FAIL, f"error-info without <{expect.info}>")
         return Outcome(Verdict.PASS)
     raise TypeError(f"not a NETCONF expectation: {expect!r}")
+
+
+def _filled(text: str, values: dict[str, str]) -> str:
+    try:
+        return text.format_map(values)
+    except (KeyError, ValueError, IndexError):
+        return text
 
 
 def describe_errors(errors: list[etree._Element]) -> str:
