@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
 from google.protobuf import text_format
+from qstrata.agents.gnmi.tls import explain_connect_failure
 from qstrata.bindings.paths import gnmi_string_to_path
 
 from .model import Check, Evidence, Outcome, Verdict
@@ -70,7 +71,10 @@ class GnmiContext:
             await channel.close()
             if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
                 raise GnmiUnavailable(f"gNMI {target}: login as {ep.username!r} refused ({exc.details()})") from None
-            raise GnmiUnavailable(f"gNMI {target} unreachable: {exc.code().name} {exc.details() or ''}".strip()) from None
+            meaning = explain_connect_failure(exc.details() or "", tls=not ep.insecure)
+            hint = f" ({meaning})" if meaning else ""
+            raise GnmiUnavailable(f"gNMI {target} unreachable{hint}: {exc.code().name} {exc.details() or ''}".strip()
+                                  ) from None
         ctx.capabilities_text = clip(text_format.MessageToString(ctx.capabilities, as_one_line=True), 2000)
         return ctx
 
