@@ -97,7 +97,7 @@ def classify(code: grpc.StatusCode | None, details: str, *, tls: bool | None = N
     if code == grpc.StatusCode.UNAVAILABLE and tls is not None:
         meaning = explain_connect_failure(text, tls=tls)
         if meaning is not None and "socket closed" not in low:
-            return Outcome("failed", f"TLS set-up failed: {meaning} ({text})")
+            return Outcome("failed", f"TLS handshake failed: {meaning} ({text})")
         if meaning is not None:  # may also be an agent going away: keep retrying, but say it
             return Outcome("backoff", f"unreachable: {meaning} ({text})")
     if code == grpc.StatusCode.UNAVAILABLE and any(w in low for w in _TLS_WORDS):
