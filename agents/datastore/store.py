@@ -114,6 +114,8 @@ class Datastore:
         self._candidate_stale = False  # running changed while the candidate held no changes of its own
         self.versions: dict[str, int] = {}
         """Bumped on every install: a reader may cache what it printed of a datastore version."""
+        self.installed_ns: dict[str, int] = {}
+        """Wall-clock time (Unix ns) of each datastore's last install: when its values were made."""
         self.locks: dict[str, int] = {}
         self.weights: dict[str, int] = {}
         """Approximate printed size of each datastore (bytes): tells readers when printing or
@@ -535,6 +537,7 @@ class Datastore:
 
     def _bump(self, name: str) -> None:
         self.versions[name] = self.versions.get(name, 0) + 1
+        self.installed_ns[name] = time.time_ns()
 
 
 def _release(trees: Sequence[DataTree]) -> None:

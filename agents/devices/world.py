@@ -71,6 +71,9 @@ class World:
         self.now_ns = 0
         self.settled_ns = 0
         """now_ns of the last tick every participant has finished (readers key caches on it)."""
+        self.settled_wall_ns = 0
+        """Wall-clock time (Unix ns) at which that tick finished: when its values were produced, in
+        the time operators and collectors keep (the simulated clock runs `speed` times faster)."""
         self.plant = Plant.build(topology)
         self.hosted: dict[str, Any] = {}
         self.shared: dict[str, Any] = {}
@@ -202,7 +205,7 @@ class World:
         self._start_tick(dt_ns)
         for participant in list(self._participants):
             participant.on_tick(self.now_ns, int(dt_ns))
-        self.settled_ns = self.now_ns
+        self.settled_ns, self.settled_wall_ns = self.now_ns, time.time_ns()
 
     async def advance_sliced(self, dt_ns: int, slice_s: float = TICK_SLICE_S) -> None:
         """`advance` for live agents: the same steps, yielding to the event loop every
@@ -226,7 +229,7 @@ class World:
             if time.perf_counter() > deadline:
                 await asyncio.sleep(0)
                 deadline = time.perf_counter() + slice_s
-        self.settled_ns = now
+        self.settled_ns, self.settled_wall_ns = now, time.time_ns()
 
     def _start_tick(self, dt_ns: int) -> None:
         self.now_ns += int(dt_ns)

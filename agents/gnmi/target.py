@@ -60,10 +60,15 @@ class GnmiTarget:
 
     # ---------------------------------------------------------------- time
     def now_ns(self) -> int:
-        """When a value is produced: the twin's world clock in Unix ns, else the wall clock."""
+        """The notification timestamp: when the values read now were produced, on the wall clock
+        (gNMI 2.1: when the data was collected from its source), so collectors' time ranges and
+        staleness hold at any `--speed`. With a twin: the later of the last finished tick and the
+        last commit (values do not change in between); without one: now. Dates inside the data
+        (creation_time, statistics windows) stay on the simulated clock, like the rest of the
+        simulation."""
         world = getattr(self.driver, "world", None)
-        if world is not None:
-            return world.unix_ns(world.now_ns)
+        if world is not None and world.settled_wall_ns:
+            return max(world.settled_wall_ns, self.datastore.installed_ns.get("running", 0))
         return time.time_ns()
 
     # ---------------------------------------------------------------- data
