@@ -18,7 +18,7 @@ from google.protobuf import text_format
 from qstrata.agents.gnmi.tls import explain_connect_failure
 from qstrata.bindings.paths import gnmi_string_to_path
 
-from .model import Check, Evidence, Outcome, Verdict
+from .model import Check, Evidence, Outcome, Steps, Verdict
 from .netconf_runner import clip
 from .profiles import Profile
 
@@ -108,14 +108,8 @@ def decode(val: gnmi_pb2.TypedValue) -> object:
 
 
 StepFn = Callable[[GnmiContext, Check, Evidence], Awaitable[Outcome]]
-STEPS: dict[str, StepFn] = {}
-
-
-def step(name: str) -> Callable[[StepFn], StepFn]:
-    def register(fn: StepFn) -> StepFn:
-        STEPS[name] = fn
-        return fn
-    return register
+STEPS: Steps[StepFn] = Steps()
+step = STEPS.step
 
 
 async def run_check(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:

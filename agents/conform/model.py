@@ -7,10 +7,10 @@ new check is a few lines in one of the check tables (`netconf_checks`, `gnmi_che
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 __all__ = [
     "ALL_PROFILES", "Check", "Data", "Error", "Evidence", "GnmiExpect", "Ok", "Outcome",
@@ -193,3 +193,17 @@ class Result:
             "evidence": {"exchanges": [{"sent": s, "received": r} for s, r in self.evidence.exchanges],
                          "notes": list(self.evidence.notes)},
         }
+
+
+StepFn = TypeVar("StepFn", bound=Callable[..., Any])
+
+
+class Steps(dict[str, Any], Generic[StepFn]):
+    """Named steps a check's `step` refers to, for what one exchange cannot express; each
+    runner keeps its own (the step functions take that runner's context)."""
+
+    def step(self, name: str) -> Callable[[StepFn], StepFn]:
+        def register(fn: StepFn) -> StepFn:
+            self[name] = fn
+            return fn
+        return register

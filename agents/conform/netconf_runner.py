@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from .model import Check, Data, Error, Evidence, Ok, Outcome, Verdict
+from .model import Check, Data, Error, Evidence, Ok, Outcome, Steps, Verdict
 from .nc_client import BASE, NetconfEndpoint, NetconfSession, Reply, SessionClosed
 from .profiles import Profile
 
@@ -189,14 +189,8 @@ def path_ends_with(error_path: str, expected: str) -> bool:
 
 
 StepFn = Callable[[NetconfContext, Check, Evidence], Awaitable[Outcome]]
-STEPS: dict[str, StepFn] = {}
-
-
-def step(name: str) -> Callable[[StepFn], StepFn]:
-    def register(fn: StepFn) -> StepFn:
-        STEPS[name] = fn
-        return fn
-    return register
+STEPS: Steps[StepFn] = Steps()
+step = STEPS.step
 
 
 def applicable(ctx: NetconfContext, check: Check) -> str | None:
