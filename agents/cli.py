@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     from qstrata.agents.testbed import cli as testbed_cli  # up (alias testbed) and demo
     testbed_cli.register(sub)
 
+    from qstrata.agents.conform import cli as conform_cli  # qstrata conform
+    conform_cli.register(sub)
+
     from qstrata.collectors import collect, query  # the collectors' commands register themselves
     collect.register(sub)
     query.register(sub)

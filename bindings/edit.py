@@ -22,8 +22,13 @@ from _libyang import ffi, lib
 from .tree import DataTree, _find, _free, _node_path, parent_path
 from .validate import DataIssue, InvalidData, IssueKind
 
-Operation = Literal["merge", "replace", "create", "delete", "remove"]
+Operation = Literal["merge", "replace", "create", "delete", "remove", "require"]
 OPERATIONS: tuple[str, ...] = ("merge", "replace", "create", "delete", "remove")
+"""The RFC 6241 operations a client may name."""
+REQUIRE = "require"
+"""Not a client operation: under NETCONF default-operation none, a list entry or presence
+container named without an operation of its own must already exist (RFC 6241 s7.2: otherwise
+data-missing). It changes nothing."""
 """RFC 6241 s7.2 operations (``none`` is only a default: it is never an operation of its own)."""
 
 
@@ -38,7 +43,7 @@ class EditOperation:
     value: DataTree | None = None
 
     def __post_init__(self) -> None:
-        if self.operation not in OPERATIONS:
+        if self.operation not in OPERATIONS and self.operation != REQUIRE:
             raise ValueError(f"unknown edit operation {self.operation!r}")
 
 
@@ -72,6 +77,10 @@ def apply_operation(tree: DataTree, op: EditOperation) -> None:
     elif op.operation == "delete":
         if not tree.delete(op.path):
             raise EditError(IssueKind.MISSING, "the data does not exist; cannot delete it", op.path)
+    elif op.operation == REQUIRE:
+        if not tree.exists(op.path):
+            raise EditError(IssueKind.MISSING, "the data does not exist (default-operation none changes "
+                            "nothing and creates no parent)", op.path)
     else:  # remove
         tree.delete(op.path)
 
@@ -96,7 +105,7 @@ def operation_units(op: EditOperation) -> list[Unit]:
     every other operation touches the subtree at its path. A replace of ``/`` touches it all."""
     if op.operation == "merge":
         return list(_content_units(op.value)) if op.value is not None else []
-    return [Unit(op.path, op.operation != "create")]
+    return [Unit(op.path, op.operation not in ("create", REQUIRE))]
 
 
 def _content_units(value: DataTree) -> Iterator[Unit]:
@@ -167,6 +176,7 @@ def annotated_operations(edit: DataTree, default_operation: str = "merge", *,
     if edit.cdata == ffi.NULL:
         return []
     starts: list[tuple[object, str]] = []  # (node, operation), pre-order
+    required: list[object] = []  # under "none": list entries and presence containers that must exist
     annotated = False
     replace_tops = default_operation == "replace"
 
@@ -187,6 +197,10 @@ def annotated_operations(edit: DataTree, default_operation: str = "merge", *,
                 elif own != inherited and not (own == "merge" and inherited in ("replace", "create")):
                     starts.append((node, own))
                     below = own
+            if below == "none" and default_operation == "none" and node.schema != ffi.NULL and (
+                    node.schema.nodetype == lib.LYS_LIST
+                    or (node.schema.nodetype == lib.LYS_CONTAINER and node.schema.flags & lib.LYS_PRESENCE)):
+                required.append(node)
             if node.schema != ffi.NULL and node.schema.nodetype in (lib.LYS_CONTAINER, lib.LYS_LIST):
                 child = lib.lyd_child(node)
                 if child != ffi.NULL:
@@ -196,10 +210,11 @@ def annotated_operations(edit: DataTree, default_operation: str = "merge", *,
     walk(lib.lyd_first_sibling(edit.cdata), "none" if replace_tops else default_operation, top=True)
 
     start_paths = [(_node_path(node), op) for node, op in starts]
+    required_paths = [_node_path(node) for node in required]  # before the values take nodes away
     values: list[DataTree | None] = []
     for (node, op), (path, _) in zip(starts, start_paths, strict=True):
         values.append(_value_of(edit, node, start_paths, path) if op in ("merge", "replace", "create") else None)
-    operations = []
+    operations = [EditOperation(REQUIRE, path) for path in required_paths]  # checked first
     if default_operation == "merge":
         root = _root_content(edit, start_paths, annotated)
         if root is not None:

@@ -5,10 +5,16 @@ instead of the whole tree, so commit cost does not grow with the configuration. 
 only when no constraint looks outside an entry. Per outermost list (or top-level leaf/container)
 we check, once, from the compiled schema:
 
-- the subtree has no leafref/instance-identifier, `unique`, `min/max-elements`, `must`, or
-  `when` with an absolute path, and its ancestors have no `must`/non-local `when`;
+- the subtree has no instance-identifier, `unique`, `min/max-elements`, `must`, or `when` with
+  an absolute path, and its ancestors have no `must`/non-local `when`;
+- a leafref in the subtree is *deferred* when its check needs no more than one lookup: an
+  optional, non-key leaf (no `must`, no `when` on it or above it) whose target is the key of a list with no list
+  above it, reached without binding to the leaf's own list entries. The slice is validated
+  without it and its value looked up in the whole tree (`Reference`): one hash lookup instead of
+  validating every entry (an application naming its token-bucket session, a route naming its
+  QKD link). Any other leafref makes the unit non-local;
 - for deletes: no leafref anywhere points into it (creating or changing an entry cannot break a
-  reference to its key, deleting it can).
+  reference to its key, deleting it can); for any edit: no leafref points at a non-key leaf in it.
 
 Anything else is validated whole, which is always correct.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 
 import libyang
 from _libyang import ffi
@@ -41,9 +48,109 @@ def _is_reference(node: libyang.SNode) -> bool:
     return any(t.base() in (libyang.Type.LEAFREF, libyang.Type.INST) for t in types)
 
 
-def _node_is_local(node: libyang.SNode) -> bool:
+@dataclass(frozen=True)
+class Reference:
+    """A leafref checked by lookup instead of by validating a slice that holds its target.
+
+    `leaf` is an XPath matching every instance of the leafref leaf; its value must be the key
+    `key` of an entry of the list at `target_list` (a data path: every ancestor a container)."""
+
+    leaf: str
+    target_list: str
+    key: str
+    target: str  # the leafref's path as the module wrote it, for the error message
+
+    def target_path(self, value: str) -> str | None:
+        """Data path of the entry the value names (None when the value cannot be quoted)."""
+        quote = "'" if "'" not in value else '"'
+        if quote in value:
+            return None
+        return f"{self.target_list}[{self.key}={quote}{value}{quote}]"
+
+
+def _walk(start: libyang.SNode | None, steps: list[str], schema: Schema) -> libyang.SNode | None:
+    """The schema node reached from `start` (None: the root) by prefix-free `steps`."""
+    node = start
+    for step in steps:
+        if step in ("", "."):
+            continue
+        if step == "..":
+            node = node.parent() if node is not None else None
+            while node is not None and node.nodetype() in (libyang.SNode.CHOICE, libyang.SNode.CASE):
+                node = node.parent()
+            if node is None:
+                return None
+            continue
+        pool = node.children() if node is not None else (
+            top for module in schema.implemented_modules() for top in module.children())
+        found = [child for child in pool if child.name() == step]
+        if len(found) != 1:
+            return None
+        node = found[0]
+    return node
+
+
+def _is_key(node: libyang.SNode | None) -> bool:
+    return isinstance(node, libyang.SLeaf) and node.is_key()
+
+
+def _deferred(node: libyang.SNode, schema: Schema) -> Reference | None:
+    """The node as a `Reference`, when its leafref can be checked by one lookup."""
+    if not isinstance(node, libyang.SLeaf) or node.is_key() or node.mandatory():
+        return None
+    if list(node.must_conditions()):
+        return None
+    anc: libyang.SNode | None = node
+    while anc is not None:  # a false `when` would remove what the lookup checked: keep it simple
+        if list(anc.when_conditions()):
+            return None
+        anc = anc.parent()
+    ltype = node.type()
+    if ltype.base() != libyang.Type.LEAFREF:
+        return None
+    if not ffi.cast("struct lysc_type_leafref *", ltype.cdata).require_instance:
+        return None  # nothing to check (not deferred: it is simply local)
+    written = ltype.leafref_path() or ""
+    steps = _plain(written).split("/")
+    if written.startswith("/"):
+        target = _walk(None, steps[1:], schema)
+    else:
+        ups = sum(1 for step in steps if step == "..")
+        climbed: libyang.SNode | None = node
+        for _ in range(ups):  # the leafref's context must leave every list the leaf is in
+            climbed = climbed.parent() if climbed is not None else None
+            while climbed is not None and climbed.nodetype() in (libyang.SNode.CHOICE, libyang.SNode.CASE):
+                climbed = climbed.parent()
+        anc = climbed
+        while anc is not None:
+            if anc.nodetype() == libyang.SNode.LIST:
+                return None
+            anc = anc.parent()
+        target = _walk(node, steps, schema)
+    if target is None or not isinstance(target, libyang.SLeaf) or not target.is_key():
+        return None
+    holder = target.parent()
+    anc = holder.parent() if holder is not None else None
+    while anc is not None:
+        if anc.nodetype() == libyang.SNode.LIST:
+            return None
+        anc = anc.parent()
+    return Reference(node.schema_path(), holder.schema_path(), target.name(), written)
+
+
+def _node_is_local(node: libyang.SNode, schema: Schema | None = None,
+                   deferred: list[Reference] | None = None) -> bool:
+    if node.config_false() and not isinstance(node, libyang.SContainer | libyang.SList):
+        return True  # state: transactions validate configuration only (LYD_VALIDATE_NO_STATE)
     if _is_reference(node):
-        return False
+        if isinstance(node, libyang.SLeaf) and node.type().base() == libyang.Type.LEAFREF \
+                and not ffi.cast("struct lysc_type_leafref *", node.type().cdata).require_instance:
+            return True
+        reference = _deferred(node, schema) if schema is not None and deferred is not None else None
+        if reference is None:
+            return False
+        deferred.append(reference)
+        return True
     if isinstance(node, libyang.SList | libyang.SLeafList):
         ctype = "struct lysc_node_list *" if isinstance(node, libyang.SList) else "struct lysc_node_leaflist *"
         compiled = ffi.cast(ctype, node.cdata)
@@ -56,12 +163,14 @@ def _node_is_local(node: libyang.SNode) -> bool:
     return all(_expression_is_local(w) for w in node.when_conditions())
 
 
-def subtree_is_local(top: libyang.SNode) -> bool:
-    """True when every node under `top` (augments included) is entry-local."""
-    if not _node_is_local(top):
+def subtree_is_local(top: libyang.SNode, schema: Schema | None = None,
+                     deferred: list[Reference] | None = None) -> bool:
+    """True when every node under `top` (augments included) is entry-local; with `schema` and
+    `deferred`, leafrefs that one lookup checks count as local and are appended to `deferred`."""
+    if not _node_is_local(top, schema, deferred):
         return False
     if isinstance(top, libyang.SContainer | libyang.SList):
-        return all(subtree_is_local(child) for child in top.children())
+        return all(subtree_is_local(child, schema, deferred) for child in top.children())
     return True
 
 
@@ -107,30 +216,38 @@ class Locality:
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        self._targets = _leafref_targets(schema)
+        self._targets = [(t, t != "/" and _is_key(_walk(None, t.split("/")[1:], schema)))
+                         for t in _leafref_targets(schema)]
+
+    def slice_ok(self, unit_schema_path: str, deleting: bool) -> bool:
+        return self.plan(unit_schema_path, deleting) is not None
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Locality per schema, lives as long
-    def slice_ok(self, unit_schema_path: str, deleting: bool) -> bool:
+    def plan(self, unit_schema_path: str, deleting: bool) -> tuple[Reference, ...] | None:
+        """None when the unit must be validated whole; else the leafrefs in it that are
+        checked by lookup (`Reference`) rather than by the slice's validation."""
         try:
             nodes = list(self.schema.ctx.find_path(unit_schema_path))
         except libyang.LibyangError:
-            return False
+            return None
         if len(nodes) != 1:
-            return False
+            return None
         node = nodes[0]
-        if not subtree_is_local(node):
-            return False
+        deferred: list[Reference] = []
+        if not subtree_is_local(node, self.schema, deferred):
+            return None
         parent = node.parent()
         while parent is not None:
             if list(parent.must_conditions()) or not all(_expression_is_local(w) for w in parent.when_conditions()):
-                return False
+                return None
             parent = parent.parent()
-        if deleting:
-            plain = _plain(unit_schema_path)
-            for target in self._targets:
-                if target == "/" or target == plain or target.startswith(plain + "/") or plain.startswith(target + "/"):
-                    return False
-        return True
+        plain = _plain(unit_schema_path)
+        for target, is_key in self._targets:
+            inside = target == "/" or target == plain or target.startswith(plain + "/") \
+                or plain.startswith(target + "/")
+            if inside and (deleting or not is_key):
+                return None
+        return tuple(deferred)
 
 
 def schema_path_of(data_path: str) -> str:

@@ -19,7 +19,7 @@ import libyang
 from _libyang import ffi, lib
 from libyang.data import DNode
 
-from ._native import find_sibling
+from ._native import find_sibling, unlink
 from .diff import Change
 from .paths import PathStep
 from .schema import Schema, get_schema
@@ -212,13 +212,51 @@ class DataTree:
         return json.loads(self.print("json")) if not self.is_empty() else {}
 
     # ------------------------------------------------------------------ changes
-    def validate(self, *, config_only: bool = False, keep_tops: DataTree | None = None) -> None:
+    def validate(self, *, config_only: bool = False, keep_tops: DataTree | None = None,
+                 deferred: Sequence[Any] = (), outside: DataTree | None = None) -> None:
         """Validate the whole tree; adds implicit defaults. Raises `InvalidData`.
 
         libyang validates only the modules that have data, so a change that removes a whole
         non-presence top-level container (e.g. ``qkd_node``, whose ``qkdn_id`` is mandatory)
         would pass: with `keep_tops` (the tree before the change), such containers are
-        re-created empty in a probe and validated, so their mandatory nodes are checked."""
+        re-created empty in a probe and validated, so their mandatory nodes are checked.
+
+        `deferred` (`locality.Reference`s) names leafrefs this tree (a slice) does not hold the
+        targets of: their leaves are set aside while libyang validates, then each value is
+        looked up here and, failing that, in `outside` (the whole tree the slice comes from)."""
+        held = self._set_aside(deferred)
+        try:
+            self._validate(config_only, keep_tops)
+        finally:
+            for parent, node, _ in held:
+                lib.lyd_insert_child(parent, node)
+        for _parent, node, reference in held:
+            value = c_str(lib.lyd_get_value(node)) or ""
+            if not (self._has_entry(reference, value) or (outside is not None and outside._has_entry(reference, value))):
+                raise InvalidData([DataIssue(
+                    f'Invalid leafref value "{value}" - no target instance "{reference.target}" with the same value.',
+                    path=_node_path(node), app_tag="instance-required", kind=IssueKind.INSTANCE_REQUIRED)])
+
+    def _set_aside(self, deferred: Sequence[Any]) -> list[tuple[Any, Any, Any]]:
+        held = []
+        for reference in deferred:
+            for found in self.find(reference.leaf):
+                node = found.cdata
+                parent = ffi.cast("struct lyd_node *", node.parent)
+                if parent == ffi.NULL:
+                    continue
+                unlink(node)
+                held.append((parent, node, reference))
+        return held
+
+    def _has_entry(self, reference: Any, value: str) -> bool:
+        path = reference.target_path(value)
+        if path is not None:
+            return self.exists(path)
+        return any(c_str(lib.lyd_get_value(_find_child(entry.cdata, reference.key))) == value
+                   for entry in self.find(reference.target_list))
+
+    def _validate(self, config_only: bool, keep_tops: DataTree | None) -> None:
         ctx = self.schema.ctx.cdata
         opts = lib.LYD_VALIDATE_PRESENT | (lib.LYD_VALIDATE_NO_STATE if config_only else 0)
         take_issues(ctx)
@@ -593,6 +631,15 @@ def _find(tree: DataTree, path: str):
     if lib.lyd_find_path(root, path.encode(), 0, out) == lib.LY_SUCCESS:
         return out[0]
     lib.ly_err_clean(tree.schema.ctx.cdata, ffi.NULL)
+    return ffi.NULL
+
+
+def _find_child(parent, name: str):
+    child = lib.lyd_child(parent)
+    while child != ffi.NULL:
+        if child.schema != ffi.NULL and ffi.string(child.schema.name).decode() == name:
+            return child
+        child = child.next
     return ffi.NULL
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
+from qstrata.agents.gnmi.tls import explain_connect_failure
 
 from .config import TargetConfig
 from .gnmi_codec import JSON_IETF, PROTO, ResponseDecoder, subscribe_request
@@ -86,12 +87,19 @@ class Outcome:
     reason: str
 
 
-def classify(code: grpc.StatusCode | None, details: str) -> Outcome:
-    """A gRPC status (None: the stream ended without one) -> retry soon, or failed."""
+def classify(code: grpc.StatusCode | None, details: str, *, tls: bool | None = None) -> Outcome:
+    """A gRPC status (None: the stream ended without one) -> retry soon, or failed. `tls`:
+    whether the session offered TLS (None: unknown), to explain a refused set-up."""
     text = details or (code.name if code else "the stream ended")
     if code is None:
         return Outcome("backoff", text)
     low = text.lower()
+    if code == grpc.StatusCode.UNAVAILABLE and tls is not None:
+        meaning = explain_connect_failure(text, tls=tls)
+        if meaning is not None and "socket closed" not in low:
+            return Outcome("failed", f"TLS handshake failed: {meaning} ({text})")
+        if meaning is not None:  # may also be an agent going away: keep retrying, but say it
+            return Outcome("backoff", f"unreachable: {meaning} ({text})")
     if code == grpc.StatusCode.UNAVAILABLE and any(w in low for w in _TLS_WORDS):
         return Outcome("failed", f"TLS handshake failed (is tls-ca the agent's CA, is it serving TLS?): {text}")
     if code == grpc.StatusCode.UNAUTHENTICATED:
@@ -231,7 +239,7 @@ class TargetSession:
                 log.info("target %s does not send PROTO; subscribing with JSON_IETF", cfg.name)
                 self.encoding = JSON_IETF
                 return None
-            return classify(exc.code(), exc.details() or "")
+            return classify(exc.code(), exc.details() or "", tls=creds is not None)
         except TimeoutError:
             return Outcome("backoff", f"no sync_response within {self.policy.sync_timeout:g} s (watchdog)")
         finally:

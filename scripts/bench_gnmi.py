@@ -3,8 +3,9 @@
 
 Rows (a `qstrata agent` process over TLS, a raw grpc.aio subscriber using gnmi-pb stubs):
 - leaf updates/s at sample interval 0 (as fast as the subscriber reads) with ~100 and ~10,000
-  leaves, next to a bare grpc.aio servicer in its own process that streams a prebuilt
-  notification of the same size over the same TLS: the ceiling; the ratio agent/ceiling is printed;
+  leaves, next to a bare grpc.aio servicer in its own process, on the same event loop as the
+  agent (uvloop), that streams the agent's first notification prebuilt over the same TLS: the
+  ceiling; the ratio agent/ceiling is printed;
 - on-change latency p50/p99 from a NETCONF edit-config (lean asyncssh client, not ncclient) to
   the gNMI update;
 - aggregate leaf updates/s with 100 concurrent subscribers;

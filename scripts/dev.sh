@@ -13,6 +13,7 @@ APT_PACKAGES=(
   yangcli                        # Debian's NETCONF client, used by interoperability tests
   prometheus                     # collectors: tests scrape the exposition endpoint with the real server
   nats-server                    # collectors: JetStream output/input and target leases, tested against it
+  netconfd openssh-server        # qstrata conform is tested against Debian's netconfd behind a private sshd
   chromium                       # collectors: the dashboard's browser test loads it headless
 )
 

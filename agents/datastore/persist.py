@@ -7,7 +7,11 @@ are idempotent (delete the touched subtrees, merge their new content), so replay
 over a snapshot written after some of its records converges to the same tree.
 
 Appending a record costs O(size of the change); the snapshot (O(configuration)) is written once
-every `snapshot_every` records, so commit cost stays flat as the configuration grows.
+the journal has at least `snapshot_every` records and is as large as the last snapshot, so its
+cost per committed byte stays constant as the configuration grows. Folding is split: the
+configuration is printed and the journal set aside (``running.journal.folding``) while writers
+wait, then the snapshot is written and synced off the write path while new records go to a fresh
+journal. Recovery replays snapshot, the set-aside journal if a crash left one, then the journal.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +38,11 @@ def atomic_write(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
+    _sync_dir(path.parent)
+
+
+def _sync_dir(directory: Path) -> None:
+    dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:
@@ -70,12 +78,15 @@ class RunningStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.snapshot_path = self.dir / "running.json"
         self.journal_path = self.dir / "running.journal"
+        self.folding_path = self.dir / "running.journal.folding"
         self.snapshot_every = snapshot_every
         self._journal_fd: int | None = None
         self._records = 0
+        self._journal_bytes = 0
+        self._snapshot_bytes = self.snapshot_path.stat().st_size if self.snapshot_path.exists() else 0
 
     def exists(self) -> bool:
-        return self.snapshot_path.exists() or self.journal_path.exists()
+        return self.snapshot_path.exists() or self.journal_path.exists() or self.folding_path.exists()
 
     def load(self) -> DataTree:
         """The last committed running configuration (not validated: the caller does that)."""
@@ -83,31 +94,61 @@ class RunningStore:
         if self.snapshot_path.exists():
             tree = DataTree.parse(self.snapshot_path.read_bytes() or b"{}", "json", schema=self.schema,
                                   config_only=True, validate=False)
-        if self.journal_path.exists():
-            for record in _decode_records(self.journal_path.read_bytes()):
-                tree = apply_record(tree, record)
-                self._records += 1
+        for journal in (self.folding_path, self.journal_path):
+            if journal.exists():
+                raw = journal.read_bytes()
+                for record in _decode_records(raw):
+                    tree = apply_record(tree, record)
+                    self._records += 1
+                self._journal_bytes += len(raw)
         return tree
 
     def append(self, record: dict[str, Any]) -> None:
         """Make a committed transaction durable before anyone is told it happened."""
         if self._journal_fd is None:
             self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.write(self._journal_fd, _encode_record(record))
+        line = _encode_record(record)
+        os.write(self._journal_fd, line)
         os.fsync(self._journal_fd)
         self._records += 1
+        self._journal_bytes += len(line)
 
     def snapshot_due(self) -> bool:
-        """Every `snapshot_every` records the journal is folded into a snapshot."""
-        return self._records >= self.snapshot_every
+        """The journal is folded into a snapshot once it holds `snapshot_every` records and
+        weighs as much as the snapshot (so rewriting the snapshot costs O(1) per journal byte)."""
+        return self._records >= self.snapshot_every and self._journal_bytes >= self._snapshot_bytes
 
     def snapshot(self, current: DataTree) -> None:
-        atomic_write(self.snapshot_path, current.print("json").encode())
-        atomic_write(self.journal_path, b"")
+        """Fold everything now (start-up; tests)."""
+        self.begin_fold(current)()
+
+    def begin_fold(self, current: DataTree) -> Callable[[], None]:
+        """Print `current` and set the journal aside; return the slow half (write and sync the
+        snapshot, drop the set-aside journal) to run while new records go to a fresh journal.
+        Call only when no earlier fold is still finishing."""
+        data = current.print("json").encode()
         if self._journal_fd is not None:
             os.close(self._journal_fd)
             self._journal_fd = None
-        self._records = 0
+        if self.journal_path.exists() and self.folding_path.exists():  # an earlier fold failed: keep both
+            with open(self.folding_path, "ab") as folding:
+                folding.write(self.journal_path.read_bytes())
+                folding.flush()
+                os.fsync(folding.fileno())
+            os.unlink(self.journal_path)
+            _sync_dir(self.dir)
+        elif self.journal_path.exists():
+            os.replace(self.journal_path, self.folding_path)
+            _sync_dir(self.dir)
+        self._records = self._journal_bytes = 0
+
+        def finish() -> None:
+            atomic_write(self.snapshot_path, data)
+            self._snapshot_bytes = len(data)
+            if self.folding_path.exists():
+                os.unlink(self.folding_path)
+                _sync_dir(self.dir)
+        return finish
 
     def close(self) -> None:
         if self._journal_fd is not None:

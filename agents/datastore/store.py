@@ -25,7 +25,7 @@ from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceR
 from qstrata.agents.events import CommitEvent, ConfirmedCommitEvent, EventBus
 from qstrata.bindings.diff import Change
 from qstrata.bindings.edit import EditError, EditOperation, Unit, apply_operation, operation_units
-from qstrata.bindings.locality import Locality, schema_path_of
+from qstrata.bindings.locality import Locality, Reference, schema_path_of
 from qstrata.bindings.schema import Schema, get_schema
 from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import DataIssue, InvalidData
@@ -89,6 +89,15 @@ class _Work:
     """Estimated change of the printed size (slices)."""
 
 
+def _finish_fold(finish: Callable[[], None]) -> None:
+    """A snapshot that cannot be written is not a failed commit: the journal still holds
+    every record (recovery replays it), and the next fold tries again."""
+    try:
+        finish()
+    except OSError as exc:
+        log.error("writing the running snapshot failed: %s (the journal keeps every commit)", exc)
+
+
 class Datastore:
     def __init__(self, schema: Schema | None = None, state_dir: Path | None = None,
                  drivers: Iterable[DeviceDriver] = (), *, snapshot_every: int = 1000,
@@ -105,11 +114,15 @@ class Datastore:
         self._candidate_stale = False  # running changed while the candidate held no changes of its own
         self.versions: dict[str, int] = {}
         """Bumped on every install: a reader may cache what it printed of a datastore version."""
+        self.installed_ns: dict[str, int] = {}
+        """Wall-clock time (Unix ns) of each datastore's last install: when its values were made."""
         self.locks: dict[str, int] = {}
         self.weights: dict[str, int] = {}
         """Approximate printed size of each datastore (bytes): tells readers when printing or
         filtering it is big enough to leave the event loop."""
         self._write = {name: asyncio.Lock() for name in DATASTORES}
+        self._folding: asyncio.Future | None = None
+        """The snapshot being written off the write path (see `persist.RunningStore.begin_fold`)."""
         self.pending: _Pending | None = None
 
     # ------------------------------------------------------------------ start
@@ -402,15 +415,17 @@ class Datastore:
                            session: SessionInfo, *, test_only: bool = False, big: bool = False) -> list[Change]:
         async with self._write[name]:
             target = self._candidate(writer=True) if name == "candidate" else self.trees[name]
-            use_slice = bool(units) and all(
-                self.locality.slice_ok(schema_path_of(u.path), u.removes) for u in units or ())
+            plans = [self.locality.plan(schema_path_of(u.path), u.removes) for u in units or ()]
+            use_slice = bool(units) and all(plan is not None for plan in plans)
+            references = tuple(dict.fromkeys(r for plan in plans for r in plan or ())) if use_slice else ()
             slice_units = list(units or ()) if use_slice else None
             slice_paths = [u.path for u in units or ()] if use_slice else None
             journal = name == "running" and self.running_store is not None
             heavy = big or slice_paths is None or len(slice_paths) > OFFLOAD_UNITS
 
             def compute() -> _Work:
-                return self._compute(name, target, slice_units, mutate, journal, whole=heavy)
+                return self._compute(name, target, slice_units, mutate, journal, whole=heavy,
+                                     references=references)
 
             result = await asyncio.to_thread(compute) if heavy else compute()
             changes = result.changes
@@ -436,7 +451,10 @@ class Datastore:
             elif name == "candidate":
                 self.candidate_modified = True
             if journal and self.running_store.snapshot_due():  # type: ignore[union-attr]
-                await asyncio.to_thread(self.running_store.snapshot, self.trees["running"])  # type: ignore[union-attr]
+                if self._folding is not None:
+                    await self._folding  # the last snapshot is still being written
+                finish = await asyncio.to_thread(self.running_store.begin_fold, self.trees["running"])  # type: ignore[union-attr]
+                self._folding = asyncio.ensure_future(asyncio.to_thread(_finish_fold, finish))
             elif name == "startup" and self.startup_store is not None:
                 await asyncio.to_thread(self.startup_store.save, self.trees["startup"])
             if txn is not None:
@@ -449,8 +467,10 @@ class Datastore:
         return changes
 
     def _compute(self, name: str, target: DataTree, units: list[Unit] | None,
-                 mutate: Callable[[DataTree], None], journal: bool, *, whole: bool) -> _Work:
-        """Apply, validate and diff, touching nothing installed (safe in a worker thread)."""
+                 mutate: Callable[[DataTree], None], journal: bool, *, whole: bool,
+                 references: tuple[Reference, ...] = ()) -> _Work:
+        """Apply, validate and diff, touching nothing installed (safe in a worker thread).
+        `references`: the slice's leafrefs checked by lookup in `target` (see `locality`)."""
         slice_paths = [u.path for u in units] if units is not None else None
         if units is not None:
             work, present = target.extract(units)
@@ -459,7 +479,8 @@ class Datastore:
         before = work.copy()
         try:
             mutate(work)
-            work.validate(config_only=True, keep_tops=before if name == "running" else None)
+            work.validate(config_only=True, keep_tops=before if name == "running" else None,
+                          deferred=references, outside=target)
         except InvalidData as exc:
             raise from_invalid(exc) from None
         changes = before.diff(work)
@@ -516,6 +537,7 @@ class Datastore:
 
     def _bump(self, name: str) -> None:
         self.versions[name] = self.versions.get(name, 0) + 1
+        self.installed_ns[name] = time.time_ns()
 
 
 def _release(trees: Sequence[DataTree]) -> None:

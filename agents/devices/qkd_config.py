@@ -129,6 +129,10 @@ class NodeConfig:
         """Applications with this backing link."""
         return self._apps_on.get(qkdl_id, {})
 
+    def backing_link_ids(self) -> Iterable[str]:
+        """Every link some application names as backing (configured here or not)."""
+        return self._apps_on.keys()
+
     def order(self, qkdl_id: str) -> int:
         """A link's place in document order (new links come after the configured ones)."""
         return self._order.get(qkdl_id, self._next)

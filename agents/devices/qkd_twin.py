@@ -22,8 +22,9 @@ node acts as a KME (option `kme`, default on).
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from . import qkd_config as cfg
@@ -41,6 +42,7 @@ log = logging.getLogger("qstrata.devices.qkd")
 
 DEFAULT_PERF_INTERVAL_S = 10.0
 QBER_CHANGE = 0.005
+TICK_PIECE = 16  # links or applications per piece of a sliced tick (an alarm costs ~0.1 ms)
 
 
 def qkd_parameters(spec: Any) -> qkd_physics.DecoyBB84Parameters:
@@ -100,6 +102,12 @@ class QkdTwin:
         self._iface_status: dict[int, str] = {}
         self._app_seen: dict[str, dict[str, Any]] = {}
         self._created: dict[str, int] = {}
+        self._link_flags: dict[str, tuple[bool, bool]] = {}
+        """Per backing link: (ACTIVE, short of key) at the last tick; a change marks its apps."""
+        self._dirty_apps: set[str] = set()
+        self._expiring: set[str] = set()
+        self._windows: list[tuple[int, str]] = []
+        """Heap of (end of an application's statistics window, app_id)."""
         self.kme = None
         if kme:
             self.kme = ss_twin.KmeService(self)
@@ -215,6 +223,11 @@ class QkdTwin:
                 self._emit(note.application_disconnected(app_id))
             elif app is not None and before is None:
                 self._created[app_id] = self.world.now_ns
+            self._dirty_apps.add(app_id)
+            if app is not None and app.expiration_time:
+                self._expiring.add(app_id)
+            else:
+                self._expiring.discard(app_id)
         # consumers of the links the change touched, or whose applications it touched
         drawn = dict(moved)
         for app_id, app in delta.apps.items():
@@ -385,15 +398,24 @@ class QkdTwin:
     # -- per tick ----------------------------------------------------------------------------
 
     def on_tick(self, now_ns: int, dt_ns: int) -> None:
-        """Per tick, cost per configured link and application (consumers change only on a
-        commit or when an application runs out of time, see `_check_apps`)."""
+        for _ in self.tick_steps(now_ns, dt_ns):
+            pass
+
+    def tick_steps(self, now_ns: int, dt_ns: int) -> Iterator[None]:
+        """One tick, a piece at a time (`World.advance_sliced` yields to the event loop between
+        pieces). Cost per configured link and application (consumers change only on a commit or
+        when an application runs out of time, see `_check_apps`). A commit may land between
+        pieces: links and applications are taken from a copy and skipped once unconfigured."""
         self._check_interfaces()
         table = qkd_link.sessions(self.world)
-        for link in self.config.links.values():
+        links = self.config.links
+        for n, link in enumerate(list(links.values()), 1):
             session = table.get(link.qkdl_id)
-            if session is not None:
+            if session is not None and links.get(link.qkdl_id) is link:
                 self._check_link(link, session, now_ns)
-        self._check_apps(table, dt_ns)
+            if n % TICK_PIECE == 0:
+                yield
+        yield from self._check_apps(table, now_ns, dt_ns)
         if self.kme is not None:
             self.kme.on_tick(now_ns, dt_ns)
 
@@ -452,40 +474,84 @@ class QkdTwin:
             seen.update(perf_at=now_ns, skr=skr, qber=qber)
             self._emit(note.link_perf_update(link.qkdl_id, self._performance(link, session)))
 
-    def _check_apps(self, table: dict[str, qkd_link.QkdLinkSession], dt_ns: int) -> None:
-        for app in self.config.apps.values():
-            seen = self._app_seen.setdefault(
-                app.app_id, {"status": None, "starving": False, "consumed": 0.0, "window_start": None,
-                             "statistics": []}
-            )
-            status = self._app_status(app)
-            if status != seen["status"]:
-                if seen["status"] is not None:
-                    self._state_changed(cfg.app_path(app.app_id, "app_status"))
-                    if "OUT-OF-TIME" in (status, seen["status"]):  # it stops (or starts) drawing key
-                        self._update_consumers(app.backing)
-                seen["status"] = status
-            starving = any(
-                (s := table.get(q)) is not None and s.shortfall_bits > 0.0 for q in app.backing
-            ) and status != "OUT-OF-TIME"
-            if starving and not seen["starving"]:
-                self._emit(note.application_alarm(app.app_id, status, "key store exhausted: demand exceeds key supply"))
-            seen["starving"] = starving
-            if status != "OUT-OF-TIME":
-                seen["consumed"] += app.draw_bps * dt_ns / NS
-            self._roll_statistics(seen)
+    def _check_apps(self, table: dict[str, qkd_link.QkdLinkSession], now_ns: int, dt_ns: int) -> Iterator[None]:
+        """Per tick, only the applications something can have changed for: a backing link that
+        became or stopped being ACTIVE or short of key, an expiration time, a commit, or the end
+        of a statistics window. What an application draws is a rate since a time, settled when
+        the rate or the window changes, so quiet applications cost nothing per tick."""
+        dirty, self._dirty_apps = self._dirty_apps, set()
+        for n, qkdl_id in enumerate(list(self.config.backing_link_ids()), 1):
+            session = table.get(qkdl_id)
+            flags = (session is not None and session.status == "ACTIVE",
+                     session is not None and session.shortfall_bits > 0.0)
+            if self._link_flags.get(qkdl_id) != flags:
+                self._link_flags[qkdl_id] = flags
+                dirty.update(self.config.app_ids_on(qkdl_id))
+            if n % (4 * TICK_PIECE) == 0:
+                yield
+        dirty.update(self._expiring)
+        apps = self.config.apps
+        for n, app_id in enumerate(dirty, 1):
+            app = apps.get(app_id)
+            if app is not None:
+                self._check_app(app, table, now_ns, dt_ns)
+            if n % TICK_PIECE == 0:
+                yield
+        n = 0
+        while self._windows and self._windows[0][0] <= now_ns:
+            due, app_id = heapq.heappop(self._windows)
+            seen = self._app_seen.get(app_id)
+            if seen is None or app_id not in apps or seen["window_start"] + self.perf_interval_ns != due:
+                continue  # removed, or an entry of an earlier life of the same id
+            self._roll_statistics(seen, now_ns)
+            n += 1
+            if n % TICK_PIECE == 0:
+                yield
 
-    def _roll_statistics(self, seen: dict[str, Any]) -> None:
+    def _check_app(self, app: cfg.App, table: dict[str, qkd_link.QkdLinkSession], now_ns: int, dt_ns: int) -> None:
+        seen = self._app_seen.get(app.app_id)
+        if seen is None:  # registered at the start of this tick (a commit lands between ticks)
+            start = now_ns - dt_ns
+            seen = self._app_seen[app.app_id] = {
+                "app_id": app.app_id, "status": None, "starving": False, "consumed": 0.0, "since": start,
+                "drawing": False, "draw": app.draw_bps, "window_start": start, "statistics": []}
+            heapq.heappush(self._windows, (start + self.perf_interval_ns, app.app_id))
+        status = self._app_status(app)
+        if status != seen["status"]:
+            if seen["status"] is not None:
+                self._state_changed(cfg.app_path(app.app_id, "app_status"))
+                if "OUT-OF-TIME" in (status, seen["status"]):  # it stops (or starts) drawing key
+                    self._update_consumers(app.backing)
+            seen["status"] = status
+        drawing = status != "OUT-OF-TIME"
+        if drawing != seen["drawing"] or app.draw_bps != seen["draw"]:
+            at = now_ns - dt_ns  # this tick already draws at the new rate...
+            if not drawing and app.expiration_time:  # ...but an expiring one draws until it expires
+                at = max(seen["since"], min(now_ns, self.world.sim_ns_of_date(app.expiration_time)))
+            _settle(seen, at)
+            seen["drawing"], seen["draw"] = drawing, app.draw_bps
+        starving = drawing and any(
+            (s := table.get(q)) is not None and s.shortfall_bits > 0.0 for q in app.backing)
+        if starving and not seen["starving"]:
+            self._emit(note.application_alarm(app.app_id, status, "key store exhausted: demand exceeds key supply"))
+        seen["starving"] = starving
+
+    def _roll_statistics(self, seen: dict[str, Any], now: int) -> None:
         """app_statistics: one entry per perf interval of consumed bits, the last 10 kept.
         consumed_bits counts what the application asked for in the window (saturating uint32)."""
-        now = self.world.now_ns
-        if seen["window_start"] is None:
-            seen["window_start"] = now
-        if now - seen["window_start"] >= self.perf_interval_ns:
-            seen["statistics"].append({
-                "end_time": self.world.date_and_time(now),
-                "start_time": self.world.date_and_time(seen["window_start"]),
-                "consumed_bits": min(int(seen["consumed"]), 4_294_967_295),
-            })
-            del seen["statistics"][:-10]
-            seen["window_start"], seen["consumed"] = now, 0.0
+        _settle(seen, now)
+        seen["statistics"].append({
+            "end_time": self.world.date_and_time(now),
+            "start_time": self.world.date_and_time(seen["window_start"]),
+            "consumed_bits": min(int(seen["consumed"]), 4_294_967_295),
+        })
+        del seen["statistics"][:-10]
+        seen["window_start"], seen["consumed"] = now, 0.0
+        heapq.heappush(self._windows, (now + self.perf_interval_ns, seen["app_id"]))
+
+
+def _settle(seen: dict[str, Any], at_ns: int) -> None:
+    """Add what the application drew since `seen["since"]` (while drawing) to its window."""
+    if seen["drawing"]:
+        seen["consumed"] += seen["draw"] * (at_ns - seen["since"]) / NS
+    seen["since"] = at_ns

@@ -34,6 +34,8 @@ QSTRATA_UUID_NAMESPACE = uuid.UUID("5f0c7d1e-3b8a-5d2e-9c41-7a6b0e2f9d13")
 ATTENUATION_DRIFT_RELATIVE = 0.005
 ATTENUATION_DRIFT_TAU_S = 3600.0
 
+TICK_SLICE_S = 0.002
+"""Longest stretch of tick work between two chances for the event loop to serve sessions."""
 PHYSICS_ORDER = 10
 """Tick order of world-side simulations (link sessions); twins tick after them (DEVICE_ORDER)."""
 DEVICE_ORDER = 20
@@ -67,6 +69,11 @@ class World:
         self.epoch_unix_ns = time.time_ns() if epoch_unix_ns == "wall" else int(epoch_unix_ns)
         self.tick_ns = tick_ns
         self.now_ns = 0
+        self.settled_ns = 0
+        """now_ns of the last tick every participant has finished (readers key caches on it)."""
+        self.settled_wall_ns = 0
+        """Wall-clock time (Unix ns) at which that tick finished: when its values were produced, in
+        the time operators and collectors keep (the simulated clock runs `speed` times faster)."""
         self.plant = Plant.build(topology)
         self.hosted: dict[str, Any] = {}
         self.shared: dict[str, Any] = {}
@@ -195,11 +202,39 @@ class World:
         """One tick of `dt_ns`: move the clock, drift the fibres, update every participant."""
         if dt_ns <= 0:
             return
+        self._start_tick(dt_ns)
+        for participant in list(self._participants):
+            participant.on_tick(self.now_ns, int(dt_ns))
+        self.settled_ns, self.settled_wall_ns = self.now_ns, time.time_ns()
+
+    async def advance_sliced(self, dt_ns: int, slice_s: float = TICK_SLICE_S) -> None:
+        """`advance` for live agents: the same steps, yielding to the event loop every
+        `slice_s` of work, so a tick over thousands of links never stalls a NETCONF or gNMI
+        session for longer than a slice. Participants with `tick_steps` (a generator doing
+        `on_tick`'s work piece by piece) are sliced inside; the others between them."""
+        if dt_ns <= 0:
+            return
+        self._start_tick(dt_ns)
+        now, dt = self.now_ns, int(dt_ns)
+        deadline = time.perf_counter() + slice_s
+        for participant in list(self._participants):
+            steps = getattr(participant, "tick_steps", None)
+            if steps is None:
+                participant.on_tick(now, dt)
+            else:
+                for _ in steps(now, dt):
+                    if time.perf_counter() > deadline:
+                        await asyncio.sleep(0)
+                        deadline = time.perf_counter() + slice_s
+            if time.perf_counter() > deadline:
+                await asyncio.sleep(0)
+                deadline = time.perf_counter() + slice_s
+        self.settled_ns, self.settled_wall_ns = now, time.time_ns()
+
+    def _start_tick(self, dt_ns: int) -> None:
         self.now_ns += int(dt_ns)
         if not self.deterministic:
             self._drift_fibres(dt_ns / NS)
-        for participant in list(self._participants):
-            participant.on_tick(self.now_ns, int(dt_ns))
 
     def tick(self) -> None:
         self.advance(self.tick_ns)
@@ -222,7 +257,7 @@ class World:
             while True:
                 await asyncio.sleep(step / NS / self.speed)
                 wall = time.monotonic_ns()
-                self.advance(int((wall - last) * self.speed))
+                await self.advance_sliced(int((wall - last) * self.speed))
                 last = wall
         finally:
             self._running = False

@@ -46,8 +46,10 @@ MIN_INTERVAL_NS = 1_000_000
 """The shortest sample or heartbeat interval served (1 ms); 0 samples as fast as the subscriber
 reads (specification 3.5.1.5.2: the lowest interval the target supports)."""
 TARGET_DEFINED_SAMPLE_S = 1.0
-MAX_NOTIFICATION_BYTES = 1 << 20
-"""Updates are split over notifications of about this size (clients' default limit is 4 MiB)."""
+MAX_NOTIFICATION_BYTES = 3 << 20
+"""Updates are split over notifications of at most about this size: below the 4 MiB that gRPC
+clients accept by default (pygnmi, gnmic), with room for the last update and the framing; one
+notification per sample up to ~20,000 leaves (each response has a fixed cost on both sides)."""
 MAX_PENDING_PATHS = 50_000
 """Beyond this many distinct changed paths between two sends, resynchronise everything instead."""
 
@@ -322,11 +324,11 @@ class SubscribeSession:
         for path, node, value in updates:
             dup = counts.get(path, 1) - 1 if counts else 0
             data = encoder.update_bytes(path, node, value, self.encoding, dup)
-            chunk.append(data)
-            size += len(data)
-            if size >= MAX_NOTIFICATION_BYTES:
+            if chunk and size + len(data) > MAX_NOTIFICATION_BYTES:
                 chunks.append(b"".join(chunk))
                 chunk, size = [], 0
+            chunk.append(data)
+            size += len(data)
         if chunk:
             chunks.append(b"".join(chunk))
         return chunks

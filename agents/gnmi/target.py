@@ -60,10 +60,15 @@ class GnmiTarget:
 
     # ---------------------------------------------------------------- time
     def now_ns(self) -> int:
-        """When a value is produced: the twin's world clock in Unix ns, else the wall clock."""
+        """The notification timestamp: when the values read now were produced, on the wall clock
+        (gNMI 2.1: when the data was collected from its source), so collectors' time ranges and
+        staleness hold at any `--speed`. With a twin: the later of the last finished tick and the
+        last commit (values do not change in between); without one: now. Dates inside the data
+        (creation_time, statistics windows) stay on the simulated clock, like the rest of the
+        simulation."""
         world = getattr(self.driver, "world", None)
-        if world is not None:
-            return world.unix_ns(world.now_ns)
+        if world is not None and world.settled_wall_ns:
+            return max(world.settled_wall_ns, self.datastore.installed_ns.get("running", 0))
         return time.time_ns()
 
     # ---------------------------------------------------------------- data
@@ -103,7 +108,7 @@ class GnmiTarget:
 
     def _state(self) -> dict:
         world = getattr(self.driver, "world", None)
-        key = world.now_ns if world is not None else time.monotonic_ns()
+        key = world.settled_ns if world is not None else time.monotonic_ns()
         if self._state_cache is not None and self._state_cache[0] == key:
             return self._state_cache[1]
         state = self.driver.read_state() if hasattr(self.driver, "read_state") else {}
@@ -115,7 +120,7 @@ class GnmiTarget:
         a twin's state only moves when its world ticks, so one snapshot per tick serves every
         subscriber (and lets them reuse what they encoded from it)."""
         world = getattr(self.driver, "world", None)
-        key = (self.datastore.versions.get("running", 0), world.now_ns if world is not None else time.monotonic_ns())
+        key = (self.datastore.versions.get("running", 0), world.settled_ns if world is not None else time.monotonic_ns())
         if self._snapshot is not None and self._snapshot[0] == key:
             return self._snapshot[1]
         state = self._state()

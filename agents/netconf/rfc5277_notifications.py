@@ -27,6 +27,9 @@ async def create_subscription(session: NetconfSession, op: etree._Element) -> No
     if stream != "NETCONF":
         raise RpcError(ErrorTag.INVALID_VALUE, f"unknown stream {stream!r}; this agent offers NETCONF",
                        info=[("bad-element", "stream")])
+    if op.find(f"{{{NOTIF_NS}}}stopTime") is not None and op.find(f"{{{NOTIF_NS}}}startTime") is None:
+        # RFC 5277 s2.1.1: a stopTime without a startTime is missing-element, bad-element stopTime
+        raise RpcError(ErrorTag.MISSING_ELEMENT, "stopTime needs a startTime", info=[("bad-element", "startTime")])
     if op.find(f"{{{NOTIF_NS}}}startTime") is not None:
         raise RpcError(ErrorTag.OPERATION_NOT_SUPPORTED, "replay is not supported")
     if session.subscribed:

@@ -355,6 +355,7 @@ async def validate(session: NetconfSession, op: etree._Element) -> None:
 
 
 async def close_session(session: NetconfSession, op: etree._Element) -> None:
+    session.closing = True  # "Any NETCONF requests received after a <close-session> request will be ignored."
     session.server.loop_later(session.close)
 
 

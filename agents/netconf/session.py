@@ -36,6 +36,8 @@ class NetconfSession:
         self.hello_done = False
         self.base11 = False
         self.closed = False
+        self.closing = False
+        """<close-session> was answered: later requests are ignored (RFC 6241 s7.8)."""
         self.subscribed = False
         self.stats = {"in-rpcs": 0, "in-bad-rpcs": 0, "out-rpc-errors": 0, "out-notifications": 0}
         self.login_time = server.now()
@@ -86,6 +88,8 @@ class NetconfSession:
 
     # --------------------------------------------------------------- messages
     async def handle_message(self, message: bytes) -> None:
+        if self.closing:
+            return
         self.big_request = len(message) > BIG_MESSAGE
         if self.hello_done:
             cached = self.server.requests.lookup(message)

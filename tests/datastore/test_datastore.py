@@ -259,6 +259,107 @@ def test_journal_brings_running_back_and_ignores_a_truncated_last_record(tmp_pat
     assert reopened.get_config("running").get(link_path(1)) is not None  # its delete was lost
 
 
+def test_folding_the_journal_off_the_write_path_loses_nothing_at_any_crash_point(tmp_path):
+    """The journal is set aside (running.journal.folding) and the snapshot written in the
+    background; a crash before the snapshot lands, or after it but before the set-aside journal is
+    dropped, still recovers every commit, and commits made meanwhile go to a fresh journal."""
+    def store_at(path: Path) -> Datastore:
+        store = Datastore(state_dir=path, snapshot_every=3)
+        store.load(initial())
+        return store
+
+    async def go():
+        store = store_at(tmp_path)
+        for i in range(1, 8):
+            await store.edit("running", [merge(i)], ALICE)
+        if store._folding is not None:
+            await store._folding
+        return printed(store)
+
+    expected = run(go())
+    assert printed(store_at(tmp_path)) == expected
+    assert not (tmp_path / "running.journal.folding").exists()
+
+    # a crash after the journal was set aside, before the snapshot was written
+    async def crash_mid_fold():
+        store = store_at(tmp_path)
+        await store.edit("running", [merge(20)], ALICE)
+        store.running_store.begin_fold(store.get_config("running"))  # the slow half never runs
+        await store.edit("running", [merge(21)], ALICE)  # goes to a fresh journal
+        return printed(store)
+
+    expected = run(crash_mid_fold())
+    assert (tmp_path / "running.journal.folding").exists()
+    assert printed(store_at(tmp_path)) == expected
+    # a second fold while the first never finished keeps both journals' records
+    store = store_at(tmp_path)
+    store.running_store.begin_fold(store.get_config("running"))()
+    assert printed(store_at(tmp_path)) == expected
+    assert not (tmp_path / "running.journal.folding").exists()
+
+
+# -- leafrefs checked by lookup ---------------------------------------------------------------------
+
+SESSION = "00000000-0000-0000-0000-0000000005e5"
+
+
+def app_path(i: int) -> str:
+    return f"/{TOP}/qkd_applications/qkd_app[app_id='{link_id(0xa00 + i)}']"
+
+
+def app_edit(i: int, session: str, operation: str = "create") -> EditOperation:
+    tree = DataTree.from_python({TOP: {"qkd_applications": {"qkd_app": [
+        {"app_id": link_id(0xa00 + i), "qstrata-ss:ss-session-id": session}]}}}, validate=False)
+    return EditOperation(operation, app_path(i), tree)
+
+
+def session_edit(session: str = SESSION) -> EditOperation:
+    tree = DataTree.from_python({SS: {"kme": {"kme-id": NODE_ID, "sessions": {"session": [
+        {"session-id": session, "rate": "1000", "burst": "8000"}]}}}}, validate=False)
+    return EditOperation("merge", f"/{SS}", tree)
+
+
+def test_an_applications_session_is_checked_by_lookup_not_by_validating_every_session():
+    """qkd_app/ss-session-id points into another module's list: the slice holds the app only and
+    the session is looked up in the whole tree, with libyang's own error when it is missing."""
+    store = loaded()
+    plan = store.locality.plan(schema_path_of(app_path(1)), False)
+    assert plan is not None and [r.key for r in plan] == ["session-id"]
+    assert store.locality.plan(f"/{SS}/kme/sessions/session", True) is None  # deleting a target: whole
+
+    async def go():
+        before = printed(store)
+        with pytest.raises(DatastoreError) as err:
+            await store.edit("running", [app_edit(1, SESSION)], ALICE)
+        assert err.value.kind == ErrorKind.INSTANCE_REQUIRED
+        assert err.value.app_tag == "instance-required"
+        assert err.value.path == f"{app_path(1)}/qstrata-ss:ss-session-id"
+        # the same words whole-tree validation gives
+        whole = store.get_config("running").copy()
+        whole.merge(app_edit(1, SESSION).value)
+        with pytest.raises(Exception) as libyang_says:
+            whole.validate(config_only=True)
+        assert libyang_says.value.issues[0].message == err.value.message
+        assert printed(store) == before
+        # session and app in one edit; then apps naming the installed session
+        await store.edit("running", [session_edit(), app_edit(1, SESSION)], ALICE)
+        await store.edit("running", [app_edit(2, SESSION)], ALICE)
+        got = store.get_config("running")
+        assert got.get(f"{app_path(2)}/qstrata-ss:ss-session-id") is not None
+        # a merge that changes the reference to a missing session changes nothing
+        middle = printed(store)
+        with pytest.raises(DatastoreError):
+            await store.edit("running", [app_edit(2, link_id(0xbad), "merge")], ALICE)
+        assert printed(store) == middle
+        # the referenced session cannot be deleted while apps name it
+        with pytest.raises(DatastoreError) as gone:
+            await store.edit("running", [EditOperation(
+                "delete", f"/{SS}/kme/sessions/session[session-id='{SESSION}']")], ALICE)
+        assert gone.value.kind == ErrorKind.INSTANCE_REQUIRED
+        assert printed(store) == middle
+    run(go())
+
+
 # -- locality fallback -------------------------------------------------------------------------------
 
 

@@ -632,3 +632,100 @@ def test_prepare_without_commit_then_a_new_transaction_rereads_the_configuration
     alice.running = new
     assert reads == ["old"]
     assert set(alice.driver.config.links) == {LINK} and not alice.driver.config.links[LINK].enable
+
+
+# -- sliced ticks ----------------------------------------------------------------------------------
+
+
+def _with_apps(count: int, rate: int):
+    def mutate(config):
+        config[QKD]["qkd_applications"] = {"qkd_app": [{
+            "app_id": f"0000000a-0000-4000-8000-{i:012x}", "backing_qkdl_id": [LINK],
+            "app_qos": {"min_bandwidth": rate}} for i in range(count)]}
+    return mutate
+
+
+def test_a_sliced_tick_gives_the_loop_turns_and_the_same_state_as_a_whole_tick():
+    """Live agents tick with `advance_sliced` so thousands of links and applications never stall
+    a session: the loop gets turns during the tick, the result is the whole tick's, and a commit
+    landing between two pieces (an application removed) is taken in its stride."""
+    whole, sliced = qkd_pair(), qkd_pair()
+    for world, alice, _, _ in (whole, sliced):
+        world.run_for(11 * NS)
+        alice.edit(_with_apps(300, 1000))
+
+    async def tick_sliced() -> int:
+        turns = 0
+
+        async def count() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+        counter = asyncio.ensure_future(count())
+        await sliced[0].advance_sliced(NS, slice_s=0)
+        counter.cancel()
+        return turns
+
+    whole[0].advance(NS)
+    turns = run(tick_sliced())
+    assert turns >= 300 // 16  # at least one turn per piece of applications
+    assert whole[1].state() == sliced[1].state()
+    assert sliced[0].settled_ns == sliced[0].now_ns == whole[0].now_ns
+
+    sliced[1].edit(_with_apps(300, 900))  # every application has something to check next tick
+
+    async def commit_mid_tick() -> None:
+        world, alice = sliced[0], sliced[1]
+        tick = asyncio.ensure_future(world.advance_sliced(NS, slice_s=0))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert world.settled_ns < world.now_ns  # still ticking
+        txn, new = alice.transaction(_with_apps(10, 1000))
+        await alice.driver.prepare(txn)
+        await alice.driver.commit(txn)
+        alice.running = new
+        await tick
+        assert world.settled_ns == world.now_ns
+    run(commit_mid_tick())
+    assert len(sliced[1].state()[QKD]["qkd_applications"]["qkd_app"]) == 10
+
+
+def test_applications_are_accounted_per_window_though_only_changes_are_checked_per_tick():
+    """Quiet applications cost nothing per tick, yet every statistics window holds what they
+    drew over its whole length, an expiring one stops drawing at its expiration time, and one
+    that asks for more than the link makes raises its alarm once."""
+    world, alice, _, _ = qkd_pair()
+    world.run_for(11 * NS)
+    rate = skr(alice, LINK)
+    steady, expiring, greedy = (f"0000000a-0000-4000-8000-0000000000{x}" for x in ("b1", "b2", "b3"))
+    expires = world.date_and_time(world.now_ns + 15 * NS)
+
+    def apps(config):
+        config[QKD]["qkd_applications"] = {"qkd_app": [
+            {"app_id": steady, "backing_qkdl_id": [LINK], "app_qos": {"min_bandwidth": 1000}},
+            {"app_id": expiring, "backing_qkdl_id": [LINK], "app_qos": {"min_bandwidth": 2000},
+             "expiration_time": expires},
+        ]}
+    alice.edit(apps)
+    world.run_for(31 * NS)
+    state = {a["app_id"]: a for a in alice.state()[QKD]["qkd_applications"]["qkd_app"]}
+    windows = state[steady]["app_statistics"]["statistics"]
+    assert len(windows) == 3
+    assert [w["consumed_bits"] for w in windows] == [10_000, 10_000, 10_000]
+    # 15 s of 2,000 bit/s, then nothing: it expired
+    assert [w["consumed_bits"] for w in state[expiring]["app_statistics"]["statistics"]] == [20_000, 10_000, 0]
+    assert state[steady]["app_status"].endswith("ON")
+    assert state[expiring]["app_status"].endswith("OUT-OF-TIME")
+    assert not alice.notifications("alarm")
+
+    def more(config):
+        config[QKD]["qkd_applications"]["qkd_app"].append(
+            {"app_id": greedy, "backing_qkdl_id": [LINK], "app_qos": {"min_bandwidth": 3 * rate}})
+    alice.edit(more)
+    world.run_for(30 * NS)
+    alarms = [n for n in alice.notifications("alarm") if n.get("application")]
+    assert len(alarms) >= 1
+    assert {n["application"]["app_id"] for n in alarms} >= {greedy}
+    first = [n for n in alarms if n["application"]["app_id"] == greedy]
+    assert len(first) == 1  # raised once while it stays short of key

@@ -236,3 +236,19 @@ def test_gateway_routes_by_target_and_plain_text_only_when_asked(tmp_path):
         assert "ca" not in w.creds("alice")
     finally:
         w.stop()
+
+
+def test_timestamps_are_wall_clock_even_when_the_twin_runs_faster(world):
+    """The agents here simulate at 20x; a notification's timestamp is when its values were
+    produced on the wall clock (the last tick or commit), not the simulated clock running ahead."""
+    stub, md = world.stub("alice"), world.metadata("alice")
+    time.sleep(2.0)  # 40 simulated seconds
+    before = time.time_ns()
+    resp = stub.Get(gnmi_pb2.GetRequest(path=[path(QKD)], encoding=4), metadata=md, timeout=10)
+    after = time.time_ns()
+    stamp = resp.notification[0].timestamp
+    assert before - 3_000_000_000 <= stamp <= after  # at most one tick (50 ms of wall time here) old
+    sampled = _first_responses(stub, md, subscribe_list(gnmi_pb2.Subscription(
+        path=path(f"{QKD}/qkd_interfaces"), mode=2, sample_interval=100_000_000)), 1)
+    stamps = [r.update.timestamp for r in sampled if r.HasField("update")]
+    assert stamps and all(s <= time.time_ns() for s in stamps)
