@@ -69,6 +69,10 @@ def _decode_records(raw: bytes) -> list[dict[str, Any]]:
     return records
 
 
+URGENT_FACTOR = 4
+"""A due fold waits for a pause in commits until the journal weighs this many snapshots."""
+
+
 class RunningStore:
     """Snapshot + journal of the running datastore in a state directory."""
 
@@ -114,9 +118,14 @@ class RunningStore:
         self._journal_bytes += len(line)
 
     def snapshot_due(self) -> bool:
-        """The journal is folded into a snapshot once it holds `snapshot_every` records and
+        """The journal may be folded into a snapshot once it holds `snapshot_every` records and
         weighs as much as the snapshot (so rewriting the snapshot costs O(1) per journal byte)."""
         return self._records >= self.snapshot_every and self._journal_bytes >= self._snapshot_bytes
+
+    def snapshot_urgent(self) -> bool:
+        """Past this the journal is folded even while commits keep coming (recovery replays at
+        most about `URGENT_FACTOR` snapshots' worth of journal)."""
+        return self.snapshot_due() and self._journal_bytes >= URGENT_FACTOR * max(self._snapshot_bytes, 1)
 
     def snapshot(self, current: DataTree) -> None:
         """Fold everything now (start-up; tests)."""

@@ -39,6 +39,8 @@ DATASTORES = ("running", "candidate", "startup")
 MAX_CONFIRM_TIMEOUT = 4_294_967_295
 """confirm-timeout is a uint32 number of seconds (ietf-netconf, RFC 6241 s8.4.5.1)."""
 OFFLOAD_UNITS = 256
+FOLD_IDLE_S = 0.2
+"""A due journal fold waits for this long a pause in commits to running (see `_fold_when_idle`)."""
 """Transactions touching more subtrees than this are computed in a worker thread."""
 
 
@@ -122,6 +124,8 @@ class Datastore:
         filtering it is big enough to leave the event loop."""
         self._write = {name: asyncio.Lock() for name in DATASTORES}
         self._folding: asyncio.Future | None = None
+        self._idle_fold: asyncio.Future | None = None
+        self._last_write = 0.0
         """The snapshot being written off the write path (see `persist.RunningStore.begin_fold`)."""
         self.pending: _Pending | None = None
 
@@ -450,11 +454,12 @@ class Datastore:
                 self._candidate_stale = True
             elif name == "candidate":
                 self.candidate_modified = True
-            if journal and self.running_store.snapshot_due():  # type: ignore[union-attr]
-                if self._folding is not None:
-                    await self._folding  # the last snapshot is still being written
-                finish = await asyncio.to_thread(self.running_store.begin_fold, self.trees["running"])  # type: ignore[union-attr]
-                self._folding = asyncio.ensure_future(asyncio.to_thread(_finish_fold, finish))
+            if journal:
+                self._last_write = time.monotonic()
+                if self.running_store.snapshot_urgent():  # type: ignore[union-attr]
+                    await self._fold()
+                elif self.running_store.snapshot_due() and self._idle_fold is None:  # type: ignore[union-attr]
+                    self._idle_fold = asyncio.ensure_future(self._fold_when_idle())
             elif name == "startup" and self.startup_store is not None:
                 await asyncio.to_thread(self.startup_store.save, self.trees["startup"])
             if txn is not None:
@@ -465,6 +470,30 @@ class Datastore:
                         log.exception("driver %s failed to commit a prepared transaction", driver.name)
         self.bus.publish(CommitEvent(name, tuple(changes), session.session_id, session.username, time.time_ns()))
         return changes
+
+    async def _fold(self) -> None:
+        """Fold the journal into a snapshot (caller holds the running write lock): writers wait
+        while the configuration is printed; the snapshot is written in the background."""
+        if self._folding is not None:
+            await self._folding  # the last snapshot is still being written
+        finish = await asyncio.to_thread(self.running_store.begin_fold, self.trees["running"])  # type: ignore[union-attr]
+        self._folding = asyncio.ensure_future(asyncio.to_thread(_finish_fold, finish))
+
+    async def _fold_when_idle(self) -> None:
+        """A due fold waits for a pause in commits (FOLD_IDLE_S without one), as databases
+        compact in the background, so a burst of edits is not stopped while 10,000 links are
+        printed; a journal that keeps growing is folded anyway (`snapshot_urgent`)."""
+        try:
+            while True:
+                quiet = time.monotonic() - self._last_write
+                if quiet >= FOLD_IDLE_S:
+                    async with self._write["running"]:
+                        if self.running_store is not None and self.running_store.snapshot_due():
+                            await self._fold()
+                    return
+                await asyncio.sleep(FOLD_IDLE_S - quiet)
+        finally:
+            self._idle_fold = None
 
     def _compute(self, name: str, target: DataTree, units: list[Unit] | None,
                  mutate: Callable[[DataTree], None], journal: bool, *, whole: bool,

@@ -272,6 +272,8 @@ def test_folding_the_journal_off_the_write_path_loses_nothing_at_any_crash_point
         store = store_at(tmp_path)
         for i in range(1, 8):
             await store.edit("running", [merge(i)], ALICE)
+        if store._idle_fold is not None:
+            await store._idle_fold
         if store._folding is not None:
             await store._folding
         return printed(store)
@@ -390,3 +392,36 @@ def test_edits_whose_locality_is_unknown_are_validated_whole(tmp_path):
             await store.edit("running", [delete(1)], ALICE)
         assert store.get_config("running").get(link_path(1)) is not None
     run(go())
+
+
+def test_a_due_fold_waits_for_a_pause_unless_the_journal_keeps_growing(tmp_path):
+    """Folding prints the whole configuration while writers wait: a due fold waits for a pause
+    in commits; a journal four snapshots heavy is folded at once, burst or not."""
+    store = Datastore(state_dir=tmp_path, snapshot_every=3)
+    first = initial()
+    first.merge(link_tree(*range(1000, 1050)))
+    store.load(first)  # a snapshot of 50 links
+    journal = store.running_store
+
+    async def go():
+        n = 1
+        while not journal.snapshot_due():
+            await store.edit("running", [merge(n)], ALICE)
+            n += 1
+        assert not journal.snapshot_urgent()
+        assert store._idle_fold is not None and journal._records == n - 1  # waiting for a pause
+        await asyncio.sleep(0.5)
+        assert store._idle_fold is None and journal._records == 0  # folded in the pause
+        records = 0
+        for i in range(n, n + 400):  # a burst with no pause: the journal outgrows 4 snapshots
+            await store.edit("running", [merge(i)], ALICE)
+            records = max(records, journal._records)
+        assert journal._records < 400 and records < 400
+        if store._folding is not None:
+            await store._folding
+        return printed(store)
+
+    expected = run(go())
+    again = Datastore(state_dir=tmp_path)
+    again.load(initial())
+    assert printed(again) == expected
