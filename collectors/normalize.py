@@ -167,7 +167,8 @@ class SeriesRegistry:
         if shared is None:
             if len(self._labels) >= LABEL_CACHE:  # keys of deleted entities (service units come and go)
                 self._labels.clear()
-            shared = self._labels[labels] = tuple((k, sys.intern(v)) for k, v in labels)
+            shared = tuple((k, sys.intern(v)) for k, v in labels)
+            self._labels[shared] = shared  # keyed by itself: one tuple per entity, not two
         series = Series(self._next_id, target, path, full_schema_path, name, shared, counter=counter, numeric=numeric,
                         resource=resource)
         self._next_id += 1
