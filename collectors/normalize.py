@@ -339,7 +339,7 @@ class Normalizer:
                 if resource is None:  # shared by the leaves of one entity (a link's rates, QBER...)
                     if len(view.resources) >= LABEL_CACHE:
                         view.resources.clear()
-                    resource = view.resources[rkey] = resource_path(elements, rule.resource)
+                    resource = view.resources[rkey] = sys.intern(resource_path(elements, rule.resource))
                 route = reg.get_or_create(view.name, path, tel_elements, resource=resource)
                 view.routes[u.path] = route
                 return route

@@ -77,6 +77,7 @@ def test_targets_share_one_path_cache():
     a, b = alice.decode(data).updates[0], bob.decode(data).updates[0]
     assert (a.target, b.target) == ("alice", "bob") and a.path == f"{LINK}/qkdl_status"
     assert a.path is b.path and len(cache) == 1
+    assert a.value is b.value  # short string values (enumerations, identities) are shared too
     more = _response([(f"{LINK}/{leaf}", TV(uint_val=1), 0) for leaf in ("qkdl_performance/skr", "x", "y")])
     assert [u.path for u in bob.decode(more).updates] == [f"{LINK}/qkdl_performance/skr", f"{LINK}/x", f"{LINK}/y"]
     assert len(cache) == 4  # over the bound: cleared at the next notification
