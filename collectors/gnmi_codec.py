@@ -8,9 +8,15 @@ per-update Python work to a dictionary lookup and a value read:
 * a leaf's data path string is cached per serialized `Path` bytes (per prefix): paths repeat
   every sample, and the agent serializes each one from the same cache (agents/gnmi/encode.py),
   so the bytes are identical from sample to sample. The cache is keyed by the bytes' hash, not
-  the bytes: at 400 targets x 500 leaves the keys alone were 40 MB. Python's bytes hash is a
-  64-bit SipHash with a per-process random key, so for a target's few thousand paths a
-  collision (which would file a value under another path) has a probability below 1e-12;
+  the bytes: at 400 targets x 500 leaves the keys alone were 40 MB. It is one cache for every
+  target (`PathCache`, `SHARED_PATHS`): devices of a kind report the same paths (interface
+  names, link ids seen from both ends), so each distinct path is one string in the whole
+  collector, and there is one table instead of one per target (at 400 x 498 the 200,000 path
+  strings, their keys and 400 tables became one table of 498 strings: the benchmark's targets
+  all report the same link ids). Python's bytes hash is a 64-bit SipHash with a
+  per-process random key, so for a million distinct paths a collision (which would file a
+  value under another path) has a probability below 1e-7;
+* short string values are interned (`MAX_SHARED_STRING`): one object per distinct value;
 * values are read by the name of the TypedValue field set; decimal64 arrives as double_val
   (gNMI >= 0.8; the deprecated decimal_val is still understood); JSON encodings are decoded per
   leaf, and RFC 7951 strings of numeric leaves (int64, uint64, decimal64) become numbers.
@@ -23,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 from gnmi_pb import gnmi_pb2
@@ -36,9 +43,14 @@ JSON, BYTES, PROTO, ASCII, JSON_IETF = 0, 1, 2, 3, 4
 STREAM = 0
 TARGET_DEFINED, ON_CHANGE, SAMPLE = 0, 1, 2
 MODES = {"sample": SAMPLE, "on-change": ON_CHANGE, "target-defined": TARGET_DEFINED}
-MAX_CACHED_PATHS = 500_000
-"""Per target; beyond it the cache is cleared (a target whose keys never repeat must not grow
-the collector without bound)."""
+MAX_CACHED_PATHS = 1_000_000
+"""Distinct paths kept (all targets together); beyond it the cache is cleared (a target whose
+keys never repeat must not grow the collector without bound): paths are parsed again."""
+
+MAX_SHARED_STRING = 64
+"""String values up to this length are interned: enumerations, identities and ids (a link's
+status, `etsi-qkd-node-types:ACTIVE` x 28,400 in the benchmark) are then one object each, not
+one per series (the latest value of every series stays in memory)."""
 
 _SCALARS = frozenset({"string_val", "int_val", "uint_val", "bool_val", "double_val", "float_val", "ascii_val"})
 _NUMERIC_BASES = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "decimal64"})
@@ -73,12 +85,29 @@ class Decoded:
     """The deprecated SubscribeResponse.error, if a target still sends it."""
 
 
-class ResponseDecoder:
-    """Decodes one target's SubscribeResponses. Keeps the path cache, so use one per target."""
+class PathCache:
+    """Data path strings by the hash of their serialized `Path` (prefix included)."""
 
-    def __init__(self, target: str) -> None:
+    __slots__ = ("paths", "max_entries")
+
+    def __init__(self, max_entries: int = MAX_CACHED_PATHS) -> None:
+        self.paths: dict[int, str] = {}
+        self.max_entries = max_entries
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+SHARED_PATHS = PathCache()
+"""The collector's one path cache: every `ResponseDecoder` uses it unless given another."""
+
+
+class ResponseDecoder:
+    """Decodes one target's SubscribeResponses (use one per target: `target` names the updates)."""
+
+    def __init__(self, target: str, paths: PathCache | None = None) -> None:
         self.target = target
-        self._paths: dict[int, str] = {}
+        self._cache = SHARED_PATHS if paths is None else paths
         self._numeric: dict[str, bool] = {}
 
     def decode(self, data: bytes) -> Decoded:
@@ -101,8 +130,8 @@ class ResponseDecoder:
         out = Decoded(timestamp_ns=n.timestamp)
         updates = out.updates
         target, ts = self.target, n.timestamp
-        cache = self._paths
-        if len(cache) > MAX_CACHED_PATHS:
+        cache = self._cache.paths
+        if len(cache) > self._cache.max_entries:
             cache.clear()
         base = b""
         prefix = None
@@ -124,6 +153,8 @@ class ResponseDecoder:
                 if value is _SKIP:
                     out.skipped += 1
                     continue
+            if value.__class__ is str and len(value) <= MAX_SHARED_STRING:
+                value = intern(value)
             if u.duplicates:
                 dups += u.duplicates
             updates.append(Update(target, path, value, ts))

@@ -167,7 +167,8 @@ class SeriesRegistry:
         if shared is None:
             if len(self._labels) >= LABEL_CACHE:  # keys of deleted entities (service units come and go)
                 self._labels.clear()
-            shared = self._labels[labels] = tuple((k, sys.intern(v)) for k, v in labels)
+            shared = tuple((k, sys.intern(v)) for k, v in labels)
+            self._labels[shared] = shared  # keyed by itself: one tuple per entity, not two
         series = Series(self._next_id, target, path, full_schema_path, name, shared, counter=counter, numeric=numeric,
                         resource=resource)
         self._next_id += 1
@@ -338,7 +339,7 @@ class Normalizer:
                 if resource is None:  # shared by the leaves of one entity (a link's rates, QBER...)
                     if len(view.resources) >= LABEL_CACHE:
                         view.resources.clear()
-                    resource = view.resources[rkey] = resource_path(elements, rule.resource)
+                    resource = view.resources[rkey] = sys.intern(resource_path(elements, rule.resource))
                 route = reg.get_or_create(view.name, path, tel_elements, resource=resource)
                 view.routes[u.path] = route
                 return route

@@ -261,6 +261,7 @@ class TargetSession:
                     decoded = decoder.decode(data)
                 except ValueError as exc:
                     return Outcome("backoff", f"bad response: {exc}")
+                data = None  # ~80 KB a notification: 400 sessions waiting must not each hold their last one
                 if not up:
                     up = True
                     self.sessions += 1
@@ -285,6 +286,7 @@ class TargetSession:
                 elif self.synced and loop.time() >= next_report:
                     next_report = loop.time() + STATUS_INTERVAL
                     self.report()
+                decoded = None  # nor its updates (another 30 KB each)
         code = await call.code()
         if code != grpc.StatusCode.OK:
             return classify(code, await call.details() or "")

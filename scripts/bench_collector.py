@@ -10,7 +10,9 @@ SubscribeSession SAMPLE engine, the Encoder, password login) in one process, `pr
 agent, over synthetic devices: each target is a QKD node with L links x 7 leaves (qkdl_id,
 status, skr, eskr, expected_consumption, QBER perf_type and value) + qkdn_id, every value
 changing every sample, stamped with the wall clock when the sample is built. (Twins would cost
-the target process more than the collector; the subscription path is the same.)
+the target process more than the collector; the subscription path is the same.) The link ids are
+the same on every target (so are their paths, as with devices of one kind), or with
+`--distinct-links` each target's own (no two targets share a path).
 
 Collector: `qstrata.collectors.app.Collector` in a child process (its RSS and CPU time are its
 own) with the gNMI input, SQLite and Prometheus, instrumented to measure lag: notification
@@ -241,7 +243,7 @@ class SyntheticTarget:
         self.users = shared["users"]
         self.guard = shared["guard"]
         self.bus = shared["bus"]
-        self.link_ids = shared["link_ids"]
+        self.link_ids = shared["link_ids"] or [f"{int(name[4:]):08x}-0000-4000-8000-{k:012x}" for k in range(links)]
         self.n = 0
 
     def now_ns(self) -> int:
@@ -262,7 +264,7 @@ class SyntheticTarget:
         return await self.auth.authenticate(metadata, peer)
 
 
-async def serve_targets(port: int, count: int, links: int, state_dir: Path) -> None:
+async def serve_targets(port: int, count: int, links: int, state_dir: Path, distinct: bool = False) -> None:
     """The target process: one gateway port, `count` synthetic agents named qkd-000..."""
     from qstrata.agents.access.guard import GuardOptions, LoginGuard
     from qstrata.agents.access.users import UserStore, add_user
@@ -287,7 +289,7 @@ async def serve_targets(port: int, count: int, links: int, state_dir: Path) -> N
     store.schema = schema
     shared = {"datastore": store, "index": schema_index(schema), "encoder": Encoder(schema), "users": users,
               "guard": guard, "auth": Authenticator(users, guard), "bus": EventBus(),
-              "link_ids": [f"0000000a-0000-4000-8000-{k:012x}" for k in range(links)]}
+              "link_ids": None if distinct else [f"0000000a-0000-4000-8000-{k:012x}" for k in range(links)]}
     targets = {f"qkd-{i:03d}": SyntheticTarget(f"qkd-{i:03d}", links, shared) for i in range(count)}
     server = await start_gnmi_server(GnmiService(targets, gateway=True), "127.0.0.1", port, None)
     print(f"READY {server.port}", flush=True)
@@ -431,14 +433,16 @@ def e2e_main(args: argparse.Namespace) -> int:
         tmp = Path(tmp_name)
         (tmp / "targets").mkdir()
         targets = subprocess.Popen([sys.executable, __file__, "--role", "targets", "--targets", str(args.targets),
-                                    "--links", str(links), "--state-dir", str(tmp / "targets")],
+                                    "--links", str(links), "--state-dir", str(tmp / "targets"),
+                                    *(["--distinct-links"] if args.distinct_links else [])],
                                    stdout=subprocess.PIPE, text=True)
         try:
             line = targets.stdout.readline()
             if not line.startswith("READY"):
                 raise SystemExit(f"target process failed: {line}")
             port = int(line.split()[1])
-            print(f"{args.targets} targets x {leaves} leaves on 127.0.0.1:{port} (one gateway process)")
+            print(f"{args.targets} targets x {leaves} leaves on 127.0.0.1:{port} (one gateway process; "
+                  f"{'each target its own link ids' if args.distinct_links else 'the same link ids on every target'})")
             offered = args.targets * leaves / args.interval
             print(f"\nphase 1, sustained: every {args.interval:g} s ({offered:,.0f} updates/s offered), "
                   f"{args.duration:g} s measured after {args.warmup:g} s")
@@ -467,7 +471,7 @@ def e2e_main(args: argparse.Namespace) -> int:
         finally:
             targets.terminate()
             targets.wait(10)
-    summary = {"targets": args.targets, "leaves": leaves, "interval_s": args.interval,
+    summary = {"targets": args.targets, "leaves": leaves, "distinct_links": args.distinct_links, "interval_s": args.interval,
                "sustained_updates_per_s": round(rate), "lag_p99_s": round(s["lag_p99"], 3),
                "ingest_lag_p99_s": round(s["ingest_lag_p99"], 3), "rss_mb": round(s["rss_peak_mb"]),
                "rss_vs_gnmic_600mb": round(s["rss_peak_mb"] / 600, 2),
@@ -491,6 +495,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=15.0)
     ap.add_argument("--max-interval", type=float, default=1.0)
     ap.add_argument("--max-duration", type=float, default=20.0, help="0: skip the maximum phase")
+    ap.add_argument("--distinct-links", action="store_true",
+                    help="every target reports its own link ids (default: the same ids on every target, so that "
+                         "their paths are the same)")
     ap.add_argument("--rss-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--role", choices=("targets", "collector"), help=argparse.SUPPRESS)
     ap.add_argument("--links", type=int, help=argparse.SUPPRESS)
@@ -500,7 +507,7 @@ def main() -> int:
     ap.add_argument("--prom-port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.role == "targets":
-        asyncio.run(serve_targets(0, args.targets, args.links, Path(args.state_dir)))
+        asyncio.run(serve_targets(0, args.targets, args.links, Path(args.state_dir), args.distinct_links))
         return 0
     if args.role == "collector":
         import logging

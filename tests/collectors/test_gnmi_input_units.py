@@ -11,7 +11,14 @@ import pytest
 from gnmi_pb import gnmi_pb2
 from qstrata.bindings.paths import xpath_to_gnmi
 from qstrata.collectors.config import Subscription
-from qstrata.collectors.gnmi_codec import ON_CHANGE, PROTO, SAMPLE, ResponseDecoder, subscribe_request
+from qstrata.collectors.gnmi_codec import (
+    ON_CHANGE,
+    PROTO,
+    SAMPLE,
+    PathCache,
+    ResponseDecoder,
+    subscribe_request,
+)
 from qstrata.collectors.model import Update
 from qstrata.collectors.session import RetryPolicy, classify
 
@@ -59,6 +66,23 @@ def test_deletes_duplicates_prefix_and_cache():
             (f"{LINK}/qkdl_status", "up"), (f"{LINK}/qkdl_performance/skr", 5), (f"{LINK}/qkdl_performance", None)]
     # the same relative path under no prefix is another path
     assert dec.decode(_response([("/qkdl_status", TV(string_val="up"), 0)])).updates[0].path == "/qkdl_status"
+
+
+def test_targets_share_one_path_cache():
+    """Every target's decoder files a path in one cache: the same path from two targets is one
+    string, each update still names its own target; the cache is bounded and refills."""
+    cache = PathCache(max_entries=2)
+    alice, bob = ResponseDecoder("alice", cache), ResponseDecoder("bob", cache)
+    data = _response([(f"{LINK}/qkdl_status", TV(string_val="etsi-qkd-node-types:ACTIVE"), 0)])
+    a, b = alice.decode(data).updates[0], bob.decode(data).updates[0]
+    assert (a.target, b.target) == ("alice", "bob") and a.path == f"{LINK}/qkdl_status"
+    assert a.path is b.path and len(cache) == 1
+    assert a.value is b.value  # short string values (enumerations, identities) are shared too
+    more = _response([(f"{LINK}/{leaf}", TV(uint_val=1), 0) for leaf in ("qkdl_performance/skr", "x", "y")])
+    assert [u.path for u in bob.decode(more).updates] == [f"{LINK}/qkdl_performance/skr", f"{LINK}/x", f"{LINK}/y"]
+    assert len(cache) == 4  # over the bound: cleared at the next notification
+    assert alice.decode(data).updates[0].path == a.path and len(cache) == 1
+    assert ResponseDecoder("carol").decode(data).updates[0].path is ResponseDecoder("dave").decode(data).updates[0].path
 
 
 def test_sync_and_garbage():

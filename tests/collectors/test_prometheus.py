@@ -5,8 +5,10 @@ stale only when their target is down; a stalled scrape never blocks ingestion.""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import time
+import tracemalloc
 import urllib.request
 
 from collector_servers import HOST
@@ -133,6 +135,42 @@ def test_stalled_scrapers_do_not_block_ingestion():
         assert elapsed < 5.0, elapsed
         for sock in [*stalled, half]:
             sock.close()
+        await pipeline.stop()
+
+    asyncio.run(main())
+
+
+def test_exposition_is_streamed_not_built_whole():
+    """A scrape of 50,000 series holds a chunk at a time (prometheus-client's generate_latest held
+    a sample object per series, every line, the text and its bytes: several times the body);
+    with gzip asked for, the same text compressed."""
+    async def main():
+        out = PrometheusOutput(HOST, 0)
+        pipeline = Pipeline([out])
+        await pipeline.start()
+        pipeline.ingest([Update("x", f"/vendor-x:box/sensor[id='{i}']/value", i, 1) for i in range(50_000)])
+
+        def read_in_chunks() -> int:
+            size = 0
+            with urllib.request.urlopen(f"http://{HOST}:{out.port}/metrics", timeout=30) as resp:
+                while chunk := resp.read(65536):
+                    size += len(chunk)
+            return size
+
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            size = await asyncio.to_thread(read_in_chunks)
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+        assert size > 2_000_000 and peak < size, (size, peak)  # generate_latest: 2x the body at least
+
+        request = urllib.request.Request(f"http://{HOST}:{out.port}/metrics", headers={"Accept-Encoding": "gzip"})
+        zipped = await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=30).read())
+        text = gzip.decompress(zipped).decode()
+        assert len(zipped) < size / 4 and 'qstrata_box_sensor_value{id="49999",source="x"} 49999.0' in text
+        assert text.count("# TYPE qstrata_box_sensor_value gauge") == 1 and text.count("\n") >= 50_000
         await pipeline.stop()
 
     asyncio.run(main())
