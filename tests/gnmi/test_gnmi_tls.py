@@ -4,10 +4,7 @@ a CA the server's certificate is not from) refused with a status that says what 
 
 from __future__ import annotations
 
-import json
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,48 +12,32 @@ import grpc
 import pytest
 from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
 from qstrata.agents.gnmi.tls import explain_connect_failure
+from qstrata.agents.testbed.hosting import free_ports
 
 HOST = "127.0.0.1"
-QSTRATA = Path(sys.executable).with_name("qstrata")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _wait(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text())
-        try:
-            socket.create_connection((HOST, port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("agent did not start")
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), 0.2).close()
+        return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
-def agents(tmp_path_factory):
-    """Two agents without twins: one with --gnmi-mtls, one with --gnmi-insecure."""
-    tmp = tmp_path_factory.mktemp("tls")
-    procs, out = [], {}
+def agents(agent):
+    """Two agents without twins (conftest's `agent` factory): one with --gnmi-mtls, one with
+    --gnmi-insecure."""
+    out = {}
     for name, flag in (("mtls", "--gnmi-mtls"), ("plain", "--gnmi-insecure")):
-        nc, gp = _free_port(), _free_port()
-        log = tmp / f"{name}.log"
-        proc = subprocess.Popen([str(QSTRATA), "agent", "--kind", "qkd", "--name", name, "--no-twin",
-                                 "--state-dir", str(tmp / name), "--netconf-port", str(nc), "--gnmi-port", str(gp),
-                                 flag], stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        procs.append(proc)
-        _wait(gp, proc, log)
-        out[name] = {"port": gp, "creds": json.loads((tmp / name / "credentials.json").read_text()), "log": log}
-    yield out
-    for proc in procs:
-        proc.terminate()
-        proc.wait(20)
+        port = free_ports(HOST, 1)[0]
+        proc = agent("qkd", name, twin=False, extra_args=("--gnmi-port", str(port), flag))
+        deadline = time.monotonic() + 10
+        while not _listening(port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        out[name] = {"port": port, "creds": proc.credentials}
+    return out
 
 
 def _capabilities(channel: grpc.Channel, creds: dict):
