@@ -75,9 +75,7 @@ def _walk(start: libyang.SNode | None, steps: list[str], schema: Schema) -> liby
         if step in ("", "."):
             continue
         if step == "..":
-            node = node.parent() if node is not None else None
-            while node is not None and node.nodetype() in (libyang.SNode.CHOICE, libyang.SNode.CASE):
-                node = node.parent()
+            node = _data_parent(node)
             if node is None:
                 return None
             continue
@@ -88,6 +86,23 @@ def _walk(start: libyang.SNode | None, steps: list[str], schema: Schema) -> liby
             return None
         node = found[0]
     return node
+
+
+def _data_parent(node: libyang.SNode | None) -> libyang.SNode | None:
+    """The parent as XPath's `..` sees it (choices and cases are not data nodes)."""
+    node = node.parent() if node is not None else None
+    while node is not None and node.nodetype() in (libyang.SNode.CHOICE, libyang.SNode.CASE):
+        node = node.parent()
+    return node
+
+
+def _in_a_list(node: libyang.SNode | None) -> bool:
+    """Is `node` a list or inside one?"""
+    while node is not None:
+        if node.nodetype() == libyang.SNode.LIST:
+            return True
+        node = node.parent()
+    return False
 
 
 def _is_key(node: libyang.SNode | None) -> bool:
@@ -106,35 +121,24 @@ def _deferred(node: libyang.SNode, schema: Schema) -> Reference | None:
             return None
         anc = anc.parent()
     ltype = node.type()
-    if ltype.base() != libyang.Type.LEAFREF:
+    if ltype.base() != libyang.Type.LEAFREF:  # unions and instance-identifiers stay non-local
         return None
-    if not ffi.cast("struct lysc_type_leafref *", ltype.cdata).require_instance:
-        return None  # nothing to check (not deferred: it is simply local)
     written = ltype.leafref_path() or ""
     steps = _plain(written).split("/")
     if written.startswith("/"):
         target = _walk(None, steps[1:], schema)
     else:
-        ups = sum(1 for step in steps if step == "..")
         climbed: libyang.SNode | None = node
-        for _ in range(ups):  # the leafref's context must leave every list the leaf is in
-            climbed = climbed.parent() if climbed is not None else None
-            while climbed is not None and climbed.nodetype() in (libyang.SNode.CHOICE, libyang.SNode.CASE):
-                climbed = climbed.parent()
-        anc = climbed
-        while anc is not None:
-            if anc.nodetype() == libyang.SNode.LIST:
-                return None
-            anc = anc.parent()
+        for _ in range(steps.count("..")):
+            climbed = _data_parent(climbed)
+        if _in_a_list(climbed):  # the path would be bound to the leaf's own list entry
+            return None
         target = _walk(node, steps, schema)
-    if target is None or not isinstance(target, libyang.SLeaf) or not target.is_key():
+    if not _is_key(target):
         return None
     holder = target.parent()
-    anc = holder.parent() if holder is not None else None
-    while anc is not None:
-        if anc.nodetype() == libyang.SNode.LIST:
-            return None
-        anc = anc.parent()
+    if _in_a_list(holder.parent()):
+        return None
     return Reference(node.schema_path(), holder.schema_path(), target.name(), written)
 
 
