@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qstrata.agents.access.control import AccessControl
@@ -97,7 +98,8 @@ class Agent:
     def __init__(self, options: AgentOptions, driver: DeviceDriver | None = None) -> None:
         if options.kind not in KINDS:
             raise ValueError(f"unknown agent kind {options.kind!r}; one of {', '.join(KINDS)}")
-        self.options = options
+        # absolute: credentials.json records paths under it (the gNMI CA), read from anywhere
+        self.options = options = replace(options, state_dir=Path(os.path.abspath(options.state_dir)))
         self.driver = driver or make_driver(options)
         self.bus = EventBus()
         """Commits, device events and sessions, from the core to every front end."""

@@ -66,17 +66,27 @@ def _log_to_file(path: Path) -> None:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
+def shown(path: Path | str) -> str:
+    """A path as a person reads it: relative to the working folder when it lies under it (the
+    files themselves always hold absolute paths)."""
+    path = Path(path)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _print_summary(network) -> None:
-    print(f"qstrata up: network {network.topology.name} ({network.topology_path}), speed {network.options.speed:g}x")
+    print(f"qstrata up: network {network.topology.name} ({shown(network.topology_path)}), speed {network.options.speed:g}x")
     print(f"{'agent':10} {'kind':7} {'NETCONF':22} {'gNMI':22} credentials")
     for h in network.agents:
         gnmi = f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-"
-        print(f"{h.name:10} {h.kind:7} {h.host + ':' + str(h.netconf_port):22} {gnmi:22} {h.credentials}")
+        print(f"{h.name:10} {h.kind:7} {h.host + ':' + str(h.netconf_port):22} {gnmi:22} {shown(h.credentials)}")
     if network.collector is not None:
-        print(f"collector  store {network.store_path}  prometheus {network.prometheus_url}")
+        print(f"collector  store {shown(network.store_path)}  prometheus {network.prometheus_url}")
         if network.dashboard_url:
             print(f"dashboard  {network.dashboard_url}")
-    print(f"endpoints  {network.state_dir / 'endpoints.json'}   log {network.state_dir / 'up.log'}")
+    print(f"endpoints  {shown(network.state_dir / 'endpoints.json')}   log {shown(network.state_dir / 'up.log')}")
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -38,8 +38,10 @@ class DemoError(Exception):
 
 
 def _agents(endpoints: Path) -> dict[str, dict[str, Any]]:
+    from .endpoints import read_endpoints
+
     try:
-        doc = json.loads(endpoints.read_text(encoding="utf-8"))
+        doc = read_endpoints(endpoints)
     except OSError as exc:
         raise DemoError(f"cannot read {endpoints}: {exc.strerror or exc} (is `qstrata up` running?)") from None
     return {a["name"]: a for a in doc["agents"]}

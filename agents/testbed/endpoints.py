@@ -11,6 +11,10 @@ Written once everything listens (atomically: a reader never sees half a file), r
 
 `gnmi.target` is the name to put in a gNMI request's `prefix.target` (agents sharing one gateway
 port are told apart by it); `gnmi.ca` the CA to trust, null for plaintext.
+
+Paths: `qstrata up` writes every path absolute. A relative path (a file written by hand) is
+relative to the folder of endpoints.json, as in the collector's YAML; `read_endpoints` returns
+them resolved that way.
 """
 
 from __future__ import annotations
@@ -73,5 +77,24 @@ def write_endpoints(state_dir: Path, network: str, topology: Path, agents: list[
 
 
 def read_endpoints(path: Path) -> dict[str, Any]:
-    """The document as written (plain dicts: it is also read by scripts that do not import us)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The document as plain dicts (it is also read by scripts that do not import us), with every
+    path made absolute against the file's folder."""
+    path = Path(path)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    base = path.parent
+
+    def absolute(value: Any) -> Any:
+        return str(base / value) if isinstance(value, str) and value and not Path(value).is_absolute() else value
+
+    if isinstance(doc, dict):
+        doc["topology"] = absolute(doc.get("topology"))
+        doc["state_dir"] = absolute(doc.get("state_dir"))
+        for agent in doc.get("agents") or []:
+            if isinstance(agent, dict):
+                for key in ("state_dir", "credentials"):
+                    agent[key] = absolute(agent.get(key))
+                if isinstance(agent.get("gnmi"), dict):
+                    agent["gnmi"]["ca"] = absolute(agent["gnmi"].get("ca"))
+        if isinstance(doc.get("collector"), dict):
+            doc["collector"]["store"] = absolute(doc["collector"].get("store"))
+    return doc

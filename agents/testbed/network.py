@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,10 @@ class Network:
     """One running network; `start`, then `run` until the stop event, then `stop`."""
 
     def __init__(self, options: UpOptions, display: StatusDisplay | None = None) -> None:
-        self.options = options
+        # Every path this network writes into a file (collector.yaml, endpoints.json, each agent's
+        # credentials.json) is absolute, so a reader resolves it the same way from any folder.
+        self.options = options = replace(options, state_dir=Path(os.path.abspath(options.state_dir)),
+                                         topology=Path(os.path.abspath(options.topology)) if options.topology else None)
         self.topology_path, self.topology, self.plan = check(options)
         self.display = display or StatusDisplay()
         self.host: InProcessHost | ProcessHost | None = None
