@@ -107,6 +107,7 @@ class Network:
         self._alarms_seen: dict[str, Any] = {}
         self._runs_seen = 0
         self.controller_done = asyncio.Event()
+        self._process_alarms: Any = None
 
     @property
     def state_dir(self) -> Path:
@@ -123,7 +124,8 @@ class Network:
         o.state_dir.mkdir(parents=True, exist_ok=True)
         host_options = HostOptions(self.topology_path, o.state_dir, o.listen, o.speed, o.seed, o.base_port,
                                    gnmi_insecure=o.gnmi_insecure)
-        self.host = ProcessHost(self.topology, host_options) if o.processes else InProcessHost(self.topology, host_options)
+        self.host = ProcessHost(self.topology, host_options, say=self.say, agent_down=self._agent_down) \
+            if o.processes else InProcessHost(self.topology, host_options)
         self.agents = await self.host.start()
         self.say(f"{len(self.agents)} agents up ({'one process each' if o.processes else 'one process'}) "
                  f"in {time.monotonic() - self._started:.1f} s")
@@ -133,6 +135,15 @@ class Network:
         self._write_endpoints(self._collector_endpoint())
         if not o.bare:
             self._tasks.append(asyncio.create_task(self._configure(), name="up-controller"))
+
+    def _agent_down(self, name: str, down: bool, text: str) -> None:
+        """An agent's process died or serves again (--processes): the collector's alarm says so."""
+        if self.collector is not None:
+            if self._process_alarms is None:
+                from .collection import ProcessAlarms
+
+                self._process_alarms = ProcessAlarms(self.collector)
+            self._process_alarms(name, down, text)
 
     def _agent_endpoints(self) -> list[AgentEndpoint]:
         return [AgentEndpoint(h.name, h.kind, str(h.state_dir), str(h.credentials), HostPort(h.host, h.netconf_port),
@@ -212,12 +223,19 @@ class Network:
             return
         finally:
             self.controller_done.set()
-        if self.plan.scenario and not self.options.processes:
-            from qstrata.agents.devices.world import process_world
-
+        if self.plan.scenario:
             from .scenario import run_scenario
 
-            await run_scenario(process_world(), self.plan.scenario, self.options.speed, self.say)
+            await run_scenario(self._plant(), self.plan.scenario, self.options.speed, self.say)
+
+    def _plant(self):
+        """Where the scenario's changes go: the world service's plant, or this process's."""
+        if isinstance(self.host, ProcessHost):
+            return self.host.plant()
+        from qstrata.agents.devices.plant_control import LocalPlant
+        from qstrata.agents.devices.world import process_world
+
+        return LocalPlant(process_world().plant)
 
     # ---------------------------------------------------------------- run
 
@@ -252,7 +270,8 @@ class Network:
         title = (f"qstrata up: {self.topology.name}, {len(self.agents)} agents, speed {o.speed:g}x, "
                  f"up {int(up) // 60:02d}:{int(up) % 60:02d}   state {self.state_dir}   Ctrl-C stops")
         rows = [AgentRow(h.name, h.kind, f"{h.host}:{h.netconf_port}",
-                         f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-") for h in self.agents]
+                         f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-",
+                         process=h.process.describe() if h.process is not None else "-") for h in self.agents]
         if self.collector is None:
             return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events)
         pipeline = self.collector.pipeline

@@ -27,6 +27,8 @@ class AgentRow:
     netconf: str
     gnmi: str
     collected: str = "-"
+    process: str = "-"
+    """With --processes: pid and restarts, or DOWN and when it restarts (`supervisor.Child`)."""
 
 
 @dataclass
@@ -77,9 +79,9 @@ def _pct(value: float | None) -> str:
 
 def render_table(view: StatusView) -> list[str]:
     lines = [view.title, ""]
-    lines.append(f"{'AGENT':10} {'KIND':7} {'NETCONF':22} {'GNMI':22} COLLECTED")
+    lines.append(f"{'AGENT':10} {'KIND':7} {'NETCONF':22} {'GNMI':22} {'COLLECTED':10} PROCESS")
     for a in view.agents:
-        lines.append(f"{a.name:10} {a.kind:7} {a.netconf:22} {a.gnmi:22} {a.collected}")
+        lines.append(f"{a.name:10} {a.kind:7} {a.netconf:22} {a.gnmi:22} {a.collected:10} {a.process}")
     lines.append("")
     lines.append(f"{'QKD LINK':10} {'AGENT':8} {'STATUS':8} {'SKR':>12} {'QBER':>7} {'KEY STORED':>12}")
     qkd = [r for r in view.links if r.kind == "qkd"]
