@@ -239,6 +239,9 @@ class TargetSession:
                 log.info("target %s does not send PROTO; subscribing with JSON_IETF", cfg.name)
                 self.encoding = JSON_IETF
                 return None
+            if self.reachable and exc.code() == grpc.StatusCode.UNAVAILABLE:
+                # the stream was up, so TLS and the login were fine: the agent went away
+                return Outcome("backoff", f"connection lost: the agent closed it ({exc.details() or 'no details'})")
             return classify(exc.code(), exc.details() or "", tls=creds is not None)
         except TimeoutError:
             return Outcome("backoff", f"no sync_response within {self.policy.sync_timeout:g} s (watchdog)")
