@@ -65,8 +65,8 @@ def targets_of(agents: list[HostedAgent], insecure: bool) -> list[dict[str, Any]
 class ProcessAlarms:
     """With `--processes`, `up` knows the moment an agent's process dies: it raises the collector's
     agent-unreachable alarm for that agent then, with the supervisor's words ("agent alice (pid
-    123) was killed by SIGKILL after 40.2 s"), and clears it when the agent serves again. The
-    rule's delay is there for network blips, and a dead process is none; a restart takes about
+    123) was killed by SIGKILL after 40.2 s"), and clears it when the agent serves again (the
+    clear keeps the cause: "...; agent alice is back (pid 456, restart 1)"). The rule's delay is there for network blips, and a dead process is none; a restart takes about
     two seconds, less than the delay, so without this the store would never learn of it.
 
     Raised through the collector's pipeline (`ingest_alarms`), so the store, Prometheus and the
@@ -83,7 +83,7 @@ class ProcessAlarms:
             raised = self.active.pop(agent, None)
             if raised is not None:
                 self.collector.pipeline.ingest_alarms([dataclasses.replace(
-                    raised, cleared_ns=max(now, raised.raised_ns), text=f"{raised.rule}: {text}")])
+                    raised, cleared_ns=max(now, raised.raised_ns), text=f"{raised.text}; {text}")])
             return
         rule = self._rule(agent)
         if rule is None or agent in self.active:

@@ -113,6 +113,7 @@ class Supervisor:
         for task in watches:
             task.cancel()
         await asyncio.gather(*watches, return_exceptions=True)
+        log.info("supervision ended: stopping %d processes, none is restarted", len(self.children))
         for child in order if order is not None else list(reversed(self.children)):
             await self._terminate(child)
 
