@@ -28,6 +28,7 @@ from typing import Any
 from qstrata.agents.access.users import CREDENTIALS_FILE
 from qstrata.agents.app import Agent, AgentOptions
 from qstrata.agents.devices.topology import Topology
+from qstrata.agents.devices.topology_keys import NODE, TOP
 
 log = logging.getLogger("qstrata.up")
 
@@ -76,7 +77,7 @@ class StartError(Exception):
 
 
 def _netconf_port(node_options: dict[str, Any], index: int, base_port: int) -> int:
-    fixed = node_options.get("netconf_port")
+    fixed = NODE.get(node_options, "netconf_port")
     if fixed:
         return int(fixed)
     return base_port + index if base_port else 0
@@ -100,7 +101,7 @@ class InProcessHost:
         slots: list[HostedAgent | None] = [None] * len(self.topology.nodes)
 
         async def one(i: int, node) -> None:
-            fixed_gnmi = node.options.get("gnmi_port") if gnmi else None
+            fixed_gnmi = NODE.get(node.options, "gnmi_port") if gnmi else None
             opts = AgentOptions(kind=node.kind, name=node.name, state_dir=o.state_root / node.name, listen=o.listen,
                                 netconf_port=_netconf_port(node.options, i, o.base_port), topology=o.topology_path,
                                 seed=o.seed, speed=o.speed, gnmi_port=int(fixed_gnmi) if fixed_gnmi else None,
@@ -140,7 +141,7 @@ class InProcessHost:
         shared = [h for h in self.agents if h.gnmi_port is None]
         if not shared:
             return
-        port = int(self.topology.options.get("gnmi_gateway_port", 0))
+        port = int(TOP.get(self.topology.options, "gnmi_gateway_port") or 0)
         self.gateway = await start_gnmi_gateway([h.agent for h in shared], o.listen, port, o.state_root,
                                                 insecure=o.gnmi_insecure)
         ca = str(self.gateway.ca_path) if getattr(self.gateway, "ca_path", None) else None
@@ -193,7 +194,7 @@ class ProcessHost:
         spare = iter(free_ports(o.listen, 2 * len(nodes)))
         for i, node in enumerate(nodes):
             port = _netconf_port(node.options, i, o.base_port) or next(spare)
-            gnmi_port = (int(node.options.get("gnmi_port") or 0) or next(spare)) if gnmi else None
+            gnmi_port = (int(NODE.get(node.options, "gnmi_port") or 0) or next(spare)) if gnmi else None
             state = o.state_root / node.name
             state.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "qstrata.agents.cli", "agent", "--kind", node.kind, "--name", node.name,
