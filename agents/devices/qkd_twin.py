@@ -35,7 +35,7 @@ from .config_model import ChangeTracker, Staged
 from .events import EventHub
 from .physics import qkd as qkd_physics
 from .topology import Endpoint
-from .topology_keys import ATT_POINT, NODE, QKD_INTERFACE, QKD_NODE, TOP
+from .topology_keys import ATT_POINT, NODE, QKD_INTERFACE, QKD_NODE
 from .world import DEVICE_ORDER, NS, World
 from .yangjson import as_bool
 
@@ -87,7 +87,7 @@ class QkdTwin:
             return value if value is not None else node_value
 
         self.params = qkd_parameters(parameters or QKD_NODE.get(options, "parameters")
-                                     or TOP.get(world.topology.options, "qkd_parameters"))
+                                     or world.topology.qkd_parameters)
         self.estimator = str(pick(estimator, QKD_NODE.get(options, "estimator", "weak+vacuum")))
         self.relock_ns = int(float(pick(relock_s, QKD_NODE.get(options, "relock_s", qkd_link.DEFAULT_RELOCK_S))) * NS)
         self.perf_interval_ns = int(float(pick(perf_interval_s, QKD_NODE.get(options, "perf_interval_s",

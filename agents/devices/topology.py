@@ -54,6 +54,28 @@ class Node:
     name: str
     kind: str
     options: dict[str, Any] = field(default_factory=dict)
+    """Every other key of the node's entry: the keys of every node below, and its kind's own (read
+    by its twin through `topology_keys`)."""
+
+    @property
+    def location(self) -> str:
+        return str(NODE.get(self.options, "location") or "")
+
+    @property
+    def qkdn_id(self) -> str | None:
+        """The node's uuid when the file fixes it (else the world derives one from name and seed)."""
+        value = NODE.get(self.options, "qkdn_id")
+        return str(value) if value else None
+
+    @property
+    def netconf_port(self) -> int | None:
+        """The agent's NETCONF port when the file fixes it."""
+        return int(NODE.get(self.options, "netconf_port") or 0) or None
+
+    @property
+    def gnmi_port(self) -> int | None:
+        """The agent's own gNMI port when the file fixes it (else it shares `qstrata up`'s gateway)."""
+        return int(NODE.get(self.options, "gnmi_port") or 0) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +115,20 @@ class Topology:
     plugged: dict[Endpoint, Fibre] = field(default_factory=dict)
     """Which fibre is plugged into each port (derived from `fibres`)."""
 
+    @property
+    def seed(self) -> int:
+        return int(TOP.get(self.options, "seed", 0))
+
+    @property
+    def qkd_parameters(self) -> Any:
+        """The QKD nodes' parameter set unless a node names its own (a name, or {base, field: value})."""
+        return TOP.get(self.options, "qkd_parameters")
+
+    @property
+    def gnmi_gateway_port(self) -> int:
+        """`qstrata up`'s one gNMI port for the agents without their own (0: a free one)."""
+        return int(TOP.get(self.options, "gnmi_gateway_port") or 0)
+
     def fibre_at(self, end: Endpoint) -> Fibre | None:
         """The fibre plugged into a port, if any."""
         return self.plugged.get(end)
@@ -109,14 +145,19 @@ def _endpoint(raw: dict[str, Any]) -> Endpoint:
     return Endpoint(str(FIBRE_END.get(raw, "device")), int(FIBRE_END.get(raw, "port")))
 
 
-def parse(doc: dict[str, Any], source: str = "topology") -> Topology:
-    """Check the YAML document's dict (`topology_check`: every problem with its YAML path, named
-    after `source`), then build the `Topology`."""
+def problems(doc: Any, source: str = "topology") -> list[str]:
+    """Every problem of a topology document (`topology_check`) as ``SOURCE: YAML.PATH: what is
+    wrong``; [] when `parse` will build it."""
     from .topology_check import check
 
-    issues = check(doc)
+    return [f"{source}: {issue}" for issue in check(doc)]
+
+
+def parse(doc: dict[str, Any], source: str = "topology") -> Topology:
+    """Check the YAML document's dict (`problems`), then build the `Topology`."""
+    issues = problems(doc, source)
     if issues:
-        raise TopologyError("", [f"{source}: {issue}" for issue in issues])
+        raise TopologyError("", issues)
     nodes: dict[str, Node] = {}
     for raw in TOP.get(doc, "nodes") or []:
         name, kind = str(NODE.get(raw, "name")), str(NODE.get(raw, "kind"))

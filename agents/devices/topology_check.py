@@ -121,12 +121,13 @@ class Checker:
         return value
 
     def number(self, entry: dict, key: str, path: str, *, required: bool = False, minimum: float | None = None,
-               positive: bool = False) -> float | None:
+               positive: bool = False, keys: Keys | None = None) -> float | None:
+        """`entry[key]` as a number; `keys`: the entry's `Keys`, when the checker is also its reader."""
         if key not in entry:
             if required:
                 self.missing(path, key)
             return None
-        value = entry[key]
+        value = keys.get(entry, key) if keys is not None else entry[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.add(f"{path}.{key}", f"expected a number, got {_kind(value)} {value!r}")
             return None
@@ -358,9 +359,11 @@ def _fibres(c: Checker, raw: list, nodes: dict[str, dict] | None) -> dict[str, t
                 c.missing(where, "port")
                 continue
             port = c.integer(end["port"], f"{where}.port", 1)
-            if device is None or port is None or nodes is None:
+            if device is None or port is None:
                 continue
             devices.append(device)
+            if nodes is None:
+                continue
             if nodes[device].get("kind") == "switch":
                 valid = _switch_ports(nodes[device])
                 if valid is not None and port not in valid:

@@ -26,7 +26,6 @@ from . import optics
 from .physics.sampling import ornstein_uhlenbeck
 from .plant import Plant
 from .topology import DEFAULT_TOPOLOGY, Endpoint, Topology, load
-from .topology_keys import NODE, TOP
 
 NS = 1_000_000_000
 DEFAULT_EPOCH_UNIX_NS = 1_750_000_000 * NS
@@ -85,7 +84,7 @@ class World:
         self._light_cache: optics.ClassicalLight | None = None
         self._cache_version = -1
         self._qkdn_ids = {
-            node.name: str(NODE.get(node.options, "qkdn_id") or self._derived_uuid(node.name))
+            node.name: node.qkdn_id or self._derived_uuid(node.name)
             for node in topology.nodes.values()
         }
         self._running = False
@@ -94,7 +93,7 @@ class World:
     def from_yaml(cls, path: str | Path = DEFAULT_TOPOLOGY, **options: Any) -> World:
         """Load a topology file; `seed` defaults to the file's `seed:` key."""
         topology = load(path)
-        options.setdefault("seed", int(TOP.get(topology.options, "seed", 0)))
+        options.setdefault("seed", topology.seed)
         return cls(topology, **options)
 
     # -- randomness and identity -------------------------------------------------------------

@@ -19,7 +19,6 @@ from typing import Any
 
 import yaml
 from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, Endpoint, Topology, TopologyError, parse, read
-from qstrata.agents.devices.topology_keys import NODE
 from qstrata.collectors.config import ConfigError
 from qstrata.collectors.config import load as load_collector_config
 from qstrata.collectors.netconf_client import NetconfEndpoint
@@ -213,7 +212,7 @@ class Network:
         from qstrata.collectors.dashboard.graph import Graph, GraphFibre, GraphNode
 
         t = self.topology
-        return Graph(t.name, [GraphNode(n.name, n.kind, str(NODE.get(n.options, "location") or "")) for n in t.nodes.values()],
+        return Graph(t.name, [GraphNode(n.name, n.kind, n.location) for n in t.nodes.values()],
                      [GraphFibre(f.id, f.length_km, {"device": f.a.device, "port": f.a.port},
                                  {"device": f.b.device, "port": f.b.port}) for f in t.fibres.values()],
                      str(self.topology_path))

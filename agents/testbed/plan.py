@@ -163,7 +163,7 @@ def _uuid(c: Checker, entry: dict, at: str, keys: Keys) -> str | None:
         return None
 
 
-def _ends(c: Checker, entry: dict, at: str, keys: Keys) -> list[tuple[str, dict]]:
+def _ends(c: Checker, entry: dict, at: str, link: Keys, keys: Keys) -> list[tuple[str, dict]]:
     """(path, mapping) of a link's ends `a` and `b`, their keys checked against `keys`."""
     ends = []
     for side in ("a", "b"):
@@ -171,7 +171,7 @@ def _ends(c: Checker, entry: dict, at: str, keys: Keys) -> list[tuple[str, dict]
         if side not in entry:
             c.missing(at, side)
             continue
-        end = _entry(c, entry[side], where, keys)
+        end = _entry(c, link.get(entry, side), where, keys)
         if end is not None:
             ends.append((where, end))
     return ends
@@ -202,7 +202,7 @@ def _controller(c: Checker, raw: Any, topology: Topology | None) -> ControllerPl
             continue
         lid = _uuid(c, entry, at, QKD_LINK)
         ends = []
-        for where, end in _ends(c, entry, at, QKD_LINK_END):
+        for where, end in _ends(c, entry, at, QKD_LINK, QKD_LINK_END):
             node = _node(c, end, where, topology, "qkd", QKD_LINK_END)
             iface = c.integer(QKD_LINK_END.get(end, "interface", 1), f"{where}.interface", 1)
             if node and iface:
@@ -217,16 +217,16 @@ def _controller(c: Checker, raw: Any, topology: Topology | None) -> ControllerPl
             continue
         lid = _uuid(c, entry, at, ENTANGLEMENT_LINK)
         ends = []
-        for where, end in _ends(c, entry, at, ENTANGLEMENT_END):
+        for where, end in _ends(c, entry, at, ENTANGLEMENT_LINK, ENTANGLEMENT_END):
             node = _node(c, end, where, topology, "memory", ENTANGLEMENT_END)
             switch = port = None
-            if "switch" in end:
+            if ENTANGLEMENT_END.get(end, "switch") is not None:
                 switch = _node(c, end, where, topology, "switch", ENTANGLEMENT_END, "switch")
                 port = c.integer(ENTANGLEMENT_END.get(end, "port"), f"{where}.port", 1)
             memory = ENTANGLEMENT_END.get(end, "memory", "mem0")
             if node:
                 ends.append(EntanglementEnd(node, str(memory), switch, port))
-        cutoff = c.number(entry, "cutoff_ms", at, positive=True)
+        cutoff = c.number(entry, "cutoff_ms", at, positive=True, keys=ENTANGLEMENT_LINK)
         if lid and len(ends) == 2:
             elinks.append(EntanglementPlan(lid, ends[0], ends[1], cutoff))
     return ControllerPlan(tuple(xcs), tuple(links), tuple(elinks))
@@ -239,21 +239,21 @@ def _scenario(c: Checker, raw: Any, topology: Topology | None) -> tuple[Scenario
         entry = _entry(c, item, at, SCENARIO_STEP)
         if entry is None:
             continue
-        at_s = c.number(entry, "at_s", at, required=True, minimum=0)
+        at_s = c.number(entry, "at_s", at, required=True, minimum=0, keys=SCENARIO_STEP)
         text = str(SCENARIO_STEP.get(entry, "text", ""))
         channel, fibre = SCENARIO_STEP.get(entry, "channel"), SCENARIO_STEP.get(entry, "fibre")
         if channel is not None:
             if not isinstance(channel, str) or topology is not None and channel not in topology.classical_channels:
                 c.add(f"{at}.channel", f"unknown classical channel {channel!r}")
                 continue
-            power = c.number(entry, "launch_power_dbm", at, required=True)
+            power = c.number(entry, "launch_power_dbm", at, required=True, keys=SCENARIO_STEP)
             if at_s is not None and power is not None:
                 steps.append(ScenarioStep(at_s, text, channel=channel, launch_power_dbm=power))
         elif fibre is not None:
             if not isinstance(fibre, str) or topology is not None and fibre not in topology.fibres:
                 c.add(f"{at}.fibre", f"unknown fibre {fibre!r}")
                 continue
-            loss = c.number(entry, "extra_loss_db", at, required=True, minimum=0)
+            loss = c.number(entry, "extra_loss_db", at, required=True, minimum=0, keys=SCENARIO_STEP)
             if at_s is not None and loss is not None:
                 steps.append(ScenarioStep(at_s, text, fibre=fibre, extra_loss_db=loss))
         elif not (c.guessed(at, "channel") or c.guessed(at, "fibre")):
