@@ -16,6 +16,9 @@ Node keys other than `name` and `kind` are the options of that kind's twin. A fi
 device port: a QKD interface id (`qkdi_id`), a switch port id, or a memory node's port. A
 classical channel enters `fibre` at the end of device `from` and follows the light path on
 (through cross-connects) like any light would.
+
+Which keys each entry may hold is declared once, in `topology_keys`, and read through it; a key
+that no reader knows is a problem of the file (`topology_check`), never ignored.
 """
 
 from __future__ import annotations
@@ -54,8 +57,8 @@ class Node:
     name: str
     kind: str
     options: dict[str, Any] = field(default_factory=dict)
-    """Every other key of the node's entry: the keys of every node below, and its kind's own (read
-    by its twin through `topology_keys`)."""
+    """The entry's other keys: those of every node (`topology_keys.NODE`, read by the properties
+    below) and its kind's own (read by its twin)."""
 
     @property
     def location(self) -> str:

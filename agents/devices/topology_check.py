@@ -43,8 +43,9 @@ from .topology_keys import (
 KINDS = tuple(NODE_KINDS)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 AGENT_PORT_KEYS = ("netconf_port", "gnmi_port")
-PARAMETER_KEYS = ("base", *(f.name for f in dataclasses.fields(DecoyBB84Parameters)))
-"""A QKD parameter mapping: a named set (`base`) and the fields it overrides (qkd_twin.qkd_parameters)."""
+QKD_PARAMETERS = Keys("QKD parameter set", "base", *(f.name for f in dataclasses.fields(DecoyBB84Parameters)))
+"""A QKD parameter mapping: a named set (`base`) and the fields of it that it overrides, as
+qkd_twin.qkd_parameters reads it (derived from the parameters' dataclass, not listed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +76,10 @@ class Checker:
     def add(self, path: str, message: str) -> None:
         self.issues.append(Issue(path, message))
 
-    def keys(self, entry: Mapping, path: str, *known: Keys | None, what: str = "key") -> None:
+    def keys(self, entry: Mapping, path: str, *known: Keys, what: str = "key") -> None:
         """Every key of `entry` that none of `known` declares is a problem at its own path, with
         the known key it is closest to; those guesses keep `missing` from reporting them again."""
-        names = [k for keys in known if keys is not None for k in keys.keys]
+        names = [k for keys in known for k in keys.keys]
         for key in entry:
             if key in names:
                 continue
@@ -243,7 +244,8 @@ def _qkd_node(c: Checker, entry: dict, at: str) -> None:
             point = c.mapping(spec["att_point"], f"{where}.att_point")
             if point is not None:
                 c.keys(point, f"{where}.att_point", ATT_POINT)
-        c.number(spec, "max_absorption", where, minimum=0)
+        if spec.get("max_absorption") is not None:  # null: the interface states none
+            c.number(spec, "max_absorption", where, minimum=0)
     if "parameters" in entry:
         _parameters(c, entry["parameters"], f"{at}.parameters")
     for key in ("relock_s", "perf_interval_s", "perf_change"):
@@ -255,7 +257,7 @@ def _qkd_node(c: Checker, entry: dict, at: str) -> None:
 def _parameters(c: Checker, value: Any, at: str) -> None:
     """A QKD parameter set: a name, or a mapping of a `base` name and the fields it overrides."""
     if isinstance(value, dict):
-        c.keys(value, at, Keys("QKD parameter set", *PARAMETER_KEYS))
+        c.keys(value, at, QKD_PARAMETERS)
         base = value.get("base", "modern")
         at = f"{at}.base"
     else:

@@ -20,6 +20,21 @@ def network_doc() -> dict:
     return yaml.safe_load(NETWORK_TOPOLOGY.read_text())
 
 
+def mutated(tmp_path: Path, mutate) -> Path:
+    """The built-in network changed by `mutate`, as tmp_path/bad.yaml."""
+    doc = network_doc()
+    mutate(doc)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def issues_of(path: Path) -> list[str]:
+    with pytest.raises(TopologyError) as err:
+        check_up(UpOptions(topology=path))
+    return err.value.issues
+
+
 def _unknown_node(d):
     d["fibres"][2]["a"]["device"] = "carol"
 
@@ -66,13 +81,9 @@ CASES = [
 
 @pytest.mark.parametrize("mutate,where,what", CASES, ids=[c[0].__name__.strip("_") for c in CASES])
 def test_each_problem_is_reported_with_its_yaml_path(tmp_path, mutate, where, what):
-    doc = network_doc()
-    mutate(doc)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    with pytest.raises(TopologyError) as err:
-        check_up(UpOptions(topology=path))
-    assert any(i.startswith(f"{path}: {where}: {what}") for i in err.value.issues), err.value.issues
+    path = mutated(tmp_path, mutate)
+    issues = issues_of(path)
+    assert any(i.startswith(f"{path}: {where}: {what}") for i in issues), issues
 
 
 def test_the_shipped_topologies_are_valid():
@@ -101,10 +112,7 @@ def test_not_a_mapping_and_not_yaml(tmp_path):
 
 @pytest.mark.parametrize("mutate,where,what", [CASES[1], CASES[2]], ids=["port-twice", "negative"])
 def test_qstrata_up_exits_2_before_starting_anything(tmp_path, mutate, where, what):
-    doc = network_doc()
-    mutate(doc)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    path = mutated(tmp_path, mutate)
     state = tmp_path / "state"
     qstrata = Path(sys.executable).with_name("qstrata")
     result = subprocess.run([str(qstrata), "up", "--topology", str(path), "--state-dir", str(state)],
@@ -193,13 +201,8 @@ MISTAKES = [
 
 @pytest.mark.parametrize("mutate,lines", [m[1:] for m in MISTAKES], ids=[m[0] for m in MISTAKES])
 def test_every_mistake_is_named_exactly_once(tmp_path, mutate, lines):
-    doc = network_doc()
-    mutate(doc)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    with pytest.raises(TopologyError) as err:
-        check_up(UpOptions(topology=path))
-    assert err.value.issues == [f"{path}: {line}" for line in lines]
+    path = mutated(tmp_path, mutate)
+    assert issues_of(path) == [f"{path}: {line}" for line in lines]
 
 
 BAD = """\
