@@ -63,7 +63,7 @@ class Child:
     restarts: int = 0
     attempt: int = 0
     status: str = "starting"
-    """starting, up, restarting in N s, stopped."""
+    """starting, up, DOWN (back in N s), restarting, stopped."""
     _watch: asyncio.Task | None = field(default=None, repr=False)
 
     @property
@@ -74,7 +74,7 @@ class Child:
         """For the status table: pid and restarts, or what it is waiting for."""
         if self.status != "up":
             return self.status
-        return f"pid {self.pid}" + (f", restarted {self.restarts}x" if self.restarts else "")
+        return f"pid {self.pid}" + (f", {self.restarts} restart{'s' if self.restarts > 1 else ''}" if self.restarts else "")
 
 
 class Supervisor:
@@ -154,7 +154,7 @@ class Supervisor:
                 child.attempt = 0
             delay = self.policy.delay(child.attempt)
             child.attempt += 1
-            child.status = f"DOWN, restart in {delay:.1f} s"
+            child.status = f"DOWN, back in {delay:.1f} s"
             what = f"{spec.name} (pid {child.pid}) {_exit_text(code)} after {ran:.1f} s"
             self.say(f"{what}; restarting in {delay:.1f} s")
             if self.watcher is not None:
