@@ -234,28 +234,27 @@ class WorldService:
         found.take_trees(message.get("trees"))
         return txn_id, found
 
-    async def _prepare(self, client: _Client, message: dict[str, Any]) -> dict[str, Any]:
+    async def _phase(self, client: _Client, message: dict[str, Any], phase: str) -> tuple[_Device, int]:
+        """Run the driver's `phase` (prepare or commit) on the request's transaction. A twin that
+        asks for a whole tree leaves the transaction pending (the agent sends it and asks again);
+        anything else that fails ends it: the datastore neither commits nor aborts it then."""
         device = self._device(client)
-        txn_id, pending = self._txn(client, message, create=True)
+        txn_id, pending = self._txn(client, message, create=phase == "prepare")
         try:
-            await device.driver.prepare(pending.txn)
-        except TreeNeeded:
-            raise
-        except BaseException:
-            client.txns.pop(txn_id, None)  # refused: the datastore will not commit nor abort it
-            raise
-        return {}
-
-    async def _commit(self, client: _Client, message: dict[str, Any]) -> dict[str, Any]:
-        device = self._device(client)
-        txn_id, pending = self._txn(client, message, create=False)
-        try:
-            await device.driver.commit(pending.txn)
+            await getattr(device.driver, phase)(pending.txn)
         except TreeNeeded:
             raise
         except BaseException:
             client.txns.pop(txn_id, None)
             raise
+        return device, txn_id
+
+    async def _prepare(self, client: _Client, message: dict[str, Any]) -> dict[str, Any]:
+        await self._phase(client, message, "prepare")
+        return {}
+
+    async def _commit(self, client: _Client, message: dict[str, Any]) -> dict[str, Any]:
+        device, txn_id = await self._phase(client, message, "commit")
         client.txns.pop(txn_id, None)
         # read your writes: the agent's next read shows what the commit did, before the next tick
         state = device.last_state = device.driver.read_state()
