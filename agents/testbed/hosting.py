@@ -266,8 +266,8 @@ class ProcessHost:
 
     async def stop(self) -> None:
         """Supervision first (nothing restarts from here on), then the agents, then the world."""
-        agents = [h.process for h in reversed(self.agents) if h.process is not None]
-        await self.supervisor.stop(agents + ([self.world] if self.world is not None else []))
+        agents = [h.process for h in self.agents if h.process is not None]
+        await self.supervisor.stop([agents] + ([[self.world]] if self.world is not None else []))
         if self.world_socket.parent != self.options.state_root:  # a short path of our own (see _socket_path)
             shutil.rmtree(self.world_socket.parent, ignore_errors=True)
 

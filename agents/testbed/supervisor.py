@@ -106,16 +106,17 @@ class Supervisor:
             if child._watch is None:
                 child._watch = asyncio.create_task(self._watch(child), name=f"supervise {child.spec.name}")
 
-    async def stop(self, order: list[Child] | None = None) -> None:
-        """Stop supervising, then stop the children (in `order`, default: the reverse of start)."""
+    async def stop(self, order: list[list[Child]] | None = None) -> None:
+        """Stop supervising, then stop the children: group after group (`order`; default: one at a
+        time, the reverse of start), the children of a group together."""
         self.stopping = True
         watches = [c._watch for c in self.children if c._watch is not None]
         for task in watches:
             task.cancel()
         await asyncio.gather(*watches, return_exceptions=True)
         log.info("supervision ended: stopping %d processes, none is restarted", len(self.children))
-        for child in order if order is not None else list(reversed(self.children)):
-            await self._terminate(child)
+        for group in order if order is not None else [[c] for c in reversed(self.children)]:
+            await asyncio.gather(*(self._terminate(child) for child in group))
 
     # -- one child ---------------------------------------------------------------------------
 
