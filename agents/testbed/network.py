@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from qstrata.agents.devices.plant_control import LocalPlant, PlantControl
 from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, Endpoint, Topology, TopologyError, parse, read
 from qstrata.collectors.config import ConfigError
 from qstrata.collectors.config import load as load_collector_config
@@ -272,11 +273,10 @@ class Network:
 
             await run_scenario(self._plant(), self.plan.scenario, self.options.speed, self.say)
 
-    def _plant(self):
+    def _plant(self) -> PlantControl:
         """Where the scenario's changes go: the world service's plant, or this process's."""
         if isinstance(self.host, ProcessHost):
             return self.host.plant()
-        from qstrata.agents.devices.plant_control import LocalPlant
         from qstrata.agents.devices.world import process_world
 
         return LocalPlant(process_world().plant)
@@ -354,6 +354,8 @@ class Network:
     # ---------------------------------------------------------------- stop
 
     async def stop(self) -> None:
+        if isinstance(self.host, ProcessHost):
+            await self.host.supervisor.halt()  # first: nothing is restarted while the network stops
         self._endpoints_path().unlink(missing_ok=True)  # nothing it lists serves any more
         for task in self._tasks:
             task.cancel()

@@ -106,15 +106,22 @@ class Supervisor:
             if child._watch is None:
                 child._watch = asyncio.create_task(self._watch(child), name=f"supervise {child.spec.name}")
 
-    async def stop(self, order: list[list[Child]] | None = None) -> None:
-        """Stop supervising, then stop the children: group after group (`order`; default: one at a
-        time, the reverse of start), the children of a group together."""
+    async def halt(self) -> None:
+        """Stop supervising: from now on no child is restarted (a restart under way is abandoned
+        and its new process stopped with the others)."""
+        if self.stopping:
+            return
         self.stopping = True
         watches = [c._watch for c in self.children if c._watch is not None]
         for task in watches:
             task.cancel()
         await asyncio.gather(*watches, return_exceptions=True)
-        log.info("supervision ended: stopping %d processes, none is restarted", len(self.children))
+        log.info("supervision ended: %d processes to stop, none is restarted", len(self.children))
+
+    async def stop(self, order: list[list[Child]] | None = None) -> None:
+        """`halt`, then stop the children: group after group (`order`; default: one at a time,
+        the reverse of start), the children of a group together."""
+        await self.halt()
         for group in order if order is not None else [[c] for c in reversed(self.children)]:
             await asyncio.gather(*(self._terminate(child) for child in group))
 
@@ -175,7 +182,10 @@ class Supervisor:
             if self.watcher is not None:
                 self.watcher(child, False, what)
             if spec.restarted is not None:
-                await spec.restarted()
+                try:
+                    await spec.restarted()
+                except Exception as exc:  # the child died again meanwhile: its next restart retries
+                    log.warning("%s: after the restart: %s", spec.name, exc)
 
     async def _terminate(self, child: Child) -> None:
         proc = child.process

@@ -281,3 +281,33 @@ def test_no_service_is_one_clear_error(tmp_path):
             await driver.start()
 
     asyncio.run(main())
+
+
+def test_plant_changes_wait_for_a_restarted_service_and_refusals_are_errors(tmp_path):
+    """The scenario's hand on the service's plant: a change made while the service is away waits in
+    the journal; a restarted service (a fresh world) gets every change again (`replay`, as `up`
+    does); a change the service refuses (no such channel) is an error and is not kept."""
+    async def main() -> None:
+        plant = RemotePlant(tmp_path / "world.sock")
+        await plant.set_launch_power("c-tenant", -18.0)  # no service yet: kept for later
+        first = WorldService(world(), clock=False)
+        await first.start(tmp_path / "world.sock")
+        try:
+            with pytest.raises(ValueError, match="no 'c-nobody'"):
+                await plant.set_launch_power("c-nobody", 0.0)
+            await plant.add_loss("spool-25", 2.0)
+        finally:
+            await first.stop()
+        assert plant.journal == [("set_launch_power", {"channel": "c-tenant", "dbm": -18.0}),
+                                 ("add_loss", {"fibre": "spool-25", "extra_db": 2.0})]
+        second = WorldService(world(), clock=False)
+        await second.start(tmp_path / "world.sock")
+        try:
+            await plant.replay()
+            assert second.world.topology.classical_channels["c-tenant"].launch_power_dbm == -18.0
+            fresh = world().plant.fibres["spool-25"].spec.attenuation_db_per_km
+            assert second.world.plant.fibres["spool-25"].spec.attenuation_db_per_km == pytest.approx(fresh + 2.0 / 25)
+        finally:
+            await second.stop()
+
+    asyncio.run(main())

@@ -232,20 +232,23 @@ class RemotePlant:
             await self._send(call, args)
 
     async def _call(self, call: str, args: dict[str, Any]) -> None:
-        await self._send(call, args)
+        """Journal the change, then make it. While the service is away (restarting) the change
+        waits in the journal for `replay`; one the service refuses is an error, and forgotten."""
         self.journal.append((call, args))
+        try:
+            await self._send(call, args)
+        except aio.RemoteError as exc:
+            self.journal.pop()
+            raise ValueError(f"the world service refused {call} {args}: {exc}") from None
+        except (OSError, TimeoutError) as exc:
+            log.warning("plant: %s %s waits for the world service (%s)", call, args, exc)
 
     async def _send(self, call: str, args: dict[str, Any]) -> None:
         async def unexpected(message: dict[str, Any]) -> None:
             return None
 
-        try:
-            conn = await aio.connect(self.address, unexpected, name="plant")
-        except OSError as exc:
-            raise WorldUnavailable(f"no world service at unix:{self.address}: {exc.strerror or exc}") from None
+        conn = await aio.connect(self.address, unexpected, name="plant")
         try:
             await asyncio.wait_for(conn.request("plant", call=call, args=args), REQUEST_TIMEOUT)
-        except (aio.RemoteError, aio.ConnectionLost) as exc:
-            raise WorldUnavailable(f"the world service at unix:{self.address}: {call}: {exc}") from None
         finally:
             await conn.close()
