@@ -104,8 +104,7 @@ class Network:
         self.dashboard_url: str | None = None
         self._tasks: list[asyncio.Task] = []
         self._started = time.monotonic()
-        self._alarms_seen: dict[str, Any] = {}
-        self._runs_seen = 0
+        self._events_seen = 0
         self.controller_done = asyncio.Event()
 
     @property
@@ -231,20 +230,22 @@ class Network:
         return out
 
     def _watch_collector(self) -> None:
-        """New alarms and action runs become events."""
-        c = self.collector
-        active = {a.alarm_id: a for a in c.alarms.active()}
-        for aid, a in active.items():
-            if aid not in self._alarms_seen:
-                self.say(f"alarm raised: {a.rule} on {a.agent} ({a.severity.rsplit(':', 1)[-1]}): {a.text}")
-        for aid, a in self._alarms_seen.items():
-            if aid not in active:
-                self.say(f"alarm cleared: {a.rule} on {a.agent}")
-        self._alarms_seen = active
-        runs = list(c.actions.history)
-        for run in runs[self._runs_seen:]:
-            self.say(f"action {run.action} ({run.transition}): {run.outcome}" + (f", {run.detail}" if run.detail else ""))
-        self._runs_seen = len(runs)
+        """Alarm transitions and action results become events, in the order the collector's
+        pipeline recorded them (raise, the raise's action results, clear), however many came
+        since the last look."""
+        from qstrata.collectors.model import Alarm
+
+        events = self.collector.pipeline.events_since(self._events_seen)
+        if events and events[0][0] > self._events_seen + 1:
+            self.say(f"({events[0][0] - self._events_seen - 1} earlier alarm events not shown: see the store)")
+        for seq, e in events:
+            self._events_seen = seq
+            if not isinstance(e, Alarm):
+                self.say(f"action {e.action} ({e.transition}): {e.outcome}" + (f", {e.detail}" if e.detail else ""))
+            elif e.cleared_ns is None:
+                self.say(f"alarm raised: {e.rule} on {e.agent} ({e.severity.rsplit(':', 1)[-1]}): {e.text}")
+            else:
+                self.say(f"alarm cleared: {e.rule} on {e.agent}: {e.text}")
 
     def view(self):
         o = self.options
