@@ -14,17 +14,23 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .dashboard.graph import Check
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `collect` to the `qstrata` command (called from qstrata.agents.cli)."""
+def register(subparsers: argparse._SubParsersAction, check_topology: Check | None = None) -> None:
+    """Add `collect` to the `qstrata` command (called from qstrata.agents.cli, which hands over the
+    topology format's own check: a --topology file with problems is refused before anything
+    starts)."""
     p = subparsers.add_parser("collect", help="run a telemetry collector (gNMI targets or a NATS stream -> "
                                               "store, Prometheus, NATS)")
     p.add_argument("--targets", metavar="FILE", help="collector YAML (targets, alarms, actions) or endpoints.json")
     p.add_argument("--store", default="sqlite:collector.db", help="embedded store, sqlite:PATH, or 'none' "
-                                                                 "(default sqlite:collector.db)")
+                                                                 "(default: sqlite:collector.db)")
     p.add_argument("--prometheus", metavar="HOST:PORT", help="serve a Prometheus exposition endpoint")
     p.add_argument("--dashboard", metavar="HOST:PORT", help="serve the web dashboard (e.g. 127.0.0.1:8765; port 0: "
                                                            "a free one)")
@@ -35,16 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gnmi-port", type=int, help="serve the telemetry as a gNMI target on this port (0: a free "
                                                  "one); TLS with the collector's own CA")
     p.add_argument("--gnmi-listen", default="127.0.0.1", metavar="HOST", help="address of --gnmi-port "
-                                                                              "(default 127.0.0.1)")
+                                                                              "(default: 127.0.0.1)")
     p.add_argument("--gnmi-insecure", action="store_true", help="serve northbound gNMI in plain text")
     p.add_argument("--state-dir", default="collector-state", help="users, credentials.json and the gNMI CA of "
-                                                                  "the northbound side (default collector-state)")
+                                                                  "the northbound side (default: collector-state)")
     p.add_argument("--from-nats", metavar="URL", help="consume a NATS JetStream stream written by collectors")
     p.add_argument("--durable", default="qstrata-store", help="durable consumer name for --from-nats")
-    p.add_argument("--instance", help="this instance's name (default host-pid)")
+    p.add_argument("--instance", help="this instance's name (default: host-pid)")
     p.add_argument("--no-share", action="store_true", help="with --nats: collect every target, do not take leases")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    p.set_defaults(func=cmd_collect)
+    p.set_defaults(func=cmd_collect, check_topology=check_topology)
 
 
 class _Held(logging.Handler):
@@ -72,8 +78,9 @@ def _topology_of(args: argparse.Namespace):
     """--topology, else the endpoints.json given as --targets (it names its topology file)."""
     from .dashboard.graph import load_graph
 
+    check = getattr(args, "check_topology", None)
     if args.topology:
-        return load_graph(args.topology)
+        return load_graph(args.topology, check)
     if args.targets and args.targets.endswith(".json"):
         import json
         from pathlib import Path
@@ -83,7 +90,7 @@ def _topology_of(args: argparse.Namespace):
         except (OSError, ValueError):
             return None
         if isinstance(doc, dict) and doc.get("topology"):
-            return load_graph(args.targets)
+            return load_graph(args.targets, check)
     return None
 
 
@@ -113,7 +120,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
         topology = _topology_of(args) if dashboard else None
     except ConfigError as exc:
         return _fail(str(exc))
-    except (StoreError, GraphError, ValueError) as exc:
+    except GraphError as exc:
+        for line in exc.issues:  # the topology's problems, each on its own line like qstrata up's
+            print(line, file=sys.stderr)
+        return EXIT_USAGE if exc.issues else _fail(str(exc))
+    except (StoreError, ValueError) as exc:
         return _fail(str(exc))
     # Log records of the start-up are held back: if the start fails, the one line below is all the
     # operator sees; once the collector runs they are written, then logging goes straight out.

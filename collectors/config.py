@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from qstrata.bindings.generated import qstrata_telemetry as qtel
 from qstrata.bindings.leafinfo import leaf_info
+from qstrata.bindings.spelling import unknown
 
 from .actions import BUILTIN as ACTION_KINDS
 from .actions import ActionConfig, placeholders
@@ -662,7 +663,7 @@ def _unknown(entry: dict, known: tuple[str, ...], where: str, issues: _Issues) -
     for key in entry:
         if key not in known:
             prefix = f"{where}." if where else ""
-            issues.add(f"{prefix}{key}", f"unknown key; expected one of {', '.join(known)}")
+            issues.add(f"{prefix}{key}", unknown(key, known))
 
 
 def _kind(value: Any) -> str:

@@ -361,5 +361,10 @@ class StoreReader:
                 return []
             raise
 
+    def time_range(self) -> tuple[int, int]:
+        """(oldest, newest) sample timestamp, (0, 0) when there is none."""
+        first, last = self.conn.execute("SELECT min(ts), max(ts) FROM samples").fetchone()
+        return first or 0, last or 0
+
     def close(self) -> None:
         self.conn.close()

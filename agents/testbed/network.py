@@ -18,13 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, Endpoint, Topology, TopologyError, load
+from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, Endpoint, Topology, TopologyError, parse, read
 from qstrata.collectors.config import ConfigError
 from qstrata.collectors.config import load as load_collector_config
 from qstrata.collectors.netconf_client import NetconfEndpoint
 
-from .endpoints import AgentEndpoint, CollectorEndpoint, GnmiEndpoint, HostPort, write_endpoints
+from .endpoints import (
+    ENDPOINTS_FILE,
+    AgentEndpoint,
+    CollectorEndpoint,
+    GnmiEndpoint,
+    HostPort,
+    write_endpoints,
+)
 from .hosting import HostedAgent, HostOptions, InProcessHost, ProcessHost
+from .paths import shown
 from .plan import NetworkPlan, plan_of
 from .status import AgentRow, StatusDisplay, view_of
 
@@ -53,13 +61,38 @@ class UpOptions:
 
 def check(options: UpOptions) -> tuple[Path, Topology, NetworkPlan]:
     """Everything about the files that can be known before starting; raises `TopologyError` with
-    every problem as ``FILE: YAML.PATH: what``."""
+    every problem as ``FILE: YAML.PATH: what``: the world's, the plan sections' (without their
+    references into a world that has problems) and the collector's, all at once."""
     path = Path(options.topology) if options.topology else NETWORK_TOPOLOGY
-    topology = load(path)
-    plan = plan_of(topology, str(path))
-    if plan.collector is not None and (plan.collector.alarms or plan.collector.actions):
-        _check_collector(path, topology, plan)
+    doc = read(path)
+    issues: list[str] = []
+    topology = plan = None
+    try:
+        topology = parse(doc, str(path))
+    except TopologyError as exc:
+        issues += exc.issues
+    if isinstance(doc, dict):
+        plan, found = plan_of(doc, topology, str(path))
+        issues += found
+    if plan is not None and plan.collector is not None and (plan.collector.alarms or plan.collector.actions):
+        nodes = _node_names(doc, topology)
+        if nodes is not None:
+            issues += _collector_issues(path, nodes, plan)
+    if issues:
+        raise TopologyError("", issues)
+    assert topology is not None and plan is not None
     return path, topology, plan
+
+
+def _node_names(doc: dict[str, Any], topology: Topology | None) -> list[tuple[str, str]] | None:
+    """(name, kind) of the nodes the collector's actions may name: the world's, or when it has
+    problems, the well-formed entries of its node list (None: there is no node list to go by)."""
+    if topology is not None:
+        return [(n.name, n.kind) for n in topology.nodes.values()]
+    raw = doc.get("nodes")
+    if not isinstance(raw, list):
+        return None
+    return [(n["name"], str(n.get("kind", ""))) for n in raw if isinstance(n, dict) and isinstance(n.get("name"), str)]
 
 
 def _collector_doc(plan: NetworkPlan, targets: Any) -> dict[str, Any]:
@@ -72,18 +105,18 @@ def _collector_doc(plan: NetworkPlan, targets: Any) -> dict[str, Any]:
     return doc
 
 
-def _check_collector(path: Path, topology: Topology, plan: NetworkPlan) -> None:
+def _collector_issues(path: Path, nodes: list[tuple[str, str]], plan: NetworkPlan) -> list[str]:
     """The collector's own checks on the alarms and actions, reported against the topology file."""
-    stand_ins = [{"name": n.name, "kind": n.kind, "address": "127.0.0.1:1", "netconf": "127.0.0.1:1",
-                  "username": "check"} for n in topology.nodes.values()]
+    stand_ins = [{"name": name, "kind": kind, "address": "127.0.0.1:1", "netconf": "127.0.0.1:1", "username": "check"}
+                 for name, kind in nodes]
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "collector.yaml"
         probe.write_text(yaml.safe_dump(_collector_doc(plan, {"targets": stand_ins})), encoding="utf-8")
         try:
             load_collector_config(probe)
         except ConfigError as exc:
-            issues = [i.replace(f"{probe}: ", f"{path}: collector.", 1) for i in exc.issues]
-            raise TopologyError("", issues) from None
+            return [i.replace(f"{probe}: ", f"{path}: collector.", 1) for i in exc.issues]
+    return []
 
 
 class Network:
@@ -91,10 +124,12 @@ class Network:
 
     def __init__(self, options: UpOptions, display: StatusDisplay | None = None) -> None:
         # Every path this network writes into a file (collector.yaml, endpoints.json, each agent's
-        # credentials.json) is absolute, so a reader resolves it the same way from any folder.
-        self.options = options = replace(options, state_dir=Path(os.path.abspath(options.state_dir)),
-                                         topology=Path(os.path.abspath(options.topology)) if options.topology else None)
-        self.topology_path, self.topology, self.plan = check(options)
+        # credentials.json) is absolute, so a reader resolves it the same way from any folder. The
+        # file's problems name it as the user did.
+        path, self.topology, self.plan = check(options)
+        self.topology_path = Path(os.path.abspath(path))
+        self.options = replace(options, state_dir=Path(os.path.abspath(options.state_dir)),
+                               topology=self.topology_path if options.topology else None)
         self.display = display or StatusDisplay()
         self.host: InProcessHost | ProcessHost | None = None
         self.agents: list[HostedAgent] = []
@@ -102,6 +137,8 @@ class Network:
         self.prometheus_url: str | None = None
         self.store_path: Path | None = None
         self.dashboard_url: str | None = None
+        self.dashboard_note = ""
+        """Said next to the dashboard's URL when it is not on the port asked for."""
         self._tasks: list[asyncio.Task] = []
         self._started = time.monotonic()
         self._events_seen = 0
@@ -123,12 +160,13 @@ class Network:
         host_options = HostOptions(self.topology_path, o.state_dir, o.listen, o.speed, o.seed, o.base_port,
                                    gnmi_insecure=o.gnmi_insecure)
         self.host = ProcessHost(self.topology, host_options) if o.processes else InProcessHost(self.topology, host_options)
+        self._endpoints_path().unlink(missing_ok=True)  # a crashed run's file lists ports nobody serves
         self.agents = await self.host.start()
         self.say(f"{len(self.agents)} agents up ({'one process each' if o.processes else 'one process'}) "
                  f"in {time.monotonic() - self._started:.1f} s")
-        self._write_endpoints(None)
         if o.collector and self.plan.collector is not None:
             await self._start_collector()
+        # once, when everything it lists serves: a script waiting for the file can use every entry
         self._write_endpoints(self._collector_endpoint())
         if not o.bare:
             self._tasks.append(asyncio.create_task(self._configure(), name="up-controller"))
@@ -143,6 +181,9 @@ class Network:
             return None
         return CollectorEndpoint(self.prometheus_url, str(self.store_path) if self.store_path else None,
                                  dashboard=self.dashboard_url)
+
+    def _endpoints_path(self) -> Path:
+        return self.state_dir / ENDPOINTS_FILE
 
     def _write_endpoints(self, collector: CollectorEndpoint | None) -> None:
         write_endpoints(self.state_dir, self.topology.name, self.topology_path, self._agent_endpoints(), collector)
@@ -175,6 +216,9 @@ class Network:
             if getattr(out, "name", "") == "prometheus":
                 self.prometheus_url = f"http://{self.options.listen}:{out.port}/metrics"
         self.dashboard_url = self.collector.dashboard_url
+        dash = next((out for out in self.collector.pipeline.passive if getattr(out, "name", "") == "dashboard"), None)
+        if dash is not None and dash.requested_port and dash.port != dash.requested_port:
+            self.dashboard_note = f"(port {dash.requested_port} was taken)"
         self.say(f"collector up: store {self.store_path}, prometheus {self.prometheus_url}"
                  + (f", dashboard {self.dashboard_url}" if self.dashboard_url else ""))
 
@@ -184,7 +228,7 @@ class Network:
         from qstrata.collectors.dashboard.graph import Graph, GraphFibre, GraphNode
 
         t = self.topology
-        return Graph(t.name, [GraphNode(n.name, n.kind, str(n.options.get("location", "") or "")) for n in t.nodes.values()],
+        return Graph(t.name, [GraphNode(n.name, n.kind, n.location) for n in t.nodes.values()],
                      [GraphFibre(f.id, f.length_km, {"device": f.a.device, "port": f.a.port},
                                  {"device": f.b.device, "port": f.b.port}) for f in t.fibres.values()],
                      str(self.topology_path))
@@ -251,14 +295,26 @@ class Network:
         o = self.options
         up = time.monotonic() - self._started
         title = (f"qstrata up: {self.topology.name}, {len(self.agents)} agents, speed {o.speed:g}x, "
-                 f"up {int(up) // 60:02d}:{int(up) % 60:02d}   state {self.state_dir}   Ctrl-C stops")
+                 f"up {int(up) // 60:02d}:{int(up) % 60:02d}   Ctrl-C stops")
         rows = [AgentRow(h.name, h.kind, f"{h.host}:{h.netconf_port}",
                          f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-") for h in self.agents]
         if self.collector is None:
-            return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events)
+            return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events,
+                           endpoints=self.endpoint_lines())
         pipeline = self.collector.pipeline
         return view_of(title, rows, pipeline.registry, self._fibre_of_port(), self.collector.alarms.active(),
-                       self.display.events, pipeline.health().get("targets"))
+                       self.display.events, pipeline.health().get("targets"), self.endpoint_lines())
+
+    def endpoint_lines(self) -> list[str]:
+        """Where a person finds things, the dashboard first (the start-up summary and every frame
+        of the status table show these)."""
+        lines = []
+        if self.dashboard_url:
+            lines.append(f"dashboard  {self.dashboard_url}" + (f"  {self.dashboard_note}" if self.dashboard_note else ""))
+        if self.collector is not None:
+            lines.append(f"collector  store {shown(self.store_path)}  prometheus {self.prometheus_url}")
+        lines.append(f"endpoints  {shown(self._endpoints_path())}   log {shown(self.state_dir / 'up.log')}")
+        return lines
 
     async def run(self, stop: asyncio.Event, duration: float | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -280,6 +336,7 @@ class Network:
     # ---------------------------------------------------------------- stop
 
     async def stop(self) -> None:
+        self._endpoints_path().unlink(missing_ok=True)  # nothing it lists serves any more
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
