@@ -94,6 +94,12 @@ def _log_rows(batches: list[Batch]) -> list[tuple]:
     return rows
 
 
+def _where(conditions: list[tuple[str, Any]]) -> tuple[list[str], list[Any]]:
+    """The SQL conditions whose argument was given (not None), and their arguments."""
+    given = [(c, a) for c, a in conditions if a is not None]
+    return [c for c, _ in given], [a for _, a in given]
+
+
 @dataclass(frozen=True)
 class AlarmLogEntry:
     """One line of an alarm's story: raised, an action's result, cleared."""
@@ -275,16 +281,7 @@ class StoreReader:
     def series(self, *, name: str | None = None, path: str | None = None, source: str | None = None,
                labels: dict[str, str] | None = None) -> list[SeriesRow]:
         """Series matching every filter given; `name` and `path` are globs (``*qber``)."""
-        where, args = [], []
-        if name:
-            where.append("name GLOB ?")
-            args.append(name)
-        if path:
-            where.append("path GLOB ?")
-            args.append(path)
-        if source is not None:
-            where.append("source = ?")
-            args.append(source)
+        where, args = _where([("name GLOB ?", name or None), ("path GLOB ?", path or None), ("source = ?", source)])
         for k, v in (labels or {}).items():
             where.append("json_extract(labels, ?) = ?")
             args += [f'$."{k}"', v]
@@ -343,13 +340,8 @@ class StoreReader:
                   end_ns: int = 2**63 - 1) -> list[AlarmLogEntry]:
         """Raises, action results and clears in the order the collector recorded them (a store
         written before the log existed has none)."""
-        where, args = ["l.ts_ns >= ?", "l.ts_ns <= ?"], [start_ns, end_ns]
-        if alarm_id:
-            where.append("l.alarm_id = ?")
-            args.append(alarm_id)
-        if agent:
-            where.append("a.agent = ?")
-            args.append(agent)
+        where, args = _where([("l.ts_ns >= ?", start_ns), ("l.ts_ns <= ?", end_ns), ("l.alarm_id = ?", alarm_id or None),
+                              ("a.agent = ?", agent or None)])
         sql = ("SELECT l.seq, l.alarm_id, l.raised_ns, l.ts_ns, l.event, l.action, l.outcome, l.detail, "
                "coalesce(a.agent, ''), coalesce(a.rule, '') FROM alarm_log l LEFT JOIN alarms a "
                "ON a.alarm_id = l.alarm_id AND a.raised_ns = l.raised_ns WHERE " + " AND ".join(where)
