@@ -1,17 +1,18 @@
 """NETCONF over SSH (RFC 6242): the SSH server and its host keys.
 
-This and `host_keys` are the only modules that import asyncssh; everything above it sees a `SessionContext`
-(who is connected, how to send and close) and implements a `SessionHandler` (what to do
-with received bytes). Each SSH channel that asks for the ``netconf`` subsystem becomes one
-NETCONF session with its own session-id; shells, commands and other subsystems are refused
-with a message on stderr, so an operator typing ``ssh host`` learns what to do instead. A
-``pty-req`` is accepted and ignored (OpenSSH ``ssh -tt`` and scrapli's system transport send
+This and `host_keys` are the only agent modules that import asyncssh; everything above them
+sees a `SessionContext` (who is connected, how to send and close) and implements a
+`SessionHandler` (what to do with received bytes). Each SSH channel that asks for the
+``netconf`` subsystem becomes one NETCONF session with its own session-id; shells, commands and
+other subsystems are refused with a message on stderr, so an operator typing ``ssh host``
+learns what to do instead. A ``pty-req`` is accepted and ignored (OpenSSH ``ssh -tt`` and scrapli's system transport send
 one before asking for the subsystem); nothing is translated, the channel stays binary.
 
-Host keys live in ``STATE_DIR``, made on first start (mode 0600; `host_keys`, which agents
-sharing a process share): ``ssh_host_ed25519_key`` and ``ssh_host_rsa_key`` (3072 bits, for
-clients that only know RSA; signatures rsa-sha2-256, rsa-sha2-512 and legacy ssh-rsa). Users, passwords and groups are the access service's
-(`qstrata.agents.access.users`); login protection is its `LoginGuard`:
+Host keys live in ``STATE_DIR``, made on first start (mode 0600; see `host_keys`, also for
+agents sharing a process): ``ssh_host_ed25519_key`` and ``ssh_host_rsa_key`` (3072 bits, for
+clients that only know RSA; signatures rsa-sha2-256, rsa-sha2-512 and legacy ssh-rsa). Users,
+passwords and groups are the access service's (`qstrata.agents.access.users`); login
+protection is its `LoginGuard`:
 
 * authentication must finish within ``login_timeout``; connections still authenticating are
   bounded by ``max_unauthenticated`` (beyond it a newcomer evicts a stale one or is dropped at
