@@ -5,8 +5,9 @@ sees a `SessionContext` (who is connected, how to send and close) and implements
 `SessionHandler` (what to do with received bytes). Each SSH channel that asks for the
 ``netconf`` subsystem becomes one NETCONF session with its own session-id; shells, commands and
 other subsystems are refused with a message on stderr, so an operator typing ``ssh host``
-learns what to do instead. A ``pty-req`` is accepted and ignored (OpenSSH ``ssh -tt`` and scrapli's system transport send
-one before asking for the subsystem); nothing is translated, the channel stays binary.
+learns what to do instead. A ``pty-req`` is accepted and ignored (OpenSSH ``ssh -tt`` and
+scrapli's system transport send one before asking for the subsystem); nothing is translated,
+the channel stays binary.
 
 Host keys live in ``STATE_DIR``, made on first start (mode 0600; see `host_keys`, also for
 agents sharing a process): ``ssh_host_ed25519_key`` and ``ssh_host_rsa_key`` (3072 bits, for
