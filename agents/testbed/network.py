@@ -142,6 +142,8 @@ class Network:
         self._tasks: list[asyncio.Task] = []
         self._started = time.monotonic()
         self._events_seen = 0
+        self._alarms_shown: dict[str, Any] = {}
+        """Active alarms as the pipeline recorded them, by alarm id (what the table shows)."""
         self.controller_done = asyncio.Event()
 
     @property
@@ -287,8 +289,10 @@ class Network:
             if not isinstance(e, Alarm):
                 self.say(f"action {e.action} ({e.transition}): {e.outcome}" + (f", {e.detail}" if e.detail else ""))
             elif e.cleared_ns is None:
+                self._alarms_shown[e.alarm_id] = e
                 self.say(f"alarm raised: {e.rule} on {e.agent} ({e.severity.rsplit(':', 1)[-1]}): {e.text}")
             else:
+                self._alarms_shown.pop(e.alarm_id, None)
                 self.say(f"alarm cleared: {e.rule} on {e.agent}: {e.text}")
 
     def view(self):
@@ -302,7 +306,8 @@ class Network:
             return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events,
                            endpoints=self.endpoint_lines())
         pipeline = self.collector.pipeline
-        return view_of(title, rows, pipeline.registry, self._fibre_of_port(), self.collector.alarms.active(),
+        # the alarms as recorded (a clear held back behind its raise's action is not shown early)
+        return view_of(title, rows, pipeline.registry, self._fibre_of_port(), list(self._alarms_shown.values()),
                        self.display.events, pipeline.health().get("targets"), self.endpoint_lines())
 
     def endpoint_lines(self) -> list[str]:
