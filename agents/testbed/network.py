@@ -142,8 +142,9 @@ class Network:
         """Said next to the dashboard's URL when it is not on the port asked for."""
         self._tasks: list[asyncio.Task] = []
         self._started = time.monotonic()
-        self._alarms_seen: dict[str, Any] = {}
-        self._runs_seen = 0
+        self._events_seen = 0
+        self._alarms_shown: dict[str, Any] = {}
+        """Active alarms as the pipeline recorded them, by alarm id (what the table shows)."""
         self.controller_done = asyncio.Event()
         self._process_alarms: Any = None
 
@@ -293,20 +294,24 @@ class Network:
         return out
 
     def _watch_collector(self) -> None:
-        """New alarms and action runs become events."""
-        c = self.collector
-        active = {a.alarm_id: a for a in c.alarms.active()}
-        for aid, a in active.items():
-            if aid not in self._alarms_seen:
-                self.say(f"alarm raised: {a.rule} on {a.agent} ({a.severity.rsplit(':', 1)[-1]}): {a.text}")
-        for aid, a in self._alarms_seen.items():
-            if aid not in active:
-                self.say(f"alarm cleared: {a.rule} on {a.agent}")
-        self._alarms_seen = active
-        runs = list(c.actions.history)
-        for run in runs[self._runs_seen:]:
-            self.say(f"action {run.action} ({run.transition}): {run.outcome}" + (f", {run.detail}" if run.detail else ""))
-        self._runs_seen = len(runs)
+        """Alarm transitions and action results become events, in the order the collector's
+        pipeline recorded them (raise, the raise's action results, clear), however many came
+        since the last look."""
+        from qstrata.collectors.model import Alarm
+
+        events = self.collector.pipeline.events_since(self._events_seen)
+        if events and events[0][0] > self._events_seen + 1:
+            self.say(f"({events[0][0] - self._events_seen - 1} earlier alarm events not shown: see the store)")
+        for seq, e in events:
+            self._events_seen = seq
+            if not isinstance(e, Alarm):
+                self.say(f"action {e.action} ({e.transition}): {e.outcome}" + (f", {e.detail}" if e.detail else ""))
+            elif e.cleared_ns is None:
+                self._alarms_shown[e.alarm_id] = e
+                self.say(f"alarm raised: {e.rule} on {e.agent} ({e.severity.rsplit(':', 1)[-1]}): {e.text}")
+            else:
+                self._alarms_shown.pop(e.alarm_id, None)
+                self.say(f"alarm cleared: {e.rule} on {e.agent}: {e.text}")
 
     def view(self):
         o = self.options
@@ -320,7 +325,8 @@ class Network:
             return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events,
                            endpoints=self.endpoint_lines())
         pipeline = self.collector.pipeline
-        return view_of(title, rows, pipeline.registry, self._fibre_of_port(), self.collector.alarms.active(),
+        # the alarms as recorded (a clear held back behind its raise's action is not shown early)
+        return view_of(title, rows, pipeline.registry, self._fibre_of_port(), list(self._alarms_shown.values()),
                        self.display.events, pipeline.health().get("targets"), self.endpoint_lines())
 
     def endpoint_lines(self) -> list[str]:

@@ -12,7 +12,7 @@ Three optional top-level sections of the topology YAML (ignored by the twins):
       - {at_s: 90, fibre: spool-25, extra_loss_db: 3, text: "..."}          # a bent fibre
     collector:       # the collector's alarm rules and actions (collectors/README.md syntax)
       prometheus_port: 0
-      alarms: [...]
+      alarms: [...]  # without an unreachable-for rule, DEFAULT_UNREACHABLE is added
       actions: [...]
 
 Problems are reported like the rest of the topology: ``FILE: YAML.PATH: what is wrong``. The keys
@@ -98,10 +98,23 @@ class ScenarioStep:
     extra_loss_db: float | None = None
 
 
+DEFAULT_UNREACHABLE: dict[str, Any] = {"name": "agent-unreachable", "unreachable-for": "5s", "severity": "CRITICAL"}
+"""Every agent `qstrata up` starts is watched: a collector that loses one says so within seconds.
+Added unless the collector section has an unreachable-for rule of its own (or a rule by that name)."""
+
+
+def with_default_alarms(alarms: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The collector section's alarm rules, plus `DEFAULT_UNREACHABLE` when it has no such rule."""
+    if any(isinstance(a, dict) and ("unreachable-for" in a or a.get("name") == DEFAULT_UNREACHABLE["name"])
+           for a in alarms):
+        return alarms
+    return (*alarms, dict(DEFAULT_UNREACHABLE))
+
+
 @dataclass(frozen=True)
 class CollectorPlan:
     prometheus_port: int = 0
-    alarms: tuple[Any, ...] = ()
+    alarms: tuple[Any, ...] = with_default_alarms(())
     actions: tuple[Any, ...] = ()
 
 
@@ -270,5 +283,5 @@ def _collector(c: Checker, raw: Any) -> CollectorPlan | None:
     if top is None:
         return None
     port = c.integer(COLLECTOR.get(top, "prometheus_port", 0), "collector.prometheus_port", 0, 65535)
-    return CollectorPlan(port or 0, tuple(c.listing(COLLECTOR.get(top, "alarms"), "collector.alarms")),
+    return CollectorPlan(port or 0, with_default_alarms(tuple(c.listing(COLLECTOR.get(top, "alarms"), "collector.alarms"))),
                          tuple(c.listing(COLLECTOR.get(top, "actions"), "collector.actions")))
