@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
 
 import pytest
+from qstrata.agents.testbed.hosting import UNIX_PATH_MAX, _socket_path
 from qstrata.agents.testbed.status import AgentRow, StatusView, render_table
 from qstrata.agents.testbed.supervisor import ChildSpec, StartError, Supervisor
 from qstrata.collectors.session import RetryPolicy
@@ -111,3 +113,15 @@ def test_agent_rows_show_the_process_and_keep_to_80_columns():
     assert max(len(line) for line in lines) <= 80
     one_process = render_table(StatusView("qstrata up", [AgentRow("alice", "qkd", "127.0.0.1:1", "127.0.0.1:2")]))
     assert "PROCESS" not in "".join(one_process)
+
+
+def test_the_world_socket_falls_back_to_a_short_private_folder(tmp_path):
+    """A Unix socket path holds at most 107 bytes: a deep state directory gets its world socket in a
+    private temporary folder instead (removed when up stops)."""
+    assert _socket_path(tmp_path) == tmp_path / "world.sock"
+    path = _socket_path(tmp_path / ("deep" * 30))
+    try:
+        assert len(os.fsencode(path)) <= UNIX_PATH_MAX
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+    finally:
+        shutil.rmtree(path.parent)

@@ -2,8 +2,10 @@
 everything is (endpoints.json), configures itself (NETCONF visible), streams telemetry into the
 collector's store, closes the loop on a scripted disturbance (alarm -> NETCONF re-route), and
 stops cleanly on SIGTERM. `--bare` leaves the network unconfigured; `--processes` runs one
-process per agent, collected over each agent's own gNMI port. Telemetry comes over gNMI in both
-modes (the gateway's single port in one process)."""
+process per agent around a world service that holds the physical world, collected over each
+agent's own gNMI port, and supervised (a killed agent or world service comes back; nothing
+outlives `up`). Telemetry comes over gNMI in both modes (the gateway's single port in one
+process), and both report the same physics."""
 
 from __future__ import annotations
 
