@@ -162,6 +162,24 @@ def test_series_are_the_stores_downsampled_and_bounded(up):
     assert {s["metric"] for s in qfs["series"]} == {"generation-rate", "fidelity"}
 
 
+def test_series_accept_the_short_link_id_the_page_shows(up):
+    """The page and `qstrata up`'s table show a link's first 8 hex digits: that prefix, unique,
+    names the link; a prefix of nothing is a JSON 404."""
+    _active_state(up["url"])
+    full = _wait(lambda: (d := _get(up["url"] + f"api/series?kind=qkd&link={LINK}&span=10m&points=20")[2])
+                 and all(s["points"] for s in d["series"]) and d, 30)
+    assert full and len(full["series"]) == 8
+    status, _, short = _get(up["url"] + f"api/series?kind=qkd&link={LINK[:8]}&span=10m&points=20")
+    assert status == 200 and short["link"] == LINK
+    assert {(s["metric"], s["agent"]) for s in short["series"]} == {(s["metric"], s["agent"]) for s in full["series"]}
+    assert all(s["points"] for s in short["series"])
+    status, _, qfs = _get(up["url"] + f"api/series?kind=qfs&link={ENT[:8].upper()}&span=5m&points=10")
+    assert status == 200 and qfs["link"] == ENT and {s["metric"] for s in qfs["series"]} == {"generation-rate", "fidelity"}
+    for query in ("kind=qkd&link=ffffffff", f"kind=qfs&link={LINK[:8]}"):  # a QKD link is no entanglement link
+        status, ctype, err = _get(up["url"] + "api/series?" + query)
+        assert status == 404 and ctype == "application/json" and "no q" in err["message"], err
+
+
 def test_alarms_and_health(up):
     status, _, doc = _get(up["url"] + "api/alarms?span=1h")
     assert status == 200 and isinstance(doc["alarms"], list)
