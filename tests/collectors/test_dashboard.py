@@ -10,6 +10,7 @@ the event stream sends a snapshot then deltas of what changed; bad requests get 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -103,9 +104,26 @@ def test_up_prints_and_lists_the_dashboard(up):
     with urllib.request.urlopen(url, timeout=10) as r:
         page = r.read().decode()
     assert r.headers["Content-Type"].startswith("text/html") and "/static/app.js" in page
-    assert "http" not in page.replace("http-equiv", "").split("<body>")[1]  # nothing fetched from elsewhere
+    markup = re.sub(r'<script id="initial-state"[^>]*>.*?</script>', "", page, flags=re.S)  # data, not markup
+    assert "http" not in markup.replace("http-equiv", "").split("<body>")[1]  # nothing fetched from elsewhere
     with urllib.request.urlopen(url + "static/app.js", timeout=10) as r:
         assert r.headers["Content-Type"].startswith("text/javascript") and b"EventSource" in r.read()
+
+
+def test_page_embeds_the_state_for_its_first_paint(up):
+    """The page carries the state and topology, so it paints the network before any request."""
+    _active_state(up["url"])
+    with urllib.request.urlopen(up["url"], timeout=10) as r:
+        page = r.read().decode()
+    assert r.headers["Cache-Control"] == "no-store"
+    found = re.findall(r'<script id="initial-state" type="application/json">(.*?)</script>', page, flags=re.S)
+    assert len(found) == 1, page[:500]
+    doc = json.loads(found[0])
+    assert {n["name"] for n in doc["topology"]["nodes"]} == {"alice", "bob", "sw1", "mem-a", "mem-b"}
+    assert set(doc["state"]["agents"]) == {"alice", "bob", "sw1", "mem-a", "mem-b"}
+    assert any(row["link_id"] == LINK for row in doc["state"]["links"].values())
+    assert "<" not in found[0]  # nothing in the data can close the script element
+    assert found[0] and page.index("initial-state") < page.index("/static/app.js")  # there before the script runs
 
 
 def test_topology_is_the_networks(up):

@@ -9,6 +9,7 @@ import pytest
 from qstrata.collectors.dashboard.api import delta, resolve_link
 from qstrata.collectors.dashboard.graph import GraphError, graph_of, load_graph
 from qstrata.collectors.dashboard.http import HttpError, is_loopback_host, parse_request, sse_event
+from qstrata.collectors.dashboard.server import INITIAL_MARK, embed_json
 from qstrata.collectors.model import Batch, Series
 from qstrata.collectors.store import StoreReader, StoreWriter
 from qstrata.collectors.views import cross_connects, link_rows
@@ -39,6 +40,15 @@ def test_query_parameters_decoded_and_repeats_refused():
     with pytest.raises(HttpError) as exc:
         r.param("span")
     assert exc.value.status == 400
+
+
+def test_embedded_state_cannot_end_its_script_element():
+    doc = {"name": "</script><script>alert(1)</script>", "note": "<!-- x", "n": [1.5, None]}
+    page = embed_json(b"<body>" + INITIAL_MARK + b"<script src=app.js></script></body>", doc)
+    head, _, rest = page.partition(b'<script id="initial-state" type="application/json">')
+    data, _, tail = rest.partition(b"</script>")
+    assert head == b"<body>" and tail == b"<script src=app.js></script></body>"
+    assert b"<" not in data and json.loads(data) == doc
 
 
 def test_sse_event_is_one_line_of_json():
