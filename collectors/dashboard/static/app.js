@@ -72,6 +72,13 @@ function spanMs(text) {
   const m = /^(\d+)(s|m|h|d)$/.exec(text);
   return m ? Number(m[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2]] : 9e5;
 }
+let measure = null;
+function widest(texts, font) {
+  // how wide the widest of `texts` is drawn in `font` (a canvas measures without touching the page's layout)
+  measure = measure || document.createElement("canvas").getContext("2d");
+  measure.font = `${font} ${getComputedStyle(document.body).fontFamily}`;
+  return Math.max(0, ...texts.map(t => measure.measureText(t).width));
+}
 function el(tag, attrs, parent) {
   const e = document.createElementNS(SVGNS, tag);
   for (const k in attrs) if (attrs[k] != null && attrs[k] !== "") e.setAttribute(k, attrs[k]);
@@ -264,8 +271,8 @@ function layout(groups, W) {
   const rowH = tiny ? 26 : dense ? 56 : narrow ? 130 : 118;
   const r = tiny ? 8 : dense ? 14 : narrow ? 20 : 24;   // a node's radius
   const top = dense && !switches.length ? 30 : narrow ? 62 : 70;
-  // room for the longest name (12 px bold: under 8 px a character): under the node on a phone, beside it otherwise
-  const label = 8 * Math.max(4, ...nodes.map(n => n.name.length));
+  // room for the longest name (as .node-label draws it): under the node on a phone, beside it otherwise
+  const label = widest(nodes.map(n => n.name), "600 12px") + 2;
   const margin = narrow ? Math.max(44, W * 0.15, label / 2 + 4)
     : Math.min(W * 0.35, Math.max(60, Math.min(130, W * 0.135), label + r + 12));
   const H = Math.max(narrow ? 280 : 300, top + nrows * rowH + (narrow ? 45 : dense ? 40 : 80));
