@@ -43,6 +43,7 @@ const app = {
   fetched: {},           // "kind/link_id" -> time of the last /api/series fetch
   recentAlarms: [],
   span: "15m",
+  widths: { topology: 0, chart: 0 },  // drawing widths in CSS px, measured once per window size (0: measure)
 };
 
 // ------------------------------------------------------------------ formatting
@@ -289,7 +290,8 @@ function renderTopology() {
     return;
   }
   const groups = linkGroups();
-  const { pos, W, H, mid, dense, tiny, narrow, r: radius } = layout(groups, Math.max(280, wrap.clientWidth || 960));
+  app.widths.topology = app.widths.topology || wrap.clientWidth;
+  const { pos, W, H, mid, dense, tiny, narrow, r: radius } = layout(groups, Math.max(280, app.widths.topology || 960));
   const svg = document.createElementNS(SVGNS, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("class", "topo");
@@ -489,9 +491,9 @@ function renderPlots() {
     out.push(none);
   }
   document.getElementById("plots").replaceChildren(...out);
-  // measure every chart first, then draw: one layout, not one per chart
-  const widths = charts.map(([c]) => c.clientWidth - 16);
-  charts.forEach(([c, m, byAgent, agents], i) => chart(c, widths[i], m, byAgent, agents, span));
+  // every chart is as wide as the first (equal grid columns): measured once, not on every update
+  if (!app.widths.chart && charts.length) app.widths.chart = charts[0][0].clientWidth - 16;
+  for (const [c, m, byAgent, agents] of charts) chart(c, app.widths.chart, m, byAgent, agents, span);
 }
 
 // ------------------------------------------------------------------ data
@@ -575,7 +577,10 @@ async function main() {
   let redraw = 0;  // the drawings are as wide as their panels: redraw them when the window changes
   window.addEventListener("resize", () => {
     cancelAnimationFrame(redraw);
-    redraw = requestAnimationFrame(() => { if (app.state) { renderTopology(); renderPlots(); } });
+    redraw = requestAnimationFrame(() => {
+      app.widths = { topology: 0, chart: 0 };
+      if (app.state) { renderTopology(); renderPlots(); }
+    });
   });
   const initial = initialState();
   if (initial) {
