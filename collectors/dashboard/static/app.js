@@ -96,15 +96,15 @@ function marker(parent, style, x, y, attrs) {
     default: return el("path", { d: `M${x},${y - 4}L${x + 4},${y}L${x},${y + 4}L${x - 4},${y}Z`, fill: style.colour, ...common }, parent);
   }
 }
-function swatch(style) {
-  // a legend's sample of a line style: the dash pattern and the marker, as in the plots
+function swatch(style, line = true) {
+  // a legend's sample of a line style: the dash pattern and the marker, as in the plots (or the marker alone)
   const svg = document.createElementNS(SVGNS, "svg");
   svg.setAttribute("class", "swatch");
-  svg.setAttribute("width", "30");
+  svg.setAttribute("width", line ? "30" : "12");
   svg.setAttribute("height", "12");
-  el("line", { x1: 1, y1: 6, x2: 21, y2: 6, stroke: style.colour, "stroke-width": style.width,
+  if (line) el("line", { x1: 1, y1: 6, x2: 21, y2: 6, stroke: style.colour, "stroke-width": style.width,
     "stroke-dasharray": style.dash }, svg);
-  marker(svg, style, 24, 6, {});
+  marker(svg, style, line ? 24 : 6, 6, {});
   return svg.outerHTML;
 }
 
@@ -474,8 +474,8 @@ function renderPlots() {
       const c = document.createElement("div");
       c.className = "chart";
       c.dataset.metric = m.id;
-      // the newest value of every end, marked as its line is
-      const latest = g.rows.map((r, i) => `<span class="latest">${swatch(STYLES[i % STYLES.length])}<b data-latest
+      // the newest value of every end, with the marker its line ends in
+      const latest = g.rows.map((r, i) => `<span class="latest">${swatch(STYLES[i % STYLES.length], false)}<b data-latest
         data-agent="${esc(r.agent)}" title="${esc(r.agent)}">${m.fmt(r[m.field])}</b></span>`).join("");
       c.innerHTML = `<div class="title"><span>${m.title}</span><span class="values">${latest}</span></div>`;
       box.appendChild(c);
