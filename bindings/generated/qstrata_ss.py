@@ -64,6 +64,81 @@ class service_stratum:
 
         kme_id = '/qstrata-ss:service-stratum/kme/kme-id'
 
+        class limits:
+            PATH = '/qstrata-ss:service-stratum/kme/limits'
+            NAME = 'limits'
+
+            default_key_size = '/qstrata-ss:service-stratum/kme/limits/default-key-size'
+            min_key_size = '/qstrata-ss:service-stratum/kme/limits/min-key-size'
+            max_key_size = '/qstrata-ss:service-stratum/kme/limits/max-key-size'
+            max_key_per_request = '/qstrata-ss:service-stratum/kme/limits/max-key-per-request'
+            max_sae_id_count = '/qstrata-ss:service-stratum/kme/limits/max-sae-id-count'
+            key_expiry = '/qstrata-ss:service-stratum/kme/limits/key-expiry'
+
+        class saes:
+            PATH = '/qstrata-ss:service-stratum/kme/saes'
+            NAME = 'saes'
+
+
+            class sae:
+                PATH = '/qstrata-ss:service-stratum/kme/saes/sae'
+                NAME = 'sae'
+                KEYS = ('sae-id',)
+
+                @staticmethod
+                def entry(sae_id: object, parent: str = '/qstrata-ss:service-stratum/kme/saes') -> str:
+                    """Data path of one entry; `parent` is the parent's data path."""
+                    return f"{parent}/sae[sae-id={_q(sae_id)}]"
+
+                sae_id = '/qstrata-ss:service-stratum/kme/saes/sae/sae-id'
+                kme_id = '/qstrata-ss:service-stratum/kme/saes/sae/kme-id'
+                description = '/qstrata-ss:service-stratum/kme/saes/sae/description'
+
+        class key_delivery:
+            PATH = '/qstrata-ss:service-stratum/kme/key-delivery'
+            NAME = 'key-delivery'
+
+            requests = '/qstrata-ss:service-stratum/kme/key-delivery/requests'
+            keys_delivered = '/qstrata-ss:service-stratum/kme/key-delivery/keys-delivered'
+            bits_delivered = '/qstrata-ss:service-stratum/kme/key-delivery/bits-delivered'
+
+            class refused:
+                PATH = '/qstrata-ss:service-stratum/kme/key-delivery/refused'
+                NAME = 'refused'
+                KEYS = ('reason',)
+
+                @staticmethod
+                def entry(reason: object, parent: str = '/qstrata-ss:service-stratum/kme/key-delivery') -> str:
+                    """Data path of one entry; `parent` is the parent's data path."""
+                    return f"{parent}/refused[reason={_q(reason)}]"
+
+                reason = '/qstrata-ss:service-stratum/kme/key-delivery/refused/reason'
+                count = '/qstrata-ss:service-stratum/kme/key-delivery/refused/count'
+            latency_sum = '/qstrata-ss:service-stratum/kme/key-delivery/latency-sum'
+            latency_max = '/qstrata-ss:service-stratum/kme/key-delivery/latency-max'
+            discontinuity_time = '/qstrata-ss:service-stratum/kme/key-delivery/discontinuity-time'
+
+        class key_relay:
+            PATH = '/qstrata-ss:service-stratum/kme/key-relay'
+            NAME = 'key-relay'
+
+
+            class hop:
+                PATH = '/qstrata-ss:service-stratum/kme/key-relay/hop'
+                NAME = 'hop'
+                KEYS = ('qkdl-id',)
+
+                @staticmethod
+                def entry(qkdl_id: object, parent: str = '/qstrata-ss:service-stratum/kme/key-relay') -> str:
+                    """Data path of one entry; `parent` is the parent's data path."""
+                    return f"{parent}/hop[qkdl-id={_q(qkdl_id)}]"
+
+                qkdl_id = '/qstrata-ss:service-stratum/kme/key-relay/hop/qkdl-id'
+                next_hop_kme = '/qstrata-ss:service-stratum/kme/key-relay/hop/next-hop-kme'
+                keys = '/qstrata-ss:service-stratum/kme/key-relay/hop/keys'
+                consumed_bits = '/qstrata-ss:service-stratum/kme/key-relay/hop/consumed-bits'
+                discontinuity_time = '/qstrata-ss:service-stratum/kme/key-relay/hop/discontinuity-time'
+
         class forwarding_table:
             PATH = '/qstrata-ss:service-stratum/kme/forwarding-table'
             NAME = 'forwarding-table'
@@ -124,6 +199,9 @@ class service_stratum:
                 qkdl_id = '/qstrata-ss:service-stratum/kme/key-stores/key-store/qkdl-id'
                 stored_bits = '/qstrata-ss:service-stratum/kme/key-stores/key-store/stored-bits'
                 capacity_bits = '/qstrata-ss:service-stratum/kme/key-stores/key-store/capacity-bits'
+                filled_bits = '/qstrata-ss:service-stratum/kme/key-stores/key-store/filled-bits'
+                drained_bits = '/qstrata-ss:service-stratum/kme/key-stores/key-store/drained-bits'
+                discontinuity_time = '/qstrata-ss:service-stratum/kme/key-stores/key-store/discontinuity-time'
 
 class service_unit_state_change:
     PATH = '/qstrata-ss:service-unit-state-change'
@@ -142,3 +220,30 @@ ss_session_id = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss
 
 # augments /etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app
 service_unit = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:service-unit'
+
+# augments /etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app
+
+class key_delivery:
+    PATH = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:key-delivery'
+    NAME = 'qstrata-ss:key-delivery'
+
+    requests = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:key-delivery/requests'
+    keys_delivered = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:key-delivery/keys-delivered'
+    bits_delivered = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:key-delivery/bits-delivered'
+
+    class refused:
+        PATH = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:key-delivery/refused'
+        NAME = 'refused'
+        KEYS = ('reason',)
+
+        @staticmethod
+        def entry(reason: object, parent: str = '') -> str:
+            """Data path of one entry; `parent` is the parent's data path."""
+            return f"{parent}/refused[reason={_q(reason)}]"
+
+        reason = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:key-delivery/refused/reason'
+        count = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:key-delivery/refused/count'
+    latency_sum = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:key-delivery/latency-sum'
+    latency_max = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:key-delivery/latency-max'
+    discontinuity_time = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:key-delivery/discontinuity-time'
+    route = '/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:key-delivery/route'
