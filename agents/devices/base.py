@@ -14,14 +14,15 @@ Life of a configuration change (sysrepo's change/done/abort phases):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from qstrata.agents.events import DeviceEvent
 from qstrata.bindings.diff import Change
 
-__all__ = ["ConfigTransaction", "DeviceDriver", "DeviceEvent", "DeviceRefusal", "Inventory", "JsonTree"]
+__all__ = ["ConfigTransaction", "DeviceDriver", "DeviceEvent", "DeviceRefusal", "Inventory", "JsonTree", "KeyRef",
+           "KeyStock", "KeySupply", "KeyUnavailable", "NoKeySource", "PeerHandler", "PeerUnreachable"]
 
 JsonTree = dict[str, Any]
 """A JSON-IETF instance tree: top-level keys are ``module:name``."""
@@ -115,4 +116,81 @@ class DeviceDriver(Protocol):
 
     async def stop(self) -> None:
         """Release the device; `events` iterators end."""
+        ...
+
+
+# -- the key capability (a QKD device that delivers key: ETSI GS QKD 014 behind the agent's KME) ----
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRef:
+    """Where a block of key lies in a link's key stream: `nbytes` bytes from byte `offset` of the
+    stream of key session `epoch` of link `qkdl_id`. Both ends of the link read the same bits
+    under the same reference, so a KME stores references, never key bits, and gets the bits
+    again from its device (`KeySupply.key_bits`) whenever it owes them, after a restart too."""
+
+    qkdl_id: str
+    epoch: str
+    offset: int
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStock:
+    """A link's key store now, in bits."""
+
+    stored_bits: int
+    capacity_bits: int
+
+
+class KeyUnavailable(Exception):
+    """`take_key` could not take what was asked (the store holds less, or the link is not one of
+    this device's); `stock` is the store's figures when there is a store."""
+
+    def __init__(self, message: str, stock: KeyStock | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.stock = stock
+
+
+class NoKeySource(KeyUnavailable):
+    """The device delivers no key at all (an empty device, a device without QKD links)."""
+
+
+class PeerUnreachable(Exception):
+    """The KME-to-KME channel could not reach the KME called (or it did not answer)."""
+
+
+PeerHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+"""What a KME answers a peer KME's message with (JSON objects both ways)."""
+
+
+@runtime_checkable
+class KeySupply(Protocol):
+    """What a KME needs from a device that makes key: take key from a link's store, read its bits,
+    and reach the KMEs at the other ends of the links (the classical channel between trusted
+    nodes). A driver without it (an empty device) leaves the agent's KME with no key source.
+
+    Taking is irreversible: key taken is gone from the store for both ends, whether or not it
+    is ever delivered (never re-used, never invented)."""
+
+    async def take_key(self, qkdl_id: str, nbits: int) -> KeyRef:
+        """Take `nbits` (a multiple of 8) from the store of link `qkdl_id`, all or nothing; raises
+        `KeyUnavailable` (with the store's figures) when it holds less."""
+        ...
+
+    async def key_bits(self, refs: Sequence[KeyRef]) -> list[bytes]:
+        """The bits under each reference (taken by this end or by the other end of the link)."""
+        ...
+
+    async def key_stock(self, qkdl_id: str) -> KeyStock:
+        """The store of link `qkdl_id` now; raises `KeyUnavailable` when there is none."""
+        ...
+
+    async def peer_call(self, kme_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        """Send `message` to KME `kme_id` and return its answer; raises `PeerUnreachable`."""
+        ...
+
+    async def serve_peer(self, kme_id: str, handler: PeerHandler | None) -> None:
+        """Answer peer messages for KME `kme_id` with `handler` (None: stop answering)."""
         ...

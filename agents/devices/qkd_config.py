@@ -92,12 +92,23 @@ class App:
     admits this application's service units."""
 
     @property
+    def delivers_keys(self) -> bool:
+        """Its SAEs fetch keys from the KME (ETSI GS QKD 014): a master (`server_app_id`), slaves
+        (`client_app_id`) and a token-bucket session. Such an application drains its links by
+        exactly what it fetches, so the twin draws no bandwidth for it."""
+        return bool(self.ss_session_id and self.server_app_id and self.client_app_ids)
+
+    @property
     def draw_bps(self) -> float:
         """Key the application takes from each backing link, bit/s.
 
         min_bandwidth is the rate the controller admitted the application for (ETSI: minimum
         bandwidth required), so that is what it draws; max_bandwidth only when no minimum is set.
+        An application that fetches its keys (`delivers_keys`) draws nothing here: its KME takes
+        what it fetches (its figures are in qstrata-ss key-delivery, not app_statistics).
         """
+        if self.delivers_keys:
+            return 0.0
         if self.min_bandwidth is not None:
             return float(self.min_bandwidth)
         return float(self.max_bandwidth or 0)

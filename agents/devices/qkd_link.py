@@ -15,6 +15,7 @@ Life cycle (`status`, an ETSI link-status identity):
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -56,13 +57,20 @@ class LinkEnd:
 
 @dataclass(slots=True)
 class KeyStore:
-    """Secret key bits shared by the two ends, never negative."""
+    """Secret key bits shared by the two ends, never negative.
+
+    The bits are a stream (`key_stream`) of the session `epoch` (a random nonce per link session,
+    so a new session never repeats an old one's key); `offset_bits` is the stream position up to
+    which key has been taken. Everything taken advances it, the synthetic draws of applications
+    too, so no bit of the stream is ever handed out twice."""
 
     bits: float = 0.0
     produced_bits: float = 0.0
     consumed_bits: float = 0.0
     capacity_bits: float = 1e9
     """A full store discards new key (qstrata-ss key-store capacity-bits)."""
+    epoch: str = field(default_factory=lambda: uuid.uuid4().hex)
+    offset_bits: float = 0.0
 
     def add(self, bits: float) -> None:
         self.bits = min(self.bits + bits, self.capacity_bits)
@@ -73,7 +81,20 @@ class KeyStore:
         taken = min(self.bits, max(bits, 0.0))
         self.bits -= taken
         self.consumed_bits += taken
+        self.offset_bits += taken
         return taken
+
+    def take_bytes(self, nbytes: int) -> int | None:
+        """Withdraw `nbytes` whole bytes, all or nothing: the byte offset of the block in the
+        stream, or None when the store holds less."""
+        need = nbytes * 8
+        if nbytes <= 0 or self.bits < need:
+            return None
+        start = math.ceil(self.offset_bits / 8)
+        self.bits -= need
+        self.consumed_bits += need
+        self.offset_bits = (start + nbytes) * 8
+        return start
 
 
 @dataclass(slots=True)
@@ -100,6 +121,8 @@ class QkdLinkSession:
     lock_at_ns: int | None = None
     measurement: Measurement = field(default_factory=Measurement)
     store: KeyStore = field(default_factory=KeyStore)
+    created_ns: int = 0
+    """When the session (and so its store's counters) started, on the world's clock."""
     overloaded: bool = False
     shortfall_bits: float = 0.0
     e_d: float = 0.0
@@ -112,6 +135,7 @@ class QkdLinkSession:
 
     def __post_init__(self) -> None:
         self.e_d = self.params.e_d
+        self.created_ns = self.world.now_ns
 
     # -- configuration (from the twins) ------------------------------------------------------
 

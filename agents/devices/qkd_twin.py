@@ -17,6 +17,12 @@ compares what it sees with what it last reported and emits:
 
 Key relay (the qstrata-ss service stratum) is the `ss_twin.KmeService` part, present when the
 node acts as a KME (option `kme`, default on).
+
+Key supply (`base.KeySupply`, for the agent's ETSI GS QKD 014 KME): key is taken from the link
+sessions' stores as references into the links' key streams (`key_stream`), and KMEs reach each
+other through the world's `kme_channel`. Applications that fetch their keys through it (an
+`ss-session-id` and SAEs: `qkd_config.App.delivers_keys`) draw no synthetic bandwidth: they
+drain exactly what they fetch.
 """
 
 from __future__ import annotations
@@ -24,13 +30,23 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
+from . import key_stream, kme_channel, qkd_link, ss_twin
 from . import qkd_config as cfg
-from . import qkd_link, ss_twin
 from . import qkd_notifications as note
-from .base import ConfigTransaction, DeviceEvent, DeviceRefusal, Inventory, JsonTree
+from .base import (
+    ConfigTransaction,
+    DeviceEvent,
+    DeviceRefusal,
+    Inventory,
+    JsonTree,
+    KeyRef,
+    KeyStock,
+    KeyUnavailable,
+    PeerHandler,
+)
 from .config_model import ChangeTracker, Staged
 from .events import EventHub
 from .physics import qkd as qkd_physics
@@ -114,6 +130,8 @@ class QkdTwin:
         self.kme = None
         if kme:
             self.kme = ss_twin.KmeService(self)
+        self._secrets: dict[str, bytes] = {}
+        self._peer_ids: dict[str, PeerHandler] = {}
 
     # -- inventory ---------------------------------------------------------------------------
 
@@ -319,12 +337,61 @@ class QkdTwin:
         return self.hub.subscribe()
 
     async def stop(self) -> None:
+        for kme_id in list(self._peer_ids):
+            await self.serve_peer(kme_id, None)
         for qkdl_id in list(self.config.links):
             qkd_link.release(self.world, qkdl_id, self.name)
         self.world.detach(self)
         self.world.unhost(self.name)
         self._set_node_status("DOWN")
         self.hub.close()
+
+    # -- key supply (base.KeySupply) ---------------------------------------------------------
+
+    def _store(self, qkdl_id: str) -> qkd_link.KeyStore:
+        if qkdl_id not in self.config.links:
+            raise KeyUnavailable(f"link {qkdl_id} is not a link of {self.name}")
+        session = qkd_link.sessions(self.world).get(qkdl_id)
+        if session is None:
+            raise KeyUnavailable(f"link {qkdl_id} has no key store yet", KeyStock(0, 0))
+        return session.store
+
+    async def take_key(self, qkdl_id: str, nbits: int) -> KeyRef:
+        if nbits <= 0 or nbits % 8:
+            raise ValueError(f"key is taken in whole bytes, not {nbits} bits")
+        store = self._store(qkdl_id)
+        offset = store.take_bytes(nbits // 8)
+        if offset is None:
+            stock = KeyStock(int(store.bits), int(store.capacity_bits))
+            raise KeyUnavailable(f"link {qkdl_id} holds {stock.stored_bits} key bits, {nbits} asked", stock)
+        return KeyRef(qkdl_id, store.epoch, offset, nbits // 8)
+
+    async def key_bits(self, refs: Sequence[KeyRef]) -> list[bytes]:
+        """Any link of the world: a KME owes keys of links that may be gone from its
+        configuration since it took them."""
+        out = []
+        for ref in refs:
+            secret = self._secrets.get(ref.qkdl_id)
+            if secret is None:
+                secret = self._secrets[ref.qkdl_id] = key_stream.link_secret(self.world.seed, ref.qkdl_id)
+            out.append(key_stream.stream_bytes(secret, ref.epoch, ref.offset, ref.nbytes))
+        return out
+
+    async def key_stock(self, qkdl_id: str) -> KeyStock:
+        store = self._store(qkdl_id)
+        return KeyStock(int(store.bits), int(store.capacity_bits))
+
+    async def peer_call(self, kme_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        return await kme_channel.directory(self.world).call(kme_id, message)
+
+    async def serve_peer(self, kme_id: str, handler: PeerHandler | None) -> None:
+        peers = kme_channel.directory(self.world)
+        if handler is None:
+            if self._peer_ids.pop(kme_id, None) is not None:
+                peers.serve(kme_id, None)
+            return
+        self._peer_ids[kme_id] = handler
+        peers.serve(kme_id, handler)
 
     # -- helpers -----------------------------------------------------------------------------
 

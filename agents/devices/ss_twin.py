@@ -381,8 +381,12 @@ class KmeService:
         for link_id in self.twin.config.links:
             session = table.get(link_id)
             if session is not None:
-                stores.append({"qkdl-id": link_id, "stored-bits": str(int(session.store.bits)),
-                               "capacity-bits": str(int(session.store.capacity_bits))})
+                store = session.store
+                stores.append({"qkdl-id": link_id, "stored-bits": str(int(store.bits)),
+                               "capacity-bits": str(int(store.capacity_bits)),
+                               "filled-bits": str(int(store.produced_bits)),
+                               "drained-bits": str(int(store.consumed_bits)),
+                               "discontinuity-time": self.world.date_and_time(session.created_ns)})
         sessions = [
             {"session-id": sid, "tokens": str(int(b.tokens)), "admitted": str(b.admitted),
              "rejected": str(b.rejected), "discontinuity-time": self.world.date_and_time(b.since_ns)}

@@ -9,6 +9,12 @@ can tell it from a twin in this process.
 notifications with and the agent converts event times with (`settled_ns`, `settled_wall_ns`,
 `unix_ns`), the same names a `World` has.
 
+Key supply (`base.KeySupply`): key is taken in the service (`key_take`, one round trip), its bits
+are computed here from the link's twin secret (asked once per link); peer calls go through the
+service, which routes them to the agent serving the KME called, and the service's calls for the
+KMEs this agent serves are answered in tasks of their own (a trusted node relays onward while
+the call it answers waits).
+
 When the service goes away the driver logs it and ends `events()` before `stop`: the agent
 takes that as its device being lost and exits (see `app.run_agent`); `qstrata up` restarts it.
 
@@ -19,11 +25,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..base import ConfigTransaction, DeviceEvent, DeviceRefusal, Inventory, JsonTree
+from .. import key_stream
+from ..base import (
+    ConfigTransaction,
+    DeviceEvent,
+    DeviceRefusal,
+    Inventory,
+    JsonTree,
+    KeyRef,
+    KeyStock,
+    KeyUnavailable,
+    NoKeySource,
+    PeerHandler,
+    PeerUnreachable,
+)
 from ..events import EventHub
 from . import aio
 from . import messages as m
@@ -82,6 +101,9 @@ class RemoteDriver:
         self._next_txn = 0
         self._stopping = False
         self._watch: asyncio.Task | None = None
+        self._secrets: dict[str, bytes] = {}
+        self._peers: dict[str, PeerHandler] = {}
+        self._answers: set[asyncio.Task] = set()
 
     # -- DeviceDriver ------------------------------------------------------------------------
 
@@ -143,7 +165,81 @@ class RemoteDriver:
             await self._conn.close()
         if self._watch is not None:
             self._watch.cancel()
+        for task in list(self._answers):
+            task.cancel()
         self.hub.close()
+
+    # -- key supply (base.KeySupply) ---------------------------------------------------------
+
+    async def _key_request(self, op: str, **fields: Any) -> dict[str, Any]:
+        try:
+            return await self._request(op, **fields)
+        except aio.RemoteError as exc:
+            if exc.kind == "no-key-source":
+                raise NoKeySource(str(exc)) from None
+            if exc.kind == "no-key":
+                raise KeyUnavailable(str(exc), m.stock_from_wire(exc.error.get("stock"))) from None
+            raise
+
+    async def take_key(self, qkdl_id: str, nbits: int) -> KeyRef:
+        reply = await self._key_request("key_take", qkdl_id=qkdl_id, nbits=nbits)
+        return m.ref_from_wire(reply.get("ref"))
+
+    async def key_bits(self, refs: Sequence[KeyRef]) -> list[bytes]:
+        out = []
+        for ref in refs:
+            secret = self._secrets.get(ref.qkdl_id)
+            if secret is None:
+                reply = await self._key_request("key_secret", qkdl_id=ref.qkdl_id)
+                secret = self._secrets[ref.qkdl_id] = bytes.fromhex(str(reply.get("secret")))
+            out.append(key_stream.stream_bytes(secret, ref.epoch, ref.offset, ref.nbytes))
+        return out
+
+    async def key_stock(self, qkdl_id: str) -> KeyStock:
+        stock = m.stock_from_wire((await self._key_request("key_stock", qkdl_id=qkdl_id)).get("stock"))
+        if stock is None:
+            raise KeyUnavailable(f"link {qkdl_id} has no key store")
+        return stock
+
+    async def peer_call(self, kme_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        try:
+            reply = await self._request("peer_call", kme_id=kme_id, message=message)
+        except aio.RemoteError as exc:
+            raise PeerUnreachable(str(exc)) from None
+        except (aio.ConnectionLost, TimeoutError) as exc:
+            raise PeerUnreachable(f"the world service: {exc or 'timed out'}") from None
+        answer = reply.get("reply")
+        if not isinstance(answer, dict):
+            raise PeerUnreachable(f"KME {kme_id} answered no object")
+        return answer
+
+    async def serve_peer(self, kme_id: str, handler: PeerHandler | None) -> None:
+        if handler is None:
+            self._peers.pop(kme_id.lower(), None)
+        else:
+            self._peers[kme_id.lower()] = handler
+        await self._request("peer_serve", kme_id=kme_id, serve=handler is not None)
+
+    def _answer_peer(self, message: dict[str, Any]) -> None:
+        """The service's `peer` request, answered in a task of its own."""
+        async def answer() -> None:
+            assert self._conn is not None
+            kme_id = message.get("kme_id")
+            handler = self._peers.get(kme_id.lower()) if isinstance(kme_id, str) else None
+            if handler is None or not isinstance(message.get("message"), dict):
+                self._conn.reply(message, error=m.error("peer-unreachable", f"{self.name} serves no KME {kme_id}"))
+                return
+            try:
+                reply = await handler(message["message"])
+            except Exception as exc:
+                log.exception("%s: answering a peer KME failed", self.name)
+                self._conn.reply(message, error=m.error("failed", f"{type(exc).__name__}: {exc}"))
+            else:
+                self._conn.reply(message, {"reply": reply})
+
+        task = asyncio.create_task(answer(), name=f"peer answer {self.name}")
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
 
     # -- the connection ----------------------------------------------------------------------
 
@@ -199,6 +295,9 @@ class RemoteDriver:
 
     async def _pushed(self, message: dict[str, Any]) -> None:
         push = message.get("push")
+        if push is None and message.get("op") == "peer" and "id" in message:
+            self._answer_peer(message)
+            return
         try:
             if push == "state":
                 if isinstance(message.get("state"), dict):

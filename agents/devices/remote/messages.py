@@ -14,6 +14,18 @@ object) or ``error`` (``{"kind": ..., "message": ...}``). Pushes from the servic
     push state  {clock, state?}            (after every world tick; no state: unchanged)
     push event  {event}                    (a DeviceEvent, after the state of its tick)
 
+The key capability (`base.KeySupply`) of a device that makes key; errors ``no-key`` (with the
+store's ``stock`` when there is one) and ``no-key-source`` (the device makes none):
+
+    key_take    {qkdl_id, nbits}           -> ok {ref: [qkdl_id, epoch, offset, nbytes]}
+    key_stock   {qkdl_id}                  -> ok {stock: [stored_bits, capacity_bits]}
+    key_secret  {qkdl_id}                  -> ok {secret: HEX}   (the link's twin secret: the agent
+                                              computes key bits from references itself, `key_stream`)
+    peer_serve  {kme_id, serve}            -> ok {}   (this agent answers for KME kme_id, or stops)
+    peer_call   {kme_id, message}          -> ok {reply} | error peer-unreachable
+    and from the service to the agent serving kme_id (a request in the other direction):
+    peer        {kme_id, message}          -> ok {reply} | error {kind, message}
+
 ``clock`` is the world's time the values belong to (`CLOCK_FIELDS`). A transaction's whole old
 and new configurations (``trees``) are sent only when the twin asks for them (``need``): commit
 cost stays proportional to the change, as it is in one process.
@@ -23,15 +35,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from qstrata.agents.devices.base import DeviceEvent, DeviceRefusal, Inventory
+from qstrata.agents.devices.base import DeviceEvent, DeviceRefusal, Inventory, KeyRef, KeyStock
 from qstrata.bindings.diff import Change
 
-PROTOCOL = 1
+PROTOCOL = 2
 """Bumped on any change a peer of the previous version would misread."""
 
 CLOCK_FIELDS = ("epoch_unix_ns", "now_ns", "settled_ns", "settled_wall_ns")
 TREES = ("old_config", "new_config")
-OPS = ("attach", "prepare", "commit", "abort", "detach", "plant")
+OPS = ("attach", "prepare", "commit", "abort", "detach", "plant", "key_take", "key_stock", "key_secret", "peer_serve",
+       "peer_call")
 PLANT_CALLS = ("set_launch_power", "add_loss")
 """What a scenario may do to the plant (`plant_control.PlantControl`)."""
 
@@ -95,3 +108,26 @@ def clock_of(raw: Any) -> dict[str, int]:
         return {name: int(raw[name]) for name in CLOCK_FIELDS}
     except (KeyError, TypeError, ValueError):
         raise ProtocolError(f"a clock has {', '.join(CLOCK_FIELDS)}") from None
+
+
+def ref_to_wire(ref: KeyRef) -> list[Any]:
+    return [ref.qkdl_id, ref.epoch, ref.offset, ref.nbytes]
+
+
+def ref_from_wire(raw: Any) -> KeyRef:
+    if not (isinstance(raw, list) and len(raw) == 4 and isinstance(raw[0], str) and isinstance(raw[1], str)
+            and all(isinstance(x, int) and x >= 0 for x in raw[2:])):
+        raise ProtocolError(f"not a key reference: {str(raw)[:200]}")
+    return KeyRef(raw[0], raw[1], raw[2], raw[3])
+
+
+def stock_to_wire(stock: KeyStock | None) -> list[int] | None:
+    return None if stock is None else [stock.stored_bits, stock.capacity_bits]
+
+
+def stock_from_wire(raw: Any) -> KeyStock | None:
+    if raw is None:
+        return None
+    if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(x, int) for x in raw)):
+        raise ProtocolError(f"not a key stock: {str(raw)[:200]}")
+    return KeyStock(raw[0], raw[1])

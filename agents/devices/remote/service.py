@@ -11,6 +11,13 @@ transactions are forwarded (prepare may be refused); after every world tick the 
 each attached agent its device's state (only a clock when nothing changed) and then the device
 events of that tick, so `read_state` in the agent is a local read of the last settled tick.
 
+Key delivery: an agent's KME takes key from its device's link stores here (`key_take`) and
+reaches the other KMEs through the service, which routes a `peer_call` for a KME id to the agent
+that serves that id (`peer_serve`) as a request in the other direction (`peer`), and relays the
+answer back: one round trip through the service per hop. A peer call never holds up the
+connection it came on (it runs as a task), so a trusted node's agent can relay onward while
+its own call is pending.
+
 Agents come and go. When an agent's connection ends without `detach` (the process died), its
 device keeps running, as hardware does when its management agent crashes: the next agent for
 that node resumes it and is told the configuration the device runs (so its restored datastore
@@ -38,8 +45,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import registry
-from ..base import ConfigTransaction, DeviceDriver, DeviceEvent, DeviceRefusal, Inventory
+from .. import key_stream, registry
+from ..base import (
+    ConfigTransaction,
+    DeviceDriver,
+    DeviceEvent,
+    DeviceRefusal,
+    Inventory,
+    KeySupply,
+    KeyUnavailable,
+    NoKeySource,
+)
 from ..topology import DEFAULT_TOPOLOGY, TopologyError
 from ..world import World
 from . import aio
@@ -104,6 +120,9 @@ class WorldService:
         self.clock = clock
         self.devices: dict[str, _Device] = {}
         self.clients: set[_Client] = set()
+        self.peers: dict[str, _Client] = {}
+        """KME id (lower case) -> the agent connection that answers for it."""
+        self._calls: set[asyncio.Task] = set()
         self.path: Path | None = None
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
@@ -126,6 +145,8 @@ class WorldService:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
+        for task in list(self._calls):
+            task.cancel()
         for client in list(self.clients):
             await client.conn.close()
         for device in list(self.devices.values()):
@@ -148,6 +169,8 @@ class WorldService:
     async def _gone(self, client: _Client) -> None:
         """An agent's connection ended: forget its transactions; its device, if it still has one,
         keeps running for the next agent of that node."""
+        for kme_id in [k for k, c in self.peers.items() if c is client]:
+            del self.peers[kme_id]
         device, client.device = client.device, None
         txns, client.txns = client.txns, {}
         if device is None or device.client is not client:
@@ -165,7 +188,14 @@ class WorldService:
         conn = client.conn
         op = message.get("op")
         handler = {"attach": self._attach, "prepare": self._prepare, "commit": self._commit, "abort": self._abort,
-                   "detach": self._detach, "plant": self._plant}.get(op)  # type: ignore[arg-type]
+                   "detach": self._detach, "plant": self._plant, "key_take": self._key_take,
+                   "key_stock": self._key_stock, "key_secret": self._key_secret, "peer_serve": self._peer_serve,
+                   }.get(op)  # type: ignore[arg-type]
+        if op == "peer_call":  # waits on another agent: never on this connection's reader
+            task = asyncio.create_task(self._peer_call(client, message), name="peer call")
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+            return
         if handler is None:
             conn.reply(message, error=m.error("protocol", f"unknown request {op!r}"))
             return
@@ -173,6 +203,10 @@ class WorldService:
             ok = await handler(client, message)
         except DeviceRefusal as exc:
             conn.reply(message, error=m.refusal_to_wire(exc))
+        except NoKeySource as exc:
+            conn.reply(message, error=m.error("no-key-source", exc.message))
+        except KeyUnavailable as exc:
+            conn.reply(message, error=m.error("no-key", exc.message, stock=m.stock_to_wire(exc.stock)))
         except TreeNeeded as exc:
             conn.reply(message, error=m.error("need", f"send {exc.which}", trees=[exc.which]))
         except m.ProtocolError as exc:
@@ -289,6 +323,58 @@ class WorldService:
             raise m.ProtocolError(f"{call}: no {exc.args[0]!r} in the plant of {self.world.topology.name}") from None
         log.info("plant: %s %s", call, args)
         return {}
+
+    # -- key supply and the channel between KMEs ---------------------------------------------
+
+    def _keys(self, client: _Client, message: dict[str, Any]) -> tuple[KeySupply, str]:
+        device = self._device(client)
+        qkdl_id = message.get("qkdl_id")
+        if not isinstance(qkdl_id, str):
+            raise m.ProtocolError("a key request names its qkdl_id")
+        if not isinstance(device.driver, KeySupply):
+            raise NoKeySource(f"{device.name} ({device.kind}) makes no key")
+        return device.driver, qkdl_id
+
+    async def _key_take(self, client: _Client, message: dict[str, Any]) -> dict[str, Any]:
+        driver, qkdl_id = self._keys(client, message)
+        nbits = message.get("nbits")
+        if not isinstance(nbits, int) or nbits <= 0 or nbits % 8:
+            raise m.ProtocolError("key is taken in whole bytes: nbits is a positive multiple of 8")
+        return {"ref": m.ref_to_wire(await driver.take_key(qkdl_id, nbits))}
+
+    async def _key_stock(self, client: _Client, message: dict[str, Any]) -> dict[str, Any]:
+        driver, qkdl_id = self._keys(client, message)
+        return {"stock": m.stock_to_wire(await driver.key_stock(qkdl_id))}
+
+    async def _key_secret(self, client: _Client, message: dict[str, Any]) -> dict[str, Any]:
+        _, qkdl_id = self._keys(client, message)
+        return {"secret": key_stream.link_secret(self.world.seed, qkdl_id).hex()}
+
+    async def _peer_serve(self, client: _Client, message: dict[str, Any]) -> dict[str, Any]:
+        kme_id = message.get("kme_id")
+        if not isinstance(kme_id, str) or not kme_id:
+            raise m.ProtocolError("peer_serve names a kme_id")
+        if message.get("serve", True):
+            self.peers[kme_id.lower()] = client
+        elif self.peers.get(kme_id.lower()) is client:
+            del self.peers[kme_id.lower()]
+        return {}
+
+    async def _peer_call(self, client: _Client, message: dict[str, Any]) -> None:
+        """Route a call to the agent serving the KME, and its answer back."""
+        kme_id = message.get("kme_id")
+        target = self.peers.get(kme_id.lower()) if isinstance(kme_id, str) else None
+        if target is None:
+            client.conn.reply(message, error=m.error("peer-unreachable", f"no KME {kme_id} is reachable"))
+            return
+        try:
+            ok = await target.conn.request("peer", kme_id=kme_id, message=message.get("message"))
+        except aio.ConnectionLost as exc:
+            client.conn.reply(message, error=m.error("peer-unreachable", f"KME {kme_id} went away: {exc}"))
+        except aio.RemoteError as exc:
+            client.conn.reply(message, error=exc.error)
+        else:
+            client.conn.reply(message, ok)
 
     # -- pushes ------------------------------------------------------------------------------
 
