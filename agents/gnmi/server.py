@@ -12,7 +12,7 @@ import logging
 import grpc
 
 from .service import GnmiService
-from .tls import TlsFiles
+from .tls import TlsFiles, server_credentials
 
 log = logging.getLogger("qstrata.gnmi")
 
@@ -51,7 +51,7 @@ async def start_gnmi_server(service: GnmiService, host: str, port: int, tls: Tls
         if tls is None:
             bound = server.add_insecure_port(address)
         else:
-            bound = server.add_secure_port(address, tls.server_credentials(require_client_auth=require_client_auth))
+            bound = server.add_secure_port(address, server_credentials(tls, require_client_auth=require_client_auth))
     except RuntimeError as exc:
         raise OSError(f"cannot listen for gNMI on {address}: {exc}") from None
     if not bound:

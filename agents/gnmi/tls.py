@@ -1,149 +1,19 @@
-"""The agent's own certificate authority and gNMI server certificate.
-
-gNMI runs over TLS by default, so a fresh agent must have certificates without anybody
-running openssl: on first start a CA and a server certificate are made in
-``STATE_DIR/gnmi/`` and the CA's path is recorded in ``credentials.json`` as ``"ca"`` for
-clients. The server certificate names ``localhost``, ``127.0.0.1``, ``::1``, the listen
-address and any configured host names, as IP SANs where they are addresses (clients verify
-IP SANs, not the CN: a top complaint against gnmic, #172). When the names change, only the
-server certificate is re-issued; the CA, which clients have already copied, stays.
-For mutual TLS a client certificate signed by the same CA is written next to it.
-"""
+"""gNMI's TLS: the agent's CA and certificates (`qstrata.agents.access.pki`, shared by every front
+end) as gRPC credentials, and what a client can tell its user about a refused TLS connection."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-from dataclasses import dataclass
-from pathlib import Path
+from qstrata.agents.access.pki import TlsFiles, ensure_tls
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from qstrata.agents.access.users import update_credentials, write_private
-
-DIR = "gnmi"
-VALID_DAYS = 3650
+__all__ = ["TlsFiles", "ensure_tls", "explain_connect_failure", "server_credentials"]
 
 
-@dataclass(frozen=True)
-class TlsFiles:
-    ca: Path
-    cert: Path
-    key: Path
-    client_cert: Path | None = None
-    client_key: Path | None = None
-
-    def server_credentials(self, *, require_client_auth: bool = False):
-        import grpc
-        return grpc.ssl_server_credentials(
-            [(self.key.read_bytes(), self.cert.read_bytes())],
-            root_certificates=self.ca.read_bytes() if require_client_auth else None,
-            require_client_auth=require_client_auth)
-
-
-def _names(listen: str, hostnames: tuple[str, ...]) -> list[str]:
-    names = ["localhost", "127.0.0.1", "::1"]
-    for name in (listen, *hostnames):
-        if name and name not in ("0.0.0.0", "::") and name not in names:
-            names.append(name)
-    return names
-
-
-def _san(names: list[str]) -> x509.SubjectAlternativeName:
-    entries: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            entries.append(x509.DNSName(name))
-    return x509.SubjectAlternativeName(entries)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
-
-
-def _issue(subject: str, key, issuer: x509.Name, issuer_key, *, ca: bool, san=None, usage=None) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-               .issuer_name(issuer).public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True))
-    if san is not None:
-        builder = builder.add_extension(san, critical=False)
-    if usage is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    if ca:
-        builder = builder.add_extension(x509.KeyUsage(
-            digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-            key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
-            decipher_only=False), critical=True)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def ensure_tls(state_dir: Path, *, listen: str = "127.0.0.1", hostnames: tuple[str, ...] = (),
-               name: str = "qstrata agent", client: bool = False) -> TlsFiles:
-    """The CA and server certificate in ``state_dir/gnmi``, made when missing or when the
-    names changed; ``credentials.json`` gets ``ca`` (and the client pair when `client`)."""
-    base = Path(state_dir) / DIR
-    base.mkdir(parents=True, exist_ok=True)
-    ca_path, ca_key_path = base / "ca.pem", base / "ca.key"
-    if ca_path.exists() and ca_key_path.exists():
-        ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
-        ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
-    else:
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} CA")])
-        ca_cert = _issue(f"{name} CA", ca_key, issuer, ca_key, ca=True)
-        write_private(ca_key_path, _key_pem(ca_key))
-        ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    names = _names(listen, hostnames)
-    cert_path, key_path = base / "server.pem", base / "server.key"
-    if not (cert_path.exists() and key_path.exists() and _covers(cert_path, ca_cert, names)):
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _issue(name, key, ca_cert.subject, ca_key, ca=False, san=_san(names),
-                      usage=ExtendedKeyUsageOID.SERVER_AUTH)
-        write_private(key_path, _key_pem(key))
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    entries: dict[str, str] = {"ca": str(ca_path.resolve())}
-    client_cert = client_key = None
-    if client:
-        client_cert, client_key = base / "client.pem", base / "client.key"
-        if not (client_cert.exists() and client_key.exists()):
-            key = ec.generate_private_key(ec.SECP256R1())
-            cert = _issue(f"{name} client", key, ca_cert.subject, ca_key, ca=False,
-                          usage=ExtendedKeyUsageOID.CLIENT_AUTH)
-            write_private(client_key, _key_pem(key))
-            client_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        entries |= {"client_cert": str(client_cert.resolve()), "client_key": str(client_key.resolve())}
-    update_credentials(state_dir, **entries)
-    return TlsFiles(ca_path, cert_path, key_path, client_cert, client_key)
-
-
-def _covers(cert_path: Path, ca_cert: x509.Certificate, names: list[str]) -> bool:
-    """Is the existing server certificate from this CA and naming every name?"""
-    try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if cert.issuer != ca_cert.subject:
-            return False
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (ValueError, x509.ExtensionNotFound):
-        return False
-    have = {str(v) for v in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
-    return all(str(ipaddress.ip_address(n)) in have if _is_ip(n) else n in have for n in names)
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
+def server_credentials(tls: TlsFiles, *, require_client_auth: bool = False):
+    import grpc
+    return grpc.ssl_server_credentials(
+        [(tls.key.read_bytes(), tls.cert.read_bytes())],
+        root_certificates=tls.ca.read_bytes() if require_client_auth else None,
+        require_client_auth=require_client_auth)
 
 
 # gRPC reports a failed TLS set-up as UNAVAILABLE with OpenSSL's words; the client half of "a TLS

@@ -1,0 +1,183 @@
+"""key_ID records and their journal: what this KME owes, so no key_ID is ever handed out twice, no
+key_ID ever names two different keys, and a key given to a master is still there for its slaves
+after a crash.
+
+Records (one journal line each, written before anything is handed out or acknowledged):
+
+    reserved   {t:"r", ids, m, s, size, ref}      master's KME: key taken for these key_IDs (before
+                                                  the relay starts); never handed out unless confirmed
+    confirmed  {t:"c", ids}                       master's KME: the slaves' KME holds them; the
+                                                  master gets them now (the KME keeps nothing more)
+    assigned   {t:"a", ids, m, s, size, ref, x, exp}  slaves' KME: keys for slaves `s` of master `m`:
+                                                  block reference `ref` on the last hop, `x` the
+                                                  relayed ciphertext (hex, null on a direct link),
+                                                  erased at `exp` (Unix seconds) if never fetched
+    delivered  {t:"d", ids, s}                    slaves' KME: slave `s` fetched them
+    expired    {t:"e", ids}                       slaves' KME: erased unfetched
+
+A key_ID is a fresh UUID4 with one block reference for its lifetime: the bits under it cannot
+change. After a restart reservations that were never confirmed are discarded (the master never
+got them: their key is lost, never re-used), assignments stay until every slave fetched them or
+they expire. The journal is compacted to the live assignments when it outgrows them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qstrata.agents.devices.base import KeyRef
+
+from . import material
+from .journal import Journal
+
+log = logging.getLogger("qstrata.kme")
+
+COMPACT_MIN_BYTES = 4 * 1024 * 1024
+"""Compact once the journal holds at least this much and four times what is live."""
+
+
+@dataclass(slots=True)
+class Owed:
+    """One key this KME holds for slave SAEs until they fetch it."""
+
+    master: str
+    pending: set[str]
+    ref: KeyRef
+    cipher: bytes | None
+    expires: float
+    slaves: tuple[str, ...] = field(default=())
+
+
+class Registry:
+    def __init__(self, path: Path) -> None:
+        self.journal = Journal(path)
+        self.owed: dict[str, Owed] = {}
+        self.lost_reservations = 0
+        """Key_IDs reserved before the last restart and never confirmed."""
+        self._live_bytes = 0
+
+    def load(self) -> None:
+        reserved: dict[str, None] = {}
+        for record in self.journal.load():
+            try:
+                self._replay(record, reserved)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("KME journal %s: a record it cannot read (%s): %s", self.journal.path, exc,
+                          str(record)[:200])
+        self.lost_reservations = len(reserved)
+        if reserved:
+            log.warning("KME: %d key_IDs were reserved but never confirmed before the restart: their key is "
+                        "lost, never handed out", len(reserved))
+        self._live_bytes = 0
+
+    def _replay(self, record: dict[str, Any], reserved: dict[str, None]) -> None:
+        kind, ids = record["t"], record["ids"]
+        if kind == "r":
+            reserved.update(dict.fromkeys(ids))
+        elif kind == "c":
+            for key_id in ids:
+                reserved.pop(key_id, None)
+        elif kind == "a":
+            self._assign(ids, record["m"], record["s"], int(record["size"]), material.ref_from_json(record["ref"]),
+                         bytes.fromhex(record["x"]) if record.get("x") else None, float(record["exp"]))
+        elif kind == "d":
+            self._delivered(ids, record["s"])
+        elif kind == "e":
+            for key_id in ids:
+                self.owed.pop(key_id, None)
+
+    # -- the master's KME --------------------------------------------------------------------
+
+    async def reserve(self, ids: list[str], master: str, slaves: list[str], size: int, ref: KeyRef) -> None:
+        await self.journal.append({"t": "r", "ids": ids, "m": master, "s": slaves, "size": size,
+                                   "ref": material.ref_to_json(ref)})
+
+    async def confirm(self, ids: list[str]) -> None:
+        """Not awaited for durability: a reservation left unconfirmed by a crash is only
+        discarded (the slaves' KME holds the keys either way)."""
+        await self.journal.append({"t": "c", "ids": ids}, durable=False)
+
+    # -- the slaves' KME ---------------------------------------------------------------------
+
+    def known(self, ids: list[str]) -> bool:
+        return any(key_id in self.owed for key_id in ids)
+
+    async def assign(self, ids: list[str], master: str, slaves: list[str], size: int, ref: KeyRef,
+                     cipher: bytes | None, expires: float) -> None:
+        """Hold keys for `slaves`; durable before it returns (the master's KME is told only then)."""
+        self._assign(ids, master, slaves, size, ref, cipher, expires)
+        await self.journal.append({"t": "a", "ids": ids, "m": master, "s": slaves, "size": size,
+                                   "ref": material.ref_to_json(ref), "x": cipher.hex() if cipher else None,
+                                   "exp": expires})
+
+    def _assign(self, ids: list[str], master: str, slaves: list[str], size: int, ref: KeyRef, cipher: bytes | None,
+                expires: float) -> None:
+        refs = material.split(ref, size)
+        if len(refs) != len(ids):
+            raise ValueError(f"{len(ids)} key_IDs for {len(refs)} keys")
+        step = size // 8
+        for i, (key_id, key_ref) in enumerate(zip(ids, refs, strict=True)):
+            self.owed[key_id] = Owed(master, set(slaves), key_ref,
+                                     cipher[i * step:(i + 1) * step] if cipher else None, expires, tuple(slaves))
+
+    def claim(self, ids: list[str], master: str, slave: str) -> list[Owed] | None:
+        """The keys under `ids` if every one is owed to `slave` of `master`, marked delivered to it
+        at once (a second claim for the same ids fails even before the journal says so); None
+        otherwise (nothing is marked)."""
+        found = []
+        for key_id in ids:
+            owed = self.owed.get(key_id)
+            if owed is None or owed.master != master or slave not in owed.pending:
+                return None
+            found.append(owed)
+        if len(set(ids)) != len(ids):
+            return None
+        for key_id, owed in zip(ids, found, strict=True):
+            owed.pending.discard(slave)
+            if not owed.pending:
+                del self.owed[key_id]
+        return found
+
+    async def delivered(self, ids: list[str], slave: str) -> None:
+        await self.journal.append({"t": "d", "ids": ids, "s": slave})
+        self._compact_if_due()
+
+    def _delivered(self, ids: list[str], slave: str) -> None:
+        for key_id in ids:
+            owed = self.owed.get(key_id)
+            if owed is not None:
+                owed.pending.discard(slave)
+                if not owed.pending:
+                    del self.owed[key_id]
+
+    async def expire(self, now: float | None = None) -> int:
+        """Erase keys whose slaves did not fetch them in time; how many."""
+        now = time.time() if now is None else now
+        gone = [key_id for key_id, owed in self.owed.items() if owed.expires <= now]
+        if gone:
+            for key_id in gone:
+                del self.owed[key_id]
+            await self.journal.append({"t": "e", "ids": gone})
+            log.info("KME: %d keys expired unfetched", len(gone))
+        return len(gone)
+
+    # -- compaction --------------------------------------------------------------------------
+
+    def _compact_if_due(self) -> None:
+        live = len(self.owed) * 300
+        if self.journal.size >= COMPACT_MIN_BYTES and self.journal.size >= 4 * live:
+            self.journal.request_rewrite(self._live_records)
+
+    def _live_records(self) -> Iterator[dict[str, Any]]:
+        for key_id, owed in self.owed.items():
+            yield {"t": "a", "ids": [key_id], "m": owed.master, "s": sorted(owed.pending),
+                   "size": owed.ref.nbytes * 8, "ref": material.ref_to_json(owed.ref),
+                   "x": owed.cipher.hex() if owed.cipher else None, "exp": owed.expires}
+
+    async def close(self) -> None:
+        await self.journal.close()
