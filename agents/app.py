@@ -15,7 +15,7 @@ from pathlib import Path
 from qstrata.agents.access.control import AccessControl
 from qstrata.agents.access.guard import GuardOptions, LoginGuard
 from qstrata.agents.access.nacm import DEFAULT_NACM
-from qstrata.agents.access.users import CREDENTIALS_FILE, UserStore, process_admin
+from qstrata.agents.access.users import CREDENTIALS_FILE, UserStore, process_admin, update_credentials
 from qstrata.agents.datastore.store import Datastore
 from qstrata.agents.devices import registry
 from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceRefusal
@@ -27,6 +27,7 @@ from qstrata.agents.gnmi.server import GnmiServer, start_gnmi_server
 from qstrata.agents.gnmi.service import GnmiService
 from qstrata.agents.gnmi.target import GnmiTarget
 from qstrata.agents.gnmi.tls import ensure_tls
+from qstrata.agents.kme.service import KmeService
 from qstrata.agents.netconf.host_keys import process_host_keys
 from qstrata.agents.netconf.server import NetconfServer
 from qstrata.agents.netconf.ssh import NetconfSSHServer, start_netconf_ssh_server
@@ -73,6 +74,9 @@ class AgentOptions:
     world: Path | None = None
     """The world service's Unix socket: the node's twin runs there (topology, seed and speed are
     the service's), shared with the agents of the other nodes."""
+    kme_port: int | None = None
+    """A QKD agent's ETSI GS QKD 014 key delivery API (HTTPS, mutual TLS with the agent's CA) on
+    this port (0: a free one); None: its KME relays and keeps figures but serves no SAE."""
 
 
 def make_driver(options: AgentOptions) -> DeviceDriver:
@@ -114,6 +118,11 @@ class Agent:
         self.netconf: NetconfServer | None = None
         self.ssh: NetconfSSHServer | None = None
         self.gnmi: GnmiServer | None = None
+        self.kme: KmeService | None = None
+        """A QKD agent's key-management entity (ETSI GS QKD 014 core, `agents/kme/`)."""
+        self.kme014: object | None = None
+        self.kme_ca: Path | None = None
+        """The CA of the key delivery API's certificates (SAEs' and the server's)."""
         self._gnmi_target: GnmiTarget | None = None
         self.users = UserStore(options.state_dir)
         """Users and login limits are the agent's, shared by all its front ends."""
@@ -136,6 +145,11 @@ class Agent:
         await self._replay_restored_config(initial)
         await self.datastore.restore_pending()
         _ensure_clock(self.driver)
+        if opts.kind == "qkd":
+            datastore = self.datastore
+            self.kme = KmeService(self.driver, opts.state_dir / "kme", lambda: datastore.get_config("running"), self.bus)
+            await self.kme.start()
+            self.datastore.state_sources.append(self.kme.read_state)
         self.access = AccessControl(self.datastore, self.bus)
         self.netconf = NetconfServer(schema, self.datastore, bus=self.bus, access=self.access)
         self.ssh = await start_netconf_ssh_server(
@@ -150,11 +164,31 @@ class Agent:
                 client=opts.gnmi_mtls)
             self.gnmi = await start_gnmi_server(GnmiService({opts.name: self.gnmi_target()}), opts.listen,
                                                 opts.gnmi_port, tls, require_client_auth=opts.gnmi_mtls)
+        if self.kme is not None and opts.kme_port is not None:
+            await self._start_kme014()
         self._tasks.append(asyncio.create_task(self._forward_events()))
         gnmi = f", gNMI on {opts.listen}:{self.gnmi.port}{' (plain text)' if opts.gnmi_insecure else ''}" \
             if self.gnmi else ""
-        log.info("agent %s (%s) serving NETCONF on %s:%d%s; credentials in %s", opts.name, opts.kind, opts.listen,
-                 self.ssh.port, gnmi, opts.state_dir / CREDENTIALS_FILE)
+        kme = f", ETSI 014 key delivery on {self.kme_url}" if self.kme_url else ""
+        log.info("agent %s (%s) serving NETCONF on %s:%d%s%s; credentials in %s", opts.name, opts.kind, opts.listen,
+                 self.ssh.port, gnmi, kme, opts.state_dir / CREDENTIALS_FILE)
+
+    async def _start_kme014(self) -> None:
+        """The key delivery API: the agent's CA and server certificate (the ones gNMI uses), its URL
+        in credentials.json (`kme`) for `qstrata sae add` to print."""
+        from qstrata.agents.kme014.server import start_kme_server
+
+        opts = self.options
+        assert self.kme is not None
+        tls = ensure_tls(opts.state_dir, listen=opts.listen, hostnames=opts.gnmi_hostnames,
+                         name=f"qstrata agent {opts.name}", client=opts.gnmi_mtls)
+        self.kme014 = server = await start_kme_server(self.kme, opts.listen, opts.kme_port or 0, tls)
+        self.kme_ca = tls.ca
+        update_credentials(opts.state_dir, kme=server.url)
+
+    @property
+    def kme_url(self) -> str | None:
+        return getattr(self.kme014, "url", None)
 
     def gnmi_target(self) -> GnmiTarget:
         """This agent as a gNMI target (for its own server or a gateway shared by many agents)."""
@@ -201,6 +235,8 @@ class Agent:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self.kme014 is not None:
+            await self.kme014.close()  # type: ignore[attr-defined]
         if self.gnmi is not None:
             await self.gnmi.close()
         if self.ssh is not None:
@@ -210,6 +246,8 @@ class Agent:
             self.netconf.close()
         if self.access is not None:
             self.access.close()
+        if self.kme is not None:
+            await self.kme.stop()
         await self.driver.stop()
         if self.datastore and self.datastore.running_store:
             self.datastore.running_store.close()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qstrata.agents import users_cli
+from qstrata.agents import sae_cli, users_cli
 from qstrata.bindings.dataformat import DataFileError, read_data_file
 from qstrata.bindings.schema import YANG_DIR, SchemaError, get_schema, module_files
 from qstrata.bindings.validate import InvalidData
@@ -84,6 +84,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from qstrata.agents.devices.topology import TopologyError
 
     world = None
+    if args.kme_port is not None and args.kind != "qkd":
+        print(f"qstrata agent: --kme-port: a {args.kind} agent has no KME (only qkd agents deliver keys)",
+              file=sys.stderr)
+        return EXIT_USAGE
     if args.world is not None:
         from qstrata.agents.devices.remote.aio import parse_address
 
@@ -104,7 +108,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
                            gnmi_insecure=args.gnmi_insecure, gnmi_mtls=args.gnmi_mtls,
                            gnmi_hostnames=tuple(args.gnmi_hostname or ()),
                            topology=Path(args.topology) if args.topology else None, twin=not args.no_twin,
-                           seed=args.seed, speed=args.speed, world=world, **_limit_options(args))
+                           seed=args.seed, speed=args.speed, world=world, kme_port=args.kme_port,
+                           **_limit_options(args))
 
     async def main() -> bool:
         stop = asyncio.Event()
@@ -240,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="require gNMI client certificates signed by the agent's CA (a pair is written to the state dir)")
     p.add_argument("--gnmi-hostname", action="append", metavar="NAME",
                    help="another name for the gNMI server certificate (repeatable)")
+    p.add_argument("--kme-port", type=int, default=None, metavar="N",
+                   help="qkd agents: serve ETSI GS QKD 014 key delivery (HTTPS, mutual TLS with the agent's CA; "
+                        "SAE certificates from `qstrata sae add`) on this port (0 picks one)")
     _world_arguments(p)
     p.add_argument("--world", metavar="unix:PATH", default=None,
                    help="the node's twin runs in the world service on this socket (default: in this process)")
@@ -248,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_agent)
 
     users_cli.register(sub)
+    sae_cli.register(sub)
 
     from qstrata.agents.testbed import cli as testbed_cli  # up (alias testbed) and demo
     testbed_cli.register(sub)

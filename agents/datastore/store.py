@@ -107,6 +107,9 @@ class Datastore:
         self.schema = schema or get_schema()
         self.locality = locality_of(self.schema)
         self.drivers = list(drivers)
+        self.state_sources: list[Callable[[], dict]] = []
+        """More operational state besides the drivers' (JSON-IETF, merged after theirs): the parts of
+        the agent that are no device, e.g. its KME's figures."""
         self.bus = bus or EventBus()
         self.running_store = RunningStore(state_dir, self.schema, snapshot_every=snapshot_every) if state_dir else None
         self.startup_store = StartupStore(state_dir, self.schema) if state_dir else None
@@ -193,13 +196,15 @@ class Datastore:
     def operational(self) -> DataTree:
         """Running merged with what the devices report."""
         tree = self.trees["running"].copy()
-        for driver in self.drivers:
-            state = driver.read_state()
+        sources = [(driver.name, driver.read_state) for driver in self.drivers]
+        sources += [(getattr(source, "__qualname__", "state"), source) for source in self.state_sources]
+        for name, read in sources:
+            state = read()
             if state:
                 try:
                     tree.merge(DataTree.from_python(state, schema=self.schema, validate=False))
                 except InvalidData as exc:
-                    log.warning("driver %s returned invalid state: %s", driver.name, exc)
+                    log.warning("%s returned invalid state: %s", name, exc)
         return tree
 
     # ------------------------------------------------------------------ locks

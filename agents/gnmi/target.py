@@ -112,6 +112,10 @@ class GnmiTarget:
         if self._state_cache is not None and self._state_cache[0] == key:
             return self._state_cache[1]
         state = self.driver.read_state() if hasattr(self.driver, "read_state") else {}
+        for source in self.datastore.state_sources:  # the agent's own state (its KME): after the device's
+            extra = source()
+            if extra:
+                state = merge(self.index, state, extra) if state else extra
         self._state_cache = (key, state)
         return state
 

@@ -1,0 +1,155 @@
+"""The HTTPS server: ETSI GS QKD 014 V1.1.1 routes over aiohttp, mutual TLS with the agent's CA.
+
+    GET  /api/v1/keys/{slave_SAE_ID}/status
+    GET  /api/v1/keys/{slave_SAE_ID}/enc_keys?number=N&size=S
+    POST /api/v1/keys/{slave_SAE_ID}/enc_keys     Key request {number, size, additional_slave_SAE_IDs,
+                                                  extension_mandatory, extension_optional}
+    GET  /api/v1/keys/{master_SAE_ID}/dec_keys?key_ID=UUID   (key_ID may repeat)
+    POST /api/v1/keys/{master_SAE_ID}/dec_keys    Key IDs {key_IDs: [{key_ID, key_ID_extension}], key_IDs_extension}
+
+Answers are JSON: the Status object, the Key container {keys: [{key_ID, key}]} (keys in base64),
+or the Error object with 400, 401 or 503 (`errors.STATUS`); anything else (an unknown path, a
+wrong method) is answered with an Error object too. The TLS handshake refuses a client without a
+certificate from the agent's CA; the caller's SAE ID is the certificate's common name.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import ssl
+from typing import Any
+
+from aiohttp import web
+from qstrata.agents.access.pki import TlsFiles
+from qstrata.agents.kme.errors import KmeError
+from qstrata.agents.kme.service import KmeService
+
+from . import requests
+from .errors import answer, error_object
+from .identity import common_name
+
+log = logging.getLogger("qstrata.kme014")
+
+PREFIX = "/api/v1/keys/{sae_id}/"
+
+
+def ssl_context(tls: TlsFiles) -> ssl.SSLContext:
+    """Server side of mutual TLS: the agent's server certificate; clients must present one
+    signed by the agent's CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca))
+    context.load_cert_chain(str(tls.cert), str(tls.key))
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _json(status: int, body: dict[str, Any]) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+def _caller(request: web.Request) -> str | None:
+    transport = request.transport
+    return common_name(transport.get_extra_info("peercert")) if transport is not None else None
+
+
+def _keys(keys: list[tuple[str, bytes]]) -> web.Response:
+    return _json(200, {"keys": [{"key_ID": key_id, "key": base64.b64encode(key).decode()} for key_id, key in keys]})
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > requests.MAX_BODY:
+        raise KmeError("bad-request", f"the request body has {request.content_length} bytes, at most "
+                       f"{requests.MAX_BODY} are read")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise KmeError("bad-request", f"the request body is larger than {requests.MAX_BODY} bytes") from None
+    return requests.body_json(raw)
+
+
+class Kme014:
+    """The routes, bound to one KME core."""
+
+    def __init__(self, kme: KmeService) -> None:
+        self.kme = kme
+
+    async def status(self, request: web.Request) -> web.Response:
+        return _json(200, await self.kme.status(_caller(request), request.match_info["sae_id"]))
+
+    async def enc_keys(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            asked = requests.key_request_from_body(await _body(request))
+        else:
+            asked = requests.key_request_from_query(request.query)
+        keys = await self.kme.enc_keys(_caller(request), request.match_info["sae_id"], asked.number, asked.size,
+                                       asked.additional_slaves, asked.extension_mandatory)
+        return _keys(keys)
+
+    async def dec_keys(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            key_ids = requests.key_ids_from_body(await _body(request))
+        else:
+            key_ids = request.query.getall("key_ID", [])
+            if not key_ids:
+                raise KmeError("bad-request", "dec_keys needs key_ID=UUID in the query (or POST a Key IDs object)")
+        return _keys(await self.kme.dec_keys(_caller(request), request.match_info["sae_id"], key_ids))
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every answer is JSON: refusals become Error objects with their status, HTTP errors of the
+    framework (404, 405) Error objects with theirs, anything unexpected a 503."""
+    try:
+        return await handler(request)
+    except KmeError as exc:
+        status, body = answer(exc)
+        return _json(status, body)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _json(exc.status, error_object(f"{exc.reason}: {request.method} {request.path}"))
+    except Exception:
+        log.exception("KME request %s %s failed", request.method, request.path)
+        return _json(503, error_object("internal error of the KME (see its log)"))
+
+
+def make_app(kme: KmeService) -> web.Application:
+    app = web.Application(middlewares=[_errors], client_max_size=requests.MAX_BODY)
+    routes = Kme014(kme)
+    app.router.add_get(PREFIX + "status", routes.status)
+    app.router.add_route("GET", PREFIX + "enc_keys", routes.enc_keys)
+    app.router.add_route("POST", PREFIX + "enc_keys", routes.enc_keys)
+    app.router.add_route("GET", PREFIX + "dec_keys", routes.dec_keys)
+    app.router.add_route("POST", PREFIX + "dec_keys", routes.dec_keys)
+    return app
+
+
+class KmeServer:
+    def __init__(self, runner: web.AppRunner, site: web.TCPSite, port: int, host: str) -> None:
+        self.runner, self.site, self.port, self.host = runner, site, port, host
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_kme_server(kme: KmeService, host: str, port: int, tls: TlsFiles) -> KmeServer:
+    """Serve the key delivery API on host:port (0: a free port) in the running event loop."""
+    runner = web.AppRunner(make_app(kme), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context(tls), backlog=1024, reuse_address=True)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = port
+    server = getattr(site, "_server", None)
+    if server is not None and server.sockets:
+        bound = server.sockets[0].getsockname()[1]
+    return KmeServer(runner, site, bound, host)
