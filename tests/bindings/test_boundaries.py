@@ -46,9 +46,12 @@ def test_the_core_speaks_no_protocol(path: Path) -> None:
     assert not bad, f"{path.relative_to(ROOT)} imports protocol code {bad}"
 
 
-@pytest.mark.parametrize("front", ["netconf", "gnmi", "restconf"])
+FRONT_ENDS = ("netconf", "gnmi", "restconf", "kme014")
+
+
+@pytest.mark.parametrize("front", FRONT_ENDS)
 def test_front_ends_do_not_import_each_other(front: str) -> None:
-    others = {f"qstrata.agents.{f}" for f in ("netconf", "gnmi", "restconf") if f != front}
+    others = {f"qstrata.agents.{f}" for f in FRONT_ENDS if f != front}
     for path in _modules(f"agents/{front}") if (ROOT / "agents" / front).is_dir() else []:
         bad = {m for m in _imports(path) if any(m == o or m.startswith(o + ".") for o in others)}
         assert not bad, f"{path.relative_to(ROOT)} imports another front end: {bad}"
@@ -57,7 +60,8 @@ def test_front_ends_do_not_import_each_other(front: str) -> None:
 def test_collectors_and_front_ends_never_import_device_code() -> None:
     """Device events reach them through `agents/events.py`; only the datastore runs driver
     transactions (through the `devices.base` interface)."""
-    fronts = [d for d in ("collectors", "agents/netconf", "agents/access", "agents/gnmi") if (ROOT / d).is_dir()]
+    fronts = [d for d in ("collectors", "agents/netconf", "agents/access", "agents/gnmi", "agents/kme014")
+              if (ROOT / d).is_dir()]
     for path in _modules(*fronts):
         bad = {m for m in _imports(path) if m.startswith("qstrata.agents.devices")}
         assert not bad, f"{path.relative_to(ROOT)} imports device code {bad}"
@@ -83,3 +87,22 @@ def test_the_world_protocol_is_sans_io(name: str) -> None:
     path = ROOT / "agents" / "devices" / "remote" / name
     bad = {m for m in _imports(path) if m.split(".")[0] in ("asyncio", "socket", "selectors", "ssl", "pickle")}
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", _modules("agents/kme"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_kme_core_speaks_no_protocol(path: Path) -> None:
+    """The KME core (ETSI GS QKD 014 semantics) knows no HTTP and no front end; of device code it
+    knows only the driver interface (the key capability)."""
+    bad = {m for m in _imports(path)
+           if m.split(".")[0] in ("aiohttp", "grpc", "asyncssh", "lxml", "gnmi_pb", "ssl", "http")
+           or m.startswith(tuple(f"qstrata.agents.{f}" for f in FRONT_ENDS))
+           or m.startswith("qstrata.agents.devices") and m != "qstrata.agents.devices.base"}
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", _modules("agents/kme014"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_014_front_end_uses_only_the_kme_public_api(path: Path) -> None:
+    """The front end calls the core's service and errors; never its registry, journal or relay."""
+    bad = {m for m in _imports(path) if m.startswith("qstrata.agents.kme.")
+           and m not in ("qstrata.agents.kme.service", "qstrata.agents.kme.errors")}
+    assert not bad, f"{path.relative_to(ROOT)} reaches into the KME core: {bad}"
