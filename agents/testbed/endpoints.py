@@ -5,12 +5,15 @@ Written once everything listens (atomically: a reader never sees half a file), r
 
     {"network": NAME, "topology": FILE, "state_dir": DIR, "pid": PID,
      "agents": [{"name", "kind", "state_dir", "credentials",
-                 "netconf": {"host", "port"}, "gnmi": {"host", "port", "target", "ca"} | null}],
+                 "netconf": {"host", "port"}, "gnmi": {"host", "port", "target", "ca"} | null,
+                 "kme": {"url", "ca", "sae_dir"} | null}],
      "collector": {"prometheus": URL | null, "store": PATH | null, "gnmi": {"host", "port"} | null,
                    "dashboard": URL | null} | null}
 
 `gnmi.target` is the name to put in a gNMI request's `prefix.target` (agents sharing one gateway
-port are told apart by it); `gnmi.ca` the CA to trust, null for plaintext.
+port are told apart by it); `gnmi.ca` the CA to trust, null for plaintext. `kme` is a QKD agent's ETSI GS QKD 014 key delivery
+API: its base URL (`{url}/api/v1/keys/...`), the CA that signs its server certificate and its SAEs'
+client certificates, and where `qstrata sae add` writes those (`sae_dir`).
 
 Paths: `qstrata up` writes every path absolute. A relative path (a file written by hand) is
 relative to the folder of endpoints.json, as in the collector's YAML; `read_endpoints` returns
@@ -43,6 +46,13 @@ class GnmiEndpoint:
 
 
 @dataclass(frozen=True)
+class KmeEndpoint:
+    url: str
+    ca: str
+    sae_dir: str
+
+
+@dataclass(frozen=True)
 class AgentEndpoint:
     name: str
     kind: str
@@ -50,6 +60,7 @@ class AgentEndpoint:
     credentials: str
     netconf: HostPort
     gnmi: GnmiEndpoint | None = None
+    kme: KmeEndpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,9 @@ def read_endpoints(path: Path) -> dict[str, Any]:
                     agent[key] = absolute(agent.get(key))
                 if isinstance(agent.get("gnmi"), dict):
                     agent["gnmi"]["ca"] = absolute(agent["gnmi"].get("ca"))
+                if isinstance(agent.get("kme"), dict):
+                    for key in ("ca", "sae_dir"):
+                        agent["kme"][key] = absolute(agent["kme"].get(key))
         if isinstance(doc.get("collector"), dict):
             doc["collector"]["store"] = absolute(doc["collector"].get("store"))
     return doc

@@ -5,6 +5,9 @@ In one process the twins share one physical world, so a cross-connect on the swi
 the light the QKD agents see. With `--processes` the world and every twin run in a world service
 process that the agents drive over a Unix socket, so they share it just the same.
 
+Key delivery: every QKD agent serves ETSI GS QKD 014 on a port of its own (a free one), with its
+own CA, in both modes.
+
 gNMI: in one process every agent is served through one gateway port (clients pick the agent with
 `prefix.target`), unless the topology fixes a node's `gnmi_port`; with `--processes` each agent
 gets its own port. Both only once the gNMI agent exists (`gnmi_available()`).
@@ -54,6 +57,8 @@ class HostedAgent:
     netconf_port: int
     gnmi_port: int | None = None
     gnmi_ca: str | None = None
+    kme_port: int | None = None
+    """A QKD agent's ETSI GS QKD 014 key delivery API (HTTPS)."""
     agent: Agent | None = None
     process: Child | None = None
     """With --processes: the agent's process, as its supervisor sees it."""
@@ -61,6 +66,18 @@ class HostedAgent:
     @property
     def credentials(self) -> Path:
         return self.state_dir / CREDENTIALS_FILE
+
+    @property
+    def kme_url(self) -> str | None:
+        if self.kme_port is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.kme_port}"
+
+    @property
+    def kme_ca(self) -> Path:
+        """The agent's CA (`access.pki`): it signs the KME's server certificate and the SAEs'."""
+        return self.state_dir / "gnmi" / "ca.pem"
 
 
 @dataclass
@@ -106,7 +123,8 @@ class InProcessHost:
             opts = AgentOptions(kind=node.kind, name=node.name, state_dir=o.state_root / node.name, listen=o.listen,
                                 netconf_port=_netconf_port(node, i, o.base_port), topology=o.topology_path,
                                 seed=o.seed, speed=o.speed, gnmi_port=int(fixed_gnmi) if fixed_gnmi else None,
-                                gnmi_insecure=o.gnmi_insecure, share_process_secrets=True)
+                                gnmi_insecure=o.gnmi_insecure, share_process_secrets=True,
+                                kme_port=0 if node.kind == "qkd" else None)
             async with gate:
                 agent = Agent(opts)
                 try:
@@ -116,6 +134,9 @@ class InProcessHost:
                     raise StartError(f"agent {node.name}: cannot listen on {o.listen}:{opts.netconf_port}: "
                                      f"{exc.strerror or exc}") from None
             hosted = HostedAgent(node.name, node.kind, opts.state_dir, o.listen, agent.netconf_port, agent=agent)
+            kme014 = getattr(agent, "kme014", None)
+            if kme014 is not None:
+                hosted.kme_port = kme014.port
             if agent.gnmi_port is not None:
                 hosted.gnmi_port = agent.gnmi_port
                 hosted.gnmi_ca = self._ca_of(opts.state_dir, o.gnmi_insecure)
@@ -217,7 +238,7 @@ class ProcessHost:
         self.world = await self.supervisor.start(ChildSpec(
             "world service", world, o.state_root / "world.log", ready=lambda: _unix_answers(self.world_socket),
             lifeline=True, start_timeout=self.start_timeout, restarted=self._world_restarted))
-        spare = iter(free_ports(o.listen, 2 * len(nodes)))
+        spare = iter(free_ports(o.listen, 3 * len(nodes)))
         specs = []
         for i, node in enumerate(nodes):
             port = _netconf_port(node, i, o.base_port) or next(spare)
@@ -228,7 +249,10 @@ class ProcessHost:
                    "--state-dir", str(state), "--listen", o.listen, "--netconf-port", str(port), "--world", address]
             if gnmi_port is not None:
                 cmd += ["--gnmi-port", str(gnmi_port)] + (["--gnmi-insecure"] if o.gnmi_insecure else [])
-            hosted = HostedAgent(node.name, node.kind, state, o.listen, port, gnmi_port)
+            kme_port = next(spare) if node.kind == "qkd" else None
+            if kme_port is not None:
+                cmd += ["--kme-port", str(kme_port)]
+            hosted = HostedAgent(node.name, node.kind, state, o.listen, port, gnmi_port, kme_port=kme_port)
             self.agents.append(hosted)
             specs.append((hosted, ChildSpec(f"agent {node.name}", cmd, state / "agent.log",
                                             ready=functools.partial(_agent_serves, hosted),
@@ -297,12 +321,16 @@ async def _unix_answers(path: Path) -> bool:
 
 
 async def _agent_serves(hosted: HostedAgent) -> bool:
-    """The agent wrote its credentials and accepts TCP connections on its NETCONF port."""
+    """The agent wrote its credentials and accepts TCP connections on its NETCONF port (and on its
+    KME's, which it opens after NETCONF's)."""
     if not hosted.credentials.exists():
         return False
-    try:
-        _, writer = await asyncio.open_connection(hosted.host, hosted.netconf_port)
-    except OSError:
-        return False
-    writer.close()
+    for port in (hosted.netconf_port, hosted.kme_port):
+        if port is None:
+            continue
+        try:
+            _, writer = await asyncio.open_connection(hosted.host, port)
+        except OSError:
+            return False
+        writer.close()
     return True

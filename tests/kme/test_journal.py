@@ -37,7 +37,7 @@ def test_a_journal_cut_at_every_byte_recovers_the_whole_records_before_the_cut(t
         assert got == RECORDS[:complete], f"cut at byte {cut}"
         assert path.stat().st_size == (ends[complete - 1] if complete else 0), "the torn tail is cut off"
 
-        async def one_more(journal: Journal = journal) -> None:
+        async def one_more(journal: Journal = journal, cut: int = cut) -> None:
             await journal.append({"t": "after", "cut": cut})
             await journal.close()
 
