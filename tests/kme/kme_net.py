@@ -52,6 +52,18 @@ class Pair:
 
 
 @dataclass
+class ListedAgent:
+    """An agent of a running `qstrata up`, as endpoints.json lists it."""
+
+    port: int
+    state_dir: Path
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return json.loads((self.state_dir / "credentials.json").read_text())
+
+
+@dataclass
 class KmeNetwork:
     base: Path
     topology: Path = RELAY
@@ -65,6 +77,17 @@ class KmeNetwork:
     @property
     def socket(self) -> Path:
         return self.base / "world.sock"
+
+    @classmethod
+    def from_endpoints(cls, path: Path) -> KmeNetwork:
+        """The QKD agents of a running `qstrata up` (its endpoints.json)."""
+        doc = json.loads(Path(path).read_text())
+        net = cls(Path(doc["state_dir"]), names=tuple(a["name"] for a in doc["agents"] if a.get("kme")))
+        for a in doc["agents"]:
+            if a.get("kme"):
+                net.agents[a["name"]] = ListedAgent(a["netconf"]["port"], Path(a["state_dir"]))  # type: ignore[assignment]
+                net.kme_ports[a["name"]] = int(a["kme"]["url"].rsplit(":", 1)[1])
+        return net
 
     # -- processes ---------------------------------------------------------------------------
 

@@ -1,0 +1,234 @@
+"""ETSI GS QKD 014 key delivery on a network of real processes: a world service, three
+`qstrata agent --kme-port` processes (alice - bob - charlie, direct links alice-bob and
+bob-charlie), configured over NETCONF like a controller does, and curl with the SAE
+certificates `qstrata sae add` wrote. SAEs on alice and charlie get their keys relayed through bob."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kme_net import SS, KmeNetwork, Link, Pair
+
+pytest.importorskip("ncclient")
+
+L1 = "11111111-0000-4000-8000-0000000000ab"
+L2 = "11111111-0000-4000-8000-0000000000bc"
+SAES = {"sae-a": "alice", "sae-slow": "alice", "sae-b": "bob", "sae-c": "charlie", "sae-c2": "charlie"}
+AB = Pair("aaaaaaaa-0000-4000-8000-0000000000ab", "sae-a", ("sae-b",), "5e550000-0000-4000-8000-0000000000ab",
+          rate=10**12, burst=10**12)
+AC = Pair("aaaaaaaa-0000-4000-8000-0000000000ac", "sae-a", ("sae-c",), "5e550000-0000-4000-8000-0000000000ac",
+          rate=10**12, burst=10**12)
+AC2 = Pair("aaaaaaaa-0000-4000-8000-0000000000a2", "sae-a", ("sae-c2",), "5e550000-0000-4000-8000-0000000000a2")
+BC = Pair("aaaaaaaa-0000-4000-8000-0000000000bc", "sae-b", ("sae-c",), "5e550000-0000-4000-8000-0000000000bc",
+          rate=10**12, burst=10**12)
+SLOW = Pair("aaaaaaaa-0000-4000-8000-00000000005b", "sae-slow", ("sae-b",), "5e550000-0000-4000-8000-00000000005b",
+            rate=1, burst=1024)
+LIMITS = (f'<service-stratum xmlns="{SS}"><kme><limits><max-key-size>1048576</max-key-size>'
+          "<max-key-per-request>1000</max-key-per-request><max-sae-id-count>2</max-sae-id-count></limits></kme>"
+          "</service-stratum>")
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory):
+    network = KmeNetwork(tmp_path_factory.mktemp("kme")).start()
+    try:
+        network.configure([Link(L1, "alice", 1, "bob", 1), Link(L2, "bob", 2, "charlie", 1)], SAES,
+                          [AB, AC, AC2, BC, SLOW])
+        for node in ("alice", "bob"):
+            network.edit(node, LIMITS)
+        network.certs = {sae: network.sae(node, sae) for sae, node in SAES.items()}
+        wait_for_key(network, "alice", "sae-a", "sae-c")
+        yield network
+    finally:
+        network.stop()
+
+
+def wait_for_key(net: KmeNetwork, node: str, master: str, slave: str, keys: int = 1000) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        status, body = net.curl(node, net.certs[master], f"/api/v1/keys/{slave}/status")
+        if status == 200 and body["stored_key_count"] >= keys:
+            return
+        assert time.monotonic() < deadline, f"no key between {master} and {slave}: {status} {body}"
+        time.sleep(0.2)
+
+
+def store(net: KmeNetwork, node: str, link: str) -> dict[str, int]:
+    data = net.get(node, f'<service-stratum xmlns="{SS}"><kme><key-stores><key-store><qkdl-id>{link}</qkdl-id>'
+                         "</key-store></key-stores></kme></service-stratum>")
+    entry = data.find(f".//{{{SS}}}key-store")
+    return {leaf: int(entry.findtext(f"{{{SS}}}{leaf}")) for leaf in ("stored-bits", "capacity-bits", "drained-bits")}
+
+
+def enc(net: KmeNetwork, master: str, slave: str, number: int, size: int, node: str = "alice") -> dict[str, bytes]:
+    status, body = net.curl(node, net.certs[master], f"/api/v1/keys/{slave}/enc_keys?number={number}&size={size}")
+    assert status == 200, body
+    return {k["key_ID"]: base64.b64decode(k["key"]) for k in body["keys"]}
+
+
+def dec(net: KmeNetwork, node: str, slave: str, master: str, ids: list[str]) -> tuple[int, object]:
+    return net.curl(node, net.certs[slave], f"/api/v1/keys/{master}/dec_keys",
+                    {"key_IDs": [{"key_ID": i} for i in ids]})
+
+
+def test_status_tells_the_true_figures_of_the_path(net: KmeNetwork) -> None:
+    for slave, hops in (("sae-b", [("alice", L1)]), ("sae-c", [("alice", L1), ("charlie", L2)])):
+        before = min(store(net, n, link)["stored-bits"] for n, link in hops)
+        status, body = net.curl("alice", net.certs["sae-a"], f"/api/v1/keys/{slave}/status")
+        after = min(store(net, n, link)["stored-bits"] for n, link in hops)
+        assert status == 200, body
+        capacity = min(store(net, n, link)["capacity-bits"] for n, link in hops)
+        assert before // 256 <= body["stored_key_count"] <= after // 256 or after // 256 <= body[
+            "stored_key_count"] <= before // 256
+        assert body == {**body, "source_KME_ID": net.kme_id("alice"),
+                        "target_KME_ID": net.kme_id("bob" if slave == "sae-b" else "charlie"),
+                        "master_SAE_ID": "sae-a", "slave_SAE_ID": slave, "key_size": 256,
+                        "max_key_count": capacity // 256, "max_key_per_request": 1000, "max_key_size": 1048576,
+                        "min_key_size": 64, "max_SAE_ID_count": 2}
+
+
+def test_keys_relayed_through_bob_are_the_same_at_both_ends_and_drain_every_hop(net: KmeNetwork) -> None:
+    before = {(n, link): store(net, n, link)["drained-bits"] for n, link in
+              (("alice", L1), ("bob", L1), ("bob", L2), ("charlie", L2))}
+    keys = enc(net, "sae-a", "sae-c", 5, 512)
+    assert len(keys) == 5 and all(len(k) == 64 for k in keys.values())
+    assert all(uuid.UUID(i).version == 4 for i in keys)
+    status, body = dec(net, "charlie", "sae-c", "sae-a", list(keys))
+    assert status == 200, body
+    assert {k["key_ID"]: base64.b64decode(k["key"]) for k in body["keys"]} == keys
+    after = {where: store(net, *where)["drained-bits"] for where in before}
+    assert {where: after[where] - before[where] for where in before} == dict.fromkeys(before, 5 * 512), \
+        "every hop's store drained by exactly the keys delivered (both ends see one store)"
+    relay = net.get("bob", f'<service-stratum xmlns="{SS}"><kme><key-relay/></kme></service-stratum>')
+    hop = {h.findtext(f"{{{SS}}}qkdl-id"): h for h in relay.iter(f"{{{SS}}}hop")}
+    assert L2 in hop and hop[L2].findtext(f"{{{SS}}}next-hop-kme") == net.kme_id("charlie")
+    app = net.get("alice", f'<qkd_node xmlns="urn:etsi:qkd:yang:etsi-qkd-node"><qkd_applications><qkd_app>'
+                           f"<app_id>{AC.app_id}</app_id></qkd_app></qkd_applications></qkd_node>")
+    route = [r.text for r in app.iter(f"{{{SS}}}route")]
+    assert route == [net.kme_id("alice"), net.kme_id("bob"), net.kme_id("charlie")]
+
+
+def test_direct_keys_post_and_get_and_each_key_id_once(net: KmeNetwork) -> None:
+    status, body = net.curl("alice", net.certs["sae-a"], "/api/v1/keys/sae-b/enc_keys",
+                            {"number": 3, "size": 256, "extension_optional": [{"x": 1}]})
+    assert status == 200, body
+    keys = {k["key_ID"]: k["key"] for k in body["keys"]}
+    first = next(iter(keys))
+    status, got = net.curl("bob", net.certs["sae-b"], f"/api/v1/keys/sae-a/dec_keys?key_ID={first}")
+    assert status == 200 and got["keys"] == [{"key_ID": first, "key": keys[first]}]
+    status, got = dec(net, "bob", "sae-b", "sae-a", list(keys)[1:])
+    assert status == 200 and {k["key_ID"]: k["key"] for k in got["keys"]} == dict(list(keys.items())[1:])
+    status, again = net.curl("bob", net.certs["sae-b"], f"/api/v1/keys/sae-a/dec_keys?key_ID={first}")
+    assert status == 401, "a key_ID is handed to its slave once"
+
+
+def test_dec_keys_by_another_sae_another_pair_or_again_are_refused_alike(net: KmeNetwork) -> None:
+    keys = enc(net, "sae-a", "sae-c", 1, 256)
+    key_id = next(iter(keys))
+    other_sae = dec(net, "charlie", "sae-c2", "sae-a", [key_id])      # another SAE of the same KME
+    other_pair = dec(net, "charlie", "sae-c", "sae-b", [key_id])      # the right slave naming another master
+    unknown = dec(net, "charlie", "sae-c", "sae-a", [str(uuid.uuid4())])
+    assert dec(net, "charlie", "sae-c", "sae-a", [key_id])[0] == 200
+    replay = dec(net, "charlie", "sae-c", "sae-a", [key_id])
+
+    def shape(answer: tuple[int, object]) -> tuple[int, str]:
+        status, body = answer
+        return status, body["message"].replace("sae-c2", "SAE").replace("sae-c", "SAE").replace("sae-b", "M").replace(
+            "sae-a", "M")
+
+    assert shape(other_sae) == shape(other_pair) == shape(unknown) == shape(replay)
+    assert shape(replay)[0] == 401
+
+
+def test_refusals_say_what_is_wrong(net: KmeNetwork) -> None:
+    a = net.certs["sae-a"]
+    cases = {
+        "/api/v1/keys/sae-b/enc_keys?size=100": (400, "size 100 is not a multiple of 8"),
+        "/api/v1/keys/sae-b/enc_keys?number=0": (400, "number 0 is outside 1..1000"),
+        "/api/v1/keys/sae-b/enc_keys?number=-1": (400, "number -1 is outside"),
+        "/api/v1/keys/sae-b/enc_keys?number=1000000000": (400, "number 1000000000 is outside"),
+        "/api/v1/keys/sae-b/enc_keys?number=two": (400, "number 'two' is not an integer"),
+        "/api/v1/keys/sae-b/enc_keys?size=2147483648": (400, "size 2147483648 is outside 64..1048576"),
+        "/api/v1/keys/nobody/enc_keys": (400, "slave SAE nobody is unknown"),
+        "/api/v1/keys/sae-c2/dec_keys?key_ID=not-a-uuid": (400, "is not a UUID"),
+        "/api/v1/keys/sae-b/nothing": (404, "Not Found"),
+    }
+    for path, (want, words) in cases.items():
+        status, body = net.curl("alice", a, path)
+        assert (status, words in body["message"]) == (want, True), (path, status, body)
+    status, body = net.curl("alice", a, "/api/v1/keys/sae-b/enc_keys", {"number": 1, "extension_mandatory": [
+        {"abc_route_type": "direct"}]})
+    assert status == 400 and "unsupported mandatory extension(s): abc_route_type" in body["message"]
+    status, body = net.curl("alice", a, "/api/v1/keys/sae-b/enc_keys", raw=b'{"number": 1,')
+    assert status == 400 and "not JSON" in body["message"]
+    status, body = net.curl("alice", a, "/api/v1/keys/sae-b/enc_keys", raw=b'{"number": 1, "pad": "'
+                            + b"x" * (2 * 1024 * 1024) + b'"}')
+    assert status == 400 and ("larger than" in body["message"] or "bytes, at most" in body["message"])
+    status, _ = net.curl("alice", net.certs["sae-b"], "/api/v1/keys/sae-a/status")
+    assert status < 0, "a certificate of another agent's CA: the TLS handshake fails"
+    status, body = net.curl("alice", alice_issued(net, "sae-b"), "/api/v1/keys/sae-a/status")
+    assert status == 401 and "sae-b is not attached to this KME" in body["message"], "another KME's SAE"
+    status, body = net.curl("alice", a, "/api/v1/keys/sae-c2/enc_keys",
+                            {"additional_slave_SAE_IDs": ["sae-c"]})
+    assert status == 401 and "no qkd_app" in body["message"], "a slave outside the application"
+    status, _ = net.curl("alice", None, "/api/v1/keys/sae-b/status")
+    assert status < 0, "no client certificate: the TLS handshake fails"
+
+
+def test_a_short_store_and_an_empty_bucket_refuse_with_their_figures(net: KmeNetwork) -> None:
+    status, body = net.curl("alice", net.certs["sae-a"], "/api/v1/keys/sae-b/enc_keys?number=1000&size=1048576")
+    assert status == 503 and body["message"].startswith("not enough key: ") and "1000 asked" in body["message"]
+    figures = body["details"][0]
+    assert figures["qkdl_id"] == L1 and figures["key_size"] == 1048576 and figures["asked"] == 1000
+    assert figures["stored_key_count"] == figures["stored_bits"] // 1048576 < 1000
+    status, body = net.curl("alice", net.certs["sae-slow"], "/api/v1/keys/sae-b/enc_keys?number=8&size=256")
+    assert status == 503 and "token bucket holds" in body["message"], body
+    assert body["details"][0] == {**body["details"][0], "asked_bits": 2048, "rate": 1, "burst": 1024}
+    data = net.get("alice", f'<service-stratum xmlns="{SS}"><kme><sessions><session><session-id>{SLOW.session}'
+                            "</session-id></session></sessions></kme></service-stratum>")
+    assert int(data.findtext(f".//{{{SS}}}rejected")) >= 1
+    delivery = net.get("alice", f'<service-stratum xmlns="{SS}"><kme><key-delivery/></kme></service-stratum>')
+    refused = {r.findtext(f"{{{SS}}}reason"): int(r.findtext(f"{{{SS}}}count"))
+               for r in delivery.iter(f"{{{SS}}}refused")}
+    assert refused.get("rate-limited", 0) >= 1 and refused.get("not-enough-key", 0) >= 1
+
+
+def alice_issued(net: KmeNetwork, sae: str) -> tuple[Path, Path]:
+    """A certificate of alice's CA for an SAE that is not alice's."""
+    folder = net.agents["alice"].state_dir / "sae"
+    if not (folder / f"{sae}.pem").exists():
+        net.sae("alice", sae)
+    return folder / f"{sae}.pem", folder / f"{sae}.key"
+
+
+def test_an_sae_id_in_the_path_never_names_the_caller(net: KmeNetwork) -> None:
+    """A certificate naming sae-c (alice's CA) asking alice for keys with sae-a's relations in
+    the path: refused as sae-c, whatever the path says."""
+    for path in ("/api/v1/keys/sae-b/enc_keys", "/api/v1/keys/sae-a/enc_keys", "/api/v1/keys/sae-b/status"):
+        status, body = net.curl("alice", alice_issued(net, "sae-c"), path)
+        assert status == 401 and "SAE sae-c is not attached" in body["message"], (path, body)
+
+
+def test_sae_cli(net: KmeNetwork, tmp_path: Path) -> None:
+    import subprocess
+
+    from conftest import QSTRATA
+
+    state = net.agents["alice"].state_dir
+    run = [str(QSTRATA), "sae"]
+    listed = subprocess.run([*run, "list", "--state-dir", str(state)], capture_output=True, text=True)
+    assert listed.returncode == 0 and "sae-slow" in listed.stdout
+    again = subprocess.run([*run, "add", "sae-a", "--state-dir", str(state)], capture_output=True, text=True)
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "--replace" in again.stderr
+    bad = subprocess.run([*run, "add", "a/b", "--state-dir", str(state)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "not an SAE ID" in bad.stderr and bad.stderr.count("\n") == 1
+    added = subprocess.run([*run, "add", "sae-tmp", "--state-dir", str(state)], capture_output=True, text=True)
+    assert added.returncode == 0 and f"curl --cacert {state / 'gnmi' / 'ca.pem'}" in added.stdout
+    assert net.url("alice") in added.stdout
+    assert (state / "sae" / "sae-tmp.key").stat().st_mode & 0o777 == 0o600
+    gone = subprocess.run([*run, "delete", "sae-tmp", "--state-dir", str(state)], capture_output=True, text=True)
+    assert gone.returncode == 0 and not (state / "sae" / "sae-tmp.pem").exists()
