@@ -162,3 +162,25 @@ def test_claims_are_all_or_nothing_and_once(tmp_path: Path) -> None:
         await registry.close()
 
     asyncio.run(main())
+
+
+def test_what_the_kme_acknowledges_is_in_the_file_when_the_call_returns(tmp_path: Path) -> None:
+    """A relay is acknowledged to the master's KME, and a slave gets its keys, only after the
+    registry call returns: by then its record must be in the file (a `kill -9` one instant later
+    loses nothing the page cache holds)."""
+    path = tmp_path / "kme.journal"
+
+    async def main() -> None:
+        registry = Registry(path)
+        registry.load()
+        ids = _ids(2)
+        await registry.reserve(ids, "m", ["s"], 256, KeyRef("l", "e", 0, 64))
+        assert [r["t"] for r in decode(path.read_bytes())[0]] == ["r"]
+        await registry.assign(ids, "m", ["s"], 256, KeyRef("l", "e", 0, 64), None, 4e9)
+        assert [r["t"] for r in decode(path.read_bytes())[0]] == ["r", "a"]
+        assert registry.claim(ids, "m", "s") is not None
+        await registry.delivered(ids, "s")
+        assert [r["t"] for r in decode(path.read_bytes())[0]] == ["r", "a", "d"]
+        await registry.close()
+
+    asyncio.run(main())
