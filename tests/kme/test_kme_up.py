@@ -1,0 +1,64 @@
+"""`qstrata up` starts a KME on every QKD agent and lists it in endpoints.json; configured over
+NETCONF from that file (as a controller would, `--bare`), keys relayed through the trusted node
+come out equal at both ends. In one process the KMEs reach each other through the world's channel
+(a direct await), not the world service."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kme_net import RELAY, KmeNetwork, Link, Pair
+
+pytest.importorskip("ncclient")
+
+L1 = "33333333-0000-4000-8000-0000000000ab"
+L2 = "33333333-0000-4000-8000-0000000000bc"
+AC = Pair("cccccccc-0000-4000-8000-0000000000ac", "sae-a", ("sae-c",), "5e552222-0000-4000-8000-0000000000ac")
+
+
+def test_up_lists_every_kme_and_relays_keys_in_one_process(tmp_path: Path) -> None:
+    qstrata = Path(sys.executable).with_name("qstrata")
+    proc = subprocess.Popen([str(qstrata), "up", "--bare", "--topology", str(RELAY), "--state-dir", "state",
+                             "--speed", "20", "--no-dashboard"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    endpoints = tmp_path / "state" / "endpoints.json"
+    try:
+        deadline = time.monotonic() + 60
+        while not endpoints.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "qstrata up did not start"
+            time.sleep(0.1)
+        doc = json.loads(endpoints.read_text())
+        for agent in doc["agents"]:
+            kme = agent["kme"]
+            assert kme["url"].startswith("https://127.0.0.1:")
+            assert kme["ca"] == str(Path(agent["state_dir"]) / "gnmi" / "ca.pem") and Path(kme["ca"]).exists()
+            assert kme["sae_dir"] == str(Path(agent["state_dir"]) / "sae")
+        net = KmeNetwork.from_endpoints(endpoints)
+        net.configure([Link(L1, "alice", 1, "bob", 1), Link(L2, "bob", 2, "charlie", 1)],
+                      {"sae-a": "alice", "sae-c": "charlie"}, [AC])
+        a, c = net.sae("alice", "sae-a"), net.sae("charlie", "sae-c")
+        deadline = time.monotonic() + 30
+        while True:
+            status, body = net.curl("alice", a, "/api/v1/keys/sae-c/enc_keys?number=4&size=256")
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert status == 200, body
+        keys = {k["key_ID"]: k["key"] for k in body["keys"]}
+        status, got = net.curl("charlie", c, "/api/v1/keys/sae-a/dec_keys",
+                               {"key_IDs": [{"key_ID": i} for i in keys]})
+        assert status == 200 and {k["key_ID"]: k["key"] for k in got["keys"]} == keys
+        assert all(len(base64.b64decode(k)) == 32 for k in keys.values())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
