@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -45,6 +46,12 @@ log = logging.getLogger("qstrata.kme")
 
 JOURNAL = "kme.journal"
 EXPIRY_CHECK_S = 30.0
+
+
+def new_key_ids(number: int) -> list[str]:
+    """`number` random UUIDs (version 4) from one read of the system's randomness."""
+    raw = os.urandom(16 * number)
+    return [str(uuid.UUID(bytes=raw[i:i + 16], version=4)) for i in range(0, 16 * number, 16)]
 
 
 class KmeService:
@@ -249,7 +256,7 @@ class KmeService:
                        size: int) -> tuple[list[tuple[str, bytes]], tuple[str, ...]]:
         next_kme, link = relay.next_hop(self.config, target)
         block = await relay.take(supply, self.hops, link, next_kme, number, size)
-        ids = [str(uuid.uuid4()) for _ in range(number)]
+        ids = new_key_ids(number)
         await self.registry.reserve(ids, master, slaves, size, block)
         reply = await relay.send(supply, next_kme, {"op": "relay", "ids": ids, "m": master, "s": slaves, "size": size,
                                                     "target": target, "ref": material.ref_to_json(block), "x": None,
