@@ -159,6 +159,37 @@ def test_cli_mistakes_are_one_line_and_non_zero(tmp_path):
         assert code == 2 and words in stderr and "Traceback" not in stderr, (args, code, stderr)
 
 
+def test_endpoints_file_mistakes_and_relative_paths(tmp_path):
+    """--endpoints FILE --agent NAME: a hand-written file's relative paths are read against its
+    folder; every mistake is one line, exit 2."""
+    port = free_port()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "credentials.json").write_text(json.dumps({"username": "admin", "password": "x"}))
+
+    def agent(name: str) -> dict:
+        return {"name": name, "kind": "switch", "state_dir": name, "credentials": "a/credentials.json",
+                "netconf": {"host": "127.0.0.1", "port": port}, "gnmi": None}
+
+    two, one = tmp_path / "two.json", tmp_path / "one.json"
+    two.write_text(json.dumps({"agents": [agent("sw1"), agent("sw2")]}))
+    one.write_text(json.dumps({"agents": [agent("sw1")]}))
+    (tmp_path / "bad.json").write_text("{")
+    cases = [
+        (("--endpoints", str(two), "--agent", "sw3"), f"no agent 'sw3' in {two}; known: sw1, sw2"),
+        (("--endpoints", str(two)), "pick one with --agent NAME (sw1, sw2)"),
+        (("--agent", "sw1"), "--agent needs --endpoints FILE"),
+        (("--endpoints", str(tmp_path / "none.json"), "--agent", "sw1"), "no such file"),
+        (("--endpoints", str(tmp_path / "bad.json"), "--agent", "sw1"), "cannot read"),
+        # the only agent, its credentials found next to the file, and nobody listening there
+        (("--endpoints", str(one)), f"NETCONF 127.0.0.1:{port} unreachable"),
+    ]
+    for args, words in cases:
+        code, stdout, stderr = conform(*args, timeout=60)
+        assert code == 2 and words in stderr and len(stderr.splitlines()) == 1, (args, code, stderr)
+    code, stdout, _ = conform("--endpoints", str(one), "--list")
+    assert code == 0 and "NC-EDIT-001" in stdout and "QKD-LINK-001" not in stdout  # a switch: optical-switch
+
+
 def test_wrong_password_is_refused_cleanly(world, tmp_path):
     code, _, stderr = conform("--netconf", f"127.0.0.1:{world.ports['alice']['netconf']}", "--user", "admin",
                               "--password", "wrong", timeout=120)
