@@ -137,15 +137,15 @@ def _limit_arguments(p: argparse.ArgumentParser) -> None:
         return value
 
     g = p.add_argument_group("limits")
-    g.add_argument("--login-timeout", type=seconds, default=10.0, help="seconds to authenticate (default 10)")
+    g.add_argument("--login-timeout", type=seconds, default=10.0, help="seconds to authenticate (default: 10)")
     g.add_argument("--hello-timeout", type=seconds, default=30.0,
-                   help="seconds for a NETCONF client to send its <hello> (default 30; 0: none)")
+                   help="seconds for a NETCONF client to send its <hello> (default: 30; 0: none)")
     g.add_argument("--idle-timeout", type=seconds, default=3600.0,
-                   help="seconds before an idle connection is dropped (default 3600; 0: never)")
-    g.add_argument("--max-sessions", type=positive, default=64, help="authenticated sessions in total (default 64)")
-    g.add_argument("--max-sessions-per-user", type=positive, default=32, help="sessions per user (default 32)")
+                   help="seconds before an idle connection is dropped (default: 3600; 0: never)")
+    g.add_argument("--max-sessions", type=positive, default=64, help="authenticated sessions in total (default: 64)")
+    g.add_argument("--max-sessions-per-user", type=positive, default=32, help="sessions per user (default: 32)")
     g.add_argument("--max-unauthenticated", type=positive, default=32,
-                   help="connections still authenticating; beyond it new ones are dropped (default 32)")
+                   help="connections still authenticating; beyond it new ones are dropped (default: 32)")
 
 
 def _limit_options(args: argparse.Namespace) -> dict:
@@ -159,8 +159,31 @@ def _world_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default as ``(default: X)``, one style for every
+    sub-command; a help text that explains its default itself says ``(default: ...)`` too.
+    Flags and options without a default (None, off, empty) say nothing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if ("(default" in text or not action.option_strings or action.nargs == 0
+                or default is None or default is False or default == [] or default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """The `qstrata` parser; sub-command parsers are made of the same class, so they share its
+    help formatter."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qstrata", description="Management plane for quantum network equipment.")
+    parser = _Parser(prog="qstrata", description="Management plane for quantum network equipment.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help=cmd_validate.__doc__)
@@ -181,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", required=True, choices=("qkd", "memory", "switch"))
     p.add_argument("--name", required=True)
     p.add_argument("--state-dir", required=True, help="host key, users, credentials and datastores live here")
-    p.add_argument("--listen", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--listen", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--netconf-port", type=int, default=830, help="NETCONF over SSH port (830 is standard; 0 picks one)")
     p.add_argument("--gnmi-port", type=int, default=None,
                    help="serve gNMI on this port (0 picks one; 9339 is IANA's); TLS with the agent's own CA")

@@ -40,6 +40,8 @@ def read_data_file(path: Path, *, max_bytes: int = 64 * 1024 * 1024, config_only
         raise DataFileError(exc.strerror or str(exc)) from None
     if len(data) > max_bytes:
         raise DataFileError(f"larger than the {max_bytes} byte limit")
+    if not data.strip():
+        raise DataFileError("empty file: no XML or JSON-IETF document to validate")
     fmt = detect_format(path.name, data[:64])
     if fmt == "xml" and b"<!DOCTYPE" in data.upper():
         raise DataFileError("document type declarations (DTDs, entities) are not accepted")

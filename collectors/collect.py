@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                               "store, Prometheus, NATS)")
     p.add_argument("--targets", metavar="FILE", help="collector YAML (targets, alarms, actions) or endpoints.json")
     p.add_argument("--store", default="sqlite:collector.db", help="embedded store, sqlite:PATH, or 'none' "
-                                                                 "(default sqlite:collector.db)")
+                                                                 "(default: sqlite:collector.db)")
     p.add_argument("--prometheus", metavar="HOST:PORT", help="serve a Prometheus exposition endpoint")
     p.add_argument("--dashboard", metavar="HOST:PORT", help="serve the web dashboard (e.g. 127.0.0.1:8765; port 0: "
                                                            "a free one)")
@@ -35,13 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gnmi-port", type=int, help="serve the telemetry as a gNMI target on this port (0: a free "
                                                  "one); TLS with the collector's own CA")
     p.add_argument("--gnmi-listen", default="127.0.0.1", metavar="HOST", help="address of --gnmi-port "
-                                                                              "(default 127.0.0.1)")
+                                                                              "(default: 127.0.0.1)")
     p.add_argument("--gnmi-insecure", action="store_true", help="serve northbound gNMI in plain text")
     p.add_argument("--state-dir", default="collector-state", help="users, credentials.json and the gNMI CA of "
-                                                                  "the northbound side (default collector-state)")
+                                                                  "the northbound side (default: collector-state)")
     p.add_argument("--from-nats", metavar="URL", help="consume a NATS JetStream stream written by collectors")
     p.add_argument("--durable", default="qstrata-store", help="durable consumer name for --from-nats")
-    p.add_argument("--instance", help="this instance's name (default host-pid)")
+    p.add_argument("--instance", help="this instance's name (default: host-pid)")
     p.add_argument("--no-share", action="store_true", help="with --nats: collect every target, do not take leases")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=cmd_collect)

@@ -291,5 +291,10 @@ class StoreReader:
         return [Alarm(alarm_id=a, agent=ag, resource=r, severity=sev, raised_ns=rn, cleared_ns=cn, text=t, rule=ru)
                 for a, ag, r, sev, rn, cn, t, ru in self.conn.execute(sql, args)]
 
+    def time_range(self) -> tuple[int, int]:
+        """(oldest, newest) sample timestamp, (0, 0) when there is none."""
+        first, last = self.conn.execute("SELECT min(ts), max(ts) FROM samples").fetchone()
+        return first or 0, last or 0
+
     def close(self) -> None:
         self.conn.close()

@@ -87,3 +87,18 @@ def cross_connects(series: Iterable[Any]) -> dict[str, dict[int, int]]:
         ingress = int(dict(_KEY.findall(path)).get("ingress", 0))
         pairs.setdefault(s.target, {})[ingress] = int(s.value)
     return pairs
+
+
+def si(value: float | None, unit: str = "") -> str:
+    """A rate or an amount for people: ``4.22 Mb/s``, ``46.48 kb``, ``2 Hz``; ``-`` when unknown."""
+    if value is None:
+        return "-"
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {prefix}{unit}"
+    return f"{value:.0f} {unit}".rstrip()
+
+
+def percent(value: float | None) -> str:
+    """A ratio as a percentage with two decimals (QBER); ``-`` when unknown."""
+    return "-" if value is None else f"{value * 100:.2f}%"

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   nats-server                    # collectors: JetStream output/input and target leases, tested against it
   netconfd openssh-server        # qstrata conform is tested against Debian's netconfd behind a private sshd
   chromium                       # collectors: the dashboard's browser test loads it headless
+  tmux                           # tests/e2e/test_up_as_user.py watches `qstrata up`'s status table in a real terminal
 )
 
 setup_apt() {

@@ -14,6 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .paths import shown
+
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
@@ -31,11 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--bare", action="store_true", help="start unconfigured: no built-in controller, no scenario")
         p.add_argument("--duration", type=_positive_float, default=None, help="stop after this many seconds")
         p.add_argument("--listen", default="127.0.0.1", help="address every agent listens on")
-        p.add_argument("--base-port", type=int, default=0, help="first NETCONF port (default 0: free ports)")
+        p.add_argument("--base-port", type=int, default=0, help="first NETCONF port (0: free ports)")
         p.add_argument("--gnmi-insecure", action="store_true", help="serve gNMI in plain text instead of TLS")
         p.add_argument("--no-collector", action="store_true", help="do not run the collector")
         p.add_argument("--dashboard-port", type=int, default=8765, help="the collector's web dashboard on --listen "
-                                                                        "(default 8765, a free port if taken; 0: a "
+                                                                        "(default: 8765, a free port if taken; 0: a "
                                                                         "free port)")
         p.add_argument("--no-dashboard", action="store_true", help="do not serve the web dashboard")
         p.add_argument("-q", "--quiet", action="store_true", help="no live status, only the start-up summary")
@@ -66,27 +68,15 @@ def _log_to_file(path: Path) -> None:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
-def shown(path: Path | str) -> str:
-    """A path as a person reads it: relative to the working folder when it lies under it (the
-    files themselves always hold absolute paths)."""
-    path = Path(path)
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 def _print_summary(network) -> None:
-    print(f"qstrata up: network {network.topology.name} ({shown(network.topology_path)}), speed {network.options.speed:g}x")
+    print(f"qstrata up: network {network.topology.name} ({shown(network.topology_path)}), "
+          f"speed {network.options.speed:g}x")
+    for line in network.endpoint_lines():
+        print(line)
     print(f"{'agent':10} {'kind':7} {'NETCONF':22} {'gNMI':22} credentials")
     for h in network.agents:
         gnmi = f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-"
         print(f"{h.name:10} {h.kind:7} {h.host + ':' + str(h.netconf_port):22} {gnmi:22} {shown(h.credentials)}")
-    if network.collector is not None:
-        print(f"collector  store {shown(network.store_path)}  prometheus {network.prometheus_url}")
-        if network.dashboard_url:
-            print(f"dashboard  {network.dashboard_url}")
-    print(f"endpoints  {shown(network.state_dir / 'endpoints.json')}   log {shown(network.state_dir / 'up.log')}")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -99,6 +89,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from qstrata.bindings.schema import SchemaError
 
     from .hosting import StartError
+    from .lock import StateDirInUse, StateDirLock
     from .network import Network, UpOptions
     from .status import StatusDisplay
 
@@ -114,12 +105,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return EXIT_USAGE
+    lock = StateDirLock(network.state_dir)
     try:
-        options.state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"qstrata up: cannot create {options.state_dir}: {exc.strerror or exc}", file=sys.stderr)
+        lock.acquire()
+    except StateDirInUse as exc:
+        print(f"qstrata up: {shown(exc.state_dir)} is in use by another qstrata up "
+              f"({f'pid {exc.pid}' if exc.pid else 'pid unknown'}): stop it first, or give another --state-dir",
+              file=sys.stderr)
         return EXIT_USAGE
-    _log_to_file(options.state_dir / "up.log")
+    except OSError as exc:
+        print(f"qstrata up: cannot create {shown(network.state_dir)}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _log_to_file(network.state_dir / "up.log")
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -137,6 +134,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         try:
             await network.run(stop, args.duration)
         finally:
+            display.close()
             await network.stop()
             if display.tty:
                 print("qstrata up: stopped.", flush=True)
@@ -156,7 +154,24 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Walk through a running network as an SDN controller would (ncclient + pygnmi)."""
     import subprocess
+    import time
 
+    from .endpoints import ENDPOINTS_FILE
+    from .lock import holder
+
+    if not args.endpoints:  # the network of --state-dir: is one running there, and has it said where?
+        state_dir = Path(args.state_dir)
+        deadline = time.monotonic() + 30
+        while holder(state_dir) is not None and not (state_dir / ENDPOINTS_FILE).exists():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)  # still starting: endpoints.json is written once everything serves
+        if holder(state_dir) is None or not (state_dir / ENDPOINTS_FILE).exists():
+            print(f"qstrata demo: no network is running in {args.state_dir}: start one with "
+                  "`bash scripts/dev.sh run`" + ("" if args.state_dir == "state/up" else
+                                                  f" (or `qstrata up --state-dir {args.state_dir}`)"),
+                  file=sys.stderr)
+            return EXIT_USAGE
     # pygnmi carries its own gNMI protobufs, which clash with the agents' already imported here:
     # the walk-through runs in a fresh interpreter.
     cmd = [sys.executable, "-m", "qstrata.agents.testbed.demo", "--state-dir", args.state_dir,

@@ -163,35 +163,82 @@ class Demo:
 
     # ------------------------------------------------------------------ the walk-through
 
+    def configured(self, name: str) -> bool:
+        """Whether the demo's link is already in `name`'s running configuration."""
+        with self.netconf(name) as m:
+            reply = m.get_config("running", filter=("subtree", f'<qkd_node xmlns="{QKD}"><qkd_links><qkd_link>'
+                                                               f"<qkdl_id>{LINK_ID}</qkdl_id></qkd_link></qkd_links>"
+                                                               "</qkd_node>")).data_xml
+        return LINK_ID in reply
+
+    def route(self, switch: str) -> tuple[tuple[int, int], ...]:
+        """The (ingress, egress) pairs of the QKD ends' switch ports, as running has them."""
+        from lxml import etree
+
+        with self.netconf(switch) as m:
+            data = etree.fromstring(m.get_config("running", filter=("subtree", f'<cross-connects xmlns="{OPSW}"/>'))
+                                    .data_xml.encode())
+        pairs = {int(p.findtext(f"{{{OPSW}}}ingress")): int(p.findtext(f"{{{OPSW}}}egress"))
+                 for p in data.iter(f"{{{OPSW}}}pair")}
+        return tuple((i, pairs[i]) for i, _ in PRIMARY if i in pairs)
+
+    def cross_connect(self, switch: str, pairs: tuple[tuple[int, int], ...]) -> None:
+        body = "".join(f"<pair><ingress>{i}</ingress><egress>{e}</egress></pair>" for i, e in pairs)
+        self.edit(switch, f'<cross-connects xmlns="{OPSW}">{body}</cross-connects>')
+
+    def wait_change(self, gc, before: int) -> None:
+        """Until the link shows the re-route (it leaves ACTIVE, or its rate moves by more than
+        the sampling noise): a Get right after the edit still sees the old path."""
+        deadline = time.monotonic() + min(self.timeout, 15.0)
+        while time.monotonic() < deadline:
+            status, skr, _ = self.link_state(gc)
+            if status != "ACTIVE" or abs(skr - before) > 0.1 * before:
+                return
+            time.sleep(0.25)
+
     def run(self) -> None:
         a, b, sw = self.alice, self.bob, self.switch
-        pairs = "".join(f"<pair><ingress>{i}</ingress><egress>{e}</egress></pair>" for i, e in PRIMARY)
-        self.edit(sw, f'<cross-connects xmlns="{OPSW}">{pairs}</cross-connects>')
-        self.say(f"{sw}: cross-connects {', '.join(f'{i}<->{e}' for i, e in PRIMARY)} (the 25 km primary spool)")
         ids = {n: self.leaf(n, f'<qkd_node xmlns="{QKD}"><qkdn_id/></qkd_node>', "q:qkd_node/q:qkdn_id")
                for n in (a, b)}
-        for local, remote, role in ((a, b, "TRANSMITTER"), (b, a, "RECEIVER")):
-            self.edit(local, f'<qkd_node xmlns="{QKD}" xmlns:t="{TYPES}"><qkd_links><qkd_link>'
-                             f"<qkdl_id>{LINK_ID}</qkdl_id><qkdl_enable>true</qkdl_enable>"
-                             f"<qkdl_local><qkdn_id>{ids[local]}</qkdn_id><qkdi_id>1</qkdi_id></qkdl_local>"
-                             f"<qkdl_remote><qkdn_id>{ids[remote]}</qkdn_id><qkdi_id>1</qkdi_id></qkdl_remote>"
-                             f"<qkdl_type>t:PHYS</qkdl_type><phys_qkd_role>t:{role}</phys_qkd_role>"
-                             "</qkd_link></qkd_links></qkd_node>")
-        self.say(f"qkd_link {LINK_ID[:8]} created and enabled on {a} (TRANSMITTER) and {b} (RECEIVER)")
+        if self.configured(a):
+            self.say(f"the network is configured already (by `qstrata up`'s built-in controller; `qstrata up --bare` "
+                     f"starts it unconfigured): the demo uses qkd_link {LINK_ID[:8]} as it is, and its closed loop "
+                     "keeps running")
+        else:
+            self.cross_connect(sw, PRIMARY)
+            self.say(f"{sw}: cross-connects {', '.join(f'{i}<->{e}' for i, e in PRIMARY)} (the 25 km primary spool)")
+            for local, remote, role in ((a, b, "TRANSMITTER"), (b, a, "RECEIVER")):
+                self.edit(local, f'<qkd_node xmlns="{QKD}" xmlns:t="{TYPES}"><qkd_links><qkd_link>'
+                                 f"<qkdl_id>{LINK_ID}</qkdl_id><qkdl_enable>true</qkdl_enable>"
+                                 f"<qkdl_local><qkdn_id>{ids[local]}</qkdn_id><qkdi_id>1</qkdi_id></qkdl_local>"
+                                 f"<qkdl_remote><qkdn_id>{ids[remote]}</qkdn_id><qkdi_id>1</qkdi_id></qkdl_remote>"
+                                 f"<qkdl_type>t:PHYS</qkdl_type><phys_qkd_role>t:{role}</phys_qkd_role>"
+                                 "</qkd_link></qkd_links></qkd_node>")
+            self.say(f"qkd_link {LINK_ID[:8]} created and enabled on {a} (TRANSMITTER) and {b} (RECEIVER)")
         with self.gnmi(a) as gc:
             skr, qber = self.wait_active(gc, a)
             self.say(f"link ACTIVE: skr {skr / 1e6:.3f} Mb/s, QBER {qber * 100:.2f}% (gNMI Get)")
             self.service(a, b, ids)
             self.say("secret key rate, streamed over gNMI (SAMPLE, 1 s):")
-            before = self.watch(gc, 4)
-            pairs = "".join(f"<pair><ingress>{i}</ingress><egress>{e}</egress></pair>" for i, e in SPARE)
-            self.edit(sw, f'<cross-connects xmlns="{OPSW}">{pairs}</cross-connects>')
-            self.say(f"{sw}: re-routed over the 50 km spare ({', '.join(f'{i}<->{e}' for i, e in SPARE)})")
+            before = max([r for r in self.watch(gc, 4) if r > 0] or [skr])
+            to_spare = self.route(sw) != SPARE
+            self.cross_connect(sw, SPARE if to_spare else PRIMARY)
+            self.say(f"{sw}: re-routed " + (f"over the 50 km spare ({', '.join(f'{i}<->{e}' for i, e in SPARE)})"
+                                            if to_spare else
+                                            "back onto the 25 km primary (it was on the spare; "
+                                            f"{', '.join(f'{i}<->{e}' for i, e in PRIMARY)})"))
+            self.wait_change(gc, before)
             after, qber = self.wait_active(gc, a)
             self.watch(gc, 3)
-        old = max(before) if before else skr
-        self.say(f"key rate {old / 1e6:.3f} -> {after / 1e6:.3f} Mb/s ({(1 - after / old) * 100:.0f}% lower: "
-                 f"25 km more fibre, 5 dB more loss); QBER {qber * 100:.2f}%")
+        change = (1 - after / before) * 100 if before else 0.0
+        why = "25 km more fibre, 5 dB more loss" if to_spare else "25 km less fibre"
+        if qber > 0.03:
+            why += f", but a QBER of {qber * 100:.1f}%"
+        self.say(f"key rate {before / 1e6:.3f} -> {after / 1e6:.3f} Mb/s ({abs(change):.0f}% "
+                 f"{'lower' if change >= 0 else 'higher'}: {why}); QBER {qber * 100:.2f}%")
+        if not to_spare and qber > 0.04:
+            self.say("the QBER is high on the primary (another tenant's channel is lit on it): the collector's "
+                     "qber-high alarm will move the link onto the spare again (see the status table)")
 
     def service(self, a: str, b: str, ids: dict[str, str]) -> None:
         """A qkd_app backed by the link, its KME session and route, and one KEY service unit."""

@@ -23,8 +23,16 @@ from qstrata.collectors.config import ConfigError
 from qstrata.collectors.config import load as load_collector_config
 from qstrata.collectors.netconf_client import NetconfEndpoint
 
-from .endpoints import AgentEndpoint, CollectorEndpoint, GnmiEndpoint, HostPort, write_endpoints
+from .endpoints import (
+    ENDPOINTS_FILE,
+    AgentEndpoint,
+    CollectorEndpoint,
+    GnmiEndpoint,
+    HostPort,
+    write_endpoints,
+)
 from .hosting import HostedAgent, HostOptions, InProcessHost, ProcessHost
+from .paths import shown
 from .plan import NetworkPlan, plan_of
 from .status import AgentRow, StatusDisplay, view_of
 
@@ -102,6 +110,8 @@ class Network:
         self.prometheus_url: str | None = None
         self.store_path: Path | None = None
         self.dashboard_url: str | None = None
+        self.dashboard_note = ""
+        """Said next to the dashboard's URL when it is not on the port asked for."""
         self._tasks: list[asyncio.Task] = []
         self._started = time.monotonic()
         self._alarms_seen: dict[str, Any] = {}
@@ -124,12 +134,13 @@ class Network:
         host_options = HostOptions(self.topology_path, o.state_dir, o.listen, o.speed, o.seed, o.base_port,
                                    gnmi_insecure=o.gnmi_insecure)
         self.host = ProcessHost(self.topology, host_options) if o.processes else InProcessHost(self.topology, host_options)
+        self._endpoints_path().unlink(missing_ok=True)  # a crashed run's file lists ports nobody serves
         self.agents = await self.host.start()
         self.say(f"{len(self.agents)} agents up ({'one process each' if o.processes else 'one process'}) "
                  f"in {time.monotonic() - self._started:.1f} s")
-        self._write_endpoints(None)
         if o.collector and self.plan.collector is not None:
             await self._start_collector()
+        # once, when everything it lists serves: a script waiting for the file can use every entry
         self._write_endpoints(self._collector_endpoint())
         if not o.bare:
             self._tasks.append(asyncio.create_task(self._configure(), name="up-controller"))
@@ -144,6 +155,9 @@ class Network:
             return None
         return CollectorEndpoint(self.prometheus_url, str(self.store_path) if self.store_path else None,
                                  dashboard=self.dashboard_url)
+
+    def _endpoints_path(self) -> Path:
+        return self.state_dir / ENDPOINTS_FILE
 
     def _write_endpoints(self, collector: CollectorEndpoint | None) -> None:
         write_endpoints(self.state_dir, self.topology.name, self.topology_path, self._agent_endpoints(), collector)
@@ -176,6 +190,9 @@ class Network:
             if getattr(out, "name", "") == "prometheus":
                 self.prometheus_url = f"http://{self.options.listen}:{out.port}/metrics"
         self.dashboard_url = self.collector.dashboard_url
+        dash = next((out for out in self.collector.pipeline.passive if getattr(out, "name", "") == "dashboard"), None)
+        if dash is not None and dash.requested_port and dash.port != dash.requested_port:
+            self.dashboard_note = f"(port {dash.requested_port} was taken)"
         self.say(f"collector up: store {self.store_path}, prometheus {self.prometheus_url}"
                  + (f", dashboard {self.dashboard_url}" if self.dashboard_url else ""))
 
@@ -250,14 +267,26 @@ class Network:
         o = self.options
         up = time.monotonic() - self._started
         title = (f"qstrata up: {self.topology.name}, {len(self.agents)} agents, speed {o.speed:g}x, "
-                 f"up {int(up) // 60:02d}:{int(up) % 60:02d}   state {self.state_dir}   Ctrl-C stops")
+                 f"up {int(up) // 60:02d}:{int(up) % 60:02d}   Ctrl-C stops")
         rows = [AgentRow(h.name, h.kind, f"{h.host}:{h.netconf_port}",
                          f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-") for h in self.agents]
         if self.collector is None:
-            return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events)
+            return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events,
+                           endpoints=self.endpoint_lines())
         pipeline = self.collector.pipeline
         return view_of(title, rows, pipeline.registry, self._fibre_of_port(), self.collector.alarms.active(),
-                       self.display.events, pipeline.health().get("targets"))
+                       self.display.events, pipeline.health().get("targets"), self.endpoint_lines())
+
+    def endpoint_lines(self) -> list[str]:
+        """Where a person finds things, the dashboard first (the start-up summary and every frame
+        of the status table show these)."""
+        lines = []
+        if self.dashboard_url:
+            lines.append(f"dashboard  {self.dashboard_url}" + (f"  {self.dashboard_note}" if self.dashboard_note else ""))
+        if self.collector is not None:
+            lines.append(f"collector  store {shown(self.store_path)}  prometheus {self.prometheus_url}")
+        lines.append(f"endpoints  {shown(self._endpoints_path())}   log {shown(self.state_dir / 'up.log')}")
+        return lines
 
     async def run(self, stop: asyncio.Event, duration: float | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -279,6 +308,7 @@ class Network:
     # ---------------------------------------------------------------- stop
 
     async def stop(self) -> None:
+        self._endpoints_path().unlink(missing_ok=True)  # nothing it lists serves any more
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

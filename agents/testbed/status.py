@@ -6,10 +6,16 @@ it shows is what an operator's dashboard would show. `view_of` is pure (series i
 `render_table` and `render_line` turn a view into text; `StatusDisplay` redraws in place on a
 terminal and prints a periodic one-line summary (plus every event) when the output is a file or
 a pipe.
+
+On a terminal the table lives on the alternate screen (as `top` and `less` do) and every frame
+fits the window: a frame that scrolled, or a whole-screen clear, would be pushed into the
+terminal's scrollback once a second (tmux keeps every one). The endpoint lines, dashboard first,
+stay at the top of every frame; leaving restores the screen with the start-up summary on it.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections import deque
@@ -17,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from qstrata.collectors.views import LinkRow, cross_connects, link_rows
+from qstrata.collectors.views import LinkRow, cross_connects, link_rows, percent, si
 
 
 @dataclass
@@ -33,6 +39,8 @@ class AgentRow:
 class StatusView:
     title: str
     agents: list[AgentRow]
+    endpoints: list[str] = field(default_factory=list)
+    """Where things are (dashboard first), shown under the title of every frame."""
     links: list[LinkRow] = field(default_factory=list)
     routes: list[str] = field(default_factory=list)
     """One line per switch: its cross-connects and the fibre behind each port."""
@@ -42,7 +50,7 @@ class StatusView:
 
 def view_of(title: str, agents: list[AgentRow], series: Iterable[Any], fibre_of_port: dict[tuple[str, int], str],
             alarms: Iterable[Any] = (), events: Iterable[str] = (),
-            targets: dict[str, dict[str, Any]] | None = None) -> StatusView:
+            targets: dict[str, dict[str, Any]] | None = None, endpoints: Iterable[str] = ()) -> StatusView:
     """Rows from the collector's series (objects with target, path, value) and alarms."""
     series = list(series)
     pairs = cross_connects(series)
@@ -59,49 +67,46 @@ def view_of(title: str, agents: list[AgentRow], series: Iterable[Any], fibre_of_
         t = (targets or {}).get(row.name)
         if t is not None:
             row.collected = "yes" if t.get("reachable") else "DOWN"
-    return StatusView(title, agents, link_rows(series), routes, alarm_lines, list(events))
+    return StatusView(title, agents, list(endpoints), link_rows(series), routes, alarm_lines, list(events))
 
 
-def _si(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.2f} {prefix}{unit}"
-    return f"{value:.0f} {unit}".rstrip()
+def _rows_within(rows: list[str], room: int, what: str) -> list[str]:
+    """`rows`, or as many as fit in `room` lines with the last one saying how many are left out."""
+    if len(rows) <= room:
+        return rows
+    keep = max(room - 1, 0)
+    return rows[:keep] + [f"... {len(rows) - keep} more {what}"]
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.2f}%"
-
-
-def render_table(view: StatusView) -> list[str]:
-    lines = [view.title, ""]
-    lines.append(f"{'AGENT':10} {'KIND':7} {'NETCONF':22} {'GNMI':22} COLLECTED")
-    for a in view.agents:
-        lines.append(f"{a.name:10} {a.kind:7} {a.netconf:22} {a.gnmi:22} {a.collected}")
-    lines.append("")
-    lines.append(f"{'QKD LINK':10} {'AGENT':8} {'STATUS':8} {'SKR':>12} {'QBER':>7} {'KEY STORED':>12}")
-    qkd = [r for r in view.links if r.kind == "qkd"]
-    for r in qkd:
-        lines.append(f"{r.link_id[:8]:10} {r.agent:8} {r.status:8} {_si(r.rate, 'b/s'):>12} {_pct(r.qber):>7} "
-                     f"{_si(r.key_available, 'b'):>12}")
-    if not qkd:
-        lines.append("(none configured)")
-    lines.append("")
-    lines.append(f"{'ENT. LINK':10} {'AGENT':8} {'STATUS':8} {'RATE':>12} {'FIDELITY':>9}")
-    qfs = [r for r in view.links if r.kind == "qfs"]
-    for r in qfs:
-        fid = "-" if r.fidelity is None else f"{r.fidelity:.3f}"
-        lines.append(f"{r.link_id[:8]:10} {r.agent:8} {r.status:8} {_si(r.rate, 'Hz'):>12} {fid:>9}")
-    if not qfs:
-        lines.append("(none configured)")
-    lines.append("")
-    lines += [f"ROUTE      {r}" for r in view.routes] or ["ROUTE      (no switch data yet)"]
-    lines += [f"ALARM      {a}" for a in view.alarms] or ["ALARM      none"]
-    lines.append("")
-    lines += [f"EVENT      {e}" for e in view.events[-8:]]
-    return lines
+def render_table(view: StatusView, height: int | None = None) -> list[str]:
+    """The frame as lines; with `height`, at most that many: the events give way first, then the
+    agent and link lists are shortened, ending with a line saying how many rows are left out."""
+    head = [view.title] + view.endpoints + [""]
+    agents = [f"{a.name:10} {a.kind:7} {a.netconf:22} {a.gnmi:22} {a.collected}" for a in view.agents]
+    qkd = [f"{r.link_id[:8]:10} {r.agent:8} {r.status:8} {si(r.rate, 'b/s'):>12} {percent(r.qber):>7} "
+           f"{si(r.key_available, 'b'):>12}" for r in view.links if r.kind == "qkd"] or ["(none configured)"]
+    qfs = [f"{r.link_id[:8]:10} {r.agent:8} {r.status:8} {si(r.rate, 'Hz'):>12} "
+           f"{'-' if r.fidelity is None else f'{r.fidelity:.3f}':>9}" for r in view.links if r.kind == "qfs"] \
+        or ["(none configured)"]
+    tail = ([f"ROUTE      {r}" for r in view.routes] or ["ROUTE      (no switch data yet)"]) \
+        + ([f"ALARM      {a}" for a in view.alarms] or ["ALARM      none"])
+    events = [f"EVENT      {e}" for e in view.events[-8:]]
+    headers = [f"{'AGENT':10} {'KIND':7} {'NETCONF':22} {'GNMI':22} COLLECTED",
+               f"{'QKD LINK':10} {'AGENT':8} {'STATUS':8} {'SKR':>12} {'QBER':>7} {'KEY STORED':>12}",
+               f"{'ENT. LINK':10} {'AGENT':8} {'STATUS':8} {'RATE':>12} {'FIDELITY':>9}"]
+    if height is not None:
+        room = max(height - len(head) - len(headers) - 3 - len(tail), 3)  # 3: blank lines between sections
+        if len(agents) + len(qkd) + len(qfs) > room:
+            share = max(room // 3, 1)
+            qkd = _rows_within(qkd, max(share, room - len(agents) - len(qfs)), "QKD link rows")
+            qfs = _rows_within(qfs, max(share, room - len(agents) - len(qkd)), "entanglement link rows")
+            agents = _rows_within(agents, max(room - len(qkd) - len(qfs), 1), "agents (endpoints.json lists all)")
+        spare = room - len(agents) - len(qkd) - len(qfs) - 1  # 1: the blank line before the events
+        events = events[-spare:] if spare > 0 else []
+    lines = head + [headers[0]] + agents + ["", headers[1]] + qkd + ["", headers[2]] + qfs + [""] + tail
+    if events:
+        lines += [""] + events
+    return lines[:height] if height is not None else lines
 
 
 def render_line(view: StatusView) -> str:
@@ -113,13 +118,18 @@ def render_line(view: StatusView) -> str:
             continue
         seen.add((r.kind, r.link_id))
         if r.kind == "qkd":
-            parts.append(f"qkd {r.link_id[:8]} {r.status} skr {_si(r.rate, 'b/s')} qber {_pct(r.qber)}")
+            parts.append(f"qkd {r.link_id[:8]} {r.status} skr {si(r.rate, 'b/s')} qber {percent(r.qber)}")
         else:
             fid = "-" if r.fidelity is None else f"{r.fidelity:.3f}"
-            parts.append(f"ent {r.link_id[:8]} {r.status} {_si(r.rate, 'Hz')} fidelity {fid}")
+            parts.append(f"ent {r.link_id[:8]} {r.status} {si(r.rate, 'Hz')} fidelity {fid}")
     parts += [f"route {r}" for r in view.routes]
     parts.append(f"alarms {len(view.alarms)}")
     return "status: " + " | ".join(parts)
+
+
+ALT_SCREEN_ON, ALT_SCREEN_OFF = "\x1b[?1049h\x1b[?25l", "\x1b[?25h\x1b[?1049l"
+"""Enter the alternate screen and hide the cursor; the reverse."""
+HOME, CLEAR_LINE_END, CLEAR_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
 
 
 class StatusDisplay:
@@ -132,6 +142,7 @@ class StatusDisplay:
         self.line_every = line_every
         self.events: deque[str] = deque(maxlen=50)
         self._last_line = time.monotonic()
+        self._on_alt_screen = False
         self.quiet = False
         """Nothing on the console (events are still kept for the table and the log)."""
 
@@ -145,10 +156,29 @@ class StatusDisplay:
         if self.quiet:
             return
         if self.tty:
-            self.out.write("\x1b[H\x1b[J" + "\n".join(render_table(view)) + "\n")
+            self.out.write(self.frame(view))
             self.out.flush()
             return
         now = time.monotonic()
         if now - self._last_line >= self.line_every:
             self._last_line = now
             print(f"{time.strftime('%H:%M:%S')} {render_line(view)}", file=self.out, flush=True)
+
+    def frame(self, view: StatusView, size: tuple[int, int] | None = None) -> str:
+        """One redraw: cursor home, every line cut to the width and cleared to its end, nothing
+        below it; never a line break after the last row, so the screen never scrolls."""
+        columns, rows = size or shutil.get_terminal_size()
+        width = max(columns - 1, 20)
+        lines = [line[:width] for line in render_table(view, max(rows, 8))]
+        prefix = ""
+        if not self._on_alt_screen:
+            self._on_alt_screen = True
+            prefix = ALT_SCREEN_ON
+        return prefix + HOME + (CLEAR_LINE_END + "\n").join(lines) + CLEAR_LINE_END + CLEAR_BELOW
+
+    def close(self) -> None:
+        """Back to the normal screen (with the start-up summary on it), cursor shown."""
+        if self._on_alt_screen:
+            self._on_alt_screen = False
+            self.out.write(ALT_SCREEN_OFF)
+            self.out.flush()

@@ -30,6 +30,8 @@ class DashboardOutput:
         fixed default port may be in use by another network)."""
         self.host = host
         self.port = port
+        self.requested_port = port
+        """The port asked for; `port` differs once a taken one was replaced by a free one."""
         self.store = store
         self.graph = graph
         self.fallback = fallback
