@@ -137,7 +137,7 @@ def test_netconfd_aborts_on_a_changed_when_guarded_leaf(netconfd, tmp_path):
     assert "session ended" in exchanges[merge + 1]["received"]
     assert got["NC-EDIT-004"]["verdict"] == got["NC-CLOSE-001"]["verdict"] == "error"
     assert "stopped accepting sessions during NC-EDIT-003" in got["NC-EDIT-004"]["reason"]
-    assert "agt_sys_send_netconf_config_change" in (netconfd.dir / "log.txt").read_text()
+    assert "agt_sys_send_netconf_config_change" in netconfd.log.read_text()
 
 
 def test_cli_mistakes_are_one_line_and_non_zero(tmp_path):
