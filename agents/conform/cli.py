@@ -49,20 +49,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ca", metavar="FILE", help="CA certificate that signed the gNMI server's certificate "
                                                  "(default: the --agent's, else from --credentials)")
     p.add_argument("--gnmi-insecure", action="store_true",
-                   help="gNMI in plain text (no TLS; default: TLS, unless the --agent's gNMI has no CA)")
+                   help="gNMI in plain text, no TLS (default: TLS, unless the --agent's gNMI has no CA)")
     p.add_argument("--profile", metavar="PROFILE",
-                   help=f"one of {', '.join(PROFILES)} (default etsi-qkd-015, or the one of the --agent's kind)")
+                   help=f"one of {', '.join(PROFILES)} (default: etsi-qkd-015, or the one of the --agent's kind)")
     p.add_argument("--report", action="append", default=[], metavar="FILE.json|FILE.html",
-                   help="write a report (repeatable; the suffix picks the format; default: none)")
+                   help="write a report; repeatable, the suffix picks the format")
     p.add_argument("--hostile", action="store_true",
                    help="also run the hostile-input cases (framing, XML bombs, locks, resources): never against production")
     p.add_argument("--check", action="append", default=[], metavar="ID",
-                   help="run only these checks (ids or id prefixes such as NC-EDIT; repeatable; default: all of "
+                   help="run only these checks: ids or id prefixes such as NC-EDIT; repeatable (default: all of "
                         "the profile)")
     p.add_argument("--skip", action="append", default=[], metavar="ID",
                    help="do not run these checks (ids or id prefixes; repeatable), e.g. one that crashes the device")
     p.add_argument("--qkd-timeout", type=float, default=60.0, metavar="S",
-                   help="seconds a QKD link may take to leave or reach ACTIVE (default 60)")
+                   help="seconds a QKD link may take to leave or reach ACTIVE (default: 60)")
     p.add_argument("--list", action="store_true", help="list the checks of the profile and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="print the summary line only")
     p.set_defaults(func=cmd_conform)

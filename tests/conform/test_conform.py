@@ -231,3 +231,12 @@ def test_qfs_and_optical_switch_profiles(agent, tmp_path, kind, profile):
     assert not any(r["id"].startswith("QKD") for r in got.values())
     bad = {k: r["reason"] for k, r in got.items() if r["verdict"] != "pass" and k not in KNOWN_FAILS_ON_OURS}
     assert not bad and len(got) >= 20, stdout + stderr
+
+
+def test_help_shows_the_defaults():
+    code, stdout, _ = conform("--help", timeout=60)
+    text = " ".join(stdout.split())
+    assert code == 0
+    for words in ("--endpoints FILE", "--target NAME", "(default: 60)", "(default: etsi-qkd-015, or the one of the "
+                  "--agent's kind)", "gNMI endpoint (default: the --agent's)", "(default: all of the profile)"):
+        assert words in text, words
