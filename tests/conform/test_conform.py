@@ -162,7 +162,9 @@ def test_cli_mistakes_are_one_line_and_non_zero(tmp_path):
 def test_endpoints_file_mistakes_and_relative_paths(tmp_path):
     """--endpoints FILE --agent NAME: a hand-written file's relative paths are read against its
     folder; every mistake is one line, exit 2."""
-    port = free_port()
+    from qstrata.agents.testbed.hosting import free_ports
+
+    port, other = free_ports("127.0.0.1", 2)
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "credentials.json").write_text(json.dumps({"username": "admin", "password": "x"}))
 
@@ -182,6 +184,9 @@ def test_endpoints_file_mistakes_and_relative_paths(tmp_path):
         (("--endpoints", str(tmp_path / "bad.json"), "--agent", "sw1"), "cannot read"),
         # the only agent, its credentials found next to the file, and nobody listening there
         (("--endpoints", str(one)), f"NETCONF 127.0.0.1:{port} unreachable"),
+        # a flag given as well wins over the file
+        (("--endpoints", str(one), "--netconf", f"127.0.0.1:{other}"), f"NETCONF 127.0.0.1:{other} unreachable"),
+        (("--endpoints", str(one), "--credentials", str(tmp_path / "none.json")), "cannot read"),
     ]
     for args, words in cases:
         code, stdout, stderr = conform(*args, timeout=60)
