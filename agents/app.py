@@ -15,7 +15,7 @@ from pathlib import Path
 from qstrata.agents.access.control import AccessControl
 from qstrata.agents.access.guard import GuardOptions, LoginGuard
 from qstrata.agents.access.nacm import DEFAULT_NACM
-from qstrata.agents.access.users import CREDENTIALS_FILE, UserStore
+from qstrata.agents.access.users import CREDENTIALS_FILE, UserStore, process_admin
 from qstrata.agents.datastore.store import Datastore
 from qstrata.agents.devices import registry
 from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceRefusal
@@ -26,6 +26,7 @@ from qstrata.agents.gnmi.server import GnmiServer, start_gnmi_server
 from qstrata.agents.gnmi.service import GnmiService
 from qstrata.agents.gnmi.target import GnmiTarget
 from qstrata.agents.gnmi.tls import ensure_tls
+from qstrata.agents.netconf.host_keys import process_host_keys
 from qstrata.agents.netconf.server import NetconfServer
 from qstrata.agents.netconf.ssh import NetconfSSHServer, start_netconf_ssh_server
 from qstrata.bindings.schema import get_schema
@@ -64,6 +65,10 @@ class AgentOptions:
     """Drive the node's digital twin; False serves an empty device (or plug in a real driver)."""
     seed: int | None = None
     speed: float = 1.0
+    share_process_secrets: bool = False
+    """On a first start, take this process's one SSH host key pair and one ``admin`` password
+    instead of generating the agent's own (agents hosted together in one process: see
+    `qstrata.agents.netconf.host_keys`)."""
 
 
 def make_driver(options: AgentOptions) -> DeviceDriver:
@@ -133,7 +138,9 @@ class Agent:
         self.ssh = await start_netconf_ssh_server(
             opts.listen, opts.netconf_port, opts.state_dir, self.netconf.session_factory,
             guard=self.guard, users=self.users, idle_timeout=opts.idle_timeout,
-            login_timeout=opts.login_timeout, hello_timeout=opts.hello_timeout)
+            login_timeout=opts.login_timeout, hello_timeout=opts.hello_timeout,
+            shared_host_keys=process_host_keys() if opts.share_process_secrets else None,
+            shared_admin=process_admin() if opts.share_process_secrets else None)
         if opts.gnmi_port is not None:
             tls = None if opts.gnmi_insecure else ensure_tls(
                 opts.state_dir, listen=opts.listen, hostnames=opts.gnmi_hostnames, name=f"qstrata agent {opts.name}",

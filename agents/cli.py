@@ -79,6 +79,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     import signal
 
     from qstrata.agents.app import AgentOptions, run_agent
+    from qstrata.agents.devices.topology import TopologyError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = AgentOptions(kind=args.kind, name=args.name, state_dir=Path(args.state_dir), listen=args.listen,
@@ -97,6 +98,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     try:
         _run_loop(main())
+    except TopologyError as exc:  # raised before anything starts: every problem, one line each
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
         print(f"qstrata agent: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -226,8 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     from qstrata.agents.conform import cli as conform_cli  # qstrata conform
     conform_cli.register(sub)
 
+    from qstrata.agents.devices.topology import problems  # collectors never import device code: handed over
     from qstrata.collectors import collect, query  # the collectors' commands register themselves
-    collect.register(sub)
+    collect.register(sub, check_topology=problems)
     query.register(sub)
     return parser
 

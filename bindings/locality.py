@@ -254,6 +254,13 @@ class Locality:
         return tuple(deferred)
 
 
+@functools.cache
+def locality_of(schema: Schema) -> Locality:
+    """A schema's one `Locality`, shared by every datastore of it (500 agents of three kinds
+    each worked out the same leafref targets: ~2 ms a datastore at start-up)."""
+    return Locality(schema)
+
+
 def schema_path_of(data_path: str) -> str:
     """Drop list predicates from a data path."""
     return _PREDICATE.sub("", data_path)

@@ -14,12 +14,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .dashboard.graph import Check
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `collect` to the `qstrata` command (called from qstrata.agents.cli)."""
+def register(subparsers: argparse._SubParsersAction, check_topology: Check | None = None) -> None:
+    """Add `collect` to the `qstrata` command (called from qstrata.agents.cli, which hands over the
+    topology format's own check: a --topology file with problems is refused before anything
+    starts)."""
     p = subparsers.add_parser("collect", help="run a telemetry collector (gNMI targets or a NATS stream -> "
                                               "store, Prometheus, NATS)")
     p.add_argument("--targets", metavar="FILE", help="collector YAML (targets, alarms, actions) or endpoints.json")
@@ -44,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--instance", help="this instance's name (default: host-pid)")
     p.add_argument("--no-share", action="store_true", help="with --nats: collect every target, do not take leases")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    p.set_defaults(func=cmd_collect)
+    p.set_defaults(func=cmd_collect, check_topology=check_topology)
 
 
 class _Held(logging.Handler):
@@ -72,8 +78,9 @@ def _topology_of(args: argparse.Namespace):
     """--topology, else the endpoints.json given as --targets (it names its topology file)."""
     from .dashboard.graph import load_graph
 
+    check = getattr(args, "check_topology", None)
     if args.topology:
-        return load_graph(args.topology)
+        return load_graph(args.topology, check)
     if args.targets and args.targets.endswith(".json"):
         import json
         from pathlib import Path
@@ -83,7 +90,7 @@ def _topology_of(args: argparse.Namespace):
         except (OSError, ValueError):
             return None
         if isinstance(doc, dict) and doc.get("topology"):
-            return load_graph(args.targets)
+            return load_graph(args.targets, check)
     return None
 
 
@@ -113,7 +120,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
         topology = _topology_of(args) if dashboard else None
     except ConfigError as exc:
         return _fail(str(exc))
-    except (StoreError, GraphError, ValueError) as exc:
+    except GraphError as exc:
+        for line in exc.issues:  # the topology's problems, each on its own line like qstrata up's
+            print(line, file=sys.stderr)
+        return EXIT_USAGE if exc.issues else _fail(str(exc))
+    except (StoreError, ValueError) as exc:
         return _fail(str(exc))
     # Log records of the start-up are held back: if the start fails, the one line below is all the
     # operator sees; once the collector runs they are written, then logging goes straight out.

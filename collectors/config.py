@@ -17,10 +17,11 @@ from typing import Any
 import yaml
 from qstrata.bindings.generated import qstrata_telemetry as qtel
 from qstrata.bindings.leafinfo import leaf_info
+from qstrata.bindings.spelling import unknown
 
 from .actions import BUILTIN as ACTION_KINDS
 from .actions import ActionConfig, placeholders
-from .processors.alarms import Rule, ThresholdRule, UnreachableRule, severity_identity
+from .processors.alarms import DEFAULT_CLEAR_READINGS, Rule, ThresholdRule, UnreachableRule, severity_identity
 from .store import Retention
 from .timefmt import parse_duration
 
@@ -455,8 +456,8 @@ def _numeric(path: str) -> bool:
     return bool(info and info.numeric)
 
 
-RULE_KEYS = ("name", "metric", "above", "below", "clear-below", "clear-above", "unreachable-for", "severity", "targets",
-             "actions")
+RULE_KEYS = ("name", "metric", "above", "below", "clear-below", "clear-above", "clear-readings", "unreachable-for",
+             "severity", "targets", "actions")
 
 
 def _rule(entry: Any, where: str, issues: _Issues, actions: dict[str, ActionConfig]) -> Rule | None:
@@ -486,7 +487,7 @@ def _rule(entry: Any, where: str, issues: _Issues, actions: dict[str, ActionConf
     common = dict(name=name, severity=severity, targets=frozenset(targets) if isinstance(targets, list) else None,
                   actions=tuple(rule_actions))
     if "unreachable-for" in entry:
-        extra = [k for k in ("metric", "above", "below", "clear-below", "clear-above") if k in entry]
+        extra = [k for k in ("metric", "above", "below", "clear-below", "clear-above", "clear-readings") if k in entry]
         if extra:
             issues.add(where, f"an unreachable-for rule takes no {', '.join(extra)}")
         after = _duration(entry["unreachable-for"], f"{where}.unreachable-for", issues)
@@ -515,11 +516,15 @@ def _rule(entry: Any, where: str, issues: _Issues, actions: dict[str, ActionConf
         issues.add(where, "give exactly one of 'above' and 'below'")
     if "above" in entry and "clear-above" in entry or "below" in entry and "clear-below" in entry:
         issues.add(where, "use clear-below with above, clear-above with below")
+    readings = entry.get("clear-readings", DEFAULT_CLEAR_READINGS)
+    if isinstance(readings, bool) or not isinstance(readings, int) or readings < 1:
+        issues.add(f"{where}.clear-readings", f"expected a whole number of readings, at least 1, got {readings!r}")
     if len(issues.items) > start:
         return None
     try:
         return ThresholdRule(path=path, above=numbers.get("above"), below=numbers.get("below"),
-                             clear=numbers.get("clear-below", numbers.get("clear-above")), **common)
+                             clear=numbers.get("clear-below", numbers.get("clear-above")), clear_readings=readings,
+                             **common)
     except ValueError as exc:
         issues.add(where, str(exc))
         return None
@@ -658,7 +663,7 @@ def _unknown(entry: dict, known: tuple[str, ...], where: str, issues: _Issues) -
     for key in entry:
         if key not in known:
             prefix = f"{where}." if where else ""
-            issues.add(f"{prefix}{key}", f"unknown key; expected one of {', '.join(known)}")
+            issues.add(f"{prefix}{key}", unknown(key, known))
 
 
 def _kind(value: Any) -> str:

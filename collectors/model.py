@@ -4,7 +4,8 @@ Inputs hand the pipeline `Update`s (one leaf of one target, as a gNMI Notificati
 lists, and `TargetStatus` snapshots when a target's session changes. Normalization turns updates
 into `Series` samples; a `Batch` carries the samples of one ingest call (column lists, not one
 object per sample: ingestion has to stay cheap at 100,000 updates/s) plus the alarms and target
-statuses raised with it, through processors to every output.
+statuses raised with it and the results of actions run for alarms (`ActionRun`), through
+processors to every output.
 """
 
 from __future__ import annotations
@@ -100,24 +101,30 @@ class Series:
 
 
 class Batch:
-    """What one ingest call produced: samples as parallel lists, plus alarms and target statuses.
+    """What one ingest call produced: samples as parallel lists, plus alarms, target statuses and
+    action results.
 
-    Outputs must not mutate a batch: every output sees the same one."""
+    Alarm transitions and action results are records in the order the collector made them: a
+    batch's alarms come before its action runs, and batches are recorded in the order they are
+    emitted (what `Pipeline.events` and the store's alarm log keep). Outputs must not mutate a
+    batch: every output sees the same one."""
 
-    __slots__ = ("series", "values", "ts", "alarms", "statuses")
+    __slots__ = ("series", "values", "ts", "alarms", "statuses", "runs")
 
     def __init__(self, series: list[Series] | None = None, values: list[Value] | None = None,
                  ts: list[int] | None = None, alarms: list[Alarm] | None = None,
-                 statuses: list[TargetStatus] | None = None) -> None:
+                 statuses: list[TargetStatus] | None = None, runs: list[ActionRun] | None = None) -> None:
         self.series = series if series is not None else []
         self.values = values if values is not None else []
         self.ts = ts if ts is not None else []
         self.alarms = alarms if alarms is not None else []
         self.statuses = statuses if statuses is not None else []
+        self.runs = runs if runs is not None else []
 
     def __len__(self) -> int:
-        """Items an output has to carry (samples + alarms + statuses): the unit of queue bounds."""
-        return len(self.series) + len(self.alarms) + len(self.statuses)
+        """Items an output has to carry (samples + alarms + statuses + action runs): the unit of
+        queue bounds."""
+        return len(self.series) + len(self.alarms) + len(self.statuses) + len(self.runs)
 
     def add(self, series: Series, value: Value, ts: int) -> None:
         self.series.append(series)
@@ -190,3 +197,21 @@ class Alarm:
                    raised_ns=parse_date_and_time(entry["raised-time"]),
                    cleared_ns=parse_date_and_time(cleared) if cleared else None,
                    text=entry.get("text", ""), rule=rule)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRun:
+    """The result of one action run for one alarm transition (or why it did not run)."""
+
+    action: str
+    alarm_id: str
+    raised_ns: int
+    """With `alarm_id`: which raise of the alarm the run belongs to."""
+    agent: str
+    rule: str
+    transition: Literal["raise", "clear"]
+    outcome: str
+    """'ok', 'failed', 'rate-limited' or 'queue-full'."""
+    detail: str
+    ts_ns: int
+    """When the run ended, or was skipped (collector clock)."""

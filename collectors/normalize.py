@@ -100,6 +100,22 @@ RULES: dict[str, Rule] = {r.source: r for r in (
          (("device", TARGET), ("port-id", "port-id")), "port"),
 )}
 
+def _gates() -> dict[str, str]:
+    """Each telemetry leaf normalized from the same agent list entry as a `status` leaf -> that
+    status leaf (schema paths)."""
+    status = {(r.entry, r.resource): f"{r.entry}/{r.leaf}" for r in RULES.values() if r.leaf == "status"}
+    return {f"{r.entry}/{r.leaf}": status[(r.entry, r.resource)] for r in RULES.values()
+            if r.leaf != "status" and (r.entry, r.resource) in status}
+
+
+GATES: dict[str, str] = _gates()
+"""Telemetry leaf -> the link status leaf that says whether its value is a measurement. Derived
+from `RULES`: a leaf read from the same agent list entry as a link's status (ETSI `qkd_link`:
+secret-key-rate, effective-key-rate, consumption-rate, qber; QFS `link`: generation-rate,
+fidelity) describes that link, and a link that is not up reports placeholders (QBER 0 while
+PENDING); a leaf from another resource (the key store's key-available) does not depend on it."""
+
+
 IDENTITY_LEAVES: frozenset[str] = frozenset({etsi.qkd_node.qkdn_id, ss.service_stratum.kme.kme_id, qfs.qfs_node.uuid})
 """Leaves that name the reporting node; their value is the `NODE` key of its telemetry."""
 

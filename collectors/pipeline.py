@@ -11,6 +11,11 @@ at once so that it can write in large transactions.
 Back-pressure instead of drops is available to inputs that can wait (the NATS input: the stream
 is the buffer): `await pipeline.drained()` returns once every output has written what was
 ingested before the call.
+
+Alarm transitions and action results are recorded in one order, the order batches are emitted
+(a batch's alarms before its action runs): logged, kept in `events` (what `qstrata up` shows),
+handed to every output in that order (the store's alarm log). A processor that learns something
+later (an action's result) records it with `record`, never behind the back of the outputs.
 """
 
 from __future__ import annotations
@@ -23,17 +28,20 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from .model import Alarm, Batch, TargetStatus, Update
+from .model import ActionRun, Alarm, Batch, TargetStatus, Update
 from .normalize import Normalizer
 from .outputs import Output
 from .processors import Processor
 
 log = logging.getLogger("qstrata.collectors.pipeline")
+alarm_log = logging.getLogger("qstrata.collectors.alarms")
 
 DEFAULT_QUEUE_ITEMS = 500_000
 """Per output. At 400 targets x 500 values every 10 s that is 25 s of telemetry."""
 MAX_WRITE_ITEMS = 50_000
 """Items handed to one `Output.write` call."""
+EVENTS_KEPT = 1000
+"""Alarm transitions and action runs kept in `Pipeline.events` for readers that poll it."""
 
 
 class OutputQueue:
@@ -178,6 +186,9 @@ class Pipeline:
         self.targets: dict[str, TargetStatus] = {}
         self.active_alarms: dict[str, Alarm] = {}
         """Raised, not yet cleared, by id: whatever raised them (rules here, or another collector)."""
+        self.events: collections.deque[tuple[int, Alarm | ActionRun]] = collections.deque(maxlen=EVENTS_KEPT)
+        """The latest alarm transitions and action runs, numbered in the order they were recorded."""
+        self.events_recorded = 0
         self.tick_interval = tick_interval
         self.ingested = 0
         self._gc_size = self._gc_stable = self._gc_frozen = 0
@@ -207,6 +218,16 @@ class Pipeline:
         too, not re-evaluated."""
         self._emit(Batch(alarms=list(alarms)), processed=True)
 
+    # -------------------------------------------------------------- processors call these
+    def record(self, batch: Batch) -> None:
+        """What a processor learnt after the fact (an action's result, an alarm transition it
+        held back until then): recorded now, after everything emitted before, not processed again."""
+        self._emit(batch, processed=True)
+
+    def events_since(self, seen: int) -> list[tuple[int, Alarm | ActionRun]]:
+        """Events numbered above `seen` that are still kept, oldest first."""
+        return [e for e in self.events if e[0] > seen]
+
     def forget_target(self, name: str) -> None:
         """A target no longer collected here (removed from the configuration, or its lease went to
         another instance): its series stop being exported, its alarms are cleared."""
@@ -230,6 +251,9 @@ class Pipeline:
                 p.process(batch)
         if batch.alarms:
             self._track(batch.alarms)
+        if batch.runs:
+            for run in batch.runs:
+                self._journal(run)
         for q in self.queues:
             q.offer(batch)
 
@@ -237,8 +261,15 @@ class Pipeline:
         for a in alarms:
             if a.cleared_ns is None:
                 self.active_alarms[a.alarm_id] = a
+                alarm_log.warning("alarm raised: %s (%s)", a.text, a.agent)
             else:
                 self.active_alarms.pop(a.alarm_id, None)
+                alarm_log.info("alarm cleared: %s (%s)", a.text, a.agent)
+            self._journal(a)
+
+    def _journal(self, event: Alarm | ActionRun) -> None:
+        self.events_recorded += 1
+        self.events.append((self.events_recorded, event))
 
     def _settle_gc(self) -> None:
         """Once the series set has grown and then stopped growing for a few ticks (the initial

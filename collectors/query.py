@@ -4,7 +4,7 @@
     qstrata query summary [--state-dir DIR | --store sqlite:PATH]
     qstrata query series  [--name GLOB] [--label K=V]... [--source AGENT]
     qstrata query samples [filters] [--from T] [--to T] [--last] [--rollups] [--step D]
-    qstrata query alarms  [--state raised|cleared] [--agent A] [--from T] [--to T]
+    qstrata query alarms  [--state raised|cleared] [--agent A] [--from T] [--to T] [--log]
 
 The store is the one of the network in `--state-dir` (default state/up, as `qstrata demo` finds
 the network) unless `--store` names another. `--format table` (default) is for people: numbers
@@ -66,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s = sub.add_parser("alarms", parents=[common, span], help="alarms raised in (or active during) the range")
     s.add_argument("--state", choices=("raised", "cleared"), help="only active (raised) or only cleared alarms")
     s.add_argument("--agent", help="alarms of one agent")
+    s.add_argument("--log", action="store_true",
+                   help="every raise, action result and clear, in the order the collector recorded them")
     s.set_defaults(func=_cmd_alarms, start="30d")
 
 
@@ -200,8 +202,24 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
+def _cmd_alarm_log(args: argparse.Namespace, reader: StoreReader) -> int:
+    start, end = _span(args)
+    log = reader.alarm_log(agent=args.agent, start_ns=start, end_ns=end)
+    if args.format == "json":
+        json.dump([{"seq": e.seq, "time": date_and_time(e.ts_ns), "event": e.event, "alarm-id": e.alarm_id,
+                    "agent": e.agent, "rule": e.rule, "action": e.action or None, "outcome": e.outcome or None,
+                    "detail": e.detail} for e in log], sys.stdout, indent=1)
+        print()
+    else:
+        _print_table(["time", "event", "agent", "rule", "action", "outcome", "detail"],
+                     [[date_and_time(e.ts_ns), e.event, e.agent, e.rule, e.action, e.outcome, e.detail] for e in log])
+    return EXIT_OK
+
+
 def _cmd_alarms(args: argparse.Namespace) -> int:
     def body(reader: StoreReader) -> int:
+        if args.log:
+            return _cmd_alarm_log(args, reader)
         start, end = _span(args)
         alarms = reader.alarms(state=args.state, agent=args.agent, start_ns=start, end_ns=end)
         if args.format == "json":

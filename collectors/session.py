@@ -14,6 +14,12 @@ ends (openconfig/gnmi's manager):
   so it is retried only every 60 s, or at once when the target's configuration changes (the
   input then starts a new session).
 
+The reason says what happened, in the words an operator uses (`classify`): connection refused
+(nothing listens), timed out (the agent took the connection but does not answer: stopped,
+overloaded -- also a stream whose keepalive pings go unanswered), connection lost (an
+established stream dropped), TLS mismatch (which side speaks TLS), a TLS handshake the CA does
+not vouch for, login refused (wrong password), unknown target (a gateway serving other agents).
+
 Every change is reported as a `TargetStatus` snapshot through `Pipeline.target_status`; counters
 (duplicates, last update) at most once a second while updates flow.
 """
@@ -41,17 +47,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("qstrata.collectors.gnmi")
 
-CHANNEL_OPTIONS = (
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.enable_retries", 0),
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
-)
-"""Keepalive finds a dead peer within ~15 s on an idle stream (the agents permit pings)."""
+
+
+def channel_options(connect_timeout: float, keepalive: float, keepalive_timeout: float) -> tuple[tuple[str, int], ...]:
+    """gRPC channel arguments for one session's channel. gRPC takes its connect timeout (TCP plus
+    TLS and HTTP/2 set-up) from ``min_reconnect_backoff_ms``: at 0.2 s a busy agent's TLS handshake
+    "failed" and a stopped agent looked like a TLS error. A ping unanswered for
+    ``http2.ping_timeout_ms`` ends the transport (``keepalive_timeout_ms`` alone did not, with
+    grpcio 1.85): a stopped agent is found within keepalive + keepalive_timeout seconds."""
+    return (
+        ("grpc.keepalive_time_ms", int(keepalive * 1000)),
+        ("grpc.keepalive_timeout_ms", int(keepalive_timeout * 1000)),
+        ("grpc.http2.ping_timeout_ms", int(keepalive_timeout * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ("grpc.enable_retries", 0),
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", int(connect_timeout * 1000)),
+    )
+
 
 FATAL_CODES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND,
                          grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
@@ -72,6 +87,12 @@ class RetryPolicy:
     """Delay after a failure that would repeat itself (wrong password, bad path, bad CA)."""
     sync_timeout: float = 30.0
     """Watchdog: a session without sync_response this many seconds after it started is restarted."""
+    connect_timeout: float = 10.0
+    """Seconds for TCP, TLS and HTTP/2 set-up before an attempt counts as timed out."""
+    keepalive: float = 10.0
+    """Seconds between keepalive pings on a stream (the agents permit them)."""
+    keepalive_timeout: float = 5.0
+    """Seconds an unanswered ping waits before the stream counts as timed out."""
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Delay before retry number `attempt` (0-based) after transport trouble."""
@@ -87,27 +108,47 @@ class Outcome:
     reason: str
 
 
-def classify(code: grpc.StatusCode | None, details: str, *, tls: bool | None = None) -> Outcome:
-    """A gRPC status (None: the stream ended without one) -> retry soon, or failed. `tls`:
-    whether the session offered TLS (None: unknown), to explain a refused set-up."""
+def classify(code: grpc.StatusCode | None, details: str, *, tls: bool | None = None, established: bool = False,
+             address: str = "", connect_timeout: float | None = None) -> Outcome:
+    """How a session ended -> retry soon (`backoff`) or not until told (`failed`), with the reason
+    in plain words. `tls`: whether the session offered TLS (None: unknown); `established`: whether
+    the agent had answered in this session (a dropped stream is not a failed set-up); `address`
+    and `connect_timeout` only make the reason more precise."""
     text = details or (code.name if code else "the stream ended")
     if code is None:
         return Outcome("backoff", text)
     low = text.lower()
-    if code == grpc.StatusCode.UNAVAILABLE and tls is not None:
-        meaning = explain_connect_failure(text, tls=tls)
-        if meaning is not None and "socket closed" not in low:
-            return Outcome("failed", f"TLS handshake failed: {meaning} ({text})")
-        if meaning is not None:  # may also be an agent going away: keep retrying, but say it
-            return Outcome("backoff", f"unreachable: {meaning} ({text})")
-    if code == grpc.StatusCode.UNAVAILABLE and any(w in low for w in _TLS_WORDS):
-        return Outcome("failed", f"TLS handshake failed (is tls-ca the agent's CA, is it serving TLS?): {text}")
+    where = f" {address}" if address else ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        if established:
+            if "ping timeout" in low or "keepalive" in low:
+                return Outcome("backoff", f"timed out: the agent stopped answering (keepalive ping unanswered: {text})")
+            return Outcome("backoff", f"connection lost: {text}")
+        if "connection refused" in low:
+            return Outcome("backoff", f"connection refused: nothing listens on{where or ' that address'} "
+                                      f"(is the agent running?)")
+        if "timed out" in low or "deadline" in low or "endpoint closing" in low:
+            within = f" within {connect_timeout:g} s" if connect_timeout else ""
+            return Outcome("backoff", f"timed out: {address or 'the agent'} took the connection but did not answer"
+                                      f"{within} (is the agent stopped or overloaded?)")
+        if tls is not None:
+            meaning = explain_connect_failure(text, tls=tls)
+            if "wrong_version_number" in low:
+                return Outcome("failed", f"TLS mismatch: the collector speaks TLS, {meaning} ({text})")
+            if meaning is not None and "socket closed" in low:  # may also be an agent going away: keep retrying
+                side = "the collector speaks TLS" if tls else "the collector speaks plain text"
+                return Outcome("backoff", f"TLS mismatch? {side}; {meaning} ({text})")
+            if meaning is not None:
+                return Outcome("failed", f"TLS handshake failed: {meaning} ({text})")
+        if any(w in low for w in _TLS_WORDS):
+            return Outcome("failed", f"TLS handshake failed (is tls-ca the agent's CA, is it serving TLS?): {text}")
+        return Outcome("backoff", f"unreachable: {text}")
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return Outcome("failed", f"login refused: {text}")
+    if code == grpc.StatusCode.NOT_FOUND and low.startswith("unknown target"):
+        return Outcome("failed", f"{text}{' at' + where if where else ''} (it serves other targets: check gnmi-target)")
     if code in FATAL_CODES:
         return Outcome("failed", f"{code.name}: {text}")
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return Outcome("backoff", f"unreachable: {text}")
     return Outcome("backoff", f"{code.name}: {text}")
 
 
@@ -165,6 +206,8 @@ class TargetSession:
         """Set by the input when the target is removed: nothing more is reported."""
         self.encoding = PROTO
         self._attempt = 0
+        self._established = False
+        """The agent answered in the current session (its end is then a lost connection)."""
         self._wake = asyncio.Event()
 
     # ------------------------------------------------------------------ reporting
@@ -223,8 +266,11 @@ class TargetSession:
         except SetupError as exc:
             return Outcome("failed", str(exc))
         address = f"[{cfg.address}]:{cfg.port}" if ":" in (cfg.address or "") else f"{cfg.address}:{cfg.port}"
-        channel = (grpc.aio.secure_channel(address, creds, options=CHANNEL_OPTIONS) if creds is not None
-                   else grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS))
+        p = self.policy
+        options = channel_options(p.connect_timeout, p.keepalive, p.keepalive_timeout)
+        channel = (grpc.aio.secure_channel(address, creds, options=options) if creds is not None
+                   else grpc.aio.insecure_channel(address, options=options))
+        self._established = False
         request = subscribe_request(cfg.gnmi_target or cfg.name, cfg.subscriptions, self.encoding)
         decoder = ResponseDecoder(cfg.name)
         call = None
@@ -239,7 +285,8 @@ class TargetSession:
                 log.info("target %s does not send PROTO; subscribing with JSON_IETF", cfg.name)
                 self.encoding = JSON_IETF
                 return None
-            return classify(exc.code(), exc.details() or "", tls=creds is not None)
+            return classify(exc.code(), exc.details() or "", tls=creds is not None, established=self._established,
+                            address=address, connect_timeout=p.connect_timeout)
         except TimeoutError:
             return Outcome("backoff", f"no sync_response within {self.policy.sync_timeout:g} s (watchdog)")
         finally:
@@ -264,6 +311,7 @@ class TargetSession:
                 data = None  # ~80 KB a notification: 400 sessions waiting must not each hold their last one
                 if not up:
                     up = True
+                    self._established = True
                     self.sessions += 1
                     if self.sessions > 1:
                         self.reconnects += 1
@@ -289,7 +337,7 @@ class TargetSession:
                 decoded = None  # nor its updates (another 30 KB each)
         code = await call.code()
         if code != grpc.StatusCode.OK:
-            return classify(code, await call.details() or "")
+            return classify(code, await call.details() or "", established=up)
         return Outcome("backoff", "the agent ended the subscription")
 
 

@@ -3,8 +3,9 @@
 Tables: `series` (one row per (source, path): name, labels as JSON, counter or gauge),
 `samples` (series, timestamp, value; primary key (series, ts), so a sample delivered twice --
 NATS redelivery, a replayed stream -- is stored once), `rollups` (per series and bucket: count,
-min, max, sum of the numeric samples) and `alarms` (primary key (alarm id, raised time): a clear
-updates the raise it clears).
+min, max, sum of the numeric samples), `alarms` (primary key (alarm id, raised time): a clear
+updates the raise it clears) and `alarm_log` (every raise, action result and clear, numbered in
+the order the collector recorded them: what happened to an alarm, in sequence).
 
 Writes happen in one thread of their own (`StoreWriter`), one transaction per call, so the event
 loop never waits on the disk. Crash semantics: a committed transaction survives a crash of the
@@ -62,6 +63,16 @@ CREATE TABLE IF NOT EXISTS alarms(
     text TEXT NOT NULL,
     rule TEXT NOT NULL,
     PRIMARY KEY(alarm_id, raised_ns)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alarm_log(
+    seq INTEGER PRIMARY KEY,
+    alarm_id TEXT NOT NULL,
+    raised_ns INTEGER NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    action TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alarm_log_alarm ON alarm_log(alarm_id, raised_ns);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -69,6 +80,45 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 def _labels_json(labels: tuple[tuple[str, str], ...]) -> str:
     """The labels as a JSON object; json.dumps per series was half the cost of a new series."""
     return "{" + ",".join(f"{_jstr(k)}:{_jstr(v)}" for k, v in labels) + "}"
+
+
+def _log_rows(batches: list[Batch]) -> list[tuple]:
+    """`alarm_log` rows in recording order: per batch its alarms, then its action runs."""
+    rows: list[tuple] = []
+    for batch in batches:
+        for a in batch.alarms:
+            rows.append((a.alarm_id, a.raised_ns, a.raised_ns if a.cleared_ns is None else a.cleared_ns, a.state, "",
+                         "", a.text))
+        for r in batch.runs:
+            rows.append((r.alarm_id, r.raised_ns, r.ts_ns, "action", r.action, r.outcome, r.detail))
+    return rows
+
+
+def _where(conditions: list[tuple[str, Any]]) -> tuple[list[str], list[Any]]:
+    """The SQL conditions whose argument was given (not None), and their arguments."""
+    given = [(c, a) for c, a in conditions if a is not None]
+    return [c for c, _ in given], [a for _, a in given]
+
+
+@dataclass(frozen=True)
+class AlarmLogEntry:
+    """One line of an alarm's story: raised, an action's result, cleared."""
+
+    seq: int
+    """Order of recording."""
+    alarm_id: str
+    raised_ns: int
+    ts_ns: int
+    """Raised or cleared time; for an action, when the run ended."""
+    event: str
+    """'raised', 'cleared' or 'action'."""
+    action: str
+    outcome: str
+    """An action's: 'ok', 'failed', 'rate-limited', 'queue-full'."""
+    detail: str
+    """The alarm's text, or what the action did (or why it failed)."""
+    agent: str = ""
+    rule: str = ""
 
 
 class StoreError(Exception):
@@ -152,6 +202,7 @@ class StoreWriter:
                     for s, v, t in zip(batch.series, batch.values, batch.ts, strict=True)]
             for batch in batches:
                 alarms.extend(batch.alarms)
+            log_rows = _log_rows(batches)
             if rows:
                 conn.executemany("INSERT OR REPLACE INTO samples(series_id, ts, value) VALUES (?,?,?)", rows)
             if alarms:
@@ -161,6 +212,9 @@ class StoreWriter:
                     "cleared_ns=coalesce(excluded.cleared_ns, cleared_ns), text=excluded.text",
                     [(a.alarm_id, a.raised_ns, a.cleared_ns, a.agent, a.resource, a.severity, a.text, a.rule)
                      for a in alarms])
+            if log_rows:
+                conn.executemany("INSERT INTO alarm_log(alarm_id, raised_ns, ts_ns, event, action, outcome, detail) "
+                                 "VALUES (?,?,?,?,?,?,?)", log_rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -227,16 +281,7 @@ class StoreReader:
     def series(self, *, name: str | None = None, path: str | None = None, source: str | None = None,
                labels: dict[str, str] | None = None) -> list[SeriesRow]:
         """Series matching every filter given; `name` and `path` are globs (``*qber``)."""
-        where, args = [], []
-        if name:
-            where.append("name GLOB ?")
-            args.append(name)
-        if path:
-            where.append("path GLOB ?")
-            args.append(path)
-        if source is not None:
-            where.append("source = ?")
-            args.append(source)
+        where, args = _where([("name GLOB ?", name or None), ("path GLOB ?", path or None), ("source = ?", source)])
         for k, v in (labels or {}).items():
             where.append("json_extract(labels, ?) = ?")
             args += [f'$."{k}"', v]
@@ -290,6 +335,23 @@ class StoreReader:
                + " AND ".join(where) + " ORDER BY raised_ns")
         return [Alarm(alarm_id=a, agent=ag, resource=r, severity=sev, raised_ns=rn, cleared_ns=cn, text=t, rule=ru)
                 for a, ag, r, sev, rn, cn, t, ru in self.conn.execute(sql, args)]
+
+    def alarm_log(self, *, alarm_id: str | None = None, agent: str | None = None, start_ns: int = 0,
+                  end_ns: int = 2**63 - 1) -> list[AlarmLogEntry]:
+        """Raises, action results and clears in the order the collector recorded them (a store
+        written before the log existed has none)."""
+        where, args = _where([("l.ts_ns >= ?", start_ns), ("l.ts_ns <= ?", end_ns), ("l.alarm_id = ?", alarm_id or None),
+                              ("a.agent = ?", agent or None)])
+        sql = ("SELECT l.seq, l.alarm_id, l.raised_ns, l.ts_ns, l.event, l.action, l.outcome, l.detail, "
+               "coalesce(a.agent, ''), coalesce(a.rule, '') FROM alarm_log l LEFT JOIN alarms a "
+               "ON a.alarm_id = l.alarm_id AND a.raised_ns = l.raised_ns WHERE " + " AND ".join(where)
+               + " ORDER BY l.seq")
+        try:
+            return [AlarmLogEntry(*row) for row in self.conn.execute(sql, args)]
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
 
     def time_range(self) -> tuple[int, int]:
         """(oldest, newest) sample timestamp, (0, 0) when there is none."""

@@ -22,6 +22,7 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import functools
 import hashlib
 import hmac
 import json
@@ -30,6 +31,7 @@ import os
 import secrets
 import struct
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,7 @@ __all__ = [
     "ADMIN_USER",
     "CREDENTIALS_FILE",
     "USERS_FILE",
+    "SharedAdmin",
     "User",
     "UserStore",
     "add_user",
@@ -50,6 +53,7 @@ __all__ = [
     "ensure_admin",
     "hash_password",
     "load_users",
+    "process_admin",
     "read_credentials",
     "update_credentials",
     "verify_password",
@@ -156,9 +160,30 @@ def verify_password(password: str, stored: str | None) -> bool:
     return hmac.compare_digest(actual, expected) and stored is not None
 
 
+_VERIFIED_MAX = 1024
+_VERIFIED_KEY = secrets.token_bytes(32)
+_verified: set[tuple[str, bytes]] = set()
+"""(stored hash, keyed digest of a password that matched it): logins that already paid scrypt."""
+
+
 async def verify_password_async(password: str, stored: str | None) -> bool:
-    """`verify_password` in a worker thread: scrypt costs ~50 ms and must not stall the loop."""
-    return await asyncio.to_thread(verify_password, password, stored)
+    """`verify_password` in a worker thread: scrypt costs ~50 ms and must not stall the loop.
+
+    A password that matched a stored hash is remembered for the process's life (as a keyed
+    digest, never in clear), so the next login with that password against that same hash skips
+    scrypt: the agents of one process share their ``admin`` hash (`SharedAdmin`), and a
+    controller or collector logging into 500 of them would otherwise spend 25 s of CPU proving
+    one password. Only successes are remembered: a wrong password still costs a full scrypt, so
+    guessing is no faster, and a changed password (new salt, new hash) is never matched."""
+    token = (stored, hmac.digest(_VERIFIED_KEY, password.encode("utf-8"), "sha256")) if stored else None
+    if token is not None and token in _verified:
+        return True
+    ok = await asyncio.to_thread(verify_password, password, stored)
+    if ok and token is not None:
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()
+        _verified.add(token)
+    return ok
 
 
 def _parse_users(raw: object, path: Path) -> dict[str, User]:
@@ -291,21 +316,24 @@ def add_user(
     for group in group_names:
         if any(ch.isspace() or ord(ch) < 32 for ch in group):
             raise ValueError(f"invalid group name {group!r}")
-    state_dir = Path(state_dir)
-    _ensure_dir(state_dir)
     user = User(
         username=username,
         password_hash=hash_password(password) if password is not None else None,
         groups=group_names,
         authorized_keys=keys,
     )
+    _put_user(Path(state_dir), user, replace=replace)
+    return user
+
+
+def _put_user(state_dir: Path, user: User, *, replace: bool) -> None:
+    _ensure_dir(state_dir)
     with _users_lock(state_dir):
         users = load_users(state_dir)
-        if not replace and username in users:
-            raise ValueError(f"user {username!r} already exists")
-        users[username] = user
+        if not replace and user.username in users:
+            raise ValueError(f"user {user.username!r} already exists")
+        users[user.username] = user
         _write_users(state_dir, users)
-    return user
 
 
 def delete_user(state_dir: Path, username: str) -> bool:
@@ -354,16 +382,47 @@ def update_credentials(state_dir: Path, **entries: Any) -> Path:
     return path
 
 
-def ensure_admin(state_dir: Path) -> str | None:
+class SharedAdmin:
+    """One generated ``admin`` password, hashed once, for every agent of a process that uses it
+    (``qstrata up`` hosts hundreds of agents in one process: a scrypt hash each cost 25 s of
+    CPU at 500 agents). The agents share an owner and a state root already, so one password
+    protects them as well as many would; each state dir still gets its own ``users.json`` and
+    ``credentials.json``, so a restart or a later password change stays per agent.
+    Thread-safe: agents bootstrap their state dirs in worker threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._secret: tuple[str, str] | None = None
+
+    def password_and_hash(self) -> tuple[str, str]:
+        with self._lock:
+            if self._secret is None:
+                password = secrets.token_urlsafe(18)
+                self._secret = (password, hash_password(password))
+            return self._secret
+
+
+@functools.cache
+def process_admin() -> SharedAdmin:
+    """This process's shared ``admin`` password."""
+    return SharedAdmin()
+
+
+def ensure_admin(state_dir: Path, shared: SharedAdmin | None = None) -> str | None:
     """First-start bootstrap: when there is no ``users.json``, create ``admin`` (group
-    ``admin``) with a random password and record it in ``credentials.json``. Returns the
-    password when one was created, else None (an existing state dir is left alone)."""
+    ``admin``) with a random password (`shared`'s when given) and record it in
+    ``credentials.json``. Returns the password when one was created, else None (an existing
+    state dir is left alone)."""
     state_dir = Path(state_dir)
     _ensure_dir(state_dir)
     if (state_dir / USERS_FILE).exists():
         return None
-    password = secrets.token_urlsafe(18)
-    add_user(state_dir, ADMIN_USER, password, groups=(ADMIN_GROUP,))
+    if shared is None:
+        password = secrets.token_urlsafe(18)
+        add_user(state_dir, ADMIN_USER, password, groups=(ADMIN_GROUP,))
+    else:
+        password, password_hash = shared.password_and_hash()
+        _put_user(state_dir, User(ADMIN_USER, password_hash, (ADMIN_GROUP,)), replace=True)
     path = update_credentials(state_dir, username=ADMIN_USER, password=password)
     logger.warning("created user %r; its password is in %s", ADMIN_USER, path)
     return password

@@ -25,7 +25,7 @@ from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceR
 from qstrata.agents.events import CommitEvent, ConfirmedCommitEvent, EventBus
 from qstrata.bindings.diff import Change
 from qstrata.bindings.edit import EditError, EditOperation, Unit, apply_operation, operation_units
-from qstrata.bindings.locality import Locality, Reference, schema_path_of
+from qstrata.bindings.locality import Reference, locality_of, schema_path_of
 from qstrata.bindings.schema import Schema, get_schema
 from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import DataIssue, InvalidData
@@ -105,7 +105,7 @@ class Datastore:
                  drivers: Iterable[DeviceDriver] = (), *, snapshot_every: int = 1000,
                  bus: EventBus | None = None) -> None:
         self.schema = schema or get_schema()
-        self.locality = Locality(self.schema)
+        self.locality = locality_of(self.schema)
         self.drivers = list(drivers)
         self.bus = bus or EventBus()
         self.running_store = RunningStore(state_dir, self.schema, snapshot_every=snapshot_every) if state_dir else None

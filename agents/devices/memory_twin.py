@@ -31,6 +31,7 @@ from .config_model import ChangeTracker, Staged, update_records
 from .events import EventHub
 from .physics import memory as mem
 from .topology import Endpoint
+from .topology_keys import MEMORY, MEMORY_NODE
 from .world import DEVICE_ORDER, NS, World
 from .yangjson import as_bool, as_float, bare_identity, decimal64
 
@@ -187,22 +188,24 @@ class MemoryTwin:
 
     def _hardware_memories(self) -> dict[str, MemorySpec]:
         found = {}
-        for raw in self.options.get("memories") or [{"id": "mem0", "technology": "NV-CENTRE", "capacity": 2}]:
-            tech = str(raw.get("technology", "NV-CENTRE"))
+        for raw in MEMORY_NODE.get(self.options, "memories") or [{"id": "mem0", "technology": "NV-CENTRE", "capacity": 2}]:
+            tech = str(MEMORY.get(raw, "technology", "NV-CENTRE"))
             platform = PLATFORM_OF.get(tech, mem.NV)
-            found[str(raw["id"])] = MemorySpec(
-                memory_id=str(raw["id"]), technology=tech, capacity=int(raw.get("capacity", 2)),
-                t1_ns=int(float(raw.get("t1_s", platform.t1_s)) * NS),
-                t2_ns=int(float(raw.get("t2_s", platform.t2_s)) * NS),
-                efficiency=float(raw.get("efficiency", 1.0)),
+            memory_id = str(MEMORY.get(raw, "id"))
+            found[memory_id] = MemorySpec(
+                memory_id=memory_id, technology=tech, capacity=int(MEMORY.get(raw, "capacity", 2)),
+                t1_ns=int(float(MEMORY.get(raw, "t1_s", platform.t1_s)) * NS),
+                t2_ns=int(float(MEMORY.get(raw, "t2_s", platform.t2_s)) * NS),
+                efficiency=float(MEMORY.get(raw, "efficiency", 1.0)),
                 capacity_unit="modes" if platform.modes > 1 else "qubits",
             )
         return found
 
     def inventory_config(self) -> JsonTree:
         node: dict[str, Any] = {"uuid": self.uuid}
-        if self.options.get("urn"):
-            node["urn"] = str(self.options["urn"])
+        urn = MEMORY_NODE.get(self.options, "urn")
+        if urn:
+            node["urn"] = str(urn)
         node["memories"] = {"memory": [
             {
                 "memory-id": m.memory_id,

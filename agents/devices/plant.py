@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .physics.switch import SwitchParameters
 from .topology import Endpoint, Fibre, Topology
+from .topology_keys import CROSS_CONNECT, SWITCH_NODE, SWITCH_PORT
 
 
 @dataclass(slots=True)
@@ -74,17 +75,17 @@ class Plant:
         for node in topology.nodes_of_kind("switch"):
             opts = node.options
             params = SwitchParameters(
-                insertion_loss_db=float(opts.get("insertion_loss_db", 1.0)),
-                crosstalk_db=float(opts.get("crosstalk_db", -50.0)),
-                switching_time_us=int(opts.get("switching_time_us", 25_000)),
+                insertion_loss_db=float(SWITCH_NODE.get(opts, "insertion_loss_db", 1.0)),
+                crosstalk_db=float(SWITCH_NODE.get(opts, "crosstalk_db", -50.0)),
+                switching_time_us=int(SWITCH_NODE.get(opts, "switching_time_us", 25_000)),
             )
-            ports = opts.get("ports", 16)
+            ports = SWITCH_NODE.get(opts, "ports", 16)
             port_ids = tuple(range(1, int(ports) + 1)) if isinstance(ports, int) else tuple(
-                sorted(int(p["id"] if isinstance(p, dict) else p) for p in ports)
+                sorted(int(SWITCH_PORT.get(p, "id") if isinstance(p, dict) else p) for p in ports)
             )
             fabric = SwitchFabric(node.name, params, port_ids)
-            for pair in opts.get("cross_connects") or []:
-                fabric.pairs[int(pair["ingress"])] = int(pair["egress"])
+            for pair in SWITCH_NODE.get(opts, "cross_connects") or []:
+                fabric.pairs[int(CROSS_CONNECT.get(pair, "ingress"))] = int(CROSS_CONNECT.get(pair, "egress"))
             switches[node.name] = fabric
         return cls(topology, fibres, switches)
 

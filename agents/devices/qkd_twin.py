@@ -35,6 +35,7 @@ from .config_model import ChangeTracker, Staged
 from .events import EventHub
 from .physics import qkd as qkd_physics
 from .topology import Endpoint
+from .topology_keys import ATT_POINT, NODE, QKD_INTERFACE, QKD_NODE
 from .world import DEVICE_ORDER, NS, World
 from .yangjson import as_bool
 
@@ -82,15 +83,17 @@ class QkdTwin:
         options = {**(node.options if node else {}), **node_options}
         self.options = options
 
-        def pick(value: Any, key: str, default: Any) -> Any:
-            return value if value is not None else options.get(key, default)
+        def pick(value: Any, node_value: Any) -> Any:
+            return value if value is not None else node_value
 
-        self.params = qkd_parameters(parameters or options.get("parameters") or world.topology.options.get("qkd_parameters"))
-        self.estimator = str(pick(estimator, "estimator", "weak+vacuum"))
-        self.relock_ns = int(float(pick(relock_s, "relock_s", qkd_link.DEFAULT_RELOCK_S)) * NS)
-        self.perf_interval_ns = int(float(pick(perf_interval_s, "perf_interval_s", DEFAULT_PERF_INTERVAL_S)) * NS)
-        self.perf_change = float(pick(perf_change, "perf_change", 0.2))
-        kme = bool(pick(kme, "kme", True))
+        self.params = qkd_parameters(parameters or QKD_NODE.get(options, "parameters")
+                                     or world.topology.qkd_parameters)
+        self.estimator = str(pick(estimator, QKD_NODE.get(options, "estimator", "weak+vacuum")))
+        self.relock_ns = int(float(pick(relock_s, QKD_NODE.get(options, "relock_s", qkd_link.DEFAULT_RELOCK_S))) * NS)
+        self.perf_interval_ns = int(float(pick(perf_interval_s, QKD_NODE.get(options, "perf_interval_s",
+                                                                             DEFAULT_PERF_INTERVAL_S))) * NS)
+        self.perf_change = float(pick(perf_change, QKD_NODE.get(options, "perf_change", 0.2)))
+        kme = bool(pick(kme, QKD_NODE.get(options, "kme", True)))
         self.hardware = self._hardware_interfaces(options)
         self.qkdn_id = world.node_uuid(name)
         self.config = cfg.NodeConfig(self.qkdn_id, dict(self.hardware))
@@ -115,23 +118,23 @@ class QkdTwin:
     # -- inventory ---------------------------------------------------------------------------
 
     def _hardware_interfaces(self, options: dict[str, Any]) -> dict[int, cfg.Interface]:
-        raw = options.get("interfaces")
-        ids = [int(i["id"]) for i in raw] if raw else self.world.topology.ports_of(self.name) or [1]
-        extra = {int(i["id"]): i for i in raw or []}
+        raw = QKD_NODE.get(options, "interfaces")
+        ids = [int(QKD_INTERFACE.get(i, "id")) for i in raw] if raw else self.world.topology.ports_of(self.name) or [1]
+        extra = {int(QKD_INTERFACE.get(i, "id")): i for i in raw or []}
         found = {}
         for qkdi_id in ids:
             spec = extra.get(qkdi_id, {})
             fibre = self.world.topology.fibre_at(Endpoint(self.name, qkdi_id))
             att = fibre.other_end(Endpoint(self.name, qkdi_id)) if fibre else None
-            att_spec = spec.get("att_point") or {}
+            att_spec = QKD_INTERFACE.get(spec, "att_point") or {}
             found[qkdi_id] = cfg.Interface(
                 qkdi_id=qkdi_id,
-                att_device=att.device if att else att_spec.get("device"),
-                att_port=att.port if att else att_spec.get("port"),
-                role_support=str(spec.get("role_support", "TRANSCEIVER")),
-                wavelength_range=str(spec.get("wavelength_range", "1530-1565")),
-                max_absorption=spec.get("max_absorption", 40.0),
-                model=str(spec.get("model", "qstrata DV-QKD twin")),
+                att_device=att.device if att else ATT_POINT.get(att_spec, "device"),
+                att_port=att.port if att else ATT_POINT.get(att_spec, "port"),
+                role_support=str(QKD_INTERFACE.get(spec, "role_support", "TRANSCEIVER")),
+                wavelength_range=str(QKD_INTERFACE.get(spec, "wavelength_range", "1530-1565")),
+                max_absorption=QKD_INTERFACE.get(spec, "max_absorption", 40.0),
+                model=str(QKD_INTERFACE.get(spec, "model", "qstrata DV-QKD twin")),
             )
         return found
 
@@ -155,8 +158,8 @@ class QkdTwin:
         return {
             cfg.TOP: {
                 "qkdn_id": self.qkdn_id,
-                "qkdn_version": str(self.options.get("version", "qstrata-qkd-twin 1.0")),
-                "qkdn_location_id": str(self.options.get("location", "")),
+                "qkdn_version": str(QKD_NODE.get(self.options, "version", "qstrata-qkd-twin 1.0")),
+                "qkdn_location_id": str(NODE.get(self.options, "location", "")),
                 "qkdn_capabilities": {
                     "link_stats_support": True,
                     "application_stats_support": True,

@@ -33,6 +33,7 @@ from .events import EventHub
 from .physics.switch import opm_reading_dbm
 from .plant import SwitchFabric
 from .topology import Endpoint
+from .topology_keys import SWITCH_NODE
 from .world import DEVICE_ORDER, World
 from .yangjson import as_float, decimal64
 
@@ -95,7 +96,7 @@ class SwitchTwin:
         }
 
     def inventory_config(self) -> JsonTree:
-        labels = {int(k): str(v) for k, v in (self.options.get("port_labels") or {}).items()}
+        labels = {int(k): str(v) for k, v in (SWITCH_NODE.get(self.options, "port_labels") or {}).items()}
         ports = []
         for port in self.fabric.port_ids:
             entry: dict[str, Any] = {
@@ -241,10 +242,10 @@ class SwitchTwin:
         opts = self.options
         return {
             f"{OPSW}:product-information": {
-                "manufacturer": str(opts.get("manufacturer", "qstrata")),
-                "serial-number": str(opts.get("serial", f"TWIN-{self.name}")),
-                "model-name": str(opts.get("model", f"twin-ofs-{len(self.fabric.port_ids)}")),
-                "software-version": str(opts.get("software_version", "1.0.0")),
+                "manufacturer": str(SWITCH_NODE.get(opts, "manufacturer", "qstrata")),
+                "serial-number": str(SWITCH_NODE.get(opts, "serial", f"TWIN-{self.name}")),
+                "model-name": str(SWITCH_NODE.get(opts, "model", f"twin-ofs-{len(self.fabric.port_ids)}")),
+                "software-version": str(SWITCH_NODE.get(opts, "software_version", "1.0.0")),
             },
             f"{OPSW}:port-config": {
                 "port": [{"port-id": p, "status": self._port_status(p)} for p in self.fabric.port_ids]

@@ -16,6 +16,9 @@ Node keys other than `name` and `kind` are the options of that kind's twin. A fi
 device port: a QKD interface id (`qkdi_id`), a switch port id, or a memory node's port. A
 classical channel enters `fibre` at the end of device `from` and follows the light path on
 (through cross-connects) like any light would.
+
+Which keys each entry may hold is declared once, in `topology_keys`, and read through it; a key
+that no reader knows is a problem of the file (`topology_check`), never ignored.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .topology_keys import CHANNEL, FIBRE, FIBRE_END, NODE, TOP
 
 
 class TopologyError(ValueError):
@@ -52,6 +57,28 @@ class Node:
     name: str
     kind: str
     options: dict[str, Any] = field(default_factory=dict)
+    """The entry's other keys: those of every node (`topology_keys.NODE`, read by the properties
+    below) and its kind's own (read by its twin)."""
+
+    @property
+    def location(self) -> str:
+        return str(NODE.get(self.options, "location") or "")
+
+    @property
+    def qkdn_id(self) -> str | None:
+        """The node's uuid when the file fixes it (else the world derives one from name and seed)."""
+        value = NODE.get(self.options, "qkdn_id")
+        return str(value) if value else None
+
+    @property
+    def netconf_port(self) -> int | None:
+        """The agent's NETCONF port when the file fixes it."""
+        return int(NODE.get(self.options, "netconf_port") or 0) or None
+
+    @property
+    def gnmi_port(self) -> int | None:
+        """The agent's own gNMI port when the file fixes it (else it shares `qstrata up`'s gateway)."""
+        return int(NODE.get(self.options, "gnmi_port") or 0) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +118,20 @@ class Topology:
     plugged: dict[Endpoint, Fibre] = field(default_factory=dict)
     """Which fibre is plugged into each port (derived from `fibres`)."""
 
+    @property
+    def seed(self) -> int:
+        return int(TOP.get(self.options, "seed", 0))
+
+    @property
+    def qkd_parameters(self) -> Any:
+        """The QKD nodes' parameter set unless a node names its own (a name, or {base, field: value})."""
+        return TOP.get(self.options, "qkd_parameters")
+
+    @property
+    def gnmi_gateway_port(self) -> int:
+        """`qstrata up`'s one gNMI port for the agents without their own (0: a free one)."""
+        return int(TOP.get(self.options, "gnmi_gateway_port") or 0)
+
     def fibre_at(self, end: Endpoint) -> Fibre | None:
         """The fibre plugged into a port, if any."""
         return self.plugged.get(end)
@@ -103,74 +144,61 @@ class Topology:
         return [n for n in self.nodes.values() if n.kind == kind]
 
 
-def _endpoint(raw: Any, where: str) -> Endpoint:
-    if not isinstance(raw, dict) or "device" not in raw or "port" not in raw:
-        raise TopologyError(f"{where}: an end needs device and port")
-    return Endpoint(str(raw["device"]), int(raw["port"]))
+def _endpoint(raw: dict[str, Any]) -> Endpoint:
+    return Endpoint(str(FIBRE_END.get(raw, "device")), int(FIBRE_END.get(raw, "port")))
+
+
+def problems(doc: Any, source: str = "topology") -> list[str]:
+    """Every problem of a topology document (`topology_check`) as ``SOURCE: YAML.PATH: what is
+    wrong``; [] when `parse` will build it."""
+    from .topology_check import check
+
+    return [f"{source}: {issue}" for issue in check(doc)]
 
 
 def parse(doc: dict[str, Any], source: str = "topology") -> Topology:
-    """Check the YAML document's dict (`topology_check`: every problem with its YAML path, named
-    after `source`), then build the `Topology`."""
-    from .topology_check import check
-
-    issues = check(doc)
+    """Check the YAML document's dict (`problems`), then build the `Topology`."""
+    issues = problems(doc, source)
     if issues:
-        raise TopologyError("", [f"{source}: {issue}" for issue in issues])
+        raise TopologyError("", issues)
     nodes: dict[str, Node] = {}
-    for raw in doc.get("nodes") or []:
-        name, kind = str(raw["name"]), str(raw["kind"])
-        if name in nodes:
-            raise TopologyError(f"node {name} defined twice")
+    for raw in TOP.get(doc, "nodes") or []:
+        name, kind = str(NODE.get(raw, "name")), str(NODE.get(raw, "kind"))
         nodes[name] = Node(name, kind, {k: v for k, v in raw.items() if k not in ("name", "kind")})
     fibres: dict[str, Fibre] = {}
     plugged: dict[Endpoint, Fibre] = {}
-    for raw in doc.get("fibres") or []:
-        fid = str(raw["id"])
+    for raw in TOP.get(doc, "fibres") or []:
         fibre = Fibre(
-            id=fid,
-            length_km=float(raw["length_km"]),
-            attenuation_db_per_km=float(raw.get("attenuation_db_per_km", 0.2)),
-            a=_endpoint(raw.get("a"), f"fibre {fid}"),
-            b=_endpoint(raw.get("b"), f"fibre {fid}"),
-            connector_loss_db=float(raw.get("connector_loss_db", 0.0)),
+            id=str(FIBRE.get(raw, "id")),
+            length_km=float(FIBRE.get(raw, "length_km")),
+            attenuation_db_per_km=float(FIBRE.get(raw, "attenuation_db_per_km", 0.2)),
+            a=_endpoint(FIBRE.get(raw, "a")),
+            b=_endpoint(FIBRE.get(raw, "b")),
+            connector_loss_db=float(FIBRE.get(raw, "connector_loss_db", 0.0)),
         )
-        if fid in fibres:
-            raise TopologyError(f"fibre {fid} defined twice")
         for end in (fibre.a, fibre.b):
-            if end.device not in nodes:
-                raise TopologyError(f"fibre {fid}: unknown device {end.device}")
-            if end in plugged:
-                raise TopologyError(
-                    f"fibre {fid}: {end.device} port {end.port} already holds {plugged[end].id}"
-                )
             plugged[end] = fibre
-        fibres[fid] = fibre
+        fibres[fibre.id] = fibre
     channels: dict[str, ClassicalChannel] = {}
-    for raw in doc.get("classical_channels") or []:
-        cid = str(raw["id"])
-        fibre = fibres.get(str(raw["fibre"]))
-        if fibre is None:
-            raise TopologyError(f"classical channel {cid}: unknown fibre {raw['fibre']}")
-        source = str(raw["from"])
-        if source not in (fibre.a.device, fibre.b.device):
-            raise TopologyError(f"classical channel {cid}: {source} is not an end of fibre {fibre.id}")
-        beta = raw.get("raman_beta_per_km_nm")
-        channels[cid] = ClassicalChannel(
-            id=cid, fibre=fibre.id, source=source,
-            launch_power_dbm=float(raw["launch_power_dbm"]),
-            wavelength_nm=float(raw.get("wavelength_nm", 1310.0)),
+    for raw in TOP.get(doc, "classical_channels") or []:
+        beta = CHANNEL.get(raw, "raman_beta_per_km_nm")
+        channel = ClassicalChannel(
+            id=str(CHANNEL.get(raw, "id")), fibre=str(CHANNEL.get(raw, "fibre")), source=str(CHANNEL.get(raw, "from")),
+            launch_power_dbm=float(CHANNEL.get(raw, "launch_power_dbm")),
+            wavelength_nm=float(CHANNEL.get(raw, "wavelength_nm", 1310.0)),
             raman_beta_per_km_nm=None if beta is None else float(beta),
         )
+        channels[channel.id] = channel
     options = {k: v for k, v in doc.items() if k not in ("name", "nodes", "fibres", "classical_channels")}
-    return Topology(str(doc.get("name", "unnamed")), nodes, fibres, channels, options, plugged)
+    return Topology(str(TOP.get(doc, "name", "unnamed")), nodes, fibres, channels, options, plugged)
 
 
-def load(path: str | Path) -> Topology:
-    """Read a topology YAML file."""
+def read(path: str | Path) -> Any:
+    """A topology YAML file's document, unchecked (`TopologyError`: it cannot be read, or is not
+    YAML)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh) or {}
+            return yaml.safe_load(fh) or {}
     except OSError as exc:
         raise TopologyError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
@@ -178,7 +206,11 @@ def load(path: str | Path) -> Topology:
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(parse)"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise TopologyError(f"{path}: {where}: not YAML: {problem}") from None
-    return parse(doc, str(path))
+
+
+def load(path: str | Path) -> Topology:
+    """Read and check a topology YAML file."""
+    return parse(read(path), str(path))
 
 
 DEFAULT_TOPOLOGY = Path(__file__).with_name("topologies") / "default.yaml"

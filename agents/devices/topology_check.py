@@ -4,23 +4,48 @@
 path (``fibres[2].length_km``) and what is wrong, so `qstrata up` can refuse a file with one clear
 line per problem instead of a traceback from deep inside the world. Pure: no I/O.
 
-What is checked: the document's shape and types; node names (unique, usable as directory and
-gNMI target names) and kinds; fixed agent ports (`netconf_port`, `gnmi_port`: in range, not used
-twice); fibres (unique ids, non-negative length and losses, both ends on a known node, a switch
-port that exists, no port holding two fibres, not both ends on the same port); classical channels
-(a known fibre, launched from one of its ends).
+What is checked: every key of every entry is one its reader knows (`topology_keys`; a misspelt key
+is named with the key it probably was, and the key it stands for is not reported missing as well;
+references to a misspelt section are not checked); the document's shape and types; node names
+(unique, usable as directory and gNMI target names) and kinds; fixed agent ports (`netconf_port`,
+`gnmi_port`: in range, not used twice); the nodes' own entries (QKD interfaces and parameters,
+memories, switch ports and cross-connects); fibres (unique ids, non-negative length and losses,
+both ends on a known node, a switch port that exists, no port holding two fibres, not both ends on
+the same port); classical channels (a known fibre, launched from one of its ends).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-KINDS = ("qkd", "memory", "switch")
+from qstrata.bindings.spelling import close_match, hint, unknown
+
+from .physics.qkd import PARAMETER_SETS, DecoyBB84Parameters
+from .topology_keys import (
+    ATT_POINT,
+    CHANNEL,
+    CROSS_CONNECT,
+    FIBRE,
+    FIBRE_END,
+    MEMORY,
+    NODE,
+    NODE_KINDS,
+    QKD_INTERFACE,
+    SWITCH_PORT,
+    TOP,
+    Keys,
+)
+
+KINDS = tuple(NODE_KINDS)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-TOP_KEYS = ("name", "nodes", "fibres", "classical_channels")
 AGENT_PORT_KEYS = ("netconf_port", "gnmi_port")
+QKD_PARAMETERS = Keys("QKD parameter set", "base", *(f.name for f in dataclasses.fields(DecoyBB84Parameters)))
+"""A QKD parameter mapping: a named set (`base`) and the fields of it that it overrides, as
+qkd_twin.qkd_parameters reads it (derived from the parameters' dataclass, not listed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +70,32 @@ def _kind(value: Any) -> str:
 class Checker:
     def __init__(self) -> None:
         self.issues: list[Issue] = []
+        self._meant: dict[str, set[str]] = {}
+        """entry path -> the known keys its misspelt keys probably were."""
 
     def add(self, path: str, message: str) -> None:
         self.issues.append(Issue(path, message))
+
+    def keys(self, entry: Mapping, path: str, *known: Keys, what: str = "key") -> None:
+        """Every key of `entry` that none of `known` declares is a problem at its own path, with
+        the known key it is closest to; those guesses keep `missing` from reporting them again."""
+        names = [k for keys in known for k in keys.keys]
+        for key in entry:
+            if key in names:
+                continue
+            self.add(f"{path}.{key}" if path else str(key), unknown(key, names, what))
+            guess = close_match(str(key), names)
+            if guess is not None:
+                self._meant.setdefault(path, set()).add(guess)
+
+    def guessed(self, path: str, key: str) -> bool:
+        """Whether a misspelt key of the entry at `path` was probably `key`."""
+        return key in self._meant.get(path, ())
+
+    def missing(self, path: str, key: str, what: str = "") -> None:
+        """A required key is absent -- unless a misspelling of it was already reported."""
+        if not self.guessed(path, key):
+            self.add(path, f"missing field {key!r}" + (f" ({what})" if what else ""))
 
     def mapping(self, value: Any, path: str) -> dict | None:
         if not isinstance(value, dict):
@@ -65,7 +113,7 @@ class Checker:
 
     def name(self, entry: dict, key: str, path: str, what: str) -> str | None:
         if key not in entry:
-            self.add(path, f"missing field {key!r} ({what})")
+            self.missing(path, key, what)
             return None
         value = entry[key]
         if not isinstance(value, str) or not NAME.match(value):
@@ -74,12 +122,13 @@ class Checker:
         return value
 
     def number(self, entry: dict, key: str, path: str, *, required: bool = False, minimum: float | None = None,
-               positive: bool = False) -> float | None:
+               positive: bool = False, keys: Keys | None = None) -> float | None:
+        """`entry[key]` as a number; `keys`: the entry's `Keys`, when the checker is also its reader."""
         if key not in entry:
             if required:
-                self.add(path, f"missing field {key!r}")
+                self.missing(path, key)
             return None
-        value = entry[key]
+        value = keys.get(entry, key) if keys is not None else entry[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.add(f"{path}.{key}", f"expected a number, got {_kind(value)} {value!r}")
             return None
@@ -109,13 +158,26 @@ def check(doc: Any) -> list[Issue]:
     top = c.mapping(doc, "")
     if top is None:
         return c.issues
+    c.keys(top, "", TOP, what="section")
+
+    def misspelt(section: str) -> bool:
+        """The section is absent because its name is misspelt: references into it prove nothing."""
+        return section not in top and c.guessed("", section)
+
     if "name" in top and not isinstance(top["name"], str):
         c.add("name", f"expected a string, got {_kind(top['name'])}")
+    if "seed" in top and (isinstance(top["seed"], bool) or not isinstance(top["seed"], int)):
+        c.add("seed", f"expected an integer, got {_kind(top['seed'])} {top['seed']!r}")
+    if "qkd_parameters" in top:
+        _parameters(c, top["qkd_parameters"], "qkd_parameters")
+    if top.get("gnmi_gateway_port") is not None:
+        c.integer(top["gnmi_gateway_port"], "gnmi_gateway_port", 0, 65535)
     if "nodes" not in top:
-        c.add("", "missing field 'nodes' (the devices of the network)")
+        c.missing("", "nodes", "the devices of the network")
     nodes = _nodes(c, c.listing(top.get("nodes"), "nodes"))
-    fibres = _fibres(c, c.listing(top.get("fibres"), "fibres"), nodes)
-    _channels(c, c.listing(top.get("classical_channels"), "classical_channels"), fibres)
+    fibres = _fibres(c, c.listing(top.get("fibres"), "fibres"), None if misspelt("nodes") else nodes)
+    _channels(c, c.listing(top.get("classical_channels"), "classical_channels"),
+              None if misspelt("fibres") else fibres)
     return c.issues
 
 
@@ -128,10 +190,12 @@ def _nodes(c: Checker, raw: list) -> dict[str, dict]:
         entry = c.mapping(item, at)
         if entry is None:
             continue
-        name = c.name(entry, "name", at, "a node name")
         kind = entry.get("kind")
+        own = (NODE_KINDS[kind],) if kind in KINDS else tuple(NODE_KINDS.values())
+        c.keys(entry, at, NODE, *own)
+        name = c.name(entry, "name", at, "a node name")
         if "kind" not in entry:
-            c.add(at, "missing field 'kind' (qkd, memory or switch)")
+            c.missing(at, "kind", "qkd, memory or switch")
         elif kind not in KINDS:
             c.add(f"{at}.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
         for key in AGENT_PORT_KEYS:
@@ -142,21 +206,12 @@ def _nodes(c: Checker, raw: list) -> dict[str, dict]:
                 if port in ports:
                     c.add(f"{at}.{key}", f"port {port} is already used by {ports[port]}")
                 ports[port] = f"{name or at}.{key}"
-        if kind == "switch" and "ports" in entry:
-            sw_ports = entry["ports"]
-            if isinstance(sw_ports, list):
-                for j, p in enumerate(sw_ports):
-                    c.integer(p["id"] if isinstance(p, dict) and "id" in p else p, f"{at}.ports[{j}]", 1)
-            else:
-                c.integer(sw_ports, f"{at}.ports", 1)
-        if kind == "qkd" and "interfaces" in entry:
-            for j, iface in enumerate(c.listing(entry["interfaces"], f"{at}.interfaces")):
-                spec = c.mapping(iface, f"{at}.interfaces[{j}]")
-                if spec is not None:
-                    if "id" not in spec:
-                        c.add(f"{at}.interfaces[{j}]", "missing field 'id' (the qkdi_id)")
-                    else:
-                        c.integer(spec["id"], f"{at}.interfaces[{j}].id", 1)
+        if kind == "qkd":
+            _qkd_node(c, entry, at)
+        elif kind == "memory":
+            _memory_node(c, entry, at)
+        elif kind == "switch":
+            _switch_node(c, entry, at)
         if name is None:
             continue
         if name in nodes:
@@ -165,6 +220,88 @@ def _nodes(c: Checker, raw: list) -> dict[str, dict]:
         if kind in KINDS:
             nodes[name] = entry
     return nodes
+
+
+def _entries(c: Checker, entry: dict, key: str, at: str, keys: Keys) -> list[tuple[str, dict]]:
+    """(path, mapping) of each item of the list `entry[key]`, its keys checked against `keys`."""
+    found = []
+    for j, item in enumerate(c.listing(entry.get(key), f"{at}.{key}")):
+        where = f"{at}.{key}[{j}]"
+        spec = c.mapping(item, where)
+        if spec is not None:
+            c.keys(spec, where, keys)
+            found.append((where, spec))
+    return found
+
+
+def _qkd_node(c: Checker, entry: dict, at: str) -> None:
+    for where, spec in _entries(c, entry, "interfaces", at, QKD_INTERFACE):
+        if "id" not in spec:
+            c.missing(where, "id", "the qkdi_id")
+        else:
+            c.integer(spec["id"], f"{where}.id", 1)
+        if spec.get("att_point") is not None:
+            point = c.mapping(spec["att_point"], f"{where}.att_point")
+            if point is not None:
+                c.keys(point, f"{where}.att_point", ATT_POINT)
+        if spec.get("max_absorption") is not None:  # null: the interface states none
+            c.number(spec, "max_absorption", where, minimum=0)
+    if "parameters" in entry:
+        _parameters(c, entry["parameters"], f"{at}.parameters")
+    for key in ("relock_s", "perf_interval_s", "perf_change"):
+        c.number(entry, key, at, minimum=0)
+    if "kme" in entry and not isinstance(entry["kme"], bool):
+        c.add(f"{at}.kme", f"expected true or false, got {_kind(entry['kme'])} {entry['kme']!r}")
+
+
+def _parameters(c: Checker, value: Any, at: str) -> None:
+    """A QKD parameter set: a name, or a mapping of a `base` name and the fields it overrides."""
+    if isinstance(value, dict):
+        c.keys(value, at, QKD_PARAMETERS)
+        base = value.get("base", "modern")
+        at = f"{at}.base"
+    else:
+        base = value
+    if not isinstance(base, str) or base not in PARAMETER_SETS:
+        c.add(at, f"unknown parameter set {base!r}{hint(base, PARAMETER_SETS)}")
+
+
+def _memory_node(c: Checker, entry: dict, at: str) -> None:
+    for where, spec in _entries(c, entry, "memories", at, MEMORY):
+        if "id" not in spec:
+            c.missing(where, "id", "the memory-id")
+        if "capacity" in spec:
+            c.integer(spec["capacity"], f"{where}.capacity", 1)
+        c.number(spec, "t1_s", where, positive=True)
+        c.number(spec, "t2_s", where, positive=True)
+        c.number(spec, "efficiency", where, minimum=0)
+
+
+def _switch_node(c: Checker, entry: dict, at: str) -> None:
+    if "ports" in entry:
+        sw_ports = entry["ports"]
+        if isinstance(sw_ports, list):
+            for j, p in enumerate(sw_ports):
+                if isinstance(p, dict):
+                    c.keys(p, f"{at}.ports[{j}]", SWITCH_PORT)
+                    if "id" not in p:
+                        c.missing(f"{at}.ports[{j}]", "id")
+                        continue
+                    p = p["id"]
+                c.integer(p, f"{at}.ports[{j}]", 1)
+        else:
+            c.integer(sw_ports, f"{at}.ports", 1)
+    for where, spec in _entries(c, entry, "cross_connects", at, CROSS_CONNECT):
+        for key in CROSS_CONNECT.keys:
+            if key not in spec:
+                c.missing(where, key)
+            else:
+                c.integer(spec[key], f"{where}.{key}", 1)
+    c.number(entry, "insertion_loss_db", at, minimum=0)
+    c.number(entry, "crosstalk_db", at)
+    c.number(entry, "switching_time_us", at, minimum=0)
+    if entry.get("port_labels") is not None:
+        c.mapping(entry["port_labels"], f"{at}.port_labels")
 
 
 def _switch_ports(entry: dict) -> set[int] | None:
@@ -183,8 +320,9 @@ def _switch_ports(entry: dict) -> set[int] | None:
     return None
 
 
-def _fibres(c: Checker, raw: list, nodes: dict[str, dict]) -> dict[str, tuple[str, str]]:
-    """fibre id -> (a device, b device), for the fibres that are well formed."""
+def _fibres(c: Checker, raw: list, nodes: dict[str, dict] | None) -> dict[str, tuple[str, str]]:
+    """fibre id -> (a device, b device), for the fibres that are well formed. `nodes` None: the
+    nodes are unknown (their section is misspelt), so the ends' devices are not checked."""
     fibres: dict[str, tuple[str, str]] = {}
     used: dict[tuple[str, int], str] = {}
     for i, item in enumerate(raw):
@@ -192,6 +330,7 @@ def _fibres(c: Checker, raw: list, nodes: dict[str, dict]) -> dict[str, tuple[st
         entry = c.mapping(item, at)
         if entry is None:
             continue
+        c.keys(entry, at, FIBRE)
         fid = c.name(entry, "id", at, "a fibre id")
         if fid is not None and fid in fibres:
             c.add(f"{at}.id", f"fibre {fid} is defined twice")
@@ -202,25 +341,31 @@ def _fibres(c: Checker, raw: list, nodes: dict[str, dict]) -> dict[str, tuple[st
         devices = []
         for side in ("a", "b"):
             if side not in entry:
-                c.add(at, f"missing field {side!r} (a fibre end: {{device, port}})")
+                c.missing(at, side, "a fibre end: {device, port}")
                 continue
             end = c.mapping(entry[side], f"{at}.{side}")
             if end is None:
                 continue
             where = f"{at}.{side}"
+            c.keys(end, where, FIBRE_END)
             device = end.get("device")
             if "device" not in end:
-                c.add(where, "missing field 'device'")
-            elif device not in nodes:
+                c.missing(where, "device")
+            elif not isinstance(device, str):
+                c.add(f"{where}.device", f"expected a node name, got {_kind(device)} {device!r}")
+                device = None
+            elif nodes is not None and device not in nodes:
                 c.add(f"{where}.device", f"unknown node {device!r}" + (f"; nodes: {', '.join(nodes)}" if nodes else ""))
                 device = None
             if "port" not in end:
-                c.add(where, "missing field 'port'")
+                c.missing(where, "port")
                 continue
             port = c.integer(end["port"], f"{where}.port", 1)
             if device is None or port is None:
                 continue
             devices.append(device)
+            if nodes is None:
+                continue
             if nodes[device].get("kind") == "switch":
                 valid = _switch_ports(nodes[device])
                 if valid is not None and port not in valid:
@@ -236,13 +381,16 @@ def _fibres(c: Checker, raw: list, nodes: dict[str, dict]) -> dict[str, tuple[st
     return fibres
 
 
-def _channels(c: Checker, raw: list, fibres: dict[str, tuple[str, str]]) -> None:
+def _channels(c: Checker, raw: list, fibres: dict[str, tuple[str, str]] | None) -> None:
+    """`fibres` None: the fibres are unknown (their section is misspelt), so references to them
+    are not checked."""
     seen: set[str] = set()
     for i, item in enumerate(raw):
         at = f"classical_channels[{i}]"
         entry = c.mapping(item, at)
         if entry is None:
             continue
+        c.keys(entry, at, CHANNEL)
         cid = c.name(entry, "id", at, "a channel id")
         if cid is not None:
             if cid in seen:
@@ -250,12 +398,15 @@ def _channels(c: Checker, raw: list, fibres: dict[str, tuple[str, str]]) -> None
             seen.add(cid)
         fibre = entry.get("fibre")
         if "fibre" not in entry:
-            c.add(at, "missing field 'fibre'")
-        elif fibre not in fibres:
+            c.missing(at, "fibre")
+        elif not isinstance(fibre, str):
+            c.add(f"{at}.fibre", f"expected a fibre id, got {_kind(fibre)} {fibre!r}")
+        elif fibres is not None and fibre not in fibres:
             c.add(f"{at}.fibre", f"unknown fibre {fibre!r}")
         if "from" not in entry:
-            c.add(at, "missing field 'from' (the device launching the light)")
-        elif fibre in fibres and entry["from"] not in fibres[fibre]:
+            c.missing(at, "from", "the device launching the light")
+        elif fibres is not None and isinstance(fibre, str) and fibre in fibres and entry["from"] not in fibres[fibre]:
             c.add(f"{at}.from", f"{entry['from']!r} is not an end of fibre {fibre}")
         c.number(entry, "launch_power_dbm", at, required=True)
         c.number(entry, "wavelength_nm", at, positive=True)
+        c.number(entry, "raman_beta_per_km_nm", at, minimum=0)

@@ -84,7 +84,7 @@ class World:
         self._light_cache: optics.ClassicalLight | None = None
         self._cache_version = -1
         self._qkdn_ids = {
-            node.name: str(node.options.get("qkdn_id") or self._derived_uuid(node.name))
+            node.name: node.qkdn_id or self._derived_uuid(node.name)
             for node in topology.nodes.values()
         }
         self._running = False
@@ -93,7 +93,7 @@ class World:
     def from_yaml(cls, path: str | Path = DEFAULT_TOPOLOGY, **options: Any) -> World:
         """Load a topology file; `seed` defaults to the file's `seed:` key."""
         topology = load(path)
-        options.setdefault("seed", int(topology.options.get("seed", 0)))
+        options.setdefault("seed", topology.seed)
         return cls(topology, **options)
 
     # -- randomness and identity -------------------------------------------------------------

@@ -1,17 +1,19 @@
 """NETCONF over SSH (RFC 6242): the SSH server and its host keys.
 
-This is the only module that imports asyncssh; everything above it sees a `SessionContext`
-(who is connected, how to send and close) and implements a `SessionHandler` (what to do
-with received bytes). Each SSH channel that asks for the ``netconf`` subsystem becomes one
-NETCONF session with its own session-id; shells, commands and other subsystems are refused
-with a message on stderr, so an operator typing ``ssh host`` learns what to do instead. A
-``pty-req`` is accepted and ignored (OpenSSH ``ssh -tt`` and scrapli's system transport send
-one before asking for the subsystem); nothing is translated, the channel stays binary.
+This and `host_keys` are the only agent modules that import asyncssh; everything above them
+sees a `SessionContext` (who is connected, how to send and close) and implements a
+`SessionHandler` (what to do with received bytes). Each SSH channel that asks for the
+``netconf`` subsystem becomes one NETCONF session with its own session-id; shells, commands and
+other subsystems are refused with a message on stderr, so an operator typing ``ssh host``
+learns what to do instead. A ``pty-req`` is accepted and ignored (OpenSSH ``ssh -tt`` and
+scrapli's system transport send one before asking for the subsystem); nothing is translated,
+the channel stays binary.
 
-Host keys live in ``STATE_DIR``, generated on first start (mode 0600): ``ssh_host_ed25519_key``
-and ``ssh_host_rsa_key`` (3072 bits, for clients that only know RSA; signatures rsa-sha2-256,
-rsa-sha2-512 and legacy ssh-rsa). Users, passwords and groups are the access service's
-(`qstrata.agents.access.users`); login protection is its `LoginGuard`:
+Host keys live in ``STATE_DIR``, made on first start (mode 0600; see `host_keys`, also for
+agents sharing a process): ``ssh_host_ed25519_key`` and ``ssh_host_rsa_key`` (3072 bits, for
+clients that only know RSA; signatures rsa-sha2-256, rsa-sha2-512 and legacy ssh-rsa). Users,
+passwords and groups are the access service's (`qstrata.agents.access.users`); login
+protection is its `LoginGuard`:
 
 * authentication must finish within ``login_timeout``; connections still authenticating are
   bounded by ``max_unauthenticated`` (beyond it a newcomer evicts a stale one or is dropped at
@@ -42,7 +44,15 @@ from typing import Any, Protocol
 
 import asyncssh
 from qstrata.agents.access.guard import GuardOptions, LimitExceeded, LoginGuard, Slot
-from qstrata.agents.access.users import UserStore, ensure_admin, write_private
+from qstrata.agents.access.users import SharedAdmin, UserStore, ensure_admin
+from qstrata.agents.netconf.host_keys import (
+    HOST_KEY_FILE,
+    HOST_KEY_FILES,
+    RSA_HOST_KEY_FILE,
+    SharedHostKeys,
+    ensure_host_keys,
+    load_host_keys,
+)
 
 __all__ = [
     "HOST_KEY_FILE",
@@ -60,41 +70,12 @@ __all__ = [
 logger = logging.getLogger("qstrata.netconf")
 
 NETCONF_SUBSYSTEM = "netconf"
-HOST_KEY_FILE = "ssh_host_ed25519_key"
-RSA_HOST_KEY_FILE = "ssh_host_rsa_key"
-HOST_KEY_FILES = (HOST_KEY_FILE, RSA_HOST_KEY_FILE)
-"""Offered in this order; each client picks the first algorithm it knows."""
-RSA_KEY_BITS = 3072
 
 MAX_AUTH_ATTEMPTS = 6
 """Failed passwords tolerated on one connection before it is dropped."""
 
 _READ_SIZE = 1 << 16
 _session_ids = itertools.count(1)
-
-
-# -- host keys ------------------------------------------------------------------------------
-
-
-def ensure_host_keys(state_dir: Path) -> list[Path]:
-    """Create the missing host keys (ed25519 and RSA, mode 0600); return their paths in the
-    order they are offered. A key readable by others is used, with a warning."""
-    state_dir = Path(state_dir)
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    paths = []
-    for name, algorithm, options in (
-        (HOST_KEY_FILE, "ssh-ed25519", {}),
-        (RSA_HOST_KEY_FILE, "ssh-rsa", {"key_size": RSA_KEY_BITS}),
-    ):
-        path = state_dir / name
-        if not path.exists():
-            key = asyncssh.generate_private_key(algorithm, **options)
-            write_private(path, key.export_private_key().decode("ascii"))
-            logger.info("generated SSH host key %s", path)
-        elif path.stat().st_mode & 0o077:
-            logger.warning("SSH host key %s is readable by group or others; chmod 600 it", path)
-        paths.append(path)
-    return paths
 
 
 # -- sessions -------------------------------------------------------------------------------
@@ -593,6 +574,8 @@ async def start_netconf_ssh_server(
     keepalive_interval: float = 30.0,
     guard: LoginGuard | None = None,
     users: UserStore | None = None,
+    shared_host_keys: SharedHostKeys | None = None,
+    shared_admin: SharedAdmin | None = None,
 ) -> NetconfSSHServer:
     """Listen for NETCONF over SSH on ``host:port`` (port 0 picks a free one: see
     `NetconfSSHServer.port`).
@@ -603,11 +586,11 @@ async def start_netconf_ssh_server(
     agent's shared access service (built from the limits given here when omitted).
     ``keepalive_interval`` probes silent clients, so a dead peer's session (and any lock it
     holds) goes away within a few intervals rather than at the idle timeout. A timeout of 0
-    disables it.
+    disables it. ``shared_host_keys`` and ``shared_admin`` make a first start use the process's
+    host key pair and ``admin`` password rather than new ones (agents hosted in one process).
     """
     state_dir = Path(state_dir)
-    host_keys = await asyncio.to_thread(ensure_host_keys, state_dir)  # RSA generation takes ~0.2 s
-    ensure_admin(state_dir)
+    host_keys = await asyncio.to_thread(_bootstrap, state_dir, shared_host_keys, shared_admin)
     guard = guard or LoginGuard(GuardOptions(
         max_sessions=max_sessions,
         max_sessions_per_user=max_sessions_per_user,
@@ -621,7 +604,7 @@ async def start_netconf_ssh_server(
         lambda: _Connection(server),
         host,
         port,
-        server_host_keys=[str(path) for path in host_keys],
+        server_host_keys=host_keys,
         encoding=None,
         login_timeout=login_timeout,
         keepalive_interval=keepalive_interval,
@@ -640,6 +623,15 @@ async def start_netconf_ssh_server(
     )
     logger.info("NETCONF/SSH listening on %s:%d", host, server.port)
     return server
+
+
+def _bootstrap(state_dir: Path, shared_host_keys: SharedHostKeys | None,
+               shared_admin: SharedAdmin | None) -> list[Any]:
+    """A first start's host keys and ``admin`` user, and the keys to serve; in a worker thread,
+    as generating or checking an RSA key and hashing a password take 0.05-1 s each."""
+    paths = ensure_host_keys(state_dir, shared_host_keys)
+    ensure_admin(state_dir, shared_admin)
+    return load_host_keys(paths, shared_host_keys)
 
 
 _EMPTY_IGNORE = (b"\0\0\0\0",)  # SSH string b""

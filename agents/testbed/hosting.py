@@ -27,7 +27,7 @@ from typing import Any
 
 from qstrata.agents.access.users import CREDENTIALS_FILE, update_credentials
 from qstrata.agents.app import Agent, AgentOptions
-from qstrata.agents.devices.topology import Topology
+from qstrata.agents.devices.topology import Node, Topology
 
 log = logging.getLogger("qstrata.up")
 
@@ -75,10 +75,9 @@ class StartError(Exception):
     """An agent could not start; the message names it and says why."""
 
 
-def _netconf_port(node_options: dict[str, Any], index: int, base_port: int) -> int:
-    fixed = node_options.get("netconf_port")
-    if fixed:
-        return int(fixed)
+def _netconf_port(node: Node, index: int, base_port: int) -> int:
+    if node.netconf_port:
+        return node.netconf_port
     return base_port + index if base_port else 0
 
 
@@ -92,19 +91,21 @@ class InProcessHost:
         self.gateway: Any = None
 
     async def start(self, parallel: int = 8) -> list[HostedAgent]:
-        """Start every agent, `parallel` at a time: host-key generation runs in threads, so a
-        few agents starting together keep both cores busy (measured: scripts/bench_up.py)."""
+        """Start every agent, `parallel` at a time (their state-dir bootstrap runs in threads).
+        The agents take this process's one SSH host key pair and admin password on a first start
+        (`share_process_secrets`): one each per agent made 500 agents take 158 s to start
+        (scripts/bench_up.py); a wider gate than 8 measured no faster."""
         o = self.options
         gnmi = o.gnmi and gnmi_available()
         gate = asyncio.Semaphore(parallel)
         slots: list[HostedAgent | None] = [None] * len(self.topology.nodes)
 
         async def one(i: int, node) -> None:
-            fixed_gnmi = node.options.get("gnmi_port") if gnmi else None
+            fixed_gnmi = node.gnmi_port if gnmi else None
             opts = AgentOptions(kind=node.kind, name=node.name, state_dir=o.state_root / node.name, listen=o.listen,
-                                netconf_port=_netconf_port(node.options, i, o.base_port), topology=o.topology_path,
+                                netconf_port=_netconf_port(node, i, o.base_port), topology=o.topology_path,
                                 seed=o.seed, speed=o.speed, gnmi_port=int(fixed_gnmi) if fixed_gnmi else None,
-                                gnmi_insecure=o.gnmi_insecure)
+                                gnmi_insecure=o.gnmi_insecure, share_process_secrets=True)
             async with gate:
                 agent = Agent(opts)
                 try:
@@ -140,7 +141,7 @@ class InProcessHost:
         shared = [h for h in self.agents if h.gnmi_port is None]
         if not shared:
             return
-        port = int(self.topology.options.get("gnmi_gateway_port", 0))
+        port = self.topology.gnmi_gateway_port
         self.gateway = await start_gnmi_gateway([h.agent for h in shared], o.listen, port, o.state_root,
                                                 insecure=o.gnmi_insecure)
         ca = str(self.gateway.ca_path) if getattr(self.gateway, "ca_path", None) else None
@@ -194,8 +195,8 @@ class ProcessHost:
         gnmi = o.gnmi and gnmi_available()
         spare = iter(free_ports(o.listen, 2 * len(nodes)))
         for i, node in enumerate(nodes):
-            port = _netconf_port(node.options, i, o.base_port) or next(spare)
-            gnmi_port = (int(node.options.get("gnmi_port") or 0) or next(spare)) if gnmi else None
+            port = _netconf_port(node, i, o.base_port) or next(spare)
+            gnmi_port = (node.gnmi_port or next(spare)) if gnmi else None
             state = o.state_root / node.name
             state.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "qstrata.agents.cli", "agent", "--kind", node.kind, "--name", node.name,

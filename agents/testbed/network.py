@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, Endpoint, Topology, TopologyError, load
+from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, Endpoint, Topology, TopologyError, parse, read
 from qstrata.collectors.config import ConfigError
 from qstrata.collectors.config import load as load_collector_config
 from qstrata.collectors.netconf_client import NetconfEndpoint
@@ -61,13 +61,38 @@ class UpOptions:
 
 def check(options: UpOptions) -> tuple[Path, Topology, NetworkPlan]:
     """Everything about the files that can be known before starting; raises `TopologyError` with
-    every problem as ``FILE: YAML.PATH: what``."""
+    every problem as ``FILE: YAML.PATH: what``: the world's, the plan sections' (without their
+    references into a world that has problems) and the collector's, all at once."""
     path = Path(options.topology) if options.topology else NETWORK_TOPOLOGY
-    topology = load(path)
-    plan = plan_of(topology, str(path))
-    if plan.collector is not None and (plan.collector.alarms or plan.collector.actions):
-        _check_collector(path, topology, plan)
+    doc = read(path)
+    issues: list[str] = []
+    topology = plan = None
+    try:
+        topology = parse(doc, str(path))
+    except TopologyError as exc:
+        issues += exc.issues
+    if isinstance(doc, dict):
+        plan, found = plan_of(doc, topology, str(path))
+        issues += found
+    if plan is not None and plan.collector is not None and (plan.collector.alarms or plan.collector.actions):
+        nodes = _node_names(doc, topology)
+        if nodes is not None:
+            issues += _collector_issues(path, nodes, plan)
+    if issues:
+        raise TopologyError("", issues)
+    assert topology is not None and plan is not None
     return path, topology, plan
+
+
+def _node_names(doc: dict[str, Any], topology: Topology | None) -> list[tuple[str, str]] | None:
+    """(name, kind) of the nodes the collector's actions may name: the world's, or when it has
+    problems, the well-formed entries of its node list (None: there is no node list to go by)."""
+    if topology is not None:
+        return [(n.name, n.kind) for n in topology.nodes.values()]
+    raw = doc.get("nodes")
+    if not isinstance(raw, list):
+        return None
+    return [(n["name"], str(n.get("kind", ""))) for n in raw if isinstance(n, dict) and isinstance(n.get("name"), str)]
 
 
 def _collector_doc(plan: NetworkPlan, targets: Any) -> dict[str, Any]:
@@ -80,18 +105,18 @@ def _collector_doc(plan: NetworkPlan, targets: Any) -> dict[str, Any]:
     return doc
 
 
-def _check_collector(path: Path, topology: Topology, plan: NetworkPlan) -> None:
+def _collector_issues(path: Path, nodes: list[tuple[str, str]], plan: NetworkPlan) -> list[str]:
     """The collector's own checks on the alarms and actions, reported against the topology file."""
-    stand_ins = [{"name": n.name, "kind": n.kind, "address": "127.0.0.1:1", "netconf": "127.0.0.1:1",
-                  "username": "check"} for n in topology.nodes.values()]
+    stand_ins = [{"name": name, "kind": kind, "address": "127.0.0.1:1", "netconf": "127.0.0.1:1", "username": "check"}
+                 for name, kind in nodes]
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "collector.yaml"
         probe.write_text(yaml.safe_dump(_collector_doc(plan, {"targets": stand_ins})), encoding="utf-8")
         try:
             load_collector_config(probe)
         except ConfigError as exc:
-            issues = [i.replace(f"{probe}: ", f"{path}: collector.", 1) for i in exc.issues]
-            raise TopologyError("", issues) from None
+            return [i.replace(f"{probe}: ", f"{path}: collector.", 1) for i in exc.issues]
+    return []
 
 
 class Network:
@@ -99,10 +124,12 @@ class Network:
 
     def __init__(self, options: UpOptions, display: StatusDisplay | None = None) -> None:
         # Every path this network writes into a file (collector.yaml, endpoints.json, each agent's
-        # credentials.json) is absolute, so a reader resolves it the same way from any folder.
-        self.options = options = replace(options, state_dir=Path(os.path.abspath(options.state_dir)),
-                                         topology=Path(os.path.abspath(options.topology)) if options.topology else None)
-        self.topology_path, self.topology, self.plan = check(options)
+        # credentials.json) is absolute, so a reader resolves it the same way from any folder. The
+        # file's problems name it as the user did.
+        path, self.topology, self.plan = check(options)
+        self.topology_path = Path(os.path.abspath(path))
+        self.options = replace(options, state_dir=Path(os.path.abspath(options.state_dir)),
+                               topology=self.topology_path if options.topology else None)
         self.display = display or StatusDisplay()
         self.host: InProcessHost | ProcessHost | None = None
         self.agents: list[HostedAgent] = []
@@ -114,8 +141,9 @@ class Network:
         """Said next to the dashboard's URL when it is not on the port asked for."""
         self._tasks: list[asyncio.Task] = []
         self._started = time.monotonic()
-        self._alarms_seen: dict[str, Any] = {}
-        self._runs_seen = 0
+        self._events_seen = 0
+        self._alarms_shown: dict[str, Any] = {}
+        """Active alarms as the pipeline recorded them, by alarm id (what the table shows)."""
         self.controller_done = asyncio.Event()
 
     @property
@@ -202,7 +230,7 @@ class Network:
         from qstrata.collectors.dashboard.graph import Graph, GraphFibre, GraphNode
 
         t = self.topology
-        return Graph(t.name, [GraphNode(n.name, n.kind, str(n.options.get("location", "") or "")) for n in t.nodes.values()],
+        return Graph(t.name, [GraphNode(n.name, n.kind, n.location) for n in t.nodes.values()],
                      [GraphFibre(f.id, f.length_km, {"device": f.a.device, "port": f.a.port},
                                  {"device": f.b.device, "port": f.b.port}) for f in t.fibres.values()],
                      str(self.topology_path))
@@ -248,20 +276,24 @@ class Network:
         return out
 
     def _watch_collector(self) -> None:
-        """New alarms and action runs become events."""
-        c = self.collector
-        active = {a.alarm_id: a for a in c.alarms.active()}
-        for aid, a in active.items():
-            if aid not in self._alarms_seen:
-                self.say(f"alarm raised: {a.rule} on {a.agent} ({a.severity.rsplit(':', 1)[-1]}): {a.text}")
-        for aid, a in self._alarms_seen.items():
-            if aid not in active:
-                self.say(f"alarm cleared: {a.rule} on {a.agent}")
-        self._alarms_seen = active
-        runs = list(c.actions.history)
-        for run in runs[self._runs_seen:]:
-            self.say(f"action {run.action} ({run.transition}): {run.outcome}" + (f", {run.detail}" if run.detail else ""))
-        self._runs_seen = len(runs)
+        """Alarm transitions and action results become events, in the order the collector's
+        pipeline recorded them (raise, the raise's action results, clear), however many came
+        since the last look."""
+        from qstrata.collectors.model import Alarm
+
+        events = self.collector.pipeline.events_since(self._events_seen)
+        if events and events[0][0] > self._events_seen + 1:
+            self.say(f"({events[0][0] - self._events_seen - 1} earlier alarm events not shown: see the store)")
+        for seq, e in events:
+            self._events_seen = seq
+            if not isinstance(e, Alarm):
+                self.say(f"action {e.action} ({e.transition}): {e.outcome}" + (f", {e.detail}" if e.detail else ""))
+            elif e.cleared_ns is None:
+                self._alarms_shown[e.alarm_id] = e
+                self.say(f"alarm raised: {e.rule} on {e.agent} ({e.severity.rsplit(':', 1)[-1]}): {e.text}")
+            else:
+                self._alarms_shown.pop(e.alarm_id, None)
+                self.say(f"alarm cleared: {e.rule} on {e.agent}: {e.text}")
 
     def view(self):
         o = self.options
@@ -274,7 +306,8 @@ class Network:
             return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events,
                            endpoints=self.endpoint_lines())
         pipeline = self.collector.pipeline
-        return view_of(title, rows, pipeline.registry, self._fibre_of_port(), self.collector.alarms.active(),
+        # the alarms as recorded (a clear held back behind its raise's action is not shown early)
+        return view_of(title, rows, pipeline.registry, self._fibre_of_port(), list(self._alarms_shown.values()),
                        self.display.events, pipeline.health().get("targets"), self.endpoint_lines())
 
     def endpoint_lines(self) -> list[str]:

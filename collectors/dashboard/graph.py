@@ -16,6 +16,7 @@ always drawn from the telemetry (the agents reporting the same link id are its e
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,18 @@ import yaml
 
 
 class GraphError(ValueError):
-    """``FILE: what is wrong`` -- the topology cannot be read."""
+    """``FILE: what is wrong`` -- the topology cannot be read. `issues`: the topology's own
+    problems, one ``FILE: YAML.PATH: what is wrong`` line each, when a `Check` found them."""
+
+    def __init__(self, message: str, issues: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.issues = issues or []
+
+
+Check = Callable[[Any, str], list[str]]
+"""(topology document, file name) -> its problems as ``FILE: YAML.PATH: what`` lines. The format's
+owner checks it (`qstrata collect` is handed agents/devices' `topology.problems`), as collectors
+never import device code."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +96,9 @@ def graph_of(doc: Any, source: str) -> Graph:
     return Graph(str(doc.get("name", "") or ""), nodes, fibres, source)
 
 
-def load_graph(path: str | Path) -> Graph:
+def load_graph(path: str | Path, check: Check | None = None) -> Graph:
     """A topology YAML, or an endpoints.json naming one (relative names: from the working
-    directory, else from the endpoints file's directory)."""
+    directory, else from the endpoints file's directory); `check`ed first when given."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -103,7 +115,10 @@ def load_graph(path: str | Path) -> Graph:
         candidate = Path(topology)
         if not candidate.is_absolute() and not candidate.exists():
             candidate = path.parent / candidate
-        graph = load_graph(candidate)
+        graph = load_graph(candidate, check)
         graph.name = graph.name or str(doc.get("network", ""))
         return graph
+    found = check(doc, str(path)) if check is not None else []
+    if found:
+        raise GraphError(found[0], found)
     return graph_of(doc, str(path))

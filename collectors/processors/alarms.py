@@ -3,10 +3,18 @@
 A threshold rule names a schema path (a qstrata-telemetry leaf such as
 ``/qstrata-telemetry:telemetry/qkd-links/qkd-link/qber``, or any numeric leaf of an agent's
 model) and ``above`` or ``below`` a value; it raises when a sample crosses the threshold and
-clears only when the value comes back past the clear threshold (``clear-below`` /
-``clear-above``, defaulting to the threshold itself), so a value hovering at the limit does not
-flap. An alarm is raised once per (rule, resource) until it clears; its id is a UUID v5 of
-agent, rule and resource, so a re-raise for the same cause keeps its id (qstrata-telemetry).
+clears only when the value has stayed past the clear threshold (``clear-below`` /
+``clear-above``, defaulting to the threshold itself) for ``clear-readings`` measurements in a
+row, so a value hovering at the limit, or one lucky reading, does not flap it. An alarm is raised
+once per (rule, resource) until it clears; its id is a UUID v5 of agent, rule and resource, so a
+re-raise for the same cause keeps its id (qstrata-telemetry).
+
+A value is a measurement only when the link it describes is up (`normalize.GATES` says which
+leaves describe a link, and which status leaf tells): a link that is PENDING or OFF reports
+placeholders (QBER 0, rate 0), which neither raise nor clear anything; a PASSIVE link (locked,
+distilling no key -- typically because the QBER is too high) is measured, so its readings may
+raise an alarm or keep it raised, but only an ACTIVE link's readings clear one. A link that goes
+down for good keeps its alarms raised. Links whose status has not been seen count as measured.
 
 Rules attach to series when the series is created (`Series.watch`), so the per-update cost for
 the 99 % of series no rule looks at is one attribute test.
@@ -14,19 +22,23 @@ the 99 % of series no rule looks at is one attribute test.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..model import SEVERITIES, Alarm, Batch, Series, TargetStatus, Value, alarm_id
-from ..normalize import resource_of
+from ..normalize import GATES, resource_of
 
 if TYPE_CHECKING:
     from ..pipeline import Pipeline
 
-log = logging.getLogger("qstrata.collectors.alarms")
-
 NS = 1_000_000_000
+DEFAULT_CLEAR_READINGS = 3
+"""Measurements past the clear threshold, in a row, before a threshold alarm clears."""
+MEASURED = frozenset({"ACTIVE", "PASSIVE"})
+"""Link states whose readings are measurements (the last word of the ETSI link-status identity)."""
+CLEARING = "ACTIVE"
+"""The one link state whose readings can clear an alarm."""
+GATE_LEAVES = frozenset(GATES.values())
 
 
 @dataclass(frozen=True)
@@ -43,10 +55,14 @@ class ThresholdRule:
     threshold itself."""
     targets: frozenset[str] | None = None
     actions: tuple[str, ...] = ()
+    clear_readings: int = DEFAULT_CLEAR_READINGS
+    """Consecutive measurements past the clear threshold before the alarm clears."""
 
     def __post_init__(self) -> None:
         if (self.above is None) == (self.below is None):
             raise ValueError("a threshold rule needs exactly one of 'above' and 'below'")
+        if self.clear_readings < 1:
+            raise ValueError(f"clear-readings must be at least 1, got {self.clear_readings}")
         if self.clear is not None:
             if self.above is not None and self.clear > self.above:
                 raise ValueError(f"clear-below ({self.clear:g}) must not be above 'above' ({self.above:g})")
@@ -67,6 +83,13 @@ class ThresholdRule:
             return f"{leaf} {v:g} above {self.above:g}"
         return f"{leaf} {v:g} below {self.below:g}"
 
+    def describe_clear(self, v: float) -> str:
+        leaf = self.path.rsplit("/", 1)[-1]
+        side, level = ("below", self.above) if self.above is not None else ("above", self.below)
+        level = self.clear if self.clear is not None else level
+        readings = "1 reading" if self.clear_readings == 1 else f"{self.clear_readings} readings"
+        return f"{leaf} {v:g}, {side} {level:g} for {readings}"
+
 
 @dataclass(frozen=True)
 class UnreachableRule:
@@ -79,6 +102,15 @@ class UnreachableRule:
 
 
 Rule = ThresholdRule | UnreachableRule
+
+
+class _Gate:
+    """In a status series' `watch`: the processor follows that link's state."""
+
+    __slots__ = ()
+
+
+GATE = _Gate()
 
 
 @dataclass
@@ -98,6 +130,10 @@ class AlarmProcessor:
     def __post_init__(self) -> None:
         self._pipeline: Pipeline | None = None
         self._active: dict[tuple[str, str, str], Alarm] = {}
+        self._clearing: dict[tuple[str, str, str], int] = {}
+        """Readings past the clear threshold so far, in a row, per raised alarm."""
+        self._links: dict[tuple[str, str], str] = {}
+        """(target, data path of a link entry) -> its state (ACTIVE, PASSIVE, PENDING, OFF...)."""
         self._down: dict[str, _Down] = {}
         self._orphans: list[tuple[Alarm, str]] = []
         """Alarms to clear at the next tick (their rule or their target went away), with why."""
@@ -117,6 +153,7 @@ class AlarmProcessor:
         names = {r.name for r in self.rules}
         for key in [k for k in self._active if k[0] not in names]:
             self._orphans.append((self._active.pop(key), "rule removed"))
+            self._clearing.pop(key, None)
         for down in self._down.values():
             if down.alarm is not None and down.alarm.rule not in names:
                 self._orphans.append((down.alarm, "rule removed"))
@@ -126,16 +163,32 @@ class AlarmProcessor:
                 self._attach(series)
 
     def _attach(self, series: Series) -> None:
-        matching = tuple(r for r in self.rules if isinstance(r, ThresholdRule) and r.path == series.schema_path
-                         and (r.targets is None or series.target in r.targets))
-        series.watch = matching or None
+        threshold = [r for r in self.rules if isinstance(r, ThresholdRule)]
+        matching = [r for r in threshold if r.path == series.schema_path
+                    and (r.targets is None or series.target in r.targets)]
+        if series.schema_path in GATE_LEAVES and any(GATES.get(r.path) == series.schema_path for r in threshold):
+            matching.append(GATE)
+            if series.value is not None:  # rules (re)loaded: the link's state is already known
+                self._link_state(series, series.value)
+        series.watch = tuple(matching) or None
 
     # -------------------------------------------------------------- evaluation
     def process(self, batch: Batch) -> None:
         for s, v, t in zip(batch.series, batch.values, batch.ts, strict=True):
             if s.watch is not None:
                 for rule in s.watch:
-                    self._evaluate(rule, s, v, t, batch)
+                    if rule is GATE:
+                        self._link_state(s, v)
+                    else:
+                        self._evaluate(rule, s, v, t, batch)
+
+    def _link_state(self, s: Series, v: Value) -> None:
+        """A link's status changed; the readings after it (in batch order) are judged by it."""
+        key = (s.target, s.path[:s.path.rfind("/")])
+        if v is None:
+            self._links.pop(key, None)
+        else:
+            self._links[key] = str(v).rsplit(":", 1)[-1]
 
     def _evaluate(self, rule: ThresholdRule, s: Series, v: Value, ts: int, batch: Batch) -> None:
         key = (rule.name, s.target, s.path)
@@ -147,6 +200,10 @@ class AlarmProcessor:
         if v.__class__ is str:
             return
         value = float(v)
+        state = self._links.get((s.target, s.path[:s.path.rfind("/")])) if rule.path in GATES else None
+        if state is not None and state not in MEASURED:  # a placeholder, not a measurement
+            self._clearing.pop(key, None)
+            return
         if active is None:
             if rule.breached(value):
                 resource = resource_of(s)
@@ -155,17 +212,24 @@ class AlarmProcessor:
                 self._active[key] = alarm
                 self.raised += 1
                 batch.alarms.append(alarm)
-                log.warning("alarm raised: %s (%s)", alarm.text, s.target)
-        elif rule.cleared(value):
-            self._clear(key, active, ts, f"{rule.name}: cleared, {rule.path.rsplit('/', 1)[-1]} {value:g}", batch)
+            return
+        if not rule.cleared(value) or state not in (None, CLEARING):
+            self._clearing.pop(key, None)
+            return
+        readings = self._clearing.get(key, 0) + 1
+        if readings < rule.clear_readings:
+            self._clearing[key] = readings
+            return
+        link = f", link {state}" if state is not None else ""
+        self._clear(key, active, ts, f"{rule.name}: cleared, {rule.describe_clear(value)}{link}", batch)
 
     def _clear(self, key, active: Alarm, ts: int, text: str, batch: Batch) -> None:
         del self._active[key]
+        self._clearing.pop(key, None)
         cleared = Alarm(active.alarm_id, active.agent, active.resource, active.severity, active.raised_ns,
                         max(ts, active.raised_ns), text, active.rule, active.labels)
         self.cleared += 1
         batch.alarms.append(cleared)
-        log.info("alarm cleared: %s (%s)", text, active.agent)
 
     def status(self, status: TargetStatus, batch: Batch) -> None:
         down = self._down.get(status.target)
@@ -179,7 +243,6 @@ class AlarmProcessor:
                                     f"{a.rule}: {a.agent} reachable again", a.rule)
                     self.cleared += 1
                     batch.alarms.append(cleared)
-                    log.info("alarm cleared: %s", cleared.text)
         elif down is None:
             self._down[status.target] = _Down(status.timestamp_ns, status.reason)
         else:
@@ -189,6 +252,9 @@ class AlarmProcessor:
         """`target` is no longer collected here: its alarms are cleared at the next tick."""
         for key in [k for k in self._active if k[1] == target]:
             self._orphans.append((self._active.pop(key), f"{target} no longer collected here"))
+            self._clearing.pop(key, None)
+        for key in [k for k in self._links if k[0] == target]:
+            del self._links[key]
         down = self._down.pop(target, None)
         if down is not None and down.alarm is not None:
             self._orphans.append((down.alarm, f"{target} no longer collected here"))
@@ -215,7 +281,6 @@ class AlarmProcessor:
                                        rule.name)
                     self.raised += 1
                     batch.alarms.append(down.alarm)
-                    log.warning("alarm raised: %s", down.alarm.text)
                     break
 
     async def stop(self) -> None:

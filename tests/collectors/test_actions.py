@@ -1,10 +1,12 @@
 """Actions triggered by alarms: a webhook POST against a real local HTTP server and a NETCONF
 edit-config against a real `qstrata agent`; rate-limited, logged, failures contained, and never in
-the way of ingestion."""
+the way of ingestion; an alarm's raise, its action's result and its clear recorded in that order
+(log, pipeline events, store) however fast the condition goes away."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -12,10 +14,12 @@ from collector_servers import WebhookServer
 from lxml import etree
 from qstrata.collectors.actions import ActionConfig
 from qstrata.collectors.config import TargetConfig
-from qstrata.collectors.model import Update
+from qstrata.collectors.model import Alarm, Update
+from qstrata.collectors.outputs.sqlite import SqliteOutput
 from qstrata.collectors.pipeline import Pipeline
 from qstrata.collectors.processors.actions import ActionProcessor
 from qstrata.collectors.processors.alarms import AlarmProcessor, ThresholdRule
+from qstrata.collectors.store import StoreReader
 
 NS = 1_000_000_000
 NODE = "82b81fe7-ec93-5286-bb8a-2941f6eeca1b"
@@ -28,9 +32,9 @@ RULE = ThresholdRule("qber-high", "/qstrata-telemetry:telemetry/qkd-links/qkd-li
                      above=0.11, clear=0.10, actions=("act",))
 
 
-async def pipeline_with(action: ActionConfig, resolve=None) -> tuple[Pipeline, ActionProcessor]:
+async def pipeline_with(action: ActionConfig, resolve=None, outputs=()) -> tuple[Pipeline, ActionProcessor]:
     actions = ActionProcessor([action], {"qber-high": ("act",)}, resolve)
-    pipeline = Pipeline([], [AlarmProcessor([RULE]), actions])
+    pipeline = Pipeline(list(outputs), [AlarmProcessor([RULE]), actions])
     await pipeline.start()
     return pipeline, actions
 
@@ -58,7 +62,8 @@ def test_webhook_posts_raise_and_clear(webhook):
                               options={"url": webhook.url, "timeout": 5.0, "headers": {"X-Token": "t0k"}})
         pipeline, actions = await pipeline_with(action)
         pipeline.ingest(qber(0.2, 1 * NS))
-        pipeline.ingest(qber(0.05, 2 * NS))
+        for k in range(2, 5):  # three readings below the clear level
+            pipeline.ingest(qber(0.05, k * NS))
         await settle(actions, 2)
         await pipeline.stop()
         return list(actions.history)
@@ -70,6 +75,49 @@ def test_webhook_posts_raise_and_clear(webhook):
     assert raised["alarm"]["state"] == "raised" and raised["alarm"]["source"]["agent"] == "alice"
     assert raised["labels"] == {"node": NODE, "link_id": LINK} and raised["rule"] == "qber-high"
     assert cleared["alarm"]["state"] == "cleared" and cleared["alarm"]["alarm-id"] == raised["alarm"]["alarm-id"]
+
+
+def test_the_clear_is_recorded_after_the_result_of_the_action_taken_for_the_raise(webhook, tmp_path, caplog):
+    """The condition is gone while the raise's webhook still runs (it answers after 1 s): the clear
+    waits for its result, so the log, the pipeline's events and the store's alarm log all read
+    raise -> action result -> clear -> the clear's action result."""
+    caplog.set_level(logging.INFO, logger="qstrata.collectors")
+    db = tmp_path / "c.db"
+
+    async def main():
+        webhook.delay = 1.0
+        action = ActionConfig("act", "webhook", on=frozenset({"raise", "clear"}),
+                              options={"url": webhook.url, "timeout": 5.0})
+        pipeline, actions = await pipeline_with(action, outputs=[SqliteOutput(db)])
+        pipeline.ingest(qber(0.2, 1 * NS))
+        for k in range(2, 5):
+            pipeline.ingest(qber(0.05, k * NS))
+        held = set(pipeline.active_alarms)  # the clear is decided, the action has not answered
+        await settle(actions, 2)
+        await pipeline.stop()
+        return held, pipeline
+
+    held, pipeline = asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records]
+    raised_line = next(i for i, m in enumerate(lines) if m.startswith("alarm raised: qber-high"))
+    action_line = next(i for i, m in enumerate(lines) if m.startswith("action act for alarm") and "raised)" in m)
+    cleared_line = next(i for i, m in enumerate(lines) if m.startswith("alarm cleared: qber-high"))
+    assert raised_line < action_line < cleared_line, lines
+    assert len(held) == 1
+    story = [(e.state,) if isinstance(e, Alarm) else (e.action, e.transition, e.outcome)
+             for _, e in pipeline.events_since(0)]
+    assert story == [("raised",), ("act", "raise", "ok"), ("cleared",), ("act", "clear", "ok")]
+    reader = StoreReader(db)
+    try:
+        log = reader.alarm_log()
+        (alarm,) = reader.alarms()
+    finally:
+        reader.close()
+    assert [(e.event, e.action, e.outcome) for e in log] == [
+        ("raised", "", ""), ("action", "act", "ok"), ("cleared", "", ""), ("action", "act", "ok")]
+    assert {(e.alarm_id, e.raised_ns, e.agent, e.rule) for e in log} == {(alarm.alarm_id, NS, "alice", "qber-high")}
+    assert alarm.cleared_ns == 4 * NS and log[2].detail == alarm.text
+    assert [body["alarm"]["state"] for _, _, body in webhook.posts] == ["raised", "cleared"]
 
 
 def test_rate_limit_failures_and_slow_hooks_do_not_block(webhook):

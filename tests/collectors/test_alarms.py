@@ -1,6 +1,8 @@
 """Alarm rules: QBER above 11 % with hysteresis, key availability and fidelity below a floor, an agent
 unreachable for T s; alarms raised and cleared in the qstrata-telemetry alarm shape, stored and
-published like any telemetry."""
+published like any telemetry. A link's values count only while it is up: readings of a PENDING or
+OFF link neither raise nor clear, a PASSIVE link's may raise but not clear, and a clear takes
+`clear-readings` measurements in a row."""
 
 from __future__ import annotations
 
@@ -26,9 +28,11 @@ TEL = "/qstrata-telemetry:telemetry"
 QBER_RULE = ThresholdRule("qber-high", f"{TEL}/qkd-links/qkd-link/qber", "etsi-qkd-node-types:MAJOR", above=0.11,
                           clear=0.10)
 KEY_RULE = ThresholdRule("key-low", f"{TEL}/qkd-links/qkd-link/key-available", "qstrata-telemetry:WARNING",
-                         below=1000, clear=5000)
+                         below=1000, clear=5000, clear_readings=1)
 FIDELITY_RULE = ThresholdRule("fidelity-low", f"{TEL}/qfs-links/qfs-link/fidelity", "etsi-qkd-node-types:MINOR",
-                              below=0.8)
+                              below=0.8, clear_readings=1)
+STATUS = f"{QKDL}/qkdl_status"
+ELINK_STATUS = "/qstrata-qfs:qfs-node/entanglement-links/link[link-id='e1']/status"
 DOWN_RULE = UnreachableRule("agent-down", 30.0, "qstrata-telemetry:CRITICAL")
 
 
@@ -40,10 +44,15 @@ class Harness:
         self.pipeline = Pipeline([], [self.alarms])
         asyncio.run(self.alarms.start(self.pipeline))
 
-    def feed(self, target: str, path: str, value, ts: int) -> list:
+    def feed(self, target: str, path: str, value, ts: int, status: str | None = None) -> list:
+        """One reading; with `status`, the link's status (ETSI identity name) reported just before it."""
         ident = f"{QKD}/qkdn_id" if target == "alice" else "/qstrata-qfs:qfs-node/uuid"
         node = NODE if target == "alice" else QFS_NODE
-        return self.pipeline.ingest([Update(target, ident, node, ts), Update(target, path, value, ts)]).alarms
+        updates = [Update(target, ident, node, ts)]
+        if status is not None:
+            where = STATUS if target == "alice" else ELINK_STATUS
+            updates.append(Update(target, where, f"etsi-qkd-node-types:{status}", ts))
+        return self.pipeline.ingest([*updates, Update(target, path, value, ts)]).alarms
 
 
 def test_qber_raises_above_11_percent_and_clears_below_the_hysteresis():
@@ -57,11 +66,62 @@ def test_qber_raises_above_11_percent_and_clears_below_the_hysteresis():
     assert dict(raised.labels) == {"node": NODE, "link_id": LINK}
     assert h.feed("alice", QBER, 0.13, 3 * NS) == []  # once, not on every sample
     assert h.feed("alice", QBER, 0.105, 4 * NS) == []  # below 11 % but not below the 10 % clear level
-    (cleared,) = h.feed("alice", QBER, 0.09, 5 * NS)
+    assert h.feed("alice", QBER, 0.09, 5 * NS) == []  # one reading below the clear level is not enough...
+    assert h.feed("alice", QBER, 0.09, 6 * NS) == []
+    assert h.feed("alice", QBER, 0.105, 7 * NS) == []  # ... and one above it starts the count again
+    assert h.feed("alice", QBER, 0.09, 8 * NS) == []
+    assert h.feed("alice", QBER, 0.08, 9 * NS) == []
+    (cleared,) = h.feed("alice", QBER, 0.09, 10 * NS)  # the third in a row
     assert (cleared.state, cleared.alarm_id, cleared.raised_ns, cleared.cleared_ns) == ("cleared", raised.alarm_id,
-                                                                                       2 * NS, 5 * NS)
-    (again,) = h.feed("alice", QBER, 0.2, 6 * NS)
-    assert again.alarm_id == raised.alarm_id and again.raised_ns == 6 * NS  # same cause, same id
+                                                                                       2 * NS, 10 * NS)
+    assert cleared.text == "qber-high: cleared, qber 0.09, below 0.1 for 3 readings"
+    (again,) = h.feed("alice", QBER, 0.2, 11 * NS)
+    assert again.alarm_id == raised.alarm_id and again.raised_ns == 11 * NS  # same cause, same id
+
+
+def test_a_link_that_is_not_up_reports_no_measurement():
+    """The re-route: QBER alarm raised, the link re-locks (PENDING, QBER 0), comes back ACTIVE."""
+    h = Harness(QBER_RULE)
+    (raised,) = h.feed("alice", QBER, 0.12, 1 * NS, status="ACTIVE")
+    for t in range(2, 12):  # ten readings of 0 while PENDING: neither a clear nor a count towards one
+        assert h.feed("alice", QBER, 0.0, t * NS, status="PENDING") == []
+    assert h.feed("alice", QBER, 0.01, 12 * NS, status="ACTIVE") == []
+    assert h.feed("alice", QBER, 0.0, 13 * NS, status="PENDING") == []  # a relapse starts the count again
+    assert h.feed("alice", QBER, 0.01, 14 * NS, status="ACTIVE") == []
+    assert h.feed("alice", QBER, 0.01, 15 * NS) == []
+    (cleared,) = h.feed("alice", QBER, 0.01, 16 * NS)
+    assert cleared.alarm_id == raised.alarm_id and cleared.cleared_ns == 16 * NS
+    assert cleared.text == "qber-high: cleared, qber 0.01, below 0.1 for 3 readings, link ACTIVE"
+    # a link coming up reports 0 while PENDING: not a breach of a floor either
+    assert h.feed("mem-a", FIDELITY, 0.0, 17 * NS, status="PENDING") == []
+
+
+def test_a_link_down_for_good_keeps_its_alarm_and_a_passive_link_cannot_clear_it():
+    h = Harness(QBER_RULE, FIDELITY_RULE)
+    (raised,) = h.feed("alice", QBER, 0.2, 1 * NS, status="ACTIVE")
+    for t in range(2, 30):
+        assert h.feed("alice", QBER, 0.0, t * NS, status="OFF") == []
+    assert raised.alarm_id in h.pipeline.active_alarms
+    # PASSIVE: locked, but no key (the QBER is too high to distil any): its QBER is measured, so it
+    # may raise; the problem is not gone while the link makes no key, so it never clears
+    for t in range(30, 35):
+        assert h.feed("alice", QBER, 0.01, t * NS, status="PASSIVE") == []
+    (low,) = h.feed("mem-a", FIDELITY, 0.5, 35 * NS, status="PASSIVE")
+    assert low.rule == "fidelity-low"
+    assert h.feed("mem-a", FIDELITY, 0.9, 36 * NS, status="PASSIVE") == []
+    (back,) = h.feed("mem-a", FIDELITY, 0.9, 37 * NS, status="ACTIVE")
+    assert back.state == "cleared" and back.alarm_id == low.alarm_id
+
+
+def test_rules_loaded_later_know_the_link_state_already_reported():
+    """Status leaves are sent on change: a rule added by a configuration reload must not wait for
+    the next change to know the link is down."""
+    h = Harness(KEY_RULE)
+    h.feed("mem-a", FIDELITY, 0.0, 1 * NS, status="PENDING")
+    h.alarms.set_rules([FIDELITY_RULE])
+    assert h.feed("mem-a", FIDELITY, 0.0, 2 * NS) == []  # still PENDING: a 0 is no fidelity
+    (low,) = h.feed("mem-a", FIDELITY, 0.5, 3 * NS, status="ACTIVE")
+    assert low.rule == "fidelity-low"
 
 
 def test_key_availability_and_fidelity_floors():
@@ -120,6 +180,8 @@ def test_reloading_rules_clears_alarms_of_removed_rules():
 def test_alarms_are_valid_qstrata_telemetry():
     h = Harness(QBER_RULE)
     (raised,) = h.feed("alice", QBER, 0.2, 1_750_000_000 * NS)
+    h.feed("alice", QBER, 0.01, 1_750_000_058 * NS)
+    h.feed("alice", QBER, 0.01, 1_750_000_059 * NS)
     (cleared,) = h.feed("alice", QBER, 0.01, 1_750_000_060 * NS)
     for alarm in (raised, cleared):
         tree = DataTree.from_python({"qstrata-telemetry:telemetry": {"alarms": {"alarm": [alarm.to_yang()]}}})
@@ -132,6 +194,7 @@ def test_alarms_are_valid_qstrata_telemetry():
     (dict(), "exactly one"),
     (dict(above=0.11, clear=0.2), "must not be above"),
     (dict(below=1000, clear=10), "must not be below"),
+    (dict(above=0.11, clear_readings=0), "at least 1"),
 ])
 def test_inconsistent_rules_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

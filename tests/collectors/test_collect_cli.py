@@ -49,8 +49,8 @@ def test_collect_runs_follows_its_file_and_stops_cleanly(tmp_path):
         proc.wait(20)
     output = log.read_text()
     assert proc.returncode == 0, output
-    assert "target alice: unreachable: " in output and "retrying in" in output
-    assert "target bob: unreachable: " in output
+    assert "target alice: connection refused: nothing listens on 127.0.0.1:9" in output and "retrying in" in output
+    assert "target bob: connection refused: nothing listens on 127.0.0.1:10" in output
     assert f"northbound gNMI on 127.0.0.1:{gnmi_port}" in output
     assert (tmp_path / "cst" / "credentials.json").exists()
     assert "configuration reloaded" in output and "Traceback" not in output

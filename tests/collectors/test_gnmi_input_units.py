@@ -20,7 +20,7 @@ from qstrata.collectors.gnmi_codec import (
     subscribe_request,
 )
 from qstrata.collectors.model import Update
-from qstrata.collectors.session import RetryPolicy, classify
+from qstrata.collectors.session import Outcome, RetryPolicy, classify
 
 LINK = "/etsi-qkd-sdn-node:qkd_node/qkd_links/qkd_link[qkdl_id='6f']"
 
@@ -117,6 +117,35 @@ def test_subscribe_request():
 def test_classify(code, details, state, words):
     outcome = classify(code, details)
     assert outcome.state == state and words in outcome.reason
+
+
+REFUSED = ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Failed to connect to remote "
+           "host: Connection refused")
+
+
+@pytest.mark.parametrize(("details", "context", "state", "reason"), [
+    (REFUSED, {"tls": True, "address": "127.0.0.1:1"}, "backoff",
+     "connection refused: nothing listens on 127.0.0.1:1 (is the agent running?)"),
+    ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:2: connection attempt timed out "
+     "before receiving SETTINGS frame", {"tls": False, "address": "h:2", "connect_timeout": 10}, "backoff",
+     "timed out: h:2 took the connection but did not answer within 10 s (is the agent stopped or overloaded?)"),
+    ("failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:2: Handshake read failed "
+     "(Endpoint closing)", {"tls": True, "address": "h:2"}, "backoff",
+     "timed out: h:2 took the connection but did not answer (is the agent stopped or overloaded?)"),
+    ("Stream removed (Socket closed)", {"tls": True, "established": True}, "backoff",
+     "connection lost: Stream removed (Socket closed)"),
+    ("Stream removed (ping timeout)", {"tls": True, "established": True}, "backoff",
+     "timed out: the agent stopped answering (keepalive ping unanswered: Stream removed (ping timeout))"),
+])
+def test_classify_names_what_happened(details, context, state, reason):
+    """Refused, timed out, lost: not a TLS problem, whatever the session offered."""
+    assert classify(grpc.StatusCode.UNAVAILABLE, details, **context) == Outcome(state, reason)
+
+
+def test_classify_names_an_unknown_target():
+    assert classify(grpc.StatusCode.NOT_FOUND, "unknown target 'bob'", address="h:1") == Outcome(
+        "failed", "unknown target 'bob' at h:1 (it serves other targets: check gnmi-target)")
+    assert classify(grpc.StatusCode.NOT_FOUND, "no data at /x") == Outcome("failed", "NOT_FOUND: no data at /x")
 
 
 def test_backoff_grows_with_jitter_and_caps():

@@ -2,18 +2,24 @@
 and restarted is resubscribed within 5 s and the gap in the store is the outage; bad target
 entries (unreachable, wrong password, a CA that did not sign the agent's certificate, a path the
 agent does not know) each end in a clear state and one log line, never a crash or a tight retry
-loop, and a fixed entry is retried as soon as the file changes."""
+loop, and a fixed entry is retried as soon as the file changes; and each reason says what happened."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from collector_servers import HOST, free_port
 from qstrata.collectors.app import CollectOptions, Collector
 from qstrata.collectors.config import load
+from qstrata.collectors.session import RetryPolicy
 from qstrata.collectors.store import StoreReader
 
 NS = 1_000_000_000
@@ -126,7 +132,7 @@ def test_bad_targets_fail_clearly_without_a_tight_loop(tmp_path, agents, caplog)
 
     states, health, fixed = asyncio.run(main())
     assert states["mem-a"][0] == "subscribed"
-    assert states["unreachable"][0] == "backoff" and "unreachable" in states["unreachable"][1]
+    assert states["unreachable"][0] == "backoff" and "connection refused" in states["unreachable"][1]
     assert 2 <= states["unreachable"][2] <= 12, states          # backing off, not spinning
     assert states["wrong-password"][:2] == ("failed", "login refused: wrong username or password")
     assert states["bad-ca"][0] == "failed" and "TLS handshake failed" in states["bad-ca"][1]
@@ -140,3 +146,108 @@ def test_bad_targets_fail_clearly_without_a_tight_loop(tmp_path, agents, caplog)
         assert f"target {name}: " in text and "not retried for 60 s" in text
     assert "Traceback" not in text
     print({n: s[1] for n, s in states.items()})
+
+
+def start_gateway(state: Path) -> tuple[subprocess.Popen, dict]:
+    """`qstrata up --bare`: every agent behind one gNMI port, told apart by prefix.target."""
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("qstrata")), "up", "--bare", "--no-collector",
+                             "--no-dashboard", "-q", "--state-dir", str(state)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (state / "endpoints.json").exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("qstrata up --bare did not start")
+        time.sleep(0.1)
+    endpoints = json.loads((state / "endpoints.json").read_text())
+    return proc, next(a for a in endpoints["agents"] if a["name"] == "alice")
+
+
+def test_the_reason_says_what_happened(tmp_path, agents):
+    """Each way a target cannot be collected, against real agent processes, in its own words:
+    nothing listening (refused), an agent that takes the connection but does not answer (stopped:
+    timed out, on connecting and on an established stream), a stream dropped by a killed agent
+    (lost, then refused), TLS against plain text and plain text against TLS (mismatch, and which
+    side), a gateway that serves no such target (unknown target). The unreachable alarm carries
+    the reason and clears when the agent answers again."""
+    a = agents("mem-a", wait=False)
+    b = agents("mem-b", insecure=True, wait=False)
+    c = agents("mem-c", wait=False)
+    gateway, alice = start_gateway(tmp_path / "up")
+    for agent in (a, b, c):
+        agent.wait_ready()
+    os.kill(c.proc.pid, signal.SIGSTOP)  # takes connections (the kernel does), answers nothing
+    qfs = "subscriptions: [{paths: [/qstrata-qfs:qfs-node], mode: sample, sample-interval: 1s}]"
+    closed = free_port()
+    entries = {
+        "refused": f"{{name: refused, address: '{HOST}:{closed}', username: u, password: p, {qfs}}}",
+        "stopped": f"{{name: stopped, address: '{HOST}:{c.port}', credentials-file: '{c.credentials}', {qfs}}}",
+        "plain-to-tls": f"{{name: plain-to-tls, address: '{HOST}:{a.port}', credentials-file: '{a.credentials}', "
+                        f"insecure: true, {qfs}}}",
+        "tls-to-plain": f"{{name: tls-to-plain, address: '{HOST}:{b.port}', credentials-file: '{b.credentials}', "
+                        f"tls-ca: '{a.state_dir / 'gnmi' / 'ca.pem'}', {qfs}}}",
+        "unknown-target": f"{{name: unknown-target, address: '{HOST}:{alice['gnmi']['port']}', "
+                          f"credentials-file: '{alice['credentials']}', tls-ca: '{alice['gnmi']['ca']}', "
+                          f"gnmi-target: nobody, {qfs}}}",
+    }
+    cfg = tmp_path / "collector.yaml"
+    cfg.write_text("targets:\n" + a.target_yaml("1s") + "".join(f"  - {e}\n" for e in entries.values())
+                   + "alarms: [{name: agent-unreachable, unreachable-for: 1s, severity: CRITICAL, targets: [mem-a]}]\n")
+    policy = RetryPolicy(connect_timeout=1.0, keepalive=1.0, keepalive_timeout=1.0, maximum=1.0)
+
+    async def main() -> tuple[dict, list[str], list]:
+        c1 = Collector(CollectOptions(config=load(cfg), store=None, instance="c1", retry=policy))
+        reasons: list[str] = []  # every status mem-a reported, in order
+        report = c1.pipeline.target_status
+
+        def record(status):
+            if status.target == "mem-a" and (not reasons or reasons[-1] != status.reason):
+                reasons.append(status.reason)
+            report(status)
+
+        c1.pipeline.target_status = record
+        await c1.start()
+        status = c1.pipeline.targets
+        try:
+            await until(lambda: all(n in status and status[n].reason for n in entries), 15, "every reason")
+            await until(lambda: "mem-a" in status and status["mem-a"].synced, 10, "mem-a subscribed")
+            first = {n: status[n].reason for n in entries}
+            os.kill(a.proc.pid, signal.SIGSTOP)
+            await until(lambda: c1.pipeline.active_alarms, 15, "agent-unreachable raised for the stopped mem-a")
+            (alarm,) = c1.pipeline.active_alarms.values()
+            os.kill(a.proc.pid, signal.SIGCONT)
+            await until(lambda: not c1.pipeline.active_alarms, 15, "agent-unreachable cleared")
+            await until(lambda: status["mem-a"].synced, 10, "mem-a back")
+            a.kill()
+            await until(lambda: reasons[-1].startswith("connection refused"), 10, "mem-a refused after the kill")
+            return first, reasons, [alarm, *(e for _, e in c1.pipeline.events_since(0))]
+        finally:
+            for agent in (a, c):
+                if agent.proc.poll() is None:
+                    os.kill(agent.proc.pid, signal.SIGCONT)
+            await c1.stop()
+
+    try:
+        first, reasons, alarms = asyncio.run(main())
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+    print(first, reasons, sep="\n")
+    assert first["refused"] == f"connection refused: nothing listens on {HOST}:{closed} (is the agent running?)"
+    assert first["stopped"] == (f"timed out: {HOST}:{c.port} took the connection but did not answer within 1 s "
+                                "(is the agent stopped or overloaded?)")
+    assert first["plain-to-tls"].startswith("TLS mismatch? the collector speaks plain text; ")
+    assert "it may serve TLS" in first["plain-to-tls"]
+    assert first["tls-to-plain"].startswith("TLS mismatch: the collector speaks TLS, the target does not speak TLS")
+    assert first["unknown-target"] == (f"unknown target 'nobody' at {HOST}:{alice['gnmi']['port']} "
+                                       "(it serves other targets: check gnmi-target)")
+    for reason in first.values():  # nothing is a client certificate problem here
+        assert "client certificate" not in reason
+    raised, *events = alarms
+    assert raised.text.startswith("agent-unreachable: mem-a unreachable for ")
+    assert "timed out: " in raised.text, raised.text
+    assert [(e.rule, e.state) for e in events] == [("agent-unreachable", "raised"), ("agent-unreachable", "cleared")]
+    stop = reasons.index(next(r for r in reasons if r.startswith("timed out: the agent stopped answering")))
+    kill = reasons.index(next(r for r in reasons[stop + 1:] if r.startswith("connection lost")))
+    assert reasons[-1].startswith("connection refused") and kill < len(reasons) - 1, reasons
+    assert not any("client certificate" in r or "TLS" in r for r in reasons), reasons

@@ -165,6 +165,58 @@ def test_closed_loop_reroutes_over_the_spare(network):
     assert "alarm raised: qber-high on alice" in log()
 
 
+def test_the_closed_loop_is_recorded_in_order_and_clears_on_measurements(network):
+    """What the store and up.log say about the loop: the alarm raised, the re-route's result, then
+    the clear -- only once the link is ACTIVE again on the spare with three readings below 3 %,
+    never on the QBER 0 the link reports while it re-locks."""
+    store = network["endpoints"]["collector"]["store"]
+    qstrata = Path(sys.executable).with_name("qstrata")
+
+    def story() -> list[dict]:
+        out = subprocess.run([str(qstrata), "query", "alarms", "--store", f"sqlite:{store}", "--log", "--format",
+                              "json"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return [e for e in json.loads(out.stdout) if e["rule"] == "qber-high"]
+
+    events = wait_for(lambda: any(e["event"] == "cleared" for e in story()) and story(), 60) or story()
+    assert [(e["event"], e["action"], e["outcome"]) for e in events] == [
+        ("raised", None, None), ("action", "reroute-spare", "ok"), ("cleared", None, None)], events
+    cleared = events[2]["detail"]
+    assert cleared.startswith("qber-high: cleared, qber 0.0") and cleared.endswith(
+        ", below 0.03 for 3 readings, link ACTIVE"), cleared
+    assert float(cleared.split("qber ")[1].split(",")[0]) > 0
+
+    reader = StoreReader(Path(store))
+    try:
+        (alarm,) = [a for a in reader.alarms() if a.rule == "qber-high"]
+
+        def samples(leaf: str) -> list[tuple[int, object]]:
+            rows = reader.series(name=f"telemetry_qkd_links_qkd_link_{leaf}", source="alice")
+            return [(ts, v) for _, ts, v in reader.samples(rows, alarm.raised_ns, alarm.cleared_ns)]
+
+        statuses, qbers = samples("status"), samples("qber")
+    finally:
+        reader.close()
+    assert statuses[-1][1] == "etsi-qkd-node-types:ACTIVE", statuses  # the link's state when it cleared
+    assert any(v == "etsi-qkd-node-types:PENDING" for _, v in statuses), statuses  # it did re-lock in between
+    back = max(ts for ts, v in statuses if v == "etsi-qkd-node-types:PENDING")
+    readings = [v for ts, v in qbers if ts > back]
+    assert len(readings) >= 3 and all(0 < v < 0.03 for v in readings[-3:]), qbers
+    assert qbers[-1][0] == alarm.cleared_ns  # the third reading below 3 % on the ACTIVE link cleared it
+
+    def up_lines() -> list[str]:  # the events the status loop prints, once a second
+        return [line for line in (network["state"] / "up.log").read_text().splitlines() if " qstrata.up " in line]
+
+    lines = wait_for(lambda: any("alarm cleared: qber-high" in line for line in up_lines()) and up_lines(), 5)
+    lines = lines or up_lines()
+
+    def first(text: str) -> int:
+        return next(i for i, line in enumerate(lines) if text in line)
+
+    assert (first("alarm raised: qber-high on alice") < first("action reroute-spare (raise): ok")
+            < first("alarm cleared: qber-high on alice: qber-high: cleared, qber 0.0")), lines[-20:]
+
+
 def test_sigterm_stops_everything_cleanly(network):
     proc = network["proc"]
     # let the loop run first if the other tests were deselected
