@@ -20,7 +20,8 @@ from qstrata.agents.datastore.store import Datastore
 from qstrata.agents.devices import registry
 from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceRefusal
 from qstrata.agents.devices.empty import KIND_MODULES, EmptyDevice
-from qstrata.agents.devices.world import process_world
+from qstrata.agents.devices.remote.client import RemoteDriver
+from qstrata.agents.devices.world import World, process_world
 from qstrata.agents.events import DeviceEvent, EventBus
 from qstrata.agents.gnmi.server import GnmiServer, start_gnmi_server
 from qstrata.agents.gnmi.service import GnmiService
@@ -69,23 +70,23 @@ class AgentOptions:
     """On a first start, take this process's one SSH host key pair and one ``admin`` password
     instead of generating the agent's own (agents hosted together in one process: see
     `qstrata.agents.netconf.host_keys`)."""
+    world: Path | None = None
+    """The world service's Unix socket: the node's twin runs there (topology, seed and speed are
+    the service's), shared with the agents of the other nodes."""
 
 
 def make_driver(options: AgentOptions) -> DeviceDriver:
-    """The device behind an agent: the node's twin in this process's world when the topology has a
-    node of that name and kind, else an empty device. A hardware driver plugs in here."""
+    """The device behind an agent: the node's twin in the world service when one is given, else in
+    this process's world when the topology has a node of that name and kind, else an empty device.
+    A hardware driver plugs in here."""
     if not options.twin:
         return EmptyDevice(options.kind, options.name)
+    if options.world is not None:
+        return RemoteDriver(options.world, options.kind, options.name)
     world_opts: dict = {"speed": options.speed, "epoch_unix_ns": "wall"}
     if options.seed is not None:
         world_opts["seed"] = options.seed
-    world = process_world(options.topology, **world_opts)
-    node = world.topology.nodes.get(options.name)
-    if node is None or node.kind != options.kind:
-        log.warning("%s is not a %s node of topology %s: serving an empty device", options.name, options.kind,
-                    world.topology.name)
-        return EmptyDevice(options.kind, options.name)
-    return registry.create(options.kind, world, options.name)
+    return registry.create_or_empty(process_world(options.topology, **world_opts), options.kind, options.name)
 
 
 _clocks: dict[int, asyncio.Task] = {}
@@ -94,8 +95,8 @@ _clocks: dict[int, asyncio.Task] = {}
 def _ensure_clock(driver: DeviceDriver) -> None:
     """One paced clock per world per process, however many agents share it."""
     world = getattr(driver, "world", None)
-    if world is None or id(world) in _clocks and not _clocks[id(world)].done():
-        return
+    if not isinstance(world, World) or id(world) in _clocks and not _clocks[id(world)].done():
+        return  # no world, a world service's clock (it ticks there), or one already ticking
     _clocks[id(world)] = asyncio.create_task(world.run())
 
 
@@ -120,6 +121,8 @@ class Agent:
                                              max_sessions_per_user=options.max_sessions_per_user,
                                              max_unauthenticated=options.max_unauthenticated))
         self._tasks: list[asyncio.Task] = []
+        self.device_lost = asyncio.Event()
+        """The driver's events ended before `stop`: the device went away (DeviceDriver.events)."""
 
     async def start(self) -> None:
         opts = self.options
@@ -193,6 +196,7 @@ class Agent:
         async for event in self.driver.events():
             when = world.unix_ns(event.time_ns) if world is not None and event.time_ns else time.time_ns()
             self.bus.publish(DeviceEvent(event.kind, event.data, event.paths, when))
+        self.device_lost.set()  # only `stop` may end them (it cancels this task first)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -211,10 +215,16 @@ class Agent:
             self.datastore.running_store.close()
 
 
-async def run_agent(options: AgentOptions, stop: asyncio.Event) -> None:
+async def run_agent(options: AgentOptions, stop: asyncio.Event) -> bool:
+    """Run one agent until `stop` is set or its device goes away; True when the device went away
+    (an agent without its device serves nothing true: it stops, and a supervisor restarts it)."""
     agent = Agent(options)
     await agent.start()
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(agent.device_lost.wait())]
     try:
-        await stop.wait()
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for task in waits:
+            task.cancel()
         await agent.stop()
+    return agent.device_lost.is_set()

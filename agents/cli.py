@@ -17,6 +17,8 @@ from qstrata.bindings.schema import YANG_DIR, SchemaError, get_schema, module_fi
 from qstrata.bindings.validate import InvalidData
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_DEVICE_LOST = 3
+"""`qstrata agent`: the device went away (its world service stopped); a supervisor restarts it."""
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -81,23 +83,40 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from qstrata.agents.app import AgentOptions, run_agent
     from qstrata.agents.devices.topology import TopologyError
 
+    world = None
+    if args.world is not None:
+        from qstrata.agents.devices.remote.aio import parse_address
+
+        clash = [flag for flag, given in (("--topology", args.topology), ("--seed", args.seed is not None),
+                                          ("--no-twin", args.no_twin)) if given]
+        if clash:
+            print(f"qstrata agent: --world and {', '.join(clash)} exclude each other (the world service has the "
+                  "topology, the seed and the twin)", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            world = parse_address(args.world)
+        except ValueError as exc:
+            print(f"qstrata agent: --world: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = AgentOptions(kind=args.kind, name=args.name, state_dir=Path(args.state_dir), listen=args.listen,
                            netconf_port=args.netconf_port, gnmi_port=args.gnmi_port,
                            gnmi_insecure=args.gnmi_insecure, gnmi_mtls=args.gnmi_mtls,
                            gnmi_hostnames=tuple(args.gnmi_hostname or ()),
                            topology=Path(args.topology) if args.topology else None, twin=not args.no_twin,
-                           seed=args.seed, speed=args.speed, **_limit_options(args))
+                           seed=args.seed, speed=args.speed, world=world, **_limit_options(args))
 
-    async def main() -> None:
+    async def main() -> bool:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_agent(options, stop)
+        return await run_agent(options, stop)
 
     try:
-        _run_loop(main())
+        if _run_loop(main()):
+            print(f"qstrata agent: {args.name}: the device went away (see the log): stopped", file=sys.stderr)
+            return EXIT_DEVICE_LOST
     except TopologyError as exc:  # raised before anything starts: every problem, one line each
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -205,7 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = yang.add_parser("list", help=cmd_yang_list.__doc__)
     p.set_defaults(func=cmd_yang_list)
 
-    p = sub.add_parser("agent", help=cmd_agent.__doc__)
+    p = sub.add_parser("agent", help=cmd_agent.__doc__, epilog=(
+        "--world unix:PATH drives the node's twin in a world service (python -m qstrata.agents.devices.remote.service "
+        "--socket PATH --topology FILE), shared with the agents of the other nodes, as `qstrata up --processes` does; "
+        "the agent exits with code 3 when that service goes away."))
     p.add_argument("--kind", required=True, choices=("qkd", "memory", "switch"))
     p.add_argument("--name", required=True)
     p.add_argument("--state-dir", required=True, help="host key, users, credentials and datastores live here")
@@ -219,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gnmi-hostname", action="append", metavar="NAME",
                    help="another name for the gNMI server certificate (repeatable)")
     _world_arguments(p)
+    p.add_argument("--world", metavar="unix:PATH", default=None,
+                   help="the node's twin runs in the world service on this socket (default: in this process)")
     p.add_argument("--no-twin", action="store_true", help="serve an empty device instead of the node's twin")
     _limit_arguments(p)
     p.set_defaults(func=cmd_agent)

@@ -3,7 +3,7 @@ dashboard output, fed synthetic qstrata-telemetry updates -- 400 agents, 200 QKD
 by both ends: secret and effective key rate, QBER, key available, status) plus `--raw` other leaves
 per agent -- one round per second of agent time for `--minutes`. Then, over HTTP on 127.0.0.1:
 `/api/state` (latency, size), one event-stream delta (size), `/api/series` for a link with 15 min /
-300 points and 1 h / 300 points (latency), and the page itself.
+300 points and 1 h / 300 points (latency), and the page itself (which embeds the state and topology).
 
     .venv/bin/python scripts/bench_dashboard.py [--targets 400] [--raw 100] [--minutes 10]
 """
@@ -87,7 +87,8 @@ async def main() -> None:
         for path, label in (("/api/state", "state (every link and agent)"),
                             ("/api/series?kind=qkd&link=link-100&span=15m&points=300", "series: 1 link, 15 min, 300 points"),
                             ("/api/series?kind=qkd&link=link-100&span=1h&points=300", "series: 1 link, 1 h, 300 points"),
-                            ("/api/topology", "topology"), ("/static/app.js", "page script")):
+                            ("/api/topology", "topology"), ("/", "page (state and topology embedded)"),
+                            ("/static/app.js", "page script")):
             times, size = [], 0
             for _ in range(20):
                 ms, data = await get(port, path)

@@ -109,7 +109,8 @@ class DeviceDriver(Protocol):
         ...
 
     def events(self) -> AsyncIterator[DeviceEvent]:
-        """Notifications and state changes, as they happen, until `stop`."""
+        """Notifications and state changes, as they happen, until `stop`. Ending before `stop`
+        says the device is gone (a lost connection): the agent stops."""
         ...
 
     async def stop(self) -> None:

@@ -473,6 +473,14 @@ class ChangeTracker:
         self.pending = Staged(txn, self.model, applied, whole=fresh or applied is None)
         return self.pending
 
+    def current(self) -> JsonTree | None:
+        """The configuration the device runs, when the copy is sure of it (not while a
+        transaction is prepared, not after an abort): what a management agent that reconnects
+        to a running device is told the device has."""
+        if self.model is None or self.pending is not None:
+            return None
+        return self.model.to_json()
+
     def staged(self, txn: Any) -> Staged | None:
         """The stage of `txn` if it is the pending one (commit after prepare)."""
         return self.pending if self.pending is not None and self.pending.txn is txn else None

@@ -126,6 +126,11 @@ class Plant:
         state.attenuation_db_per_km = db_per_km
         self.version += 1
 
+    def add_loss(self, fibre_id: str, extra_db: float) -> None:
+        """A bend or a bad splice: `extra_db` more loss, spread over the fibre's length."""
+        spec = self.fibres[fibre_id].spec
+        self.set_attenuation(fibre_id, spec.attenuation_db_per_km + extra_db / max(spec.length_km, 1e-3))
+
     def set_launch_power(self, channel_id: str, dbm: float) -> None:
         """A classical channel's transmitter changed power (lit, dimmed, switched off): the Raman
         noise it causes in every fibre it crosses changes with it."""

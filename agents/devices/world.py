@@ -79,6 +79,9 @@ class World:
         self.shared: dict[str, Any] = {}
         """Per-kind shared state (QKD link sessions, entanglement) keyed by its module's name."""
         self._participants: list[Participant] = []
+        self.settled_listeners: list[Callable[[], None]] = []
+        """Called after every tick once its values are settled (the world service sends each
+        agent its device's state then)."""
         self._streams: dict[str, random.Random] = {}
         self._trace_cache: dict[Endpoint, optics.Trace] = {}
         self._light_cache: optics.ClassicalLight | None = None
@@ -205,7 +208,7 @@ class World:
         self._start_tick(dt_ns)
         for participant in list(self._participants):
             participant.on_tick(self.now_ns, int(dt_ns))
-        self.settled_ns, self.settled_wall_ns = self.now_ns, time.time_ns()
+        self._settle(self.now_ns)
 
     async def advance_sliced(self, dt_ns: int, slice_s: float = TICK_SLICE_S) -> None:
         """`advance` for live agents: the same steps, yielding to the event loop every
@@ -229,7 +232,12 @@ class World:
             if time.perf_counter() > deadline:
                 await asyncio.sleep(0)
                 deadline = time.perf_counter() + slice_s
-        self.settled_ns, self.settled_wall_ns = now, time.time_ns()
+        self._settle(now)
+
+    def _settle(self, now_ns: int) -> None:
+        self.settled_ns, self.settled_wall_ns = now_ns, time.time_ns()
+        for listener in list(self.settled_listeners):
+            listener()
 
     def _start_tick(self, dt_ns: int) -> None:
         self.now_ns += int(dt_ns)

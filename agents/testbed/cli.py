@@ -82,7 +82,14 @@ def _print_summary(network) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     """Run a whole emulated quantum network until Ctrl-C or SIGTERM."""
     import asyncio
+    import os
     import signal
+
+    if args.processes:
+        # Children are (re)started by fork + exec while the collector's gRPC threads run; gRPC's fork
+        # handlers (for children that keep using gRPC without exec) would only print "skipping
+        # fork() handlers" on the terminal. gRPC reads this when it is imported, below.
+        os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
     from qstrata.agents.cli import _run_loop
     from qstrata.agents.devices.topology import TopologyError

@@ -19,9 +19,13 @@ react within about a second while a quiet leaf costs nothing.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from typing import TYPE_CHECKING, Any
 
 from qstrata.collectors.config import DEFAULT_SUBSCRIPTIONS
+from qstrata.collectors.model import Alarm, alarm_id
+from qstrata.collectors.processors.alarms import UnreachableRule
 
 if TYPE_CHECKING:
     from .hosting import HostedAgent
@@ -56,3 +60,38 @@ def target_of(hosted: HostedAgent, insecure: bool) -> dict[str, Any]:
 
 def targets_of(agents: list[HostedAgent], insecure: bool) -> list[dict[str, Any]]:
     return [target_of(h, insecure) for h in agents]
+
+
+class ProcessAlarms:
+    """With `--processes`, `up` knows the moment an agent's process dies: it raises the collector's
+    agent-unreachable alarm for that agent then, with the supervisor's words ("agent alice (pid
+    123) was killed by SIGKILL after 40.2 s"), and clears it when the agent serves again (the
+    clear keeps the cause: "...; agent alice is back (pid 456, restart 1)"). The rule's delay is there for network blips, and a dead process is none; a restart takes about
+    two seconds, less than the delay, so without this the store would never learn of it.
+
+    Raised through the collector's pipeline (`ingest_alarms`), so the store, Prometheus and the
+    dashboard have it like any alarm; only for agents an unreachable-for rule watches, with that
+    rule's name and severity (its own raise, if the agent stays away longer, is another row)."""
+
+    def __init__(self, collector: Any) -> None:
+        self.collector = collector
+        self.active: dict[str, Alarm] = {}
+
+    def __call__(self, agent: str, down: bool, text: str) -> None:
+        now = time.time_ns()
+        if not down:
+            raised = self.active.pop(agent, None)
+            if raised is not None:
+                self.collector.pipeline.ingest_alarms([dataclasses.replace(
+                    raised, cleared_ns=max(now, raised.raised_ns), text=f"{raised.text}; {text}")])
+            return
+        rule = self._rule(agent)
+        if rule is None or agent in self.active:
+            return
+        alarm = self.active[agent] = Alarm(alarm_id(agent, rule.name, ""), agent, "", rule.severity, now, None,
+                                           f"{rule.name}: {text}", rule.name)
+        self.collector.pipeline.ingest_alarms([alarm])
+
+    def _rule(self, agent: str) -> UnreachableRule | None:
+        return next((r for r in self.collector.alarms.rules
+                     if isinstance(r, UnreachableRule) and (r.targets is None or agent in r.targets)), None)

@@ -2,9 +2,8 @@
 `qstrata agent` process each (`--processes`).
 
 In one process the twins share one physical world, so a cross-connect on the switch agent moves
-the light the QKD agents see. Separate processes each load their own copy of the world from the
-same topology: the management plane is the same, but a change in one process's plant is not seen
-by the twins of another (there is no plant shared between processes).
+the light the QKD agents see. With `--processes` the world and every twin run in a world service
+process that the agents drive over a Unix socket, so they share it just the same.
 
 gNMI: in one process every agent is served through one gateway port (clients pick the agent with
 `prefix.target`), unless the topology fixes a node's `gnmi_port`; with `--processes` each agent
@@ -14,20 +13,25 @@ gets its own port. Both only once the gNMI agent exists (`gnmi_available()`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
-import signal
+import shutil
 import socket
-import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qstrata.agents.access.users import CREDENTIALS_FILE, update_credentials
 from qstrata.agents.app import Agent, AgentOptions
+from qstrata.agents.devices.remote.client import RemotePlant
 from qstrata.agents.devices.topology import Node, Topology
+
+from .supervisor import Child, ChildSpec, StartError, Supervisor
 
 log = logging.getLogger("qstrata.up")
 
@@ -51,7 +55,8 @@ class HostedAgent:
     gnmi_port: int | None = None
     gnmi_ca: str | None = None
     agent: Agent | None = None
-    process: subprocess.Popen | None = None
+    process: Child | None = None
+    """With --processes: the agent's process, as its supervisor sees it."""
 
     @property
     def credentials(self) -> Path:
@@ -69,10 +74,6 @@ class HostOptions:
     """First NETCONF port for nodes without a fixed one (0: free ports)."""
     gnmi: bool = True
     gnmi_insecure: bool = False
-
-
-class StartError(Exception):
-    """An agent could not start; the message names it and says why."""
 
 
 def _netconf_port(node: Node, index: int, base_port: int) -> int:
@@ -181,73 +182,129 @@ def free_ports(host: str, count: int) -> list[int]:
 
 
 class ProcessHost:
-    """One `qstrata agent` process per node, started together and stopped with SIGTERM."""
+    """One `qstrata agent` process per node around one world service process, which holds the
+    physical world and every node's twin (`agents/devices/remote/`): the agents drive their twins
+    over its Unix socket (STATE_DIR/world.sock, mode 0600), so they share one plant and one clock
+    as in one process. Started world first, then the agents; supervised (a dead child is
+    restarted with back-off, `supervisor.py`); stopped agents first, then the world.
 
-    def __init__(self, topology: Topology, options: HostOptions, start_timeout: float = 120.0) -> None:
+    If the world service dies, its agents lose their devices and stop (exit code 3); the
+    supervisor restarts the service, gives it back the scenario's plant changes, and restarts
+    the agents, which replay their saved configuration into the new twins."""
+
+    def __init__(self, topology: Topology, options: HostOptions, start_timeout: float = 120.0,
+                 say: Callable[[str], None] | None = None,
+                 agent_down: Callable[[str, bool, str], None] | None = None) -> None:
+        """`say` reports deaths and restarts; `agent_down(name, down, text)` hears when an agent's
+        process dies (down) and when it serves again."""
         self.topology = topology
         self.options = options
         self.start_timeout = start_timeout
         self.agents: list[HostedAgent] = []
+        self.agent_down = agent_down
+        self.supervisor = Supervisor(say or (lambda text: log.info("%s", text)), watcher=self._watched)
+        self.world: Child | None = None
+        self.world_socket = _socket_path(options.state_root)
+        self._plant: RemotePlant | None = None
 
     async def start(self) -> list[HostedAgent]:
         o = self.options
         nodes = list(self.topology.nodes.values())
         gnmi = o.gnmi and gnmi_available()
+        address = f"unix:{self.world_socket}"
+        world = [sys.executable, "-m", "qstrata.agents.devices.remote.service", "--socket", str(self.world_socket),
+                 "--topology", str(o.topology_path), "--speed", str(o.speed), "--until-stdin-closes"]
+        if o.seed is not None:
+            world += ["--seed", str(o.seed)]
+        self.world = await self.supervisor.start(ChildSpec(
+            "world service", world, o.state_root / "world.log", ready=lambda: _unix_answers(self.world_socket),
+            lifeline=True, start_timeout=self.start_timeout, restarted=self._world_restarted))
         spare = iter(free_ports(o.listen, 2 * len(nodes)))
+        specs = []
         for i, node in enumerate(nodes):
             port = _netconf_port(node, i, o.base_port) or next(spare)
             gnmi_port = (node.gnmi_port or next(spare)) if gnmi else None
             state = o.state_root / node.name
             state.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "qstrata.agents.cli", "agent", "--kind", node.kind, "--name", node.name,
-                   "--state-dir", str(state), "--listen", o.listen, "--netconf-port", str(port),
-                   "--topology", str(o.topology_path), "--speed", str(o.speed)]
-            if o.seed is not None:
-                cmd += ["--seed", str(o.seed)]
+                   "--state-dir", str(state), "--listen", o.listen, "--netconf-port", str(port), "--world", address]
             if gnmi_port is not None:
                 cmd += ["--gnmi-port", str(gnmi_port)] + (["--gnmi-insecure"] if o.gnmi_insecure else [])
-            logfile = open(state / "agent.log", "ab")  # noqa: SIM115 (the child owns it from here)
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            logfile.close()
-            self.agents.append(HostedAgent(node.name, node.kind, state, o.listen, port, gnmi_port, process=proc))
-        await asyncio.gather(*(self._ready(h) for h in self.agents))
+            hosted = HostedAgent(node.name, node.kind, state, o.listen, port, gnmi_port)
+            self.agents.append(hosted)
+            specs.append((hosted, ChildSpec(f"agent {node.name}", cmd, state / "agent.log",
+                                            ready=functools.partial(_agent_serves, hosted),
+                                            start_timeout=self.start_timeout)))
+
+        async def one(hosted: HostedAgent, spec: ChildSpec) -> None:
+            hosted.process = await self.supervisor.start(spec)
+
+        results = await asyncio.gather(*(one(h, spec) for h, spec in specs), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         for h in self.agents:
             if h.gnmi_port is not None and not o.gnmi_insecure:
                 h.gnmi_ca = _credentials_ca(h.state_dir)
+        self.supervisor.supervise()
         return self.agents
 
-    async def _ready(self, hosted: HostedAgent) -> None:
-        """Until the agent accepts TCP connections on its NETCONF port and wrote its credentials."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.start_timeout
-        assert hosted.process is not None
-        while loop.time() < deadline:
-            if hosted.process.poll() is not None:
-                tail = (hosted.state_dir / "agent.log").read_text(errors="replace").strip().splitlines()[-3:]
-                raise StartError(f"agent {hosted.name} exited with {hosted.process.returncode}: " + " / ".join(tail))
-            if hosted.credentials.exists():
-                try:
-                    _, writer = await asyncio.open_connection(hosted.host, hosted.netconf_port)
-                except OSError:
-                    pass
-                else:
-                    writer.close()
-                    return
-            await asyncio.sleep(0.2)
-        raise StartError(f"agent {hosted.name} did not listen on {hosted.host}:{hosted.netconf_port} "
-                         f"within {self.start_timeout:g} s (log: {hosted.state_dir / 'agent.log'})")
+    def _watched(self, child: Child, down: bool, text: str) -> None:
+        if self.agent_down is None:
+            return
+        for hosted in self.agents:
+            if hosted.process is child:
+                self.agent_down(hosted.name, down, text)
+
+    def plant(self) -> RemotePlant:
+        """The world service's plant, for the scenario (what it changes is given back to a
+        restarted service)."""
+        if self._plant is None:
+            self._plant = RemotePlant(self.world_socket)
+        return self._plant
+
+    async def _world_restarted(self) -> None:
+        if self._plant is not None and self._plant.journal:
+            await self._plant.replay()
+            self.supervisor.say(f"world service: {len(self._plant.journal)} scenario change(s) applied again")
 
     async def stop(self) -> None:
-        procs = [h.process for h in self.agents if h.process is not None and h.process.poll() is None]
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15
-        while any(p.poll() is None for p in procs) and loop.time() < deadline:
-            await asyncio.sleep(0.1)
-        for p in procs:
-            if p.poll() is None:
-                log.warning("agent pid %d did not stop within 15 s: killed", p.pid)
-                p.kill()
-                p.wait()
+        """Supervision first (nothing restarts from here on), then the agents, then the world."""
+        agents = [h.process for h in self.agents if h.process is not None]
+        await self.supervisor.stop([agents] + ([[self.world]] if self.world is not None else []))
+        if self.world_socket.parent != self.options.state_root:  # a short path of our own (see _socket_path)
+            shutil.rmtree(self.world_socket.parent, ignore_errors=True)
+
+
+UNIX_PATH_MAX = 107
+"""Longest Unix socket path Linux takes (sun_path is 108 bytes with the terminating NUL)."""
+
+
+def _socket_path(state_root: Path) -> Path:
+    """STATE_DIR/world.sock, or a fresh private folder under the temporary directory when the state
+    directory's path is too long for a Unix socket."""
+    path = state_root / "world.sock"
+    if len(os.fsencode(path)) <= UNIX_PATH_MAX:
+        return path
+    return Path(tempfile.mkdtemp(prefix="qstrata-world-")) / "world.sock"
+
+
+async def _unix_answers(path: Path) -> bool:
+    try:
+        _, writer = await asyncio.open_unix_connection(str(path))
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+async def _agent_serves(hosted: HostedAgent) -> bool:
+    """The agent wrote its credentials and accepts TCP connections on its NETCONF port."""
+    if not hosted.credentials.exists():
+        return False
+    try:
+        _, writer = await asyncio.open_connection(hosted.host, hosted.netconf_port)
+    except OSError:
+        return False
+    writer.close()
+    return True

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from qstrata.agents.devices.plant_control import LocalPlant, PlantControl
 from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, Endpoint, Topology, TopologyError, parse, read
 from qstrata.collectors.config import ConfigError
 from qstrata.collectors.config import load as load_collector_config
@@ -145,6 +146,7 @@ class Network:
         self._alarms_shown: dict[str, Any] = {}
         """Active alarms as the pipeline recorded them, by alarm id (what the table shows)."""
         self.controller_done = asyncio.Event()
+        self._process_alarms: Any = None
 
     @property
     def state_dir(self) -> Path:
@@ -161,7 +163,8 @@ class Network:
         o.state_dir.mkdir(parents=True, exist_ok=True)
         host_options = HostOptions(self.topology_path, o.state_dir, o.listen, o.speed, o.seed, o.base_port,
                                    gnmi_insecure=o.gnmi_insecure)
-        self.host = ProcessHost(self.topology, host_options) if o.processes else InProcessHost(self.topology, host_options)
+        self.host = ProcessHost(self.topology, host_options, say=self.say, agent_down=self._agent_down) \
+            if o.processes else InProcessHost(self.topology, host_options)
         self._endpoints_path().unlink(missing_ok=True)  # a crashed run's file lists ports nobody serves
         self.agents = await self.host.start()
         self.say(f"{len(self.agents)} agents up ({'one process each' if o.processes else 'one process'}) "
@@ -172,6 +175,15 @@ class Network:
         self._write_endpoints(self._collector_endpoint())
         if not o.bare:
             self._tasks.append(asyncio.create_task(self._configure(), name="up-controller"))
+
+    def _agent_down(self, name: str, down: bool, text: str) -> None:
+        """An agent's process died or serves again (--processes): the collector's alarm says so."""
+        if self.collector is not None:
+            if self._process_alarms is None:
+                from .collection import ProcessAlarms
+
+                self._process_alarms = ProcessAlarms(self.collector)
+            self._process_alarms(name, down, text)
 
     def _agent_endpoints(self) -> list[AgentEndpoint]:
         return [AgentEndpoint(h.name, h.kind, str(h.state_dir), str(h.credentials), HostPort(h.host, h.netconf_port),
@@ -257,12 +269,18 @@ class Network:
             return
         finally:
             self.controller_done.set()
-        if self.plan.scenario and not self.options.processes:
-            from qstrata.agents.devices.world import process_world
-
+        if self.plan.scenario:
             from .scenario import run_scenario
 
-            await run_scenario(process_world(), self.plan.scenario, self.options.speed, self.say)
+            await run_scenario(self._plant(), self.plan.scenario, self.options.speed, self.say)
+
+    def _plant(self) -> PlantControl:
+        """Where the scenario's changes go: the world service's plant, or this process's."""
+        if isinstance(self.host, ProcessHost):
+            return self.host.plant()
+        from qstrata.agents.devices.world import process_world
+
+        return LocalPlant(process_world().plant)
 
     # ---------------------------------------------------------------- run
 
@@ -301,7 +319,8 @@ class Network:
         title = (f"qstrata up: {self.topology.name}, {len(self.agents)} agents, speed {o.speed:g}x, "
                  f"up {int(up) // 60:02d}:{int(up) % 60:02d}   Ctrl-C stops")
         rows = [AgentRow(h.name, h.kind, f"{h.host}:{h.netconf_port}",
-                         f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-") for h in self.agents]
+                         f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-",
+                         process=h.process.describe() if h.process is not None else "-") for h in self.agents]
         if self.collector is None:
             return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events,
                            endpoints=self.endpoint_lines())
@@ -341,6 +360,8 @@ class Network:
     # ---------------------------------------------------------------- stop
 
     async def stop(self) -> None:
+        if isinstance(self.host, ProcessHost):
+            await self.host.supervisor.halt()  # first: nothing is restarted while the network stops
         self._endpoints_path().unlink(missing_ok=True)  # nothing it lists serves any more
         for task in self._tasks:
             task.cancel()

@@ -2,8 +2,9 @@
 
 A step lights (or dims) a classical channel -- Raman noise in every fibre it crosses -- or bends a
 fibre (extra loss spread over its length). Times are simulated seconds after the controller is
-done, so `--speed` shortens the whole story. Only the twins' world is touched; the management
-plane learns about it the way it would in the field, through telemetry.
+done, so `--speed` shortens the whole story. Only the twins' plant is touched (in this process, or
+in the world service with `--processes`); the management plane learns about it the way it would
+in the field, through telemetry.
 """
 
 from __future__ import annotations
@@ -12,30 +13,27 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from qstrata.agents.devices.world import World
+from qstrata.agents.devices.plant_control import PlantControl
 
 from .plan import ScenarioStep
 
 log = logging.getLogger("qstrata.up.scenario")
 
 
-def apply_step(world: World, step: ScenarioStep) -> str:
+async def apply_step(plant: PlantControl, step: ScenarioStep) -> str:
     """Make the change now; return what happened, in words."""
-    plant = world.plant
     if step.channel is not None and step.launch_power_dbm is not None:
-        plant.set_launch_power(step.channel, step.launch_power_dbm)
+        await plant.set_launch_power(step.channel, step.launch_power_dbm)
         what = f"classical channel {step.channel} at {step.launch_power_dbm:g} dBm"
     elif step.fibre is not None and step.extra_loss_db is not None:
-        fibre = plant.fibres[step.fibre]
-        length = max(fibre.spec.length_km, 1e-3)
-        plant.set_attenuation(step.fibre, fibre.spec.attenuation_db_per_km + step.extra_loss_db / length)
+        await plant.add_loss(step.fibre, step.extra_loss_db)
         what = f"fibre {step.fibre} bent: +{step.extra_loss_db:g} dB"
     else:
         return "nothing to do"
     return f"{step.text} ({what})" if step.text else what
 
 
-async def run_scenario(world: World, steps: tuple[ScenarioStep, ...], speed: float,
+async def run_scenario(plant: PlantControl, steps: tuple[ScenarioStep, ...], speed: float,
                        say: Callable[[str], None]) -> None:
     """Play the steps in order, in wall time (simulated time / speed) from now."""
     loop = asyncio.get_running_loop()
@@ -44,4 +42,4 @@ async def run_scenario(world: World, steps: tuple[ScenarioStep, ...], speed: flo
         delay = start + step.at_s / speed - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        say(f"scenario: {apply_step(world, step)}")
+        say(f"scenario: {await apply_step(plant, step)}")

@@ -33,6 +33,8 @@ class AgentRow:
     netconf: str
     gnmi: str
     collected: str = "-"
+    process: str = "-"
+    """With --processes: pid and restarts, or DOWN and when it restarts (`supervisor.Child`)."""
 
 
 @dataclass
@@ -78,11 +80,27 @@ def _rows_within(rows: list[str], room: int, what: str) -> list[str]:
     return rows[:keep] + [f"... {len(rows) - keep} more {what}"]
 
 
+def _agent_rows(agents: list[AgentRow]) -> tuple[str, list[str]]:
+    """The agents' header and rows, each column as wide as its widest entry, so that with the
+    PROCESS column (--processes) five agents still fit an 80-column terminal."""
+    columns = [("AGENT", "name"), ("KIND", "kind"), ("NETCONF", "netconf"), ("GNMI", "gnmi"),
+               ("COLLECTED", "collected")]
+    if any(a.process != "-" for a in agents):
+        columns.append(("PROCESS", "process"))
+    widths = [max([len(title)] + [len(getattr(a, field)) for a in agents]) for title, field in columns]
+
+    def line(cells: list[str]) -> str:
+        return " ".join(f"{c:{w}}" for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return (line([title for title, _ in columns]),
+            [line([getattr(a, field) for _, field in columns]) for a in agents])
+
+
 def render_table(view: StatusView, height: int | None = None) -> list[str]:
     """The frame as lines; with `height`, at most that many: the events give way first, then the
     agent and link lists are shortened, ending with a line saying how many rows are left out."""
     head = [view.title] + view.endpoints + [""]
-    agents = [f"{a.name:10} {a.kind:7} {a.netconf:22} {a.gnmi:22} {a.collected}" for a in view.agents]
+    agents_header, agents = _agent_rows(view.agents)
     qkd = [f"{r.link_id[:8]:10} {r.agent:8} {r.status:8} {si(r.rate, 'b/s'):>12} {percent(r.qber):>7} "
            f"{si(r.key_available, 'b'):>12}" for r in view.links if r.kind == "qkd"] or ["(none configured)"]
     qfs = [f"{r.link_id[:8]:10} {r.agent:8} {r.status:8} {si(r.rate, 'Hz'):>12} "
@@ -91,7 +109,7 @@ def render_table(view: StatusView, height: int | None = None) -> list[str]:
     tail = ([f"ROUTE      {r}" for r in view.routes] or ["ROUTE      (no switch data yet)"]) \
         + ([f"ALARM      {a}" for a in view.alarms] or ["ALARM      none"])
     events = [f"EVENT      {e}" for e in view.events[-8:]]
-    headers = [f"{'AGENT':10} {'KIND':7} {'NETCONF':22} {'GNMI':22} COLLECTED",
+    headers = [agents_header,
                f"{'QKD LINK':10} {'AGENT':8} {'STATUS':8} {'SKR':>12} {'QBER':>7} {'KEY STORED':>12}",
                f"{'ENT. LINK':10} {'AGENT':8} {'STATUS':8} {'RATE':>12} {'FIDELITY':>9}"]
     if height is not None:

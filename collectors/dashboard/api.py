@@ -136,6 +136,17 @@ class DashboardData:
                 newest = s.ts
         return newest
 
+    async def _link_id(self, kind: str, given: str) -> str:
+        """The full id of the link `given` names: the page, `qstrata up`'s table and people show
+        the first 8 hex digits of a UUID, so a unique prefix is as good as the id. Links reported
+        now (the registry) and links with history (the store) both count."""
+        current = {row.link_id for row in link_rows(self._view_series()) if row.kind == kind}
+        if given in current:
+            return given
+        first = SERIES_PREFIX[kind] + METRICS[kind][0].replace("-", "_")
+        stored = await self._read(lambda reader: {r.labels.get("link_id", "") for r in reader.series(name=first)})
+        return resolve_link(given, current | stored, kind)
+
     async def series(self, request: Request) -> dict[str, Any]:
         """``?kind=qkd|qfs&link=ID[&span=15m][&points=300]``: the link's plotted metrics, every
         reporting agent, downsampled to at most `points` averages over the last `span` of data
@@ -147,6 +158,7 @@ class DashboardData:
         link = request.param("link")
         if not link or len(link) > 200 or "'" in link:
             raise HttpError(400, "link: give the link id (?link=ID)")
+        link = await self._link_id(kind, link)
         span = _duration(request.param("span", "15m"), "span")
         if not 1 <= span <= MAX_SPAN_S:
             raise HttpError(400, f"span must be between 1s and {MAX_SPAN_S // 86400}d")
@@ -213,6 +225,21 @@ def delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | N
         return None
     out["now_ns"] = new["now_ns"]
     return out
+
+
+def resolve_link(given: str, known: set[str], kind: str) -> str:
+    """`given` if it is one of the `known` link ids, else the one id it is a prefix of (ignoring
+    case); a prefix of several is a 400 naming them, of none a 404."""
+    if given in known:
+        return given
+    found = sorted(i for i in known if i.lower().startswith(given.lower()))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+        raise HttpError(400, f"link: {given!r} is the start of {len(found)} {kind} link ids ({shown}): "
+                             "give more of the id")
+    raise HttpError(404, f"link: no {kind} link has the id {given!r} or an id starting with it")
 
 
 def _duration(text: str | None, name: str) -> float:

@@ -1,6 +1,7 @@
 """The dashboard's HTTP server: asyncio streams around the sans-IO `http` module.
 
-Routes: ``/`` and ``/static/FILE`` (the page, from the package), ``/api/topology``, ``/api/state``,
+Routes: ``/`` (the page, with the current state and topology embedded so its first paint shows the
+network without another request) and ``/static/FILE`` (from the package), ``/api/topology``, ``/api/state``,
 ``/api/series``, ``/api/alarms``, ``/api/health`` (JSON) and ``/api/events`` (server-sent events:
 a ``snapshot`` of the state, then a ``delta`` at most once a second with the rows that changed).
 Anything else is a JSON 404; bad parameters a JSON 400; an unexpected failure a JSON 500 and one
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from importlib import resources
 from typing import Any
@@ -36,9 +38,19 @@ log = logging.getLogger("qstrata.collectors.dashboard")
 
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+INITIAL_MARK = b"<!--initial-state-->"
+"""Where index.html takes the embedded ``{"state", "topology"}`` document."""
 READ_TIMEOUT = 10.0
 CLIENT_QUEUE = 4
 MAX_STREAMS = 32
+
+
+def embed_json(page: bytes, doc: Any) -> bytes:
+    """`page` with `doc` in a ``<script id="initial-state" type="application/json">`` at
+    `INITIAL_MARK`; every ``<`` is escaped, so no string in it can end the script element."""
+    text = json.dumps(doc, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+    return page.replace(INITIAL_MARK, b'<script id="initial-state" type="application/json">' + text.encode()
+                        + b"</script>", 1)
 
 
 def _static_files() -> dict[str, tuple[bytes, str]]:
@@ -185,7 +197,8 @@ class DashboardServer:
         path = request.path
         if path in ("/", "/index.html"):
             body, ctype = self.static["index.html"]
-            return Response(200, body, ctype, {"Cache-Control": "no-cache"})
+            page = embed_json(body, {"state": self.data.state(), "topology": self.data.topology()})
+            return Response(200, page, ctype, {"Cache-Control": "no-store"})
         if path.startswith("/static/"):
             found = self.static.get(path[len("/static/"):])
             if found is None:

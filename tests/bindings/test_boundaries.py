@@ -64,3 +64,22 @@ def test_collectors_and_front_ends_never_import_device_code() -> None:
     for path in _modules("agents/datastore"):
         bad = {m for m in _imports(path) if m.startswith("qstrata.agents.devices") and m != "qstrata.agents.devices.base"}
         assert not bad, f"{path.relative_to(ROOT)} imports device code {bad}"
+
+
+@pytest.mark.parametrize("path", _modules("agents/devices"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_device_code_knows_no_agent_around_it(path: Path) -> None:
+    """A driver, twin or world service is the device: it never sees the front ends, the datastore,
+    the agent assembling it, the testbed or the collectors (a remote driver is a driver like any)."""
+    bad = {m for m in _imports(path)
+           if m.startswith(("qstrata.agents.netconf", "qstrata.agents.gnmi", "qstrata.agents.restconf",
+                            "qstrata.agents.datastore", "qstrata.agents.access", "qstrata.agents.testbed",
+                            "qstrata.agents.app", "qstrata.agents.cli", "qstrata.collectors", "grpc", "asyncssh"))}
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+@pytest.mark.parametrize("name", ["framing.py", "messages.py"])
+def test_the_world_protocol_is_sans_io(name: str) -> None:
+    """Frames and messages are pure: the asyncio glue is `remote/aio.py` alone."""
+    path = ROOT / "agents" / "devices" / "remote" / name
+    bad = {m for m in _imports(path) if m.split(".")[0] in ("asyncio", "socket", "selectors", "ssl", "pickle")}
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"

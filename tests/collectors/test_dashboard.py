@@ -10,6 +10,7 @@ the event stream sends a snapshot then deltas of what changed; bad requests get 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -103,9 +104,26 @@ def test_up_prints_and_lists_the_dashboard(up):
     with urllib.request.urlopen(url, timeout=10) as r:
         page = r.read().decode()
     assert r.headers["Content-Type"].startswith("text/html") and "/static/app.js" in page
-    assert "http" not in page.replace("http-equiv", "").split("<body>")[1]  # nothing fetched from elsewhere
+    markup = re.sub(r'<script id="initial-state"[^>]*>.*?</script>', "", page, flags=re.S)  # data, not markup
+    assert "http" not in markup.replace("http-equiv", "").split("<body>")[1]  # nothing fetched from elsewhere
     with urllib.request.urlopen(url + "static/app.js", timeout=10) as r:
         assert r.headers["Content-Type"].startswith("text/javascript") and b"EventSource" in r.read()
+
+
+def test_page_embeds_the_state_for_its_first_paint(up):
+    """The page carries the state and topology, so it paints the network before any request."""
+    _active_state(up["url"])
+    with urllib.request.urlopen(up["url"], timeout=10) as r:
+        page = r.read().decode()
+    assert r.headers["Cache-Control"] == "no-store"
+    found = re.findall(r'<script id="initial-state" type="application/json">(.*?)</script>', page, flags=re.S)
+    assert len(found) == 1, page[:500]
+    doc = json.loads(found[0])
+    assert {n["name"] for n in doc["topology"]["nodes"]} == {"alice", "bob", "sw1", "mem-a", "mem-b"}
+    assert set(doc["state"]["agents"]) == {"alice", "bob", "sw1", "mem-a", "mem-b"}
+    assert any(row["link_id"] == LINK for row in doc["state"]["links"].values())
+    assert "<" not in found[0]  # nothing in the data can close the script element
+    assert found[0] and page.index("initial-state") < page.index("/static/app.js")  # there before the script runs
 
 
 def test_topology_is_the_networks(up):
@@ -160,6 +178,24 @@ def test_series_are_the_stores_downsampled_and_bounded(up):
     assert n >= 1 and served[:n] == stored[:n]
     qfs = _get(up["url"] + f"api/series?kind=qfs&link={ENT}&span=5m&points=10")[2]
     assert {s["metric"] for s in qfs["series"]} == {"generation-rate", "fidelity"}
+
+
+def test_series_accept_the_short_link_id_the_page_shows(up):
+    """The page and `qstrata up`'s table show a link's first 8 hex digits: that prefix, unique,
+    names the link; a prefix of nothing is a JSON 404."""
+    _active_state(up["url"])
+    full = _wait(lambda: (d := _get(up["url"] + f"api/series?kind=qkd&link={LINK}&span=10m&points=20")[2])
+                 and all(s["points"] for s in d["series"]) and d, 30)
+    assert full and len(full["series"]) == 8
+    status, _, short = _get(up["url"] + f"api/series?kind=qkd&link={LINK[:8]}&span=10m&points=20")
+    assert status == 200 and short["link"] == LINK
+    assert {(s["metric"], s["agent"]) for s in short["series"]} == {(s["metric"], s["agent"]) for s in full["series"]}
+    assert all(s["points"] for s in short["series"])
+    status, _, qfs = _get(up["url"] + f"api/series?kind=qfs&link={ENT[:8].upper()}&span=5m&points=10")
+    assert status == 200 and qfs["link"] == ENT and {s["metric"] for s in qfs["series"]} == {"generation-rate", "fidelity"}
+    for query in ("kind=qkd&link=ffffffff", f"kind=qfs&link={LINK[:8]}"):  # a QKD link is no entanglement link
+        status, ctype, err = _get(up["url"] + "api/series?" + query)
+        assert status == 404 and ctype == "application/json" and "no q" in err["message"], err
 
 
 def test_alarms_and_health(up):

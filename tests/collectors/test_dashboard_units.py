@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from qstrata.collectors.dashboard.api import delta
+from qstrata.collectors.dashboard.api import delta, resolve_link
 from qstrata.collectors.dashboard.graph import GraphError, graph_of, load_graph
 from qstrata.collectors.dashboard.http import HttpError, is_loopback_host, parse_request, sse_event
+from qstrata.collectors.dashboard.server import INITIAL_MARK, embed_json
 from qstrata.collectors.model import Batch, Series
 from qstrata.collectors.store import StoreReader, StoreWriter
 from qstrata.collectors.views import cross_connects, link_rows
@@ -41,6 +42,15 @@ def test_query_parameters_decoded_and_repeats_refused():
     assert exc.value.status == 400
 
 
+def test_embedded_state_cannot_end_its_script_element():
+    doc = {"name": "</script><script>alert(1)</script>", "note": "<!-- x", "n": [1.5, None]}
+    page = embed_json(b"<body>" + INITIAL_MARK + b"<script src=app.js></script></body>", doc)
+    head, _, rest = page.partition(b'<script id="initial-state" type="application/json">')
+    data, _, tail = rest.partition(b"</script>")
+    assert head == b"<body>" and tail == b"<script src=app.js></script></body>"
+    assert b"<" not in data and json.loads(data) == doc
+
+
 def test_sse_event_is_one_line_of_json():
     raw = sse_event("delta", {"a": [1, "x\ny"]})
     assert raw.startswith(b"event: delta\ndata: ") and raw.endswith(b"\n\n") and raw.count(b"\n") == 3
@@ -58,6 +68,28 @@ def test_delta_sends_only_what_changed():
     assert delta(old, _state({"a": {"rate": 1}, "b": {"rate": 2}}, {"x": {"reachable": True}}, now=2)) is None
     d = delta(old, _state({"a": {"rate": 5}, "c": {"rate": 0}}, {"x": {"reachable": True}}, [{"id": 1}], now=3))
     assert d == {"links": {"a": {"rate": 5}, "c": {"rate": 0}, "b": None}, "alarms": [{"id": 1}], "now_ns": 3}
+
+
+IDS = {"5b1f0c3e-9a39-4c55-8c0e-2d7f3a6b9e01", "5b1f0c3e-0000-4c55-8c0e-2d7f3a6b9e01", "0e7a1c55-3b2d-4f6a-9d8e-1a2b3c4d5e6f",
+       "5b1f"}
+
+
+@pytest.mark.parametrize("given,found", [
+    ("0e7a1c55-3b2d-4f6a-9d8e-1a2b3c4d5e6f", "0e7a1c55-3b2d-4f6a-9d8e-1a2b3c4d5e6f"),  # the id itself
+    ("0e7a1c55", "0e7a1c55-3b2d-4f6a-9d8e-1a2b3c4d5e6f"),  # the short id the page shows
+    ("0E7A", "0e7a1c55-3b2d-4f6a-9d8e-1a2b3c4d5e6f"),
+    ("5b1f0c3e-9", "5b1f0c3e-9a39-4c55-8c0e-2d7f3a6b9e01"),
+    ("5b1f", "5b1f"),  # an id that is also the start of others is still itself
+    ("5b1f0c3e", (400, "is the start of 2 qkd link ids (5b1f0c3e-0000-")),
+    ("ffff", (404, "no qkd link has the id 'ffff'")),
+])
+def test_link_id_or_a_unique_prefix(given, found):
+    if isinstance(found, str):
+        assert resolve_link(given, IDS, "qkd") == found
+    else:
+        with pytest.raises(HttpError) as exc:
+            resolve_link(given, IDS, "qkd")
+        assert exc.value.status == found[0] and found[1] in exc.value.message
 
 
 def test_graph_from_a_topology_document_and_its_errors(tmp_path):

@@ -61,7 +61,9 @@ def test_agent_killed_and_restarted_is_resubscribed_and_the_gap_is_the_outage(tm
             kill_ns = time.time_ns()
             agent.kill()
             lost = await until(lambda: not status["mem-a"].reachable, 5, "loss noticed")
+            lost_reason = status["mem-a"].reason
             await asyncio.sleep(2.0)
+            down_reason = status["mem-a"].reason
             agent.start(wait=False)
             ready = await asyncio.to_thread(agent.wait_ready)
             back = await until(lambda: status["mem-a"].synced, 10, "resubscribed")
@@ -69,13 +71,16 @@ def test_agent_killed_and_restarted_is_resubscribed_and_the_gap_is_the_outage(tm
             await asyncio.sleep(2.0)
             s = status["mem-a"]
             return {"noticed": lost, "ready": ready, "back": back, "kill_ns": kill_ns, "back_ns": back_ns,
-                    "reconnects": s.reconnects, "state": s.state}
+                    "reconnects": s.reconnects, "state": s.state, "lost": lost_reason, "down": down_reason}
         finally:
             await c.stop()
 
     r = asyncio.run(main())
     assert r["back"] - r["ready"] < 5.0, r          # resubscribed within 5 s of the agent serving again
     assert r["reconnects"] == 1 and r["state"] == "subscribed"
+    # a stream that was up and is cut is a lost connection, and then a refused one: not TLS (issue 17)
+    assert r["lost"].startswith("connection lost") and "TLS" not in r["lost"], r["lost"]
+    assert "refused" in r["down"].lower() and "TLS" not in r["down"], r["down"]
     stamps = occupancy_stamps(db, "mem-a")
     gaps = [(b - a) / NS for a, b in zip(stamps, stamps[1:], strict=False)]
     outage = (r["back_ns"] - r["kill_ns"]) / NS

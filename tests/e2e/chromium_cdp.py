@@ -50,6 +50,8 @@ class Browser:
             os.close(fd)
         self._buf = b""
         self._id = 0
+        self.events: list[dict[str, Any]] = []
+        """Protocol events received so far (``{"method": ..., "params": ...}``), oldest first."""
         self.session = self._attach()
 
     def _send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> int:
@@ -68,6 +70,9 @@ class Browser:
             while b"\0" in self._buf:
                 raw, self._buf = self._buf.split(b"\0", 1)
                 msg = json.loads(raw)
+                if "method" in msg and "id" not in msg:
+                    self.events.append(msg)
+                    continue
                 if msg.get("id") == want:
                     if "error" in msg:
                         raise RuntimeError(f"{method}: {msg['error']}")
@@ -96,6 +101,31 @@ class Browser:
         if "exceptionDetails" in result:
             raise RuntimeError(f"page error: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")
+
+    def navigate(self, url: str) -> None:
+        """Load `url` in the page (start the browser on about:blank to set things up first)."""
+        self.call("Page.navigate", {"url": url}, self.session)
+
+    def hold_requests(self, url_pattern: str) -> None:
+        """Keep every request matching `url_pattern` (``*/api/events*``) waiting unanswered until
+        `release_requests`: how a test sees the page as it is before that response arrives."""
+        self.call("Fetch.enable", {"patterns": [{"urlPattern": url_pattern, "requestStage": "Request"}]}, self.session)
+
+    def release_requests(self) -> int:
+        """Let the held requests go on, stop holding new ones; returns how many were held."""
+        self.call("Runtime.evaluate", {"expression": "1"}, self.session)  # flush pending events
+        paused = [e for e in self.events if e["method"] == "Fetch.requestPaused"]
+        self.events = [e for e in self.events if e["method"] != "Fetch.requestPaused"]
+        for event in paused:
+            self.call("Fetch.continueRequest", {"requestId": event["params"]["requestId"]}, self.session)
+        self.call("Fetch.disable", {}, self.session)
+        return len(paused)
+
+    def resize(self, width: int, height: int, mobile: bool = False) -> None:
+        """Show the page in a `width` x `height` CSS-pixel viewport (`mobile`: as a phone does,
+        honouring the page's viewport meta tag)."""
+        self.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
+                                                         "mobile": mobile}, self.session)
 
     def wait_for(self, expression: str, timeout: float) -> Any:
         """Evaluate until the value is truthy; returns it (or the last falsy value at the deadline)."""

@@ -1,7 +1,16 @@
 """The dashboard in a real browser: `qstrata up` runs the built-in network, Debian's chromium (headless,
-fresh profile, no network beyond 127.0.0.1) loads the page from the collector, and the test waits on
-the page's own DOM until the plots hold data and the QKD link shows ACTIVE with a non-zero key rate;
-then it saves a screenshot under the test's output directory (pytest's tmp_path).
+fresh profile, no network beyond 127.0.0.1) loads the page from the collector, and the tests wait on
+the page's own DOM:
+
+* first paint: with every ``/api/*`` request held unanswered, the document alone fills every panel
+  (the collector embeds the state in the page; a panel without data says so in words);
+* the live network on a desktop window: plots hold data, the QKD link shows ACTIVE with a non-zero
+  key rate, both ends of a link are drawn distinguishably, the page asks for history by full link id;
+* a phone-width window (390 x 844, then 360 and 500 wide): the topology fills the width at a
+  readable size, the header stays compact, nothing overflows the page and every table scrolls
+  inside its panel.
+
+Screenshots (desktop and narrow) go under the test's output directory (pytest's tmp_path).
 
 chromium is driven over the DevTools protocol on a pipe (`chromium_cdp.py`): a fixed
 --virtual-time-budget never elapses while the page's event stream is open."""
@@ -9,6 +18,7 @@ chromium is driven over the DevTools protocol on a pipe (`chromium_cdp.py`): a f
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +31,8 @@ from chromium_cdp import Browser, find_chromium
 pytestmark = [pytest.mark.timeout(180),
               pytest.mark.skipif(find_chromium() is None,
                                  reason="chromium is not installed (bash scripts/dev.sh setup installs it)")]
+
+AGENTS = {"alice", "bob", "sw1", "mem-a", "mem-b"}
 
 READY = """(() => {
   if (!document.getElementById('live')) return null;  // still loading
@@ -37,6 +49,60 @@ READY = """(() => {
   });
 })()"""
 
+PANELS = """(() => {
+  const out = {};
+  for (const id of ['network', 'summary', 'topology', 'alarms', 'agents', 'links', 'plots', 'footer']) {
+    const e = document.getElementById(id);
+    const r = e.getBoundingClientRect();
+    out[id] = {text: e.innerText.trim().slice(0, 300), shapes: e.querySelectorAll('svg *').length,
+               width: r.width, height: r.height};
+  }
+  out.nodes = [...document.querySelectorAll('#topology [data-node]')].map(g => g.dataset.node);
+  out.live = document.getElementById('live').textContent.trim();
+  return JSON.stringify(out);
+})()"""
+
+STYLES = """(() => JSON.stringify([...document.querySelectorAll('#plots .chart')].map(c => ({
+  metric: c.dataset.metric,
+  lines: [...c.querySelectorAll('path.series')].map(p => ({agent: p.dataset.agent, stroke: p.getAttribute('stroke'),
+    dash: p.getAttribute('stroke-dasharray') || '', width: p.getAttribute('stroke-width')})),
+  markers: [...c.querySelectorAll(':scope > svg [data-marker]')].map(m => [m.dataset.agent, m.dataset.marker]),
+  latest: [...c.querySelectorAll('[data-latest]')].map(l => [l.dataset.agent, l.textContent.trim()]),
+  legend: [...c.closest('.plotcard').querySelectorAll('.legend [data-agent]')].map(l => ({
+    agent: l.dataset.agent, text: l.textContent.trim(),
+    dash: (l.querySelector('line') || {getAttribute: () => null}).getAttribute('stroke-dasharray') || '',
+    stroke: (l.querySelector('line') || {getAttribute: () => null}).getAttribute('stroke')})),
+}))))()"""
+
+SERIES_REQUESTS = """JSON.stringify(performance.getEntriesByType('resource').map(e => e.name)
+  .filter(n => n.includes('/api/series')).map(n => new URL(n).searchParams.get('link')))"""
+
+LAYOUT = """(() => {
+  const vw = window.innerWidth, rect = e => e.getBoundingClientRect();
+  const topo = document.querySelector('#topology svg');
+  const label = document.querySelector('#topology .node-label');
+  const tables = [...document.querySelectorAll('table')].map(t => {
+    let clippedBy = null, scroller = null;
+    for (let a = t.parentElement; a && a !== document.body; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if (o === 'auto' || o === 'scroll') { scroller = a; break; }
+      if ((o === 'hidden' || o === 'clip') && t.scrollWidth > a.clientWidth + 1) { clippedBy = a.id || a.className; break; }
+    }
+    const box = rect(scroller || t);
+    return {id: t.id || t.parentElement.id, width: t.scrollWidth, clippedBy, scrollable: !!scroller,
+            fits: t.scrollWidth <= (scroller ? scroller.clientWidth : vw) + 1, left: box.left, right: box.right};
+  });
+  return JSON.stringify({
+    vw, scrollWidth: document.documentElement.scrollWidth, bodyScrollWidth: document.body.scrollWidth,
+    header: rect(document.querySelector('header')).height,
+    topo: topo ? {width: rect(topo).width, height: rect(topo).height} : null,
+    label: label ? rect(label).height : 0,
+    axis: Math.min(...[...document.querySelectorAll('#plots .axis')].map(a => rect(a).height)),
+    cards: [...document.querySelectorAll('.card')].map(c => [c.id || c.className, rect(c).left, rect(c).right]),
+    tables,
+  });
+})()"""
+
 
 def _ready(doc: dict) -> bool:
     skr = [p for p in doc["plots"] if p[0] == "secret-key-rate"]
@@ -44,9 +110,23 @@ def _ready(doc: dict) -> bool:
             and all(p[2] >= 2 for p in doc["plots"]) and doc["agents"] == 5)
 
 
-def test_dashboard_shows_the_live_network(tmp_path):
+def _wait_ready(browser: Browser, timeout: float = 60) -> dict:
+    last: dict = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = browser.evaluate(READY)
+        last = json.loads(found) if found else {}
+        if last and _ready(last):
+            break
+        time.sleep(0.5)
+    return last
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    """The dashboard URL of a `qstrata up` network started for this module."""
     qstrata = Path(sys.executable).with_name("qstrata")
-    state = tmp_path / "up"
+    state = tmp_path_factory.mktemp("dash-browser") / "up"
     proc = subprocess.Popen([str(qstrata), "up", "--state-dir", str(state), "--speed", "10", "--dashboard-port", "0",
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -55,27 +135,105 @@ def test_dashboard_shows_the_live_network(tmp_path):
             line = proc.stdout.readline()
             if not line or line.startswith(("Ctrl-C stops", "running for")):
                 break
-        url = json.loads((state / "endpoints.json").read_text())["collector"]["dashboard"]
-        with Browser(url, width=1400, height=1000) as browser:
-            last: dict = {}
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                found = browser.evaluate(READY)
-                last = json.loads(found) if found else {}
-                if last and _ready(last):
-                    break
-                time.sleep(0.5)
-            shot = browser.screenshot(tmp_path / "dashboard.png")
-        assert last and _ready(last), f"the page never showed the live network: {last} (screenshot {shot})"
-        assert "ACTIVE" in last["arcs"] and {"alice", "bob", "sw1", "mem-a", "mem-b"} <= set(last["nodes"])
-        assert {p[0] for p in last["plots"]} == {"secret-key-rate", "effective-key-rate", "qber", "key-available",
-                                                 "generation-rate", "fidelity"}
-        data = shot.read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-        print(f"screenshot: {shot}")
+        yield json.loads((state / "endpoints.json").read_text())["collector"]["dashboard"]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_first_paint_fills_every_panel(dashboard, tmp_path):
+    """Every /api/* request (state, topology, series, alarms, the event stream) is held unanswered:
+    what shows is what the document itself carries, i.e. the first paint before any delta."""
+    with Browser("about:blank", width=1400, height=1000) as browser:
+        browser.hold_requests("*/api/*")
+        browser.navigate(dashboard)
+        browser.wait_for("document.readyState === 'complete' && !!document.getElementById('links') && "
+                         "document.getElementById('links').rows.length > 0", 10)
+        doc = json.loads(browser.evaluate(PANELS))
+        shot = browser.screenshot(tmp_path / "first-paint.png")
+        held = browser.release_requests()
+    assert held >= 1, "the page opened no event stream"
+    for panel in ("network", "summary", "topology", "alarms", "agents", "links", "plots", "footer"):
+        found = doc[panel]
+        assert found["height"] > 0 and (found["shapes"] or found["text"]), f"{panel} is blank on first paint ({shot})"
+        assert found["text"].lower().rstrip(".…") not in ("connecting", "loading"), f"{panel}: {found['text']!r}"
+    assert set(doc["nodes"]) == AGENTS, doc["nodes"]
+    assert all(name in doc["agents"]["text"] for name in AGENTS), doc["agents"]["text"]
+    assert re.match(r"agents [0-5]/5", doc["summary"]["text"]), doc["summary"]
+    assert doc["network"]["text"] == "qstrata-network"
+
+
+def test_dashboard_shows_the_live_network(dashboard, tmp_path):
+    with Browser(dashboard, width=1400, height=1000) as browser:
+        last = _wait_ready(browser)
+        styles = json.loads(browser.evaluate(STYLES))
+        requested = json.loads(browser.evaluate(SERIES_REQUESTS))
+        shot = browser.screenshot(tmp_path / "dashboard.png")
+    assert last and _ready(last), f"the page never showed the live network: {last} (screenshot {shot})"
+    assert "ACTIVE" in last["arcs"] and AGENTS <= set(last["nodes"])
+    assert {p[0] for p in last["plots"]} == {"secret-key-rate", "effective-key-rate", "qber", "key-available",
+                                             "generation-rate", "fidelity"}
+    # the two ends of a link report nearly the same values: their lines must differ in more than colour
+    assert len(styles) == 6, styles
+    for chart in styles:
+        agents = [line["agent"] for line in chart["lines"]]
+        assert len(agents) == 2 and len(set(agents)) == 2, chart
+        assert len({line["dash"] for line in chart["lines"]}) == 2, f"same dash pattern for both ends: {chart}"
+        assert len({line["stroke"] for line in chart["lines"]}) == 2, chart
+        assert sorted(a for a, _ in chart["markers"]) == sorted(agents) and len({m for _, m in chart["markers"]}) == 2
+        assert sorted(a for a, _ in chart["latest"]) == sorted(agents) and all(v and v != "-" for _, v in chart["latest"])
+        legend = {entry["agent"]: entry for entry in chart["legend"]}
+        for line in chart["lines"]:  # the legend names each agent with its own line style
+            entry = legend[line["agent"]]
+            assert line["agent"] in entry["text"] and (entry["dash"], entry["stroke"]) == (line["dash"], line["stroke"])
+    # the page asks for history by the full link id, never the short one it shows
+    assert requested and all(len(link) == 36 for link in requested), requested
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    print(f"screenshot: {shot}")
+
+
+def _layout_problems(doc: dict, width: int) -> list[str]:
+    vw, problems = doc["vw"], []
+    if vw != width:
+        problems.append(f"laid out {vw} px wide in a {width} px phone window (the phone shrinks it to fit)")
+    if max(doc["scrollWidth"], doc["bodyScrollWidth"]) > vw:
+        problems.append(f"the page is {max(doc['scrollWidth'], doc['bodyScrollWidth'])} px wide in a {vw} px window")
+    if doc["header"] > 110:
+        problems.append(f"header {doc['header']:.0f} px tall")
+    topo = doc["topo"]
+    if not topo or topo["width"] < 0.85 * vw or topo["height"] < 250:
+        problems.append(f"topology {topo} in a {vw} px window")
+    if doc["label"] < 10:
+        problems.append(f"topology labels {doc['label']:.1f} px tall: unreadable")
+    if doc["axis"] < 9:
+        problems.append(f"plot axis labels {doc['axis']:.1f} px tall: unreadable")
+    for name, left, right in doc["cards"]:
+        if left < -0.5 or right > vw + 0.5:
+            problems.append(f"panel {name} spans {left:.0f}..{right:.0f} px")
+    for t in doc["tables"]:
+        if t["clippedBy"] or not (t["fits"] or t["scrollable"]) or t["left"] < -0.5 or t["right"] > vw + 0.5:
+            problems.append(f"table {t} is cut off")
+    return problems
+
+
+def test_phone_width_layout(dashboard, tmp_path):
+    with Browser("about:blank", width=390, height=844) as browser:
+        browser.resize(390, 844, mobile=True)
+        browser.navigate(dashboard)
+        last = _wait_ready(browser)
+        assert last and _ready(last), f"the page never showed the live network at 390 px: {last}"
+        time.sleep(0.3)
+        layouts = {390: json.loads(browser.evaluate(LAYOUT))}
+        shot = browser.screenshot(tmp_path / "dashboard-narrow.png")
+        for width in (360, 500):
+            browser.resize(width, 800, mobile=True)
+            time.sleep(0.5)  # the page redraws on resize
+            layouts[width] = json.loads(browser.evaluate(LAYOUT))
+    print(f"screenshot: {shot}")
+    assert len(layouts[390]["tables"]) == 2, layouts[390]
+    problems = {w: _layout_problems(doc, w) for w, doc in layouts.items()}
+    assert not any(problems.values()), f"{problems} (screenshot {shot})"

@@ -1,10 +1,24 @@
 // qstrata dashboard: vanilla JS drawing SVG, nothing fetched from the internet.
-// State comes from /api/events (a snapshot, then deltas at most once a second), history from
-// /api/series (the embedded store, downsampled by the collector), the network from /api/topology.
+// The first paint comes from the page itself: the collector embeds its state and the topology
+// (#initial-state), so no panel waits for a request. Then state comes from /api/events (a snapshot,
+// then deltas at most once a second) and history from /api/series (the embedded store, downsampled
+// by the collector). SVG is drawn at the size it is shown (one user unit = one CSS pixel), so text
+// stays readable from a phone to a wide screen; the page redraws when the window is resized.
 "use strict";
 
 const SVGNS = "http://www.w3.org/2000/svg";
-const COLOURS = ["#4fb3ff", "#f5b83d", "#3ddc84", "#ff7ab6", "#b18cff", "#2bc4c4"];
+// One style per reporting agent. Both ends of a link report nearly the same values, so their lines
+// overlap: they differ in colour, dash pattern and the marker at the newest point (a ring round a
+// square stays visible when the two coincide).
+const STYLES = [
+  { colour: "#4fb3ff", dash: "", width: 3, marker: "ring" },
+  { colour: "#f5b83d", dash: "7 4", width: 2, marker: "square" },
+  { colour: "#3ddc84", dash: "2 3", width: 2, marker: "triangle" },
+  { colour: "#ff7ab6", dash: "10 3 2 3", width: 2, marker: "diamond" },
+  { colour: "#b18cff", dash: "4 2", width: 2, marker: "square" },
+  { colour: "#2bc4c4", dash: "1 3", width: 2, marker: "triangle" },
+];
+const NARROW = 560;       // px of drawing width below which the topology puts labels under the nodes
 const METRICS = {
   qkd: [
     { id: "secret-key-rate", field: "rate", title: "Secret key rate", unit: "b/s", fmt: v => si(v, "b/s") },
@@ -29,6 +43,7 @@ const app = {
   fetched: {},           // "kind/link_id" -> time of the last /api/series fetch
   recentAlarms: [],
   span: "15m",
+  widths: { topology: 0, chart: 0 },  // drawing widths in CSS px, measured once per window size (0: measure)
 };
 
 // ------------------------------------------------------------------ formatting
@@ -58,11 +73,39 @@ function spanMs(text) {
   const m = /^(\d+)(s|m|h|d)$/.exec(text);
   return m ? Number(m[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2]] : 9e5;
 }
+let measure = null;
+function widest(texts, font) {
+  // how wide the widest of `texts` is drawn in `font` (a canvas measures without touching the page's layout)
+  measure = measure || document.createElement("canvas").getContext("2d");
+  measure.font = `${font} ${getComputedStyle(document.body).fontFamily}`;
+  return Math.max(0, ...texts.map(t => measure.measureText(t).width));
+}
 function el(tag, attrs, parent) {
   const e = document.createElementNS(SVGNS, tag);
-  for (const k in attrs) e.setAttribute(k, attrs[k]);
+  for (const k in attrs) if (attrs[k] != null && attrs[k] !== "") e.setAttribute(k, attrs[k]);
   if (parent) parent.appendChild(e);
   return e;
+}
+function marker(parent, style, x, y, attrs) {
+  // the newest point of one agent's line, in that agent's shape
+  const common = { ...attrs, "data-marker": style.marker };
+  switch (style.marker) {
+    case "ring": return el("circle", { cx: x, cy: y, r: 5.5, fill: "none", stroke: style.colour, "stroke-width": 2, ...common }, parent);
+    case "square": return el("rect", { x: x - 3, y: y - 3, width: 6, height: 6, fill: style.colour, ...common }, parent);
+    case "triangle": return el("path", { d: `M${x},${y - 4}L${x + 4},${y + 3}L${x - 4},${y + 3}Z`, fill: style.colour, ...common }, parent);
+    default: return el("path", { d: `M${x},${y - 4}L${x + 4},${y}L${x},${y + 4}L${x - 4},${y}Z`, fill: style.colour, ...common }, parent);
+  }
+}
+function swatch(style, line = true) {
+  // a legend's sample of a line style: the dash pattern and the marker, as in the plots (or the marker alone)
+  const svg = document.createElementNS(SVGNS, "svg");
+  svg.setAttribute("class", "swatch");
+  svg.setAttribute("width", line ? "30" : "12");
+  svg.setAttribute("height", "12");
+  if (line) el("line", { x1: 1, y1: 6, x2: 21, y2: 6, stroke: style.colour, "stroke-width": style.width,
+    "stroke-dasharray": style.dash }, svg);
+  marker(svg, style, line ? 24 : 6, 6, {});
+  return svg.outerHTML;
 }
 
 // ------------------------------------------------------------------ the state
@@ -108,8 +151,9 @@ function appendLive() {
   const groups = linkGroups();
   const horizon = spanMs(app.span);
   for (const key of app.selected) {
-    const g = groups.get(key), h = app.history[key];
-    if (!g || !h) continue;
+    const g = groups.get(key);
+    if (!g) continue;
+    const h = (app.history[key] = app.history[key] || {});  // until the store's answer: the live values
     for (const r of g.rows) {
       const t = r.updated_ns / 1e6;
       for (const m of METRICS[g.kind]) {
@@ -135,10 +179,10 @@ function renderSummary() {
   const active = gs => gs.filter(g => groupStatus(g) === "ACTIVE").length;
   const totalSkr = qkd.reduce((sum, g) => sum + (g.rows[0].rate || 0), 0);
   document.getElementById("summary").innerHTML = [
-    `<span class="pill">agents <b>${up}/${agents.length}</b> up</span>`,
-    `<span class="pill">QKD links <b>${active(qkd)}/${qkd.length}</b> active</span>`,
-    `<span class="pill">entanglement links <b>${active(qfs)}/${qfs.length}</b> active</span>`,
-    `<span class="pill">total key rate <b>${si(totalSkr, "b/s")}</b></span>`,
+    `<span class="pill">agents <b>${up}/${agents.length}</b><span class="wide-only"> up</span></span>`,
+    `<span class="pill">QKD<span class="wide-only"> links</span> <b>${active(qkd)}/${qkd.length}</b><span class="wide-only"> active</span></span>`,
+    `<span class="pill">entanglement<span class="wide-only"> links</span> <b>${active(qfs)}/${qfs.length}</b><span class="wide-only"> active</span></span>`,
+    `<span class="pill"><span class="wide-only">total </span>key rate <b>${si(totalSkr, "b/s")}</b></span>`,
     `<span class="pill">alarms <b style="color:${s.alarms.length ? "var(--bad)" : "var(--ok)"}">${s.alarms.length}</b></span>`,
   ].join("");
   const c = s.collector;
@@ -150,7 +194,7 @@ function renderSummary() {
 
 function renderLinks() {
   const filter = document.getElementById("filter").value.trim().toLowerCase();
-  const rows = [`<tr><th>kind</th><th>link</th><th>ends</th><th>status</th><th class="num">rate</th>
+  const rows = [`<tr class="head"><th>kind</th><th>link</th><th>ends</th><th>status</th><th class="num">rate</th>
     <th class="num">effective</th><th class="num">QBER / fidelity</th><th class="num">key available</th><th>updated</th></tr>`];
   let shown = 0;
   for (const g of linkGroups().values()) {
@@ -161,11 +205,11 @@ function renderLinks() {
     rows.push(`<tr data-key="${esc(g.key)}" data-kind="${g.kind}" class="${app.selected.includes(g.key) ? "sel" : ""}">
       <td>${q ? "QKD" : "entanglement"}</td><td title="${esc(g.link_id)}">${esc(short(g.link_id))}</td><td>${esc(ends)}</td>
       <td><span class="badge ${esc(st)}" data-status="${esc(st)}">${esc(st)}</span></td>
-      <td class="num" data-rate="${r.rate ?? ""}">${q ? si(r.rate, "b/s") : si(r.rate, "Hz")}</td>
-      <td class="num">${q ? si(r.effective_rate, "b/s") : ""}</td>
-      <td class="num">${q ? pct(r.qber) : (r.fidelity == null ? "-" : r.fidelity.toFixed(3))}</td>
-      <td class="num">${q ? si(r.key_available, "b") : ""}</td>
-      <td>${hms(r.updated_ns / 1e6)}</td></tr>`);
+      <td class="num" data-label="rate" data-rate="${r.rate ?? ""}">${q ? si(r.rate, "b/s") : si(r.rate, "Hz")}</td>
+      <td class="num" data-label="effective">${q ? si(r.effective_rate, "b/s") : ""}</td>
+      <td class="num" data-label="${q ? "QBER" : "fidelity"}">${q ? pct(r.qber) : (r.fidelity == null ? "-" : r.fidelity.toFixed(3))}</td>
+      <td class="num" data-label="key">${q ? si(r.key_available, "b") : ""}</td>
+      <td data-label="updated">${hms(r.updated_ns / 1e6)}</td></tr>`);
   }
   if (shown === 0) rows.push(`<tr><td colspan="9" class="none">no links reported yet</td></tr>`);
   document.getElementById("links").innerHTML = rows.join("");
@@ -176,6 +220,10 @@ function renderAgents() {
   const kinds = new Map(app.topology.nodes.map(n => [n.name, n.kind]));
   const up = agents.filter(a => a.reachable).length;
   document.getElementById("agent-count").textContent = `${up} of ${agents.length} reachable`;
+  if (!agents.length) {
+    document.getElementById("agents").innerHTML = `<div class="none">No agents: this collector has no targets.</div>`;
+    return;
+  }
   const rows = [`<tr><th>agent</th><th>session</th><th class="num">updates</th><th>last</th><th class="num" title="reconnects">rec.</th></tr>`];
   for (const a of agents) {
     rows.push(`<tr title="${esc(a.reason || "")}"><td>${esc(a.name)} <span class="kind">${esc(kinds.get(a.name) || "")}</span></td>
@@ -202,7 +250,7 @@ function renderAlarms() {
 }
 
 // ------------------------------------------------------------------ topology
-function layout(groups) {
+function layout(groups, W) {
   const nodes = app.topology.nodes;
   const switches = nodes.filter(n => n.kind === "switch");
   const side = new Map();   // name -> [column, row]
@@ -219,18 +267,31 @@ function layout(groups) {
   }
   for (const n of nodes) if (n.kind !== "switch") place(n.name, rows[0] <= rows[1] ? 0 : 1);
   const nrows = Math.max(rows[0], rows[1], 1);
-  const rowH = nrows > 24 ? 26 : nrows > 8 ? 56 : 118;
-  const W = 960, top = 70;
-  const H = Math.max(300, top + nrows * rowH + 80);
+  const dense = nrows > 8, tiny = nrows > 24;
+  const narrow = W < NARROW && !dense;   // labels go under the nodes, the columns move out
+  const rowH = tiny ? 26 : dense ? 56 : narrow ? 130 : 118;
+  const r = tiny ? 8 : dense ? 14 : narrow ? 20 : 24;   // a node's radius
+  const top = dense && !switches.length ? 30 : narrow ? 62 : 70;
+  // room for the longest name (as .node-label draws it): under the node on a phone, beside it otherwise
+  const label = widest(nodes.map(n => n.name), "600 12px") + 2;
+  const margin = narrow ? Math.max(44, W * 0.15, label / 2 + 4)
+    : Math.min(W * 0.35, Math.max(60, Math.min(130, W * 0.135), label + r + 12));
+  const H = Math.max(narrow ? 280 : 300, top + nrows * rowH + (narrow ? 45 : dense ? 40 : 80));
   const pos = new Map();
-  for (const [name, [col, row]] of side) pos.set(name, { x: col === 0 ? 130 : W - 130, y: top + row * rowH + rowH / 2 });
+  for (const [name, [col, row]] of side) pos.set(name, { x: col === 0 ? margin : W - margin, y: top + row * rowH + rowH / 2 });
   switches.forEach((s, i) => pos.set(s.name, { x: W / 2, y: top + (i + 0.5) * (nrows * rowH) / switches.length }));
-  return { pos, W, H, mid: top + nrows * rowH / 2, dense: nrows > 8, tiny: nrows > 24 };
+  return { pos, W, H, mid: top + nrows * rowH / 2, dense, tiny, narrow, r };
 }
 
 function renderTopology() {
+  const wrap = document.getElementById("topology");
+  if (!app.topology.nodes.length) {
+    wrap.innerHTML = `<div class="none">No topology and no agents to draw yet.</div>`;
+    return;
+  }
   const groups = linkGroups();
-  const { pos, W, H, mid, dense, tiny } = layout(groups);
+  app.widths.topology = app.widths.topology || wrap.clientWidth;
+  const { pos, W, H, mid, dense, tiny, narrow, r: radius } = layout(groups, Math.max(280, app.widths.topology || 960));
   const svg = document.createElementNS(SVGNS, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("class", "topo");
@@ -254,20 +315,27 @@ function renderTopology() {
     }
     el("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, stroke: lit ? "var(--fibre)" : "#3a4656",
       "stroke-width": lit ? 3 : 1.5, "stroke-dasharray": lit ? "" : "4 4", "data-fibre": f.id, "data-lit": lit }, gFibres);
-    if (!dense) el("text", { x: (a.x * 0.6 + b.x * 0.4), y: (a.y * 0.6 + b.y * 0.4) - 6, class: "fibre-label",
+    // on a phone the length goes just outside the node (the switch's cross-connects are written above it)
+    const len = Math.hypot(b.x - a.x, b.y - a.y) || 1;
+    const k = !narrow ? 0.4 : kinds.get(f.a.device) === "switch" ? 1 - 58 / len : 58 / len;
+    if (!dense) el("text", { x: a.x * (1 - k) + b.x * k, y: a.y * (1 - k) + b.y * k - 6, class: "fibre-label",
       "text-anchor": "middle" }, gFibres).textContent = `${f.length_km} km`;
   }
   for (const [sw, list] of Object.entries(spools)) {
-    const p = pos.get(sw), gap = tiny ? 70 : 118;
+    const p = pos.get(sw), gap = tiny ? 70 : Math.min(118, W * 0.3);
     list.forEach(([f, lit], i) => {
-      const cx = p.x + (i - (list.length - 1) / 2) * gap, cy = p.y + (tiny ? 48 : 74);
+      const cx = p.x + (i - (list.length - 1) / 2) * gap, cy = p.y + (tiny ? 48 : narrow ? 60 : 74);
       const colour = lit ? "var(--fibre)" : "#3a4656";
       el("path", { d: `M ${p.x + (i - (list.length - 1) / 2) * 30} ${p.y + 22} L ${cx} ${cy - 14}`, stroke: colour,
         "stroke-width": lit ? 3 : 1.5, "stroke-dasharray": lit ? "" : "4 4", fill: "none" }, gFibres);
       for (const r of [14, 9]) el("circle", { cx, cy, r, fill: "none", stroke: colour, "stroke-width": lit ? 2.5 : 1.5,
         "data-fibre": r === 14 ? f.id : null, "data-lit": lit }, gFibres);
-      el("text", { x: cx, y: cy + 28, "text-anchor": "middle", class: "fibre-label", fill: lit ? "var(--fibre)" : "" },
-        gFibres).textContent = `${f.id} · ${f.length_km} km`;
+      const label = el("text", { x: cx, y: cy + 28, "text-anchor": "middle", class: "fibre-label",
+        fill: lit ? "var(--fibre)" : "" }, gFibres);
+      if (narrow) {  // two short lines instead of one long one
+        label.textContent = f.id;
+        el("tspan", { x: cx, dy: 12 }, label).textContent = `${f.length_km} km`;
+      } else label.textContent = `${f.id} · ${f.length_km} km`;
     });
   }
   // logical links: arcs between the reporting agents, coloured by status, width by rate
@@ -279,7 +347,7 @@ function renderTopology() {
     const colour = { ACTIVE: "var(--ok)", PENDING: "var(--warn)", DOWN: "var(--bad)" }[st] || "var(--off)";
     const width = g.kind === "qkd" ? 2 + Math.max(0, Math.min(6, Math.log10((r.rate || 0) + 1) - 2)) : 3;
     const up = (a.y + b.y) / 2 <= mid;   // arcs bow away from the switch: upwards in the upper half
-    const bow = (up ? -1 : 1) * (dense ? 16 : 64);
+    const bow = (up ? -1 : 1) * (dense ? 16 : narrow ? 84 : 64);
     const mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2;
     el("path", { d: `M ${a.x} ${a.y} Q ${mx} ${my + 2 * bow} ${b.x} ${b.y}`, stroke: colour, "stroke-width": width,
       fill: "none", opacity: 0.9, "stroke-dasharray": st === "ACTIVE" ? "" : "6 5", "stroke-linecap": "round",
@@ -304,29 +372,40 @@ function renderTopology() {
       el("text", { x: p.x, y: p.y + 5, "text-anchor": "middle", class: "node-label" }, g).textContent = n.name;
       const pairs = Object.entries(switches[n.name] || {}).map(([i, e]) => `${i}↔${e}`).join("  ");
       el("text", { x: p.x, y: p.y - 30, "text-anchor": "middle", class: "node-sub" }, g).textContent =
-        pairs ? "cross-connects " + pairs : "no cross-connect";
+        pairs ? (narrow ? "" : "cross-connects ") + pairs : "no cross-connect";
     } else {
-      const r = tiny ? 8 : dense ? 14 : 24;
+      const r = radius;
       el("circle", { cx: p.x, cy: p.y, r, fill: n.kind === "qkd" ? "var(--qkd)" : n.kind === "memory" ? "var(--mem)" : "#4a5568",
         stroke: ring, "stroke-width": tiny ? 2 : 3 }, g);
       if (!tiny) el("text", { x: p.x, y: p.y + 4, "text-anchor": "middle", class: "node-sub", style: "fill:#fff;font-weight:600" }, g).textContent =
         n.kind === "qkd" ? "QKD" : n.kind === "memory" ? "QM" : "";
       const left = p.x < W / 2;
+      const sub = [n.location, up === false ? "UNREACHABLE" : ""].filter(Boolean).join(" · ");
+      if (narrow) {  // under the node: the side of a phone-wide drawing has no room for a name
+        el("text", { x: p.x, y: p.y + r + 15, "text-anchor": "middle", class: "node-label" }, g).textContent = n.name;
+        el("text", { x: p.x, y: p.y + r + 28, "text-anchor": "middle", class: "node-sub" }, g).textContent = sub;
+        continue;
+      }
       el("text", { x: p.x + (left ? -r - 8 : r + 8), y: p.y + (tiny ? 4 : 0), "text-anchor": left ? "end" : "start",
         class: "node-label" }, g).textContent = n.name;
       if (!tiny) el("text", { x: p.x + (left ? -r - 8 : r + 8), y: p.y + 14, "text-anchor": left ? "end" : "start",
-        class: "node-sub" }, g).textContent = [n.location, up === false ? "UNREACHABLE" : ""].filter(Boolean).join(" · ");
+        class: "node-sub" }, g).textContent = sub;
     }
   }
-  const wrap = document.getElementById("topology");
+  svg.setAttribute("width", W);
+  svg.setAttribute("height", H);
   wrap.replaceChildren(svg);
 }
 
 // ------------------------------------------------------------------ plots
-function chart(container, metric, byAgent, agents, span) {
-  const W = 460, H = 150, L = 64, R = 10, T = 8, B = 22;
-  const now = Math.max(app.state.now_ns / 1e6, ...agents.flatMap(a => (byAgent[a] || []).slice(-1).map(p => p[0])));
-  const t0 = now - span;
+function chart(container, width, metric, byAgent, agents, span) {
+  const W = Math.max(200, width), H = 150, L = 62, R = 12, T = 10, B = 22;
+  const newest = agents.flatMap(a => (byAgent[a] || []).slice(-1).map(p => p[0]));
+  const now = Math.max(app.state.now_ns / 1e6, ...newest);
+  // the window, or less while the data is younger than it: a network started a minute ago fills
+  // the width instead of hugging the right edge of a 15 min axis
+  const oldest = Math.min(...agents.flatMap(a => (byAgent[a] || []).filter(p => p[0] >= now - span).slice(0, 1).map(p => p[0])));
+  const t0 = now - (isFinite(oldest) ? Math.max(60e3, Math.min(span, now - oldest)) : span);
   let lo = Infinity, hi = -Infinity;
   for (const a of agents) for (const [t, v] of byAgent[a] || []) if (t >= t0) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
   const empty = !isFinite(lo);
@@ -334,30 +413,41 @@ function chart(container, metric, byAgent, agents, span) {
   if (metric.id === "fidelity") { lo = Math.min(lo, 0.5); hi = Math.max(hi, 1); }
   else if (metric.id === "qber") { lo = 0; hi = Math.max(hi * 1.15, 0.05); }
   else { lo = Math.min(0, lo); hi = hi > 0 ? hi * 1.1 : 1; }
-  const x = t => L + (t - t0) / span * (W - L - R);
+  const x = t => L + (t - t0) / (now - t0) * (W - L - R);
   const y = v => T + (1 - (v - lo) / (hi - lo || 1)) * (H - T - B);
   const svg = document.createElementNS(SVGNS, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("width", W);
+  svg.setAttribute("height", H);
   for (let i = 0; i <= 4; i++) {
     const v = lo + (hi - lo) * i / 4, yy = y(v);
     el("line", { x1: L, x2: W - R, y1: yy, y2: yy, class: "gridline" }, svg);
     el("text", { x: L - 6, y: yy + 3, "text-anchor": "end", class: "axis" }, svg).textContent = metric.fmt(v);
   }
-  for (let i = 0; i <= 4; i++) {
-    const t = t0 + span * i / 4;
-    el("text", { x: x(t), y: H - 6, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle", class: "axis" }, svg)
-      .textContent = span > 36e5 ? hm(t) : hms(t);
+  const ticks = Math.max(1, Math.min(4, Math.floor((W - L - R) / 80)));  // a time label is ~50 px wide
+  for (let i = 0; i <= ticks; i++) {
+    const t = t0 + (now - t0) * i / ticks;
+    el("text", { x: x(t), y: H - 6, "text-anchor": i === 0 ? "start" : i === ticks ? "end" : "middle", class: "axis" }, svg)
+      .textContent = now - t0 > 36e5 ? hm(t) : hms(t);
   }
+  const lines = el("g", {}, svg), marks = el("g", {}, svg);
   agents.forEach((a, i) => {
+    const style = STYLES[i % STYLES.length];
     const pts = (byAgent[a] || []).filter(p => p[0] >= t0);
     const d = pts.map((p, j) => `${j ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
-    const colour = COLOURS[i % COLOURS.length];
     if (i === 0 && pts.length > 1) {
       el("path", { d: `${d}L${x(pts[pts.length - 1][0]).toFixed(1)},${y(lo)}L${x(pts[0][0]).toFixed(1)},${y(lo)}Z`,
-        fill: colour, opacity: 0.12 }, svg);
+        fill: style.colour, opacity: 0.1 }, lines);
     }
-    el("path", { d: d || "M0,0", class: "series", stroke: colour, "data-metric": metric.id, "data-agent": a,
-      "data-points": pts.length, "data-last": pts.length ? pts[pts.length - 1][1] : "" }, svg);
+    const last = pts.length ? pts[pts.length - 1] : null;
+    const path = el("path", { d: d || "M0,0", class: "series", stroke: style.colour, "stroke-width": style.width,
+      "stroke-dasharray": style.dash, "data-metric": metric.id, "data-agent": a, "data-points": pts.length,
+      "data-last": last ? last[1] : "" }, lines);
+    el("title", {}, path).textContent = `${a}: ${last ? metric.fmt(last[1]) + " at " + hms(last[0]) : "no data"}`;
+    if (last) {
+      const m = marker(marks, style, x(last[0]), y(last[1]), { "data-agent": a });
+      el("title", {}, m).textContent = `${a}: ${metric.fmt(last[1])} at ${hms(last[0])}`;
+    }
   });
   if (empty) el("text", { x: (L + W - R) / 2, y: H / 2, "text-anchor": "middle", class: "axis" }, svg).textContent = "waiting for data";
   container.appendChild(svg);
@@ -366,7 +456,7 @@ function chart(container, metric, byAgent, agents, span) {
 function renderPlots() {
   const groups = linkGroups();
   const span = spanMs(app.span);
-  const out = [];
+  const out = [], charts = [];
   for (const key of app.selected) {
     const g = groups.get(key);
     if (!g) continue;
@@ -375,21 +465,35 @@ function renderPlots() {
     card.className = "card plotcard";
     card.dataset.link = g.link_id;
     const st = groupStatus(g);
-    card.innerHTML = `<h3>${g.kind === "qkd" ? "QKD link" : "Entanglement link"} ${esc(short(g.link_id))}
+    card.innerHTML = `<h3>${g.kind === "qkd" ? "QKD link" : "Entanglement link"} <span title="${esc(g.link_id)}">${esc(short(g.link_id))}</span>
       <span class="ends">${esc(agents.join(" ⇄ "))}</span><span class="badge ${esc(st)}">${esc(st)}</span></h3>
       <div class="charts"></div><div class="legend">${agents.map((a, i) =>
-        `<span><i style="background:${COLOURS[i % COLOURS.length]}"></i>${esc(a)}</span>`).join("")}</div>`;
-    const charts = card.querySelector(".charts");
+        `<span data-agent="${esc(a)}">${swatch(STYLES[i % STYLES.length])}${esc(a)}</span>`).join("")}</div>`;
+    const box = card.querySelector(".charts");
     for (const m of METRICS[g.kind]) {
-      const box = document.createElement("div");
-      box.className = "chart";
-      box.innerHTML = `<div class="title"><span>${m.title}</span><b>${m.fmt(g.rows[0][m.field])}</b></div>`;
-      chart(box, m, (app.history[key] || {})[m.id] || {}, agents, span);
-      charts.appendChild(box);
+      const c = document.createElement("div");
+      c.className = "chart";
+      c.dataset.metric = m.id;
+      // the newest value of every end, with the marker its line ends in
+      const latest = g.rows.map((r, i) => `<span class="latest">${swatch(STYLES[i % STYLES.length], false)}<b data-latest
+        data-agent="${esc(r.agent)}" title="${esc(r.agent)}">${m.fmt(r[m.field])}</b></span>`).join("");
+      c.innerHTML = `<div class="title"><span>${m.title}</span><span class="values">${latest}</span></div>`;
+      box.appendChild(c);
+      charts.push([c, m, (app.history[key] || {})[m.id] || {}, agents]);
     }
     out.push(card);
   }
+  if (!out.length) {
+    const none = document.createElement("section");
+    none.className = "card";
+    none.innerHTML = `<h2>Plots</h2><div class="none">${Object.keys((app.state && app.state.links) || {}).length
+      ? "No link chosen: click a row of the links table to plot it." : "No links reported yet: plots appear when a link is configured."}</div>`;
+    out.push(none);
+  }
   document.getElementById("plots").replaceChildren(...out);
+  // every chart is as wide as the first (equal grid columns): measured once, not on every update
+  if (!app.widths.chart && charts.length) app.widths.chart = charts[0][0].clientWidth - 16;
+  for (const [c, m, byAgent, agents] of charts) chart(c, app.widths.chart, m, byAgent, agents, span);
 }
 
 // ------------------------------------------------------------------ data
@@ -446,11 +550,18 @@ function connect() {
   es.onerror = () => { live.dataset.state = "down"; live.textContent = "reconnecting"; };
 }
 
+function initialState() {
+  // what the collector embedded in the page: {state, topology}, or null (a page served elsewhere)
+  const e = document.getElementById("initial-state");
+  if (!e) return null;
+  try { return JSON.parse(e.textContent); } catch (err) { return null; }
+}
+
+function showNetwork() {
+  document.getElementById("network").textContent = app.topology.name || "telemetry";
+}
+
 async function main() {
-  try {
-    app.topology = await getJSON("/api/topology");
-    document.getElementById("network").textContent = app.topology.name || "telemetry";
-  } catch (e) { /* targets only */ }
   document.getElementById("span").addEventListener("change", e => {
     app.span = e.target.value; app.history = {}; app.fetched = {}; refresh();
   });
@@ -463,10 +574,27 @@ async function main() {
     app.selected = app.selected.includes(key) ? app.selected.filter(k => k !== key) : [key, ...app.selected].slice(0, MAX_PLOTTED);
     refresh();
   });
-  try { app.state = await getJSON("/api/state"); refresh(); } catch (e) { /* the stream brings it */ }
+  let redraw = 0;  // the drawings are as wide as their panels: redraw them when the window changes
+  window.addEventListener("resize", () => {
+    cancelAnimationFrame(redraw);
+    redraw = requestAnimationFrame(() => {
+      app.widths = { topology: 0, chart: 0 };
+      if (app.state) { renderTopology(); renderPlots(); }
+    });
+  });
+  const initial = initialState();
+  if (initial) {
+    app.topology = initial.topology;
+    app.state = initial.state;
+  } else {
+    try { app.topology = await getJSON("/api/topology"); } catch (e) { /* targets only */ }
+    try { app.state = await getJSON("/api/state"); } catch (e) { /* the stream brings it */ }
+  }
+  showNetwork();
+  refresh();
+  connect();
   fetchAlarms();
   setInterval(fetchAlarms, 15000);
-  connect();
 }
 
 main();
