@@ -4,6 +4,8 @@ The link life cycle: a `qkd_link` that is ACTIVE and gets `qkdl_enable false` mu
 enabled again it must come back. Key-rate figures: an ACTIVE link reports `skr` and a QBER
 (`phys_perf[perf_type=QBER]/value`, a fraction) within physical bounds. The run picks the first
 ACTIVE link it finds and always enables it again; without one, the checks are not applicable.
+A link that is enabled but not ACTIVE yet is waited for (a controller's closed loop may be
+re-routing it, as under `qstrata up`): the checks never depend on the network being quiet.
 """
 
 from __future__ import annotations
