@@ -9,6 +9,11 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .endpoints import AgentTarget
+    from .runner import RunOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -25,26 +30,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("conform", help="test a device's NETCONF/gNMI interface against ETSI GS QKD 015 and the RFCs",
                        description=cmd_conform.__doc__)
-    p.add_argument("--netconf", type=_endpoint, metavar="HOST:PORT", help="NETCONF over SSH endpoint")
-    p.add_argument("--gnmi", type=_endpoint, metavar="HOST:PORT", help="gNMI endpoint")
-    p.add_argument("--user", help="user name (NETCONF and gNMI)")
-    p.add_argument("--password", help="password (NETCONF and gNMI)")
+    p.add_argument("--endpoints", metavar="FILE",
+                   help="a running network's endpoints.json (`qstrata up` writes STATE_DIR/endpoints.json): "
+                        "--agent's addresses, credentials, CA and gNMI target from it; flags given as well win")
+    p.add_argument("--agent", metavar="NAME", help="the agent of --endpoints to test (default: its only one)")
+    p.add_argument("--netconf", type=_endpoint, metavar="HOST:PORT",
+                   help="NETCONF over SSH endpoint (default: the --agent's)")
+    p.add_argument("--gnmi", type=_endpoint, metavar="HOST:PORT", help="gNMI endpoint (default: the --agent's)")
+    p.add_argument("--target", metavar="NAME",
+                   help="gNMI prefix.target of every request: the agent's name where one port serves several, "
+                        "as `qstrata up`'s does (default: none, or the --agent's)")
+    p.add_argument("--user", help="user name, NETCONF and gNMI (default: from --credentials)")
+    p.add_argument("--password", help="password, NETCONF and gNMI (default: from --credentials)")
     p.add_argument("--key", metavar="FILE", help="SSH private key for NETCONF")
     p.add_argument("--credentials", metavar="FILE",
-                   help="a qstrata agent's credentials.json: user, password and gNMI CA from it")
-    p.add_argument("--ca", metavar="FILE", help="CA certificate that signed the gNMI server's certificate")
-    p.add_argument("--gnmi-insecure", action="store_true", help="gNMI in plain text (no TLS)")
-    p.add_argument("--profile", default="etsi-qkd-015", help=f"one of {', '.join(PROFILES)} (default etsi-qkd-015)")
+                   help="a qstrata agent's credentials.json: user, password and gNMI CA from it "
+                        "(default: the --agent's)")
+    p.add_argument("--ca", metavar="FILE", help="CA certificate that signed the gNMI server's certificate "
+                                                 "(default: the --agent's, else from --credentials)")
+    p.add_argument("--gnmi-insecure", action="store_true",
+                   help="gNMI in plain text, no TLS (default: TLS, unless the --agent's gNMI has no CA)")
+    p.add_argument("--profile", metavar="PROFILE",
+                   help=f"one of {', '.join(PROFILES)} (default: etsi-qkd-015, or the one of the --agent's kind)")
     p.add_argument("--report", action="append", default=[], metavar="FILE.json|FILE.html",
-                   help="write a report (repeatable; the suffix picks the format)")
+                   help="write a report; repeatable, the suffix picks the format")
     p.add_argument("--hostile", action="store_true",
                    help="also run the hostile-input cases (framing, XML bombs, locks, resources): never against production")
     p.add_argument("--check", action="append", default=[], metavar="ID",
-                   help="run only these checks (ids or id prefixes such as NC-EDIT; repeatable)")
+                   help="run only these checks: ids or id prefixes such as NC-EDIT; repeatable (default: all of "
+                        "the profile)")
     p.add_argument("--skip", action="append", default=[], metavar="ID",
                    help="do not run these checks (ids or id prefixes; repeatable), e.g. one that crashes the device")
     p.add_argument("--qkd-timeout", type=float, default=60.0, metavar="S",
-                   help="seconds a QKD link may take to leave or reach ACTIVE (default 60)")
+                   help="seconds a QKD link may take to leave or reach ACTIVE (default: 60)")
     p.add_argument("--list", action="store_true", help="list the checks of the profile and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="print the summary line only")
     p.set_defaults(func=cmd_conform)
@@ -53,43 +71,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_conform(args: argparse.Namespace) -> int:
     """Test any device's management interface (ours or a vendor's) and report each check as pass,
     fail (with what was sent and received), not applicable or error. It creates and removes test
-    entries and, on a QKD node, disables and re-enables a link: never run it against production."""
-    from .gnmi_runner import GnmiEndpoint
-    from .nc_client import NetconfEndpoint
+    entries and, on a QKD node, disables and re-enables a link: never run it against production.
+    Against a network of `qstrata up`: --endpoints STATE_DIR/endpoints.json --agent NAME."""
+    from .endpoints import EndpointsError, agent_target
     from .profiles import PROFILES
     from .report import console, write
     from .runner import RunOptions, run, select
 
-    if args.profile not in PROFILES:
-        return _usage(f"unknown profile {args.profile!r}; known: {', '.join(PROFILES)}")
-    options = RunOptions(profile=args.profile, hostile=args.hostile, only=tuple(args.check), skip=tuple(args.skip),
+    agent = None
+    if args.endpoints:
+        try:
+            agent = agent_target(args.endpoints, args.agent)
+        except EndpointsError as exc:
+            return _usage(str(exc))
+    elif args.agent:
+        return _usage("--agent needs --endpoints FILE (the network's endpoints.json, e.g. state/up/endpoints.json)")
+    profile = args.profile or (agent.profile if agent and agent.profile else "etsi-qkd-015")
+    if profile not in PROFILES:
+        return _usage(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    options = RunOptions(profile=profile, hostile=args.hostile, only=tuple(args.check), skip=tuple(args.skip),
                          qkd_timeout=args.qkd_timeout)
     if args.list:
         for c in select(options):
             print(f"{c.id:14} {c.protocol:8} {c.clause:32} {c.title}")
         return EXIT_OK
-    if not args.netconf and not args.gnmi:
-        return _usage("give --netconf HOST:PORT and/or --gnmi HOST:PORT")
-    user, password, ca = args.user, args.password, args.ca
-    if args.credentials:
-        try:
-            creds = json.loads(Path(args.credentials).read_text())
-        except (OSError, ValueError) as exc:
-            return _usage(f"cannot read {args.credentials}: {exc}")
-        user = user or creds.get("username")
-        password = password if password is not None else creds.get("password")
-        ca = ca or creds.get("ca")
-    if not user:
-        return _usage("give --user (or --credentials FILE)")
-    for path, what in ((args.key, "--key"), (ca, "--ca")):
-        if path and not Path(path).is_file():
-            return _usage(f"{what} {path}: no such file")
-    if args.netconf:
-        options.netconf = NetconfEndpoint(args.netconf[0], args.netconf[1], user, password, args.key)
-    if args.gnmi:
-        if not ca and not args.gnmi_insecure:
-            return _usage("gNMI needs --ca FILE (TLS) or --gnmi-insecure")
-        options.gnmi = GnmiEndpoint(args.gnmi[0], args.gnmi[1], user, password or "", ca, args.gnmi_insecure)
+    problem = _connect_options(args, agent, options)
+    if problem:
+        return _usage(problem)
     for path in args.report:
         if not path.endswith((".json", ".html", ".htm")):
             return _usage(f"--report {path}: the name must end in .json or .html")
@@ -114,6 +122,45 @@ def cmd_conform(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     n = report.counts()
     return EXIT_FAILED if n["fail"] or n["error"] else EXIT_OK
+
+
+def _connect_options(args: argparse.Namespace, agent: AgentTarget | None, options: RunOptions) -> str | None:
+    """Fill `options.netconf` and `options.gnmi` from the flags and, for what they leave out, the
+    --agent's entry of endpoints.json and its credentials.json; return a usage problem or None."""
+    from .gnmi_runner import GnmiEndpoint
+    from .nc_client import NetconfEndpoint
+
+    netconf = args.netconf or (agent.netconf if agent else None)
+    gnmi = args.gnmi or (agent.gnmi if agent else None)
+    if not netconf and not gnmi:
+        return "give --netconf HOST:PORT and/or --gnmi HOST:PORT (or --endpoints FILE --agent NAME)"
+    credentials = args.credentials or (agent.credentials if agent else None)
+    user, password, ca = args.user, args.password, args.ca or (agent.ca if agent else None)
+    # the file names the CA its agent's gNMI certificate chains to; none there means plain text
+    insecure = args.gnmi_insecure or (agent is not None and agent.gnmi is not None and not ca)
+    if credentials:
+        try:
+            creds = json.loads(Path(credentials).read_text())
+            if not isinstance(creds, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            return f"cannot read {credentials}: {exc}"
+        user = user or creds.get("username")
+        password = password if password is not None else creds.get("password")
+        ca = ca or creds.get("ca")
+    if not user:
+        return "give --user (or --credentials FILE)"
+    for path, what in ((args.key, "--key"), (None if insecure else ca, "--ca" if args.ca else "the gNMI CA")):
+        if path and not Path(path).is_file():
+            return f"{what} {path}: no such file"
+    if netconf:
+        options.netconf = NetconfEndpoint(netconf[0], netconf[1], user, password, args.key)
+    if gnmi:
+        if not ca and not insecure:
+            return "gNMI needs --ca FILE (TLS) or --gnmi-insecure"
+        target = args.target if args.target is not None else (agent.target if agent else "")
+        options.gnmi = GnmiEndpoint(gnmi[0], gnmi[1], user, password or "", ca, insecure, target=target)
+    return None
 
 
 def _run_loop(coro):

@@ -12,7 +12,7 @@ import statistics
 import grpc
 from gnmi_pb import gnmi_pb2
 
-from .gnmi_runner import ASCII, JSON_IETF, GnmiContext, decode, json_value, show, step
+from .gnmi_runner import ASCII, JSON_IETF, GnmiContext, decode, json_value, judge_error, show, step
 from .model import Check, Evidence, GnmiExpect, Outcome, Verdict, register
 
 
@@ -24,35 +24,41 @@ CHECKS = [
     gn("GN-CAP-001", "gNMI 3.2.2", "Capabilities: version, JSON_IETF encoding and the profile's models",
        "capabilities", "CapabilityRequest{}", GnmiExpect(contains=("gNMI_version", "JSON_IETF", "<modules>"))),
     gn("GN-GET-001", "gNMI 3.3.1, 3.3.3", "Get of the profile's root (CONFIG, JSON_IETF) returns it",
-       "get_root", "GetRequest{path:<root> type:CONFIG encoding:JSON_IETF}", GnmiExpect(contains=("notification",))),
+       "get_root", "GetRequest{path:<root> type:CONFIG encoding:JSON_IETF}",
+       GnmiExpect(contains=("notification",), echo=True)),
     gn("GN-GET-002", "gNMI 3.3.4", "Get of a path not in the schema: INVALID_ARGUMENT or NOT_FOUND",
-       "get_status", "GetRequest{path:<root>/no-such-conform-leaf}", GnmiExpect(("INVALID_ARGUMENT", "NOT_FOUND")),
+       "get_status", "GetRequest{path:<root>/no-such-conform-leaf}",
+       GnmiExpect(("INVALID_ARGUMENT", "NOT_FOUND"), control="the same Get of <root>"),
        params=(("path", "no-such-conform-leaf"),)),
     gn("GN-GET-003", "gNMI 3.3.1", "Get in an encoding not advertised (ASCII): UNIMPLEMENTED",
-       "get_status", "GetRequest{path:<root> encoding:ASCII}", GnmiExpect(("UNIMPLEMENTED",)),
+       "get_status", "GetRequest{path:<root> encoding:ASCII}",
+       GnmiExpect(("UNIMPLEMENTED",), control="the same Get in JSON_IETF"),
        params=(("path", "/"), ("encoding", ASCII), ("unless_advertised", ASCII))),
     gn("GN-AUTH-001", "gNMI 3.1 (authentication in call metadata)", "a wrong password: UNAUTHENTICATED",
-       "wrong_password", "GetRequest with password 'wrong'", GnmiExpect(("UNAUTHENTICATED", "PERMISSION_DENIED"))),
+       "wrong_password", "GetRequest with password 'wrong'",
+       GnmiExpect(("UNAUTHENTICATED", "PERMISSION_DENIED"), control="the same Get with the right password")),
     gn("GN-SET-001", "gNMI 3.4.1, 3.4.2", "Set update of a leaf; Get reads the new value",
-       "set_update", "SetRequest{update:<set leaf>=<value>}", GnmiExpect(contains=("UPDATE",))),
+       "set_update", "SetRequest{update:<set leaf>=<value>}", GnmiExpect(contains=("UPDATE",), echo=True)),
     gn("GN-SET-002", "gNMI 3.4.3", "Set with one bad update fails as a whole and changes nothing",
        "set_transaction", "SetRequest{update:[<set leaf>=<value>, <bad leaf>=<bad value>]}",
-       GnmiExpect(("ABORTED", "INVALID_ARGUMENT", "FAILED_PRECONDITION"))),
+       GnmiExpect(("ABORTED", "INVALID_ARGUMENT", "FAILED_PRECONDITION"),
+                  control="a Set of the good update alone")),
     gn("GN-SUB-001", "gNMI 3.5.1.5.1, 3.5.2.3", "Subscribe ONCE: updates, sync_response, then the stream ends",
-       "subscribe_once", "SubscribeRequest{mode:ONCE path:<root>}", GnmiExpect(contains=("sync_response",))),
+       "subscribe_once", "SubscribeRequest{mode:ONCE path:<root>}", GnmiExpect(contains=("sync_response",), echo=True)),
     gn("GN-SUB-002", "gNMI 3.5.1.5.3", "Subscribe POLL: sync_response after the updates and after each poll",
-       "subscribe_poll", "SubscribeRequest{mode:POLL}, then Poll{}", GnmiExpect(contains=("sync_response",))),
+       "subscribe_poll", "SubscribeRequest{mode:POLL}, then Poll{}", GnmiExpect(contains=("sync_response",), echo=True)),
     gn("GN-SUB-003", "gNMI 3.5.1.5.2, 3.5.2.3", "STREAM SAMPLE 1 s: sync_response, samples every 1 s within 10%",
        "subscribe_sample", "SubscribeRequest{mode:STREAM SAMPLE sample_interval:1s}",
-       GnmiExpect(contains=("sync_response", "intervals within 10%")), params=(("interval_s", 1.0), ("samples", 4))),
+       GnmiExpect(contains=("sync_response", "intervals within 10%"), echo=True),
+       params=(("interval_s", 1.0), ("samples", 4))),
     gn("GN-SUB-004", "gNMI 3.5.1.5.2", "STREAM ON_CHANGE: sync_response, then a Set is delivered",
        "subscribe_on_change", "SubscribeRequest{mode:STREAM ON_CHANGE path:<set leaf>}; SetRequest",
-       GnmiExpect(contains=("sync_response", "update with the new value within 3 s"))),
+       GnmiExpect(contains=("sync_response", "update with the new value within 3 s"), echo=True)),
     gn("GN-SUB-005", "gNMI 3.5.1.5.2 (heartbeat_interval)", "ON_CHANGE with heartbeat_interval 1 s re-sends an unchanged leaf",
        "subscribe_heartbeat", "SubscribeRequest{mode:STREAM ON_CHANGE heartbeat_interval:1s}",
-       GnmiExpect(contains=("2 updates within 2.8 s of sync_response",))),
+       GnmiExpect(contains=("2 updates within 2.8 s of sync_response",), echo=True)),
     gn("GN-SUB-006", "gNMI 3.5.1.5.2", "STREAM TARGET_DEFINED: sync_response", "subscribe_target_defined",
-       "SubscribeRequest{mode:STREAM TARGET_DEFINED path:<root>}", GnmiExpect(contains=("sync_response",))),
+       "SubscribeRequest{mode:STREAM TARGET_DEFINED path:<root>}", GnmiExpect(contains=("sync_response",), echo=True)),
 ]
 
 
@@ -69,52 +75,66 @@ async def capabilities(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
     return Outcome(Verdict.FAIL, f"supported_models lacks {', '.join(missing)}") if missing else Outcome(Verdict.PASS)
 
 
+async def _call(ctx: GnmiContext, method, request, ev: Evidence, *, note: str = "", timeout: float = 10,
+                metadata: tuple[tuple[str, str], ...] | None = None) -> tuple[tuple[str, str], object | None]:
+    """One unary request: its status (code name, message) and response (None on an error)."""
+    try:
+        response = await method(request, metadata=metadata or ctx.metadata, timeout=timeout)
+    except grpc.aio.AioRpcError as exc:
+        ev.add(show(request) + note, f"status {exc.code().name}: {exc.details()}")
+        return (exc.code().name, exc.details() or ""), None
+    ev.add(show(request) + note, show(response))
+    return ("OK", ""), response
+
+
+def _echo(ctx: GnmiContext, responses, outcome: Outcome) -> Outcome:
+    """`outcome`, unless the responses do not reflect the request's prefix.target."""
+    problem = ctx.echo_problem(responses)
+    return Outcome(Verdict.FAIL, problem) if problem and outcome.verdict is Verdict.PASS else outcome
+
+
 @step("get_root")
 async def get_root(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
     async with _leaf_set(ctx, ev):
-        req = gnmi_pb2.GetRequest(path=[ctx.path("/")], type=gnmi_pb2.GetRequest.CONFIG, encoding=JSON_IETF)
+        req = gnmi_pb2.GetRequest(**ctx.prefix, path=[ctx.path("/")], type=gnmi_pb2.GetRequest.CONFIG,
+                                  encoding=JSON_IETF)
         resp = await ctx.stub.Get(req, metadata=ctx.metadata, timeout=10)
         ev.add(show(req), show(resp))
     if not resp.notification or not any(n.update for n in resp.notification):
         return Outcome(Verdict.FAIL, "no notification with an update")
     if any(n.timestamp <= 0 for n in resp.notification):
         return Outcome(Verdict.FAIL, "a notification without a timestamp (gNMI 2.2.1)")
-    return Outcome(Verdict.PASS)
+    return _echo(ctx, [resp], Outcome(Verdict.PASS))
 
 
 @step("get_status")
 async def get_status(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
+    """A Get with one mistake (a path or an encoding), then the control: the same Get of the root in
+    JSON_IETF, which must succeed for the error to be about the mistake."""
     enc = check.param("encoding", JSON_IETF)
     if check.param("unless_advertised") is not None and check.param("unless_advertised") in ctx.capabilities.supported_encodings:
         return Outcome(Verdict.NOT_APPLICABLE, "the encoding is advertised")
-    req = gnmi_pb2.GetRequest(path=[ctx.path(check.param("path"))], encoding=enc)
-    try:
-        resp = await ctx.stub.Get(req, metadata=ctx.metadata, timeout=10)
-    except grpc.aio.AioRpcError as exc:
-        ev.add(show(req), f"status {exc.code().name}: {exc.details()}")
-        if exc.code().name in check.expect.codes:
-            return Outcome(Verdict.PASS)
-        return Outcome(Verdict.FAIL, f"status {exc.code().name}, expected {' or '.join(check.expect.codes)}")
-    ev.add(show(req), show(resp))
-    return Outcome(Verdict.FAIL, "status OK, expected " + " or ".join(check.expect.codes))
+    async with _leaf_set(ctx, ev):
+        status, _ = await _call(ctx, ctx.stub.Get, gnmi_pb2.GetRequest(
+            **ctx.prefix, path=[ctx.path(check.param("path"))], encoding=enc), ev)
+        control, _ = await _call(ctx, ctx.stub.Get, gnmi_pb2.GetRequest(
+            **ctx.prefix, path=[ctx.path("/")], encoding=JSON_IETF), ev, note=" (control)")
+    return judge_error(check.expect, status, control)
 
 
 @step("wrong_password")
 async def wrong_password(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
-    req = gnmi_pb2.GetRequest(path=[ctx.path("/")], encoding=JSON_IETF)
-    try:
-        await ctx.stub.Get(req, metadata=(("username", ctx.endpoint.username), ("password", "wrong")), timeout=15)
-    except grpc.aio.AioRpcError as exc:
-        ev.add(show(req) + " (password 'wrong')", f"status {exc.code().name}: {exc.details()}")
-        if exc.code().name in check.expect.codes:
-            return Outcome(Verdict.PASS)
-        return Outcome(Verdict.FAIL, f"status {exc.code().name}")
-    return Outcome(Verdict.FAIL, "a Get with a wrong password was answered")
+    req = gnmi_pb2.GetRequest(**ctx.prefix, path=[ctx.path("/")], encoding=JSON_IETF)
+    async with _leaf_set(ctx, ev):
+        status, _ = await _call(ctx, ctx.stub.Get, req, ev, note=" (password 'wrong')", timeout=15,
+                                metadata=(("username", ctx.endpoint.username), ("password", "wrong")))
+        control, _ = await _call(ctx, ctx.stub.Get, req, ev, note=" (control: the right password)")
+    return judge_error(check.expect, status, control)
 
 
 async def _get_leaf(ctx: GnmiContext, leaf: str, ev: Evidence | None = None) -> object:
     """The leaf's value, or None when it has no data (NOT_FOUND)."""
-    req = gnmi_pb2.GetRequest(path=[ctx.path(leaf)], encoding=JSON_IETF)
+    req = gnmi_pb2.GetRequest(**ctx.prefix, path=[ctx.path(leaf)], encoding=JSON_IETF)
     try:
         resp = await ctx.stub.Get(req, metadata=ctx.metadata, timeout=10)
     except grpc.aio.AioRpcError as exc:
@@ -139,7 +159,8 @@ async def _leaf_set(ctx: GnmiContext, ev: Evidence):
     p = ctx.profile
     before = await _get_leaf(ctx, p.gnmi_set_leaf)
     if before is None:
-        req = gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(p.gnmi_set_value))])
+        req = gnmi_pb2.SetRequest(**ctx.prefix, update=[
+            gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(p.gnmi_set_value))])
         await ctx.stub.Set(req, metadata=ctx.metadata, timeout=10)
         ev.note(f"set {p.gnmi_set_leaf} = {p.gnmi_set_value!r} first, so there is data")
     try:
@@ -151,9 +172,9 @@ async def _leaf_set(ctx: GnmiContext, ev: Evidence):
 
 async def _restore(ctx: GnmiContext, leaf: str, value: object) -> None:
     if value is None:
-        req = gnmi_pb2.SetRequest(delete=[ctx.path(leaf)])
+        req = gnmi_pb2.SetRequest(**ctx.prefix, delete=[ctx.path(leaf)])
     else:
-        req = gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(path=ctx.path(leaf), val=json_value(value))])
+        req = gnmi_pb2.SetRequest(**ctx.prefix, update=[gnmi_pb2.Update(path=ctx.path(leaf), val=json_value(value))])
     try:
         await ctx.stub.Set(req, metadata=ctx.metadata, timeout=10)
     except grpc.aio.AioRpcError:
@@ -164,7 +185,8 @@ async def _restore(ctx: GnmiContext, leaf: str, value: object) -> None:
 async def set_update(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
     p = ctx.profile
     before = await _get_leaf(ctx, p.gnmi_set_leaf)
-    req = gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(p.gnmi_set_value))])
+    req = gnmi_pb2.SetRequest(**ctx.prefix, update=[
+        gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(p.gnmi_set_value))])
     try:
         resp = await ctx.stub.Set(req, metadata=ctx.metadata, timeout=10)
         ev.add(show(req), show(resp))
@@ -173,40 +195,35 @@ async def set_update(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
         after = await _get_leaf(ctx, p.gnmi_set_leaf, ev)
         if str(after) != p.gnmi_set_value:
             return Outcome(Verdict.FAIL, f"Get after Set reads {after!r}, expected {p.gnmi_set_value!r}")
-        return Outcome(Verdict.PASS)
+        return _echo(ctx, [resp], Outcome(Verdict.PASS))
     finally:
         await _restore(ctx, p.gnmi_set_leaf, before)
 
 
 @step("set_transaction")
 async def set_transaction(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
+    """A Set of a good and a bad update, then the control: the good update alone, which must be
+    accepted for the failure to be about the bad one."""
     p = ctx.profile
     before = await _get_leaf(ctx, p.gnmi_set_leaf)
-    req = gnmi_pb2.SetRequest(update=[
-        gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(p.gnmi_set_value + "-txn")),
-        gnmi_pb2.Update(path=ctx.path(p.gnmi_bad_leaf), val=json_value(p.gnmi_bad_value))])
+    good = gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(p.gnmi_set_value + "-txn"))
+    bad = gnmi_pb2.Update(path=ctx.path(p.gnmi_bad_leaf), val=json_value(p.gnmi_bad_value))
     try:
-        try:
-            resp = await ctx.stub.Set(req, metadata=ctx.metadata, timeout=10)
-        except grpc.aio.AioRpcError as exc:
-            ev.add(show(req), f"status {exc.code().name}: {exc.details()}")
-            code = exc.code().name
-        else:
-            ev.add(show(req), show(resp))
-            code = "OK"
+        status, _ = await _call(ctx, ctx.stub.Set, gnmi_pb2.SetRequest(**ctx.prefix, update=[good, bad]), ev)
         after = await _get_leaf(ctx, p.gnmi_set_leaf, ev)
-        if code not in check.expect.codes:
-            return Outcome(Verdict.FAIL, f"status {code}, expected {' or '.join(check.expect.codes)}")
-        if after != before:
+        control, _ = await _call(ctx, ctx.stub.Set, gnmi_pb2.SetRequest(**ctx.prefix, update=[good]), ev,
+                                 note=" (control)")
+        outcome = judge_error(check.expect, status, control)
+        if outcome.verdict is Verdict.PASS and after != before:
             return Outcome(Verdict.FAIL, f"the good update was applied ({before!r} -> {after!r}) although the Set failed")
-        return Outcome(Verdict.PASS)
+        return outcome
     finally:
         await _restore(ctx, p.gnmi_set_leaf, before)
 
 
 def _sub(ctx: GnmiContext, leaf: str, mode: int, list_mode: int = 0, **kw) -> gnmi_pb2.SubscribeRequest:
     return gnmi_pb2.SubscribeRequest(subscribe=gnmi_pb2.SubscriptionList(
-        subscription=[gnmi_pb2.Subscription(path=ctx.path(leaf), mode=mode, **kw)], mode=list_mode,
+        **ctx.prefix, subscription=[gnmi_pb2.Subscription(path=ctx.path(leaf), mode=mode, **kw)], mode=list_mode,
         encoding=JSON_IETF))
 
 
@@ -231,7 +248,7 @@ async def subscribe_once(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcom
         return Outcome(Verdict.FAIL, "no sync_response")
     if syncs[0] == 0:
         return Outcome(Verdict.FAIL, "sync_response before any update")
-    return Outcome(Verdict.PASS)
+    return _echo(ctx, responses, Outcome(Verdict.PASS))
 
 
 @step("subscribe_poll")
@@ -255,7 +272,7 @@ async def subscribe_poll(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcom
         ev.add(show(req) + " ; Poll{}", "\n".join(show(r) for r in (first + second)[:6]))
         if len(second) < 2:
             return Outcome(Verdict.FAIL, "the poll got a sync_response without updates")
-        return Outcome(Verdict.PASS)
+        return _echo(ctx, first + second, Outcome(Verdict.PASS))
     finally:
         await queue.put(None)
         call.cancel()
@@ -276,10 +293,12 @@ async def _sample(ctx: GnmiContext, check: Check, ev: Evidence, interval: float,
     try:
         first = await _until_sync(call, ev)
         times: list[float] = []
+        samples = []
         async with asyncio.timeout(wanted * interval * 1.5 + 5):
             async for resp in call:
                 if resp.update.update:
                     times.append(loop.time())
+                    samples.append(resp)
                 if len(times) > wanted:
                     break
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
@@ -290,7 +309,7 @@ async def _sample(ctx: GnmiContext, check: Check, ev: Evidence, interval: float,
         mean = statistics.mean(gaps)
         if abs(mean - interval) > 0.1 * interval:
             return Outcome(Verdict.FAIL, f"mean interval {mean:.3f} s for sample_interval {interval:g} s (more than 10% off)")
-        return Outcome(Verdict.PASS, f"mean interval {mean:.3f} s")
+        return _echo(ctx, first + samples, Outcome(Verdict.PASS, f"mean interval {mean:.3f} s"))
     finally:
         call.cancel()
 
@@ -304,7 +323,8 @@ async def subscribe_on_change(ctx: GnmiContext, check: Check, ev: Evidence) -> O
     new = p.gnmi_set_value + "-change"
     try:
         first = await _until_sync(call, ev)
-        set_req = gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(new))])
+        set_req = gnmi_pb2.SetRequest(**ctx.prefix, update=[
+            gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(new))])
         await ctx.stub.Set(set_req, metadata=ctx.metadata, timeout=10)
         ev.add(show(req), "\n".join(show(r) for r in first[:3]))
         try:
@@ -314,7 +334,7 @@ async def subscribe_on_change(ctx: GnmiContext, check: Check, ev: Evidence) -> O
                     for u in resp.update.update:
                         v = decode(u.val)
                         if v == new or (isinstance(v, dict) and new in v.values()):
-                            return Outcome(Verdict.PASS)
+                            return _echo(ctx, [*first, resp], Outcome(Verdict.PASS))
         except TimeoutError:
             pass
         return Outcome(Verdict.FAIL, "no update with the new value within 3 s of the Set")
@@ -335,19 +355,19 @@ async def _heartbeat(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
     loop = asyncio.get_running_loop()
     try:
         first = await _until_sync(call, ev)
-        t0, count = loop.time(), 0
+        t0, beats = loop.time(), []
         ev.add(show(req), "\n".join(show(r) for r in first[:3]))
         try:
             async with asyncio.timeout(2.8):
                 async for resp in call:
                     if resp.update.update:
-                        count += 1
+                        beats.append(resp)
                         ev.note(f"update at +{loop.time() - t0:.2f} s")
-                    if count >= 2:
-                        return Outcome(Verdict.PASS)
+                    if len(beats) >= 2:
+                        return _echo(ctx, first + beats, Outcome(Verdict.PASS))
         except TimeoutError:
             pass
-        return Outcome(Verdict.FAIL, f"{count} update(s) in 2.8 s of an unchanged leaf with heartbeat_interval 1 s")
+        return Outcome(Verdict.FAIL, f"{len(beats)} update(s) in 2.8 s of an unchanged leaf with heartbeat_interval 1 s")
     finally:
         call.cancel()
 
@@ -359,7 +379,7 @@ async def subscribe_target_defined(ctx: GnmiContext, check: Check, ev: Evidence)
     try:
         first = await _until_sync(call, ev)
         ev.add(show(req), "\n".join(show(r) for r in first[:3]))
-        return Outcome(Verdict.PASS)
+        return _echo(ctx, first, Outcome(Verdict.PASS))
     finally:
         call.cancel()
 

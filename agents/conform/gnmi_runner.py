@@ -8,7 +8,7 @@ responses in protobuf text form."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from google.protobuf import text_format
 from qstrata.agents.gnmi.tls import explain_connect_failure
 from qstrata.bindings.paths import gnmi_string_to_path
 
-from .model import Check, Evidence, Outcome, Steps, Verdict
+from .model import Check, Evidence, GnmiExpect, Outcome, Steps, Verdict
 from .netconf_runner import clip
 from .profiles import Profile
 
@@ -39,6 +39,9 @@ class GnmiEndpoint:
     ca: str | None = None
     insecure: bool = False
     timeout: float = 10.0
+    target: str = ""
+    """gNMI prefix.target of every request (gNMI 2.2.2.1): the agent's name behind a port that
+    serves several, such as `qstrata up`'s gateway; empty: none is sent."""
 
 
 @dataclass
@@ -78,6 +81,15 @@ class GnmiContext:
         ctx.capabilities_text = clip(text_format.MessageToString(ctx.capabilities, as_one_line=True), 2000)
         return ctx
 
+    @property
+    def prefix(self) -> dict[str, gnmi_pb2.Path]:
+        """The prefix field of a request (``**ctx.prefix``): the target, when one is set."""
+        return {"prefix": gnmi_pb2.Path(target=self.endpoint.target)} if self.endpoint.target else {}
+
+    def echo_problem(self, responses: Iterable[object]) -> str | None:
+        """gNMI 2.2.2.1 on GetResponse, SetResponse and SubscribeResponse messages: see `echo_problem`."""
+        return echo_problem(self.endpoint.target, responses)
+
     def path(self, text: str) -> gnmi_pb2.Path:
         """A path below the profile's gNMI root (``/`` alone is the root itself)."""
         full = self.profile.gnmi_root + ("" if text in ("", "/") else "/" + text.lstrip("/"))
@@ -85,6 +97,48 @@ class GnmiContext:
 
     async def close(self) -> None:
         await self.channel.close()
+
+
+def _prefixes(message: object) -> Iterator[gnmi_pb2.Path]:
+    if isinstance(message, gnmi_pb2.GetResponse):
+        yield from (n.prefix for n in message.notification)
+    elif isinstance(message, gnmi_pb2.SetResponse):
+        yield message.prefix
+    elif isinstance(message, gnmi_pb2.SubscribeResponse) and message.WhichOneof("response") == "update":
+        yield message.update.prefix
+
+
+def echo_problem(sent: str, responses: Iterable[object]) -> str | None:
+    """What is wrong with the responses' prefix.target (gNMI 2.2.2.1: the target a request's
+    prefix names MUST be reflected in the responses' prefix, and MUST NOT be set when the request
+    named none), or None. Sync responses carry no prefix and are not looked at. (pure)"""
+    for message in responses:
+        for prefix in _prefixes(message):
+            if prefix.target != sent:
+                got = f"prefix.target {prefix.target!r}" if prefix.target else "no prefix.target"
+                want = f"{sent!r} as sent" if sent else "none, as none was sent"
+                return f"{type(message).__name__} with {got}, expected {want} (gNMI 2.2.2.1)"
+    return None
+
+
+def judge_error(expect: GnmiExpect, status: tuple[str, str], control: tuple[str, str] | None) -> Outcome:
+    """Did a request with a deliberate mistake fail for that mistake? `status` is its gRPC status
+    (code name, message), `control` that of the same request without the mistake. Only a code in
+    `expect.codes`, with a message (gNMI 2.5: the message MUST give the context), while the control
+    request succeeds, passes: a refused login, a missing or unknown target or an encoding the
+    device lacks make the control fail too, so they can never pass for the mistake. (pure)"""
+    code, message = status
+    wanted = " or ".join(expect.codes)
+    if code == "OK":
+        return Outcome(Verdict.FAIL, f"status OK, expected {wanted}")
+    if code not in expect.codes:
+        return Outcome(Verdict.FAIL, f"status {code} ({clip(message, 200)}), expected {wanted}")
+    if not message.strip():
+        return Outcome(Verdict.FAIL, f"status {code} without a message (gNMI 2.5: it MUST say the context)")
+    if control is not None and control[0] != "OK":
+        return Outcome(Verdict.FAIL, f"status {code}, but the control request failed too ({control[0]}: "
+                                     f"{clip(control[1], 200)}): the error is not about the mistake")
+    return Outcome(Verdict.PASS)
 
 
 def show(message) -> str:

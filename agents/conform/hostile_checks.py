@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from .model import Check, Data, Error, Evidence, Outcome, Verdict, register
-from .nc_client import SessionClosed
+from .nc_client import Reply, SessionClosed
 from .netconf_checks import GET_LIST, HAS_E1, edit
 from .netconf_runner import (
     NetconfContext,
@@ -29,7 +29,18 @@ def hx(id: str, clause: str, title: str, step: str, send: str, expect: str, **kw
                  hostile=True, **kw)
 
 
-REFUSED = "an rpc-error or the session closed; a new session is then answered"
+MALFORMED = ("malformed-message",)
+"""RFC 6241 Appendix A: a message that cannot be parsed (framing, XML) is malformed-message; a
+reply of any other tag (missing-attribute, say) means the server read something it should not
+have."""
+TOO_BIG = ("too-big", "resource-denied", "malformed-message")
+"""Too much to take (a huge message, a 4 GB chunk claim, an entity bomb): refused as too big, for
+want of resources, or as a message the server will not parse."""
+
+
+def refused(tags: tuple[str, ...]) -> str:
+    return f"an rpc-error {' or '.join(tags)}, or the session closed; a new session is then answered"
+
 BOMB = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
         + b"".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'.encode()
                    for i in range(1, 10))
@@ -41,18 +52,22 @@ XXE = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd
 
 CHECKS = [
     hx("HX-FRAME-001", "RFC 6242 4.2", "a chunk header that is not a number", "raw",
-       "\\n#abc\\n after the hello", REFUSED, params=(("payload", b"\n#abc\n<rpc/>\n##\n"), ("framed", False))),
-    hx("HX-FRAME-002", "RFC 6242 4.2", "a chunk-size above 4294967295", "raw", "\\n#4294967296\\n", REFUSED,
-       params=(("payload", b"\n#4294967296\n<rpc/>"), ("framed", False))),
+       "\\n#abc\\n after the hello", refused(MALFORMED),
+       params=(("payload", b"\n#abc\n<rpc/>\n##\n"), ("framed", False), ("tags", MALFORMED))),
+    hx("HX-FRAME-002", "RFC 6242 4.2", "a chunk-size above 4294967295", "raw", "\\n#4294967296\\n", refused(MALFORMED),
+       params=(("payload", b"\n#4294967296\n<rpc/>"), ("framed", False), ("tags", MALFORMED))),
     hx("HX-FRAME-003", "RFC 6242 4.2", "a chunk claiming 4 GB followed by 1 MiB and silence", "raw",
        "\\n#4294967295\\n then 1 MiB of 'x'", "the server neither waits for 4 GB nor buffers it: refused, or the "
        "session kept without harm; a new session is then answered",
-       params=(("payload", b"\n#4294967295\n" + b"x" * (1 << 20)), ("framed", False), ("silence_ok", True))),
-    hx("HX-SIZE-001", "RFC 6241 4.3 (too-big)", "a 20 MiB rpc", "raw", "<rpc> with a 20 MiB filter", REFUSED,
+       params=(("payload", b"\n#4294967295\n" + b"x" * (1 << 20)), ("framed", False), ("silence_ok", True),
+               ("tags", TOO_BIG))),
+    hx("HX-SIZE-001", "RFC 6241 4.3 (too-big)", "a 20 MiB rpc", "raw", "<rpc> with a 20 MiB filter", refused(TOO_BIG),
        params=(("payload", b'<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><get-config>'
-                            b"<source><running/></source><filter>" + b"<a/>" * (5 << 20) + b"</filter></get-config></rpc>"),)),
+                            b"<source><running/></source><filter>" + b"<a/>" * (5 << 20) + b"</filter></get-config></rpc>"),
+               ("tags", TOO_BIG))),
     hx("HX-XML-001", "RFC 6241 3 (XML); billion laughs", "an entity bomb (10^9 expansions) is not expanded", "raw",
-       "<!DOCTYPE> with nested entities", REFUSED + "; the reply is small", params=(("payload", BOMB), ("max_reply", 65536))),
+       "<!DOCTYPE> with nested entities", refused(TOO_BIG) + "; the reply is small",
+       params=(("payload", BOMB), ("max_reply", 65536), ("tags", TOO_BIG))),
     hx("HX-XML-002", "RFC 6241 3 (XML); XXE", "an external entity (file:///etc/passwd) is not loaded", "raw",
        "<!ENTITY x SYSTEM 'file:///etc/passwd'>", "no file content in the reply (refused, or the DTD ignored); "
        "a new session is then answered", params=(("payload", XXE), ("forbidden", "root:x:0:0"), ("answer_ok", True))),
@@ -61,8 +76,8 @@ CHECKS = [
                             b"<running/></source><filter>" + b"<a>" * 100_000 + b"</a>" * 100_000
                             + b"</filter></get-config></rpc>"),)),
     hx("HX-XML-004", "RFC 6241 3 (XML)", "a message that is not well-formed XML", "raw", "<rpc><get-config></rpc>",
-       REFUSED, params=(("payload", b'<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1">'
-                                    b"<get-config></rpc>"),)),
+       refused(MALFORMED), params=(("payload", b'<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1">'
+                                    b"<get-config></rpc>"), ("tags", MALFORMED))),
     hx("HX-LOCK-001", "RFC 6241 7.5", "a lock held by a session whose connection drops (no close-session) is released",
        "lock_dropped", "lock, then drop the TCP connection", "another session gets the lock within 5 s"),
     hx("HX-LOCK-002", "RFC 6241 7.9", "kill-session of the lock holder releases its lock", "lock_killed",
@@ -93,6 +108,23 @@ async def _alive(ctx: NetconfContext, ev: Evidence) -> Outcome | None:
     return None
 
 
+def judge_answer(check: Check, reply: Reply) -> Outcome:
+    """A hostile message the server answered rather than closing the session: refused with an
+    rpc-error of one of the check's `tags` (any tag where it names none), or, where `answer_ok`,
+    answered at all. (pure)"""
+    tags = check.param("tags")
+    if reply.errors and tags and not check.param("answer_ok"):
+        outcome = evaluate(Error(tags), reply)
+        outcome.reason = "rpc-error: " + describe_errors(reply.errors) + (
+            "" if outcome.verdict is Verdict.PASS else f"; expected {' or '.join(tags)}")
+        return outcome
+    if reply.errors:
+        return Outcome(Verdict.PASS, "rpc-error: " + describe_errors(reply.errors))
+    if check.param("answer_ok"):
+        return Outcome(Verdict.PASS, "answered without rpc-error, and without harm")
+    return Outcome(Verdict.FAIL, "the server answered without rpc-error")
+
+
 @step("raw")
 async def raw(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
     payload: bytes = check.param("payload")
@@ -102,12 +134,7 @@ async def raw(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
         s.write(payload, framed=check.param("framed", True))
         reply = await s.read(timeout=20)
         received = reply.text()
-        if reply.errors:
-            outcome = Outcome(Verdict.PASS, "rpc-error: " + describe_errors(reply.errors))
-        elif check.param("answer_ok"):
-            outcome = Outcome(Verdict.PASS, "answered without rpc-error, and without harm")
-        else:
-            outcome = Outcome(Verdict.FAIL, "the server answered without rpc-error")
+        outcome = judge_answer(check, reply)
     except (SessionClosed, OSError, ConnectionError) as exc:
         received = f"(session ended: {exc or type(exc).__name__})"
         outcome = Outcome(Verdict.PASS, "the server closed the session")
@@ -179,7 +206,7 @@ async def confirm_timeout(ctx: NetconfContext, check: Check, ev: Evidence) -> Ou
         await s.rpc("<discard-changes/>")
         await s.rpc(ctx.fill(edit("{E1}", "<target><candidate/></target>")))
         reply = await s.rpc(f"<commit><confirmed/><confirm-timeout>{check.param('value')}</confirm-timeout></commit>")
-        outcome = evaluate(Error(("invalid-value", "bad-element")), reply)
+        outcome = evaluate(Error(("invalid-value", "bad-element"), about="commit/confirm-timeout"), reply)
         after = evaluate(Data(absent=(HAS_E1,)), await s.rpc(ctx.fill(GET_LIST)), ctx.values)
         if after.verdict is not Verdict.PASS:
             return Outcome(Verdict.FAIL, "running has the change: " + after.reason)

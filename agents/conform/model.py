@@ -45,12 +45,18 @@ class Error:
     """An rpc-reply with at least one rpc-error whose error-tag is one of `tags` (RFC 6241 s4.3,
     appendix A). Every rpc-error must carry error-type, error-tag and error-severity. When `path`
     is given, the error-path must exist and end with these local names (prefixes and predicates
-    ignored: servers may pick any prefix). `info` names an element required in error-info."""
+    ignored: servers may pick any prefix). `info` names an element required in error-info, as
+    ``name`` or ``name=value`` (the value the RFC says it holds, e.g. ``bad-attribute=message-id``).
+    `about` names the element the error must be about, where the RFC leaves open how a server says
+    so: the error-path ends in it, or error-info's bad-element is it. With these an error that
+    happens to carry the right tag for another reason (a lock, a missing key, a bad login) does
+    not pass."""
 
     tags: tuple[str, ...]
     path: str | None = None
     info: str | None = None
     error_type: str | None = None
+    about: str | None = None
 
     def describe(self) -> str:
         text = "rpc-error error-tag " + " or ".join(self.tags)
@@ -59,7 +65,10 @@ class Error:
         if self.path:
             text += f", error-path ending in {self.path}"
         if self.info:
-            text += f", error-info <{self.info}>"
+            name, _, value = self.info.partition("=")
+            text += f", error-info <{name}>" + (f"{value}</{name}>" if value else "")
+        if self.about:
+            text += f", about {self.about} (error-path or bad-element)"
         return text
 
 
@@ -85,15 +94,29 @@ Expect = Ok | Error | Data
 @dataclass(frozen=True)
 class GnmiExpect:
     """A gRPC status (`codes`, names of `grpc.StatusCode`) and, for OK, words the response must
-    contain (its text format)."""
+    contain (its text format).
+
+    For an error, `control` describes a request that differs from the one sent only in its mistake
+    and must succeed: a status code alone cannot tell "your path is wrong" from "which target?" or
+    "who are you?" (INVALID_ARGUMENT and NOT_FOUND answer all of them), the control request can.
+    `echo` checks gNMI 2.2.2.1: the responses' prefix.target is the one sent, and absent when none
+    was sent."""
 
     codes: tuple[str, ...] = ("OK",)
     contains: tuple[str, ...] = ()
+    control: str | None = None
+    echo: bool = False
 
     def describe(self) -> str:
         text = "status " + " or ".join(self.codes)
+        if self.codes != ("OK",):
+            text += " with a message (gNMI 2.5)"
         if self.contains:
             text += "; response contains " + ", ".join(repr(c) for c in self.contains)
+        if self.control:
+            text += f"; control: {self.control} succeeds"
+        if self.echo:
+            text += "; prefix.target as sent (gNMI 2.2.2.1)"
         return text
 
 

@@ -2,7 +2,8 @@
 
 Placeholders in braces are the profile's (`profiles.Profile.values`): `{R0}`/`{R1}` open and close
 the profile's root down to its list, `{E1_create}` is test entry 1 with operation create, `{FILTER}`
-selects the list, `{SID}` is the main session's id. Every edit is removed again by the clean-up.
+selects the list, `{SID}` is the id of the session the check runs on (the main one, or its own
+with `fresh_session`: a lock's holder). Every edit is removed again by the clean-up.
 """
 
 from __future__ import annotations
@@ -57,12 +58,12 @@ CHECKS = [
        step="echo_attributes", send='<rpc message-id="conform-101" cf:tag="x1"> with get-config', expect='well-formed rpc-reply with message-id="conform-101" and cf:tag="x1"'),
     nc("NC-RPC-002", "RFC 6241 4.1", "rpc without message-id: rpc-error missing-attribute",
        send="<get-config><source><running/></source>{FILTER}</get-config>", params=(("attributes", ""),),
-       expect=Error(("missing-attribute",), info="bad-attribute")),
+       expect=Error(("missing-attribute",), info="bad-attribute=message-id")),
     nc("NC-RPC-003", "RFC 6241 Appendix A", "an unknown operation: operation-not-supported or unknown-element",
        send='<conform-no-such-op xmlns="urn:example:conform"/>',
        expect=Error(("operation-not-supported", "unknown-element", "unknown-namespace", "bad-element"))),
     nc("NC-RPC-004", "RFC 6241 7.1", "get-config without <source>: missing-element",
-       send="<get-config/>", expect=Error(("missing-element",), info="bad-element")),
+       send="<get-config/>", expect=Error(("missing-element",), info="bad-element=source")),
     # ---------------------------------------------------------------- capabilities versus behaviour
     nc("NC-CAP-001", "RFC 6241 8.3", ":candidate advertised: get-config of the candidate works",
        send="<get-config><source><candidate/></source>{FILTER}</get-config>", expect=Data(),
@@ -121,7 +122,8 @@ CHECKS = [
        then=((GET_LIST, Data(absent=(HAS_E1,))),), cleanup=(CLEAN,), requires=(WR, C + "validate:1.1")),
     nc("NC-EDIT-010", "RFC 6241 7.2, 8.5", "error-option rollback-on-error: nothing of a failed edit is applied",
        setup=(CLEAN,), send=edit("{E2}{E1_badvalue}", options="<error-option>rollback-on-error</error-option>"),
-       expect=Error(("invalid-value", "bad-element")), then=((GET_LIST, Data(absent=("{LIST}[{KEY}={K2}]",))),),
+       expect=Error(("invalid-value", "bad-element"), about="{LIST}/{BADLEAF}"),
+       then=((GET_LIST, Data(absent=("{LIST}[{KEY}={K2}]",))),),
        cleanup=(CLEAN,), requires=(WR, C + "rollback-on-error:1.0")),
     nc("NC-EDIT-011", "RFC 6241 7.2", "error-option stop-on-error is accepted",
        setup=(CLEAN,), send=edit("{E1}", options="<error-option>stop-on-error</error-option>"), expect=Ok(),
@@ -132,15 +134,17 @@ CHECKS = [
        cleanup=(CLEAN,), requires=(WR,)),
     nc("NC-ERR-002", "RFC 6241 Appendix A", "an element not in the schema: unknown-element with error-path",
        setup=(edit("{E1}"),), send=edit("{E1_unknown}"), expect=Error(("unknown-element",), path="{LIST}",
-                                                                       info="bad-element"),
+                                                                       info="bad-element=no-such-conform-leaf"),
        cleanup=(CLEAN,), requires=(WR,)),
     nc("NC-ERR-003", "RFC 6241 Appendix A", "an element in an unknown namespace: unknown-namespace",
-       send=edit("{E_unknown_ns}"), expect=Error(("unknown-namespace", "unknown-element")), requires=(WR,)),
+       send=edit("{E_unknown_ns}"), expect=Error(("unknown-namespace", "unknown-element"), about="{LIST}"),
+       requires=(WR,)),
     nc("NC-ERR-004", "RFC 6241 7.2, Appendix A", "an operation attribute with a bad value: bad-attribute",
-       send=edit("{E1_badop}"), expect=Error(("bad-attribute", "invalid-value"), info="bad-attribute"),
+       send=edit("{E1_badop}"), expect=Error(("bad-attribute", "invalid-value"), info="bad-attribute=operation"),
        requires=(WR,)),
     nc("NC-ERR-005", "RFC 6241 Appendix A; RFC 7950 7.8.2", "a list entry without its key: missing-element",
-       send=edit("{E_nokey}"), expect=Error(("missing-element", "data-missing", "invalid-value")), requires=(WR,)),
+       send=edit("{E_nokey}"), expect=Error(("missing-element", "data-missing", "invalid-value"), about="{LIST}"),
+       requires=(WR,)),
     nc("NC-ERR-006", "RFC 6241 7.9", "kill-session of one's own session: invalid-value",
        send="<kill-session><session-id>{SID}</session-id></kill-session>", expect=Error(("invalid-value",))),
     # ---------------------------------------------------------------- candidate and confirmed commit
@@ -163,7 +167,7 @@ CHECKS = [
        expect=Ok(), then=(("<unlock>" + RUN + "</unlock>", Ok()),), fresh_session=True),
     nc("NC-LOCK-002", "RFC 6241 7.5", "lock held by another session: lock-denied with its session-id",
        setup=("<lock>" + RUN + "</lock>",), send="<lock>" + RUN + "</lock>", params=(("on", "other"),),
-       expect=Error(("lock-denied",), info="session-id"), cleanup=("<unlock>" + RUN + "</unlock>",),
+       expect=Error(("lock-denied",), info="session-id={SID}"), cleanup=("<unlock>" + RUN + "</unlock>",),
        fresh_session=True),
     nc("NC-LOCK-003", "RFC 6241 7.5", "edit-config of running locked by another session: in-use",
        setup=("<lock>" + RUN + "</lock>",), send=edit("{E1}"), params=(("on", "other"),),

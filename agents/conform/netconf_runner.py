@@ -43,8 +43,8 @@ class NetconfContext:
         self.extra.append(s)
         return s
 
-    def fill(self, template: str) -> str:
-        return template.format_map(self.values) if "{" in template else template
+    def fill(self, template: str, values: dict[str, str] | None = None) -> str:
+        return template.format_map(values or self.values) if "{" in template else template
 
     def has(self, capability: str) -> bool:
         return any(c.startswith(capability) for c in self.capabilities)
@@ -96,22 +96,41 @@ def evaluate(expect, reply: Reply, values: dict[str, str] | None = None) -> Outc
         match = [e for e in errors if (e.findtext(f"{{{BASE}}}error-tag") or "").strip() in expect.tags]
         if not match:
             return Outcome(Verdict.FAIL, f"error-tag {describe_errors(errors)}; expected {' or '.join(expect.tags)}")
-        e = match[0]
-        if expect.error_type and (e.findtext(f"{{{BASE}}}error-type") or "").strip() != expect.error_type:
-            return Outcome(Verdict.FAIL, f"error-type {e.findtext(f'{{{BASE}}}error-type')}, expected {expect.error_type}")
-        if expect.path:
-            want = expect.path.format_map(values)
-            got = (e.findtext(f"{{{BASE}}}error-path") or "").strip()
-            if not got:
-                return Outcome(Verdict.FAIL, f"no error-path (expected one ending in {want})")
-            if not path_ends_with(got, want):
-                return Outcome(Verdict.FAIL, f"error-path {got} does not end in {want}")
-        if expect.info:
-            info = e.find(f"{{{BASE}}}error-info")
-            if info is None or not any(etree.QName(c).localname == expect.info for c in info):
-                return Outcome(Verdict.FAIL, f"error-info without <{expect.info}>")
-        return Outcome(Verdict.PASS)
+        problems = [_error_problem(expect, e, values) for e in match]
+        if None in problems:
+            return Outcome(Verdict.PASS)
+        return Outcome(Verdict.FAIL, problems[0])
     raise TypeError(f"not a NETCONF expectation: {expect!r}")
+
+
+def _error_problem(expect: Error, e: etree._Element, values: dict[str, str]) -> str | None:
+    """Why this rpc-error (whose tag is expected) is not the one `expect` asks for, or None."""
+    if expect.error_type and (e.findtext(f"{{{BASE}}}error-type") or "").strip() != expect.error_type:
+        return f"error-type {e.findtext(f'{{{BASE}}}error-type')}, expected {expect.error_type}"
+    got = (e.findtext(f"{{{BASE}}}error-path") or "").strip()
+    if expect.path:
+        want = expect.path.format_map(values)
+        if not got:
+            return f"no error-path (expected one ending in {want})"
+        if not path_ends_with(got, want):
+            return f"error-path {got} does not end in {want}"
+    info = e.find(f"{{{BASE}}}error-info")
+    items = [] if info is None else [c for c in info if isinstance(c.tag, str)]
+    if expect.info:
+        name, has_value, value = _filled(expect.info, values).partition("=")
+        named = [(c.text or "").strip() for c in items if etree.QName(c).localname == name]
+        if not named:
+            return f"error-info without <{name}>"
+        # a name may come qualified (netconfd: bad-attribute nc:message-id): prefixes are the server's
+        if has_value and value not in named and (":" in value or value not in {n.rsplit(":", 1)[-1] for n in named}):
+            return f"error-info <{name}> is {', '.join(named)}, expected {value}"
+    if expect.about:
+        about = _filled(expect.about, values)
+        bad = {(c.text or "").strip().split(":")[-1] for c in items if etree.QName(c).localname == "bad-element"}
+        if not (got and path_ends_with(got, about)) and about.rsplit("/", 1)[-1] not in bad:
+            return (f"the error is not about {about}: error-path {got or '(none)'}, "
+                    f"bad-element {', '.join(sorted(bad)) or '(none)'}")
+    return None
 
 
 def _filled(text: str, values: dict[str, str]) -> str:
@@ -212,6 +231,8 @@ async def run_check(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
         return await STEPS[check.step](ctx, check, ev)
     session = await ctx.fresh() if check.fresh_session else ctx.session
     other = await ctx.fresh() if check.param("on") == "other" else None
+    # {SID}: the session the set-up runs on (its own one with fresh_session), e.g. a lock's holder
+    values = {**ctx.values, "SID": session.session_id or "0"}
     start = len(session.transcript)
     other_start = 0
     try:
@@ -219,17 +240,17 @@ async def run_check(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
             if body == CLEAN_ENTRIES:
                 await clean_entries(ctx, session)
                 continue
-            reply = await session.rpc(ctx.fill(body))
+            reply = await session.rpc(ctx.fill(body, values))
             if reply.errors or reply.root is None:
                 return Outcome(Verdict.ERROR, "set-up failed: " + (describe_errors(reply.errors) or reply.parse_error))
         sender = other or session
         other_start = len(sender.transcript)
-        reply = await sender.rpc(ctx.fill(check.send), attributes=check.param("attributes"))
-        outcome = evaluate(check.expect, reply, ctx.values)
+        reply = await sender.rpc(ctx.fill(check.send, values), attributes=check.param("attributes"))
+        outcome = evaluate(check.expect, reply, values)
         if outcome.verdict is Verdict.PASS:
             for body, expect in check.then:
-                reply = await session.rpc(ctx.fill(body))
-                outcome = evaluate(expect, reply, ctx.values)
+                reply = await session.rpc(ctx.fill(body, values))
+                outcome = evaluate(expect, reply, values)
                 if outcome.verdict is not Verdict.PASS:
                     outcome.reason = "afterwards: " + outcome.reason
                     break
@@ -240,7 +261,7 @@ async def run_check(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
                 if body == CLEAN_ENTRIES:
                     await clean_entries(ctx, session)
                 else:
-                    await session.rpc(ctx.fill(body), timeout=10)
+                    await session.rpc(ctx.fill(body, values), timeout=10)
             except (SessionClosed, TimeoutError):
                 break
         _collect(ev, session.transcript[start:])

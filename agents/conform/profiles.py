@@ -2,7 +2,9 @@
 
 A check is written once (`{R0}{E1_create}{R1}`: "create test entry 1 under the profile's root") and
 each profile says what that means for its model: the ETSI GS QKD 015 node's `qkd_link`, the QFS
-node's `memory`, the optical switch's `port-config/port`. One registry, `PROFILES`, one file.
+node's `forwarding-table/entry` (a route to a destination no node has: a memory entry would claim
+hardware a real node does not have, and is refused), the optical switch's `port-config/port`.
+One registry, `PROFILES`, one file.
 
 Test entries use identifiers derived from a fixed namespace so a run can remove what an earlier,
 interrupted run left behind, and never touches entries it did not create.
@@ -106,10 +108,10 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile(
         name="qfs", title="qstrata quantum forwarding stratum node",
         modules=("qstrata-qfs",), namespace="urn:qstrata:yang:qstrata-qfs", root="qfs-node", root_key="uuid",
-        root_decls="", container="memories", list_name="memory", key="memory-id", keys=("conform-1", "conform-2", "conform-3"),
-        body=('<technology xmlns:qq="urn:qstrata:yang:qstrata-qfs">qq:NV-CENTRE</technology>'
-              "<capacity>4</capacity>"),
-        mod_leaf="capacity", mod_value="8", bad_leaf="capacity", bad_value="many",
+        root_decls="", container="forwarding-table", list_name="entry", key="destination",
+        keys=(test_id(1), test_id(2), test_id(3)), body=f"<next-hop-node>{test_id(98)}</next-hop-node>"
+                                                        "<min-fidelity>0.5</min-fidelity>",
+        mod_leaf="min-fidelity", mod_value="0.6", bad_leaf="min-fidelity", bad_value="many",
         gnmi_root="qstrata-qfs:qfs-node", gnmi_set_leaf="urn", gnmi_set_value="urn:qstrata:node:conform",
         gnmi_bad_leaf="memories/memory[memory-id=conform-9]/capacity", gnmi_bad_value="many"),
     Profile(

@@ -4,6 +4,8 @@ The link life cycle: a `qkd_link` that is ACTIVE and gets `qkdl_enable false` mu
 enabled again it must come back. Key-rate figures: an ACTIVE link reports `skr` and a QBER
 (`phys_perf[perf_type=QBER]/value`, a fraction) within physical bounds. The run picks the first
 ACTIVE link it finds and always enables it again; without one, the checks are not applicable.
+A link that is enabled but not ACTIVE yet is waited for (a controller's closed loop may be
+re-routing it, as under `qstrata up`): the checks never depend on the network being quiet.
 """
 
 from __future__ import annotations
@@ -124,12 +126,12 @@ async def _cycle(ctx: NetconfContext, timeout: float) -> _Cycle:
     cycle = _Cycle()
     ctx._qkd_cycle = cycle  # type: ignore[attr-defined]
     ev = cycle.evidence
-    active = [link for link in await read_links(ctx.session, ev) if link.status == "ACTIVE"]
-    if not active:
+    found = await _active_link(ctx, ev, timeout)
+    if found is None:
         reason = "no qkd_link is ACTIVE on the device: configure one to test the link life cycle"
         cycle.disable = cycle.enable = Outcome(Verdict.NOT_APPLICABLE, reason)
         return cycle
-    link = cycle.link = active[0]
+    link = cycle.link = found
     ev.note(f"link {link.link_id} ({link.type}) is ACTIVE")
     try:
         error = await _set_enable(ctx, link.link_id, False, ev)
@@ -150,11 +152,24 @@ async def _cycle(ctx: NetconfContext, timeout: float) -> _Cycle:
     return cycle
 
 
-async def _active_link(ctx: NetconfContext, ev: Evidence, phys: bool = False) -> LinkState | None:
-    for link in await read_links(ctx.session, ev):
-        if link.status == "ACTIVE" and (not phys or link.type == "PHYS"):
-            return link
-    return None
+async def _active_link(ctx: NetconfContext, ev: Evidence, timeout: float, phys: bool = False) -> LinkState | None:
+    """The first ACTIVE link (PHYS when asked). A link that is enabled but not ACTIVE (still coming
+    up, or being re-routed by a controller's closed loop, as under `qstrata up`) is waited for, up
+    to `timeout`, and only once a run: a device whose enabled links never come up costs one wait."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (0 if getattr(ctx, "_qkd_waited", False) else timeout)
+    while True:
+        links = [link for link in await read_links(ctx.session) if not phys or link.type == "PHYS"]
+        active = next((link for link in links if link.status == "ACTIVE"), None)
+        waiting = [link.link_id for link in links if link.enable == "true" and link.status != "ACTIVE"]
+        if active is not None or not waiting or loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.5)
+    ev.add(*map(clip, ctx.session.transcript[-1]))
+    if active is None and waiting:
+        ctx._qkd_waited = True  # type: ignore[attr-defined]
+        ev.note(f"enabled but not ACTIVE after {timeout:g} s: {', '.join(waiting)}")
+    return active
 
 
 async def run_check(ctx: NetconfContext, gctx, check: Check, ev: Evidence, timeout: float) -> Outcome:
@@ -166,7 +181,7 @@ async def run_check(ctx: NetconfContext, gctx, check: Check, ev: Evidence, timeo
             return cycle.disable or Outcome(Verdict.ERROR, "cycle did not run")
         ev.note("see QKD-LINK-001 for the exchanges of the cycle")
         return cycle.enable or Outcome(Verdict.ERROR, "cycle did not run")
-    link = await _active_link(ctx, ev, phys=check.step == "perf_qber")
+    link = await _active_link(ctx, ev, timeout, phys=check.step == "perf_qber")
     if link is None:
         return Outcome(Verdict.NOT_APPLICABLE, "no ACTIVE" + (" PHYS" if check.step == "perf_qber" else "") + " qkd_link")
     if check.step == "perf_skr":

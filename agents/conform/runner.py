@@ -75,6 +75,8 @@ async def run(options: RunOptions, progress: Callable[[Result], None] | None = N
         report.targets["netconf"] = f"{options.netconf.host}:{options.netconf.port}"
     if options.gnmi:
         report.targets["gnmi"] = f"{options.gnmi.host}:{options.gnmi.port}"
+        if options.gnmi.target:
+            report.targets["gnmi_target"] = options.gnmi.target
     t0 = time.monotonic()
     checks = select(options)
     nctx = await _netconf_context(options, profile, report) if options.netconf else None

@@ -64,32 +64,43 @@ class GnmiService:
     # ---------------------------------------------------------------- RPCs
     async def capabilities(self, request: gnmi_pb2.CapabilityRequest,
                            context: grpc.aio.ServicerContext) -> gnmi_pb2.CapabilityResponse:
-        target = await self._any_target(context)
-        schema = target.datastore.schema
-        models = [gnmi_pb2.ModelData(name=m.name(), organization=schema.organization(m.name()) or "",
-                                     version=schema.revision(m.name()) or "")
-                  for m in schema.implemented_modules() if m.name() != "yang"]
-        return gnmi_pb2.CapabilityResponse(supported_models=models, supported_encodings=list(SUPPORTED_ENCODINGS),
-                                           gNMI_version=GNMI_VERSION)
+        models: dict[str, gnmi_pb2.ModelData] = {}
+        for target in await self._callers_targets(context):
+            schema = target.datastore.schema
+            for m in schema.implemented_modules():
+                if m.name() != "yang":
+                    models.setdefault(m.name(), gnmi_pb2.ModelData(
+                        name=m.name(), organization=schema.organization(m.name()) or "",
+                        version=schema.revision(m.name()) or ""))
+        return gnmi_pb2.CapabilityResponse(supported_models=list(models.values()),
+                                           supported_encodings=list(SUPPORTED_ENCODINGS), gNMI_version=GNMI_VERSION)
 
-    async def _any_target(self, context: grpc.aio.ServicerContext) -> GnmiTarget:
-        """Capabilities names no target: the caller must be a user of one of them."""
+    async def _callers_targets(self, context: grpc.aio.ServicerContext) -> list[GnmiTarget]:
+        """Capabilities names no target: it describes the targets the caller's login opens. The
+        first target that takes it is verified; through a gateway, every other target where the
+        caller's user has that same password hash is one too (the agents of one `qstrata up`
+        share their admin), so a client of any of them learns each model it can ask the port
+        about, at the cost of one password check."""
         last: GnmiError | None = None
         tried: set[str | None] = set()
-        username = dict(context.invocation_metadata() or ()).get("username")
+        username = dict(context.invocation_metadata() or ()).get("username") or ""
         for target in self.targets.values():
-            user = target.users.get(username or "")
+            user = target.users.get(username)
             stamp = user.password_hash if user else None
             if stamp in tried and last is not None:
                 continue
             tried.add(stamp)
             try:
                 await self._principal(target, context)
-                return target
             except GnmiError as exc:
                 last = exc
-            if not self.gateway:
-                break
+                if not self.gateway:
+                    break
+                continue
+            if not self.gateway or stamp is None:
+                return [target]
+            return [t for t in self.targets.values()
+                    if t is target or getattr(t.users.get(username), "password_hash", None) == stamp]
         raise last or GnmiError(grpc.StatusCode.UNAVAILABLE, "no target is being served")
 
     async def get(self, request: gnmi_pb2.GetRequest, context: grpc.aio.ServicerContext) -> gnmi_pb2.GetResponse:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qstrata.agents.access.users import CREDENTIALS_FILE
+from qstrata.agents.access.users import CREDENTIALS_FILE, update_credentials
 from qstrata.agents.app import Agent, AgentOptions
 from qstrata.agents.devices.remote.client import RemotePlant
 from qstrata.agents.devices.topology import Node, Topology
@@ -169,6 +169,8 @@ class InProcessHost:
         ca = str(self.gateway.ca_path) if getattr(self.gateway, "ca_path", None) else None
         for h in shared:
             h.gnmi_port, h.gnmi_ca = self.gateway.port, ca
+        if ca is not None:  # what a gNMI client of each agent must trust, next to its login
+            await asyncio.gather(*(asyncio.to_thread(update_credentials, h.state_dir, ca=ca) for h in shared))
 
     async def stop(self) -> None:
         if self.gateway is not None:

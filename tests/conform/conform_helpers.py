@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +14,6 @@ from pathlib import Path
 
 QSTRATA = Path(sys.executable).with_name("qstrata")
 ROOT = Path(__file__).resolve().parents[2]
-BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
 
 
 def conform(*args: str, timeout: float = 240) -> tuple[int, str, str]:
@@ -53,9 +51,24 @@ def netconfd_missing() -> str | None:
     return None
 
 
+README_SECTION = "### Against Debian's netconfd, by hand"
+
+
+def readme_netconfd_steps(directory: Path, port: int) -> tuple[str, str, str]:
+    """The README's netconfd steps (its ```sh block in README_SECTION) for `directory` and `port`
+    instead of /tmp/netconfd and 8830: the set-up, the `qstrata conform` line and the stop line."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index(README_SECTION):].split("```sh\n", 1)[1].split("```", 1)[0]
+    block = block.replace("D=/tmp/netconfd", f"D={directory}").replace("8830", str(port))
+    setup, rest = block.split("\n.venv/bin/qstrata conform", 1)
+    run, stop = rest.rstrip().rsplit("\n\n", 1)
+    return setup, ".venv/bin/qstrata conform" + run, f"D={directory}; " + stop.split("#")[0].strip()
+
+
 class Netconfd:
     """yuma123 netconfd serving the ETSI GS QKD 015 modules from yang/, reached through a private
-    sshd (`Subsystem netconf netconf-subsystem`) on a loopback port with throw-away keys.
+    sshd (`Subsystem netconf netconf-subsystem`) on a loopback port with throw-away keys, started
+    and stopped by the README's own steps (so they are run by every test that uses it).
 
     netconfd refuses a top-level `mandatory` node (qkd_node/qkdn_id is one), so it is given the
     module with that one statement removed: exactly what the conformance report then finds when
@@ -63,59 +76,40 @@ class Netconfd:
 
     def __init__(self, base: Path) -> None:
         self.dir = base / "netconfd"
-        self.dir.mkdir()
         self.port = free_port()
-        self.procs: list[subprocess.Popen] = []
+        self.setup, self.conform_line, self.stop_line = readme_netconfd_steps(self.dir, self.port)
 
     def start(self) -> Netconfd:
-        d, port = self.dir, self.port
-        mods = d / "modules"
-        mods.mkdir()
-        etsi = (ROOT / "yang" / "etsi-qkd-sdn-node.yang").read_text()
-        (mods / "etsi-qkd-sdn-node.yang").write_text(etsi.replace("mandatory true;", "", 1))
-        shutil.copy(ROOT / "yang" / "etsi-qkd-node-types.yang", mods)
-        for name in ("host", "client"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
-        shutil.copy(d / "client.pub", d / "authorized_keys")
-        sock = d / "ncxserver.sock"
-        (d / "sshd_config").write_text(
-            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
-            f"AuthorizedKeysFile {d / 'authorized_keys'}\nPermitRootLogin yes\nPasswordAuthentication no\n"
-            f"StrictModes no\nUsePAM no\n"
-            f'Subsystem netconf "/usr/sbin/netconf-subsystem --ncxserver-sockname={port}@{sock}"\n')
-        Path("/run/sshd").mkdir(exist_ok=True)
-        (Path(os.path.expanduser("~root")) / ".yuma").mkdir(exist_ok=True)
-        startup = d / "startup-cfg.xml"
-        startup.write_text(f'<?xml version="1.0" encoding="UTF-8"?>\n<config xmlns="{BASE}"/>\n')
-        log = (d / "log.txt").open("w")
-        self.procs.append(subprocess.Popen(
-            ["/usr/sbin/netconfd", f"--modpath={mods}", f"--module={mods / 'etsi-qkd-node-types.yang'}",
-             f"--module={mods / 'etsi-qkd-sdn-node.yang'}", "--target=running", f"--port={port}",
-             f"--ncxserver-sockname={sock}", "--superuser=root", "--log-level=error", "--with-startup=false",
-             "--access-control=off", f"--startup={startup}"], stdout=log, stderr=subprocess.STDOUT, cwd=d))
-        deadline = time.monotonic() + 20
-        while not sock.exists():
-            if self.procs[0].poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("netconfd did not start: " + (d / "log.txt").read_text()[-400:])
-            time.sleep(0.05)
-        self.procs.append(subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
-                                           stdout=log, stderr=subprocess.STDOUT))
-        if not _wait_port(port):
+        done = subprocess.run(["bash", "-e", "-c", self.setup], cwd=ROOT, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0 or not _wait_port(self.port):
             self.stop()
-            raise RuntimeError("sshd did not start: " + (d / "log.txt").read_text()[-400:])
+            log = self.log.read_text()[-400:] if self.log.exists() else ""
+            raise RuntimeError(f"the README's netconfd steps failed ({done.returncode}): {done.stderr[-400:]} {log}")
         return self
 
     @property
     def key(self) -> str:
         return str(self.dir / "client")
 
+    @property
+    def log(self) -> Path:
+        return self.dir / "netconfd.log"
+
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        pids = [int(f.read_text()) for f in (self.dir / "sshd.pid", self.dir / "netconfd.pid") if f.exists()]
+        subprocess.run(["bash", "-c", self.stop_line], stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        for pid in pids:
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -137,7 +137,7 @@ def test_netconfd_aborts_on_a_changed_when_guarded_leaf(netconfd, tmp_path):
     assert "session ended" in exchanges[merge + 1]["received"]
     assert got["NC-EDIT-004"]["verdict"] == got["NC-CLOSE-001"]["verdict"] == "error"
     assert "stopped accepting sessions during NC-EDIT-003" in got["NC-EDIT-004"]["reason"]
-    assert "agt_sys_send_netconf_config_change" in (netconfd.dir / "log.txt").read_text()
+    assert "agt_sys_send_netconf_config_change" in netconfd.log.read_text()
 
 
 def test_cli_mistakes_are_one_line_and_non_zero(tmp_path):
@@ -157,6 +157,42 @@ def test_cli_mistakes_are_one_line_and_non_zero(tmp_path):
     for args, words in cases:
         code, stdout, stderr = conform(*args, timeout=60)
         assert code == 2 and words in stderr and "Traceback" not in stderr, (args, code, stderr)
+
+
+def test_endpoints_file_mistakes_and_relative_paths(tmp_path):
+    """--endpoints FILE --agent NAME: a hand-written file's relative paths are read against its
+    folder; every mistake is one line, exit 2."""
+    from qstrata.agents.testbed.hosting import free_ports
+
+    port, other = free_ports("127.0.0.1", 2)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "credentials.json").write_text(json.dumps({"username": "admin", "password": "x"}))
+
+    def agent(name: str) -> dict:
+        return {"name": name, "kind": "switch", "state_dir": name, "credentials": "a/credentials.json",
+                "netconf": {"host": "127.0.0.1", "port": port}, "gnmi": None}
+
+    two, one = tmp_path / "two.json", tmp_path / "one.json"
+    two.write_text(json.dumps({"agents": [agent("sw1"), agent("sw2")]}))
+    one.write_text(json.dumps({"agents": [agent("sw1")]}))
+    (tmp_path / "bad.json").write_text("{")
+    cases = [
+        (("--endpoints", str(two), "--agent", "sw3"), f"no agent 'sw3' in {two}; known: sw1, sw2"),
+        (("--endpoints", str(two)), "pick one with --agent NAME (sw1, sw2)"),
+        (("--agent", "sw1"), "--agent needs --endpoints FILE"),
+        (("--endpoints", str(tmp_path / "none.json"), "--agent", "sw1"), "no such file"),
+        (("--endpoints", str(tmp_path / "bad.json"), "--agent", "sw1"), "cannot read"),
+        # the only agent, its credentials found next to the file, and nobody listening there
+        (("--endpoints", str(one)), f"NETCONF 127.0.0.1:{port} unreachable"),
+        # a flag given as well wins over the file
+        (("--endpoints", str(one), "--netconf", f"127.0.0.1:{other}"), f"NETCONF 127.0.0.1:{other} unreachable"),
+        (("--endpoints", str(one), "--credentials", str(tmp_path / "none.json")), "cannot read"),
+    ]
+    for args, words in cases:
+        code, stdout, stderr = conform(*args, timeout=60)
+        assert code == 2 and words in stderr and len(stderr.splitlines()) == 1, (args, code, stderr)
+    code, stdout, _ = conform("--endpoints", str(one), "--list")
+    assert code == 0 and "NC-EDIT-001" in stdout and "QKD-LINK-001" not in stdout  # a switch: optical-switch
 
 
 def test_wrong_password_is_refused_cleanly(world, tmp_path):
@@ -200,3 +236,12 @@ def test_qfs_and_optical_switch_profiles(agent, tmp_path, kind, profile):
     assert not any(r["id"].startswith("QKD") for r in got.values())
     bad = {k: r["reason"] for k, r in got.items() if r["verdict"] != "pass" and k not in KNOWN_FAILS_ON_OURS}
     assert not bad and len(got) >= 20, stdout + stderr
+
+
+def test_help_shows_the_defaults():
+    code, stdout, _ = conform("--help", timeout=60)
+    text = " ".join(stdout.split())
+    assert code == 0
+    for words in ("--endpoints FILE", "--target NAME", "(default: 60)", "(default: etsi-qkd-015, or the one of the "
+                  "--agent's kind)", "gNMI endpoint (default: the --agent's)", "(default: all of the profile)"):
+        assert words in text, words

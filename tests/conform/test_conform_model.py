@@ -102,3 +102,135 @@ def test_reports_are_stable_and_self_contained():
     html = report.to_html(rr)
     assert "&lt;rpc&gt;sent&lt;/rpc&gt;" in html and "src=" not in html and "href=" not in html
     assert "FAIL" in report.console(rr) and rr.failed
+
+
+# ------------------------------------------------------------------ which error, not only that one came back
+# A check that expects an error passes only for its own mistake: an error with the right tag about
+# something else, or a status a refused login or a missing gNMI target would give as well, fails.
+
+OTHER = ('<error-info><bad-element>other</bad-element><bad-attribute>other</bad-attribute>'
+         "<session-id>999</session-id></error-info>")
+WITHOUT_SPECIFICS = {
+    "NC-RPC-003": "the rpc holds nothing but the unknown operation",
+    "NC-CAP-005": "the edit is valid: only the capability can be missing",
+    "NC-SCHEMA-002": "RFC 6022 names no error-info or path for it",
+    "NC-ERR-006": "RFC 6241 7.9 names no error-info or path for it",
+    "NC-LOCK-003": "the edit is valid: only the lock can be in the way",
+    "NC-LOCK-004": "the unlock is valid: only the missing lock can fail it",
+    "NC-NOTIF-002": "RFC 5277 names no error-tag for it, let alone a path",
+}
+
+
+@pytest.mark.parametrize(("expect", "body", "values", "verdict"), [
+    (Error(("missing-attribute",), info="bad-attribute=message-id"),
+     rpc_error("missing-attribute", info="<error-info><bad-attribute>message-id</bad-attribute></error-info>"), {},
+     Verdict.PASS),
+    (Error(("missing-attribute",), info="bad-attribute=message-id"),  # netconfd qualifies the name
+     rpc_error("missing-attribute", info="<error-info><bad-attribute>nc:message-id</bad-attribute></error-info>"), {},
+     Verdict.PASS),
+    (Error(("missing-attribute",), info="bad-attribute=message-id"),
+     rpc_error("missing-attribute", info="<error-info><bad-attribute>xmlns</bad-attribute></error-info>"), {},
+     Verdict.FAIL),
+    (Error(("lock-denied",), info="session-id={SID}"),
+     rpc_error("lock-denied", info="<error-info><session-id>7</session-id></error-info>"), {"SID": "7"}, Verdict.PASS),
+    (Error(("lock-denied",), info="session-id={SID}"),  # denied, but for another session's lock
+     rpc_error("lock-denied", info="<error-info><session-id>4</session-id></error-info>"), {"SID": "7"}, Verdict.FAIL),
+    (Error(("invalid-value", "bad-element"), about="qkd_link/qkdl_enable"),
+     rpc_error("invalid-value", "/e:qkd_node/e:qkd_links/e:qkd_link[e:qkdl_id='1']/e:qkdl_enable"), {}, Verdict.PASS),
+    (Error(("invalid-value", "bad-element"), about="qkd_link/qkdl_enable"),
+     rpc_error("bad-element", info="<error-info><bad-element>e:qkdl_enable</bad-element></error-info>"), {},
+     Verdict.PASS),
+    (Error(("invalid-value", "bad-element"), about="qkd_link/qkdl_enable"),  # a bad value, but of another leaf
+     rpc_error("invalid-value", "/e:qkd_node/e:qkdn_id"), {}, Verdict.FAIL),
+    (Error(("invalid-value", "bad-element"), about="qkd_link/qkdl_enable"), rpc_error("invalid-value"), {},
+     Verdict.FAIL),
+])
+def test_an_error_must_be_about_the_mistake(expect, body, values, verdict):
+    assert evaluate(expect, reply(body), values).verdict is verdict
+
+
+def test_every_netconf_error_check_fails_on_an_error_about_something_else():
+    """For each check that expects an rpc-error: the right tag about another element, attribute or
+    session fails it, unless the check is listed (with the reason nothing else can be wrong)."""
+    values = {**PROFILES["etsi-qkd-015"].values("0"), "SID": "1"}
+    unspecific = set()
+    for check in REGISTRY.values():
+        if not isinstance(check.expect, Error):
+            continue
+        e = check.expect
+        if not (e.path or e.info or e.about):
+            unspecific.add(check.id)
+            continue
+        for tag in e.tags:
+            got = evaluate(e, reply(rpc_error(tag, "/x:other", OTHER)), values)
+            assert got.verdict is Verdict.FAIL, (check.id, tag)
+        assert evaluate(e, reply(rpc_error("access-denied")), values).verdict is Verdict.FAIL, check.id
+    assert unspecific == set(WITHOUT_SPECIFICS)
+
+
+def test_hostile_refusals_must_carry_the_tag_for_the_input():
+    """A framing error answered as if the <rpc/> inside had been read (missing-attribute) fails."""
+    from qstrata.agents.conform.hostile_checks import judge_answer
+
+    frame, xxe = REGISTRY["HX-FRAME-001"], REGISTRY["HX-XML-002"]
+    assert judge_answer(frame, reply(rpc_error("malformed-message"))).verdict is Verdict.PASS
+    wrong = judge_answer(frame, reply(rpc_error("missing-attribute")))
+    assert wrong.verdict is Verdict.FAIL and "expected malformed-message" in wrong.reason
+    assert judge_answer(frame, reply("<data/>")).verdict is Verdict.FAIL
+    assert judge_answer(REGISTRY["HX-SIZE-001"], reply(rpc_error("resource-denied"))).verdict is Verdict.PASS
+    assert judge_answer(xxe, reply("<data/>")).verdict is Verdict.PASS
+
+
+NEEDS_TARGET = ("INVALID_ARGUMENT", "this server hosts several targets: set prefix.target to the agent's name")
+UNKNOWN_TARGET = ("NOT_FOUND", "unknown target 'carol'")
+LOGIN = ("UNAUTHENTICATED", "wrong username or password")
+OK = ("OK", "")
+
+
+@pytest.mark.parametrize(("check_id", "status", "control", "verdict"), [
+    ("GN-GET-002", ("INVALID_ARGUMENT", "unknown element 'no-such-conform-leaf'"), OK, Verdict.PASS),
+    ("GN-GET-002", ("NOT_FOUND", "no data at /qkd_node/no-such-conform-leaf"), OK, Verdict.PASS),
+    ("GN-GET-002", NEEDS_TARGET, NEEDS_TARGET, Verdict.FAIL),  # passed on main without --target
+    ("GN-GET-002", UNKNOWN_TARGET, UNKNOWN_TARGET, Verdict.FAIL),
+    ("GN-GET-002", LOGIN, LOGIN, Verdict.FAIL),
+    ("GN-GET-002", ("INVALID_ARGUMENT", ""), OK, Verdict.FAIL),  # gNMI 2.5: a message is a MUST
+    ("GN-GET-002", OK, OK, Verdict.FAIL),
+    ("GN-GET-003", ("UNIMPLEMENTED", "encoding ASCII is not supported"), OK, Verdict.PASS),
+    ("GN-GET-003", ("UNIMPLEMENTED", "Get is not implemented"), ("UNIMPLEMENTED", "Get is not implemented"),
+     Verdict.FAIL),
+    ("GN-AUTH-001", LOGIN, OK, Verdict.PASS),
+    ("GN-AUTH-001", NEEDS_TARGET, NEEDS_TARGET, Verdict.FAIL),
+    ("GN-AUTH-001", ("PERMISSION_DENIED", "access denied by NACM"), ("PERMISSION_DENIED", "access denied by NACM"),
+     Verdict.FAIL),
+    ("GN-SET-002", ("ABORTED", "invalid value at link_stats_support"), OK, Verdict.PASS),
+    ("GN-SET-002", ("INVALID_ARGUMENT", NEEDS_TARGET[1]), NEEDS_TARGET, Verdict.FAIL),
+])
+def test_a_gnmi_error_passes_only_when_the_control_request_succeeds(check_id, status, control, verdict):
+    assert gnmi_runner.judge_error(REGISTRY[check_id].expect, status, control).verdict is verdict
+
+
+def test_every_gnmi_error_check_has_a_control_request():
+    for check in REGISTRY.values():
+        if check.protocol == "gnmi" and check.expect.codes != ("OK",):
+            assert check.expect.control, check.id
+            assert "control" in check.expectation()
+
+
+def test_responses_must_reflect_the_target_sent():
+    """gNMI 2.2.2.1: the prefix.target of the request comes back in every notification, and none
+    comes back when none was sent; sync_response messages carry no prefix."""
+    from gnmi_pb import gnmi_pb2
+
+    def get(target: str):
+        return gnmi_pb2.GetResponse(notification=[gnmi_pb2.Notification(prefix=gnmi_pb2.Path(target=target))])
+
+    def update(target: str):
+        return gnmi_pb2.SubscribeResponse(update=gnmi_pb2.Notification(prefix=gnmi_pb2.Path(target=target)))
+
+    sync = gnmi_pb2.SubscribeResponse(sync_response=True)
+    assert gnmi_runner.echo_problem("alice", [get("alice")]) is None
+    assert gnmi_runner.echo_problem("", [get("")]) is None
+    assert gnmi_runner.echo_problem("alice", [update("alice"), sync]) is None
+    assert "no prefix.target" in gnmi_runner.echo_problem("alice", [get("")])
+    assert "'bob'" in gnmi_runner.echo_problem("alice", [update("alice"), update("bob")])
+    assert "none was sent" in gnmi_runner.echo_problem("", [gnmi_pb2.SetResponse(prefix=gnmi_pb2.Path(target="x"))])

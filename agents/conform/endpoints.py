@@ -1,0 +1,73 @@
+"""`qstrata conform --endpoints FILE --agent NAME`: where one agent of a running network listens
+and how to log in, from the endpoints.json `qstrata up` writes (STATE_DIR/endpoints.json).
+
+The file already says everything a client needs (NETCONF and gNMI addresses, credentials.json, the
+CA its gNMI server's certificate is signed by, the gNMI target name, the agent's kind), so a user
+need not copy five values by hand, and cannot pair one agent's address with another's target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from qstrata.agents.testbed.endpoints import read_endpoints
+
+PROFILE_OF_KIND = {"qkd": "etsi-qkd-015", "memory": "qfs", "switch": "optical-switch"}
+"""The conformance profile of each kind of qstrata agent."""
+
+
+class EndpointsError(Exception):
+    """The file cannot be read or does not name the agent; the message says which, in one line."""
+
+
+@dataclass(frozen=True)
+class AgentTarget:
+    name: str
+    kind: str
+    netconf: tuple[str, int] | None
+    gnmi: tuple[str, int] | None
+    credentials: str | None
+    ca: str | None
+    """The CA to trust for gNMI; None with `gnmi` set means plain text."""
+    target: str
+    """gNMI prefix.target: the agent's name behind a port that serves several."""
+
+    @property
+    def profile(self) -> str | None:
+        return PROFILE_OF_KIND.get(self.kind)
+
+
+def agent_target(path: str | Path, name: str | None) -> AgentTarget:
+    """The agent `name` of the endpoints file at `path` (its only agent when `name` is None)."""
+    try:
+        doc = read_endpoints(Path(path))
+    except FileNotFoundError:
+        raise EndpointsError(f"{path}: no such file (it is written by `qstrata up` once its network "
+                             "serves; is one running with that --state-dir?)") from None
+    except (OSError, ValueError) as exc:
+        raise EndpointsError(f"cannot read {path}: {exc}") from None
+    agents = doc.get("agents") if isinstance(doc, dict) else None
+    if not isinstance(agents, list) or not all(isinstance(a, dict) and a.get("name") for a in agents):
+        raise EndpointsError(f"{path}: not an endpoints.json of `qstrata up` (no list of named agents)")
+    names = [str(a["name"]) for a in agents]
+    if name is None:
+        if len(agents) != 1:
+            raise EndpointsError(f"{path} lists {len(names)} agents: pick one with --agent NAME "
+                                 f"({', '.join(names) or 'none'})")
+        name = names[0]
+    entry = next((a for a in agents if a["name"] == name), None)
+    if entry is None:
+        raise EndpointsError(f"no agent {name!r} in {path}; known: {', '.join(names)}")
+    try:
+        netconf = entry.get("netconf")
+        gnmi = entry.get("gnmi")
+        return AgentTarget(
+            name=name, kind=str(entry.get("kind") or ""),
+            netconf=(str(netconf["host"]), int(netconf["port"])) if netconf else None,
+            gnmi=(str(gnmi["host"]), int(gnmi["port"])) if gnmi else None,
+            credentials=entry.get("credentials") or None,
+            ca=(gnmi.get("ca") or None) if gnmi else None,
+            target=str((gnmi or {}).get("target") or ""))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EndpointsError(f"{path}: agent {name!r}: bad or missing {exc}") from None

@@ -1,0 +1,96 @@
+"""What every `qstrata` sub-command shares with the others: help that states defaults in one style,
+tables rounded for people, and no document taken for valid when there is none."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from qstrata.agents.cli import build_parser
+from qstrata.agents.testbed.status import AgentRow, StatusDisplay, StatusView, render_table
+from qstrata.collectors.query import human
+from qstrata.collectors.views import LinkRow
+
+QSTRATA = Path(sys.executable).with_name("qstrata")
+
+
+def _parsers(parser: argparse.ArgumentParser, prefix: str = "qstrata"):
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, f"{prefix} {name}")
+
+
+def test_every_option_with_a_default_says_it_in_one_style():
+    missing = []
+    for command, parser in _parsers(build_parser()):
+        text = parser.format_help()
+        for action in parser._actions:
+            default = action.default
+            if (not action.option_strings or action.nargs == 0 or default is None or default is False
+                    or default == [] or default is argparse.SUPPRESS):
+                continue
+            shown = parser._get_formatter()._expand_help(action)  # the option's help as --help prints it
+            if "(default: " not in shown:
+                missing.append(f"{command} {action.option_strings[-1]}")
+        assert "(default " not in " ".join(text.split()), f"{command}: '(default X)' instead of '(default: X)'"
+    assert not missing, "options whose help hides the default: " + ", ".join(missing)
+
+
+def test_up_help_shows_its_defaults():
+    proc = subprocess.run([str(QSTRATA), "up", "--help"], capture_output=True, text=True, timeout=60)
+    text = " ".join(proc.stdout.split())
+    assert proc.returncode == 0
+    for shown in ("(default: state/up)", "(default: 1.0)", "(default: 127.0.0.1)", "(default: 8765"):
+        assert shown in text, shown
+
+
+def test_human_rounding():
+    assert human(0.008999999999999998) == "0.009"
+    assert human(4215872.3) == "4215872"
+    assert human(1.0) == "1"
+    assert human(0.056000000000000001) == "0.056"
+    assert human(123.456789) == "123.457"
+    assert human(None) == "" and human(7) == "7" and human("ACTIVE") == "ACTIVE"
+
+
+def test_validate_refuses_an_empty_file(tmp_path):
+    empty, blank = tmp_path / "empty.xml", tmp_path / "blank.json"
+    empty.write_text("")
+    blank.write_text(" \n\t\n")
+    proc = subprocess.run([str(QSTRATA), "validate", str(empty), str(blank)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [f"{empty}: empty file: no XML or JSON-IETF document to validate",
+                                        f"{blank}: empty file: no XML or JSON-IETF document to validate"]
+
+
+def _view(agents: int, events: int) -> StatusView:
+    rows = [AgentRow(f"a{i}", "qkd", f"127.0.0.1:{1000 + i}", "127.0.0.1:9") for i in range(agents)]
+    links = [LinkRow("qkd", f"{i:08x}-0000", f"a{i}", status="ACTIVE", rate=1e6, qber=0.01) for i in range(agents)]
+    return StatusView("title", rows, ["dashboard  http://127.0.0.1:8765/", "endpoints  state/up/endpoints.json"],
+                      links, ["sw1: 1<->9"], [], [f"event {i}" for i in range(events)])
+
+
+def test_status_frame_fits_any_window():
+    for agents, height in ((5, 24), (500, 24), (500, 10), (3, 60)):
+        lines = render_table(_view(agents, 30), height)
+        assert len(lines) <= height, (agents, height, len(lines))
+        assert lines[1].startswith("dashboard "), lines[:3]
+    small = render_table(_view(500, 30), 24)
+    assert any("more agents" in line for line in small)
+    roomy = render_table(_view(3, 30), 60)
+    assert roomy[-1] == "EVENT      event 29" and sum(line.startswith("EVENT") for line in roomy) == 8
+
+
+def test_status_frame_never_scrolls():
+    display = StatusDisplay(out=sys.stdout, tty=True)
+    frame = display.frame(_view(500, 30), size=(80, 24))
+    assert frame.startswith("\x1b[?1049h")  # the alternate screen, once
+    body = frame.split("\x1b[H", 1)[1]
+    assert body.count("\n") <= 23 and not body.endswith("\n")
+    assert all(len(line.replace("\x1b[K", "").replace("\x1b[J", "")) < 80 for line in body.split("\n"))
+    assert not display.frame(_view(5, 0), size=(80, 24)).startswith("\x1b[?1049h")
