@@ -23,6 +23,31 @@ L2 = "33333333-0000-4000-8000-0000000000bc"
 AC = Pair("cccccccc-0000-4000-8000-0000000000ac", "sae-a", ("sae-c",), "5e552222-0000-4000-8000-0000000000ac")
 
 
+def gnmi_get(doc: dict, agent: str, path: str, timeout: float = 10.0) -> dict:
+    """A gNMI Get (JSON_IETF) of `path` at `agent` through `up`'s gateway; waits for the value."""
+    import grpc
+    from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
+    from qstrata.bindings.paths import gnmi_string_to_path
+
+    entry = next(a for a in doc["agents"] if a["name"] == agent)
+    cred = json.loads(Path(entry["credentials"]).read_text())
+    channel = grpc.secure_channel(f"127.0.0.1:{entry['gnmi']['port']}",
+                                  grpc.ssl_channel_credentials(Path(entry["gnmi"]["ca"]).read_bytes()))
+    stub = gnmi_pb2_grpc.gNMIStub(channel)
+    md = [("username", cred["username"]), ("password", cred["password"])]
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            reply = stub.Get(gnmi_pb2.GetRequest(prefix=gnmi_pb2.Path(target=agent), path=[gnmi_string_to_path(path)],
+                                                 encoding=4), metadata=md, timeout=10)
+            values = [json.loads(u.val.json_ietf_val) for n in reply.notification for u in n.update]
+            if values and values[0] or time.monotonic() > deadline:
+                return values[0] if values else {}
+            time.sleep(0.2)
+    finally:
+        channel.close()
+
+
 def test_up_lists_every_kme_and_relays_keys_in_one_process(tmp_path: Path) -> None:
     qstrata = Path(sys.executable).with_name("qstrata")
     proc = subprocess.Popen([str(qstrata), "up", "--bare", "--topology", str(RELAY), "--state-dir", "state",
@@ -56,6 +81,11 @@ def test_up_lists_every_kme_and_relays_keys_in_one_process(tmp_path: Path) -> No
                                {"key_IDs": [{"key_ID": i} for i in keys]})
         assert status == 200 and {k["key_ID"]: k["key"] for k in got["keys"]} == keys
         assert all(len(base64.b64decode(k)) == 32 for k in keys.values())
+        figures = gnmi_get(doc, "alice", "/qstrata-ss:service-stratum/kme/key-delivery")
+        assert int(figures["keys-delivered"]) >= 4 and int(figures["requests"]) >= 1
+        hops = gnmi_get(doc, "bob", "/qstrata-ss:service-stratum/kme/key-relay")["hop"]
+        assert {(h["qkdl-id"], int(h["consumed-bits"])) for h in hops} == {(L2, 4 * 256)}, \
+            "the trusted node's telemetry tells the key its hop consumed"
     finally:
         proc.send_signal(signal.SIGINT)
         try:
