@@ -332,7 +332,11 @@ class KmeService:
     # -- state ---------------------------------------------------------------------------------
 
     def read_state(self) -> dict[str, Any]:
-        """The KME's figures as JSON-IETF (merged over running by the agent)."""
+        """The KME's figures as JSON-IETF, merged by the agent over running and after the device's
+        state. The token buckets of sessions that key delivery applications use are this KME's
+        (they police ETSI GS QKD 014 requests), so their `tokens`, `admitted` and `rejected` are
+        reported from here and take the place of the twin's figures for those sessions (the twin's
+        copy of a bucket polices only the service units it simulates)."""
         if self.config.kme_id is None:
             return {}
         kme: dict[str, Any] = {"key-delivery": self.total.to_json()}
