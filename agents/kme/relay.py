@@ -56,10 +56,8 @@ async def take(supply: KeySupply, hops: dict[str, Hop], link: str, next_kme: str
                        f"{link} (to KME {next_kme}), {number} asked",
                        [{"qkdl_id": link, "next_hop_KME_ID": next_kme, "stored_bits": stored,
                          "stored_key_count": stored // size, "key_size": size, "asked": number}]) from None
-    hop = hops.get(link)
-    if hop is None or hop.next_hop != next_kme:
-        hop = hops[link] = Hop(next_kme) if hop is None else hop
-        hop.next_hop = next_kme
+    hop = hops.setdefault(link, Hop(next_kme))
+    hop.next_hop = next_kme
     hop.keys += number
     hop.bits += number * size
     return ref
