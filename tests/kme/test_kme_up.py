@@ -1,7 +1,8 @@
 """`qstrata up` starts a KME on every QKD agent and lists it in endpoints.json; configured over
 NETCONF from that file (as a controller would, `--bare`), keys relayed through the trusted node
 come out equal at both ends. In one process the KMEs reach each other through the world's channel
-(a direct await), not the world service."""
+(a direct await); with `--processes` through the world service, which routes each call to the
+agent process serving the KME called."""
 
 from __future__ import annotations
 
@@ -48,10 +49,12 @@ def gnmi_get(doc: dict, agent: str, path: str, timeout: float = 10.0) -> dict:
         channel.close()
 
 
-def test_up_lists_every_kme_and_relays_keys_in_one_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hosting", ["one process", "--processes"])
+def test_up_lists_every_kme_and_relays_keys(tmp_path: Path, hosting: str) -> None:
     qstrata = Path(sys.executable).with_name("qstrata")
+    extra = ["--processes"] if hosting == "--processes" else []
     proc = subprocess.Popen([str(qstrata), "up", "--bare", "--topology", str(RELAY), "--state-dir", "state",
-                             "--speed", "20", "--no-dashboard"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             "--speed", "20", "--no-dashboard", *extra], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT)
     endpoints = tmp_path / "state" / "endpoints.json"
     try:
