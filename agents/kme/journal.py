@@ -144,11 +144,20 @@ class Journal:
                         waiter.set_result(None)
 
     def _write(self, data: bytes) -> None:
+        """Append and sync; a write that fails (a full disk) is cut off again, so the records
+        appended after it do not follow a torn line (recovery stops at the first one)."""
         assert self._fd is not None
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
-        os.fdatasync(self._fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fdatasync(self._fd)
+        except OSError:
+            try:
+                os.ftruncate(self._fd, self.size)
+            except OSError:
+                pass
+            raise
 
     def _replace(self, data: bytes) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
