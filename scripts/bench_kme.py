@@ -379,8 +379,10 @@ class Bench:
         elapsed = max(r["elapsed"] for r in results)
         enc = [v for r in results for v in r["enc_ms"]]
         dec = [v for r in results for v in r["dec_ms"]]
+        requests = sum(r["requests"] for r in results)
         figures = {
-            "requests_per_s": sum(r["requests"] for r in results) / elapsed,
+            "requests_per_s": requests / elapsed,
+            "server_cpu_us_per_request": sum(cpu.values()) / max(1, requests) * 1e6,
             "keys_per_s": sum(r["keys"] for r in results) / elapsed,
             "keys": sum(r["keys"] for r in results), "seconds": elapsed,
             "enc_p50_ms": pct(enc, 50), "enc_p99_ms": pct(enc, 99), "dec_p50_ms": pct(dec, 50),
@@ -419,6 +421,9 @@ def compare(bench: Bench, label: str, concurrency: int, rounds: int, seconds: fl
     print(f"  {'requests/s':30s} {ours['requests_per_s']:10,.0f} {ceiling['requests_per_s']:10,.0f} {ratio:7.2f}")
     print(f"  {'keys/s (end to end)':30s} {ours['keys_per_s']:10,.0f} {ceiling['keys_per_s']:10,.0f} "
           f"{ours['keys_per_s'] / ceiling['keys_per_s']:7.2f}")
+    print(f"  {'server CPU per request (µs)':30s} {ours['server_cpu_us_per_request']:10.0f} "
+          f"{ceiling['server_cpu_us_per_request']:10.0f} "
+          f"{ceiling['server_cpu_us_per_request'] / ours['server_cpu_us_per_request']:7.2f}")
     for name in ("enc_p50_ms", "enc_p99_ms", "dec_p50_ms", "dec_p99_ms"):
         text = name.replace("_ms", " (ms)").replace("_", " ").replace("enc", "enc_keys").replace("dec", "dec_keys")
         print(f"  {text:30s} {ours[name]:10.2f} {ceiling[name]:10.2f} {ceiling[name] / ours[name]:7.2f}")
