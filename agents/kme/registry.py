@@ -34,7 +34,7 @@ from typing import Any
 from qstrata.agents.devices.base import KeyRef
 
 from . import material
-from .journal import Journal
+from .journal import Journal, json_strings, json_text
 
 log = logging.getLogger("qstrata.kme")
 
@@ -109,6 +109,12 @@ def spans(owed: list[Owed]) -> list[tuple[KeyRef, bytes | None, int]]:
     return out
 
 
+def _record(kind: str, ids: list[str], **fields: Any) -> str:
+    """The journal record ``{"t": kind, "ids": ids, **fields}`` as JSON text."""
+    head = f'{{"t":"{kind}","ids":{json_strings(ids)}'
+    return f"{head},{json_text(fields)[1:]}" if fields else head + "}"
+
+
 def _retrieved(future: asyncio.Future[None]) -> None:
     """A reservation nobody awaited any more (the relay failed first): its write error, if any, is
     the journal's to log, not the event loop's."""
@@ -160,15 +166,14 @@ class Registry:
         """Queued at once; the future is done when the record is on disk. The master's KME relays
         the keys meanwhile and awaits it before the master sees a key: the reservation and the
         slaves' KME's assignment are synced side by side, not one after the other."""
-        done = self.journal.submit({"t": "r", "ids": ids, "m": master, "s": slaves, "size": size,
-                                    "ref": material.ref_to_json(ref)})
+        done = self.journal.submit(_record("r", ids, m=master, s=slaves, size=size, ref=material.ref_to_json(ref)))
         done.add_done_callback(_retrieved)
         return done
 
     async def confirm(self, ids: list[str]) -> None:
         """Not awaited for durability: a reservation left unconfirmed by a crash is only
         discarded (the slaves' KME holds the keys either way)."""
-        await self.journal.append({"t": "c", "ids": ids}, durable=False)
+        await self.journal.append(_record("c", ids), durable=False)
 
     # -- the slaves' KME ---------------------------------------------------------------------
 
@@ -179,9 +184,8 @@ class Registry:
                      cipher: bytes | None, expires: float) -> None:
         """Hold keys for `slaves`; durable before it returns (the master's KME is told only then)."""
         self._assign(ids, master, slaves, size, ref, cipher, expires)
-        await self.journal.append({"t": "a", "ids": ids, "m": master, "s": slaves, "size": size,
-                                   "ref": material.ref_to_json(ref), "x": cipher.hex() if cipher else None,
-                                   "exp": expires})
+        await self.journal.append(_record("a", ids, m=master, s=slaves, size=size, ref=material.ref_to_json(ref),
+                                          x=cipher.hex() if cipher else None, exp=expires))
 
     def _assign(self, ids: list[str], master: str, slaves: list[str], size: int, ref: KeyRef, cipher: bytes | None,
                 expires: float) -> None:
@@ -213,7 +217,7 @@ class Registry:
         return found
 
     async def delivered(self, ids: list[str], slave: str) -> None:
-        await self.journal.append({"t": "d", "ids": ids, "s": slave})
+        await self.journal.append(_record("d", ids, s=slave))
         self._compact_if_due()
 
     def _delivered(self, ids: list[str], slave: str) -> None:
@@ -233,7 +237,7 @@ class Registry:
         if gone:
             for key_id in gone:
                 del self.owed[key_id]
-            await self.journal.append({"t": "e", "ids": gone})
+            await self.journal.append(_record("e", gone))
             log.info("KME: %d keys expired unfetched", len(gone))
         return len(gone)
 

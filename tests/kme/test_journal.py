@@ -236,8 +236,13 @@ def test_when_the_helper_dies_its_syncs_fail_and_the_journal_goes_on(tmp_path: P
         journal.load()
         await asyncio.gather(*(journal.append({"t": "x", "n": i}) for i in range(10)))
         await asyncio.gather(*(journal.append({"t": "x", "n": i}) for i in range(10, 20)))
-        os.kill(_helper_pid(journal), signal.SIGKILL)
-        results = await asyncio.gather(*(journal.append({"t": "y", "n": i}) for i in range(5)), return_exceptions=True)
+        helper = _helper_pid(journal)
+        os.kill(helper, signal.SIGSTOP)  # a sync asked of it stays under way ...
+        cut = asyncio.gather(*(journal.append({"t": "y", "n": i}) for i in range(5)), return_exceptions=True)
+        await asyncio.sleep(0.2)
+        assert not cut.done()
+        os.kill(helper, signal.SIGKILL)  # ... until it dies
+        results = await cut
         assert all(isinstance(r, OSError) for r in results), results
         await asyncio.gather(*(journal.append({"t": "x", "n": i}) for i in range(20, 30)))
         await journal.close()
