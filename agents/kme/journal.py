@@ -8,10 +8,11 @@ Group commit: `append` queues records; the event loop writes everything queued s
 write in one go and has it synced with one `fdatasync`, then wakes every caller whose records
 it made durable; what arrives meanwhile waits for the next sync. Requests arriving together
 share one sync: the cost per request falls as the load rises, instead of capping it at one
-request per sync. A journal synced seldom (not again within `BUSY_S`) is synced at once, in the
-event loop, as the datastore's journal is; one synced often gets a helper process (`syncer`)
-for good: the event loop goes on serving while the disk works, the syncs of several journals
-overlap, and no thread contends with the event loop for the GIL.
+request per sync. While requests come one at a time, each is synced at once, in the event loop,
+as the datastore's journal is (nothing else is waiting for the loop, and no hand-over costs
+time); the first time requests wait for a sync together, the journal gets a helper process
+(`syncer`) for good: the event loop goes on serving while the disk works, and no thread contends
+with it for the GIL.
 
 `request_rewrite` replaces the journal with the records still live (compaction), atomically
 (temp file, sync, rename, sync of the folder), between two syncs.
@@ -23,7 +24,6 @@ import asyncio
 import json
 import logging
 import os
-import time
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -34,8 +34,6 @@ from .syncer import Syncer
 log = logging.getLogger("qstrata.kme")
 
 _HEAD = 9  # 8 hex digits and a space
-BUSY_S = 0.01
-"""A journal synced again within this long gets its helper process (and keeps it)."""
 _FLAGS = os.O_WRONLY | os.O_APPEND
 _JSON = json.JSONEncoder(separators=(",", ":"))
 """One encoder for every record (`json.dumps` with options builds a new one per call)."""
@@ -103,7 +101,6 @@ class Journal:
         self._syncing: list[asyncio.Future[None]] | None = None
         """The waiters of the batch being synced by the helper (None: no sync under way)."""
         self._syncing_from = 0
-        self._last_sync = -1e9
         self._scheduled = False
         self._syncer: Syncer | None = None
         self._rewrite: Callable[[], Iterable[dict[str, Any]]] | None = None
@@ -180,7 +177,7 @@ class Journal:
             return
         if not waiters:
             return  # records nobody waits for: written, synced with the next batch somebody waits for
-        syncer = self._helper()
+        syncer = self._helper(len(waiters))
         if syncer is None:
             try:  # seldom synced: at once (nothing else is waiting for the event loop)
                 os.fdatasync(self._fd)
@@ -196,13 +193,12 @@ class Journal:
         self._syncing, self._syncing_from = waiters, start
         syncer.sync()
 
-    def _helper(self) -> Syncer | None:
-        """The helper process, started when syncs come in quick succession; None: sync inline."""
-        now = time.monotonic()
-        busy, self._last_sync = now - self._last_sync < BUSY_S, now
+    def _helper(self, waiting: int) -> Syncer | None:
+        """The helper process, started the first time requests wait for a sync together; None:
+        sync inline."""
         if self._syncer is not None and self._syncer.alive:
             return self._syncer
-        if not busy:
+        if waiting < 2:
             return None
         try:
             self._syncer = Syncer(self.path, self._synced)
