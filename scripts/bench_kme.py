@@ -348,8 +348,13 @@ class Bench:
                 "dec": {"host": "127.0.0.1", "port": dec_port, "ca": str(self.net.ca(slave_node)),
                         "cert": str(cert_s[0]), "key": str(cert_s[1]), "path": "/api/v1/keys/sae-a/dec_keys"}}
 
+    def stock(self, slave: str) -> int:
+        """Keys of 256 bits the stores on the path to `slave` hold now (ETSI status, as the SAE sees it)."""
+        status, body = self.net.curl("alice", self.certs["sae-a"], f"/api/v1/keys/{slave}/status")
+        return int(body["stored_key_count"]) if status == 200 else -1
+
     def window(self, target: str, concurrency: int, slave: str = "sae-b", seconds: float | None = None,
-               keys: int | None = None, sample_rss: bool = False) -> dict[str, Any]:
+               keys: int | None = None, sample: bool = False) -> dict[str, Any]:
         """One measured run of the client processes against `target` ("ours" or "ceiling")."""
         clients = min(concurrency, self.args.clients)
         start = time.time() + 1.5 + 0.3 * clients
@@ -367,11 +372,14 @@ class Bench:
         time.sleep(max(0.0, start - time.time()))
         cpu0 = {pid: proc_cpu(pid) for pid in servers}
         t0 = time.perf_counter()
-        rss: list[tuple[float, float]] = []
+        rss: list[tuple[float, dict[str, float]]] = []
+        stock: list[int] = []
         while any(p.poll() is None for p in procs):
-            if sample_rss:
-                rss.append((time.perf_counter() - t0, sum(rss_mb(pid) or 0.0 for pid in self.kme_pids)))
-            time.sleep(0.5 if sample_rss else 0.05)
+            if sample:  # RSS of every server process every 0.5 s, the store's stock every 2 s
+                rss.append((time.perf_counter() - t0, {name: rss_mb(pid) or 0.0 for pid, name in servers.items()}))
+                if len(rss) % 4 == 1:
+                    stock.append(self.stock(slave))
+            time.sleep(0.5 if sample else 0.05)
         cpu = {name: (proc_cpu(pid) - cpu0[pid]) for pid, name in servers.items()}
         if any(proc.returncode for proc in procs):
             raise SystemExit(f"a client failed against {target}")
@@ -387,11 +395,12 @@ class Bench:
             "keys": sum(r["keys"] for r in results), "seconds": elapsed,
             "enc_p50_ms": pct(enc, 50), "enc_p99_ms": pct(enc, 99), "dec_p50_ms": pct(dec, 50),
             "dec_p99_ms": pct(dec, 99),
+            "client_cpu_us_per_request": sum(r["cpu"] for r in results) / max(1, requests) * 1e6,
             "cpu": {**{name: c / elapsed for name, c in cpu.items()},
                     **{f"client {i + 1}": r["cpu"] / r["elapsed"] for i, r in enumerate(results)}},
         }
-        if sample_rss:
-            figures["rss_mb"] = rss
+        if sample:
+            figures["rss_mb"], figures["stock"] = rss, stock
         return figures
 
 
@@ -429,6 +438,9 @@ def compare(bench: Bench, label: str, concurrency: int, rounds: int, seconds: fl
         print(f"  {text:30s} {ours[name]:10.2f} {ceiling[name]:10.2f} {ceiling[name] / ours[name]:7.2f}")
     print(f"  CPU, share of one core: ours: {cpu_text(ours['cpu'])}")
     print(f"                       ceiling: {cpu_text(ceiling['cpu'])}")
+    print(f"  the clients: {ours['client_cpu_us_per_request']:.0f} µs of CPU per request (ours), "
+          f"{ceiling['client_cpu_us_per_request']:.0f} (ceiling); the same client processes drove the ceiling "
+          f"{ceiling['requests_per_s'] / ours['requests_per_s']:.1f}x as fast, so they were not what held ours back")
     return {"ours": strip(ours), "ceiling": strip(ceiling), "ratio": round(ratio, 3),
             "rounds_requests_per_s": {"ours": [round(r["requests_per_s"]) for r in ours_runs],
                                       "ceiling": [round(r["requests_per_s"]) for r in ceiling_runs]}}
@@ -436,7 +448,7 @@ def compare(bench: Bench, label: str, concurrency: int, rounds: int, seconds: fl
 
 def strip(run: dict[str, Any]) -> dict[str, Any]:
     return {k: (round(v, 3) if isinstance(v, float) else {n: round(c, 3) for n, c in v.items()} if k == "cpu" else v)
-            for k, v in run.items() if k != "rss_mb"}
+            for k, v in run.items() if k not in ("rss_mb", "stock")}
 
 
 def main() -> None:
@@ -492,18 +504,28 @@ def main() -> None:
 
 
 def memory_run(bench: Bench, keys: int) -> dict[str, Any]:
-    run = bench.window("ours", 64, keys=keys, sample_rss=True)
+    """`keys` keys through at concurrency 64; the server processes' RSS sampled all along (flat: what
+    it grew from a tenth of the run, once every buffer and cache is warm, to its end)."""
+    run = bench.window("ours", 64, keys=keys, sample=True)
     samples = run["rss_mb"]
-    tenth = [rss for t, rss in samples if t >= run["seconds"] / 10] or [s[1] for s in samples]
+    warm = next((i for i, (t, _) in enumerate(samples) if t >= run["seconds"] / 10), 0)
+    rss = {name: {"first_mb": round(samples[0][1][name], 1), "after_tenth_mb": round(samples[warm][1][name], 1),
+                  "max_mb": round(max(s[1][name] for s in samples), 1), "last_mb": round(samples[-1][1][name], 1),
+                  "growth_mb": round(samples[-1][1][name] - samples[warm][1][name], 1)}
+           for name in samples[0][1]}
     memory = {"keys": run["keys"], "seconds": round(run["seconds"], 1), "keys_per_s": round(run["keys_per_s"]),
-              "requests_per_s": round(run["requests_per_s"]), "rss_first_mb": round(samples[0][1], 1),
-              "rss_after_tenth_mb": round(tenth[0], 1), "rss_max_mb": round(max(s[1] for s in samples), 1),
-              "rss_last_mb": round(samples[-1][1], 1), "growth_mb": round(samples[-1][1] - tenth[0], 1),
+              "requests_per_s": round(run["requests_per_s"]), "rss": rss,
+              "growth_mb": max(r["growth_mb"] for r in rss.values()), "samples": len(samples),
+              "stock_min_keys": min(run["stock"]) if run["stock"] else None,
               "cpu": {n: round(c, 3) for n, c in run["cpu"].items()}}
     print(f"\nmemory: {memory['keys']:,} keys at concurrency 64 in {memory['seconds']} s "
-          f"({memory['keys_per_s']:,} keys/s, {memory['requests_per_s']:,} requests/s); KME RSS "
-          f"{memory['rss_first_mb']} MB at the start, {memory['rss_after_tenth_mb']} MB after a tenth, max "
-          f"{memory['rss_max_mb']}, {memory['rss_last_mb']} at the end (growth {memory['growth_mb']:+} MB)")
+          f"({memory['keys_per_s']:,} keys/s, {memory['requests_per_s']:,} requests/s); RSS sampled "
+          f"{len(samples)} times:")
+    for name, r in rss.items():
+        print(f"  {name}: {r['first_mb']} MB at the start, {r['after_tenth_mb']} after a tenth of the run, max "
+              f"{r['max_mb']}, {r['last_mb']} at the end (growth {r['growth_mb']:+} MB)")
+    print(f"  the link's store never held less than {memory['stock_min_keys']:,} keys of 256 bits (the key supply "
+          "was not the limit)")
     print(f"  CPU, share of one core: {cpu_text(run['cpu'])}")
     return memory
 
