@@ -4,7 +4,8 @@ against a ceiling measured side by side in the same run.
 
 What is measured: a master SAE's `enc_keys` (GET, `number=16`, 256-bit keys) at alice's KME, then
 its slave's `dec_keys` (POST, the Key IDs object of those key_IDs) at bob's KME, each pair of
-answers checked equal; concurrency 1 and 64 (that many such loops at once). A request is one
+answers checked equal; concurrency 1 and 64 (that many such loops at once), and at 64 once more
+with the slave at charlie (the keys relayed through bob, a trusted node). A request is one
 enc_keys or one dec_keys; keys/s counts keys that made the whole trip (the master's and the
 slave's answer). Latency is per request, p50 and p99.
 
@@ -34,8 +35,9 @@ context per SAE, in its own processes (`--clients`, default 2 at concurrency 64)
 measured and printed next to the servers' (every process: share of one core over the window), so
 a reader can see that the server, not the client, was the limit.
 
-Memory: one more run of 1,000,000 keys at concurrency 64, the KME process's RSS sampled every
-0.5 s (flat: the growth from the first tenth of the run to its end).
+Memory: one more run of 1,000,000 keys at concurrency 64, the RSS of every server process (the
+KME's, or each agent's and the world service's, and the journals' sync helpers) sampled every
+0.5 s (flat: the growth from a tenth of the run, once buffers and caches are warm, to its end).
 
 Usage: .venv/bin/python scripts/bench_kme.py [--quick] [--processes] [--keys N] [--seconds S]
 Ends with one JSON line of the figures.
