@@ -345,7 +345,8 @@ class QkdLinkSession:
         share = active_ns / dt_ns
         before = blocks.released
         self.store.add(blocks.add(seen.scaled(share), window_s * share, ideal * share))
-        qber = seen.x.total_errors / seen.x.total if seen.x.total > 0.0 else qkd.E0
+        signal = seen.x.detections[0]  # QBER as systems report it: of the signal pulses, key basis
+        qber = seen.x.errors[0] / signal if signal > 0.0 else qkd.E0
         last = blocks.last
         if blocks.released > before and last is not None:
             if last.length > 0.0:

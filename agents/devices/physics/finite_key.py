@@ -39,6 +39,7 @@ error needs a detection.)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Sequence
@@ -334,3 +335,28 @@ def finite_rate(params: DecoyBB84Parameters, loss_db: float, extra_y0: float = 0
     seconds = n_x / per_second.x.total
     key = key_length(per_second.scaled(seconds), Decoys.of(params), params.eps_sec, params.eps_cor, params.f_ec)
     return BlockRate(seconds, key, key.length / seconds)
+
+
+TUNING_Q_X = tuple(q / 20 for q in range(2, 20))
+TUNING_P_MU = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+TUNING_P_NU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def tuned(params: DecoyBB84Parameters, loss_db: float, block_bits: float | None = None) -> DecoyBB84Parameters:
+    """`params` with the basis bias and intensity probabilities (q_x, p_mu, p_nu) that give the
+    most finite-key bit/s at `loss_db` for blocks of `block_bits`, from a grid (steps of 0.05 and
+    0.1): what an operator sets when choosing a block size. Intensities are kept. The parameters
+    unchanged (but for the block size) when no setting of the grid gives key."""
+    base = dataclasses.replace(params, block_bits=params.block_bits if block_bits is None else block_bits)
+    best, found = 0.0, base
+    for q_x in TUNING_Q_X:
+        for p_mu in TUNING_P_MU:
+            for p_nu in TUNING_P_NU:
+                if p_mu + p_nu >= 0.96:
+                    continue
+                trial = dataclasses.replace(base, q_x=q_x, p_mu=p_mu, p_nu=p_nu)
+                rate = finite_rate(trial, loss_db).rate
+                if rate > best:
+                    best, found = rate, trial
+    return found
+
