@@ -337,11 +337,11 @@ class QkdLinkSession:
         window_s = dt_ns / NS
         loss, extra = self._loss_and_noise()
         e_d = self._drift(window_s)
-        expected = finite_key.expected_block(p, loss, p.f_rep_hz * window_s, extra, e_d)
+        expected = finite_key.expected_block(p, loss, p.f_rep_hz * window_s, extra, e_d, blocks.decoys)
         seen = expected
         if not self.world.deterministic:
             seen = finite_key.sample_block(self.world.rng(f"qkd/{self.qkdl_id}"), expected)
-        ideal = finite_key.ideal_key(p, expected, qkd.transmittance(p, loss), p.y0 + extra, e_d)
+        ideal = finite_key.ideal_key(p, expected, qkd.transmittance(p, loss), p.y0 + extra, e_d, blocks.decoys)
         share = active_ns / dt_ns
         before = blocks.released
         self.store.add(blocks.add(seen.scaled(share), window_s * share, ideal * share))

@@ -43,7 +43,7 @@ import dataclasses
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .qkd import E0, DecoyBB84Parameters, binary_entropy, transmittance
 from .sampling import binomial, poisson
@@ -60,6 +60,15 @@ class Decoys:
     mu: tuple[float, float, float]
     p: tuple[float, float, float]
     q_x: float
+    tau0: float = field(init=False)
+    tau1: float = field(init=False)
+    weight: tuple[float, float, float] = field(init=False)
+    """e^k / p_k: what one count of intensity k weighs in the photon-number mix."""
+
+    def __post_init__(self) -> None:  # the bounds use these constantly: once per parameter set
+        object.__setattr__(self, "tau0", self.tau(0))
+        object.__setattr__(self, "tau1", self.tau(1))
+        object.__setattr__(self, "weight", tuple(math.exp(k) / p for k, p in zip(self.mu, self.p, strict=True)))
 
     @classmethod
     def of(cls, params: DecoyBB84Parameters) -> Decoys:
@@ -97,9 +106,12 @@ class Block:
 
     def scaled(self, factor: float) -> Block:
         """The counts of `factor` times as many pulses (a share of a tick, several blocks)."""
+        if factor == 1.0:
+            return self
 
         def scale(c: Counts) -> Counts:
-            return Counts(tuple(v * factor for v in c.detections), tuple(v * factor for v in c.errors))
+            (a, b, d), (e, f, g) = c.detections, c.errors
+            return Counts((a * factor, b * factor, d * factor), (e * factor, f * factor, g * factor))
 
         return Block(scale(self.x), scale(self.z), self.pulses * factor)
 
@@ -139,32 +151,32 @@ def hoeffding(n: float, eps: float) -> float:
     return math.sqrt(max(n, 0.0) / 2.0 * math.log(1.0 / eps))
 
 
-def _rescaled(counts: Sequence[float], decoys: Decoys, delta: float, sign: float) -> list[float]:
-    """n_k^+- = e^k/p_k (n_k +- delta): counts of intensity k as counts per photon-number mix."""
-    return [math.exp(k) / p * (n + sign * delta) for n, k, p in zip(counts, decoys.mu, decoys.p, strict=True)]
+def widened(counts: Sequence[float], decoys: Decoys, delta: float) -> tuple[list[float], list[float]]:
+    """(n_k^-, n_k^+) = e^k/p_k (n_k -+ delta): the counts of each intensity as counts of the
+    photon-number mix, widened by the deviation."""
+    w = decoys.weight
+    return [w[0] * (counts[0] - delta), w[1] * (counts[1] - delta), w[2] * (counts[2] - delta)], \
+        [w[0] * (counts[0] + delta), w[1] * (counts[1] + delta), w[2] * (counts[2] + delta)]
 
 
-def vacuum_events(counts: Counts, decoys: Decoys, delta: float) -> float:
+def vacuum_events(lo: Sequence[float], hi: Sequence[float], decoys: Decoys) -> float:
     """Lower bound on the detections of vacuum pulses (paper Eq. 2), never below 0."""
     _, mu2, mu3 = decoys.mu
-    lo, hi = _rescaled(counts.detections, decoys, delta, -1.0), _rescaled(counts.detections, decoys, delta, 1.0)
-    return max(decoys.tau(0) * (mu2 * lo[2] - mu3 * hi[1]) / (mu2 - mu3), 0.0)
+    return max(decoys.tau0 * (mu2 * lo[2] - mu3 * hi[1]) / (mu2 - mu3), 0.0)
 
 
-def single_photon_events(counts: Counts, decoys: Decoys, delta: float, s0: float) -> float:
+def single_photon_events(lo: Sequence[float], hi: Sequence[float], decoys: Decoys, s0: float) -> float:
     """Lower bound on the detections of single-photon pulses (paper Eq. 3), never below 0."""
     mu1, mu2, mu3 = decoys.mu
-    lo, hi = _rescaled(counts.detections, decoys, delta, -1.0), _rescaled(counts.detections, decoys, delta, 1.0)
-    multi = (mu2 * mu2 - mu3 * mu3) / (mu1 * mu1) * (hi[0] - s0 / decoys.tau(0))
-    bound = decoys.tau(1) * mu1 * (lo[1] - hi[2] - multi) / (mu1 * (mu2 - mu3) - mu2 * mu2 + mu3 * mu3)
+    multi = (mu2 * mu2 - mu3 * mu3) / (mu1 * mu1) * (hi[0] - s0 / decoys.tau0)
+    bound = decoys.tau1 * mu1 * (lo[1] - hi[2] - multi) / (mu1 * (mu2 - mu3) - mu2 * mu2 + mu3 * mu3)
     return max(bound, 0.0)
 
 
-def single_photon_errors(counts: Counts, decoys: Decoys, delta: float) -> float:
+def single_photon_errors(lo: Sequence[float], hi: Sequence[float], decoys: Decoys) -> float:
     """Upper bound on the errors of single-photon pulses (paper Eq. 4), never below 0."""
     _, mu2, mu3 = decoys.mu
-    hi, lo = _rescaled(counts.errors, decoys, delta, 1.0), _rescaled(counts.errors, decoys, delta, -1.0)
-    return max(decoys.tau(1) * (hi[1] - lo[2]) / (mu2 - mu3), 0.0)
+    return max(decoys.tau1 * (hi[1] - lo[2]) / (mu2 - mu3), 0.0)
 
 
 def sampling_deviation(eps: float, rate: float, tested: float, untested: float) -> float:
@@ -187,11 +199,13 @@ def key_length(
     eps = eps_sec / TERMS
     n_x, n_z, m_z = block.x.total, block.z.total, block.z.total_errors
     dev = (lambda n: hoeffding(n, eps)) if finite else (lambda n: 0.0)
-    s_x0 = vacuum_events(block.x, decoys, dev(n_x))
-    s_x1 = single_photon_events(block.x, decoys, dev(n_x), s_x0)
-    s_z0 = vacuum_events(block.z, decoys, dev(n_z))
-    s_z1 = single_photon_events(block.z, decoys, dev(n_z), s_z0)
-    v_z1 = single_photon_errors(block.z, decoys, dev(m_z))
+    lo, hi = widened(block.x.detections, decoys, dev(n_x))
+    s_x0 = vacuum_events(lo, hi, decoys)
+    s_x1 = single_photon_events(lo, hi, decoys, s_x0)
+    lo, hi = widened(block.z.detections, decoys, dev(n_z))
+    s_z1 = single_photon_events(lo, hi, decoys, vacuum_events(lo, hi, decoys))
+    lo, hi = widened(block.z.errors, decoys, dev(m_z))
+    v_z1 = single_photon_errors(lo, hi, decoys)
     if s_z1 > 0.0:
         seen = min(v_z1 / s_z1, E0)
         phase = seen + (sampling_deviation(eps_sec, seen, s_z1, s_x1) if finite else 0.0)
@@ -237,10 +251,12 @@ def detection(eta: float, y0: float, e_d: float, p_ap: float, intensity: float) 
 
 
 def expected_block(
-    params: DecoyBB84Parameters, loss_db: float, pulses: float, extra_y0: float = 0.0, e_d: float | None = None
+    params: DecoyBB84Parameters, loss_db: float, pulses: float, extra_y0: float = 0.0, e_d: float | None = None,
+    decoys: Decoys | None = None,
 ) -> Block:
-    """Mean counts of `pulses` pulses over a channel of `loss_db` (extra_y0: Raman, crosstalk)."""
-    decoys = Decoys.of(params)
+    """Mean counts of `pulses` pulses over a channel of `loss_db` (extra_y0: Raman, crosstalk);
+    `decoys`: `Decoys.of(params)`, when the caller keeps it."""
+    decoys = decoys or Decoys.of(params)
     eta = transmittance(params, loss_db)
     y0 = params.y0 + extra_y0
     e_d = params.e_d if e_d is None else e_d
@@ -259,16 +275,17 @@ def sifted_rate(params: DecoyBB84Parameters, loss_db: float, extra_y0: float = 0
     return expected_block(params, loss_db, params.f_rep_hz, extra_y0).x.total
 
 
-def ideal_key(params: DecoyBB84Parameters, block: Block, eta: float, y0: float, e_d: float) -> float:
+def ideal_key(params: DecoyBB84Parameters, block: Block, eta: float, y0: float, e_d: float,
+              decoys: Decoys | None = None) -> float:
     """Key bits of this protocol from the pulses of `block` (its mean counts) with infinitely many
     decoys and infinitely long keys: vacuum and single-photon X events known exactly, phase error
     = e1. No block of any size, sampled or not, may yield more: `key_length` bounds these very
     quantities from below (s0, s1) and above (phase error) for the mean counts."""
-    decoys = Decoys.of(params)
+    decoys = decoys or Decoys.of(params)
     y1 = y0 + eta - y0 * eta
     e1 = ((E0 * y0 + e_d * eta) / y1 + params.p_ap / 2.0) / (1.0 + params.p_ap)
     sifted = block.pulses * decoys.q_x**2 * (1.0 + params.p_ap)
-    secret = sifted * (y0 * decoys.tau(0) + y1 * decoys.tau(1) * (1.0 - binary_entropy(e1)))
+    secret = sifted * (y0 * decoys.tau0 + y1 * decoys.tau1 * (1.0 - binary_entropy(e1)))
     n_x = block.x.total
     leak = params.f_ec * n_x * binary_entropy(block.x.total_errors / n_x) if n_x > 0.0 else 0.0
     return max(secret - leak, 0.0)
@@ -285,10 +302,12 @@ def sample_block(rng: random.Random, expected: Block) -> Block:
     """Counts as a detector sees them: Poisson detections, binomial errors among them."""
 
     def basis(c: Counts) -> Counts:
-        clicks = tuple(poisson(rng, n) for n in c.detections)
-        errors = tuple(binomial(rng, k, m / n) if n > 0.0 else 0.0
-                       for k, n, m in zip(clicks, c.detections, c.errors, strict=True))
-        return Counts(clicks, errors)
+        clicks, errors = [], []
+        for n, m in zip(c.detections, c.errors, strict=True):
+            k = poisson(rng, n)
+            clicks.append(k)
+            errors.append(binomial(rng, k, m / n) if n > 0.0 else 0.0)
+        return Counts(tuple(clicks), tuple(errors))
 
     return Block(basis(expected.x), basis(expected.z), expected.pulses)
 
