@@ -86,7 +86,7 @@ class KeyBlocks:
             self.seconds += seconds
             self.ideal_bits += ideal_bits
             return 0.0
-        share = need / have
+        share = max(need, 0.0) / have
         bits = self._release(self.fill + tick.scaled(share), self.seconds + seconds * share,
                              self.ideal_bits + ideal_bits * share)
         whole = self.size / have

@@ -114,3 +114,17 @@ def test_the_sampled_rate_is_never_above_the_asymptotic_bound(loss_db, samples):
         assert 0.5 < min(ratios) and max(ratios) < 1.0
     else:
         assert set(rates) == {0}  # 40 dB: no key from blocks of 1e7 bits
+
+
+def test_blocks_shorter_than_a_tick_are_all_released_and_none_twice():
+    """0 dB: a block every 0.26 s, so each 1 s tick completes three or four, the last one partly
+    filled carried into the next tick."""
+    world, alice, _ = link_over(0.0)
+    session = qkd_sessions.sessions(world)[LINK]
+    block = finite_key.finite_rate(qkd.MODERN, 0.0)
+    world.run_for(10 * NS + 17 * NS)  # locked at 10 s, then 17 s of blocks
+    released = math.floor(17 / block.seconds)
+    assert session.blocks.released == released == 65
+    assert session.store.produced_bits == pytest.approx(released * block.key.length, abs=released)
+    assert int(finite_leaves(alice)["block-fill"]) == pytest.approx(1e7 * (17 / block.seconds - released), rel=1e-6)
+    assert skr(alice, LINK) == round(block.rate)
