@@ -35,6 +35,7 @@ from typing import Any
 from qstrata.agents.devices.topology import Topology
 from qstrata.agents.devices.topology_check import Checker
 from qstrata.agents.devices.topology_keys import TOP, Keys
+from qstrata.bindings.spelling import hint
 
 CONTROLLER = Keys("controller section", "cross_connects", "qkd_links", "entanglement_links", "saes", "qkd_apps")
 CONTROLLER_CROSS_CONNECT = Keys("controller cross-connect", "switch", "ingress", "egress")
@@ -326,13 +327,16 @@ def _controller(c: Checker, raw: Any, topology: Topology | None) -> ControllerPl
         cutoff = c.number(entry, "cutoff_ms", at, positive=True, keys=ENTANGLEMENT_LINK)
         if lid and len(ends) == 2:
             elinks.append(EntanglementPlan(lid, ends[0], ends[1], cutoff))
-    saes = _saes(c, CONTROLLER.get(top, "saes"), topology)
-    apps = _qkd_apps(c, CONTROLLER.get(top, "qkd_apps"), {s.id for s in saes})
+    saes, declared = _saes(c, CONTROLLER.get(top, "saes"), topology)
+    apps = _qkd_apps(c, CONTROLLER.get(top, "qkd_apps"), declared)
     return ControllerPlan(tuple(xcs), tuple(links), tuple(elinks), saes, apps)
 
 
-def _saes(c: Checker, raw: Any, topology: Topology | None) -> tuple[SaePlan, ...]:
+def _saes(c: Checker, raw: Any, topology: Topology | None) -> tuple[tuple[SaePlan, ...], set[str]]:
+    """The well-formed SAEs, and every SAE ID declared (the applications may name an SAE whose
+    entry has a problem of its own: that is reported once, at the entry)."""
     saes: dict[str, SaePlan] = {}
+    declared: set[str] = set()
     for i, item in enumerate(c.listing(raw, "controller.saes")):
         at = f"controller.saes[{i}]"
         entry = _entry(c, item, at, SAE)
@@ -344,13 +348,15 @@ def _saes(c: Checker, raw: Any, topology: Topology | None) -> tuple[SaePlan, ...
         elif not isinstance(sae_id, str) or not SAE_ID.match(sae_id):
             c.add(f"{at}.id", f"expected an SAE ID ([A-Za-z0-9][A-Za-z0-9._-]*, at most 255), got {sae_id!r}")
             sae_id = None
-        elif sae_id in saes:
+        elif sae_id in declared:
             c.add(f"{at}.id", f"SAE {sae_id} is listed twice")
             sae_id = None
+        else:
+            declared.add(sae_id)
         node = _node(c, entry, at, topology, "qkd", SAE)
         if sae_id and node:
             saes[sae_id] = SaePlan(sae_id, node)
-    return tuple(saes.values())
+    return tuple(saes.values()), declared
 
 
 def _qkd_apps(c: Checker, raw: Any, saes: set[str]) -> tuple[QkdAppPlan, ...]:
@@ -365,12 +371,12 @@ def _qkd_apps(c: Checker, raw: Any, saes: set[str]) -> tuple[QkdAppPlan, ...]:
         if master is None:
             c.missing(at, "master", "the SAE that asks for keys (server_app_id)")
         elif not isinstance(master, str) or master not in saes:
-            c.add(f"{at}.master", f"{master!r} is not an SAE of controller.saes")
+            c.add(f"{at}.master", f"{master!r} is not an SAE of controller.saes{hint(master, sorted(saes))}")
             master = None
         slaves = []
         for j, slave in enumerate(c.listing(QKD_APP.get(entry, "slaves"), f"{at}.slaves")):
             if not isinstance(slave, str) or slave not in saes:
-                c.add(f"{at}.slaves[{j}]", f"{slave!r} is not an SAE of controller.saes")
+                c.add(f"{at}.slaves[{j}]", f"{slave!r} is not an SAE of controller.saes{hint(slave, sorted(saes))}")
             elif slave == master or slave in slaves:
                 c.add(f"{at}.slaves[{j}]", f"{slave} is the master or listed twice")
             else:
