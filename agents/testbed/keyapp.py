@@ -9,8 +9,8 @@ simulated second (so `--speed X` asks X times as much per wall second, as the li
 as much), in requests every `TICK_S`, and it does not hoard: what a refused request asked for is
 not asked again.
 
-It starts once the controller has configured the network and its pair's route holds key (so a
-link still locking is not counted as a refusal); from then on every refusal is counted by reason
+It starts once the controller has configured the network and its pair's route holds a couple of
+seconds' worth of key (so a link still locking is not counted as a refusal); from then on every refusal is counted by reason
 and the first of each reason is told as an event with the KME's message. A refusal is the KME
 being honest: when the route's links make less key than the pair fetches (the alice-bob link on
 the 50 km spare makes 1.3 Mb/s), the store drains and the KME refuses what it does not hold,
@@ -43,6 +43,9 @@ RATE_WINDOW_S = 5.0
 SUMMARY_EVERY_S = 60.0
 """A pair with refusals says how it fared this often (its first refusal of a kind at once)."""
 MAX_REQUESTS_PER_TICK = 4
+START_TICKS = 8
+"""A pair starts fetching once its route holds this many requests' worth (two seconds of it), so
+the link's first moments, while the store has next to nothing, are not counted as refusals."""
 MAX_WALL_BITS_S = 6.4e6
 """What the application fetches per wall second at most, all pairs together: twice the built-in
 network's 3.2 Mb/s, so `--speed 2` is faithful; beyond, the pairs fetch less than their rate
@@ -180,7 +183,8 @@ class KeyApplication:
     async def _fetch(self, pair: PairFigures) -> None:
         per_tick = pair.rate * self.speed * self.scale * TICK_S
         status = None
-        while status is None or pair.stored_bits is None or pair.stored_bits < min(per_tick, pair.key_size * 1024):
+        start = min(START_TICKS * per_tick, pair.key_size * 1024)
+        while status is None or pair.stored_bits is None or pair.stored_bits < start:
             status = await self._stored(pair)
             await asyncio.sleep(TICK_S)
         most = int(status.get("max_key_per_request", 1024))
