@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .cli import _positive_float
 from .endpoints import ENDPOINTS_FILE
 from .paths import shown
 
@@ -75,7 +76,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text", help="output (default: text)")
     p.add_argument("--encoding", choices=("hex", "base64"), default=None,
                    help="how keys are printed (default: hex for text, base64 for json)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the KME (default: 10.0)")
+    p.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds to wait for the KME (default: "
+                                                                         "10.0)")
 
 
 def _endpoints(args: argparse.Namespace) -> dict[str, Any]:

@@ -14,32 +14,25 @@ import json
 import re
 import signal
 import subprocess
-import time
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import QSTRATA
 from lxml import etree
-from qstrata.agents.testbed.controller import kme_xml
-from qstrata.agents.testbed.keyapp import route_via
-from qstrata.agents.testbed.network import NETWORK_TOPOLOGY, UpOptions, check
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gnmi"))
+from gnmi_helpers import wait_until  # noqa: E402
+from qstrata.agents.testbed.controller import kme_xml  # noqa: E402
+from qstrata.agents.testbed.keyapp import route_via  # noqa: E402
+from qstrata.agents.testbed.network import NETWORK_TOPOLOGY, UpOptions, check  # noqa: E402
 
 TOPOLOGY = Path(__file__).with_name("topologies") / "keys.yaml"
 QKD = "urn:etsi:qkd:yang:etsi-qkd-node"
 SS = "urn:qstrata:yang:qstrata-ss"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 APP_DIRECT, APP_RELAYED = "55555555-0000-4000-8000-000000000001", "55555555-0000-4000-8000-000000000002"
-
-
-def wait_for(predicate, timeout: float, step: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +44,7 @@ def work(tmp_path_factory):
     proc = subprocess.Popen([str(QSTRATA), "up", "--topology", str(TOPOLOGY), "--speed", "2", "--no-dashboard"],
                             cwd=work, stdout=out, stderr=subprocess.STDOUT)
     try:
-        assert wait_for(lambda: (work / "state/up/endpoints.json").exists() or proc.poll() is not None, 60)
+        assert wait_until(lambda: (work / "state/up/endpoints.json").exists() or proc.poll() is not None, 60)
         assert proc.poll() is None, (work / "up.out").read_text()
         added = subprocess.run([str(QSTRATA), "sae", "add", "sae-people", "--state-dir", "state/up/alice"], cwd=work,
                                capture_output=True, text=True, timeout=60)
@@ -77,7 +70,7 @@ def ready(work: Path) -> subprocess.CompletedProcess:
         done = keys(work, "status", "sae-bob", "--sae", "sae-people", "--format", "json")
         return done if done.returncode == 0 and json.loads(done.stdout)["stored_key_count"] > 16 else None
 
-    done = wait_for(status, 30)
+    done = wait_until(status, 30)
     assert done, keys(work, "status", "sae-bob", "--sae", "sae-people").stderr
     return done
 
@@ -186,7 +179,7 @@ def test_the_application_gets_keys_and_counts_refusals_by_reason(work):
     wanted = ["keys: sae-alice->sae-bob: first ", "keys: sae-alice->sae-charlie: first ",
               "keys: sae-alice->sae-bob: enc_keys refused: 503 rate limited: the session's token bucket holds ",
               "keys: sae-alice->sae-charlie: enc_keys refused: 503 not enough key: "]
-    assert wait_for(lambda: all(w in log() for w in wanted), 40), [w for w in wanted if w not in log()]
+    assert wait_until(lambda: all(w in log() for w in wanted), 40), [w for w in wanted if w not in log()]
     assert re.search(r"keys: sae-alice->sae-charlie: first \d+ keys of 2048 bits delivered through bob, equal at "
                      r"both ends", log())
     assert "(expected when the route's links make less key than the pair fetches" in log()
@@ -200,7 +193,7 @@ def test_the_application_gets_keys_and_counts_refusals_by_reason(work):
                           r"(\d+) delivered .* (\d+) refused", lines[-1]) if lines else None
         return bool(found) and all(int(n) > 0 for n in found.groups())
 
-    assert wait_for(status_line, 25), (work / "up.out").read_text()[-1500:]
+    assert wait_until(status_line, 25), (work / "up.out").read_text()[-1500:]
     kme = _deliveries(work)
     assert kme[APP_DIRECT].get("rate-limited", 0) > 0 and kme[APP_DIRECT]["keys-delivered"] > 0, kme
     assert kme[APP_RELAYED].get("not-enough-key", 0) > 0 and kme[APP_RELAYED]["keys-delivered"] > 0, kme
