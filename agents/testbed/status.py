@@ -34,9 +34,9 @@ class AgentRow:
     gnmi: str
     collected: str = "-"
     process: str = "-"
+    """With --processes: pid and restarts, or DOWN and when it restarts (`supervisor.Child`)."""
     kme: str = "-"
     """A QKD agent's ETSI GS QKD 014 key delivery API (host:port; its URL is https://host:port)."""
-    """With --processes: pid and restarts, or DOWN and when it restarts (`supervisor.Child`)."""
 
 
 @dataclass
@@ -119,13 +119,14 @@ def _columns(titles: list[str], rows: list[list[str]], right: int = 0) -> tuple[
 
 def _agent_rows(agents: list[AgentRow]) -> tuple[str, list[str]]:
     """The agents' header and rows, each column as wide as its widest entry, so that with the
-    PROCESS column (--processes) five agents still fit an 80-column terminal."""
+    PROCESS column (--processes) the agents still fit an 80-column terminal: the KME column (the
+    KMEs' HTTPS host:port) gives way to it (the start-up summary and endpoints.json list the KMEs)."""
     columns = [("AGENT", "name"), ("KIND", "kind"), ("NETCONF", "netconf"), ("GNMI", "gnmi"), ("KME", "kme"),
                ("COLLECTED", "collected")]
-    if not any(a.kme != "-" for a in agents):
-        columns.remove(("KME", "kme"))
     if any(a.process != "-" for a in agents):
         columns.append(("PROCESS", "process"))
+    if "PROCESS" in dict(columns) or not any(a.kme != "-" for a in agents):
+        columns.remove(("KME", "kme"))
     return _columns([title for title, _ in columns], [[getattr(a, f) for _, f in columns] for a in agents])
 
 
