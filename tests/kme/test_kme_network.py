@@ -6,7 +6,6 @@ certificates `qstrata sae add` wrote. SAEs on alice and charlie get their keys r
 from __future__ import annotations
 
 import base64
-import time
 import uuid
 from pathlib import Path
 
@@ -48,13 +47,7 @@ def net(tmp_path_factory: pytest.TempPathFactory):
 
 
 def wait_for_key(net: KmeNetwork, node: str, master: str, slave: str, keys: int = 1000) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        status, body = net.curl(node, net.certs[master], f"/api/v1/keys/{slave}/status")
-        if status == 200 and body["stored_key_count"] >= keys:
-            return
-        assert time.monotonic() < deadline, f"no key between {master} and {slave}: {status} {body}"
-        time.sleep(0.2)
+    net.wait_for_key(node, net.certs[master], slave, keys)
 
 
 def store(net: KmeNetwork, node: str, link: str) -> dict[str, int]:
