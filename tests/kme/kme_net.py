@@ -214,13 +214,15 @@ class KmeNetwork:
         return f"https://127.0.0.1:{self.kme_ports[node]}"
 
     def curl(self, node: str, sae: tuple[Path, Path] | None, path: str, body: Any = None,
-             raw: bytes | None = None, curl_json: bool = False) -> tuple[int, Any]:
+             raw: bytes | None = None, curl_json: bool = False, headers: tuple[str, ...] = ()) -> tuple[int, Any]:
         """(HTTP status, JSON answer) of curl against the node's KME as the SAE (None: no
         certificate: curl's exit code and no answer). A body is POSTed with a Content-Type
         header, or with curl's own `--json` when `curl_json` (as people type it)."""
         cmd = ["curl", "-sS", "--max-time", "30", "--cacert", str(self.ca(node)), "-o", "-", "-w", "\n%{http_code}"]
         if sae is not None:
             cmd += ["--cert", str(sae[0]), "--key", str(sae[1])]
+        for header in headers:
+            cmd += ["-H", header]
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         if data is not None:
             cmd += ["--json", "@-"] if curl_json else ["-H", "Content-Type: application/json", "--data-binary", "@-"]
