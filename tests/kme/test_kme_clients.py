@@ -217,6 +217,78 @@ def test_key_ids_are_uuids_and_keys_standard_base64(net: KmeNetwork) -> None:
         assert re.fullmatch(r"[A-Za-z0-9+/]{11}=", k["key"]), "8 bytes: standard alphabet, padded"
 
 
+# -- qstrata conform --profile etsi-qkd-014 -----------------------------------------------------
+
+
+def conform(cwd: Path, *args: str | Path) -> tuple[int, dict[str, dict], str]:
+    """`qstrata conform` as a user runs it from a folder: exit code, results by id, stderr."""
+    done = run([BIN / "qstrata", "conform", *args, "--report", "kme.json"], cwd=cwd)
+    report = json.loads((cwd / "kme.json").read_text()) if (cwd / "kme.json").exists() else {"results": []}
+    return done.returncode, {r["id"]: r for r in report["results"]}, done.stdout + done.stderr
+
+
+def passed(results: dict[str, dict], not_applicable: set[str] = frozenset()) -> bool:
+    return {i: r["verdict"] for i, r in results.items()} == {
+        i: "not-applicable" if i in not_applicable else "pass" for i in results}
+
+
+def test_conform_self_paired_sae_passes(net: KmeNetwork, tmp_path: Path) -> None:
+    cert, key = net.certs["sae-self"]
+    code, results, out = conform(tmp_path, "--profile", "etsi-qkd-014", "--kme", net.url("alice"), "--cert", cert,
+                                 "--key", key, "--ca", net.ca("alice"))
+    assert code == 0 and len(results) == 19, out
+    assert passed(results, {"KME-DEC-004"}), out
+    assert "not JSON" in json.dumps(results["KME-ENC-012"]["evidence"]), "the evidence shows what came back"
+
+
+def test_conform_across_a_link_with_the_slaves_certificate_passes(net: KmeNetwork, tmp_path: Path) -> None:
+    (cert, key), (slave_cert, slave_key) = net.certs["sae-a"], net.certs["sae-b"]
+    code, results, out = conform(tmp_path, "--kme", net.url("alice"), "--cert", cert, "--key", key, "--ca",
+                                 net.ca("alice"), "--slave", "sae-b", "--slave-cert", slave_cert, "--slave-key",
+                                 slave_key, "--slave-kme", net.url("bob"), "--slave-ca", net.ca("bob"))
+    assert code == 0 and passed(results), out
+
+
+def test_conform_from_endpoints_json(net: KmeNetwork, tmp_path: Path) -> None:
+    """endpoints.json's kme blocks (written here by hand, relative paths): the master's KME from
+    --agent, its certificate from the agent's SAE folder, the slave's KME from where its
+    certificate is."""
+    agents = []
+    for name in ("alice", "bob"):
+        state = net.agents[name].state_dir
+        agents.append({"name": name, "kind": "qkd", "state_dir": str(state), "credentials": "",
+                       "netconf": {"host": "127.0.0.1", "port": net.agents[name].port}, "gnmi": None,
+                       "kme": {"url": net.url(name), "ca": str(Path("..") / state.relative_to(net.base) / "gnmi" /
+                                                                "ca.pem"),
+                               "sae_dir": str(Path("..") / state.relative_to(net.base) / "sae")}})
+    folder = net.base / "up"
+    folder.mkdir(exist_ok=True)
+    (folder / "endpoints.json").write_text(json.dumps({"network": "t", "topology": "", "state_dir": ".", "pid": 0,
+                                                       "agents": agents, "collector": None}))
+    code, results, out = conform(net.base, "--endpoints", "up/endpoints.json", "--agent", "alice", "--profile",
+                                 "etsi-qkd-014", "--sae", "sae-a", "--slave", "sae-b")
+    assert code == 0 and passed(results), out
+    code, _, out = conform(net.base, "--endpoints", "up/endpoints.json", "--agent", "alice", "--profile",
+                           "etsi-qkd-014")
+    assert code == 2 and out.count("\n") == 1 and "pick the master SAE with --sae (sae-a, sae-al, sae-self)" in out
+    code, _, out = conform(net.base, "--endpoints", "up/endpoints.json", "--agent", "alice", "--profile",
+                           "etsi-qkd-014", "--sae", "sae-b")
+    assert code == 2 and "no certificate of SAE sae-b in" in out
+
+
+def test_conform_names_what_a_kme_gets_wrong(net: KmeNetwork, tmp_path: Path) -> None:
+    """The kit's verdicts can fail: a pair the KME does not know fails the status and says why;
+    a KME that is not there is one line, exit 2."""
+    cert, key = net.certs["sae-al"]
+    code, results, out = conform(tmp_path, "--kme", net.url("alice"), "--cert", cert, "--key", key, "--ca",
+                                 net.ca("alice"), "--slave", "sae-b", "--check", "KME-STATUS-001")
+    assert code == 1 and results["KME-STATUS-001"]["verdict"] == "fail", out
+    assert "HTTP 401" in results["KME-STATUS-001"]["reason"] and "no qkd_app" in results["KME-STATUS-001"]["reason"]
+    code, _, out = conform(tmp_path, "--kme", "https://127.0.0.1:1", "--cert", cert, "--key", key, "--ca",
+                           net.ca("alice"))
+    assert code == 2 and out.count("\n") == 1 and "unreachable" in out
+
+
 # -- durability of a local pair (last: it restarts alice) ----------------------------------------
 
 
