@@ -90,9 +90,16 @@ def _endpoints(args: argparse.Namespace) -> dict[str, Any]:
         raise KeysError(f"no network is running in {args.state_dir} (no {path}): start one with "
                         "`bash scripts/dev.sh run`, or give --state-dir or --endpoints")
     try:
-        return read_endpoints(path)
+        doc = read_endpoints(path)
     except (OSError, ValueError) as exc:
         raise KeysError(f"cannot read {path}: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("agents"), list) or not all(
+            isinstance(a, dict) and isinstance(a.get("name"), str) and (
+                a.get("kme") is None or isinstance(a["kme"], dict) and all(
+                    isinstance(a["kme"].get(k), str) for k in ("url", "ca", "sae_dir"))) for a in doc["agents"]):
+        raise KeysError(f"{path} is not an endpoints.json of qstrata up (agents[] with name and kme {{url, ca, "
+                        "sae_dir})")
+    return doc
 
 
 def identity(doc: dict[str, Any], sae: str | None, kme: str | None):
@@ -117,7 +124,7 @@ def identity(doc: dict[str, Any], sae: str | None, kme: str | None):
     if not holders:
         folders = ", ".join(shown(Path(a["kme"]["sae_dir"])) for a in agents)
         raise KeysError(f"no certificate for SAE {sae} in {folders}: issue one with "
-                        f"`qstrata sae add {sae} --state-dir {shown(Path(agents[0]['state_dir']))}`")
+                        f"`qstrata sae add {sae} --state-dir {shown(Path(agents[0]['kme']['sae_dir']).parent)}`")
     if len(holders) > 1:
         raise KeysError(f"SAE {sae} has a certificate at {', '.join(a['name'] for a in holders)}: say which KME "
                         "with --kme AGENT")

@@ -9,7 +9,6 @@ that cannot be reached (refused connection, TLS handshake, timeout) is a `KmeRef
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import ssl
@@ -141,8 +140,3 @@ def _why(exc: BaseException) -> str:
     cause = getattr(exc, "os_error", None) or getattr(exc, "certificate_error", None) or exc
     text = str(getattr(cause, "strerror", None) or getattr(cause, "reason", None) or cause)
     return " ".join(text.split()) or type(exc).__name__
-
-
-async def gather_closing(*clients: KmeClient) -> None:
-    """Close every client, whatever happens to the others."""
-    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)

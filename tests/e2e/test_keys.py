@@ -144,6 +144,20 @@ def test_every_mistake_is_one_line(work, args, code, message):
     assert re.fullmatch(f"qstrata keys: {message}\n", done.stderr), done.stderr
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    ("[]", "{path} is not an endpoints.json of qstrata up (agents[] with name and kme {{url, ca, sae_dir}})"),
+    ('{"agents": [{"name": "alice", "kme": {"url": 1}}]}',
+     "{path} is not an endpoints.json of qstrata up (agents[] with name and kme {{url, ca, sae_dir}})"),
+    ("{", "cannot read {path}: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+], ids=["a-list", "a-bad-kme", "not-json"])
+def test_what_is_not_an_endpoints_file_is_one_line(tmp_path, content, message):
+    path = tmp_path / "endpoints.json"
+    path.write_text(content)
+    done = keys(tmp_path, "get", "sae-bob", "--sae", "sae-alice", "--endpoints", "endpoints.json")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"qstrata keys: {message.format(path='endpoints.json')}\n"
+
+
 def _deliveries(work: Path) -> dict[str, dict[str, int]]:
     """alice's KME figures per application: refusals by reason, and keys delivered (NETCONF)."""
     from ncclient import manager
