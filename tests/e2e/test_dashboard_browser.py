@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.timeout(180),
               pytest.mark.skipif(find_chromium() is None,
                                  reason="chromium is not installed (bash scripts/dev.sh setup installs it)")]
 
-AGENTS = {"alice", "bob", "sw1", "mem-a", "mem-b"}
+AGENTS = {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
 
 READY = """(() => {
   if (!document.getElementById('live')) return null;  // still loading
@@ -106,8 +106,8 @@ LAYOUT = """(() => {
 
 def _ready(doc: dict) -> bool:
     skr = [p for p in doc["plots"] if p[0] == "secret-key-rate"]
-    return (doc["live"] == "live" and doc["status"] == "ACTIVE" and doc["rate"] > 0 and len(skr) == 2
-            and all(p[2] >= 2 for p in doc["plots"]) and doc["agents"] == 5)
+    return (doc["live"] == "live" and doc["status"] == "ACTIVE" and doc["rate"] > 0 and len(skr) == 4
+            and all(p[2] >= 2 for p in doc["plots"]) and doc["agents"] == 6)
 
 
 def _wait_ready(browser: Browser, timeout: float = 60) -> dict:
@@ -162,7 +162,7 @@ def test_first_paint_fills_every_panel(dashboard, tmp_path):
         assert found["text"].lower().rstrip(".…") not in ("connecting", "loading"), f"{panel}: {found['text']!r}"
     assert set(doc["nodes"]) == AGENTS, doc["nodes"]
     assert all(name in doc["agents"]["text"] for name in AGENTS), doc["agents"]["text"]
-    assert re.match(r"agents [0-5]/5", doc["summary"]["text"]), doc["summary"]
+    assert re.match(r"agents [0-6]/6", doc["summary"]["text"]), doc["summary"]
     assert doc["network"]["text"] == "qstrata-network"
 
 
@@ -177,7 +177,7 @@ def test_dashboard_shows_the_live_network(dashboard, tmp_path):
     assert {p[0] for p in last["plots"]} == {"secret-key-rate", "effective-key-rate", "qber", "key-available",
                                              "generation-rate", "fidelity"}
     # the two ends of a link report nearly the same values: their lines must differ in more than colour
-    assert len(styles) == 6, styles
+    assert len(styles) == 10, styles  # 4 metrics of each QKD link, 2 of the entanglement link
     for chart in styles:
         agents = [line["agent"] for line in chart["lines"]]
         assert len(agents) == 2 and len(set(agents)) == 2, chart
