@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QSTRATA
+from agent_processes import QSTRATA
 from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gnmi"))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from conftest import QSTRATA, AgentProcess, free_port, port_open
+from agent_processes import QSTRATA, AgentProcess, free_port, port_open
 
 SERVICE = [sys.executable, "-m", "qstrata.agents.devices.remote.service"]
 TOPOLOGIES = Path(__file__).parent / "topologies"

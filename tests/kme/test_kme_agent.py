@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import AgentProcess, free_port, port_open
+from agent_processes import AgentProcess, free_port, port_open
 from kme_net import KmeNetwork
 
 QSTRATA = Path(sys.executable).with_name("qstrata")

@@ -218,7 +218,7 @@ def test_an_sae_id_in_the_path_never_names_the_caller(net: KmeNetwork) -> None:
 def test_sae_cli(net: KmeNetwork, tmp_path: Path) -> None:
     import subprocess
 
-    from conftest import QSTRATA
+    from agent_processes import QSTRATA
 
     state = net.agents["alice"].state_dir
     run = [str(QSTRATA), "sae"]
