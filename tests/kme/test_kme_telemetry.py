@@ -290,3 +290,30 @@ def test_a_store_that_runs_low_raises_the_alarm_whose_action_throttles_the_appli
     rate = network.net.get("alice", f'<service-stratum xmlns="{SS}"><kme><sessions><session><session-id>'
                                     f'{AB.session}</session-id></session></sessions></kme></service-stratum>')
     assert rate.findtext(f".//{{{SS}}}rate") == "8192"  # the action's edit, in alice's running configuration
+
+
+def test_the_built_in_network_throttles_its_applications_when_alices_store_runs_low(tmp_path):
+    """The rule `qstrata up` runs on the built-in network, as its collector loads it: armed, on
+    alice's stores (the masters' KME), its action a NETCONF edit of qstrata-ss token buckets."""
+    import yaml
+    from qstrata.agents.testbed.network import NETWORK_TOPOLOGY, UpOptions, check
+    from qstrata.bindings.tree import DataTree
+    from qstrata.collectors.actions import render
+    from qstrata.collectors.config import load
+    from qstrata.collectors.model import Alarm
+
+    _, topology, network = check(UpOptions(topology=NETWORK_TOPOLOGY))
+    plan = network.collector
+    stand_ins = [{"name": n.name, "kind": n.kind, "address": "127.0.0.1:1", "netconf": "127.0.0.1:2", "username": "x"}
+                 for n in topology.nodes.values()]
+    path = tmp_path / "collector.yaml"
+    path.write_text(yaml.safe_dump({"targets": stand_ins, "alarms": list(plan.alarms), "actions": list(plan.actions)}))
+    config = load(path)
+    (rule,) = [r for r in config.rules if r.name == "key-store-low"]
+    assert rule.arm and rule.targets == frozenset({"alice"}) and rule.path == f"{TEL}/qkd-links/qkd-link/key-available"
+    assert rule.below is not None and rule.clear is not None and rule.clear > rule.below
+    (action,) = [a for a in config.actions if a.name == rule.actions[0]]
+    edit = render(action.options["config"], Alarm("id", "alice", "", rule.severity, 1, None, "t", rule.name), xml=True)
+    tree = DataTree.parse(edit, "xml", config_only=True, validate=False)
+    sessions = tree.to_python()["qstrata-ss:service-stratum"]["kme"]["sessions"]["session"]
+    assert len(sessions) == 2 and {s["rate"] for s in sessions} == {"400000"}, sessions
