@@ -6,6 +6,9 @@ the page's own DOM:
   (the collector embeds the state in the page; a panel without data says so in words);
 * the live network on a desktop window: plots hold data, the QKD link shows ACTIVE with a non-zero
   key rate, both ends of a link are drawn distinguishably, the page asks for history by full link id;
+* key delivery: an application configured over NETCONF fetches keys alice -> bob with its SAE
+  certificates; the Key delivery panel lists it (master -> slave, route, keys/s and bits/s
+  delivered, key made, refusals) and plots its delivered bit rate against the link's key rate;
 * a phone-width window (390 x 844, then 360 and 500 wide): the topology fills the width at a
   readable size, the header stays compact, nothing overflows the page and every table scrolls
   inside its panel.
@@ -27,12 +30,17 @@ from pathlib import Path
 
 import pytest
 from chromium_cdp import Browser, find_chromium
+from key_app import Fetcher, add_application
 
 pytestmark = [pytest.mark.timeout(180),
               pytest.mark.skipif(find_chromium() is None,
                                  reason="chromium is not installed (bash scripts/dev.sh setup installs it)")]
 
 AGENTS = {"alice", "bob", "sw1", "mem-a", "mem-b"}
+LINK = "5b1f0c3e-9a39-4c55-8c0e-2d7f3a6b9e01"
+"""The QKD link alice - bob that the built-in controller configures."""
+APP = "da5b0a2d-0000-4000-8000-000000000001"
+MASTER, SLAVE = ("alice", "dash-alice"), ("bob", "dash-bob")
 
 READY = """(() => {
   if (!document.getElementById('live')) return null;  // still loading
@@ -51,7 +59,7 @@ READY = """(() => {
 
 PANELS = """(() => {
   const out = {};
-  for (const id of ['network', 'summary', 'topology', 'alarms', 'agents', 'links', 'plots', 'footer']) {
+  for (const id of ['network', 'summary', 'topology', 'alarms', 'agents', 'links', 'delivery', 'plots', 'footer']) {
     const e = document.getElementById(id);
     const r = e.getBoundingClientRect();
     out[id] = {text: e.innerText.trim().slice(0, 300), shapes: e.querySelectorAll('svg *').length,
@@ -73,6 +81,23 @@ STYLES = """(() => JSON.stringify([...document.querySelectorAll('#plots .chart')
     dash: (l.querySelector('line') || {getAttribute: () => null}).getAttribute('stroke-dasharray') || '',
     stroke: (l.querySelector('line') || {getAttribute: () => null}).getAttribute('stroke')})),
 }))))()"""
+
+DELIVERY = """(() => {
+  if (!document.getElementById('delivery')) return null;  // still loading
+  const row = document.querySelector('#apps tr[data-app]');
+  const chart = document.querySelector('#delivery .chart[data-app]');
+  return JSON.stringify({
+    app: row ? row.dataset.app : null,
+    text: row ? row.innerText.replace(/\\s+/g, ' ').trim() : document.getElementById('delivery').innerText.trim(),
+    route: row ? row.querySelector('[data-route]').dataset.route : null,
+    keys: row ? Number(row.querySelector('[data-keys]').dataset.keys || 0) : 0,
+    bits: row ? Number(row.querySelector('[data-bits]').dataset.bits || 0) : 0,
+    made: row ? Number(row.querySelector('[data-made]').dataset.made || 0) : 0,
+    refused: row ? JSON.parse(row.querySelector('[data-refused]').dataset.refused) : null,
+    lines: chart ? [...chart.querySelectorAll('path.series')].map(p => [p.dataset.agent, Number(p.dataset.points)]) : [],
+    legend: chart ? [...chart.querySelectorAll('.legend [data-line]')].map(l => l.dataset.line) : [],
+  });
+})()"""
 
 SERIES_REQUESTS = """JSON.stringify(performance.getEntriesByType('resource').map(e => e.name)
   .filter(n => n.includes('/api/series')).map(n => new URL(n).searchParams.get('link')))"""
@@ -135,7 +160,14 @@ def dashboard(tmp_path_factory):
             line = proc.stdout.readline()
             if not line or line.startswith(("Ctrl-C stops", "running for")):
                 break
-        yield json.loads((state / "endpoints.json").read_text())["collector"]["dashboard"]
+        endpoints = json.loads((state / "endpoints.json").read_text())
+        add_application(endpoints, LINK, MASTER, SLAVE, APP, "da5b0a2d-0000-4000-8000-0000000000f1")
+        fetcher = Fetcher(endpoints, MASTER, SLAVE)
+        fetcher.start()
+        try:
+            yield endpoints["collector"]["dashboard"]
+        finally:
+            fetcher.stop()
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -196,6 +228,27 @@ def test_dashboard_shows_the_live_network(dashboard, tmp_path):
     print(f"screenshot: {shot}")
 
 
+def test_key_delivery_panel_shows_key_delivered_against_key_made(dashboard, tmp_path):
+    with Browser(dashboard, width=1400, height=1000) as browser:
+        def ready() -> dict:
+            doc = json.loads(browser.evaluate(DELIVERY) or "{}")
+            return doc if (doc.get("keys", 0) > 0 and doc["made"] > 0 and len(doc["lines"]) == 2
+                           and all(n >= 2 for _, n in doc["lines"])) else {}
+
+        deadline = time.monotonic() + 60
+        while not (doc := ready()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        doc = doc or json.loads(browser.evaluate(DELIVERY) or "{}")
+        shot = browser.screenshot(tmp_path / "key-delivery.png")
+    assert doc.get("app") == APP, f"the panel never showed the application: {doc} (screenshot {shot})"
+    assert doc["route"] == "alice bob" and doc["text"].startswith("dash-alice → dash-bob alice → bob"), doc
+    # 8 keys of 256 bits every 0.2 s: a few kb/s, far below what the 25 km link makes
+    assert 0 < doc["bits"] < doc["made"] and doc["bits"] == pytest.approx(doc["keys"] * 256, rel=0.01), doc
+    assert doc["legend"] == ["delivered", "key rate alice–bob"] and [a for a, _ in doc["lines"]] == doc["legend"], doc
+    assert isinstance(doc["refused"], dict), doc  # by reason (the first requests may find no key yet)
+    print(f"screenshot: {shot}")
+
+
 def _layout_problems(doc: dict, width: int) -> list[str]:
     vw, problems = doc["vw"], []
     if vw != width:
@@ -229,11 +282,13 @@ def test_phone_width_layout(dashboard, tmp_path):
         time.sleep(0.3)
         layouts = {390: json.loads(browser.evaluate(LAYOUT))}
         shot = browser.screenshot(tmp_path / "dashboard-narrow.png")
+        browser.evaluate("document.getElementById('delivery').scrollIntoView()")
+        print(f"screenshot: {browser.screenshot(tmp_path / 'key-delivery-narrow.png')}")
         for width in (360, 500):
             browser.resize(width, 800, mobile=True)
             time.sleep(0.5)  # the page redraws on resize
             layouts[width] = json.loads(browser.evaluate(LAYOUT))
     print(f"screenshot: {shot}")
-    assert len(layouts[390]["tables"]) == 2, layouts[390]
+    assert {t["id"] for t in layouts[390]["tables"]} == {"links", "agents", "apps"}, layouts[390]
     problems = {w: _layout_problems(doc, w) for w, doc in layouts.items()}
     assert not any(problems.values()), f"{problems} (screenshot {shot})"
