@@ -153,6 +153,7 @@ RULES: dict[str, Rule] = {r.source: r for r in (
 MEAN_OF: dict[str, Rule] = {r.per[0]: r for r in RULES.values() if r.per is not None}
 """Agent counter -> the rule of the mean it is the denominator of (requests -> latency)."""
 
+
 def _gates() -> dict[str, str]:
     """Each telemetry leaf normalized from the same agent list entry as a `status` leaf -> that
     status leaf (schema paths)."""

@@ -150,6 +150,8 @@ def delivery_rows(series: Iterable[Any]) -> list[DeliveryRow]:
         apps.setdefault(app_id, []).append((agent, leaves))
     rows = []
     for app_id, reports in apps.items():
+        if not any("requests" in leaves for _, leaves in reports):
+            continue  # an ETSI application no KME has answered a request of (or none of key delivery)
         # the master's KME reports the route; before any key went through, the busiest KME
         agent, leaves = max(reports, key=lambda r: (bool(r[1].get("route")), float(r[1].get("requests", 0))))
         row = DeliveryRow(app_id, str(leaves.get("master-sae", "")), str(leaves.get("slave-saes", "")).split(),

@@ -196,6 +196,7 @@ def _kme_updates(t: int, start: int = 0) -> list:
                 Update(agent, f"{app}/qstrata-ss:key-delivery/bits-delivered", keys * 256, ts),
                 Update(agent, f"{app}/qstrata-ss:key-delivery/requests", 10 * t, ts),
                 Update(agent, f"{app}/qstrata-ss:key-delivery/latency-sum", 20_000 * t, ts)]
+    out.append(Update("alice", f"{qkd}/qkd_applications/qkd_app[app_id='{L_AB}']/server_app_id", "vpn", ts))  # no 014
     out += [Update("alice", f"{app}/qstrata-ss:key-delivery/route", json.dumps([KME_A, KME_B, KME_C]), ts),
             Update("alice", f"{app}/qstrata-ss:key-delivery/refused[reason='rate-limited']/count", 2, ts),
             Update("charlie", f"{app}/qstrata-ss:key-delivery/refused[reason='rate-limited']/count", 1, ts),
@@ -209,9 +210,10 @@ def _kme_updates(t: int, start: int = 0) -> list:
 
 
 def test_delivery_rows_and_history_of_an_application(tmp_path):
-    """One row per application: the master's KME's figures (it reports the route), refusals of every
-    KME, the route by agent name, its hops' links, and key made = the smallest secret key rate on
-    it; `/api/delivery` reads the delivered bit rate and each hop's secret key rate from the store."""
+    """One row per application a KME serves (an ETSI application without key delivery has none):
+    the master's KME's figures (it reports the route), refusals of every KME, the route by agent
+    name, its hops' links, and key made = the smallest secret key rate on it; `/api/delivery` reads
+    the delivered bit rate and each hop's secret key rate from the store."""
     import asyncio
     import time
 
