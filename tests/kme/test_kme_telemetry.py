@@ -30,8 +30,10 @@ from typing import Any
 import pytest
 from kme_net import SS, TOPOLOGIES, KmeNetwork, Link, Pair
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collectors"))
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS / "collectors"), str(TESTS / "gnmi")]
 from collector_servers import PrometheusServer  # noqa: E402
+from gnmi_helpers import leaf_values, path, subscribe_list, wait_until  # noqa: E402
 
 pytest.importorskip("ncclient")
 pytestmark = pytest.mark.timeout(240)
@@ -103,16 +105,6 @@ class Network:
         return [e for e in json.loads(out.stdout) if e["rule"] == "key-store-low"]
 
 
-def wait_for(predicate, timeout: float, step: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
     base = tmp_path_factory.mktemp("kme-telemetry")
@@ -123,7 +115,7 @@ def network(tmp_path_factory):
     endpoints = base / "state" / "endpoints.json"
     prom = None
     try:
-        assert wait_for(lambda: endpoints.exists() or proc.poll() is not None, 60) and proc.poll() is None, \
+        assert wait_until(lambda: endpoints.exists() or proc.poll() is not None, 60) and proc.poll() is None, \
             (base / "up.log").read_text()[-3000:]
         doc = json.loads(endpoints.read_text())
         exposition = doc["collector"]["prometheus"].removeprefix("http://").split("/")[0]
@@ -147,16 +139,14 @@ def sample_subscription(doc: dict, agent: str, seconds: float = 3.0) -> dict[str
     `seconds`, through up's gateway: data path -> last value."""
     import grpc
     from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
-    from qstrata.bindings.paths import gnmi_string_to_path, gnmi_to_xpath
 
     entry = next(a for a in doc["agents"] if a["name"] == agent)
     cred = json.loads(Path(entry["credentials"]).read_text())
     channel = grpc.secure_channel(f"127.0.0.1:{entry['gnmi']['port']}",
                                   grpc.ssl_channel_credentials(Path(entry["gnmi"]["ca"]).read_bytes()))
-    subscriptions = [gnmi_pb2.Subscription(path=gnmi_string_to_path(p), mode=2, sample_interval=10**9)
-                     for p in ("/etsi-qkd-sdn-node:qkd_node/qkd_applications", "/qstrata-ss:service-stratum/kme")]
-    request = gnmi_pb2.SubscribeRequest(subscribe=gnmi_pb2.SubscriptionList(
-        prefix=gnmi_pb2.Path(target=agent), subscription=subscriptions, mode=0, encoding=2))
+    request = subscribe_list(*(gnmi_pb2.Subscription(path=path(p), mode=2, sample_interval=10**9) for p in (
+        "/etsi-qkd-sdn-node:qkd_node/qkd_applications", "/qstrata-ss:service-stratum/kme")),
+        prefix=gnmi_pb2.Path(target=agent))
 
     def requests():
         yield request
@@ -167,11 +157,7 @@ def sample_subscription(doc: dict, agent: str, seconds: float = 3.0) -> dict[str
         ("username", cred["username"]), ("password", cred["password"])])
     try:
         for reply in call:
-            for u in reply.update.update:
-                kind = u.val.WhichOneof("value")
-                value = getattr(u.val, kind)
-                seen[gnmi_to_xpath(u.path, reply.update.prefix)] = (
-                    [e.string_val for e in value.element] if kind == "leaflist_val" else value)
+            seen.update(leaf_values(reply))
     except grpc.RpcError as exc:
         assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED, exc
     finally:
@@ -190,7 +176,7 @@ def test_key_delivery_streams_into_the_store_and_prometheus(network: Network):
         return status, body
 
     try:
-        status, body = wait_for(lambda: (lambda r: r[0] == 200 and r)(enc_keys(4)), 30)  # until the link makes key
+        status, body = wait_until(lambda: (lambda r: r[0] == 200 and r)(enc_keys(4)), 30)  # until the link makes key
         assert status == 200, body
         keys = [k["key_ID"] for k in body["keys"]]
         for _ in range(10):  # at a steady pace: the collector's rates need readings either side of keys
@@ -238,7 +224,7 @@ def test_key_delivery_streams_into_the_store_and_prometheus(network: Network):
 
     # the store: what is not a number came through on change (the subscription predates it)
     app = f"{TEL}/key-delivery/application[node='{alice}'][app-id='{AC.app_id}']"
-    assert wait_for(lambda: network.latest(f"{app}/route", "alice"), 10) == f"{alice} {bob} {charlie}"
+    assert wait_until(lambda: network.latest(f"{app}/route", "alice"), 10) == f"{alice} {bob} {charlie}"
     assert (network.latest(f"{app}/master-sae", "alice"), network.latest(f"{app}/slave-saes", "alice")) == (
         "sae-a", "sae-c")
     assert network.latest(f"{TEL}/key-relay/hop[node='{alice}'][link-id='{L1}']/next-hop", "alice") == bob
@@ -247,7 +233,7 @@ def test_key_delivery_streams_into_the_store_and_prometheus(network: Network):
     # a SAMPLE subscription gets the KME's figures as they are (the agent's own leaves)
     seen = sample_subscription(network.doc, "alice")
     delivery = f"/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app[app_id='{AC.app_id}']/qstrata-ss:key-delivery"
-    assert seen[f"{delivery}/route"] == [alice, bob, charlie]
+    assert [e.string_val for e in seen[f"{delivery}/route"].element] == [alice, bob, charlie]
     assert seen[f"{delivery}/bits-delivered"] == bits and seen[f"{delivery}/refused[reason='rate-limited']/count"] == 1
     assert seen[f"/qstrata-ss:service-stratum/kme/key-relay/hop[qkdl-id='{L1}']/consumed-bits"] == bits
 
@@ -255,7 +241,7 @@ def test_key_delivery_streams_into_the_store_and_prometheus(network: Network):
 def test_a_store_that_runs_low_raises_the_alarm_whose_action_throttles_the_application(network: Network):
     alice = network.kme("alice")
     stored = f"{TEL}/qkd-links/qkd-link[node='{alice}'][link-id='{L1}']/key-available"
-    assert wait_for(lambda: (network.latest(stored, "alice") or 0) > HIGH, 30), "alice's store never filled"
+    assert wait_until(lambda: (network.latest(stored, "alice") or 0) > HIGH, 30), "alice's store never filled"
     assert network.alarm_log() == []  # it was empty while the link came up: not 'running low' (arm)
     client = Client(network.net, "alice", "sae-a")
     answers: list[tuple[float, int, str]] = []
