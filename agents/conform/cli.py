@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .endpoints import AgentTarget
     from .runner import RunOptions
 
+KME_FLAGS = ("kme", "cert", "sae", "slave", "slave_kme", "slave_cert", "slave_key", "slave_ca")
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -26,9 +28,11 @@ def _endpoint(text: str) -> tuple[str, int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from .model import KME_PROFILE
     from .profiles import PROFILES
 
-    p = sub.add_parser("conform", help="test a device's NETCONF/gNMI interface against ETSI GS QKD 015 and the RFCs",
+    p = sub.add_parser("conform", help="test a device's NETCONF/gNMI interface against ETSI GS QKD 015 and the RFCs, "
+                                       "or a KME's key delivery API against ETSI GS QKD 014",
                        description=cmd_conform.__doc__)
     p.add_argument("--endpoints", metavar="FILE",
                    help="a running network's endpoints.json (`qstrata up` writes STATE_DIR/endpoints.json): "
@@ -42,16 +46,33 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "as `qstrata up`'s does (default: none, or the --agent's)")
     p.add_argument("--user", help="user name, NETCONF and gNMI (default: from --credentials)")
     p.add_argument("--password", help="password, NETCONF and gNMI (default: from --credentials)")
-    p.add_argument("--key", metavar="FILE", help="SSH private key for NETCONF")
+    p.add_argument("--key", metavar="FILE", help="SSH private key for NETCONF; with --kme: the SAE's private key")
     p.add_argument("--credentials", metavar="FILE",
                    help="a qstrata agent's credentials.json: user, password and gNMI CA from it "
                         "(default: the --agent's)")
     p.add_argument("--ca", metavar="FILE", help="CA certificate that signed the gNMI server's certificate "
-                                                 "(default: the --agent's, else from --credentials)")
+                                                 "(default: the --agent's, else from --credentials); with --kme: "
+                                                 "the KME's (default: the --agent's KME's)")
+    k = p.add_argument_group(f"key delivery (--profile {KME_PROFILE}: ETSI GS QKD 014 over HTTPS)")
+    k.add_argument("--kme", metavar="URL", help="the KME's base URL, https://HOST:PORT (default: the --agent's KME); "
+                                                f"implies --profile {KME_PROFILE}")
+    k.add_argument("--cert", metavar="FILE", help="the master SAE's client certificate (its SAE ID is the common "
+                                                  "name), with --key")
+    k.add_argument("--sae", metavar="SAE_ID", help="with --endpoints: the master SAE whose certificate `qstrata sae "
+                                                   "add` wrote for the --agent (default: its only one)")
+    k.add_argument("--slave", metavar="SAE_ID", help="the slave SAE (default: the master itself, an SAE paired "
+                                                     "with itself)")
+    k.add_argument("--slave-cert", metavar="FILE", help="the slave's certificate, for dec_keys (default: with "
+                                                        "--endpoints, the one `qstrata sae add` wrote)")
+    k.add_argument("--slave-key", metavar="FILE", help="the slave's private key")
+    k.add_argument("--slave-kme", metavar="URL", help="the slave's KME (default: the same KME, or with --endpoints "
+                                                      "the KME the slave's certificate comes from)")
+    k.add_argument("--slave-ca", metavar="FILE", help="the slave's KME's CA (default: --ca)")
     p.add_argument("--gnmi-insecure", action="store_true",
                    help="gNMI in plain text, no TLS (default: TLS, unless the --agent's gNMI has no CA)")
     p.add_argument("--profile", metavar="PROFILE",
-                   help=f"one of {', '.join(PROFILES)} (default: etsi-qkd-015, or the one of the --agent's kind)")
+                   help=f"one of {', '.join([*PROFILES, KME_PROFILE])} (default: etsi-qkd-015, or the one of the "
+                        f"--agent's kind); --kme implies {KME_PROFILE}")
     p.add_argument("--report", action="append", default=[], metavar="FILE.json|FILE.html",
                    help="write a report; repeatable, the suffix picks the format")
     p.add_argument("--hostile", action="store_true",
@@ -72,8 +93,11 @@ def cmd_conform(args: argparse.Namespace) -> int:
     """Test any device's management interface (ours or a vendor's) and report each check as pass,
     fail (with what was sent and received), not applicable or error. It creates and removes test
     entries and, on a QKD node, disables and re-enables a link: never run it against production.
-    Against a network of `qstrata up`: --endpoints STATE_DIR/endpoints.json --agent NAME."""
+    Against a network of `qstrata up`: --endpoints STATE_DIR/endpoints.json --agent NAME. A KME's
+    key delivery API: --profile etsi-qkd-014 --kme URL --cert FILE --key FILE --ca FILE."""
     from .endpoints import EndpointsError, agent_target
+    from .kme_runner import KmeUnavailable
+    from .model import KME_PROFILE
     from .profiles import PROFILES
     from .report import console, write
     from .runner import RunOptions, run, select
@@ -86,16 +110,18 @@ def cmd_conform(args: argparse.Namespace) -> int:
             return _usage(str(exc))
     elif args.agent:
         return _usage("--agent needs --endpoints FILE (the network's endpoints.json, e.g. state/up/endpoints.json)")
-    profile = args.profile or (agent.profile if agent and agent.profile else "etsi-qkd-015")
-    if profile not in PROFILES:
-        return _usage(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    profile = args.profile or (KME_PROFILE if args.kme else agent.profile if agent and agent.profile else "etsi-qkd-015")
+    if profile not in (*PROFILES, KME_PROFILE):
+        return _usage(f"unknown profile {profile!r}; known: {', '.join([*PROFILES, KME_PROFILE])}")
+    if profile != KME_PROFILE and (given := [f for f in KME_FLAGS if getattr(args, f)]):
+        return _usage(f"--{given[0].replace('_', '-')} is for --profile {KME_PROFILE} (a KME's key delivery API)")
     options = RunOptions(profile=profile, hostile=args.hostile, only=tuple(args.check), skip=tuple(args.skip),
                          qkd_timeout=args.qkd_timeout)
     if args.list:
         for c in select(options):
             print(f"{c.id:14} {c.protocol:8} {c.clause:32} {c.title}")
         return EXIT_OK
-    problem = _connect_options(args, agent, options)
+    problem = _kme_options(args, agent, options) if profile == KME_PROFILE else _connect_options(args, agent, options)
     if problem:
         return _usage(problem)
     for path in args.report:
@@ -106,7 +132,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
     from .nc_client import NetconfUnavailable
     try:
         report = _run_loop(run(options))
-    except (NetconfUnavailable, GnmiUnavailable) as exc:  # unreachable device, refused login
+    except (NetconfUnavailable, GnmiUnavailable, KmeUnavailable) as exc:  # unreachable device, refused login
         print(f"qstrata conform: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # a key file that does not parse, and the like: still one line
@@ -160,6 +186,54 @@ def _connect_options(args: argparse.Namespace, agent: AgentTarget | None, option
             return "gNMI needs --ca FILE (TLS) or --gnmi-insecure"
         target = args.target if args.target is not None else (agent.target if agent else "")
         options.gnmi = GnmiEndpoint(gnmi[0], gnmi[1], user, password or "", ca, insecure, target=target)
+    return None
+
+
+def _kme_options(args: argparse.Namespace, agent: AgentTarget | None, options: RunOptions) -> str | None:
+    """Fill `options.kme` from the flags and, for what they leave out, the --agent's KME in
+    endpoints.json (its URL, CA and the SAE certificates `qstrata sae add` wrote); return a usage
+    problem or None."""
+    from .endpoints import EndpointsError, kme_of_sae
+    from .kme_runner import KmeEndpoint
+
+    kme = agent.kme if agent else None
+    if agent and not kme and not args.kme:
+        return f"agent {agent.name} has no KME in {args.endpoints} (only QKD agents have one)"
+    url = args.kme or (kme.url if kme else None)
+    if not url:
+        return "give --kme URL (the KME's https://HOST:PORT) or --endpoints FILE --agent NAME"
+    if not url.startswith("https://"):
+        return f"--kme {url}: the key delivery API is served over HTTPS (https://HOST:PORT)"
+    cert, key, ca = args.cert, args.key, args.ca or (kme.ca if kme else None)
+    if not cert and kme:
+        saes = kme.saes()
+        sae = args.sae or (saes[0] if len(saes) == 1 else None)
+        if sae is None:
+            return (f"pick the master SAE with --sae ({', '.join(saes)})" if saes else
+                    f"no SAE certificate in {kme.sae_dir}: `qstrata sae add NAME --state-dir ...` writes one")
+        if not kme.sae(sae):
+            return f"no certificate of SAE {sae} in {kme.sae_dir}; there: {', '.join(saes) or 'none'}"
+        cert, key = kme.sae(sae)  # type: ignore[misc]
+    if not (cert and key):
+        return "give the master SAE's --cert FILE and --key FILE (or --endpoints FILE --agent NAME [--sae SAE_ID])"
+    if not ca:
+        return "give --ca FILE: the CA of the KME's certificate"
+    slave_url, slave_cert, slave_key, slave_ca = args.slave_kme, args.slave_cert, args.slave_key, args.slave_ca
+    if args.slave and not slave_cert and args.endpoints:
+        try:
+            home = kme_of_sae(args.endpoints, args.slave)
+        except EndpointsError as exc:
+            return str(exc)
+        if home is not None:
+            slave_cert, slave_key = home.sae(args.slave)  # type: ignore[misc]
+            slave_url, slave_ca = slave_url or (home.url if home.url != url else None), slave_ca or home.ca
+    if bool(slave_cert) != bool(slave_key):
+        return "give both --slave-cert FILE and --slave-key FILE"
+    for path, what in ((cert, "--cert"), (key, "--key"), (ca, "--ca"), (slave_cert, "--slave-cert"),
+                       (slave_key, "--slave-key"), (slave_ca, "--slave-ca")):
+        if path and not Path(path).is_file():
+            return f"{what} {path}: no such file"
+    options.kme = KmeEndpoint(url, cert, key, ca, args.slave, slave_url, slave_cert, slave_key, slave_ca)
     return None
 
 

@@ -2,8 +2,9 @@
 and how to log in, from the endpoints.json `qstrata up` writes (STATE_DIR/endpoints.json).
 
 The file already says everything a client needs (NETCONF and gNMI addresses, credentials.json, the
-CA its gNMI server's certificate is signed by, the gNMI target name, the agent's kind), so a user
-need not copy five values by hand, and cannot pair one agent's address with another's target.
+CA its gNMI server's certificate is signed by, the gNMI target name, the agent's kind, and for a
+QKD agent its KME: URL, CA and the folder of its SAEs' certificates), so a user need not copy five
+values by hand, and cannot pair one agent's address with another's target.
 """
 
 from __future__ import annotations
@@ -22,6 +23,24 @@ class EndpointsError(Exception):
 
 
 @dataclass(frozen=True)
+class KmeTarget:
+    """A QKD agent's ETSI GS QKD 014 key delivery API."""
+
+    url: str
+    ca: str
+    sae_dir: str
+
+    def sae(self, sae_id: str) -> tuple[str, str] | None:
+        """The certificate and key `qstrata sae add` wrote for `sae_id`, if there are."""
+        cert, key = Path(self.sae_dir) / f"{sae_id}.pem", Path(self.sae_dir) / f"{sae_id}.key"
+        return (str(cert), str(key)) if cert.is_file() and key.is_file() else None
+
+    def saes(self) -> list[str]:
+        folder = Path(self.sae_dir)
+        return sorted(p.stem for p in folder.glob("*.pem") if p.with_suffix(".key").is_file()) if folder.is_dir() else []
+
+
+@dataclass(frozen=True)
 class AgentTarget:
     name: str
     kind: str
@@ -32,14 +51,14 @@ class AgentTarget:
     """The CA to trust for gNMI; None with `gnmi` set means plain text."""
     target: str
     """gNMI prefix.target: the agent's name behind a port that serves several."""
+    kme: KmeTarget | None = None
 
     @property
     def profile(self) -> str | None:
         return PROFILE_OF_KIND.get(self.kind)
 
 
-def agent_target(path: str | Path, name: str | None) -> AgentTarget:
-    """The agent `name` of the endpoints file at `path` (its only agent when `name` is None)."""
+def _agents(path: str | Path) -> list[dict]:
     try:
         doc = read_endpoints(Path(path))
     except FileNotFoundError:
@@ -50,6 +69,30 @@ def agent_target(path: str | Path, name: str | None) -> AgentTarget:
     agents = doc.get("agents") if isinstance(doc, dict) else None
     if not isinstance(agents, list) or not all(isinstance(a, dict) and a.get("name") for a in agents):
         raise EndpointsError(f"{path}: not an endpoints.json of `qstrata up` (no list of named agents)")
+    return agents
+
+
+def _kme(entry: dict) -> KmeTarget | None:
+    kme = entry.get("kme")
+    return KmeTarget(str(kme["url"]), str(kme["ca"]), str(kme["sae_dir"])) if isinstance(kme, dict) else None
+
+
+def kme_of_sae(path: str | Path, sae_id: str) -> KmeTarget | None:
+    """The KME of the network whose SAE folder holds `sae_id`'s certificate (where it is attached:
+    `qstrata sae add` issues it from that agent's CA)."""
+    for entry in _agents(path):
+        try:
+            kme = _kme(entry)
+        except (KeyError, TypeError):
+            continue
+        if kme is not None and kme.sae(sae_id):
+            return kme
+    return None
+
+
+def agent_target(path: str | Path, name: str | None) -> AgentTarget:
+    """The agent `name` of the endpoints file at `path` (its only agent when `name` is None)."""
+    agents = _agents(path)
     names = [str(a["name"]) for a in agents]
     if name is None:
         if len(agents) != 1:
@@ -68,6 +111,6 @@ def agent_target(path: str | Path, name: str | None) -> AgentTarget:
             gnmi=(str(gnmi["host"]), int(gnmi["port"])) if gnmi else None,
             credentials=entry.get("credentials") or None,
             ca=(gnmi.get("ca") or None) if gnmi else None,
-            target=str((gnmi or {}).get("target") or ""))
+            target=str((gnmi or {}).get("target") or ""), kme=_kme(entry))
     except (KeyError, TypeError, ValueError) as exc:
         raise EndpointsError(f"{path}: agent {name!r}: bad or missing {exc}") from None

@@ -2,7 +2,7 @@
 
 A check is a record, not a code path, so a report can cite the clause each verdict rests on and a
 new check is a few lines in one of the check tables (`netconf_checks`, `gnmi_checks`, `qkd_checks`,
-`hostile_checks`). `REGISTRY` is the one list of every check; tables add to it with `register`.
+`hostile_checks`, `kme_checks`). `REGISTRY` is the one list of every check; tables add to it with `register`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 __all__ = [
-    "ALL_PROFILES", "Check", "Data", "Error", "Evidence", "GnmiExpect", "Ok", "Outcome",
-    "REGISTRY", "Result", "Verdict", "register",
+    "ALL_PROFILES", "KME_PROFILE", "Check", "Data", "Error", "Evidence", "GnmiExpect", "KmeExpect", "Ok",
+    "Outcome", "REGISTRY", "Result", "Verdict", "register",
 ]
 
 ALL_PROFILES = frozenset({"etsi-qkd-015", "qfs", "optical-switch"})
+"""The management-interface profiles (NETCONF and gNMI checks apply to every one of them)."""
+KME_PROFILE = "etsi-qkd-014"
+"""The key delivery API (ETSI GS QKD 014 over HTTPS): its checks only, no NETCONF, no gNMI."""
 
 
 class Verdict(StrEnum):
@@ -117,6 +120,37 @@ class GnmiExpect:
             text += f"; control: {self.control} succeeds"
         if self.echo:
             text += "; prefix.target as sent (gNMI 2.2.2.1)"
+        return text
+
+
+# ------------------------------------------------------------------ ETSI GS QKD 014 expectations
+
+
+@dataclass(frozen=True)
+class KmeExpect:
+    """An HTTP status among `codes` and, for 200, the object of the standard the answer must be
+    (`answer`: "status", "keys"); for an error, the Error object (ETSI GS QKD 014 6.5: `message` a
+    string, `details` a list of objects, nothing else) whose message names what was wrong (one of
+    `about`, case-insensitive: the standard does not word messages, but one a developer can act on
+    names the parameter). `control` describes a request that differs only in its mistake and must
+    succeed, so that the error is about the mistake and not about who asks or whether key is
+    left."""
+
+    codes: tuple[int, ...] = (200,)
+    answer: str = ""
+    about: tuple[str, ...] = ()
+    control: str | None = None
+
+    def describe(self) -> str:
+        text = "HTTP " + " or ".join(str(c) for c in self.codes)
+        if self.answer:
+            text += f" with the {self.answer} object"
+        if self.codes != (200,):
+            text += " with an Error object (message, details)"
+        if self.about:
+            text += " whose message names " + " or ".join(repr(a) for a in self.about)
+        if self.control:
+            text += f"; control: {self.control} succeeds"
         return text
 
 

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from . import gnmi_checks, hostile_checks, netconf_checks, qkd_checks  # noqa: F401 - they register their checks
+from . import gnmi_checks, hostile_checks, kme_checks, netconf_checks, qkd_checks  # noqa: F401 - they register checks
 from .gnmi_runner import GnmiContext, GnmiEndpoint, GnmiUnavailable
 from .gnmi_runner import run_check as run_gnmi
+from .kme_runner import KmeContext, KmeEndpoint
+from .kme_runner import run_check as run_kme
 from .model import REGISTRY, Check, Evidence, Outcome, Result, Verdict
 from .nc_client import BASE, NetconfEndpoint, NetconfSession, NetconfUnavailable, SessionClosed
 from .netconf_runner import NetconfContext, clean_entries, clip
@@ -22,7 +24,7 @@ from .profiles import PROFILES, Profile
 from .qkd_checks import run_check as run_qkd
 
 CHECK_TIMEOUT = 60.0
-PROTOCOL_ORDER = ("netconf", "gnmi", "qkd", "hostile")
+PROTOCOL_ORDER = ("netconf", "gnmi", "qkd", "kme", "hostile")
 """Reports list NETCONF first: QKD checks drive the device over it, hostile ones may break it."""
 
 
@@ -31,6 +33,8 @@ class RunOptions:
     profile: str = "etsi-qkd-015"
     netconf: NetconfEndpoint | None = None
     gnmi: GnmiEndpoint | None = None
+    kme: KmeEndpoint | None = None
+    """The ETSI GS QKD 014 key delivery API (profile etsi-qkd-014)."""
     hostile: bool = False
     only: tuple[str, ...] = ()
     """Check ids or id prefixes to run (empty: all of the profile)."""
@@ -69,6 +73,8 @@ def select(options: RunOptions) -> list[Check]:
 
 
 async def run(options: RunOptions, progress: Callable[[Result], None] | None = None) -> RunReport:
+    if options.kme is not None:
+        return await _run_kme(options, progress)
     profile = PROFILES[options.profile]
     report = RunReport(options.profile, {}, started=time.time())
     if options.netconf:
@@ -103,6 +109,36 @@ async def run(options: RunOptions, progress: Callable[[Result], None] | None = N
             report.device["netconf_stopped"] = nctx.dead
         if gctx is not None:
             await gctx.close()
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+async def _run_kme(options: RunOptions, progress: Callable[[Result], None] | None) -> RunReport:
+    """The key delivery profile: its checks over HTTPS only (no NETCONF, no gNMI)."""
+    assert options.kme is not None
+    report = RunReport(options.profile, {"kme": options.kme.url}, started=time.time())
+    t0 = time.monotonic()
+    ctx = await KmeContext.open(options.kme)
+    report.targets |= {"master_SAE_ID": ctx.master, "slave_SAE_ID": ctx.slave}
+    if options.kme.slave_url:
+        report.targets["slave_kme"] = options.kme.slave_url
+    report.device["status"] = ctx.status
+    try:
+        for check in select(options):
+            ev = Evidence()
+            t = time.monotonic()
+            try:
+                outcome = await asyncio.wait_for(run_kme(ctx, check, ev), CHECK_TIMEOUT)
+            except TimeoutError:
+                outcome = Outcome(Verdict.ERROR, "the check did not finish in time (no reply?)")
+            except Exception as exc:  # noqa: BLE001 - a broken check is reported, never crashes the run
+                outcome = Outcome(Verdict.ERROR, f"{type(exc).__name__}: {clip(str(exc), 300)}")
+            result = Result(check, outcome.verdict, outcome.reason, ev, time.monotonic() - t)
+            report.results.append(result)
+            if progress:
+                progress(result)
+    finally:
+        await ctx.close()
     report.seconds = time.monotonic() - t0
     return report
 

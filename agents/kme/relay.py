@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from qstrata.agents.devices.base import KeyRef, KeySupply, KeyUnavailable, NoKeySource, PeerUnreachable
+from qstrata.agents.devices.base import (
+    KeyRef,
+    KeyStock,
+    KeySupply,
+    KeyUnavailable,
+    NoKeySource,
+    PeerUnreachable,
+)
 
 from . import material
 from .config import KmeConfig
@@ -44,8 +51,35 @@ def next_hop(config: KmeConfig, target: str) -> tuple[str, str]:
     return route.next_hop, link
 
 
-async def take(supply: KeySupply, hops: dict[str, Hop], link: str, next_kme: str, number: int, size: int) -> KeyRef:
-    """`number` keys of `size` bits from the store of `link` (towards `next_kme`), counted on its hop."""
+async def local_store(config: KmeConfig, supply: KeySupply) -> tuple[str, KeyStock]:
+    """The store a pair of SAEs both attached to this KME takes its keys from (local delivery: no
+    route, no relay): of this node's QKD links that have a key store, the one holding the most key
+    now (ties: the lowest qkdl_id). Any of them is as good as another for the pair (each link's key
+    is shared with one neighbouring trusted node, as on every relay), so the KME takes the one that
+    can serve the most: a request is refused only when no store of the node could serve it, and
+    local use drains the fullest store first, leaving the scarcer ones to relays, which have no
+    choice of link."""
+    best: tuple[str, KeyStock] | None = None
+    for link in sorted(config.links):
+        try:
+            stock = await supply.key_stock(link)
+        except NoKeySource as exc:
+            raise KmeError("no-key-source", f"no key source: {exc.message}") from None
+        except KeyUnavailable:
+            continue
+        if best is None or stock.stored_bits > best[1].stored_bits:
+            best = (link, stock)
+    if best is None:
+        raise KmeError("not-enough-key", "no key store: none of this node's QKD links "
+                       f"({', '.join(sorted(config.links)) or 'none configured'}) has one yet",
+                       [{"qkdl_id": link} for link in sorted(config.links)])
+    return best
+
+
+async def take(supply: KeySupply, hops: dict[str, Hop] | None, link: str, next_kme: str, number: int,
+               size: int) -> KeyRef:
+    """`number` keys of `size` bits from the store of `link` (towards `next_kme`), counted on its
+    hop (`hops`; None: local delivery, no relay hop)."""
     try:
         ref = await supply.take_key(link, number * size)
     except NoKeySource as exc:
@@ -56,6 +90,8 @@ async def take(supply: KeySupply, hops: dict[str, Hop], link: str, next_kme: str
                        f"{link} (to KME {next_kme}), {number} asked",
                        [{"qkdl_id": link, "next_hop_KME_ID": next_kme, "stored_bits": stored,
                          "stored_key_count": stored // size, "key_size": size, "asked": number}]) from None
+    if hops is None:
+        return ref
     hop = hops.setdefault(link, Hop(next_kme))
     hop.next_hop = next_kme
     hop.keys += number

@@ -9,13 +9,16 @@ is checked here, in this order, so every refusal names the first thing wrong:
 2. the caller is an SAE attached to this KME (qstrata-ss `kme/saes`);
 3. the request is within the announced limits (`kme/limits`), names no mandatory extension
    (this KME supports none: ETSI GS QKD 014 says to refuse), and its slaves are known SAEs of one
-   other KME;
+   KME;
 4. a `qkd_app` allows it: `server_app_id` the caller, every slave among its `client_app_id`;
 5. the application session's token bucket holds the bits asked;
 6. the first hop's key store holds them, and so does every later hop (`relay`).
 
-Keys given to a master are in the slaves' KME's journal before the master sees them; a slave's
-keys are marked delivered in the journal before it sees them (`registry`). Figures per
+Slaves attached to this KME too (a pair of local SAEs, or an SAE paired with itself: a `qkd_app`
+whose `client_app_id` is its own `server_app_id`) get keys delivered locally: taken from one of
+this node's own link stores (`relay.local_store`), held in this KME's journal for the slaves, no
+relay. Keys given to a master are in the slaves' KME's journal before the master sees them; a
+slave's keys are marked delivered in the journal before it sees them (`registry`). Figures per
 application, for the whole KME, per relay hop and per session bucket are the KME's part of the
 agent's operational state (`read_state`). Counters change with every request and are read when
 someone reads the state (gNMI samples them); what is not a number -- a new application's or
@@ -56,6 +59,12 @@ def new_key_ids(number: int) -> list[str]:
     """`number` random UUIDs (version 4) from one read of the system's randomness."""
     raw = os.urandom(16 * number)
     return [str(uuid.UUID(bytes=raw[i:i + 16], version=4)) for i in range(0, 16 * number, 16)]
+
+
+def _split(ids: list[str], bits: bytes, size: int) -> list[tuple[str, bytes]]:
+    """A block's bits as (key_ID, key) pairs of `size` bits each."""
+    step = size // 8
+    return [(key_id, bits[i * step:(i + 1) * step]) for i, key_id in enumerate(ids)]
 
 
 class KmeService:
@@ -184,11 +193,7 @@ class KmeService:
         if len(kmes) > 1:
             raise KmeError("bad-request", "the slave SAEs are attached to different KMEs; one request serves slaves "
                            "of one KME", [{"slave_SAE_ID": s, "KME_ID": self.config.saes[s]} for s in slaves])
-        target = kmes.pop()
-        if target == self.config.kme_id:
-            raise KmeError("bad-request", f"slave SAE {slaves[0]} is attached to this KME: keys come from QKD links "
-                           "between two KMEs")
-        return target
+        return kmes.pop()
 
     def _app(self, master: str, slaves: Sequence[str]) -> App:
         app = self.config.app_for(master, slaves)
@@ -206,7 +211,11 @@ class KmeService:
         self._app(caller, [slave])
         target = self._target([slave])
         limits = self.config.limits
-        stock = await relay.path_stock(self.config, supply, me, target, [])
+        if target == me:
+            _, local = await relay.local_store(self.config, supply)
+            stock = {"stored_bits": local.stored_bits, "capacity_bits": local.capacity_bits}
+        else:
+            stock = await relay.path_stock(self.config, supply, me, target, [])
         size = limits.default_key_size
         return {"source_KME_ID": me, "target_KME_ID": target, "master_SAE_ID": caller, "slave_SAE_ID": slave,
                 "key_size": size, "stored_key_count": stock["stored_bits"] // size,
@@ -233,8 +242,9 @@ class KmeService:
             if len(additional_slaves) > limits.max_sae_id_count:
                 raise KmeError("bad-request", f"{len(additional_slaves)} additional slave SAE IDs, at most "
                                f"{limits.max_sae_id_count}", [{"max_SAE_ID_count": limits.max_sae_id_count}])
-            if len(set(slaves)) != len(slaves) or caller in slaves:
-                raise KmeError("bad-request", "the slave SAE IDs repeat one another or name the master")
+            if len(set(slaves)) != len(slaves):
+                raise KmeError("bad-request", "the slave SAE IDs repeat one another", [{"slave_SAE_ID": s}
+                                                                                      for s in slaves])
             number = 1 if number is None else number
             if not 1 <= number <= limits.max_key_per_request:
                 raise KmeError("bad-request", f"number {number} is outside 1..{limits.max_key_per_request}",
@@ -263,6 +273,8 @@ class KmeService:
 
     async def _deliver(self, supply: KeySupply, me: str, master: str, slaves: list[str], target: str, number: int,
                        size: int) -> tuple[list[tuple[str, bytes]], tuple[str, ...]]:
+        if target == me:
+            return await self._deliver_local(supply, me, master, slaves, number, size)
         next_kme, link = relay.next_hop(self.config, target)
         block = await relay.take(supply, self.hops, link, next_kme, number, size)
         ids = new_key_ids(number)
@@ -272,9 +284,20 @@ class KmeService:
                                                     "route": [me]})
         await self.registry.confirm(ids)
         (bits,) = await supply.key_bits([block])
-        step = size // 8
-        route = tuple(str(k) for k in reply.get("route") or ())
-        return [(key_id, bits[i * step:(i + 1) * step]) for i, key_id in enumerate(ids)], route
+        return _split(ids, bits, size), tuple(str(k) for k in reply.get("route") or ())
+
+    async def _deliver_local(self, supply: KeySupply, me: str, master: str, slaves: list[str], number: int,
+                             size: int) -> tuple[list[tuple[str, bytes]], tuple[str, ...]]:
+        """Keys for slaves attached to this KME: this KME is the master's and the slaves' KME at
+        once, so the assignment it journals for the slaves (durable before it returns) is all the
+        master's answer waits for; no reservation, no relay."""
+        link, _ = await relay.local_store(self.config, supply)
+        block = await relay.take(supply, None, link, self.config.links.get(link) or me, number, size)
+        ids = new_key_ids(number)
+        await self.registry.assign(ids, master, slaves, size, block, None,
+                                   time.time() + self.config.limits.key_expiry_s)
+        (bits,) = await supply.key_bits([block])
+        return _split(ids, bits, size), (me,)
 
     async def accept(self, ids: list[str], master: str, slaves: list[str], size: int, ref: KeyRef,
                      cipher: bytes | None) -> None:

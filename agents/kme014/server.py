@@ -10,11 +10,14 @@
 Answers are JSON: the Status object, the Key container {keys: [{key_ID, key}]} (keys in base64),
 or the Error object with 400, 401 or 503 (`errors.STATUS`); anything else (an unknown path, a
 wrong method) is answered with an Error object too. The TLS handshake refuses a client without a
-certificate from the agent's CA; the caller's SAE ID is the certificate's common name.
+certificate from the agent's CA; the caller's SAE ID is the certificate's common name. What slow
+or silent clients may hold (connections, and how long each may take) is bounded by
+`connections.ConnectionGuard`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import ssl
@@ -26,6 +29,7 @@ from qstrata.agents.kme.errors import KmeError
 from qstrata.agents.kme.service import KmeService
 
 from . import requests
+from .connections import BODY_TIMEOUT_S, HANDSHAKE_TIMEOUT_S, IDLE_TIMEOUT_S, ConnectionGuard
 from .errors import answer, error_object
 from .identity import common_name
 
@@ -62,9 +66,11 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise KmeError("bad-request", f"the request body has {request.content_length} bytes, at most "
                        f"{requests.MAX_BODY} are read")
     try:
-        raw = await request.read()
+        raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
     except web.HTTPRequestEntityTooLarge:
         raise KmeError("bad-request", f"the request body is larger than {requests.MAX_BODY} bytes") from None
+    except TimeoutError:
+        raise KmeError("bad-request", f"the request body did not arrive within {BODY_TIMEOUT_S:g} s") from None
     return requests.body_json(raw)
 
 
@@ -126,8 +132,9 @@ def make_app(kme: KmeService) -> web.Application:
 
 
 class KmeServer:
-    def __init__(self, runner: web.AppRunner, site: web.TCPSite, port: int, host: str) -> None:
-        self.runner, self.site, self.port, self.host = runner, site, port, host
+    def __init__(self, runner: web.AppRunner, server: asyncio.Server, guard: ConnectionGuard, port: int,
+                 host: str) -> None:
+        self.runner, self.server, self.guard, self.port, self.host = runner, server, guard, port, host
 
     @property
     def url(self) -> str:
@@ -135,21 +142,24 @@ class KmeServer:
         return f"https://{host}:{self.port}"
 
     async def close(self) -> None:
+        self.server.close()
         await self.runner.cleanup()
 
 
 async def start_kme_server(kme: KmeService, host: str, port: int, tls: TlsFiles) -> KmeServer:
-    """Serve the key delivery API on host:port (0: a free port) in the running event loop."""
-    runner = web.AppRunner(make_app(kme), access_log=None, handle_signals=False)
+    """Serve the key delivery API on host:port (0: a free port) in the running event loop. The
+    listening socket is asyncio's own (aiohttp's sites cannot bound the TLS handshake); aiohttp's
+    request handlers serve each connection the guard lets in."""
+    guard = ConnectionGuard()
+    runner = web.AppRunner(make_app(kme), access_log=None, handle_signals=False,
+                           keepalive_timeout=IDLE_TIMEOUT_S)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context(tls), backlog=1024, reuse_address=True)
+    assert runner.server is not None
     try:
-        await site.start()
+        server = await asyncio.get_running_loop().create_server(
+            guard.factory(runner.server), host, port, ssl=ssl_context(tls), backlog=1024, reuse_address=True,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
     except BaseException:
         await runner.cleanup()
         raise
-    bound = port
-    server = getattr(site, "_server", None)
-    if server is not None and server.sockets:
-        bound = server.sockets[0].getsockname()[1]
-    return KmeServer(runner, site, bound, host)
+    return KmeServer(runner, server, guard, server.sockets[0].getsockname()[1], host)

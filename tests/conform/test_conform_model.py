@@ -8,8 +8,10 @@ import json
 import re
 
 import pytest
-from qstrata.agents.conform import gnmi_runner, netconf_runner, report, runner
-from qstrata.agents.conform.model import REGISTRY, Data, Error, Evidence, Ok, Result, Verdict
+from qstrata.agents.conform import gnmi_runner, kme_runner, netconf_runner, report, runner
+from qstrata.agents.conform.kme_checks import container_problem, error_problem, judge_refusal, status_problem
+from qstrata.agents.conform.kme_runner import Answer
+from qstrata.agents.conform.model import REGISTRY, Data, Error, Evidence, KmeExpect, Ok, Result, Verdict
 from qstrata.agents.conform.nc_client import _parse
 from qstrata.agents.conform.netconf_runner import evaluate, find, path_ends_with
 from qstrata.agents.conform.profiles import PROFILES
@@ -71,12 +73,13 @@ def test_registry_invariants():
     assert len(ids) == len(set(ids)) >= 70
     steps = netconf_runner.STEPS
     for check in REGISTRY.values():
-        assert re.fullmatch(r"(NC|GN|QKD|HX)-[A-Z]+-\d{3}", check.id), check.id
+        assert re.fullmatch(r"(NC|GN|QKD|HX|KME)-[A-Z]+-\d{3}", check.id), check.id
         assert check.clause and check.title and check.expectation()
         assert check.protocol in runner.PROTOCOL_ORDER
         assert check.hostile == (check.protocol == "hostile")
         if check.step:
-            assert check.step in (gnmi_runner.STEPS if check.protocol == "gnmi" else steps) or check.protocol == "qkd"
+            table = {"gnmi": gnmi_runner.STEPS, "kme": kme_runner.STEPS}.get(check.protocol, steps)
+            assert check.step in table or check.protocol == "qkd"
         else:
             assert check.send and check.protocol == "netconf"
     for profile in PROFILES.values():  # every template fills for every profile
@@ -234,3 +237,72 @@ def test_responses_must_reflect_the_target_sent():
     assert "no prefix.target" in gnmi_runner.echo_problem("alice", [get("")])
     assert "'bob'" in gnmi_runner.echo_problem("alice", [update("alice"), update("bob")])
     assert "none was sent" in gnmi_runner.echo_problem("", [gnmi_pb2.SetResponse(prefix=gnmi_pb2.Path(target="x"))])
+
+
+# -- ETSI GS QKD 014 judges --------------------------------------------------------------------
+
+STATUS = {"source_KME_ID": "a", "target_KME_ID": "b", "master_SAE_ID": "m", "slave_SAE_ID": "s", "key_size": 256,
+          "stored_key_count": 10, "max_key_count": 100, "max_key_per_request": 8, "max_key_size": 1024,
+          "min_key_size": 64, "max_SAE_ID_count": 0}
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({}, None),
+    ({"status_extension": {"x": 1}}, None),
+    ({"key_size": "256"}, "not a JSON integer"),
+    ({"key_size": 256.0}, "not a JSON integer"),
+    ({"stored_key_count": True}, "not a JSON integer"),
+    ({"vendor_field": 1}, "fields 6.1 does not define: vendor_field"),
+    ({"master_SAE_ID": "x"}, "expected m/s"),
+    ({"target_KME_ID": ""}, "not a non-empty string"),
+    ({"stored_key_count": 101}, "stored_key_count above max_key_count"),
+    ({"key_size": 2048}, "key_size outside"),
+])
+def test_the_status_object(change, problem):
+    found = status_problem({**STATUS, **change}, "m", "s")
+    assert (found is None) if problem is None else (problem in (found or "")), found
+    assert "Status without key_size" in status_problem({k: v for k, v in STATUS.items() if k != "key_size"}, "m", "s")
+
+
+KEY = {"key_ID": "0b1c2d3e-4f50-4a61-8b72-938495a6b7c8", "key": "AAECAwQFBgc="}
+
+
+@pytest.mark.parametrize(("container", "problem"), [
+    ({"keys": [KEY]}, None),
+    ({"keys": [KEY], "key_container_extension": {}}, None),
+    ({"keys": []}, "0 keys, 1 asked"),
+    ({"keys": [{**KEY, "key_ID": "7"}]}, "is not a UUID"),
+    ({"keys": [{**KEY, "key": "AAECAwQFBgc"}]}, "not standard padded base64"),
+    ({"keys": [{**KEY, "key": "AAECAwQFBg-_"}]}, "not standard padded base64"),
+    ({"keys": [{**KEY, "key": "AAECAwQFBgcI"}]}, "72 bits, 64 asked"),
+    ({"keys": [KEY], "extra": 1}, "fields 6.3 does not define"),
+    ([KEY], "not a Key container"),
+])
+def test_the_key_container(container, problem):
+    found = container_problem(container, 1, 64)
+    assert (found is None) if problem is None else (problem in (found or "")), found
+    assert "a key_ID repeats" in container_problem({"keys": [KEY, KEY]}, 2, 64)
+
+
+@pytest.mark.parametrize(("answer", "control", "verdict"), [
+    (Answer(400, {"message": "size 100 is not a multiple of 8"}), Answer(200), Verdict.PASS),
+    (Answer(400, {"message": "size 100 is bad", "details": [{"size": 100}]}), Answer(200), Verdict.PASS),
+    (Answer(401, {"message": "size 100 is not a multiple of 8"}), Answer(200), Verdict.FAIL),
+    (Answer(400, {"message": "no"}), Answer(200), Verdict.FAIL),
+    (Answer(400, {"error": "size"}), Answer(200), Verdict.FAIL),
+    (Answer(400, {"message": "size", "details": "size"}), Answer(200), Verdict.FAIL),
+    (Answer(400, {"message": "size", "code": 7}), Answer(200), Verdict.FAIL),
+    (Answer(400, None, "size is wrong"), Answer(200), Verdict.FAIL),
+    (Answer(400, {"message": "size 100 is not a multiple of 8"}), Answer(401, {"message": "who?"}), Verdict.FAIL),
+    (Answer(0, error="SSLError"), Answer(200), Verdict.FAIL),
+])
+def test_a_kme_refusal_is_the_standards_error_about_the_mistake(answer, control, verdict):
+    expect = KmeExpect((400,), about=("size",), control="x")
+    assert judge_refusal(expect, answer, control).verdict is verdict
+    assert (error_problem(expect, answer) is None) == (verdict is Verdict.PASS or control.status != 200)
+
+
+def test_every_kme_error_check_has_a_control_request():
+    for check in REGISTRY.values():
+        if check.protocol == "kme" and check.expect.codes != (200,):
+            assert check.expect.control, check.id

@@ -214,20 +214,33 @@ class KmeNetwork:
         return f"https://127.0.0.1:{self.kme_ports[node]}"
 
     def curl(self, node: str, sae: tuple[Path, Path] | None, path: str, body: Any = None,
-             raw: bytes | None = None) -> tuple[int, Any]:
+             raw: bytes | None = None, curl_json: bool = False, headers: tuple[str, ...] = ()) -> tuple[int, Any]:
         """(HTTP status, JSON answer) of curl against the node's KME as the SAE (None: no
-        certificate: curl's exit code and no answer)."""
+        certificate: curl's exit code and no answer). A body is POSTed with a Content-Type
+        header, or with curl's own `--json` when `curl_json` (as people type it)."""
         cmd = ["curl", "-sS", "--max-time", "30", "--cacert", str(self.ca(node)), "-o", "-", "-w", "\n%{http_code}"]
         if sae is not None:
             cmd += ["--cert", str(sae[0]), "--key", str(sae[1])]
+        for header in headers:
+            cmd += ["-H", header]
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         if data is not None:
-            cmd += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+            cmd += ["--json", "@-"] if curl_json else ["-H", "Content-Type: application/json", "--data-binary", "@-"]
         done = subprocess.run([*cmd, self.url(node) + path], input=data, capture_output=True, timeout=60)
         if done.returncode != 0:
             return -done.returncode, done.stderr.decode(errors="replace")
         text, _, status = done.stdout.decode().rpartition("\n")
         return int(status), json.loads(text) if text.strip() else None
+
+    def wait_for_key(self, node: str, sae: tuple[Path, Path], slave: str, keys: int = 1000) -> None:
+        """Until the node's KME says (status) it holds `keys` keys for the SAE's pair with `slave`."""
+        deadline = time.monotonic() + 30
+        while True:
+            status, body = self.curl(node, sae, f"/api/v1/keys/{slave}/status")
+            if status == 200 and body["stored_key_count"] >= keys:
+                return
+            assert time.monotonic() < deadline, f"no key for slave {slave} at {node}: {status} {body}"
+            time.sleep(0.2)
 
 
 def link_xml(link_id: str, local_id: str, local_iface: int, remote_id: str, remote_iface: int, role: str) -> str:

@@ -5,13 +5,17 @@ certificates `qstrata sae add` wrote. SAEs on alice and charlie get their keys r
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import ssl
 import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 from kme_net import SS, KmeNetwork, Link, Pair
+from qstrata.agents.kme014 import connections as bound
 
 pytest.importorskip("ncclient")
 
@@ -48,13 +52,7 @@ def net(tmp_path_factory: pytest.TempPathFactory):
 
 
 def wait_for_key(net: KmeNetwork, node: str, master: str, slave: str, keys: int = 1000) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        status, body = net.curl(node, net.certs[master], f"/api/v1/keys/{slave}/status")
-        if status == 200 and body["stored_key_count"] >= keys:
-            return
-        assert time.monotonic() < deadline, f"no key between {master} and {slave}: {status} {body}"
-        time.sleep(0.2)
+    net.wait_for_key(node, net.certs[master], slave, keys)
 
 
 def store(net: KmeNetwork, node: str, link: str) -> dict[str, int]:
@@ -153,6 +151,8 @@ def test_refusals_say_what_is_wrong(net: KmeNetwork) -> None:
         "/api/v1/keys/sae-b/enc_keys?number=1000000000": (400, "number 1000000000 is outside"),
         "/api/v1/keys/sae-b/enc_keys?number=two": (400, "number 'two' is not an integer"),
         "/api/v1/keys/sae-b/enc_keys?size=2147483648": (400, "size 2147483648 is outside 64..1048576"),
+        "/api/v1/keys/sae-b/enc_keys?size=4294967296": (400, "size 4294967296 is outside 64..1048576"),
+        "/api/v1/keys/sae-b/enc_keys?size=1048584": (400, "size 1048584 is outside 64..1048576"),
         "/api/v1/keys/nobody/enc_keys": (400, "slave SAE nobody is unknown"),
         "/api/v1/keys/sae-c2/dec_keys?key_ID=not-a-uuid": (400, "is not a UUID"),
         "/api/v1/keys/sae-b/nothing": (404, "Not Found"),
@@ -165,9 +165,11 @@ def test_refusals_say_what_is_wrong(net: KmeNetwork) -> None:
     assert status == 400 and "unsupported mandatory extension(s): abc_route_type" in body["message"]
     status, body = net.curl("alice", a, "/api/v1/keys/sae-b/enc_keys", raw=b'{"number": 1,')
     assert status == 400 and "not JSON" in body["message"]
-    status, body = net.curl("alice", a, "/api/v1/keys/sae-b/enc_keys", raw=b'{"number": 1, "pad": "'
-                            + b"x" * (2 * 1024 * 1024) + b'"}')
-    assert status == 400 and ("larger than" in body["message"] or "bytes, at most" in body["message"])
+    huge = b'{"number": 1, "pad": "' + b"x" * (20 * 1024 * 1024) + b'"}'
+    status, body = net.curl("alice", a, "/api/v1/keys/sae-b/enc_keys", raw=huge)
+    assert (status, body) == (400, {"message": f"the request body has {len(huge)} bytes, at most 1048576 are read"})
+    status, body = net.curl("alice", a, "/api/v1/keys/sae-b/enc_keys", raw=huge, headers=("Transfer-Encoding: chunked",))
+    assert (status, body) == (400, {"message": "the request body is larger than 1048576 bytes"}), "no length given"
     status, _ = net.curl("alice", net.certs["sae-b"], "/api/v1/keys/sae-a/status")
     assert status < 0, "a certificate of another agent's CA: the TLS handshake fails"
     status, body = net.curl("alice", alice_issued(net, "sae-b"), "/api/v1/keys/sae-a/status")
@@ -232,3 +234,125 @@ def test_sae_cli(net: KmeNetwork, tmp_path: Path) -> None:
     assert (state / "sae" / "sae-tmp.key").stat().st_mode & 0o777 == 0o600
     gone = subprocess.run([*run, "delete", "sae-tmp", "--state-dir", str(state)], capture_output=True, text=True)
     assert gone.returncode == 0 and not (state / "sae" / "sae-tmp.pem").exists()
+
+
+def sae_context(net: KmeNetwork, node: str, sae: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(net.ca(node)))
+    context.load_cert_chain(*map(str, net.certs[sae]))
+    return context
+
+
+def test_a_thousand_concurrent_enc_keys_on_one_store(net: KmeNetwork) -> None:
+    """1,000 enc_keys at once on alice's store towards bob, each on its own connection: every
+    key_ID comes out once, the slave gets each key equal and once, and the store drained exactly
+    the keys delivered (no request failed, so none were lost; none invented)."""
+    net.wait_for_key("alice", net.certs["sae-a"], "sae-b", 1100)
+    before = store(net, "alice", L1)["drained-bits"]
+    context = sae_context(net, "alice", "sae-a")
+
+    async def fetch(http: aiohttp.ClientSession) -> tuple[int, dict]:
+        async with http.get(f"{net.url('alice')}/api/v1/keys/sae-b/enc_keys?number=1&size=256", ssl=context) as r:
+            return r.status, await r.json()
+
+    async def burst() -> list[tuple[int, dict]]:
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
+            return await asyncio.gather(*(fetch(http) for _ in range(1000)))
+
+    answers = asyncio.run(burst())
+    assert [status for status, _ in answers] == [200] * 1000, {s: b for s, b in answers if s != 200}
+    keys = [(k["key_ID"], k["key"]) for _, body in answers for k in body["keys"]]
+    assert len(keys) == 1000 and len(dict(keys)) == 1000, "every key_ID once"
+    assert store(net, "alice", L1)["drained-bits"] - before == 1000 * 256, "drained = delivered"
+    assert store(net, "bob", L1)["drained-bits"] - before == 1000 * 256, "one store, both ends"
+    ids = [{"key_ID": i} for i, _ in keys]
+    status, got = net.curl("bob", net.certs["sae-b"], "/api/v1/keys/sae-a/dec_keys", {"key_IDs": ids})
+    assert status == 200 and [(k["key_ID"], k["key"]) for k in got["keys"]] == keys
+    status, again = net.curl("bob", net.certs["sae-b"], "/api/v1/keys/sae-a/dec_keys", {"key_IDs": ids})
+    assert status == 401, again
+
+
+def test_slow_and_silent_clients_cannot_hold_the_kme(net: KmeNetwork) -> None:
+    """Slowloris: 200 TLS connections with an SAE's certificate send a request head a byte every
+    0.2 s, 50 TCP connections never start TLS, one more sends its body a byte every 0.2 s.
+    Meanwhile another SAE's requests are answered at once, each slow connection is cut within
+    the 10 s a head or a handshake may take, and the slow body is refused after the 10 s a body
+    may take. (How many the KME holds at once: test_kme_connections.)"""
+    port = net.kme_ports["alice"]
+    context = sae_context(net, "alice", "sae-a")
+    head = b"GET /api/v1/keys/sae-b/status HTTP/1.1\r\nHost: kme\r\nX-Slow: " + b"z" * 1000
+    held: dict[int, tuple[float, float | None]] = {}
+    silent: dict[int, tuple[float, float | None]] = {}
+
+    async def wait_closed(reader: asyncio.StreamReader, timeout: float) -> bool:
+        try:
+            return await asyncio.wait_for(reader.read(100), timeout) == b""
+        except TimeoutError:
+            return False
+        except (ConnectionError, ssl.SSLError, OSError):
+            return True
+
+    async def slow(n: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        except (ConnectionError, ssl.SSLError, OSError):
+            return  # dropped during the handshake: the table was full
+        held[n] = (loop.time(), None)
+        try:
+            for byte in head:
+                writer.write(bytes([byte]))
+                if await wait_closed(reader, 0.2):
+                    break
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
+        held[n] = (held[n][0], loop.time())
+        writer.close()
+
+    async def quiet(n: int) -> None:
+        loop = asyncio.get_running_loop()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        silent[n] = (loop.time(), None)
+        while not await wait_closed(reader, 0.5) and loop.time() - silent[n][0] < 30:
+            pass
+        silent[n] = (silent[n][0], loop.time())
+        writer.close()
+
+    async def slow_body() -> tuple[float, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=sae_context(net, "alice", "sae-slow"))
+        t = time.monotonic()
+        writer.write(b"POST /api/v1/keys/sae-b/enc_keys HTTP/1.1\r\nHost: kme\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n")
+        answer = b""
+        for _ in range(1000):
+            writer.write(b" ")
+            try:
+                answer = await asyncio.wait_for(reader.read(4096), 0.2)
+                break
+            except TimeoutError:
+                continue
+        writer.close()
+        return time.monotonic() - t, answer
+
+    async def attack() -> tuple[list[float], tuple[float, bytes]]:
+        posting = asyncio.create_task(slow_body())
+        tasks = [asyncio.create_task(slow(n)) for n in range(200)] + [asyncio.create_task(quiet(n)) for n in range(50)]
+        await asyncio.sleep(3)
+        assert sum(1 for _, closed in held.values() if closed is None) > 150, "the slow clients hold connections"
+        latencies = []
+        for _ in range(10):
+            t = time.monotonic()
+            status, body = await asyncio.to_thread(net.curl, "alice", net.certs["sae-slow"],
+                                                   "/api/v1/keys/sae-b/status")
+            latencies.append(time.monotonic() - t)
+            assert status == 200, body
+        await asyncio.gather(*tasks)
+        return latencies, await posting
+
+    latencies, (took, answer) = asyncio.run(attack())
+    assert max(latencies) < 2.0, f"the KME kept serving others: {latencies}"
+    assert all(closed is not None and closed - opened < bound.HEAD_TIMEOUT_S + 2 for opened, closed in held.values())
+    assert all(closed is not None and closed - opened < bound.HANDSHAKE_TIMEOUT_S + 2
+               for opened, closed in silent.values())
+    assert answer.startswith(b"HTTP/1.1 400 ") and b'"the request body did not arrive within 10 s"' in answer
+    assert bound.BODY_TIMEOUT_S <= took < bound.BODY_TIMEOUT_S + 2
