@@ -63,9 +63,12 @@ class GnmiTarget:
         """State read before an announced change is stale even within one tick of the world: the
         agent's own state (its KME) changes between ticks, and a commit changes what the KME
         reports. The subscribers woken by the same event read it again."""
-        if isinstance(event, CommitEvent) or event.kind == "state":
-            self._state_cache = None
-            self._snapshot = None
+        if isinstance(event, CommitEvent) and event.datastore != "running":
+            return
+        if isinstance(event, DeviceEvent) and event.kind != "state":
+            return
+        self._state_cache = None
+        self._snapshot = None
 
     # ---------------------------------------------------------------- time
     def now_ns(self) -> int:
