@@ -260,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from qstrata.agents.testbed import cli as testbed_cli  # up (alias testbed) and demo
     testbed_cli.register(sub)
+    from qstrata.agents.testbed import keys_cli  # keys: ETSI GS QKD 014 for people, against up's KMEs
+    keys_cli.register(sub)
 
     from qstrata.agents.conform import cli as conform_cli  # qstrata conform
     conform_cli.register(sub)

@@ -55,8 +55,19 @@ def _fail(message: str) -> int:
     return EXIT_FAILED
 
 
-def _paths(state_dir: Path, name: str) -> tuple[Path, Path]:
+def sae_paths(state_dir: Path, name: str) -> tuple[Path, Path]:
+    """Where the SAE's certificate and key are: ``STATE_DIR/sae/NAME.pem`` and ``NAME.key``."""
     return state_dir / DIR / f"{name}.pem", state_dir / DIR / f"{name}.key"
+
+
+def issue_sae(state_dir: Path, name: str) -> tuple[Path, Path, Path]:
+    """Issue the SAE's certificate (common name `name`) and key (mode 0600) from the agent's CA
+    into ``STATE_DIR/sae``, replacing any; returns (certificate, key, CA). Raises OSError."""
+    cert, key = sae_paths(state_dir, name)
+    cert.parent.mkdir(mode=0o700, exist_ok=True)
+    ca, _, _ = ensure_ca(state_dir)
+    issue_client(state_dir, name, cert, key)
+    return cert, key, ca
 
 
 def _kme_url(state_dir: Path) -> str:
@@ -74,13 +85,11 @@ def cmd_sae_add(args: argparse.Namespace) -> int:
         return _fail(f"{name!r} is not an SAE ID: 1-255 printable ASCII characters, no spaces, no '/'")
     if not state_dir.is_dir():
         return _fail(f"no state directory {state_dir} (start the agent once, or create it)")
-    cert, key = _paths(state_dir, name)
+    cert, key = sae_paths(state_dir, name)
     if (cert.exists() or key.exists()) and not args.replace:
         return _fail(f"SAE {name} has a certificate already ({cert}); --replace issues a new one")
     try:
-        cert.parent.mkdir(mode=0o700, exist_ok=True)
-        ca, _, _ = ensure_ca(state_dir)
-        issue_client(state_dir, name, cert, key)
+        cert, key, ca = issue_sae(state_dir, name)
     except OSError as exc:
         return _fail(f"cannot write {cert.parent}: {exc.strerror or exc}")
     print(f"SAE {name}: certificate {cert}")
@@ -119,7 +128,7 @@ def cmd_sae_list(args: argparse.Namespace) -> int:
 
 def cmd_sae_delete(args: argparse.Namespace) -> int:
     """Delete the SAE's certificate and key files."""
-    cert, key = _paths(Path(args.state_dir), args.name)
+    cert, key = sae_paths(Path(args.state_dir), args.name)
     if not SAE_ID.fullmatch(args.name) or not (cert.exists() or key.exists()):
         return _fail(f"no SAE {args.name!r} in {cert.parent}")
     cert.unlink(missing_ok=True)

@@ -77,6 +77,11 @@ def _print_summary(network) -> None:
     for h in network.agents:
         gnmi = f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-"
         print(f"{h.name:10} {h.kind:7} {h.host + ':' + str(h.netconf_port):22} {gnmi:22} {shown(h.credentials)}")
+    kmes = [h for h in network.agents if h.kme_url]
+    if kmes:
+        print(f"{'KME':10} {'ETSI GS QKD 014':30} {'CA':30} SAE certificates")
+        for h in kmes:
+            print(f"{h.name:10} {h.kme_url:30} {shown(h.kme_ca):30} {shown(h.state_dir / 'sae')}")
 
 
 def cmd_up(args: argparse.Namespace) -> int:

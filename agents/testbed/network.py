@@ -36,7 +36,7 @@ from .endpoints import (
 from .hosting import HostedAgent, HostOptions, InProcessHost, ProcessHost
 from .paths import shown
 from .plan import NetworkPlan, plan_of
-from .status import AgentRow, StatusDisplay, view_of
+from .status import AgentRow, KeyRow, StatusDisplay, view_of
 
 log = logging.getLogger("qstrata.up")
 
@@ -148,6 +148,8 @@ class Network:
         """Active alarms as the pipeline recorded them, by alarm id (what the table shows)."""
         self.controller_done = asyncio.Event()
         self._process_alarms: Any = None
+        self.keys: Any = None
+        """The built-in key delivery application (`keyapp.KeyApplication`), once configured."""
 
     @property
     def state_dir(self) -> Path:
@@ -264,17 +266,31 @@ class Network:
         plan = self.plan.controller
         try:
             if plan.cross_connects or plan.qkd_links or plan.entanglement_links:
-                await Controller(self._netconf_logins(), plan, say=self.say).run()
+                await Controller(self._netconf_logins(), plan, say=self.say, speed=self.options.speed).run()
                 self.say(f"controller: network configured {time.monotonic() - self._started:.1f} s after start")
         except ControllerError as exc:
             self.say(f"controller failed: {exc}")
             return
         finally:
             self.controller_done.set()
+        if any(app.fetch for app in plan.qkd_apps):
+            await self._start_keys()
         if self.plan.scenario:
             from .scenario import run_scenario
 
             await run_scenario(self._plant(), self.plan.scenario, self.options.speed, self.say)
+
+    async def _start_keys(self) -> None:
+        """The built-in application fetching keys from the KMEs the controller configured."""
+        from .keyapp import KeyApplication, KmeAccess
+
+        kmes = {h.name: KmeAccess(h.kme_url, h.kme_ca, h.state_dir) for h in self.agents if h.kme_url}
+        self.keys = KeyApplication(self.plan.controller, kmes, self.options.speed, self.say)
+        try:
+            await self.keys.start()
+        except OSError as exc:  # its certificates could not be written
+            self.say(f"keys: application not started: {exc.strerror or exc}")
+            self.keys = None
 
     def _plant(self) -> PlantControl:
         """Where the scenario's changes go: the world service's plant, or this process's."""
@@ -322,14 +338,25 @@ class Network:
                  f"up {int(up) // 60:02d}:{int(up) % 60:02d}   Ctrl-C stops")
         rows = [AgentRow(h.name, h.kind, f"{h.host}:{h.netconf_port}",
                          f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-",
-                         process=h.process.describe() if h.process is not None else "-") for h in self.agents]
+                         process=h.process.describe() if h.process is not None else "-",
+                         kme=h.kme_url.removeprefix("https://") if h.kme_url else "-") for h in self.agents]
+        keys = self.key_rows()
         if self.collector is None:
             return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events,
-                           endpoints=self.endpoint_lines())
+                           endpoints=self.endpoint_lines(), keys=keys)
         pipeline = self.collector.pipeline
         # the alarms as recorded (a clear held back behind its raise's action is not shown early)
         return view_of(title, rows, pipeline.registry, self._fibre_of_port(), list(self._alarms_shown.values()),
-                       self.display.events, pipeline.health().get("targets"), self.endpoint_lines())
+                       self.display.events, pipeline.health().get("targets"), self.endpoint_lines(), keys)
+
+    def key_rows(self) -> list[KeyRow]:
+        """The built-in application's pairs, as the status table shows them."""
+        if self.keys is None:
+            return []
+        now = time.monotonic()
+        return [KeyRow(p.label, ", ".join(p.via) or "direct", p.keys, p.bits, p.delivered_rate(now, self.options.speed),
+                       p.refusals, p.stored_bits, p.last_refusal,
+                       any("not enough key" in r for r in p.refused)) for p in self.keys.pairs]
 
     def endpoint_lines(self) -> list[str]:
         """Where a person finds things, the dashboard first (the start-up summary and every frame
@@ -368,6 +395,8 @@ class Network:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.keys is not None:
+            await self.keys.stop()
         if self.collector is not None:
             await self.collector.stop()
         if self.host is not None:

@@ -7,6 +7,10 @@ Three optional top-level sections of the topology YAML (ignored by the twins):
       qkd_links: [{id: UUID, a: {node: alice, interface: 1}, b: {node: bob, interface: 1}}]
       entanglement_links: [{id: UUID, cutoff_ms: 300, a: {node: mem-a, memory: mem0, switch: sw1, port: 5},
                             b: {node: mem-b, memory: mem0, switch: sw1, port: 6}}]
+      saes: [{id: sae-alice, node: alice}]          # key delivery (ETSI GS QKD 014): an SAE and its KME's node
+      qkd_apps: [{id: UUID, master: sae-alice, slaves: [sae-bob],
+                  session: {id: UUID, rate: 4000000, burst: 4000000},     # token bucket: bit/s, bits
+                  fetch: {rate: 1600000, key_size: 8192}}]                # up's built-in application
     scenario:        # scripted disturbances, simulated seconds after the controller is done
       - {at_s: 60, channel: c-tenant, launch_power_dbm: -18, text: "..."}    # Raman noise
       - {at_s: 90, fibre: spool-25, extra_loss_db: 3, text: "..."}          # a bent fibre
@@ -22,6 +26,7 @@ agents/devices/topology_keys.py).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,13 +35,21 @@ from typing import Any
 from qstrata.agents.devices.topology import Topology
 from qstrata.agents.devices.topology_check import Checker
 from qstrata.agents.devices.topology_keys import TOP, Keys
+from qstrata.bindings.spelling import hint
 
-CONTROLLER = Keys("controller section", "cross_connects", "qkd_links", "entanglement_links")
+CONTROLLER = Keys("controller section", "cross_connects", "qkd_links", "entanglement_links", "saes", "qkd_apps")
 CONTROLLER_CROSS_CONNECT = Keys("controller cross-connect", "switch", "ingress", "egress")
 QKD_LINK = Keys("QKD link", "id", "a", "b")
 QKD_LINK_END = Keys("QKD link end", "node", "interface")
 ENTANGLEMENT_LINK = Keys("entanglement link", "id", "cutoff_ms", "a", "b")
 ENTANGLEMENT_END = Keys("entanglement link end", "node", "memory", "switch", "port")
+SAE = Keys("SAE", "id", "node")
+QKD_APP = Keys("qkd_app", "id", "master", "slaves", "session", "fetch")
+SESSION = Keys("session", "id", "rate", "burst")
+FETCH = Keys("fetch", "rate", "key_size")
+SAE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+"""SAE IDs of the plan: what every ETSI GS QKD 014 client puts in a URL path as it is (none of them
+encodes it), a strict subset of what qstrata-ss and `qstrata sae add` accept."""
 SCENARIO_STEP = Keys("scenario step", "at_s", "text", "channel", "launch_power_dbm", "fibre", "extra_loss_db")
 COLLECTOR = Keys("collector section", "prometheus_port", "alarms", "actions")
 """The collector's own keys; its alarm rules and actions are the collector's format, checked by
@@ -81,10 +94,82 @@ class EntanglementPlan:
 
 
 @dataclass(frozen=True)
+class SaePlan:
+    id: str
+    """The SAE ID: the common name of its client certificate."""
+    node: str
+    """The QKD node whose KME it calls."""
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    id: str
+    rate: int
+    """Bit/s (simulated: `qstrata up --speed X` configures X times as many per wall second)."""
+    burst: int
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    rate: float
+    """Bits per simulated second that up's built-in application fetches."""
+    key_size: int
+
+
+@dataclass(frozen=True)
+class QkdAppPlan:
+    id: str
+    master: str
+    slaves: tuple[str, ...]
+    session: SessionPlan | None = None
+    fetch: FetchPlan | None = None
+
+
+Hop = tuple[str, str]
+"""(next hop node, QKD link id) on the way to a node."""
+
+
+@dataclass(frozen=True)
 class ControllerPlan:
     cross_connects: tuple[CrossConnect, ...] = ()
     qkd_links: tuple[QkdLinkPlan, ...] = ()
     entanglement_links: tuple[EntanglementPlan, ...] = ()
+    saes: tuple[SaePlan, ...] = ()
+    qkd_apps: tuple[QkdAppPlan, ...] = ()
+
+    def node_of(self, sae: str) -> str:
+        """The QKD node of a declared SAE."""
+        return next(s.node for s in self.saes if s.id == sae)
+
+    def kme_nodes(self) -> list[str]:
+        """The QKD nodes whose KMEs the controller configures: with key delivery in the plan, every
+        node of a QKD link or of an SAE, in the plan's order."""
+        if not self.saes:
+            return []
+        names = [n for link in self.qkd_links for n in (link.a.node, link.b.node)] + [s.node for s in self.saes]
+        return list(dict.fromkeys(names))
+
+    def kme_routes(self) -> dict[str, dict[str, Hop]]:
+        """Each KME node's forwarding table: for every other node it reaches over the QKD links, the
+        first hop of a path with the fewest hops (ties: the links in the plan's order). A relayed
+        path goes through trusted nodes, each of which uses its own table."""
+        adjacent: dict[str, list[Hop]] = {}
+        for link in self.qkd_links:
+            adjacent.setdefault(link.a.node, []).append((link.b.node, link.id))
+            adjacent.setdefault(link.b.node, []).append((link.a.node, link.id))
+        tables: dict[str, dict[str, Hop]] = {}
+        for source in self.kme_nodes():
+            first: dict[str, Hop] = {}
+            frontier = [(node, (node, link)) for node, link in adjacent.get(source, [])]
+            while frontier:
+                following = []
+                for node, hop in frontier:
+                    if node != source and node not in first:
+                        first[node] = hop
+                        following += [(n, hop) for n, _ in adjacent.get(node, [])]
+                frontier = following
+            tables[source] = first
+        return tables
 
 
 @dataclass(frozen=True)
@@ -242,7 +327,99 @@ def _controller(c: Checker, raw: Any, topology: Topology | None) -> ControllerPl
         cutoff = c.number(entry, "cutoff_ms", at, positive=True, keys=ENTANGLEMENT_LINK)
         if lid and len(ends) == 2:
             elinks.append(EntanglementPlan(lid, ends[0], ends[1], cutoff))
-    return ControllerPlan(tuple(xcs), tuple(links), tuple(elinks))
+    saes, declared = _saes(c, CONTROLLER.get(top, "saes"), topology)
+    apps = _qkd_apps(c, CONTROLLER.get(top, "qkd_apps"), declared)
+    return ControllerPlan(tuple(xcs), tuple(links), tuple(elinks), saes, apps)
+
+
+def _saes(c: Checker, raw: Any, topology: Topology | None) -> tuple[tuple[SaePlan, ...], set[str]]:
+    """The well-formed SAEs, and every SAE ID declared (the applications may name an SAE whose
+    entry has a problem of its own: that is reported once, at the entry)."""
+    saes: dict[str, SaePlan] = {}
+    declared: set[str] = set()
+    for i, item in enumerate(c.listing(raw, "controller.saes")):
+        at = f"controller.saes[{i}]"
+        entry = _entry(c, item, at, SAE)
+        if entry is None:
+            continue
+        sae_id = SAE.get(entry, "id")
+        if sae_id is None:
+            c.missing(at, "id", "the SAE ID")
+        elif not isinstance(sae_id, str) or not SAE_ID.match(sae_id):
+            c.add(f"{at}.id", f"expected an SAE ID ([A-Za-z0-9][A-Za-z0-9._-]*, at most 255), got {sae_id!r}")
+            sae_id = None
+        elif sae_id in declared:
+            c.add(f"{at}.id", f"SAE {sae_id} is listed twice")
+            sae_id = None
+        else:
+            declared.add(sae_id)
+        node = _node(c, entry, at, topology, "qkd", SAE)
+        if sae_id and node:
+            saes[sae_id] = SaePlan(sae_id, node)
+    return tuple(saes.values()), declared
+
+
+def _qkd_apps(c: Checker, raw: Any, saes: set[str]) -> tuple[QkdAppPlan, ...]:
+    apps = []
+    for i, item in enumerate(c.listing(raw, "controller.qkd_apps")):
+        at = f"controller.qkd_apps[{i}]"
+        entry = _entry(c, item, at, QKD_APP)
+        if entry is None:
+            continue
+        app_id = _uuid(c, entry, at, QKD_APP)
+        master = QKD_APP.get(entry, "master")
+        if master is None:
+            c.missing(at, "master", "the SAE that asks for keys (server_app_id)")
+        elif not isinstance(master, str) or master not in saes:
+            c.add(f"{at}.master", f"{master!r} is not an SAE of controller.saes{hint(master, sorted(saes))}")
+            master = None
+        slaves = []
+        for j, slave in enumerate(c.listing(QKD_APP.get(entry, "slaves"), f"{at}.slaves")):
+            if not isinstance(slave, str) or slave not in saes:
+                c.add(f"{at}.slaves[{j}]", f"{slave!r} is not an SAE of controller.saes{hint(slave, sorted(saes))}")
+            elif slave == master or slave in slaves:
+                c.add(f"{at}.slaves[{j}]", f"{slave} is the master or listed twice")
+            else:
+                slaves.append(slave)
+        if "slaves" not in entry:
+            c.missing(at, "slaves", "the SAEs that fetch the keys (client_app_id)")
+        session = _session(c, QKD_APP.get(entry, "session"), f"{at}.session")
+        fetch = _fetch(c, QKD_APP.get(entry, "fetch"), f"{at}.fetch")
+        if app_id and master and slaves and session is not False and fetch is not False:
+            apps.append(QkdAppPlan(app_id, master, tuple(slaves), session or None, fetch or None))
+    return tuple(apps)
+
+
+def _session(c: Checker, raw: Any, at: str) -> SessionPlan | None | bool:
+    """The session's plan, None without one, False when it has problems."""
+    if raw is None:
+        return None
+    entry = _entry(c, raw, at, SESSION)
+    if entry is None:
+        return False
+    session_id = _uuid(c, entry, at, SESSION)
+    rate, burst = (c.integer(SESSION.get(entry, k), f"{at}.{k}", 1) if k in entry else c.missing(at, k)
+                   for k in ("rate", "burst"))
+    if session_id and rate and burst:
+        return SessionPlan(session_id, rate, burst)
+    return False
+
+
+def _fetch(c: Checker, raw: Any, at: str) -> FetchPlan | None | bool:
+    """What up's built-in application fetches: None for nothing, False when it has problems."""
+    if raw is None:
+        return None
+    entry = _entry(c, raw, at, FETCH)
+    if entry is None:
+        return False
+    rate = c.number(entry, "rate", at, required=True, positive=True, keys=FETCH)
+    size = c.integer(FETCH.get(entry, "key_size", 256), f"{at}.key_size", 8)
+    if size is not None and size % 8:
+        c.add(f"{at}.key_size", f"must be a multiple of 8 bits, got {size}")
+        size = None
+    if rate is not None and size is not None:
+        return FetchPlan(rate, size)
+    return False
 
 
 def _scenario(c: Checker, raw: Any, topology: Topology | None) -> tuple[ScenarioStep, ...]:

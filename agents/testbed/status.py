@@ -35,6 +35,27 @@ class AgentRow:
     collected: str = "-"
     process: str = "-"
     """With --processes: pid and restarts, or DOWN and when it restarts (`supervisor.Child`)."""
+    kme: str = "-"
+    """A QKD agent's ETSI GS QKD 014 key delivery API (host:port; its URL is https://host:port)."""
+
+
+@dataclass
+class KeyRow:
+    """One application pair of up's built-in key delivery application (`keyapp.PairFigures`)."""
+
+    pair: str
+    via: str
+    """The trusted nodes its keys go through, or ``direct``."""
+    keys: int = 0
+    bits: int = 0
+    rate: float | None = None
+    """Bits delivered per simulated second, lately."""
+    refused: int = 0
+    left: int | None = None
+    """Key stored on its route (its smallest store), in bits."""
+    last_refusal: str | None = None
+    not_enough_key: bool = False
+    """Its refusals include the KME's `not enough key`."""
 
 
 @dataclass
@@ -48,11 +69,14 @@ class StatusView:
     """One line per switch: its cross-connects and the fibre behind each port."""
     alarms: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    keys: list[KeyRow] = field(default_factory=list)
+    """Up's built-in key delivery application, one row per pair (none: no such block)."""
 
 
 def view_of(title: str, agents: list[AgentRow], series: Iterable[Any], fibre_of_port: dict[tuple[str, int], str],
             alarms: Iterable[Any] = (), events: Iterable[str] = (),
-            targets: dict[str, dict[str, Any]] | None = None, endpoints: Iterable[str] = ()) -> StatusView:
+            targets: dict[str, dict[str, Any]] | None = None, endpoints: Iterable[str] = (),
+            keys: Iterable[KeyRow] = ()) -> StatusView:
     """Rows from the collector's series (objects with target, path, value) and alarms."""
     series = list(series)
     pairs = cross_connects(series)
@@ -69,7 +93,8 @@ def view_of(title: str, agents: list[AgentRow], series: Iterable[Any], fibre_of_
         t = (targets or {}).get(row.name)
         if t is not None:
             row.collected = "yes" if t.get("reachable") else "DOWN"
-    return StatusView(title, agents, list(endpoints), link_rows(series), routes, alarm_lines, list(events))
+    return StatusView(title, agents, list(endpoints), link_rows(series), routes, alarm_lines, list(events),
+                      list(keys))
 
 
 def _rows_within(rows: list[str], room: int, what: str) -> list[str]:
@@ -80,20 +105,41 @@ def _rows_within(rows: list[str], room: int, what: str) -> list[str]:
     return rows[:keep] + [f"... {len(rows) - keep} more {what}"]
 
 
+def _columns(titles: list[str], rows: list[list[str]], right: int = 0) -> tuple[str, list[str]]:
+    """Header and rows with each column as wide as its widest entry; the columns from `right`
+    on (when > 0) are right-aligned (figures)."""
+    widths = [max([len(t)] + [len(r[i]) for r in rows]) for i, t in enumerate(titles)]
+
+    def line(cells: list[str]) -> str:
+        return " ".join(f"{c:>{w}}" if right and i >= right else f"{c:{w}}"
+                        for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return line(titles), [line(r) for r in rows]
+
+
 def _agent_rows(agents: list[AgentRow]) -> tuple[str, list[str]]:
     """The agents' header and rows, each column as wide as its widest entry, so that with the
-    PROCESS column (--processes) five agents still fit an 80-column terminal."""
-    columns = [("AGENT", "name"), ("KIND", "kind"), ("NETCONF", "netconf"), ("GNMI", "gnmi"),
+    PROCESS column (--processes) the agents still fit an 80-column terminal: the KME column (the
+    KMEs' HTTPS host:port) gives way to it (the start-up summary and endpoints.json list the KMEs)."""
+    columns = [("AGENT", "name"), ("KIND", "kind"), ("NETCONF", "netconf"), ("GNMI", "gnmi"), ("KME", "kme"),
                ("COLLECTED", "collected")]
     if any(a.process != "-" for a in agents):
         columns.append(("PROCESS", "process"))
-    widths = [max([len(title)] + [len(getattr(a, field)) for a in agents]) for title, field in columns]
+    if "PROCESS" in dict(columns) or not any(a.kme != "-" for a in agents):
+        columns.remove(("KME", "kme"))
+    return _columns([title for title, _ in columns], [[getattr(a, f) for _, f in columns] for a in agents])
 
-    def line(cells: list[str]) -> str:
-        return " ".join(f"{c:{w}}" for c, w in zip(cells, widths, strict=True)).rstrip()
 
-    return (line([title for title, _ in columns]),
-            [line([getattr(a, field) for _, field in columns]) for a in agents])
+def _key_rows(keys: list[KeyRow]) -> tuple[str, list[str]]:
+    """The KEY DELIVERY block: one row per pair, then the latest refusal of each pair that has
+    one, and what a `not enough key` means."""
+    header, rows = _columns(["KEY PAIR", "VIA", "KEYS", "BITS", "RATE", "REFUSED", "ON ROUTE"],
+                            [[k.pair, k.via, str(k.keys), si(k.bits, "b"), si(k.rate, "b/s"), str(k.refused),
+                              si(k.left, "b")] for k in keys], right=2)
+    rows += [f"REFUSED    {k.pair}: {k.last_refusal}" for k in keys if k.last_refusal]
+    if any(k.not_enough_key for k in keys):
+        rows.append("NOTE       refusals are expected: the links make less key than the pairs fetch")
+    return header, rows
 
 
 def render_table(view: StatusView, height: int | None = None) -> list[str]:
@@ -112,16 +158,25 @@ def render_table(view: StatusView, height: int | None = None) -> list[str]:
     headers = [agents_header,
                f"{'QKD LINK':10} {'AGENT':8} {'STATUS':8} {'SKR':>12} {'QBER':>7} {'KEY STORED':>12}",
                f"{'ENT. LINK':10} {'AGENT':8} {'STATUS':8} {'RATE':>12} {'FIDELITY':>9}"]
+    keys: list[str] = []
+    if view.keys:
+        keys_header, keys = _key_rows(view.keys)
+        headers.append(keys_header)
     if height is not None:
-        room = max(height - len(head) - len(headers) - 3 - len(tail), 3)  # 3: blank lines between sections
-        if len(agents) + len(qkd) + len(qfs) > room:
-            share = max(room // 3, 1)
-            qkd = _rows_within(qkd, max(share, room - len(agents) - len(qfs)), "QKD link rows")
-            qfs = _rows_within(qfs, max(share, room - len(agents) - len(qkd)), "entanglement link rows")
-            agents = _rows_within(agents, max(room - len(qkd) - len(qfs), 1), "agents (endpoints.json lists all)")
-        spare = room - len(agents) - len(qkd) - len(qfs) - 1  # 1: the blank line before the events
+        room = max(height - len(head) - 2 * len(headers) - len(tail), 3)  # a blank line after each section
+        if len(agents) + len(qkd) + len(qfs) + len(keys) > room:
+            share = max(room // len(headers), 1)
+            keys = _rows_within(keys, max(share, room - len(agents) - len(qkd) - len(qfs)), "key delivery rows")
+            qkd = _rows_within(qkd, max(share, room - len(agents) - len(qfs) - len(keys)), "QKD link rows")
+            qfs = _rows_within(qfs, max(share, room - len(agents) - len(qkd) - len(keys)), "entanglement link rows")
+            agents = _rows_within(agents, max(room - len(qkd) - len(qfs) - len(keys), 1),
+                                  "agents (endpoints.json lists all)")
+        spare = room - len(agents) - len(qkd) - len(qfs) - len(keys) - 1  # 1: the blank line before the events
         events = events[-spare:] if spare > 0 else []
-    lines = head + [headers[0]] + agents + ["", headers[1]] + qkd + ["", headers[2]] + qfs + [""] + tail
+    lines = head + [headers[0]] + agents + ["", headers[1]] + qkd + ["", headers[2]] + qfs + [""]
+    if view.keys:
+        lines += [headers[3]] + keys + [""]
+    lines += tail
     if events:
         lines += [""] + events
     return lines[:height] if height is not None else lines
@@ -140,6 +195,7 @@ def render_line(view: StatusView) -> str:
         else:
             fid = "-" if r.fidelity is None else f"{r.fidelity:.3f}"
             parts.append(f"ent {r.link_id[:8]} {r.status} {si(r.rate, 'Hz')} fidelity {fid}")
+    parts += [f"keys {k.pair} {k.keys} delivered {si(k.rate, 'b/s')} {k.refused} refused" for k in view.keys]
     parts += [f"route {r}" for r in view.routes]
     parts.append(f"alarms {len(view.alarms)}")
     return "status: " + " | ".join(parts)

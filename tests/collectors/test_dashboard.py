@@ -119,8 +119,8 @@ def test_page_embeds_the_state_for_its_first_paint(up):
     found = re.findall(r'<script id="initial-state" type="application/json">(.*?)</script>', page, flags=re.S)
     assert len(found) == 1, page[:500]
     doc = json.loads(found[0])
-    assert {n["name"] for n in doc["topology"]["nodes"]} == {"alice", "bob", "sw1", "mem-a", "mem-b"}
-    assert set(doc["state"]["agents"]) == {"alice", "bob", "sw1", "mem-a", "mem-b"}
+    assert {n["name"] for n in doc["topology"]["nodes"]} == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
+    assert set(doc["state"]["agents"]) == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
     assert any(row["link_id"] == LINK for row in doc["state"]["links"].values())
     assert "<" not in found[0]  # nothing in the data can close the script element
     assert found[0] and page.index("initial-state") < page.index("/static/app.js")  # there before the script runs
@@ -131,7 +131,8 @@ def test_topology_is_the_networks(up):
     assert status == 200 and ctype == "application/json"
     assert doc["name"] == "qstrata-network"
     assert {(n["name"], n["kind"]) for n in doc["nodes"]} == {
-        ("alice", "qkd"), ("bob", "qkd"), ("sw1", "switch"), ("mem-a", "memory"), ("mem-b", "memory")}
+        ("alice", "qkd"), ("bob", "qkd"), ("charlie", "qkd"), ("sw1", "switch"), ("mem-a", "memory"),
+        ("mem-b", "memory")}
     fibres = {f["id"]: f for f in doc["fibres"]}
     assert fibres["spool-25"]["length_km"] == 25 and fibres["spool-25"]["a"] == {"device": "sw1", "port": 9}
 
@@ -144,7 +145,7 @@ def test_state_shows_links_agents_switches(up):
         assert 0 < r["qber"] < 0.2 and r["key_available"] is not None and r["updated_ns"] > 0
     ent = [r for r in doc["links"].values() if r["link_id"] == ENT]
     assert {r["agent"] for r in ent} == {"mem-a", "mem-b"} and all(0.5 < r["fidelity"] <= 1 for r in ent)
-    assert set(doc["agents"]) == {"alice", "bob", "sw1", "mem-a", "mem-b"}
+    assert set(doc["agents"]) == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
     assert all(a["reachable"] and a["state"] == "subscribed" and a["updates_received"] > 0
                for a in doc["agents"].values())
     pairs = _wait(lambda: _get(up["url"] + "api/state")[2]["switches"].get("sw1"), 20)
@@ -204,7 +205,7 @@ def test_alarms_and_health(up):
     for a in doc["alarms"]:
         assert {"alarm-id", "severity", "raised-time", "state", "rule"} <= set(a)
     status, _, health = _get(up["url"] + "api/health")
-    assert status == 200 and set(health["targets"]) == {"alice", "bob", "sw1", "mem-a", "mem-b"}
+    assert status == 200 and set(health["targets"]) == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
     assert health["outputs"]["dashboard"]["endpoint"] == up["url"]
 
 
@@ -276,8 +277,8 @@ def test_collect_cli_serves_a_dashboard_with_the_endpoints_topology(up, tmp_path
                 url = line.split("dashboard ", 1)[1].split()[0]
         assert url and url.startswith("http://127.0.0.1:"), "no dashboard URL in the collector's log"
         topo = _get(url + "api/topology")[2]
-        assert topo["name"] == "qstrata-network" and len(topo["fibres"]) == 6
-        doc = _wait(lambda: (d := _get(url + "api/state")[2]) and len(d["agents"]) == 5
+        assert topo["name"] == "qstrata-network" and len(topo["fibres"]) == 7
+        doc = _wait(lambda: (d := _get(url + "api/state")[2]) and len(d["agents"]) == 6
                     and all(a["reachable"] for a in d["agents"].values()) and d, 20)
         assert doc and doc["collector"]["instance"] == "dash-cli"
         status, _, err = _get(url + f"api/series?link={LINK}")

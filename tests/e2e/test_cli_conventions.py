@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from qstrata.agents.cli import build_parser
-from qstrata.agents.testbed.status import AgentRow, StatusDisplay, StatusView, render_table
+from qstrata.agents.testbed.status import AgentRow, KeyRow, StatusDisplay, StatusView, render_table
 from qstrata.collectors.query import human
 from qstrata.collectors.views import LinkRow
 
@@ -68,11 +68,15 @@ def test_validate_refuses_an_empty_file(tmp_path):
                                         f"{blank}: empty file: no XML or JSON-IETF document to validate"]
 
 
-def _view(agents: int, events: int) -> StatusView:
-    rows = [AgentRow(f"a{i}", "qkd", f"127.0.0.1:{1000 + i}", "127.0.0.1:9") for i in range(agents)]
+def _view(agents: int, events: int, pairs: int = 2) -> StatusView:
+    rows = [AgentRow(f"a{i}", "qkd", f"127.0.0.1:{1000 + i}", "127.0.0.1:9", kme=f"127.0.0.1:{2000 + i}")
+            for i in range(agents)]
     links = [LinkRow("qkd", f"{i:08x}-0000", f"a{i}", status="ACTIVE", rate=1e6, qber=0.01) for i in range(agents)]
+    keys = [KeyRow(f"sae-a{i}->sae-b{i}", "direct" if i % 2 else "bob", 123_456, 1_011_351_552, 1.6e6, i, 2_000_000,
+                   f"503 not enough key: {i} keys of 8192 bits stored" if i % 2 else None, bool(i % 2))
+            for i in range(pairs)]
     return StatusView("title", rows, ["dashboard  http://127.0.0.1:8765/", "endpoints  state/up/endpoints.json"],
-                      links, ["sw1: 1<->9"], [], [f"event {i}" for i in range(events)])
+                      links, ["sw1: 1<->9"], [], [f"event {i}" for i in range(events)], keys)
 
 
 def test_status_frame_fits_any_window():
@@ -84,6 +88,19 @@ def test_status_frame_fits_any_window():
     assert any("more agents" in line for line in small)
     roomy = render_table(_view(3, 30), 60)
     assert roomy[-1] == "EVENT      event 29" and sum(line.startswith("EVENT") for line in roomy) == 8
+    # the KEY DELIVERY block: a row per pair, the refusal and what it means; the KME column
+    (header,) = [line for line in roomy if line.startswith("KEY PAIR")]
+    assert header.split() == ["KEY", "PAIR", "VIA", "KEYS", "BITS", "RATE", "REFUSED", "ON", "ROUTE"]
+    row = roomy[roomy.index(header) + 2]
+    assert row.split() == ["sae-a1->sae-b1", "direct", "123456", "1.01", "Gb", "1.60", "Mb/s", "1", "2.00", "Mb"]
+    assert "REFUSED    sae-a1->sae-b1: 503 not enough key: 1 keys of 8192 bits stored" in roomy
+    assert any(line.startswith("NOTE       refusals are expected") for line in roomy)
+    assert all(len(line) < 80 for line in roomy if not line.startswith(("EVENT", "REFUSED")))
+    assert "KME" in roomy[roomy.index("") + 1].split()
+    for pairs, height in ((40, 24), (2, 24), (40, 60)):
+        lines = render_table(_view(5, 30, pairs), height)
+        assert len(lines) <= height and any(line.startswith("KEY PAIR") for line in lines), (pairs, height, lines)
+    assert any("more key delivery rows" in line for line in render_table(_view(5, 30, 40), 24))
 
 
 def test_status_frame_never_scrolls():

@@ -6,9 +6,9 @@ the page's own DOM:
   (the collector embeds the state in the page; a panel without data says so in words);
 * the live network on a desktop window: plots hold data, the QKD link shows ACTIVE with a non-zero
   key rate, both ends of a link are drawn distinguishably, the page asks for history by full link id;
-* key delivery: an application configured over NETCONF fetches keys alice -> bob with its SAE
-  certificates; the Key delivery panel lists it (master -> slave, route, keys/s and bits/s
-  delivered, key made, refusals) and plots its delivered bit rate against the link's key rate;
+* key delivery: up's own application fetches keys alice -> charlie through bob; the Key delivery
+  panel lists it (master -> slave, route, keys/s and bits/s delivered, key made, refusals) and
+  plots its delivered bit rate against the key rate of both links on its route;
 * a phone-width window (390 x 844, then 360 and 500 wide): the topology fills the width at a
   readable size, the header stays compact, nothing overflows the page and every table scrolls
   inside its panel.
@@ -30,17 +30,15 @@ from pathlib import Path
 
 import pytest
 from chromium_cdp import Browser, find_chromium
-from key_app import Fetcher, add_application
 
 pytestmark = [pytest.mark.timeout(180),
               pytest.mark.skipif(find_chromium() is None,
                                  reason="chromium is not installed (bash scripts/dev.sh setup installs it)")]
 
-AGENTS = {"alice", "bob", "sw1", "mem-a", "mem-b"}
-LINK = "5b1f0c3e-9a39-4c55-8c0e-2d7f3a6b9e01"
-"""The QKD link alice - bob that the built-in controller configures."""
-APP = "da5b0a2d-0000-4000-8000-000000000001"
-MASTER, SLAVE = ("alice", "dash-alice"), ("bob", "dash-bob")
+AGENTS = {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
+RELAYED = "6ba3ee58-1c2d-4e5f-8a9b-0c1d2e3f4a02"
+"""The built-in network's relayed application (alice -> charlie through bob), fetched by up's own
+application (controller section of agents/devices/topologies/network.yaml)."""
 
 READY = """(() => {
   if (!document.getElementById('live')) return null;  // still loading
@@ -84,8 +82,8 @@ STYLES = """(() => JSON.stringify([...document.querySelectorAll('#plots .chart')
 
 DELIVERY = """(() => {
   if (!document.getElementById('delivery')) return null;  // still loading
-  const row = document.querySelector('#apps tr[data-app]');
-  const chart = document.querySelector('#delivery .chart[data-app]');
+  const row = document.querySelector('#apps tr[data-app="@APP@"]');
+  const chart = document.querySelector('#delivery .chart[data-app="@APP@"]');
   return JSON.stringify({
     app: row ? row.dataset.app : null,
     text: row ? row.innerText.replace(/\\s+/g, ' ').trim() : document.getElementById('delivery').innerText.trim(),
@@ -97,7 +95,7 @@ DELIVERY = """(() => {
     lines: chart ? [...chart.querySelectorAll('path.series')].map(p => [p.dataset.agent, Number(p.dataset.points)]) : [],
     legend: chart ? [...chart.querySelectorAll('.legend [data-line]')].map(l => l.dataset.line) : [],
   });
-})()"""
+})()""".replace("@APP@", RELAYED)
 
 SERIES_REQUESTS = """JSON.stringify(performance.getEntriesByType('resource').map(e => e.name)
   .filter(n => n.includes('/api/series')).map(n => new URL(n).searchParams.get('link')))"""
@@ -131,8 +129,8 @@ LAYOUT = """(() => {
 
 def _ready(doc: dict) -> bool:
     skr = [p for p in doc["plots"] if p[0] == "secret-key-rate"]
-    return (doc["live"] == "live" and doc["status"] == "ACTIVE" and doc["rate"] > 0 and len(skr) == 2
-            and all(p[2] >= 2 for p in doc["plots"]) and doc["agents"] == 5)
+    return (doc["live"] == "live" and doc["status"] == "ACTIVE" and doc["rate"] > 0 and len(skr) == 4
+            and all(p[2] >= 2 for p in doc["plots"]) and doc["agents"] == 6)
 
 
 def _wait_ready(browser: Browser, timeout: float = 60) -> dict:
@@ -160,14 +158,7 @@ def dashboard(tmp_path_factory):
             line = proc.stdout.readline()
             if not line or line.startswith(("Ctrl-C stops", "running for")):
                 break
-        endpoints = json.loads((state / "endpoints.json").read_text())
-        add_application(endpoints, LINK, MASTER, SLAVE, APP, "da5b0a2d-0000-4000-8000-0000000000f1")
-        fetcher = Fetcher(endpoints, MASTER, SLAVE)
-        fetcher.start()
-        try:
-            yield endpoints["collector"]["dashboard"]
-        finally:
-            fetcher.stop()
+        yield json.loads((state / "endpoints.json").read_text())["collector"]["dashboard"]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -194,7 +185,7 @@ def test_first_paint_fills_every_panel(dashboard, tmp_path):
         assert found["text"].lower().rstrip(".…") not in ("connecting", "loading"), f"{panel}: {found['text']!r}"
     assert set(doc["nodes"]) == AGENTS, doc["nodes"]
     assert all(name in doc["agents"]["text"] for name in AGENTS), doc["agents"]["text"]
-    assert re.match(r"agents [0-5]/5", doc["summary"]["text"]), doc["summary"]
+    assert re.match(r"agents [0-6]/6", doc["summary"]["text"]), doc["summary"]
     assert doc["network"]["text"] == "qstrata-network"
 
 
@@ -209,7 +200,7 @@ def test_dashboard_shows_the_live_network(dashboard, tmp_path):
     assert {p[0] for p in last["plots"]} == {"secret-key-rate", "effective-key-rate", "qber", "key-available",
                                              "generation-rate", "fidelity"}
     # the two ends of a link report nearly the same values: their lines must differ in more than colour
-    assert len(styles) == 6, styles
+    assert len(styles) == 10, styles  # 4 metrics of each QKD link, 2 of the entanglement link
     for chart in styles:
         agents = [line["agent"] for line in chart["lines"]]
         assert len(agents) == 2 and len(set(agents)) == 2, chart
@@ -229,22 +220,25 @@ def test_dashboard_shows_the_live_network(dashboard, tmp_path):
 
 
 def test_key_delivery_panel_shows_key_delivered_against_key_made(dashboard, tmp_path):
+    """up's relayed application (alice -> charlie through bob): its row and its plot of the bits it
+    gets against the key rate of both links on its route."""
     with Browser(dashboard, width=1400, height=1000) as browser:
         def ready() -> dict:
             doc = json.loads(browser.evaluate(DELIVERY) or "{}")
-            return doc if (doc.get("keys", 0) > 0 and doc["made"] > 0 and len(doc["lines"]) == 2
+            return doc if (doc.get("keys", 0) > 0 and doc["made"] > 0 and len(doc["lines"]) == 3
                            and all(n >= 2 for _, n in doc["lines"])) else {}
 
         deadline = time.monotonic() + 60
         while not (doc := ready()) and time.monotonic() < deadline:
             time.sleep(0.5)
         doc = doc or json.loads(browser.evaluate(DELIVERY) or "{}")
+        browser.evaluate("document.getElementById('delivery').scrollIntoView()")
         shot = browser.screenshot(tmp_path / "key-delivery.png")
-    assert doc.get("app") == APP, f"the panel never showed the application: {doc} (screenshot {shot})"
-    assert doc["route"] == "alice bob" and doc["text"].startswith("dash-alice → dash-bob alice → bob"), doc
-    # 8 keys of 256 bits every 0.2 s: a few kb/s, far below what the 25 km link makes
-    assert 0 < doc["bits"] < doc["made"] and doc["bits"] == pytest.approx(doc["keys"] * 256, rel=0.01), doc
-    assert doc["legend"] == ["delivered", "key rate alice–bob"] and [a for a, _ in doc["lines"]] == doc["legend"], doc
+    assert doc.get("app") == RELAYED, f"the panel never showed the relayed application: {doc} (screenshot {shot})"
+    assert doc["route"] == "alice bob charlie" and doc["text"].startswith("sae-alice → sae-charlie alice → bob → charlie"), doc
+    assert doc["bits"] > 0 and doc["keys"] > 0, doc
+    assert doc["legend"] == ["delivered", "key rate alice–bob", "key rate bob–charlie"], doc
+    assert [a for a, _ in doc["lines"]] == doc["legend"], doc
     assert isinstance(doc["refused"], dict), doc  # by reason (the first requests may find no key yet)
     print(f"screenshot: {shot}")
 

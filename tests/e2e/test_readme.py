@@ -15,8 +15,8 @@ cache in about 15 s, so what runs is the copy, installed the way the README says
   few seconds, with exit code 0, leaving no process behind.
 
 A block the test cannot run says so right above it: ``<!-- not run by tests/e2e/test_readme.py:
-why -->``. The commands a newcomer needs most must be among those run: run, demo, query, conform
-and validate.
+why -->``. The commands a newcomer needs most must be among those run: run, keys, demo, query,
+conform and validate.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ README = ROOT / "README.md"
 SKIP_MARK = "<!-- not run by tests/e2e/test_readme.py"
 MAIN_JOB = re.compile(r"^bash scripts/dev\.sh run\b")
 REQUIRED = {"run": MAIN_JOB, "demo": re.compile(r"\bqstrata demo\b"), "query": re.compile(r"\bqstrata query\b"),
-            "conform": re.compile(r"\bqstrata conform\b"), "validate": re.compile(r"\bqstrata validate\b")}
+            "conform": re.compile(r"\bqstrata conform\b"), "validate": re.compile(r"\bqstrata validate\b"),
+            "keys": re.compile(r"\bqstrata keys\b")}
 KEY_RATE = re.compile(r"^\S*secret_key_rate\S*(\{[^}]*\})?\s+([0-9.eE+-]+)\s*$", re.M)
 STOP_WITHIN = 10.0
 
@@ -131,7 +132,11 @@ def group_alive(pgid: int) -> bool:
 
 def check_output(command: Command, out: str) -> None:
     """What each kind of command must show besides its exit code."""
-    if "qstrata demo" in command.line:
+    if "qstrata keys status" in command.line:
+        assert re.search(r"^stored_key_count +[0-9,]+ keys$", out, re.M), out
+    elif "qstrata keys get " in command.line:
+        assert re.search(r"^[0-9a-f-]{36}  [0-9a-f]{64}$", out, re.M), out
+    elif "qstrata demo" in command.line:
         assert re.search(r"key rate [0-9.]+ -> [0-9.]+ Mb/s", out), out
     elif "qstrata query" in command.line and command.expect_exit == 0:
         assert re.search(r"QKD\s+\w{8}\s+alice\s+ACTIVE", out), out

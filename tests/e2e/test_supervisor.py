@@ -104,7 +104,8 @@ def test_a_child_that_dies_while_starting_is_one_clear_error(tmp_path):
 
 
 def test_agent_rows_show_the_process_and_keep_to_80_columns():
-    rows = [AgentRow("alice", "qkd", "127.0.0.1:45121", "127.0.0.1:41421", "yes", "pid 812345, 2 restarts"),
+    rows = [AgentRow("charlie", "qkd", "127.0.0.1:45121", "127.0.0.1:41421", "yes", "pid 812345, 2 restarts",
+                     kme="127.0.0.1:40001"),
             AgentRow("mem-b", "memory", "127.0.0.1:35103", "127.0.0.1:41421", "DOWN", "DOWN, back in 0.6 s")]
     lines = render_table(StatusView("qstrata up", rows))
     header = next(line for line in lines if line.startswith("AGENT"))
@@ -113,6 +114,10 @@ def test_agent_rows_show_the_process_and_keep_to_80_columns():
     assert max(len(line) for line in lines) <= 80
     one_process = render_table(StatusView("qstrata up", [AgentRow("alice", "qkd", "127.0.0.1:1", "127.0.0.1:2")]))
     assert "PROCESS" not in "".join(one_process)
+    with_kme = render_table(StatusView("qstrata up", [AgentRow("alice", "qkd", "127.0.0.1:1", "127.0.0.1:2",
+                                                               kme="127.0.0.1:3")]))
+    assert next(line for line in with_kme if line.startswith("AGENT")).split() == [
+        "AGENT", "KIND", "NETCONF", "GNMI", "KME", "COLLECTED"]  # in one process the KME column has the room
 
 
 def test_the_world_socket_falls_back_to_a_short_private_folder(tmp_path):

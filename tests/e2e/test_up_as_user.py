@@ -155,6 +155,8 @@ def test_status_table_keeps_to_its_window(tmp_path):
         assert lines[0].startswith("qstrata up: "), lines[:3]
         assert lines[1].startswith("dashboard  http://127.0.0.1:"), lines[:3]
         assert any(line.startswith("endpoints  state/net/endpoints.json") for line in lines[:5]), lines[:5]
+        assert any(line.startswith("AGENT ") and " KME " in line for line in lines), lines  # where the KMEs are
+        assert any(line.startswith("KEY PAIR ") for line in lines), lines  # the built-in application's figures
         assert history() - at_start <= 1, f"the scrollback grew by {history() - at_start} lines in 6 s"
         assert len(lines) <= 24
         subprocess.run(tmux + ["send-keys", "-t", session, "C-c"], check=True)

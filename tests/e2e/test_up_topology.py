@@ -52,7 +52,7 @@ def _missing(d):
 
 
 def _wrong_type(d):
-    d["nodes"][2]["ports"] = "sixteen"
+    d["nodes"][3]["ports"] = "sixteen"
 
 
 def _bad_kind(d):
@@ -72,7 +72,7 @@ CASES = [
     (_port_twice, "fibres[3].a.port", "sw1 port 9 is already used by fibres[2] (spool-25)"),
     (_negative, "fibres[2].length_km", "must not be negative, got -25"),
     (_missing, "fibres[1]", "missing field 'length_km'"),
-    (_wrong_type, "nodes[2].ports", "expected an integer, got a string 'sixteen'"),
+    (_wrong_type, "nodes[3].ports", "expected an integer, got a string 'sixteen'"),
     (_bad_kind, "nodes[0].kind", "expected one of qkd, memory, switch, got 'qdk'"),
     (_controller_unknown, "controller.qkd_links[0].b.node", "mem-a is a memory node, not a qkd node"),
     (_collector_bad_rule, "collector.alarms[0].above", ""),
@@ -145,14 +145,14 @@ MISTAKES = [
     ("qkd-interface-key", lambda d: _rename(d["nodes"][0]["interfaces"][0], "role_support", "role"),
      ["nodes[0].interfaces[0].role: unknown key; expected one of id, att_point, role_support, wavelength_range, "
       "max_absorption, model"]),
-    ("switch-option", lambda d: _rename(d["nodes"][2], "insertion_loss_db", "insertion_loss"),
-     ["nodes[2].insertion_loss: unknown key (did you mean 'insertion_loss_db'?)"]),
-    ("switch-cross-connect-required-key", lambda d: d["nodes"][2].update(cross_connects=[{"ingres": 1, "egress": 9}]),
-     ["nodes[2].cross_connects[0].ingres: unknown key (did you mean 'ingress'?)"]),
-    ("memory-key", lambda d: _rename(d["nodes"][3]["memories"][0], "capacity", "capacty"),
-     ["nodes[3].memories[0].capacty: unknown key (did you mean 'capacity'?)"]),
-    ("memory-required-id", lambda d: _rename(d["nodes"][3]["memories"][0], "id", "ids"),
-     ["nodes[3].memories[0].ids: unknown key (did you mean 'id'?)"]),
+    ("switch-option", lambda d: _rename(d["nodes"][3], "insertion_loss_db", "insertion_loss"),
+     ["nodes[3].insertion_loss: unknown key (did you mean 'insertion_loss_db'?)"]),
+    ("switch-cross-connect-required-key", lambda d: d["nodes"][3].update(cross_connects=[{"ingres": 1, "egress": 9}]),
+     ["nodes[3].cross_connects[0].ingres: unknown key (did you mean 'ingress'?)"]),
+    ("memory-key", lambda d: _rename(d["nodes"][4]["memories"][0], "capacity", "capacty"),
+     ["nodes[4].memories[0].capacty: unknown key (did you mean 'capacity'?)"]),
+    ("memory-required-id", lambda d: _rename(d["nodes"][4]["memories"][0], "id", "ids"),
+     ["nodes[4].memories[0].ids: unknown key (did you mean 'id'?)"]),
     ("qkd-parameter-set", lambda d: d.update(qkd_parameters="modrn"),
      ["qkd_parameters: unknown parameter set 'modrn' (did you mean 'modern'?)"]),
     ("qkd-parameter-field", lambda d: d.update(qkd_parameters={"base": "modern", "muu": 0.4}),
@@ -186,6 +186,29 @@ MISTAKES = [
      ["collector.prometheus: unknown key (did you mean 'prometheus_port'?)"]),
     ("collector-alarm", lambda d: _rename(d["collector"]["alarms"][0], "severity", "severty"),
      ["collector.alarms[0].severty: unknown key (did you mean 'severity'?)"]),
+    ("sae-key", lambda d: _rename(d["controller"]["saes"][0], "node", "nodes"),
+     ["controller.saes[0].nodes: unknown key (did you mean 'node'?)"]),
+    ("sae-on-a-switch", lambda d: d["controller"]["saes"].append({"id": "sae-sw", "node": "sw1"}),
+     ["controller.saes[3].node: sw1 is a switch node, not a qkd node"]),
+    ("sae-twice", lambda d: d["controller"]["saes"].append({"id": "sae-bob", "node": "charlie"}),
+     ["controller.saes[3].id: SAE sae-bob is listed twice"]),
+    ("sae-id", lambda d: d["controller"]["saes"].append({"id": "sae/x", "node": "alice"}),
+     ["controller.saes[3].id: expected an SAE ID ([A-Za-z0-9][A-Za-z0-9._-]*, at most 255), got 'sae/x'"]),
+    ("qkd-app-slave", lambda d: d["controller"]["qkd_apps"][1].update(slaves=["sae-charly"]),
+     ["controller.qkd_apps[1].slaves[0]: 'sae-charly' is not an SAE of controller.saes (did you mean "
+      "'sae-charlie'?)"]),
+    ("qkd-app-master-is-a-slave", lambda d: d["controller"]["qkd_apps"][0].update(slaves=["sae-alice"]),
+     ["controller.qkd_apps[0].slaves[0]: sae-alice is the master or listed twice"]),
+    ("qkd-app-key", lambda d: _rename(d["controller"]["qkd_apps"][0], "slaves", "slave"),
+     ["controller.qkd_apps[0].slave: unknown key (did you mean 'slaves'?)"]),
+    ("session-key", lambda d: _rename(d["controller"]["qkd_apps"][0]["session"], "burst", "bursts"),
+     ["controller.qkd_apps[0].session.bursts: unknown key (did you mean 'burst'?)"]),
+    ("session-rate", lambda d: d["controller"]["qkd_apps"][0]["session"].update(rate=0),
+     ["controller.qkd_apps[0].session.rate: must be at least 1, got 0"]),
+    ("fetch-key-size", lambda d: d["controller"]["qkd_apps"][0]["fetch"].update(key_size=100),
+     ["controller.qkd_apps[0].fetch.key_size: must be a multiple of 8 bits, got 100"]),
+    ("fetch-rate", lambda d: d["controller"]["qkd_apps"][0]["fetch"].update(rate="fast"),
+     ["controller.qkd_apps[0].fetch.rate: expected a number, got a string 'fast'"]),
     ("wrong-type-fibre", lambda d: d["fibres"][0].update(length_km="ten"),
      ["fibres[0].length_km: expected a number, got a string 'ten'"]),
     ("wrong-type-node-option", lambda d: d["nodes"][0].update(relock_s="soon"),
