@@ -85,15 +85,21 @@ class ThresholdRule:
     def describe(self, v: float) -> str:
         leaf = self.path.rsplit("/", 1)[-1]
         if self.above is not None:
-            return f"{leaf} {v:g} above {self.above:g}"
-        return f"{leaf} {v:g} below {self.below:g}"
+            return f"{leaf} {_number(v)} above {_number(self.above)}"
+        return f"{leaf} {_number(v)} below {_number(self.below)}"  # type: ignore[arg-type]
 
     def describe_clear(self, v: float) -> str:
         leaf = self.path.rsplit("/", 1)[-1]
         side, level = ("below", self.above) if self.above is not None else ("above", self.below)
         level = self.clear if self.clear is not None else level
         readings = "1 reading" if self.clear_readings == 1 else f"{self.clear_readings} readings"
-        return f"{leaf} {v:g}, {side} {level:g} for {readings}"
+        return f"{leaf} {_number(v)}, {side} {_number(level)} for {readings}"  # type: ignore[arg-type]
+
+
+def _number(v: float) -> str:
+    """A reading or a threshold in an alarm's text: whole numbers whole (key bits: 6715776, not
+    6.71578e+06), others as %g (a QBER of 0.056)."""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e18 else f"{v:g}"
 
 
 @dataclass(frozen=True)

@@ -154,9 +154,13 @@ def test_an_armed_store_rule_waits_for_the_store_to_fill_then_raises_when_it_run
     assert ok.state == "cleared" and "for 2 readings" in ok.text
     (again,) = h.feed("alice", STORED, 100, 10 * NS)  # still armed after a clear
     assert again.state == "raised"
-    (gone,) = h.pipeline.ingest([Update("alice", STORED.rsplit("/", 1)[0], None, 11 * NS)]).alarms
+    assert h.feed("alice", STORED, 6_000_000, 11 * NS) == []
+    (big,) = h.feed("alice", STORED, 6_000_001, 12 * NS)  # key bits are written whole, never as 6e+06
+    assert big.state == "cleared" and big.text == "key-store-low: cleared, key-available 6000001, above 5000 for 2 readings"
+    (low,) = h.feed("alice", STORED, 0, 13 * NS)
+    (gone,) = h.pipeline.ingest([Update("alice", STORED.rsplit("/", 1)[0], None, 14 * NS)]).alarms
     assert gone.state == "cleared"
-    assert h.feed("alice", STORED, 0, 12 * NS) == []  # a new store starts unarmed again
+    assert h.feed("alice", STORED, 0, 15 * NS) == []  # a new store starts unarmed again
 
 
 def test_rule_limited_to_targets_and_resource_deletion_clears():
