@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from .base import ConfigTransaction, DeviceEvent, Inventory, JsonTree
 
 KIND_MODULES: dict[str, tuple[str, ...]] = {
-    "qkd": ("etsi-qkd-node-types", "etsi-qkd-sdn-node", "qstrata-ss"),
+    "qkd": ("etsi-qkd-node-types", "etsi-qkd-sdn-node", "qstrata-ss", "qstrata-qkd"),
     "memory": ("qstrata-qfs",),
     "switch": ("optical-switch", "qstrata-optical-switch"),
 }

@@ -10,6 +10,13 @@ Life cycle (`status`, an ETSI link-status identity):
            configured) or still re-locking: the re-lock timer starts when light returns;
   ACTIVE   locked and distilling key (skr > 0);
   PASSIVE  locked but no secret key (QBER too high / too much loss), or held PASSIVE by config.
+
+Estimators (`estimator`): "finite-key" (default) gathers detections into blocks of n_X sifted bits
+(`key_blocks`) and releases each block's finite-key secret key (Lim et al. 2014) when it is
+complete: the link stays PENDING after it locks until its first block is released, ACTIVE or
+PASSIVE then as the last block yielded key or not, and skr is the last block's rate. The
+asymptotic estimators ("weak+vacuum", "asymptotic": Ma et al. 2005 on each tick's gains) make key
+continuously, as the twins did before blocks.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import optics
-from .physics import qkd
+from .key_blocks import KeyBlocks, Released
+from .physics import finite_key, qkd
 from .physics.sampling import binomial, ornstein_uhlenbeck, poisson
 from .physics.units import yield_per_gate
 from .topology import Endpoint
@@ -30,8 +38,10 @@ if TYPE_CHECKING:
 
 NS = 1_000_000_000
 DEFAULT_RELOCK_S = 10.0
+FINITE_KEY = "finite-key"
+ESTIMATORS = (FINITE_KEY, "weak+vacuum", "asymptotic")
 SIGNAL_SHARE, DECOY_SHARE, VACUUM_SHARE = 0.9, 0.05, 0.05
-"""Share of pulses of each intensity, used only to size the sampled counts."""
+"""Share of pulses of each intensity, used only to size the sampled counts (asymptotic estimators)."""
 E_D_DRIFT_RELATIVE = 0.1
 E_D_DRIFT_TAU_S = 600.0
 OVERLOAD_CLEAR = 0.95
@@ -104,6 +114,11 @@ class Measurement:
     loss_db: float = math.inf
     background_yield: float = 0.0
     state: qkd.DecoyState | None = None
+    """Asymptotic estimators: every quantity of the tick's evaluation."""
+    asymptotic_skr: float = 0.0
+    """bit/s for infinitely long keys: of the last block (finite-key), of the tick (others)."""
+    block: Released | None = None
+    """Finite-key: the last block released since the link locked."""
 
 
 @dataclass(eq=False)
@@ -111,7 +126,7 @@ class QkdLinkSession:
     world: World
     qkdl_id: str
     params: qkd.DecoyBB84Parameters = qkd.MODERN
-    estimator: str = "weak+vacuum"
+    estimator: str = FINITE_KEY
     relock_ns: int = int(DEFAULT_RELOCK_S * NS)
     ends: dict[str, LinkEnd] = field(default_factory=dict)
     consumers: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -132,10 +147,14 @@ class QkdLinkSession:
     _path: optics.Trace | None = None
     _path_key: tuple[optics.Hop, ...] | None = None
     _expected: float | None = None
+    blocks: KeyBlocks | None = None
+    """Finite-key post-processing (None with the asymptotic estimators)."""
 
     def __post_init__(self) -> None:
         self.e_d = self.params.e_d
         self.created_ns = self.world.now_ns
+        if self.estimator == FINITE_KEY:
+            self.blocks = KeyBlocks(self.params)
 
     # -- configuration (from the twins) ------------------------------------------------------
 
@@ -169,7 +188,9 @@ class QkdLinkSession:
     def on_tick(self, now_ns: int, dt_ns: int) -> None:
         start_ns = now_ns - dt_ns
         active_ns = self._advance_status(start_ns, now_ns)
-        if active_ns >= 0:
+        if active_ns >= 0 and self.blocks is not None:
+            self._distil(dt_ns, active_ns)
+        elif active_ns >= 0:
             # Sample over the whole tick even when the lock came mid-tick, so the rate is
             # known from the first ACTIVE tick on; only the locked part yields key.
             self._measure(dt_ns / NS)
@@ -180,6 +201,8 @@ class QkdLinkSession:
                 self._set("ACTIVE", "distilling key")
         else:
             self.measurement.skr = 0.0
+            if self.blocks is not None:
+                self.blocks.forget()
         demand = self.expected_consumption * dt_ns / NS
         self.shortfall_bits = demand - self.store.take(demand)
         rate = self.measurement.skr if self.status == "ACTIVE" else 0.0
@@ -226,7 +249,10 @@ class QkdLinkSession:
             self.measurement.skr = 0.0
             return -1
         if self.status not in ("ACTIVE", "PASSIVE"):
-            self._set("ACTIVE", "distilling key")
+            if self.blocks is None:
+                self._set("ACTIVE", "distilling key")
+            else:
+                self._set("PENDING", f"locked: filling the first key block ({self.blocks.size:.0f} sifted bits)")
         return min(now_ns - start_ns, now_ns - self.lock_at_ns)
 
     def _obstacle(self, start_ns: int, now_ns: int) -> tuple[str | None, int]:
@@ -286,6 +312,51 @@ class QkdLinkSession:
             self._noise_version = plant.version
         return optics.loss_db(plant, self._path), self._noise_y0
 
+    def _drift(self, window_s: float) -> float:
+        """The detector error e_d after `window_s` of drift (none in a deterministic world)."""
+        p = self.params
+        if not self.world.deterministic:
+            self.e_d = ornstein_uhlenbeck(
+                self.world.rng(f"qkd-drift/{self.qkdl_id}"), self.e_d, p.e_d,
+                p.e_d * E_D_DRIFT_RELATIVE, E_D_DRIFT_TAU_S, window_s,
+            )
+        return min(max(self.e_d, 0.0), 0.5)
+
+    def _distil(self, dt_ns: int, active_ns: int) -> None:
+        """Finite-key: this tick's detections (sampled unless deterministic) go into the block
+        being filled, for the locked part of the tick; completed blocks release their key."""
+        blocks = self.blocks
+        assert blocks is not None
+        first = next(iter(self.ends.values()))
+        if first.link_type == "VIRT":  # a virtual link relays key at its configured rate
+            self._measure(dt_ns / NS)
+            self.store.add(self.measurement.skr * active_ns / NS)
+            self._set("ACTIVE", "distilling key")
+            return
+        p = self.params
+        window_s = dt_ns / NS
+        loss, extra = self._loss_and_noise()
+        e_d = self._drift(window_s)
+        expected = finite_key.expected_block(p, loss, p.f_rep_hz * window_s, extra, e_d, blocks.decoys)
+        seen = expected
+        if not self.world.deterministic:
+            seen = finite_key.sample_block(self.world.rng(f"qkd/{self.qkdl_id}"), expected)
+        ideal = finite_key.ideal_key(p, expected, qkd.transmittance(p, loss), p.y0 + extra, e_d, blocks.decoys)
+        share = active_ns / dt_ns
+        before = blocks.released
+        self.store.add(blocks.add(seen.scaled(share), window_s * share, ideal * share))
+        signal = seen.x.detections[0]  # QBER as systems report it: of the signal pulses, key basis
+        qber = seen.x.errors[0] / signal if signal > 0.0 else qkd.E0
+        last = blocks.last
+        if blocks.released > before and last is not None:
+            if last.length > 0.0:
+                self._set("ACTIVE", "distilling key")
+            else:
+                self._set("PASSIVE", f"no secret key in the last block: QBER {qber:.3f}")
+        self.measurement = Measurement(
+            skr=last.rate if last else 0.0, qber=qber, loss_db=loss, background_yield=extra,
+            asymptotic_skr=last.ideal_rate if last else 0.0, block=last)
+
     def _measure(self, window_s: float) -> None:
         """One telemetry sample over `window_s` of locked time."""
         first = next(iter(self.ends.values()))
@@ -294,12 +365,7 @@ class QkdLinkSession:
             return
         p = self.params
         loss, extra = self._loss_and_noise()
-        if not self.world.deterministic:
-            self.e_d = ornstein_uhlenbeck(
-                self.world.rng(f"qkd-drift/{self.qkdl_id}"), self.e_d, p.e_d,
-                p.e_d * E_D_DRIFT_RELATIVE, E_D_DRIFT_TAU_S, window_s,
-            )
-        e_d = min(max(self.e_d, 0.0), 0.5)
+        e_d = self._drift(window_s)
         eta = qkd.transmittance(p, loss)
         y0 = p.y0 + extra
         q_mu, e_mu = qkd.gain(eta, y0, p.mu), qkd.error_rate(eta, y0, p.mu, e_d)
@@ -318,7 +384,8 @@ class QkdLinkSession:
             state = qkd.DecoyState(eta, y0, q_mu, e_mu, y1, e1, y1 * p.mu * math.exp(-p.mu), rate)
         else:
             state = qkd.weak_vacuum(p, q_mu, e_mu, q_nu, e_nu, y0_seen, eta)
-        self.measurement = Measurement(state.key_rate, e_mu, loss, extra, state)
+        self.measurement = Measurement(state.key_rate, e_mu, loss, extra, state,
+                                       asymptotic_skr=qkd.asymptotic(p, loss, extra, e_d).key_rate)
 
 
 def _sample(rng, pulses: float, q: float, e: float) -> tuple[float, float]:

@@ -8,6 +8,8 @@ from .qkd_config import MODULE, TYPES
 from .qkd_link import QkdLinkSession
 from .yangjson import decimal64, identity, uint32
 
+FINITE_KEY_MODULE = "qstrata-qkd"
+
 
 def ident(name: str) -> str:
     return identity(TYPES, name)
@@ -32,6 +34,23 @@ def performance(session: QkdLinkSession | None, phys: bool, expected: float) -> 
         qber = session.measurement.qber if session is not None and session.status in ("ACTIVE", "PASSIVE") else 0.0
         perf["phys_perf"] = [{"perf_type": ident("QBER"), "value": decimal64(qber, 3)}]
     return perf
+
+
+def finite_key(session: QkdLinkSession | None) -> dict[str, Any] | None:
+    """qstrata-qkd:finite-key of qkdl_performance, for a link that distils key in blocks: the
+    asymptotic rate of the last block's detections (while ACTIVE or PASSIVE, as skr and QBER are
+    reported) and the blocks' progress. uint64 and counter64 travel as strings (RFC 7951)."""
+    if session is None or session.blocks is None:
+        return None
+    blocks = session.blocks
+    last = session.measurement.block if session.status in ("ACTIVE", "PASSIVE") else None
+    return {
+        "asymptotic-skr": uint32(last.ideal_rate if last else 0.0),
+        "block-size": str(int(blocks.size)),
+        "block-fill": str(int(blocks.fill_bits)),
+        "blocks": str(blocks.released),
+        "last-block-length": str(int(last.length) if last else 0),
+    }
 
 
 def link_down(qkdl_id: str, reason: str) -> dict[str, Any]:

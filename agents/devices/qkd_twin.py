@@ -91,7 +91,7 @@ class QkdTwin:
         **node_options: Any,
     ) -> None:
         """Keyword options override the node's options in the topology, which override the
-        defaults (modern parameter set, weak+vacuum estimator, 10 s re-lock, perf updates every
+        defaults (modern parameter set, finite-key estimator, 10 s re-lock, perf updates every
         10 s or on a 20 % skr change, KME on)."""
         self.name = name
         self.world = world
@@ -104,7 +104,7 @@ class QkdTwin:
 
         self.params = qkd_parameters(parameters or QKD_NODE.get(options, "parameters")
                                      or world.topology.qkd_parameters)
-        self.estimator = str(pick(estimator, QKD_NODE.get(options, "estimator", "weak+vacuum")))
+        self.estimator = str(pick(estimator, QKD_NODE.get(options, "estimator", qkd_link.FINITE_KEY)))
         self.relock_ns = int(float(pick(relock_s, QKD_NODE.get(options, "relock_s", qkd_link.DEFAULT_RELOCK_S))) * NS)
         self.perf_interval_ns = int(float(pick(perf_interval_s, QKD_NODE.get(options, "perf_interval_s",
                                                                              DEFAULT_PERF_INTERVAL_S))) * NS)
@@ -191,7 +191,7 @@ class QkdTwin:
 
     async def start(self) -> Inventory:
         config = self.inventory_config()
-        modules = [cfg.MODULE, cfg.TYPES]
+        modules = [cfg.MODULE, cfg.TYPES, note.FINITE_KEY_MODULE]
         if self.kme is not None:
             config.update(self.kme.inventory_config())
             modules.extend(m for m in self.kme.modules if m not in modules)
@@ -305,10 +305,14 @@ class QkdTwin:
         links = []
         for link in self.config.links.values():
             session = qkd_link.sessions(self.world).get(link.qkdl_id)
+            performance = self._performance(link, session)
+            finite = note.finite_key(session) if link.link_type == "PHYS" else None
+            if finite is not None:
+                performance[f"{note.FINITE_KEY_MODULE}:finite-key"] = finite
             links.append({
                 "qkdl_id": link.qkdl_id,
                 "qkdl_status": note.ident(session.status if session else "OFF"),
-                "qkdl_performance": self._performance(link, session),
+                "qkdl_performance": performance,
             })
         node["qkd_links"] = {"qkd_link": links}
         apps = []

@@ -24,7 +24,9 @@ from typing import Any
 
 from qstrata.bindings.spelling import close_match, hint, unknown
 
+from .physics import finite_key
 from .physics.qkd import PARAMETER_SETS, DecoyBB84Parameters
+from .qkd_link import ESTIMATORS
 from .topology_keys import (
     ATT_POINT,
     CHANNEL,
@@ -46,6 +48,7 @@ AGENT_PORT_KEYS = ("netconf_port", "gnmi_port")
 QKD_PARAMETERS = Keys("QKD parameter set", "base", *(f.name for f in dataclasses.fields(DecoyBB84Parameters)))
 """A QKD parameter mapping: a named set (`base`) and the fields of it that it overrides, as
 qkd_twin.qkd_parameters reads it (derived from the parameters' dataclass, not listed)."""
+NUMERIC_PARAMETERS = frozenset(f.name for f in dataclasses.fields(DecoyBB84Parameters) if f.name != "name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,20 +253,45 @@ def _qkd_node(c: Checker, entry: dict, at: str) -> None:
         _parameters(c, entry["parameters"], f"{at}.parameters")
     for key in ("relock_s", "perf_interval_s", "perf_change"):
         c.number(entry, key, at, minimum=0)
+    if "estimator" in entry and entry["estimator"] not in ESTIMATORS:
+        c.add(f"{at}.estimator", f"expected one of {', '.join(ESTIMATORS)}, got {entry['estimator']!r}")
     if "kme" in entry and not isinstance(entry["kme"], bool):
         c.add(f"{at}.kme", f"expected true or false, got {_kind(entry['kme'])} {entry['kme']!r}")
 
 
 def _parameters(c: Checker, value: Any, at: str) -> None:
-    """A QKD parameter set: a name, or a mapping of a `base` name and the fields it overrides."""
+    """A QKD parameter set: a name, or a mapping of a `base` name and the fields it overrides
+    (numbers, which together must make a protocol the finite-key bound can run)."""
+    overrides: dict[str, float] = {}
+    where = at
     if isinstance(value, dict):
         c.keys(value, at, QKD_PARAMETERS)
+        for key in value:
+            if key in NUMERIC_PARAMETERS:
+                if isinstance(value[key], str) and _is_number(value[key]):
+                    c.add(f"{at}.{key}", f"expected a number, got a string {value[key]!r} (YAML reads a "
+                          "number without a dot in its mantissa as text: write 1.0e+7 or 10000000)")
+                    continue
+                number = c.number(value, key, at, minimum=0)
+                if number is not None:
+                    overrides[key] = number
         base = value.get("base", "modern")
-        at = f"{at}.base"
+        where = f"{at}.base"
     else:
         base = value
     if not isinstance(base, str) or base not in PARAMETER_SETS:
-        c.add(at, f"unknown parameter set {base!r}{hint(base, PARAMETER_SETS)}")
+        c.add(where, f"unknown parameter set {base!r}{hint(base, PARAMETER_SETS)}")
+        return
+    for problem in finite_key.problems(dataclasses.replace(PARAMETER_SETS[base], **overrides)):
+        c.add(at, problem)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _memory_node(c: Checker, entry: dict, at: str) -> None:

@@ -4,31 +4,61 @@ A record is one line ``CRC32 JSON``. Lines are only ever appended, so after a cr
 last line is torn: `load` keeps the records up to the first line that is incomplete or fails its
 checksum and cuts the file there, so the next append starts on a clean line.
 
-Group commit: `append` queues records; one writer writes everything queued since its last write
-and syncs it with one `fdatasync` (in a worker thread, so the event loop keeps serving), then
-wakes every caller whose records it made durable. Requests arriving together share one sync: the
-cost per request falls as the load rises, instead of capping it at one request per sync.
+Group commit: `append` queues records; the event loop writes everything queued since the last
+write in one go and has it synced with one `fdatasync`, then wakes every caller whose records
+it made durable; what arrives meanwhile waits for the next sync. Requests arriving together
+share one sync: the cost per request falls as the load rises, instead of capping it at one
+request per sync. While requests come one at a time, each is synced at once, in the event loop,
+as the datastore's journal is (nothing else is waiting for the loop, and no hand-over costs
+time); the first time requests wait for a sync together, the journal gets a helper process
+(`syncer`) for good: the event loop goes on serving while the disk works, and no thread contends
+with it for the GIL.
 
-`rewrite` replaces the journal with the records still live (compaction), atomically (temp file,
-sync, rename, sync of the folder), between two writes.
+`request_rewrite` replaces the journal with the records still live (compaction), atomically
+(temp file, sync, rename, sync of the folder), between two syncs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
+import logging
 import os
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .syncer import Syncer
+
+log = logging.getLogger("qstrata.kme")
+
 _HEAD = 9  # 8 hex digits and a space
+_FLAGS = os.O_WRONLY | os.O_APPEND
+_JSON = json.JSONEncoder(separators=(",", ":"))
+"""One encoder for every record (`json.dumps` with options builds a new one per call)."""
 
 
-def encode(record: dict[str, Any]) -> bytes:
-    body = json.dumps(record, separators=(",", ":")).encode()
+Record = dict[str, Any] | str
+"""A JSON object, or its JSON text already written."""
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON text, as records are written."""
+    return _JSON.encode(value)
+
+
+def json_strings(items: list[str]) -> str:
+    """A JSON list of strings, written directly when none needs escaping (key_IDs never do:
+    encoding them one by one was most of the cost of a record)."""
+    joined = '","'.join(items)
+    if joined.isprintable() and "\\" not in joined and joined.count('"') == 2 * (len(items) - 1):
+        return f'["{joined}"]'
+    return _JSON.encode(items)
+
+
+def encode(record: Record) -> bytes:
+    body = (record if isinstance(record, str) else _JSON.encode(record)).encode()
     return b"%08x " % zlib.crc32(body) + body + b"\n"
 
 
@@ -56,7 +86,7 @@ def decode(raw: bytes) -> tuple[list[dict[str, Any]], int]:
 
 
 class Journal:
-    """One journal file; `load` before the first `append`."""
+    """One journal file; `load` before the first `append`. Used from one event loop."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -68,9 +98,11 @@ class Journal:
         self._fd: int | None = None
         self._queue: list[bytes] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._writer: asyncio.Task | None = None
-        self._wake: asyncio.Event | None = None
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kme-journal")
+        self._syncing: list[asyncio.Future[None]] | None = None
+        """The waiters of the batch being synced by the helper (None: no sync under way)."""
+        self._syncing_from = 0
+        self._scheduled = False
+        self._syncer: Syncer | None = None
         self._rewrite: Callable[[], Iterable[dict[str, Any]]] | None = None
         self._closed = False
 
@@ -79,85 +111,155 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         raw = self.path.read_bytes() if self.path.exists() else b""
         records, sound = decode(raw)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fd = os.open(self.path, _FLAGS | os.O_CREAT, 0o600)
         if sound < len(raw):
             os.ftruncate(self._fd, sound)
             os.fsync(self._fd)
         self.size = sound
         return records
 
-    async def append(self, *records: dict[str, Any], durable: bool = True) -> None:
+    async def append(self, *records: Record, durable: bool = True) -> None:
         """Queue `records` (in order, after everything queued before) and, when `durable`, wait
         until they are on disk."""
+        if durable:
+            await self.submit(*records)
+        else:
+            self._enqueue(records, None)
+
+    def submit(self, *records: Record) -> asyncio.Future[None]:
+        """Queue `records` now; the future is done when they are on disk (or fails with the
+        write's error), so a caller can do other work while they are synced."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._enqueue(records, waiter)
+        return waiter
+
+    def _enqueue(self, records: tuple[Record, ...], waiter: asyncio.Future[None] | None) -> None:
         if self._closed:
             raise RuntimeError("the journal is closed")
-        self._queue.extend(encode(r) for r in records)
+        self._queue += [encode(r) for r in records]
         self.appended += len(records)
-        waiter = None
-        if durable:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-        self._kick()
         if waiter is not None:
-            await waiter
+            self._waiters.append(waiter)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Write at the end of this turn of the event loop, so what arrives together goes
+        together (unless a sync is under way: its end writes the next batch)."""
+        if not self._scheduled and self._syncing is None:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def request_rewrite(self, live: Callable[[], Iterable[dict[str, Any]]]) -> None:
-        """At the writer's next turn, replace the journal with `live()` (called then, so it sees
-        every record made durable before it)."""
+        """After the next sync, replace the journal with `live()` (called then, so it sees every
+        record made durable before it; what is queued meanwhile is written after it)."""
         self._rewrite = live
-        self._kick()
+        self._schedule()
 
-    def _kick(self) -> None:
-        if self._wake is None:
-            self._wake = asyncio.Event()
-        self._wake.set()
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="kme journal")
+    # -- writing and syncing -------------------------------------------------------------------
 
-    async def _write_loop(self) -> None:
-        assert self._wake is not None
-        loop = asyncio.get_running_loop()
-        while not self._closed:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue or self._rewrite is not None:
-                batch, self._queue = self._queue, []
-                waiters, self._waiters = self._waiters, []
-                try:
-                    if batch:
-                        data = b"".join(batch)
-                        await loop.run_in_executor(self._pool, self._write, data)
-                        self.size += len(data)
-                        self.syncs += 1
-                    rewrite, self._rewrite = self._rewrite, None
-                    if rewrite is not None:
-                        data = b"".join(encode(r) for r in rewrite())
-                        await loop.run_in_executor(self._pool, self._replace, data)
-                        self.size = len(data)
-                except OSError as exc:
-                    for waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
-                    continue
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._syncing is not None or self._fd is None:
+            return
+        if self._rewrite is not None and not self._waiters:
+            self._compact()
+        if not self._queue:  # waiters with nothing queued (`close`): everything before is durable
+            waiters, self._waiters = self._waiters, []
+            _wake(waiters, None)
+            return
+        batch, self._queue = b"".join(self._queue), []
+        waiters, self._waiters = self._waiters, []
+        start = self.size
+        try:
+            self._write(batch)
+        except OSError as exc:
+            _wake(waiters, exc)
+            return
+        if not waiters:
+            return  # records nobody waits for: written, synced with the next batch somebody waits for
+        syncer = self._helper(len(waiters))
+        if syncer is None:
+            try:  # seldom synced: at once (nothing else is waiting for the event loop)
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                self._cut(start)
+                _wake(waiters, exc)
+                return
+            self.syncs += 1
+            _wake(waiters, None)
+            if self._rewrite is not None:
+                self._compact()
+            return
+        self._syncing, self._syncing_from = waiters, start
+        syncer.sync()
+
+    def _helper(self, waiting: int) -> Syncer | None:
+        """The helper process, started the first time requests wait for a sync together; None:
+        sync inline."""
+        if self._syncer is not None and self._syncer.alive:
+            return self._syncer
+        if waiting < 2:
+            return None
+        try:
+            self._syncer = Syncer(self.path, self._synced)
+        except OSError as exc:
+            log.error("KME journal %s: no sync helper (%s): syncing in the event loop", self.path, exc)
+            return None
+        return self._syncer
+
+    def _synced(self, error: OSError | None) -> None:
+        """The helper's answer for the batch under way."""
+        waiters, self._syncing = self._syncing or [], None
+        if error is not None:
+            self._cut(self._syncing_from)
+        else:
+            self.syncs += 1
+        _wake(waiters, error)
+        if error is None and self._rewrite is not None:
+            self._compact()
+        if self._queue or self._waiters:
+            self._flush()
 
     def _write(self, data: bytes) -> None:
-        """Append and sync; a write that fails (a full disk) is cut off again, so the records
-        appended after it do not follow a torn line (recovery stops at the first one)."""
+        """Append (into the page cache: a `kill -9` a moment later loses none of it); a write that
+        fails (a full disk) is cut off again, so the records appended after it do not follow a
+        torn line (recovery stops at the first one)."""
         assert self._fd is not None
+        start = self.size
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view):]
-            os.fdatasync(self._fd)
         except OSError:
-            try:
-                os.ftruncate(self._fd, self.size)
-            except OSError:
-                pass
+            self._cut(start)
             raise
+        self.size += len(data)
+
+    def _cut(self, size: int) -> None:
+        """Forget what was written after `size` (its sync failed: it may not be on disk)."""
+        try:
+            if self._fd is not None:
+                os.ftruncate(self._fd, size)
+            self.size = size
+        except OSError:
+            pass
+
+    def _compact(self) -> None:
+        live, self._rewrite = self._rewrite, None
+        if live is None:
+            return
+        try:
+            data = b"".join(encode(r) for r in live())
+        except Exception:
+            log.exception("KME journal %s: the live records could not be read; not compacted", self.path)
+            return
+        try:
+            self._replace(data)
+        except OSError as exc:  # the records stay in the file as they were: compacted another time
+            log.error("KME journal %s: compaction failed: %s", self.path, exc)
+            return
+        if self._syncer is not None and self._syncer.alive:
+            self._syncer.reopen()
 
     def _replace(self, data: bytes) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
@@ -169,31 +271,44 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, self.path)
+        fresh = os.open(tmp, _FLAGS)
+        try:
+            os.replace(tmp, self.path)
+        except OSError:
+            os.close(fresh)
+            raise
+        old, self._fd, self.size = self._fd, fresh, len(data)
+        if old is not None:
+            os.close(old)
         folder = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(folder)
         finally:
             os.close(folder)
-        old, self._fd = self._fd, os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o600)
-        if old is not None:
-            os.close(old)
 
     async def close(self) -> None:
         """Write what is queued, then close."""
-        if self._writer is not None and not self._writer.done() and (self._queue or self._waiters):
+        if not self._closed and (self._queue or self._waiters or self._syncing is not None):
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
-            self._kick()
+            self._schedule()
             try:
                 await asyncio.wait_for(waiter, 5.0)
             except (TimeoutError, OSError):
                 pass
         self._closed = True
-        if self._writer is not None:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
+        if self._syncer is not None:
+            self._syncer.close()
+            self._syncer = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        self._pool.shutdown(wait=False)
+
+
+def _wake(waiters: list[asyncio.Future[None]], error: OSError | None) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)

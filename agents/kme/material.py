@@ -28,6 +28,11 @@ def split(block: KeyRef, size_bits: int) -> list[KeyRef]:
     return [KeyRef(block.qkdl_id, block.epoch, block.offset + i * size, size) for i in range(block.nbytes // size)]
 
 
+def cut(bits: bytes, step: int) -> list[bytes]:
+    """Consecutive keys of `step` bytes each."""
+    return [bits[i:i + step] for i in range(0, len(bits), step)]
+
+
 def xor(a: bytes, b: bytes) -> bytes:
     if len(a) != len(b):
         raise ValueError(f"one-time pad of {len(b)} bytes for {len(a)} bytes")

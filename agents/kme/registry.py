@@ -23,17 +23,18 @@ they expire. The journal is compacted to the live assignments when it outgrows t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qstrata.agents.devices.base import KeyRef
 
 from . import material
-from .journal import Journal
+from .journal import Journal, json_strings, json_text
 
 log = logging.getLogger("qstrata.kme")
 
@@ -42,15 +43,83 @@ COMPACT_MIN_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(slots=True)
-class Owed:
-    """One key this KME holds for slave SAEs until they fetch it."""
+class Block:
+    """The keys of one assignment (one relay): they share everything but their place in the block."""
 
     master: str
-    pending: set[str]
+    slaves: tuple[str, ...]
     ref: KeyRef
+    """The whole block on the last hop's link; key `i` is bytes `i*step ..` of it."""
+    step: int
+    """Bytes per key."""
     cipher: bytes | None
+    """The relayed ciphertext of the whole block (None: a direct link, the bits are the key)."""
     expires: float
-    slaves: tuple[str, ...] = field(default=())
+
+
+class Owed:
+    """One key this KME holds for slave SAEs until they fetch it: key `index` of a `Block`, and
+    the slaves still to fetch it (a block's keys share one `Block` and, until a first slave
+    fetches them, one frozen set of slaves: holding a key costs one small object)."""
+
+    __slots__ = ("block", "index", "pending")
+
+    def __init__(self, block: Block, index: int, pending: frozenset[str]) -> None:
+        self.block, self.index, self.pending = block, index, pending
+
+    @property
+    def master(self) -> str:
+        return self.block.master
+
+    @property
+    def slaves(self) -> tuple[str, ...]:
+        return self.block.slaves
+
+    @property
+    def expires(self) -> float:
+        return self.block.expires
+
+    @property
+    def ref(self) -> KeyRef:
+        block = self.block
+        return KeyRef(block.ref.qkdl_id, block.ref.epoch, block.ref.offset + self.index * block.step, block.step)
+
+    @property
+    def cipher(self) -> bytes | None:
+        cipher, step = self.block.cipher, self.block.step
+        return cipher[self.index * step:(self.index + 1) * step] if cipher else None
+
+
+def spans(owed: list[Owed]) -> list[tuple[KeyRef, bytes | None, int]]:
+    """The keys `owed` as few reads as possible: (reference, ciphertext or None, bytes per key) for
+    each run of keys that lie one after the other in one block, in order. A block's keys are
+    usually fetched together, so this is one read of the device instead of one per key."""
+    out: list[tuple[KeyRef, bytes | None, int]] = []
+    i = 0
+    while i < len(owed):
+        block, first = owed[i].block, owed[i].index
+        j = i + 1
+        while j < len(owed) and owed[j].block is block and owed[j].index == first + (j - i):
+            j += 1
+        step, count = block.step, j - i
+        ref = KeyRef(block.ref.qkdl_id, block.ref.epoch, block.ref.offset + first * step, count * step)
+        cipher = block.cipher[first * step:(first + count) * step] if block.cipher else None
+        out.append((ref, cipher, step))
+        i = j
+    return out
+
+
+def _record(kind: str, ids: list[str], **fields: Any) -> str:
+    """The journal record ``{"t": kind, "ids": ids, **fields}`` as JSON text."""
+    head = f'{{"t":"{kind}","ids":{json_strings(ids)}'
+    return f"{head},{json_text(fields)[1:]}" if fields else head + "}"
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """A reservation nobody awaited any more (the relay failed first): its write error, if any, is
+    the journal's to log, not the event loop's."""
+    if not future.cancelled():
+        future.exception()
 
 
 class Registry:
@@ -93,14 +162,18 @@ class Registry:
 
     # -- the master's KME --------------------------------------------------------------------
 
-    async def reserve(self, ids: list[str], master: str, slaves: list[str], size: int, ref: KeyRef) -> None:
-        await self.journal.append({"t": "r", "ids": ids, "m": master, "s": slaves, "size": size,
-                                   "ref": material.ref_to_json(ref)})
+    def reserve(self, ids: list[str], master: str, slaves: list[str], size: int, ref: KeyRef) -> asyncio.Future[None]:
+        """Queued at once; the future is done when the record is on disk. The master's KME relays
+        the keys meanwhile and awaits it before the master sees a key: the reservation and the
+        slaves' KME's assignment are synced side by side, not one after the other."""
+        done = self.journal.submit(_record("r", ids, m=master, s=slaves, size=size, ref=material.ref_to_json(ref)))
+        done.add_done_callback(_retrieved)
+        return done
 
     async def confirm(self, ids: list[str]) -> None:
         """Not awaited for durability: a reservation left unconfirmed by a crash is only
         discarded (the slaves' KME holds the keys either way)."""
-        await self.journal.append({"t": "c", "ids": ids}, durable=False)
+        await self.journal.append(_record("c", ids), durable=False)
 
     # -- the slaves' KME ---------------------------------------------------------------------
 
@@ -111,58 +184,60 @@ class Registry:
                      cipher: bytes | None, expires: float) -> None:
         """Hold keys for `slaves`; durable before it returns (the master's KME is told only then)."""
         self._assign(ids, master, slaves, size, ref, cipher, expires)
-        await self.journal.append({"t": "a", "ids": ids, "m": master, "s": slaves, "size": size,
-                                   "ref": material.ref_to_json(ref), "x": cipher.hex() if cipher else None,
-                                   "exp": expires})
+        await self.journal.append(_record("a", ids, m=master, s=slaves, size=size, ref=material.ref_to_json(ref),
+                                          x=cipher.hex() if cipher else None, exp=expires))
 
     def _assign(self, ids: list[str], master: str, slaves: list[str], size: int, ref: KeyRef, cipher: bytes | None,
                 expires: float) -> None:
-        refs = material.split(ref, size)
-        if len(refs) != len(ids):
-            raise ValueError(f"{len(ids)} key_IDs for {len(refs)} keys")
         step = size // 8
-        for i, (key_id, key_ref) in enumerate(zip(ids, refs, strict=True)):
-            self.owed[key_id] = Owed(master, set(slaves), key_ref,
-                                     cipher[i * step:(i + 1) * step] if cipher else None, expires, tuple(slaves))
+        if step <= 0 or ref.nbytes != step * len(ids):
+            raise ValueError(f"{len(ids)} key_IDs of {size} bits for a block of {ref.nbytes} bytes")
+        if cipher is not None and len(cipher) != ref.nbytes:
+            raise ValueError(f"a ciphertext of {len(cipher)} bytes for a block of {ref.nbytes} bytes")
+        block = Block(master, tuple(slaves), ref, step, cipher, expires)
+        pending = frozenset(slaves)
+        owed = self.owed
+        for i, key_id in enumerate(ids):
+            owed[key_id] = Owed(block, i, pending)
 
     def claim(self, ids: list[str], master: str, slave: str) -> list[Owed] | None:
         """The keys under `ids` if every one is owed to `slave` of `master`, marked delivered to it
         at once (a second claim for the same ids fails even before the journal says so); None
         otherwise (nothing is marked)."""
+        get = self.owed.get
         found = []
         for key_id in ids:
-            owed = self.owed.get(key_id)
-            if owed is None or owed.master != master or slave not in owed.pending:
+            owed = get(key_id)
+            if owed is None or owed.block.master != master or slave not in owed.pending:
                 return None
             found.append(owed)
         if len(set(ids)) != len(ids):
             return None
-        for key_id, owed in zip(ids, found, strict=True):
-            owed.pending.discard(slave)
-            if not owed.pending:
-                del self.owed[key_id]
+        self._delivered(ids, slave)
         return found
 
     async def delivered(self, ids: list[str], slave: str) -> None:
-        await self.journal.append({"t": "d", "ids": ids, "s": slave})
+        await self.journal.append(_record("d", ids, s=slave))
         self._compact_if_due()
 
     def _delivered(self, ids: list[str], slave: str) -> None:
+        owed_keys = self.owed
         for key_id in ids:
-            owed = self.owed.get(key_id)
-            if owed is not None:
-                owed.pending.discard(slave)
-                if not owed.pending:
-                    del self.owed[key_id]
+            owed = owed_keys.get(key_id)
+            if owed is not None and slave in owed.pending:
+                if len(owed.pending) == 1:
+                    del owed_keys[key_id]
+                else:
+                    owed.pending = owed.pending - {slave}
 
     async def expire(self, now: float | None = None) -> int:
         """Erase keys whose slaves did not fetch them in time; how many."""
         now = time.time() if now is None else now
-        gone = [key_id for key_id, owed in self.owed.items() if owed.expires <= now]
+        gone = [key_id for key_id, owed in self.owed.items() if owed.block.expires <= now]
         if gone:
             for key_id in gone:
                 del self.owed[key_id]
-            await self.journal.append({"t": "e", "ids": gone})
+            await self.journal.append(_record("e", gone))
             log.info("KME: %d keys expired unfetched", len(gone))
         return len(gone)
 

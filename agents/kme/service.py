@@ -32,9 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,8 @@ from . import material, relay
 from .config import QKD, SS, App, ConfigReader, KmeConfig
 from .errors import KmeError
 from .figures import Delivery, Hop, TokenBucket
-from .registry import Registry
+from .key_ids import is_uuid, new_key_ids
+from .registry import Registry, spans
 
 log = logging.getLogger("qstrata.kme")
 
@@ -55,16 +54,9 @@ JOURNAL = "kme.journal"
 EXPIRY_CHECK_S = 30.0
 
 
-def new_key_ids(number: int) -> list[str]:
-    """`number` random UUIDs (version 4) from one read of the system's randomness."""
-    raw = os.urandom(16 * number)
-    return [str(uuid.UUID(bytes=raw[i:i + 16], version=4)) for i in range(0, 16 * number, 16)]
-
-
 def _split(ids: list[str], bits: bytes, size: int) -> list[tuple[str, bytes]]:
     """A block's bits as (key_ID, key) pairs of `size` bits each."""
-    step = size // 8
-    return [(key_id, bits[i * step:(i + 1) * step]) for i, key_id in enumerate(ids)]
+    return list(zip(ids, material.cut(bits, size // 8), strict=True))
 
 
 class KmeService:
@@ -278,10 +270,11 @@ class KmeService:
         next_kme, link = relay.next_hop(self.config, target)
         block = await relay.take(supply, self.hops, link, next_kme, number, size)
         ids = new_key_ids(number)
-        await self.registry.reserve(ids, master, slaves, size, block)
+        reserved = self.registry.reserve(ids, master, slaves, size, block)
         reply = await relay.send(supply, next_kme, {"op": "relay", "ids": ids, "m": master, "s": slaves, "size": size,
                                                     "target": target, "ref": material.ref_to_json(block), "x": None,
                                                     "route": [me]})
+        await reserved
         await self.registry.confirm(ids)
         (bits,) = await supply.key_bits([block])
         return _split(ids, bits, size), tuple(str(k) for k in reply.get("route") or ())
@@ -325,22 +318,23 @@ class KmeService:
             if len(key_ids) > self.config.limits.max_key_per_request:
                 raise KmeError("bad-request", f"{len(key_ids)} key_IDs, at most {self.config.limits.max_key_per_request}"
                                " per request")
-            for key_id in key_ids:
-                try:
-                    uuid.UUID(key_id)
-                except (ValueError, TypeError, AttributeError):
-                    raise KmeError("bad-request", f"key_ID {str(key_id)[:80]!r} is not a UUID") from None
             owed = self.registry.claim(list(key_ids), master, caller)
-            if owed is None:
+            if owed is None:  # (a key_ID claimed is one of ours: a UUID; only a refusal reads them)
+                for key_id in key_ids:
+                    if not is_uuid(key_id):
+                        raise KmeError("bad-request", f"key_ID {str(key_id)[:80]!r} is not a UUID")
                 raise KmeError("unauthorized", f"the key_IDs asked are not all available to SAE {caller} from master "
                                f"{master}: unknown, already delivered, or for another SAE")
             await self.registry.delivered(list(key_ids), caller)
+            runs = spans(owed)
             try:
-                bits = await supply.key_bits([o.ref for o in owed])
+                bits = await supply.key_bits([ref for ref, _, _ in runs])
             except NoKeySource as exc:
                 raise KmeError("no-key-source", f"no key source: {exc.message}") from None
-            keys = [(key_id, material.xor(b, o.cipher) if o.cipher else b)
-                    for key_id, b, o in zip(key_ids, bits, owed, strict=True)]
+            plain: list[bytes] = []
+            for run_bits, (_, cipher, step) in zip(bits, runs, strict=True):
+                plain += material.cut(material.xor(run_bits, cipher) if cipher else run_bits, step)
+            keys = list(zip(key_ids, plain, strict=True))
         except KmeError as exc:
             self._count(app, exc.kind, started)
             raise

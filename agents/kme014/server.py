@@ -18,9 +18,10 @@ or silent clients may hold (connections, and how long each may take) is bounded 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import ssl
+from binascii import b2a_base64
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from aiohttp import web
@@ -58,7 +59,11 @@ def _caller(request: web.Request) -> str | None:
 
 
 def _keys(keys: list[tuple[str, bytes]]) -> web.Response:
-    return _json(200, {"keys": [{"key_ID": key_id, "key": base64.b64encode(key).decode()} for key_id, key in keys]})
+    """The Key container, written directly (a third of the cost of building it as objects and
+    dumping them): key_IDs as JSON strings, keys in standard base64 with padding (JSON-safe)."""
+    body = ", ".join([f'{{"key_ID": {encode_basestring(key_id)}, "key": "{b2a_base64(key, newline=False).decode()}"}}'
+                      for key_id, key in keys])
+    return web.Response(body=f'{{"keys": [{body}]}}'.encode(), content_type="application/json")
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

@@ -13,7 +13,7 @@ It starts once the controller has configured the network and its pair's route ho
 seconds' worth of key (so a link still locking is not counted as a refusal); from then on every refusal is counted by reason
 and the first of each reason is told as an event with the KME's message. A refusal is the KME
 being honest: when the route's links make less key than the pair fetches (the alice-bob link on
-the 50 km spare makes 1.3 Mb/s), the store drains and the KME refuses what it does not hold,
+the 50 km spare makes 0.87 Mb/s), the store drains and the KME refuses what it does not hold,
 never inventing key.
 """
 
@@ -47,8 +47,8 @@ START_TICKS = 8
 """A pair starts fetching once its route holds this many requests' worth (two seconds of it), so
 the link's first moments, while the store has next to nothing, are not counted as refusals."""
 MAX_WALL_BITS_S = 6.4e6
-"""What the application fetches per wall second at most, all pairs together: twice the built-in
-network's 3.2 Mb/s, so `--speed 2` is faithful; beyond, the pairs fetch less than their rate
+"""What the application fetches per wall second at most, all pairs together: more than twice the
+built-in network's 2.4 Mb/s, so `--speed 2` is faithful; beyond, the pairs fetch less than their rate
 (their RATE says how much), since every bit costs the network's own process CPU (key streams,
 TLS, JSON, the KMEs' journals) that the twins and agents need."""
 

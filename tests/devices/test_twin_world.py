@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from qstrata.agents.devices import entanglement
 from qstrata.agents.devices import qkd_link as qkd_sessions
 from qstrata.agents.devices.base import ConfigTransaction, DeviceEvent, DeviceRefusal
+from qstrata.agents.devices.physics import finite_key
 from qstrata.agents.devices.physics import memory as memory_physics
 from qstrata.agents.devices.physics import qkd as qkd_physics
 from qstrata.agents.devices.registry import create_for
@@ -122,7 +124,8 @@ def qkd_pair(seed: int | None = None, deterministic: bool = True, **options: Any
 
 
 def expected_rate(loss_db: float) -> float:
-    return qkd_physics.weak_vacuum_expected(qkd_physics.MODERN, loss_db).key_rate
+    """The finite-key rate of the twin's blocks on a steady channel (deterministic world)."""
+    return finite_key.finite_rate(qkd_physics.MODERN, loss_db).rate
 
 
 def test_link_locks_after_the_relock_time_with_the_path_loss():
@@ -149,18 +152,23 @@ def test_reroute_through_a_longer_fibre_relocks_with_the_new_rate():
 
     sw.edit(through_spool)
     world.advance(NS)
+    produced_before = qkd_sessions.sessions(world)[LINK].store.produced_bits
     assert status(alice, LINK) == "PENDING"
     assert skr(alice, LINK) == 0
     down = alice.notifications("sdqkdn_link_down")
     assert down and down[-1]["qkd_link"]["qkdl_id"] == LINK and "re-lock" in down[-1]["qkd_link"]["reason"]
-    # committed at t=12 s: dark until 12.025 s, then 10 s of re-lock -> ACTIVE from t=23 s
-    world.run_for(9 * NS)
-    assert status(alice, LINK) == "PENDING"
+    # committed at t=12 s: dark until 12.025 s, then 10 s of re-lock, then the first block of 1e7
+    # sifted bits over 51 km of fibre + four switch ports (two cross-connects): 4.1 s at 12.2 dB
+    block = finite_key.finite_rate(qkd_physics.MODERN, 0.2 * 51 + 2.0)
+    first_key_s = 12.025 + 10 + block.seconds
+    assert 4.0 < block.seconds < 4.2
+    world.run_for(math.ceil(first_key_s) * NS - 1 * NS - world.now_ns)
+    assert status(alice, LINK) == "PENDING"  # locked, the block still filling: no key yet
+    assert qkd_sessions.sessions(world)[LINK].store.produced_bits == produced_before
     world.advance(NS)
     assert status(alice, LINK) == "ACTIVE"
     after = skr(alice, LINK)
-    # 51 km of fibre + four switch ports (two cross-connects)
-    assert after == pytest.approx(expected_rate(0.2 * 51 + 2.0), rel=1e-6, abs=1)
+    assert after == pytest.approx(block.rate, rel=1e-6, abs=1)
     assert after < before / 5
     assert alice.notifications("sdqkdn_link_perf_update")[-1]["qkd_link"]["performance"]["skr"] == after
 
@@ -318,7 +326,7 @@ def test_raman_from_a_shared_classical_channel_lowers_the_twin_rate():
         alice, bob = Agent(world, "alice"), Agent(world, "bob")
         alice.edit(add_link(qkd_link(LINK, 1, world.node_uuid("bob"))))
         bob.edit(add_link(qkd_link(LINK, 1, world.node_uuid("alice"))))
-        world.run_for(11 * NS)
+        world.run_for(20 * NS)  # locked at 10 s, blocks released since
         return skr(alice, LINK)
 
     dark, weak, strong = rate_with(None), rate_with(-30.0), rate_with(-10.0)
@@ -467,7 +475,8 @@ def test_key_unit_is_relayed_from_the_link_key_store():
     valid_until = world.unix_ns() // NS + 60
     unit = "0000000a-0000-4000-8000-000000000101"
     alice.edit(add_units(key_unit(unit, 256, valid_until)))
-    stored = qkd_sessions.sessions(world)[LINK].store.bits
+    store = qkd_sessions.sessions(world)[LINK].store
+    stored, produced = store.bits, store.produced_bits
     world.tick()
     state = {u["unit-id"]: u for u in alice.state()[SS]["service-units"]["service-unit"]}[unit]
     assert state["state"] == "ready"
@@ -476,7 +485,7 @@ def test_key_unit_is_relayed_from_the_link_key_store():
     assert unit_states(bob)[unit] == "ready"  # the destination KME sees it too
     changes = [n["new-state"] for n in alice.notifications("service-unit-state-change")]
     assert changes == ["requested", "routing", "establishing", "ready"]
-    assert qkd_sessions.sessions(world)[LINK].store.bits < stored + skr(alice, LINK)
+    assert store.bits == stored + (store.produced_bits - produced) - 256  # the unit's 256 bits
     assert alice.driver.kme.consume(unit)
     assert unit_states(alice)[unit] == "consumed"
 

@@ -105,14 +105,14 @@ def expected_on_spare() -> tuple[float, float]:
     session = qkd_link.session(world, "spare", params=qkd_parameters(world.topology.options.get("qkd_parameters")))
     for node, role, peer in (("alice", "TRANSMITTER", "bob"), ("bob", "RECEIVER", "alice")):
         session.configure(qkd_link.LinkEnd(node, interface=1, start=Endpoint(node, 1), role=role, remote_node=peer))
-    world.run_for(12 * 1_000_000_000)
+    world.run_for(20 * 1_000_000_000)  # 10 s to lock, 4.1 s to fill the first key block
     assert session.status == "ACTIVE"
     return session.measurement.skr, session.measurement.qber
 
 
 def assert_expected_on_spare(skr: float, qber: float) -> None:
     """Both hosting modes report the same physics: a sampled value within the sampling noise of
-    the deterministic one (measured over 600 samples of three seeds: skr within 7 %, QBER within
+    the deterministic one (measured over 600 samples of three seeds: skr within 8 %, QBER within
     0.0017 of it; drift of the detector error included)."""
     want_skr, want_qber = expected_on_spare()
     assert skr == pytest.approx(want_skr, rel=0.12), (skr, want_skr)

@@ -6,6 +6,9 @@ and a registry replayed from any prefix never owes a key twice nor names two key
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -184,3 +187,65 @@ def test_what_the_kme_acknowledges_is_in_the_file_when_the_call_returns(tmp_path
         await registry.close()
 
     asyncio.run(main())
+
+
+def _helper_pid(journal: Journal) -> int:
+    assert journal._syncer is not None and journal._syncer.alive, "a busy journal has its sync helper"
+    return journal._syncer._process.pid
+
+
+def test_a_busy_journal_is_synced_by_its_helper_process(tmp_path: Path) -> None:
+    """Syncs in quick succession go to the helper process (the event loop never waits for the
+    disk); what a caller awaited is in the file when the call returns; the helper follows the
+    file through a compaction and ends with the journal."""
+    path = tmp_path / "kme.journal"
+
+    async def main() -> int:
+        journal = Journal(path)
+        journal.load()
+        await journal.append({"t": "x", "n": 0})
+        await asyncio.gather(*(journal.append({"t": "x", "n": i}) for i in range(1, 50)))
+        pid = _helper_pid(journal)
+        for i in range(50, 60):
+            await journal.append({"t": "x", "n": i})
+            assert decode(path.read_bytes())[0][-1] == {"t": "x", "n": i}
+        journal.request_rewrite(lambda: [{"t": "live"}])
+        await journal.append({"t": "x", "n": 60})
+        await asyncio.gather(*(journal.append({"t": "x", "n": i}) for i in range(61, 80)))
+        assert _helper_pid(journal) == pid
+        assert os.readlink(f"/proc/{pid}/fd/3") == str(path), "the helper syncs the compacted file"
+        await journal.close()
+        return pid
+
+    pid = asyncio.run(main())
+    records = Journal(path).load()
+    assert records[0] == {"t": "live"} and sorted(r["n"] for r in records[1:]) == list(range(61, 80))
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z":
+        assert time.monotonic() < deadline, "the helper ends with its journal"
+        time.sleep(0.02)
+
+
+def test_when_the_helper_dies_its_syncs_fail_and_the_journal_goes_on(tmp_path: Path) -> None:
+    """Nobody knows whether a sync asked of a helper that died happened: those records are
+    refused (cut off the file, their callers get the error); the next records are synced anew."""
+    path = tmp_path / "kme.journal"
+
+    async def main() -> None:
+        journal = Journal(path)
+        journal.load()
+        await asyncio.gather(*(journal.append({"t": "x", "n": i}) for i in range(10)))
+        await asyncio.gather(*(journal.append({"t": "x", "n": i}) for i in range(10, 20)))
+        helper = _helper_pid(journal)
+        os.kill(helper, signal.SIGSTOP)  # a sync asked of it stays under way ...
+        cut = asyncio.gather(*(journal.append({"t": "y", "n": i}) for i in range(5)), return_exceptions=True)
+        await asyncio.sleep(0.2)
+        assert not cut.done()
+        os.kill(helper, signal.SIGKILL)  # ... until it dies
+        results = await cut
+        assert all(isinstance(r, OSError) for r in results), results
+        await asyncio.gather(*(journal.append({"t": "x", "n": i}) for i in range(20, 30)))
+        await journal.close()
+
+    asyncio.run(main())
+    assert sorted(r["n"] for r in Journal(path).load()) == list(range(30)), "refused records are not in the file"
