@@ -305,4 +305,4 @@ def test_the_built_in_network_throttles_its_applications_when_alices_store_runs_
     edit = render(action.options["config"], Alarm("id", "alice", "", rule.severity, 1, None, "t", rule.name), xml=True)
     tree = DataTree.parse(edit, "xml", config_only=True, validate=False)
     sessions = tree.to_python()["qstrata-ss:service-stratum"]["kme"]["sessions"]["session"]
-    assert len(sessions) == 2 and {s["rate"] for s in sessions} == {"400000"}, sessions
+    assert len(sessions) == 2 and {s["rate"] for s in sessions} == {"300000"}, sessions
