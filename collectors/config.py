@@ -423,7 +423,8 @@ def _telemetry_leaves() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     t = qtel.telemetry
     for lst in (t.qkd_links.qkd_link, t.qfs_links.qfs_link, t.memories.memory, t.switch_ports.switch_port,
-                t.service_units.service_unit_state):
+                t.service_units.service_unit_state, t.key_delivery.application, t.key_delivery.refused,
+                t.key_relay.hop):
         for attr, value in vars(lst).items():
             if isinstance(value, str) and value.startswith(lst.PATH + "/") and not attr.isupper():
                 out.setdefault(value.rsplit("/", 1)[1], []).append(value)
@@ -456,8 +457,8 @@ def _numeric(path: str) -> bool:
     return bool(info and info.numeric)
 
 
-RULE_KEYS = ("name", "metric", "above", "below", "clear-below", "clear-above", "clear-readings", "unreachable-for",
-             "severity", "targets", "actions")
+RULE_KEYS = ("name", "metric", "above", "below", "clear-below", "clear-above", "clear-readings", "arm",
+             "unreachable-for", "severity", "targets", "actions")
 
 
 def _rule(entry: Any, where: str, issues: _Issues, actions: dict[str, ActionConfig]) -> Rule | None:
@@ -487,7 +488,8 @@ def _rule(entry: Any, where: str, issues: _Issues, actions: dict[str, ActionConf
     common = dict(name=name, severity=severity, targets=frozenset(targets) if isinstance(targets, list) else None,
                   actions=tuple(rule_actions))
     if "unreachable-for" in entry:
-        extra = [k for k in ("metric", "above", "below", "clear-below", "clear-above", "clear-readings") if k in entry]
+        extra = [k for k in ("metric", "above", "below", "clear-below", "clear-above", "clear-readings", "arm")
+                 if k in entry]
         if extra:
             issues.add(where, f"an unreachable-for rule takes no {', '.join(extra)}")
         after = _duration(entry["unreachable-for"], f"{where}.unreachable-for", issues)
@@ -519,12 +521,15 @@ def _rule(entry: Any, where: str, issues: _Issues, actions: dict[str, ActionConf
     readings = entry.get("clear-readings", DEFAULT_CLEAR_READINGS)
     if isinstance(readings, bool) or not isinstance(readings, int) or readings < 1:
         issues.add(f"{where}.clear-readings", f"expected a whole number of readings, at least 1, got {readings!r}")
+    arm = entry.get("arm", False)
+    if not isinstance(arm, bool):
+        issues.add(f"{where}.arm", f"expected true or false, got {arm!r}")
     if len(issues.items) > start:
         return None
     try:
         return ThresholdRule(path=path, above=numbers.get("above"), below=numbers.get("below"),
                              clear=numbers.get("clear-below", numbers.get("clear-above")), clear_readings=readings,
-                             **common)
+                             arm=arm, **common)
     except ValueError as exc:
         issues.add(where, str(exc))
         return None

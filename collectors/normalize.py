@@ -9,15 +9,23 @@ data is kept, never dropped. Paths already in qstrata-telemetry map to themselve
 normalizing twice changes nothing (a collector reading another collector's NATS stream
 re-normalizes for free).
 
+A few telemetry leaves are derived from readings rather than copied (`Rule.convert`, `rate`,
+`per`): the ETSI 014 key delivery figures of the KMEs become per application keys and bits
+delivered per second (from the counters' last two readings and their timestamps) and the mean
+request latency in seconds (from the KME's latency sum and request count); leaf-lists (slave SAEs,
+the route) become one space-separated string, one value per series.
+
 The hot path is one dict lookup per update: the route of a (target, path) is resolved once and
 cached as the `Series` itself, or as a small handler object for the few leaves with side
-effects (identities, service-unit states). The normalizer keeps per-target state (identities,
-routes, unit counts) but does no I/O and reads no clock: the same updates give the same series.
+effects (identities, service-unit states, derived leaves). The normalizer keeps per-target state
+(identities, routes, unit counts, previous readings) but does no I/O and reads no clock: the same
+updates give the same series.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -44,6 +52,7 @@ TARGET = "@target"
 """Key source: the target (agent) name."""
 
 Elements = list[tuple[str, dict[str, str]]]
+NS_PER_S = 1_000_000_000
 LABEL_CACHE = 500_000
 """Entries kept for sharing label tuples and resource paths between series; cleared when full (it
 only saves memory, and keys of deleted entities would otherwise pile up)."""
@@ -65,6 +74,23 @@ class Rule:
     """Name of the list in the agent's path that is the alarm's resource (the path is cut there)."""
     when: tuple[str, str] | None = None
     """(agent key, value) that must match: phys_perf holds QBER among other measures."""
+    convert: Callable[[Value], Value] | None = None
+    """The telemetry value from the agent's (the agent's leaf is then also kept raw)."""
+    rate: tuple[str, int] | None = None
+    """(telemetry leaf, decimals): a counter whose readings also give its rate per second there."""
+    per: tuple[str, float] | None = None
+    """(agent counter, scale): the telemetry leaf is d(this) / d(that counter) x scale over the
+    readings between two timestamps (a mean per event); the agent's leaf is kept raw."""
+
+
+def id_list(value: Value) -> Value:
+    """A leaf-list as the gNMI input gives it (JSON text) -> identifiers separated by spaces."""
+    if not isinstance(value, str) or not value.startswith("["):
+        return value
+    try:
+        return " ".join(str(v) for v in json.loads(value))
+    except ValueError:
+        return value
 
 
 _link = etsi.qkd_node.qkd_links.qkd_link
@@ -72,7 +98,12 @@ _perf = _link.qkdl_performance
 _store = ss.service_stratum.kme.key_stores.key_store
 _elink = qfs.qfs_node.entanglement_links.link
 _memory = qfs.qfs_node.memories.memory
+_app = etsi.qkd_node.qkd_applications.qkd_app
+_delivery = ss.key_delivery
+_hop = ss.service_stratum.kme.key_relay.hop
 _t = qtel.telemetry
+_APP_KEYS = (("node", NODE), ("app-id", "app_id"))
+_HOP_KEYS = (("node", NODE), ("link-id", "qkdl-id"))
 
 RULES: dict[str, Rule] = {r.source: r for r in (
     Rule(_link.qkdl_status, _t.qkd_links.qkd_link.PATH, "status", (("node", NODE), ("link-id", "qkdl_id")), "qkd_link"),
@@ -98,7 +129,30 @@ RULES: dict[str, Rule] = {r.source: r for r in (
          "memory"),
     Rule(opsw.opm_power.port.power, _t.switch_ports.switch_port.PATH, "optical-power",
          (("device", TARGET), ("port-id", "port-id")), "port"),
+    Rule(_store.filled_bits, _t.qkd_links.qkd_link.PATH, "store-filled-bits", (("node", NODE), ("link-id", "qkdl-id")),
+         "key-store"),
+    Rule(_store.drained_bits, _t.qkd_links.qkd_link.PATH, "store-drained-bits",
+         (("node", NODE), ("link-id", "qkdl-id")), "key-store"),
+    Rule(_app.server_app_id, _t.key_delivery.application.PATH, "master-sae", _APP_KEYS, "qkd_app"),
+    Rule(_app.client_app_id, _t.key_delivery.application.PATH, "slave-saes", _APP_KEYS, "qkd_app", convert=id_list),
+    Rule(_delivery.route, _t.key_delivery.application.PATH, "route", _APP_KEYS, "qkd_app", convert=id_list),
+    Rule(_delivery.requests, _t.key_delivery.application.PATH, "requests", _APP_KEYS, "qkd_app"),
+    Rule(_delivery.keys_delivered, _t.key_delivery.application.PATH, "delivered-keys", _APP_KEYS, "qkd_app",
+         rate=("delivered-keys-per-second", 3)),
+    Rule(_delivery.bits_delivered, _t.key_delivery.application.PATH, "delivered-bits", _APP_KEYS, "qkd_app",
+         rate=("delivered-bits-per-second", 0)),
+    Rule(_delivery.latency_sum, _t.key_delivery.application.PATH, "latency-seconds", _APP_KEYS, "qkd_app",
+         per=(_delivery.requests, 1e-6)),
+    Rule(_delivery.refused.count, _t.key_delivery.refused.PATH, "requests", (*_APP_KEYS, ("reason", "reason")),
+         "qkd_app"),
+    Rule(_hop.next_hop_kme, _t.key_relay.hop.PATH, "next-hop", _HOP_KEYS, "hop"),
+    Rule(_hop.keys, _t.key_relay.hop.PATH, "relayed-keys", _HOP_KEYS, "hop"),
+    Rule(_hop.consumed_bits, _t.key_relay.hop.PATH, "consumed-bits", _HOP_KEYS, "hop"),
 )}
+
+MEAN_OF: dict[str, Rule] = {r.per[0]: r for r in RULES.values() if r.per is not None}
+"""Agent counter -> the rule of the mean it is the denominator of (requests -> latency)."""
+
 
 def _gates() -> dict[str, str]:
     """Each telemetry leaf normalized from the same agent list entry as a `status` leaf -> that
@@ -223,6 +277,131 @@ class _Handler:
     def delete(self, norm: Normalizer, view: _TargetView, ts: int, batch: Batch) -> None:
         pass
 
+    def derived(self) -> tuple[Series, ...]:
+        """Telemetry series this handler computes (besides `raw`)."""
+        return ()
+
+
+def _emit(series: Series, value: Value, ts: int, batch: Batch) -> None:
+    series.value = value
+    series.ts = ts
+    batch.add(series, value, ts)
+
+
+class _Converted(_Handler):
+    """An agent leaf, kept raw, whose telemetry leaf is a function of its value (`Rule.convert`)."""
+
+    __slots__ = ("out", "convert")
+
+    def __init__(self, raw: Series, out: Series, convert: Callable[[Value], Value]) -> None:
+        super().__init__(raw)
+        self.out = out
+        self.convert = convert
+
+    def apply(self, norm: Normalizer, view: _TargetView, value: Value, ts: int, batch: Batch) -> None:
+        if value is None:
+            norm.drop(self.out, ts, batch)
+        else:
+            _emit(self.out, self.convert(value), ts, batch)
+
+    def delete(self, norm: Normalizer, view: _TargetView, ts: int, batch: Batch) -> None:
+        self.apply(norm, view, None, ts, batch)
+
+    def derived(self) -> tuple[Series, ...]:
+        return (self.out,)
+
+
+class _PerSecond(_Handler):
+    """A normalized counter whose readings also give its rate (`Rule.rate`): the increase between
+    the two last readings over the time between their timestamps. A reading with the timestamp of
+    the previous one gives no interval (the older reading stays the base); a counter that went
+    down restarted (the KME's discontinuity): its next reading is the new base."""
+
+    __slots__ = ("out", "digits", "last")
+
+    def __init__(self, raw: Series, out: Series, digits: int) -> None:
+        super().__init__(raw)
+        self.out = out
+        self.digits = digits
+        self.last: tuple[float, int] | None = None
+
+    def apply(self, norm: Normalizer, view: _TargetView, value: Value, ts: int, batch: Batch) -> None:
+        if value is None:
+            norm.drop(self.out, ts, batch)
+            return
+        if value.__class__ not in (int, float):
+            return
+        last = self.last
+        if last is None or value < last[0]:
+            self.last = (value, ts)  # type: ignore[assignment]
+            return
+        if ts <= last[1]:
+            return
+        self.last = (value, ts)  # type: ignore[assignment]
+        rate = (value - last[0]) * NS_PER_S / (ts - last[1])  # type: ignore[operator]
+        _emit(self.out, round(rate, self.digits) if self.digits else round(rate), ts, batch)
+
+    def delete(self, norm: Normalizer, view: _TargetView, ts: int, batch: Batch) -> None:
+        self.apply(norm, view, None, ts, batch)
+
+    def derived(self) -> tuple[Series, ...]:
+        return (self.out,)
+
+
+class _Mean:
+    """d(sum) / d(count) x scale between readings of both taken at one timestamp (`Rule.per`):
+    the mean latency of the requests answered between two readings. No request in between: no
+    new value (the last one stays); either counter going down (a restarted KME): a new base."""
+
+    __slots__ = ("out", "scale", "sum", "count", "base")
+
+    def __init__(self, out: Series, scale: float) -> None:
+        self.out = out
+        self.scale = scale
+        self.sum: tuple[float, int] | None = None
+        self.count: tuple[float, int] | None = None
+        self.base: tuple[float, float, int] | None = None
+
+    def feed(self, role: str, value: float, ts: int, batch: Batch) -> None:
+        if role == "sum":
+            self.sum = (value, ts)
+        else:
+            self.count = (value, ts)
+        if self.sum is None or self.count is None or self.sum[1] != self.count[1]:
+            return
+        total, count, base = self.sum[0], self.count[0], self.base
+        if base is None or total < base[0] or count < base[1]:
+            self.base = (total, count, ts)
+            return
+        if ts <= base[2] or count == base[1]:
+            return
+        self.base = (total, count, ts)
+        _emit(self.out, round((total - base[0]) / (count - base[1]) * self.scale, 6), ts, batch)
+
+
+class _Feed(_Handler):
+    """A counter feeding a `_Mean` (the sum, kept raw, or the count, itself normalized)."""
+
+    __slots__ = ("mean", "role")
+
+    def __init__(self, raw: Series, mean: _Mean, role: str) -> None:
+        super().__init__(raw)
+        self.mean = mean
+        self.role = role
+
+    def apply(self, norm: Normalizer, view: _TargetView, value: Value, ts: int, batch: Batch) -> None:
+        if value is None:
+            view.means.pop(self.mean.out.path, None)
+            norm.drop(self.mean.out, ts, batch)
+        elif value.__class__ in (int, float):
+            self.mean.feed(self.role, value, ts, batch)  # type: ignore[arg-type]
+
+    def delete(self, norm: Normalizer, view: _TargetView, ts: int, batch: Batch) -> None:
+        self.apply(norm, view, None, ts, batch)
+
+    def derived(self) -> tuple[Series, ...]:
+        return (self.mean.out,)
+
 
 class _Identity(_Handler):
     __slots__ = ()
@@ -261,7 +440,7 @@ class _UnitState(_Handler):
 
 
 class _TargetView:
-    __slots__ = ("name", "routes", "node", "unit_states", "unit_counts", "received", "resources")
+    __slots__ = ("name", "routes", "node", "unit_states", "unit_counts", "received", "resources", "means")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -271,6 +450,8 @@ class _TargetView:
         self.unit_counts: dict[str, int] = {}
         self.received = 0
         self.resources: dict[tuple[str, ...], str] = {}
+        self.means: dict[str, _Mean] = {}
+        """Telemetry path of a derived mean -> its state (fed by two agent leaves)."""
 
 
 class Normalizer:
@@ -349,14 +530,13 @@ class Normalizer:
                 self._prescan_identity(view, updates, index)
             keys = self._telemetry_keys(view, rule, elements)
             if keys is not None:
-                path, tel_elements = telemetry_leaf(rule.entry, keys, rule.leaf)
                 rkey = (rule.resource, *(v for _, v in keys))
                 resource = view.resources.get(rkey)
                 if resource is None:  # shared by the leaves of one entity (a link's rates, QBER...)
                     if len(view.resources) >= LABEL_CACHE:
                         view.resources.clear()
                     resource = view.resources[rkey] = sys.intern(resource_path(elements, rule.resource))
-                route = reg.get_or_create(view.name, path, tel_elements, resource=resource)
+                route = self._rule_route(view, rule, keys, resource, u.path, elements)
                 view.routes[u.path] = route
                 return route
             # The node's identity is not known yet: keep the value raw, uncached, so that the
@@ -373,6 +553,44 @@ class Normalizer:
             route = raw
         view.routes[u.path] = route
         return route
+
+    def _rule_route(self, view: _TargetView, rule: Rule, keys: list[tuple[str, str]], resource: str, path: str,
+                    elements: Elements) -> Series | _Handler:
+        """The normalized series of a rule's leaf, or the handler that also derives from it."""
+        reg = self.registry
+
+        def telemetry(leaf: str) -> Series:
+            tel_path, tel_elements = telemetry_leaf(rule.entry, keys, leaf)
+            return reg.get_or_create(view.name, tel_path, tel_elements, resource=resource)
+
+        if rule.convert is not None:
+            return _Converted(reg.get_or_create(view.name, path, elements, resource=""), telemetry(rule.leaf),
+                              rule.convert)
+        if rule.per is not None:
+            return _Feed(reg.get_or_create(view.name, path, elements, resource=""), self._mean(view, rule, telemetry),
+                         "sum")
+        series = telemetry(rule.leaf)
+        if rule.rate is not None:
+            return _PerSecond(series, telemetry(rule.rate[0]), rule.rate[1])
+        mean = MEAN_OF.get(rule.source)
+        if mean is not None:
+            return _Feed(series, self._mean(view, mean, telemetry), "count")
+        return series
+
+    @staticmethod
+    def _mean(view: _TargetView, rule: Rule, telemetry: Callable[[str], Series]) -> _Mean:
+        out = telemetry(rule.leaf)
+        mean = view.means.get(out.path)
+        if mean is None:
+            assert rule.per is not None
+            mean = view.means[out.path] = _Mean(out, rule.per[1])
+        return mean
+
+    def drop(self, series: Series, ts: int, batch: Batch) -> None:
+        """A derived series whose source is gone: deleted like a deleted leaf."""
+        if series.value is not None:
+            _emit(series, None, ts, batch)
+        self.registry.remove(series)
 
     @staticmethod
     def _telemetry_keys(view: _TargetView, rule: Rule, elements: Elements) -> list[tuple[str, str]] | None:
@@ -402,8 +620,13 @@ class Normalizer:
         keyed by the old identity are dropped."""
         for path in [p for p, r in view.routes.items() if r is not keep]:
             route = view.routes.pop(path)
-            if route.__class__ is Series and route.path.startswith(TEL_PREFIX) and route.path != path:
-                self.registry.remove(route)
+            series = route if route.__class__ is Series else route.raw
+            if series.path.startswith(TEL_PREFIX) and series.path != path:
+                self.registry.remove(series)
+            if route.__class__ is not Series:
+                for derived in route.derived():
+                    self.registry.remove(derived)
+        view.means.clear()
 
     def _forget(self, view: _TargetView, path: str, series: Series) -> None:
         view.routes.pop(path, None)

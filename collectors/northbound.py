@@ -39,7 +39,8 @@ MODULE = "qstrata-telemetry"
 TOP = f"{MODULE}:telemetry"
 PREFIX = f"/{TOP}/"
 CONFIG = 1
-WITH_AGENT = frozenset({"qkd-link", "qfs-link", "memory", "switch-port", "service-unit-state"})
+WITH_AGENT = frozenset({"qkd-link", "qfs-link", "memory", "switch-port", "service-unit-state", "application", "refused",
+                        "hop"})
 """Lists of qstrata-telemetry with `agent` and `last-update` leaves."""
 
 _Shape = tuple[str, str, tuple[tuple[str, str], ...], str] | None

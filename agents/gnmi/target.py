@@ -16,7 +16,7 @@ from qstrata.agents.access.control import AccessControl
 from qstrata.agents.access.guard import LoginGuard
 from qstrata.agents.access.users import UserStore
 from qstrata.agents.datastore.store import Datastore, SessionInfo
-from qstrata.agents.events import EventBus
+from qstrata.agents.events import CommitEvent, DeviceEvent, EventBus
 from qstrata.bindings.schema_index import SchemaIndex, SchemaNode, schema_index
 from qstrata.bindings.tree import DataTree
 
@@ -57,6 +57,18 @@ class GnmiTarget:
         self._config: tuple[int, dict] | None = None
         self._snapshot: tuple[tuple, dict] | None = None
         self._state_cache: tuple[int, dict] | None = None
+        self.bus.subscribe(self._state_changed, CommitEvent, DeviceEvent)
+
+    def _state_changed(self, event: CommitEvent | DeviceEvent) -> None:
+        """State read before an announced change is stale even within one tick of the world: the
+        agent's own state (its KME) changes between ticks, and a commit changes what the KME
+        reports. The subscribers woken by the same event read it again."""
+        if isinstance(event, CommitEvent) and event.datastore != "running":
+            return
+        if isinstance(event, DeviceEvent) and event.kind != "state":
+            return
+        self._state_cache = None
+        self._snapshot = None
 
     # ---------------------------------------------------------------- time
     def now_ns(self) -> int:

@@ -20,7 +20,11 @@ this node's own link stores (`relay.local_store`), held in this KME's journal fo
 relay. Keys given to a master are in the slaves' KME's journal before the master sees them; a
 slave's keys are marked delivered in the journal before it sees them (`registry`). Figures per
 application, for the whole KME, per relay hop and per session bucket are the KME's part of the
-agent's operational state (`read_state`).
+agent's operational state (`read_state`). Counters change with every request and are read when
+someone reads the state (gNMI samples them); what is not a number -- a new application's or
+hop's entry, a refusal reason seen for the first time, the route a pair's keys took -- is
+announced on the agent's event bus when it changes (`DeviceEvent` "state", as the twins announce
+a link's status), so gNMI on-change and TARGET_DEFINED subscribers get it at once.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from qstrata.agents.devices.base import KeyRef, KeySupply, NoKeySource
-from qstrata.agents.events import CommitEvent, EventBus
+from qstrata.agents.events import CommitEvent, DeviceEvent, EventBus
 from qstrata.bindings.tree import DataTree
 
 from . import material, relay
@@ -70,6 +74,8 @@ class KmeService:
         self.apps: dict[str, Delivery] = {}
         self.hops: dict[str, Hop] = {}
         self.buckets: dict[str, TokenBucket] = {}
+        self._announced_hops: dict[str, str] = {}
+        """qkdl-id -> next-hop-kme of the hops subscribers were told of."""
         self._served: str | None = None
         self._tasks: list[asyncio.Task] = []
         self._unsubscribe: Callable[[], None] | None = None
@@ -118,7 +124,10 @@ class KmeService:
             log.warning("KME: cannot open the channel to other KMEs: %s", exc)
 
     async def _on_peer(self, message: dict[str, Any]) -> dict[str, Any]:
-        return await relay.handle(self, message)
+        try:
+            return await relay.handle(self, message)
+        finally:
+            self._announce(self._hop_changes())
 
     def _sync_buckets(self) -> None:
         for sid in [s for s in self.buckets if s not in self.config.sessions]:
@@ -335,16 +344,41 @@ class KmeService:
     def _count(self, app: App | None, refused: str | None, started: float, keys: int = 0, bits: int = 0,
                route: tuple[str, ...] = ()) -> None:
         latency = int((time.perf_counter() - started) * 1e6)
-        figures = [self.total]
+        figures = [(self.total, f"/{SS}/kme/key-delivery")]
+        changed = self._hop_changes()
         if app is not None:
-            figures.append(self.apps.setdefault(app.app_id, Delivery()))
-        for fig in figures:
+            path = f"/{QKD}/qkd_applications/qkd_app[app_id='{app.app_id}']/qstrata-ss:key-delivery"
+            fig = self.apps.get(app.app_id)
+            if fig is None:
+                fig = self.apps[app.app_id] = Delivery()
+                changed.append(path)
+            figures.append((fig, path))
+            if route and fig.route != route:
+                fig.route = route
+                changed.append(f"{path}/route")
+        for fig, path in figures:
             if refused is None:
                 fig.served(keys, bits, latency)
-            else:
-                fig.refuse(refused, latency)
-        if route and app is not None:
-            self.apps[app.app_id].route = route
+                continue
+            if refused not in fig.refused:
+                changed.append(f"{path}/refused[reason='{refused}']")
+            fig.refuse(refused, latency)
+        self._announce(changed)
+
+    def _hop_changes(self) -> list[str]:
+        """Paths of relay hops that are new, or lead to another KME, since last announced."""
+        if len(self.hops) == len(self._announced_hops) and all(
+                self._announced_hops.get(link) == hop.next_hop for link, hop in self.hops.items()):
+            return []
+        changed = [f"/{SS}/kme/key-relay/hop[qkdl-id='{link}']" for link, hop in self.hops.items()
+                   if self._announced_hops.get(link) != hop.next_hop]
+        self._announced_hops = {link: hop.next_hop for link, hop in self.hops.items()}
+        return changed
+
+    def _announce(self, paths: list[str]) -> None:
+        """Tell the agent's subscribers that the KME's state changed under `paths`."""
+        if paths and self.bus is not None:
+            self.bus.publish(DeviceEvent("state", paths=tuple(paths), time_ns=time.time_ns()))
 
     # -- state ---------------------------------------------------------------------------------
 

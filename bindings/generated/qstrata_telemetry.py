@@ -90,6 +90,8 @@ class telemetry:
             key_available = '/qstrata-telemetry:telemetry/qkd-links/qkd-link/key-available'
             store_capacity = '/qstrata-telemetry:telemetry/qkd-links/qkd-link/store-capacity'
             consumption_rate = '/qstrata-telemetry:telemetry/qkd-links/qkd-link/consumption-rate'
+            store_filled_bits = '/qstrata-telemetry:telemetry/qkd-links/qkd-link/store-filled-bits'
+            store_drained_bits = '/qstrata-telemetry:telemetry/qkd-links/qkd-link/store-drained-bits'
 
     class qfs_links:
         PATH = '/qstrata-telemetry:telemetry/qfs-links'
@@ -178,6 +180,75 @@ class telemetry:
             agent = '/qstrata-telemetry:telemetry/service-units/service-unit-state/agent'
             last_update = '/qstrata-telemetry:telemetry/service-units/service-unit-state/last-update'
             count = '/qstrata-telemetry:telemetry/service-units/service-unit-state/count'
+
+    class key_delivery:
+        PATH = '/qstrata-telemetry:telemetry/key-delivery'
+        NAME = 'key-delivery'
+
+
+        class application:
+            PATH = '/qstrata-telemetry:telemetry/key-delivery/application'
+            NAME = 'application'
+            KEYS = ('node', 'app-id')
+
+            @staticmethod
+            def entry(node: object, app_id: object, parent: str = '/qstrata-telemetry:telemetry/key-delivery') -> str:
+                """Data path of one entry; `parent` is the parent's data path."""
+                return f"{parent}/application[node={_q(node)}][app-id={_q(app_id)}]"
+
+            node = '/qstrata-telemetry:telemetry/key-delivery/application/node'
+            app_id = '/qstrata-telemetry:telemetry/key-delivery/application/app-id'
+            agent = '/qstrata-telemetry:telemetry/key-delivery/application/agent'
+            last_update = '/qstrata-telemetry:telemetry/key-delivery/application/last-update'
+            master_sae = '/qstrata-telemetry:telemetry/key-delivery/application/master-sae'
+            slave_saes = '/qstrata-telemetry:telemetry/key-delivery/application/slave-saes'
+            route = '/qstrata-telemetry:telemetry/key-delivery/application/route'
+            requests = '/qstrata-telemetry:telemetry/key-delivery/application/requests'
+            delivered_keys = '/qstrata-telemetry:telemetry/key-delivery/application/delivered-keys'
+            delivered_bits = '/qstrata-telemetry:telemetry/key-delivery/application/delivered-bits'
+            delivered_keys_per_second = '/qstrata-telemetry:telemetry/key-delivery/application/delivered-keys-per-second'
+            delivered_bits_per_second = '/qstrata-telemetry:telemetry/key-delivery/application/delivered-bits-per-second'
+            latency_seconds = '/qstrata-telemetry:telemetry/key-delivery/application/latency-seconds'
+
+        class refused:
+            PATH = '/qstrata-telemetry:telemetry/key-delivery/refused'
+            NAME = 'refused'
+            KEYS = ('node', 'app-id', 'reason')
+
+            @staticmethod
+            def entry(node: object, app_id: object, reason: object, parent: str = '/qstrata-telemetry:telemetry/key-delivery') -> str:
+                """Data path of one entry; `parent` is the parent's data path."""
+                return f"{parent}/refused[node={_q(node)}][app-id={_q(app_id)}][reason={_q(reason)}]"
+
+            node = '/qstrata-telemetry:telemetry/key-delivery/refused/node'
+            app_id = '/qstrata-telemetry:telemetry/key-delivery/refused/app-id'
+            reason = '/qstrata-telemetry:telemetry/key-delivery/refused/reason'
+            agent = '/qstrata-telemetry:telemetry/key-delivery/refused/agent'
+            last_update = '/qstrata-telemetry:telemetry/key-delivery/refused/last-update'
+            requests = '/qstrata-telemetry:telemetry/key-delivery/refused/requests'
+
+    class key_relay:
+        PATH = '/qstrata-telemetry:telemetry/key-relay'
+        NAME = 'key-relay'
+
+
+        class hop:
+            PATH = '/qstrata-telemetry:telemetry/key-relay/hop'
+            NAME = 'hop'
+            KEYS = ('node', 'link-id')
+
+            @staticmethod
+            def entry(node: object, link_id: object, parent: str = '/qstrata-telemetry:telemetry/key-relay') -> str:
+                """Data path of one entry; `parent` is the parent's data path."""
+                return f"{parent}/hop[node={_q(node)}][link-id={_q(link_id)}]"
+
+            node = '/qstrata-telemetry:telemetry/key-relay/hop/node'
+            link_id = '/qstrata-telemetry:telemetry/key-relay/hop/link-id'
+            agent = '/qstrata-telemetry:telemetry/key-relay/hop/agent'
+            last_update = '/qstrata-telemetry:telemetry/key-relay/hop/last-update'
+            next_hop = '/qstrata-telemetry:telemetry/key-relay/hop/next-hop'
+            relayed_keys = '/qstrata-telemetry:telemetry/key-relay/hop/relayed-keys'
+            consumed_bits = '/qstrata-telemetry:telemetry/key-relay/hop/consumed-bits'
 
     class alarms:
         PATH = '/qstrata-telemetry:telemetry/alarms'

@@ -1,10 +1,10 @@
 """The dashboard's data, as JSON documents, from what the collector already computes.
 
-* current state (`state`): link rows and cross-connects from `collectors.views` over the series
-  registry (the latest values, as the Prometheus endpoint and `qstrata up`'s table read them),
-  per-agent health from `Pipeline.health()`, active alarms from the pipeline;
-* history (`series`, `alarms`): the embedded store through `store.StoreReader`, the reader of
-  `qstrata query` (`samples --step` is the same downsampling);
+* current state (`state`): link rows, key delivery rows and cross-connects from `collectors.views`
+  over the series registry (the latest values, as the Prometheus endpoint and `qstrata up`'s table
+  read them), per-agent health from `Pipeline.health()`, active alarms from the pipeline;
+* history (`series`, `delivery`, `alarms`): the embedded store through `store.StoreReader`, the
+  reader of `qstrata query` (`samples --step` is the same downsampling);
 * `delta`: what changed between two states, which the event stream sends at most once a second.
 
 Every request is bounded whatever the network's size: a series request returns one link's
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..store import StoreError, StoreReader
 from ..timefmt import NS, parse_duration
-from ..views import cross_connects, is_view_series, link_rows
+from ..views import cross_connects, delivery_rows, is_view_series, link_rows
 from .graph import Graph, GraphNode
 from .http import HttpError, Request
 
@@ -38,6 +38,8 @@ METRICS = {
 """Plotted qstrata-telemetry leaves per link kind."""
 SERIES_PREFIX = {"qkd": "telemetry_qkd_links_qkd_link_", "qfs": "telemetry_qfs_links_qfs_link_"}
 """Series names of those leaves minus the leaf (`naming.series_name` of the telemetry paths)."""
+DELIVERED = "telemetry_key_delivery_application_delivered_bits_per_second"
+"""The series an application's delivered bit rate is plotted from (its master's KME's)."""
 DEFAULT_POINTS, MIN_POINTS, MAX_POINTS = 300, 10, 2000
 MAX_SPAN_S = 400 * 86400
 MIN_STEP_NS = NS
@@ -97,7 +99,10 @@ class DashboardData:
         alarms = sorted((dict(a.to_yang(), rule=a.rule, raised_ns=a.raised_ns)
                          for a in self.pipeline.active_alarms.values()), key=lambda a: a["raised_ns"])
         switches = {sw: {str(i): e for i, e in sorted(p.items())} for sw, p in cross_connects(series).items()}
-        return {"now_ns": time.time_ns(), "links": links, "agents": agents, "alarms": alarms, "switches": switches,
+        apps = {row.app_id: {k: _num(v) if isinstance(v, float) else v for k, v in asdict(row).items()}
+                for row in delivery_rows(series)}
+        return {"now_ns": time.time_ns(), "links": links, "apps": apps, "agents": agents, "alarms": alarms,
+                "switches": switches,
                 "collector": {"instance": health["instance"], "ingested": health["ingested"],
                               "series": health["series"], "alarms_active": health["alarms_active"],
                               "outputs": {n: {"state": o["state"], "queued": o["queued"], "dropped": o["dropped"]}
@@ -159,12 +164,7 @@ class DashboardData:
         if not link or len(link) > 200 or "'" in link:
             raise HttpError(400, "link: give the link id (?link=ID)")
         link = await self._link_id(kind, link)
-        span = _duration(request.param("span", "15m"), "span")
-        if not 1 <= span <= MAX_SPAN_S:
-            raise HttpError(400, f"span must be between 1s and {MAX_SPAN_S // 86400}d")
-        points = _integer(request.param("points", str(DEFAULT_POINTS)), "points")
-        if not MIN_POINTS <= points <= MAX_POINTS:
-            raise HttpError(400, f"points must be between {MIN_POINTS} and {MAX_POINTS}")
+        span, points = _window(request)
         end = max(time.time_ns(), self._newest_ns(kind, link))
         start = end - int(span * NS)
         step = max(MIN_STEP_NS, int(span * NS) // points)
@@ -184,6 +184,35 @@ class DashboardData:
 
         return {"kind": kind, "link": link, "from_ns": start, "to_ns": end, "step_ns": step,
                 "series": await self._read(read)}
+
+    async def delivery(self, request: Request) -> dict[str, Any]:
+        """``?app=ID[&span=15m][&points=300]``: key delivered against key made for one application,
+        from the store, downsampled like `series`: its delivered bit rate as its master's KME
+        reports it, and the secret key rate of each link on its route as the KME taking that hop's
+        key reports it. `ID` is the app_id or a unique prefix of it among the applications now."""
+        given = request.param("app")
+        if not given or len(given) > 200:
+            raise HttpError(400, "app: give the application's id (?app=ID)")
+        rows = {row.app_id: row for row in delivery_rows(self._view_series())}
+        app = rows[resolve_id(given, set(rows), "app", "application")]
+        span, points = _window(request)
+        end = max(time.time_ns(), app.updated_ns)
+        start = end - int(span * NS)
+        step = max(MIN_STEP_NS, int(span * NS) // points)
+        lines = [("delivered-bits-per-second", DELIVERED, app.agent, {"app_id": app.app_id}, None)] + [
+            ("secret-key-rate", SERIES_PREFIX["qkd"] + "secret_key_rate", agent, {"link_id": link}, link)
+            for agent, link in app.hops]
+
+        def read(reader: StoreReader) -> list[dict[str, Any]]:
+            out = []
+            for metric, name, agent, labels, link in lines:
+                rows = reader.series(name=name, source=agent, labels=labels)
+                found = [[ts // 1_000_000, value] for _, ts, value in reader.samples(
+                    rows, start, end, step_ns=step, limit=points + 1) if value is not None and math.isfinite(value)]
+                out.append({"metric": metric, "agent": agent, "link": link, "points": found})
+            return out
+
+        return {"app": app.app_id, "from_ns": start, "to_ns": end, "step_ns": step, "series": await self._read(read)}
 
     async def alarms(self, request: Request) -> dict[str, Any]:
         """``?span=1h[&state=raised|cleared]``: alarms raised in, or active during, the span
@@ -212,8 +241,8 @@ def delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | N
     if old is None:
         return new
     out: dict[str, Any] = {}
-    for section in ("links", "agents"):
-        before, after = old[section], new[section]
+    for section in ("links", "apps", "agents"):
+        before, after = old.get(section, {}), new.get(section, {})
         changed = {k: v for k, v in after.items() if before.get(k) != v}
         changed.update({k: None for k in before if k not in after})
         if changed:
@@ -230,6 +259,12 @@ def delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | N
 def resolve_link(given: str, known: set[str], kind: str) -> str:
     """`given` if it is one of the `known` link ids, else the one id it is a prefix of (ignoring
     case); a prefix of several is a 400 naming them, of none a 404."""
+    return resolve_id(given, known, "link", f"{kind} link")
+
+
+def resolve_id(given: str, known: set[str], param: str, what: str) -> str:
+    """`given` if it is one of the `known` ids of `what`, else the one id it is a prefix of
+    (ignoring case); a prefix of several is a 400 naming them, of none a 404."""
     if given in known:
         return given
     found = sorted(i for i in known if i.lower().startswith(given.lower()))
@@ -237,9 +272,20 @@ def resolve_link(given: str, known: set[str], kind: str) -> str:
         return found[0]
     if found:
         shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
-        raise HttpError(400, f"link: {given!r} is the start of {len(found)} {kind} link ids ({shown}): "
+        raise HttpError(400, f"{param}: {given!r} is the start of {len(found)} {what} ids ({shown}): "
                              "give more of the id")
-    raise HttpError(404, f"link: no {kind} link has the id {given!r} or an id starting with it")
+    raise HttpError(404, f"{param}: no {what} has the id {given!r} or an id starting with it")
+
+
+def _window(request: Request) -> tuple[float, int]:
+    """(span in seconds, points) of a history request."""
+    span = _duration(request.param("span", "15m"), "span")
+    if not 1 <= span <= MAX_SPAN_S:
+        raise HttpError(400, f"span must be between 1s and {MAX_SPAN_S // 86400}d")
+    points = _integer(request.param("points", str(DEFAULT_POINTS)), "points")
+    if not MIN_POINTS <= points <= MAX_POINTS:
+        raise HttpError(400, f"points must be between {MIN_POINTS} and {MAX_POINTS}")
+    return span, points
 
 
 def _duration(text: str | None, name: str) -> float:

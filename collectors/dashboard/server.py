@@ -2,7 +2,7 @@
 
 Routes: ``/`` (the page, with the current state and topology embedded so its first paint shows the
 network without another request) and ``/static/FILE`` (from the package), ``/api/topology``, ``/api/state``,
-``/api/series``, ``/api/alarms``, ``/api/health`` (JSON) and ``/api/events`` (server-sent events:
+``/api/series``, ``/api/delivery``, ``/api/alarms``, ``/api/health`` (JSON) and ``/api/events`` (server-sent events:
 a ``snapshot`` of the state, then a ``delta`` at most once a second with the rows that changed).
 Anything else is a JSON 404; bad parameters a JSON 400; an unexpected failure a JSON 500 and one
 log line, never a traceback on the wire.
@@ -210,9 +210,11 @@ class DashboardServer:
             return json_response(self.data.topology())
         if path == "/api/series":
             return json_response(await self.data.series(request))
+        if path == "/api/delivery":
+            return json_response(await self.data.delivery(request))
         if path == "/api/alarms":
             return json_response(await self.data.alarms(request))
         if path == "/api/health":
             return json_response(self.data.health())
         raise HttpError(404, f"no such endpoint: {path} (see /api/state, /api/topology, /api/series, "
-                             "/api/alarms, /api/health, /api/events)")
+                             "/api/delivery, /api/alarms, /api/health, /api/events)")

@@ -5,7 +5,9 @@ A threshold rule names a schema path (a qstrata-telemetry leaf such as
 model) and ``above`` or ``below`` a value; it raises when a sample crosses the threshold and
 clears only when the value has stayed past the clear threshold (``clear-below`` /
 ``clear-above``, defaulting to the threshold itself) for ``clear-readings`` measurements in a
-row, so a value hovering at the limit, or one lucky reading, does not flap it. An alarm is raised
+row, so a value hovering at the limit, or one lucky reading, does not flap it. A rule with ``arm``
+raises only once the value has been past its clear level (a key store still filling after its link
+came up has not run low; one that falls below the threshold after that has). An alarm is raised
 once per (rule, resource) until it clears; its id is a UUID v5 of agent, rule and resource, so a
 re-raise for the same cause keeps its id (qstrata-telemetry).
 
@@ -57,6 +59,9 @@ class ThresholdRule:
     actions: tuple[str, ...] = ()
     clear_readings: int = DEFAULT_CLEAR_READINGS
     """Consecutive measurements past the clear threshold before the alarm clears."""
+    arm: bool = False
+    """Raise only after a measurement past the clear threshold (per series): a level that starts
+    on the wrong side (an empty key store filling up) is not a fault until it has been right."""
 
     def __post_init__(self) -> None:
         if (self.above is None) == (self.below is None):
@@ -80,15 +85,21 @@ class ThresholdRule:
     def describe(self, v: float) -> str:
         leaf = self.path.rsplit("/", 1)[-1]
         if self.above is not None:
-            return f"{leaf} {v:g} above {self.above:g}"
-        return f"{leaf} {v:g} below {self.below:g}"
+            return f"{leaf} {_number(v)} above {_number(self.above)}"
+        return f"{leaf} {_number(v)} below {_number(self.below)}"  # type: ignore[arg-type]
 
     def describe_clear(self, v: float) -> str:
         leaf = self.path.rsplit("/", 1)[-1]
         side, level = ("below", self.above) if self.above is not None else ("above", self.below)
         level = self.clear if self.clear is not None else level
         readings = "1 reading" if self.clear_readings == 1 else f"{self.clear_readings} readings"
-        return f"{leaf} {v:g}, {side} {level:g} for {readings}"
+        return f"{leaf} {_number(v)}, {side} {_number(level)} for {readings}"  # type: ignore[arg-type]
+
+
+def _number(v: float) -> str:
+    """A reading or a threshold in an alarm's text: whole numbers whole (key bits: 6715776, not
+    6.71578e+06), others as %g (a QBER of 0.056)."""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e18 else f"{v:g}"
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,8 @@ class AlarmProcessor:
         self._active: dict[tuple[str, str, str], Alarm] = {}
         self._clearing: dict[tuple[str, str, str], int] = {}
         """Readings past the clear threshold so far, in a row, per raised alarm."""
+        self._armed: set[tuple[str, str, str]] = set()
+        """(rule, target, path) of `arm` rules that have seen a measurement past their clear level."""
         self._links: dict[tuple[str, str], str] = {}
         """(target, data path of a link entry) -> its state (ACTIVE, PASSIVE, PENDING, OFF...)."""
         self._down: dict[str, _Down] = {}
@@ -154,6 +167,7 @@ class AlarmProcessor:
         for key in [k for k in self._active if k[0] not in names]:
             self._orphans.append((self._active.pop(key), "rule removed"))
             self._clearing.pop(key, None)
+        self._armed = {k for k in self._armed if k[0] in names}
         for down in self._down.values():
             if down.alarm is not None and down.alarm.rule not in names:
                 self._orphans.append((down.alarm, "rule removed"))
@@ -194,6 +208,7 @@ class AlarmProcessor:
         key = (rule.name, s.target, s.path)
         active = self._active.get(key)
         if v is None:  # the resource is gone: nothing left to be wrong
+            self._armed.discard(key)
             if active is not None:
                 self._clear(key, active, ts, f"{rule.name}: {resource_of(s) or s.path} removed", batch)
             return
@@ -205,6 +220,10 @@ class AlarmProcessor:
             self._clearing.pop(key, None)
             return
         if active is None:
+            if rule.arm and key not in self._armed:
+                if rule.cleared(value):
+                    self._armed.add(key)
+                return
             if rule.breached(value):
                 resource = resource_of(s)
                 alarm = Alarm(alarm_id(s.target, rule.name, resource), s.target, resource, rule.severity, ts, None,
@@ -255,6 +274,7 @@ class AlarmProcessor:
             self._clearing.pop(key, None)
         for key in [k for k in self._links if k[0] == target]:
             del self._links[key]
+        self._armed = {k for k in self._armed if k[1] != target}
         down = self._down.pop(target, None)
         if down is not None and down.alarm is not None:
             self._orphans.append((down.alarm, f"{target} no longer collected here"))

@@ -137,6 +137,32 @@ def test_key_availability_and_fidelity_floors():
     assert good.state == "cleared"
 
 
+def test_an_armed_store_rule_waits_for_the_store_to_fill_then_raises_when_it_runs_low():
+    """`arm`: a key store still filling after its link came up (0 bits, then a few) has not run low;
+    once it has held the clear level, falling below the threshold raises, and clears as usual."""
+    rule = ThresholdRule("key-store-low", KEY_RULE.path, "etsi-qkd-node-types:MINOR", below=1000, clear=5000,
+                         clear_readings=2, arm=True)
+    h = Harness(rule)
+    for t, stored in enumerate((0, 0, 800, 4000), start=1):  # filling: below the floor, never past 5000
+        assert h.feed("alice", STORED, stored, t * NS) == []
+    assert h.feed("alice", STORED, 6000, 5 * NS) == []  # armed
+    assert h.feed("alice", STORED, 2000, 6 * NS) == []
+    (low,) = h.feed("alice", STORED, 900, 7 * NS)
+    assert low.state == "raised" and "key-available 900 below 1000" in low.text
+    assert h.feed("alice", STORED, 5500, 8 * NS) == []
+    (ok,) = h.feed("alice", STORED, 5600, 9 * NS)
+    assert ok.state == "cleared" and "for 2 readings" in ok.text
+    (again,) = h.feed("alice", STORED, 100, 10 * NS)  # still armed after a clear
+    assert again.state == "raised"
+    assert h.feed("alice", STORED, 6_000_000, 11 * NS) == []
+    (big,) = h.feed("alice", STORED, 6_000_001, 12 * NS)  # key bits are written whole, never as 6e+06
+    assert big.state == "cleared" and big.text == "key-store-low: cleared, key-available 6000001, above 5000 for 2 readings"
+    (low,) = h.feed("alice", STORED, 0, 13 * NS)
+    (gone,) = h.pipeline.ingest([Update("alice", STORED.rsplit("/", 1)[0], None, 14 * NS)]).alarms
+    assert gone.state == "cleared"
+    assert h.feed("alice", STORED, 0, 15 * NS) == []  # a new store starts unarmed again
+
+
 def test_rule_limited_to_targets_and_resource_deletion_clears():
     rule = ThresholdRule("qber-bob", QBER_RULE.path, QBER_RULE.severity, above=0.11, targets=frozenset({"bob"}))
     h = Harness(rule, QBER_RULE)

@@ -48,7 +48,7 @@ targets:
       - /optical-switch:cross-connects
 alarms:
   - {name: qber-high, metric: qber, above: 0.11, clear-below: 0.10, severity: major, actions: [noc]}
-  - {name: key-low, metric: key-available, below: 100000, clear-above: 200000, severity: WARNING}
+  - {name: key-low, metric: key-available, below: 100000, clear-above: 200000, severity: WARNING, arm: true}
   - {name: fidelity-low, metric: fidelity, below: 0.8}
   - {name: unreachable, unreachable-for: 30s, severity: CRITICAL, actions: [noc, disable]}
   - {name: power, metric: /optical-switch:opm-power/port/power, above: -10}
@@ -82,7 +82,8 @@ def test_full_configuration(tmp_path, creds):
     qber, key, fid, down, power = cfg.rules
     assert qber == ThresholdRule("qber-high", "/qstrata-telemetry:telemetry/qkd-links/qkd-link/qber",
                                  "etsi-qkd-node-types:MAJOR", above=0.11, clear=0.10, actions=("noc",))
-    assert (key.below, key.clear, key.severity) == (100000, 200000, "qstrata-telemetry:WARNING")
+    assert (key.below, key.clear, key.severity, key.arm) == (100000, 200000, "qstrata-telemetry:WARNING", True)
+    assert not qber.arm
     assert fid.path.endswith("qfs-link/fidelity")
     assert down == UnreachableRule("unreachable", 30.0, "qstrata-telemetry:CRITICAL", actions=("noc", "disable"))
     assert power.path == "/optical-switch:opm-power/port/power"
@@ -147,6 +148,9 @@ BAD = [
     ("alarms: [{name: q, metric: qber, above: 0.1, clear-readings: 0}]",
      "alarms[0].clear-readings: expected a whole number of readings, at least 1, got 0"),
     ("alarms: [{name: q, unreachable-for: 5s, clear-readings: 2}]", "an unreachable-for rule takes no clear-readings"),
+    ("alarms: [{name: q, metric: key-available, below: 1, arm: yes please}]", "alarms[0].arm: expected true or false"),
+    ("alarms: [{name: q, unreachable-for: 5s, arm: true}]", "an unreachable-for rule takes no arm"),
+    ("alarms: [{name: q, metric: requests, above: 1}]", "alarms[0].metric: metric 'requests' is ambiguous"),
     ("actions: [{name: a, type: email}]", "actions[0].type: expected one of webhook, netconf"),
     ("actions: [{name: a, type: webhook, url: 'ftp://x'}]", "actions[0].url: required: an http:// or https:// URL"),
     ("actions: [{name: a, type: webhook, url: 'http://x', rate-limit: lots}]", "actions[0].rate-limit: expected N/DURATION"),

@@ -221,12 +221,12 @@ def test_event_stream_sends_a_snapshot_then_deltas(up):
     events = [e for e in body.decode().split("\n\n") if e.startswith("event:")]
     assert events[0].startswith("event: snapshot")
     snapshot = json.loads(events[0].split("data: ", 1)[1])
-    assert {"links", "agents", "alarms", "switches", "collector", "now_ns"} <= set(snapshot)
+    assert {"links", "apps", "agents", "alarms", "switches", "collector", "now_ns"} <= set(snapshot)
     deltas = [json.loads(e.split("data: ", 1)[1]) for e in events[1:] if e.startswith("event: delta")]
     assert len(deltas) >= 2, body[:500]
     assert time.monotonic() - started >= 1.0  # at most one a second
     for d in deltas:  # only what changed: rows are whole, unchanged rows absent
-        assert set(d) <= {"links", "agents", "alarms", "switches", "collector", "now_ns"}
+        assert set(d) <= {"links", "apps", "agents", "alarms", "switches", "collector", "now_ns"}
         for row in d.get("links", {}).values():
             assert row is None or {"status", "rate", "updated_ns"} <= set(row)
 

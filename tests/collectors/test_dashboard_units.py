@@ -169,3 +169,93 @@ def test_store_downsamples_to_one_average_per_step(tmp_path):
 ])
 def test_loopback_host_header(host, ok):
     assert is_loopback_host(host) is ok
+
+
+KME_A, KME_B, KME_C = ("aaaaaaaa-0000-4000-8000-00000000000a", "bbbbbbbb-0000-4000-8000-00000000000b",
+                       "cccccccc-0000-4000-8000-00000000000c")
+L_AB, L_BC = "11111111-0000-4000-8000-0000000000ab", "11111111-0000-4000-8000-0000000000bc"
+RELAYED = "6ba3ee58-1c2d-4e5f-8a9b-0c1d2e3f4a02"
+
+
+def _kme_updates(t: int, start: int = 0) -> list:
+    """What alice (the master's KME), bob (the trusted node) and charlie (the slave's) report at
+    second `t` (after `start`, Unix seconds) of a relayed application delivering 100 keys of 256
+    bits a second."""
+    from qstrata.collectors.model import Update
+
+    qkd, ss = "/etsi-qkd-sdn-node:qkd_node", "/qstrata-ss:service-stratum/kme"
+    app = f"{qkd}/qkd_applications/qkd_app[app_id='{RELAYED}']"
+    ts, keys = (start + t) * 1_000_000_000, 100 * t
+    out = []
+    for agent, kme in (("alice", KME_A), ("bob", KME_B), ("charlie", KME_C)):
+        out.append(Update(agent, f"{qkd}/qkdn_id", kme, ts))
+    for agent in ("alice", "charlie"):
+        out += [Update(agent, f"{app}/server_app_id", "sae-alice", ts),
+                Update(agent, f"{app}/client_app_id", '["sae-charlie"]', ts),
+                Update(agent, f"{app}/qstrata-ss:key-delivery/keys-delivered", keys, ts),
+                Update(agent, f"{app}/qstrata-ss:key-delivery/bits-delivered", keys * 256, ts),
+                Update(agent, f"{app}/qstrata-ss:key-delivery/requests", 10 * t, ts),
+                Update(agent, f"{app}/qstrata-ss:key-delivery/latency-sum", 20_000 * t, ts)]
+    out.append(Update("alice", f"{qkd}/qkd_applications/qkd_app[app_id='{L_AB}']/server_app_id", "vpn", ts))  # no 014
+    out += [Update("alice", f"{app}/qstrata-ss:key-delivery/route", json.dumps([KME_A, KME_B, KME_C]), ts),
+            Update("alice", f"{app}/qstrata-ss:key-delivery/refused[reason='rate-limited']/count", 2, ts),
+            Update("charlie", f"{app}/qstrata-ss:key-delivery/refused[reason='rate-limited']/count", 1, ts),
+            Update("charlie", f"{app}/qstrata-ss:key-delivery/refused[reason='unauthorized']/count", 4, ts),
+            Update("alice", f"{ss}/key-relay/hop[qkdl-id='{L_AB}']/next-hop-kme", KME_B, ts),
+            Update("bob", f"{ss}/key-relay/hop[qkdl-id='{L_BC}']/next-hop-kme", KME_C, ts)]
+    for agent, link, skr in (("alice", L_AB, 4_000_000), ("bob", L_AB, 4_000_100), ("bob", L_BC, 900_000),
+                             ("charlie", L_BC, 900_100)):
+        out.append(Update(agent, f"{qkd}/qkd_links/qkd_link[qkdl_id='{link}']/qkdl_performance/skr", skr, ts))
+    return out
+
+
+def test_delivery_rows_and_history_of_an_application(tmp_path):
+    """One row per application a KME serves (an ETSI application without key delivery has none):
+    the master's KME's figures (it reports the route), refusals of every KME, the route by agent
+    name, its hops' links, and key made = the smallest secret key rate on it; `/api/delivery` reads
+    the delivered bit rate and each hop's secret key rate from the store."""
+    import asyncio
+    import time
+
+    from qstrata.collectors.dashboard.api import DashboardData
+    from qstrata.collectors.outputs.sqlite import SqliteOutput
+    from qstrata.collectors.pipeline import Pipeline
+    from qstrata.collectors.views import delivery_rows
+
+    store = tmp_path / "c.db"
+
+    async def main():
+        pipeline = Pipeline([SqliteOutput(store)])
+        await pipeline.start()
+        start = int(time.time()) - 60
+        for t in range(1, 6):
+            pipeline.ingest(_kme_updates(t, start))
+        (row,) = delivery_rows(pipeline.registry)
+        assert (row.app_id, row.master, row.slaves, row.agent) == (RELAYED, "sae-alice", ["sae-charlie"], "alice")
+        assert row.route == ["alice", "bob", "charlie"] and row.hops == [["alice", L_AB], ["bob", L_BC]]
+        assert (row.keys_per_s, row.bits_per_s, row.latency_s) == (100.0, 25600.0, 0.002)
+        assert (row.delivered_keys, row.requests) == (500.0, 50.0)
+        assert row.refused == {"rate-limited": 3.0, "unauthorized": 4.0} and row.key_rate == 900_000
+        data = DashboardData(pipeline, store, None)
+        assert data.state()["apps"][RELAYED]["route"] == ["alice", "bob", "charlie"]
+        await pipeline.stop()
+        request = parse_request(f"GET /api/delivery?app={RELAYED[:8]}&span=5m&points=300 HTTP/1.1\r\nHost: x".encode())
+        doc = await data.delivery(request)
+        bad = [parse_request(f"GET /api/delivery{q} HTTP/1.1\r\nHost: x".encode()) for q in ("", "?app=ffff")]
+        errors = []
+        for r in bad:
+            try:
+                await data.delivery(r)
+            except HttpError as exc:
+                errors.append((exc.status, exc.message))
+        data.close()
+        return doc, errors
+
+    doc, errors = asyncio.run(main())
+    lines = {(s["metric"], s["agent"], s["link"]): [v for _, v in s["points"]] for s in doc["series"]}
+    assert doc["app"] == RELAYED
+    assert lines == {("delivered-bits-per-second", "alice", None): [25600] * 4,
+                     ("secret-key-rate", "alice", L_AB): [4_000_000] * 5,
+                     ("secret-key-rate", "bob", L_BC): [900_000] * 5}
+    assert errors == [(400, "app: give the application's id (?app=ID)"),
+                      (404, "app: no application has the id 'ffff' or an id starting with it")]

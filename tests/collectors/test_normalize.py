@@ -8,6 +8,7 @@ from qstrata.bindings.tree import DataTree
 from qstrata.collectors.model import Batch, TargetStatus, Update
 from qstrata.collectors.naming import name_and_labels, series_labels
 from qstrata.collectors.normalize import Normalizer, resource_of
+from qstrata.collectors.northbound import TelemetryTree
 
 NODE = "82b81fe7-ec93-5286-bb8a-2941f6eeca1b"
 QFS_NODE = "76758410-9639-5f76-bcd0-68eaffda2ce8"
@@ -21,6 +22,14 @@ TEL = "/qstrata-telemetry:telemetry"
 TQKDL = f"{TEL}/qkd-links/qkd-link[node='{NODE}'][link-id='{LINK}']"
 TQFSL = f"{TEL}/qfs-links/qfs-link[node='{QFS_NODE}'][link-id='{ELINK}']"
 TMEM = f"{TEL}/memories/memory[node='{QFS_NODE}'][memory-id='mem0']"
+APP_ID = "6ba3ee58-1c2d-4e5f-8a9b-0c1d2e3f4a02"
+APP = f"{QKD}/qkd_applications/qkd_app[app_id='{APP_ID}']"
+DELIVERY = f"{APP}/qstrata-ss:key-delivery"
+HOP = f"/qstrata-ss:service-stratum/kme/key-relay/hop[qkdl-id='{LINK}']"
+TAPP = f"{TEL}/key-delivery/application[node='{NODE}'][app-id='{APP_ID}']"
+THOP = f"{TEL}/key-relay/hop[node='{NODE}'][link-id='{LINK}']"
+KME_ID = "/qstrata-ss:service-stratum/kme/kme-id"
+OTHER_KME = "5fe6aef4-1c2b-591d-9793-67309c672b9b"
 
 # (target, identity leaf, agent path, value) -> (normalized path, value, name, labels, counter, resource)
 CASES = [
@@ -55,6 +64,28 @@ CASES = [
     ("sw1", None, None, "/optical-switch:opm-power/port[port-id='9']/power", -25.0,
      f"{TEL}/switch-ports/switch-port[device='sw1'][port-id='9']/optical-power",
      "telemetry_switch_ports_switch_port_optical_power", False, "/optical-switch:opm-power/port[port-id='9']"),
+    ("alice", KME_ID, NODE, f"{KS}/filled-bits", 297301760,
+     f"{TQKDL}/store-filled-bits", "telemetry_qkd_links_qkd_link_store_filled_bits", True, KS),
+    ("alice", KME_ID, NODE, f"{KS}/drained-bits", 235426560,
+     f"{TQKDL}/store-drained-bits", "telemetry_qkd_links_qkd_link_store_drained_bits", True, KS),
+    # ETSI GS QKD 014 key delivery (qstrata-ss figures of the KME): per application, per relay hop
+    ("alice", f"{QKD}/qkdn_id", NODE, f"{APP}/server_app_id", "sae-alice",
+     f"{TAPP}/master-sae", "telemetry_key_delivery_application_master_sae", False, APP),
+    ("alice", f"{QKD}/qkdn_id", NODE, f"{DELIVERY}/requests", 9203,
+     f"{TAPP}/requests", "telemetry_key_delivery_application_requests", True, APP),
+    ("alice", f"{QKD}/qkdn_id", NODE, f"{DELIVERY}/keys-delivered", 14370,
+     f"{TAPP}/delivered-keys", "telemetry_key_delivery_application_delivered_keys", True, APP),
+    ("alice", f"{QKD}/qkdn_id", NODE, f"{DELIVERY}/bits-delivered", 117719040,
+     f"{TAPP}/delivered-bits", "telemetry_key_delivery_application_delivered_bits", True, APP),
+    ("alice", f"{QKD}/qkdn_id", NODE, f"{DELIVERY}/refused[reason='not-enough-key']/count", 12,
+     f"{TEL}/key-delivery/refused[node='{NODE}'][app-id='{APP_ID}'][reason='not-enough-key']/requests",
+     "telemetry_key_delivery_refused_requests", True, APP),
+    ("alice", KME_ID, NODE, f"{HOP}/next-hop-kme", OTHER_KME,
+     f"{THOP}/next-hop", "telemetry_key_relay_hop_next_hop", False, HOP),
+    ("alice", KME_ID, NODE, f"{HOP}/keys", 14370,
+     f"{THOP}/relayed-keys", "telemetry_key_relay_hop_relayed_keys", True, HOP),
+    ("alice", KME_ID, NODE, f"{HOP}/consumed-bits", 117719040,
+     f"{THOP}/consumed-bits", "telemetry_key_relay_hop_consumed_bits", True, HOP),
     # unknown to the rules: kept raw, under the agent's own path; counters from the YANG type
     ("mem-a", None, None, f"{QFS}/entanglement-links/link[link-id='{ELINK}']/attempts", 15384,
      f"{QFS}/entanglement-links/link[link-id='{ELINK}']/attempts", "qfs_node_entanglement_links_link_attempts", True,
@@ -193,3 +224,92 @@ def test_normalized_values_validate_against_qstrata_telemetry():
             tree.set(s.path, str(v))
     tree.validate()
     assert len(tree.find(f"{TEL}/qkd-links/qkd-link")) == 1
+
+
+def _values(batch: Batch, leaf: str) -> list:
+    return [v for s, v in zip(batch.series, batch.values, strict=True) if s.path == f"{TAPP}/{leaf}"]
+
+
+def test_key_delivery_rates_and_latency_from_the_kmes_counters():
+    """Keys and bits per second from the counters' last two readings (agent timestamps); the mean
+    latency in seconds from the latency sum (microseconds) over the requests between readings."""
+    norm = Normalizer()
+    s = 1_000_000_000
+
+    def reading(t: float, keys: int, latency_us: int, requests: int) -> Batch:
+        ts = int(t * s)
+        return norm.normalize([Update("alice", f"{DELIVERY}/keys-delivered", keys, ts),
+                               Update("alice", f"{DELIVERY}/bits-delivered", keys * 256, ts),
+                               Update("alice", f"{DELIVERY}/latency-sum", latency_us, ts),
+                               Update("alice", f"{DELIVERY}/requests", requests, ts),
+                               Update("alice", f"{QKD}/qkdn_id", NODE, ts)])
+
+    first = reading(100, 1000, 50_000, 100)
+    assert _values(first, "delivered-keys-per-second") == [] and _values(first, "latency-seconds") == []
+    second = reading(102, 1400, 90_000, 150)  # 400 keys in 2 s; 40 ms over 50 requests
+    assert _values(second, "delivered-keys-per-second") == [200.0]
+    assert _values(second, "delivered-bits-per-second") == [51200]
+    assert _values(second, "latency-seconds") == [0.0008]
+    same_stamp = reading(102, 1500, 99_000, 160)  # stamped as the last one: no interval, the base stays
+    assert _values(same_stamp, "delivered-keys-per-second") == [] and _values(same_stamp, "latency-seconds") == []
+    later = reading(103, 1600, 99_000, 160)  # since t=102 (the older reading is the base): 200 keys, 9 ms over 10 requests
+    assert _values(later, "delivered-keys-per-second") == [200.0] and _values(later, "latency-seconds") == [0.0009]
+    idle = reading(104, 1600, 99_000, 160)  # no request: a rate of 0, and no new latency
+    assert _values(idle, "delivered-keys-per-second") == [0.0] and _values(idle, "latency-seconds") == []
+    restarted = reading(105, 10, 2_000, 1)  # the KME restarted (its counters went down): a new base
+    assert _values(restarted, "delivered-keys-per-second") == [] and _values(restarted, "latency-seconds") == []
+    assert _values(reading(106, 30, 5_000, 3), "delivered-keys-per-second") == [20.0]
+    # the latency sum is not a telemetry leaf (microseconds): the agent's leaf is kept raw
+    assert any(p.path == f"{DELIVERY}/latency-sum" for p in norm.registry)
+
+
+def test_leaf_lists_become_one_string_and_the_agent_leaf_stays_raw():
+    norm = Normalizer()
+    batch = norm.normalize([Update("alice", f"{QKD}/qkdn_id", NODE, 1),
+                            Update("alice", f"{APP}/client_app_id", '["sae-bob","sae-charlie"]', 1),
+                            Update("alice", f"{DELIVERY}/route", f'["{NODE}","{OTHER_KME}"]', 1)])
+    got = {s.path: v for s, v in zip(batch.series, batch.values, strict=True)}
+    assert got[f"{TAPP}/slave-saes"] == "sae-bob sae-charlie"
+    assert got[f"{TAPP}/route"] == f"{NODE} {OTHER_KME}"
+    assert got[f"{DELIVERY}/route"] == f'["{NODE}","{OTHER_KME}"]'  # raw, as the agent said it
+
+
+def test_a_deleted_application_takes_its_derived_series_with_it():
+    norm = Normalizer()
+    for t, keys in ((1, 10), (2, 30)):
+        norm.normalize([Update("alice", f"{QKD}/qkdn_id", NODE, t), Update("alice", f"{DELIVERY}/keys-delivered", keys, t),
+                        Update("alice", f"{DELIVERY}/requests", keys, t), Update("alice", f"{DELIVERY}/latency-sum", keys, t),
+                        Update("alice", f"{APP}/client_app_id", '["sae-bob"]', t)])
+    assert {s.path for s in norm.registry if s.path.startswith(TAPP)} == {
+        f"{TAPP}/{leaf}" for leaf in ("delivered-keys", "delivered-keys-per-second", "requests", "latency-seconds",
+                                      "slave-saes")}
+    gone = norm.normalize([Update("alice", APP, None, 3)])
+    assert {s.path for s, v in zip(gone.series, gone.values, strict=True) if v is None} >= {
+        f"{TAPP}/delivered-keys-per-second", f"{TAPP}/latency-seconds", f"{TAPP}/slave-saes", f"{TAPP}/requests"}
+    assert not [s for s in norm.registry if s.path.startswith(TAPP) or s.path.startswith(APP)]
+
+
+def test_key_delivery_telemetry_validates_against_qstrata_telemetry():
+    norm = Normalizer()
+    for t, keys in ((1, 10), (2, 30)):
+        norm.normalize([Update("alice", f"{QKD}/qkdn_id", NODE, t * 10**9),
+                        Update("alice", f"{DELIVERY}/keys-delivered", keys, t * 10**9),
+                        Update("alice", f"{DELIVERY}/bits-delivered", keys * 256, t * 10**9),
+                        Update("alice", f"{DELIVERY}/requests", keys, t * 10**9),
+                        Update("alice", f"{DELIVERY}/latency-sum", keys * 1234, t * 10**9),
+                        Update("alice", f"{APP}/client_app_id", '["sae-bob"]', t * 10**9),
+                        Update("alice", f"{DELIVERY}/route", f'["{NODE}","{OTHER_KME}"]', t * 10**9)])
+    norm.status(TargetStatus("alice", reachable=True, state="subscribed", timestamp_ns=3 * 10**9), Batch())
+    doc = TelemetryTree().build(norm.registry, [])  # as the northbound gNMI target serves it
+
+    def ietf(value):  # its encoder writes numbers as the leaf's type says (64-bit ones as strings)
+        if isinstance(value, dict):
+            return {k: ietf(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [ietf(v) for v in value]
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    DataTree.from_python(ietf(doc)).validate()
+    (app,) = doc["qstrata-telemetry:telemetry"]["key-delivery"]["application"]
+    assert app["agent"] == "alice" and app["route"] == f"{NODE} {OTHER_KME}" and app["delivered-bits-per-second"] == 5120
+    assert app["last-update"].startswith("1970-01-01T00:00:02")

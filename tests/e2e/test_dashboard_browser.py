@@ -6,6 +6,9 @@ the page's own DOM:
   (the collector embeds the state in the page; a panel without data says so in words);
 * the live network on a desktop window: plots hold data, the QKD link shows ACTIVE with a non-zero
   key rate, both ends of a link are drawn distinguishably, the page asks for history by full link id;
+* key delivery: up's own application fetches keys alice -> charlie through bob; the Key delivery
+  panel lists it (master -> slave, route, keys/s and bits/s delivered, key made, refusals) and
+  plots its delivered bit rate against the key rate of both links on its route;
 * a phone-width window (390 x 844, then 360 and 500 wide): the topology fills the width at a
   readable size, the header stays compact, nothing overflows the page and every table scrolls
   inside its panel.
@@ -33,6 +36,9 @@ pytestmark = [pytest.mark.timeout(180),
                                  reason="chromium is not installed (bash scripts/dev.sh setup installs it)")]
 
 AGENTS = {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
+RELAYED = "6ba3ee58-1c2d-4e5f-8a9b-0c1d2e3f4a02"
+"""The built-in network's relayed application (alice -> charlie through bob), fetched by up's own
+application (controller section of agents/devices/topologies/network.yaml)."""
 
 READY = """(() => {
   if (!document.getElementById('live')) return null;  // still loading
@@ -51,7 +57,7 @@ READY = """(() => {
 
 PANELS = """(() => {
   const out = {};
-  for (const id of ['network', 'summary', 'topology', 'alarms', 'agents', 'links', 'plots', 'footer']) {
+  for (const id of ['network', 'summary', 'topology', 'alarms', 'agents', 'links', 'delivery', 'plots', 'footer']) {
     const e = document.getElementById(id);
     const r = e.getBoundingClientRect();
     out[id] = {text: e.innerText.trim().slice(0, 300), shapes: e.querySelectorAll('svg *').length,
@@ -73,6 +79,23 @@ STYLES = """(() => JSON.stringify([...document.querySelectorAll('#plots .chart')
     dash: (l.querySelector('line') || {getAttribute: () => null}).getAttribute('stroke-dasharray') || '',
     stroke: (l.querySelector('line') || {getAttribute: () => null}).getAttribute('stroke')})),
 }))))()"""
+
+DELIVERY = """(() => {
+  if (!document.getElementById('delivery')) return null;  // still loading
+  const row = document.querySelector('#apps tr[data-app="@APP@"]');
+  const chart = document.querySelector('#delivery .chart[data-app="@APP@"]');
+  return JSON.stringify({
+    app: row ? row.dataset.app : null,
+    text: row ? row.innerText.replace(/\\s+/g, ' ').trim() : document.getElementById('delivery').innerText.trim(),
+    route: row ? row.querySelector('[data-route]').dataset.route : null,
+    keys: row ? Number(row.querySelector('[data-keys]').dataset.keys || 0) : 0,
+    bits: row ? Number(row.querySelector('[data-bits]').dataset.bits || 0) : 0,
+    made: row ? Number(row.querySelector('[data-made]').dataset.made || 0) : 0,
+    refused: row ? JSON.parse(row.querySelector('[data-refused]').dataset.refused) : null,
+    lines: chart ? [...chart.querySelectorAll('path.series')].map(p => [p.dataset.agent, Number(p.dataset.points)]) : [],
+    legend: chart ? [...chart.querySelectorAll('.legend [data-line]')].map(l => l.dataset.line) : [],
+  });
+})()""".replace("@APP@", RELAYED)
 
 SERIES_REQUESTS = """JSON.stringify(performance.getEntriesByType('resource').map(e => e.name)
   .filter(n => n.includes('/api/series')).map(n => new URL(n).searchParams.get('link')))"""
@@ -196,6 +219,30 @@ def test_dashboard_shows_the_live_network(dashboard, tmp_path):
     print(f"screenshot: {shot}")
 
 
+def test_key_delivery_panel_shows_key_delivered_against_key_made(dashboard, tmp_path):
+    """up's relayed application (alice -> charlie through bob): its row and its plot of the bits it
+    gets against the key rate of both links on its route."""
+    with Browser(dashboard, width=1400, height=1000) as browser:
+        def ready() -> dict:
+            doc = json.loads(browser.evaluate(DELIVERY) or "{}")
+            return doc if (doc.get("keys", 0) > 0 and doc["made"] > 0 and len(doc["lines"]) == 3
+                           and all(n >= 2 for _, n in doc["lines"])) else {}
+
+        deadline = time.monotonic() + 60
+        while not (doc := ready()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        doc = doc or json.loads(browser.evaluate(DELIVERY) or "{}")
+        browser.evaluate("document.getElementById('delivery').scrollIntoView()")
+        shot = browser.screenshot(tmp_path / "key-delivery.png")
+    assert doc.get("app") == RELAYED, f"the panel never showed the relayed application: {doc} (screenshot {shot})"
+    assert doc["route"] == "alice bob charlie" and doc["text"].startswith("sae-alice → sae-charlie alice → bob → charlie"), doc
+    assert doc["bits"] > 0 and doc["keys"] > 0, doc
+    assert doc["legend"] == ["delivered", "key rate alice–bob", "key rate bob–charlie"], doc
+    assert [a for a, _ in doc["lines"]] == doc["legend"], doc
+    assert isinstance(doc["refused"], dict), doc  # by reason (the first requests may find no key yet)
+    print(f"screenshot: {shot}")
+
+
 def _layout_problems(doc: dict, width: int) -> list[str]:
     vw, problems = doc["vw"], []
     if vw != width:
@@ -229,11 +276,13 @@ def test_phone_width_layout(dashboard, tmp_path):
         time.sleep(0.3)
         layouts = {390: json.loads(browser.evaluate(LAYOUT))}
         shot = browser.screenshot(tmp_path / "dashboard-narrow.png")
+        browser.evaluate("document.getElementById('delivery').scrollIntoView()")
+        print(f"screenshot: {browser.screenshot(tmp_path / 'key-delivery-narrow.png')}")
         for width in (360, 500):
             browser.resize(width, 800, mobile=True)
             time.sleep(0.5)  # the page redraws on resize
             layouts[width] = json.loads(browser.evaluate(LAYOUT))
     print(f"screenshot: {shot}")
-    assert len(layouts[390]["tables"]) == 2, layouts[390]
+    assert {t["id"] for t in layouts[390]["tables"]} == {"links", "agents", "apps"}, layouts[390]
     problems = {w: _layout_problems(doc, w) for w, doc in layouts.items()}
     assert not any(problems.values()), f"{problems} (screenshot {shot})"

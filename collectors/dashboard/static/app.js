@@ -4,6 +4,8 @@
 // then deltas at most once a second) and history from /api/series (the embedded store, downsampled
 // by the collector). SVG is drawn at the size it is shown (one user unit = one CSS pixel), so text
 // stays readable from a phone to a wide screen; the page redraws when the window is resized.
+// Key delivery (ETSI GS QKD 014): one row per application from the state, and one plot each of
+// the key it gets against the secret key rate of the links on its route (/api/delivery).
 "use strict";
 
 const SVGNS = "http://www.w3.org/2000/svg";
@@ -41,9 +43,11 @@ const app = {
   userSelected: false,
   history: {},           // "kind/link_id" -> {metric -> {agent -> [[ms, v], ...]}}
   fetched: {},           // "kind/link_id" -> time of the last /api/series fetch
+  delivered: {},         // app_id -> {line -> [[ms, v], ...]}: "delivered" and one per hop of its route
+  deliveryFetched: {},   // app_id -> time of the last /api/delivery fetch
   recentAlarms: [],
   span: "15m",
-  widths: { topology: 0, chart: 0 },  // drawing widths in CSS px, measured once per window size (0: measure)
+  widths: { topology: 0, chart: 0, delivery: 0 },  // drawing widths in CSS px, measured once per window size (0: measure)
 };
 
 // ------------------------------------------------------------------ formatting
@@ -135,8 +139,9 @@ function groupStatus(g) {
 
 function apply(delta) {
   if (!app.state) { app.state = delta; return; }
-  for (const section of ["links", "agents"]) {
+  for (const section of ["links", "apps", "agents"]) {
     if (!delta[section]) continue;
+    app.state[section] = app.state[section] || {};
     for (const [k, v] of Object.entries(delta[section])) {
       if (v === null) delete app.state[section][k]; else app.state[section][k] = v;
     }
@@ -166,6 +171,93 @@ function appendLive() {
         while (pts.length && pts[0][0] < t - horizon) pts.shift();
       }
     }
+  }
+}
+
+// ------------------------------------------------------------------ key delivery
+const DELIVERED = { id: "delivered", title: "Delivered / secret key rate", fmt: v => si(v, "b/s") };
+
+function deliveryLines(a) {
+  // the lines of an application's plot: what it gets, then the key each link of its route makes
+  const groups = linkGroups();
+  return [["delivered", null, null], ...a.hops.map(([agent, link]) => {
+    const g = groups.get(`qkd/${link}`);
+    return [`key rate ${g ? g.rows.map(r => r.agent).join("–") : short(link)}`, agent, link];
+  })];
+}
+
+function appendDelivered() {
+  // each application's newest delivered rate and its links' key rates become points
+  const horizon = spanMs(app.span);
+  for (const a of Object.values((app.state && app.state.apps) || {})) {
+    const h = (app.delivered[a.app_id] = app.delivered[a.app_id] || {});
+    for (const [line, agent, link] of deliveryLines(a)) {
+      const row = link ? app.state.links[`qkd/${link}/${agent}`] : null;
+      const [t, v] = link ? [row && row.updated_ns / 1e6, row && row.rate] : [a.updated_ns / 1e6, a.bits_per_s];
+      if (v == null || !t) continue;
+      const pts = (h[line] = h[line] || []);
+      if (pts.length && pts[pts.length - 1][0] >= t) continue;
+      pts.push([t, v]);
+      while (pts.length && pts[0][0] < t - horizon) pts.shift();
+    }
+  }
+}
+
+async function fetchDelivered(id) {
+  app.deliveryFetched[id] = Date.now();
+  try {
+    const doc = await getJSON(`/api/delivery?app=${encodeURIComponent(id)}&span=${app.span}&points=300`);
+    const a = app.state.apps[id];
+    if (!a) return;
+    const names = new Map(deliveryLines(a).map(([line, , link]) => [link, line]));
+    const h = {};
+    for (const s of doc.series) h[names.get(s.link) || "delivered"] = s.points;
+    app.delivered[id] = h;
+    appendDelivered();
+    renderDelivery();
+  } catch (e) { /* the next refresh retries */ }
+}
+
+function renderDelivery() {
+  const box = document.getElementById("delivery");
+  const apps = Object.values(app.state.apps || {});
+  if (!apps.length) {
+    box.innerHTML = `<div class="none">No application gets keys yet: SAEs and a qkd_app on the QKD nodes' KMEs
+      (ETSI GS QKD 014) show here, with the key they get against the key their route makes.</div>`;
+    return;
+  }
+  const ms = v => v == null ? "-" : (v * 1000).toFixed(v < 0.01 ? 2 : 1) + " ms";
+  const rows = [`<tr class="head"><th>application</th><th>route</th><th class="num">keys/s</th><th class="num">delivered</th>
+    <th class="num">key made</th><th class="num">latency</th><th>refused</th></tr>`];
+  for (const a of apps) {
+    const refused = Object.entries(a.refused).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(", ");
+    rows.push(`<tr data-app="${esc(a.app_id)}"><td title="${esc(a.app_id)}"><b>${esc(a.master)}</b> → ${esc(a.slaves.join(", "))}</td>
+      <td data-label="route" data-route="${esc(a.route.join(" "))}">${esc(a.route.join(" → ") || "-")}</td>
+      <td class="num" data-label="keys/s" data-keys="${a.keys_per_s ?? ""}">${a.keys_per_s == null ? "-" : sig3(a.keys_per_s)}</td>
+      <td class="num" data-label="delivered" data-bits="${a.bits_per_s ?? ""}">${si(a.bits_per_s, "b/s")}</td>
+      <td class="num" data-label="key made" data-made="${a.key_rate ?? ""}">${si(a.key_rate, "b/s")}</td>
+      <td class="num" data-label="latency">${ms(a.latency_s)}</td>
+      <td data-label="refused" data-refused="${esc(JSON.stringify(a.refused))}">${esc(refused || "none")}</td></tr>`);
+  }
+  box.innerHTML = `<div class="scroll"><table id="apps" class="grid">${rows.join("")}</table></div><div class="delivery-plots"></div>`;
+  const plots = box.querySelector(".delivery-plots"), charts = [];
+  for (const a of apps) {
+    const lines = deliveryLines(a).map(([line]) => line);
+    const c = document.createElement("div");
+    c.className = "chart";
+    c.dataset.app = a.app_id;
+    c.innerHTML = `<div class="title"><span>${esc(a.master)} → ${esc(a.slaves.join(", "))}: delivered against key made</span>
+      <span class="values"><b data-latest>${si(a.bits_per_s, "b/s")}</b>${a.key_rate ? ` of ${si(a.key_rate, "b/s")}
+        (${pct(a.bits_per_s / a.key_rate)})` : ""}</span></div>
+      <div class="legend">${lines.map((l, i) => `<span data-line="${esc(l)}">${swatch(STYLES[i % STYLES.length])}${esc(l)}</span>`).join("")}</div>`;
+    plots.appendChild(c);
+    charts.push([c, app.delivered[a.app_id] || {}, lines]);
+  }
+  if (!app.widths.delivery && charts.length) app.widths.delivery = charts[0][0].clientWidth - 16;
+  for (const [c, byLine, lines] of charts) {
+    const legend = c.querySelector(".legend");
+    chart(c, app.widths.delivery, DELIVERED, byLine, lines, spanMs(app.span));
+    c.appendChild(legend);  // under the plot
   }
 }
 
@@ -528,12 +620,17 @@ function refresh() {
   if (!app.state) return;
   chooseDefaults();
   for (const key of app.selected) if (!app.fetched[key] || Date.now() - app.fetched[key] > REFETCH_MS) fetchHistory(key);
+  for (const id of Object.keys(app.state.apps || {})) {
+    if (!app.deliveryFetched[id] || Date.now() - app.deliveryFetched[id] > REFETCH_MS) fetchDelivered(id);
+  }
   appendLive();
+  appendDelivered();
   renderSummary();
   renderTopology();
   renderLinks();
   renderAgents();
   renderAlarms();
+  renderDelivery();
   renderPlots();
 }
 
@@ -563,7 +660,8 @@ function showNetwork() {
 
 async function main() {
   document.getElementById("span").addEventListener("change", e => {
-    app.span = e.target.value; app.history = {}; app.fetched = {}; refresh();
+    app.span = e.target.value; app.history = {}; app.fetched = {}; app.delivered = {}; app.deliveryFetched = {};
+    refresh();
   });
   document.getElementById("filter").addEventListener("input", renderLinks);
   document.getElementById("links").addEventListener("click", e => {
@@ -578,8 +676,8 @@ async function main() {
   window.addEventListener("resize", () => {
     cancelAnimationFrame(redraw);
     redraw = requestAnimationFrame(() => {
-      app.widths = { topology: 0, chart: 0 };
-      if (app.state) { renderTopology(); renderPlots(); }
+      app.widths = { topology: 0, chart: 0, delivery: 0 };
+      if (app.state) { renderTopology(); renderDelivery(); renderPlots(); }
     });
   });
   const initial = initialState();
