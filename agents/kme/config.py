@@ -67,9 +67,21 @@ class KmeConfig:
     apps: dict[str, App] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
     routes: dict[str, Route] = field(default_factory=dict)
-    links: dict[str, str | None] = field(default_factory=dict)
-    """qkdl_id -> the remote node's qkdn_id (lower case)."""
+    _links: dict[str, str | None] | None = None
+    _load_links: Callable[[], dict[str, str | None]] | None = None
     _by_master: dict[str, list[App]] | None = None
+
+    @property
+    def links(self) -> dict[str, str | None]:
+        """qkdl_id -> the remote node's qkdn_id (lower case). Read when first needed after the
+        links changed, not on every commit: a node may hold 200,000 links, and a commit that
+        creates them must not make the KME read each one on the event loop."""
+        if self._links is None:
+            self._links = self._load_links() if self._load_links is not None else {}
+        return self._links
+
+    def links_changed(self) -> None:
+        self._links = None
 
     def is_local(self, sae_id: str) -> bool:
         return self.kme_id is not None and self.saes.get(sae_id) == self.kme_id.lower()
@@ -149,8 +161,9 @@ _LISTS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
     (SS, ("kme", "sessions"), "session", "session-id"),
     (SS, ("kme", "forwarding-table"), "route", "urn-prefix"),
     (QKD, ("qkd_applications",), "qkd_app", "app_id"),
-    (QKD, ("qkd_links",), "qkd_link", "qkdl_id"),
 )
+LINKS = (QKD, ("qkd_links",), "qkd_link", "qkdl_id")
+"""Read whole, lazily (`KmeConfig.links`)."""
 
 
 class ConfigReader:
@@ -180,12 +193,17 @@ class ConfigReader:
             self._put(config, name, str(raw.get(key)), raw)
 
     def load(self) -> KmeConfig:
-        config = KmeConfig()
+        config = KmeConfig(_load_links=self._links)
         self._read_kme(config)
         for top, containers, name, key in _LISTS:
             self._read_list(config, top, containers, name, key)
         config.changed()
         return config
+
+    def _links(self) -> dict[str, str | None]:
+        top, containers, name, key = LINKS
+        entries = self._read([(top, {}), *((c, {}) for c in containers), (name, {})]) or []
+        return {str(raw.get(key)): _remote(raw) for raw in (entries if isinstance(entries, list) else [entries])}
 
     def _read_kme(self, config: KmeConfig) -> None:
         kme_id = self._read([(SS, {}), ("kme", {}), ("kme-id", {})])
@@ -194,8 +212,7 @@ class ConfigReader:
 
     @staticmethod
     def _table(config: KmeConfig, name: str) -> dict[str, Any]:
-        return {"sae": config.saes, "session": config.sessions, "route": config.routes, "qkd_app": config.apps,
-                "qkd_link": config.links}[name]
+        return {"sae": config.saes, "session": config.sessions, "route": config.routes, "qkd_app": config.apps}[name]
 
     def _put(self, config: KmeConfig, name: str, key: str, raw: dict[str, Any] | None) -> None:
         table = self._table(config, name)
@@ -207,16 +224,14 @@ class ConfigReader:
             table[key] = parse_session(raw)
         elif name == "route":
             table[key] = parse_route(raw)
-        elif name == "qkd_app":
-            table[key] = parse_app(raw)
         else:
-            table[key] = _remote(raw)
+            table[key] = parse_app(raw)
 
     def update(self, config: KmeConfig, changes: Iterable[Change]) -> bool:
         """Apply a commit's changes; whether any reached the KME's configuration."""
         touched: dict[tuple[str, str], None] = {}
         whole: set[str] = set()
-        kme = False
+        kme = links = False
         for change in changes:
             steps = split_data_path(change.path)
             if not steps or steps[0][0] not in (SS, QKD):
@@ -231,17 +246,23 @@ class ConfigReader:
                 if len(names) == 2:
                     whole.add(SS)
                 continue
+            if top == LINKS[0] and names[1] == LINKS[1][0]:
+                # entries come or go, or a link's remote end moves: what `links` holds
+                links = links or len(names) <= 3 or "qkdl_remote" in names
+                continue
             for lst_top, containers, name, key in _LISTS:
                 depth = 1 + len(containers)
                 if lst_top != top or tuple(names[1:depth]) != containers:
                     continue
                 if len(names) <= depth or names[depth] != name or key not in steps[depth][1]:
                     whole.add(f"{top}/{name}")  # the list as a whole (its container went)
-                elif name != "qkd_link" or len(names) == depth + 1 or "qkdl_remote" in names:
+                else:
                     touched[(name, steps[depth][1][key])] = None
                 break
+        if links:
+            config.links_changed()
         if not (touched or whole or kme):
-            return False
+            return links
         if SS in whole or QKD in whole:
             fresh = self.load()
             config.__dict__.update(fresh.__dict__)

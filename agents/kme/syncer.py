@@ -29,7 +29,8 @@ from pathlib import Path
 log = logging.getLogger("qstrata.kme")
 
 HELPER = r"""
-import os, sys
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the agent's to handle; we end with its socket
 sock, path = int(sys.argv[1]), sys.argv[2]
 fd = os.open(path, os.O_RDONLY)
 while True:

@@ -181,11 +181,16 @@ def test_yang_tree_of_all_modules():
     proc, _ = qstrata("yang", "tree")
     assert proc.returncode == 0, proc.stderr
     printed = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("module: ")}
-    # pyang prints no tree for a module without data nodes (etsi-qkd-node-types: identities only)
-    with_nodes = {name for name in module_files() if "container " in (YANG_DIR / f"{name}.yang").read_text()
-                  or "augment " in (YANG_DIR / f"{name}.yang").read_text()}
+    # pyang prints no tree for a module without data nodes (etsi-qkd-node-types: identities only),
+    # and shows a module that only augments another printed module inside that module's tree
+    texts = {name: (YANG_DIR / f"{name}.yang").read_text() for name in module_files()}
+    with_nodes = {name for name, text in texts.items() if "container " in text and "augment " not in text}
+    augment_only = {name for name, text in texts.items() if "augment " in text and name not in printed}
     assert with_nodes <= printed <= set(module_files())
     assert "etsi-qkd-sdn-node" in printed
+    for name in augment_only:
+        prefix = texts[name].split("prefix", 1)[1].split(";", 1)[0].strip().strip('"')
+        assert f" {prefix}:" in proc.stdout, f"{name}'s augment is not in the tree"
 
 
 def test_yang_tree_unknown_module_exits_2():
