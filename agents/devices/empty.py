@@ -14,7 +14,7 @@ from .base import ConfigTransaction, DeviceEvent, Inventory, JsonTree
 
 KIND_MODULES: dict[str, tuple[str, ...]] = {
     "qkd": ("etsi-qkd-node-types", "etsi-qkd-sdn-node", "qstrata-ss", "qstrata-qkd"),
-    "memory": ("qstrata-qfs",),
+    "memory": ("qstrata-qfs", "qstrata-ss"),
     "switch": ("optical-switch", "qstrata-optical-switch"),
 }
 

@@ -5,11 +5,18 @@ lazily from the creation time (as SeQUeNCe/NetSquid do). Generation links are sh
 end nodes like QKD link sessions; each tick draws the heralded successes of the attempts that
 fit in the tick and stores them while both memories have a free slot. Pairs are discarded at
 their cut-off. Swaps (done by the repeater node's twin) replace two pairs by one.
+
+A pair also carries its Bell state as a Pauli frame relative to phi+ (bit 0: X, bit 1: Z), so a
+swap's state is the frames of its two pairs and of the Bell-state measurement's outcome XORed;
+the time the first elementary pair it came from was heralded (its storage age); and the service
+unit it was delivered to (`qstrata-ss` ENTANGLED-STATE, pair_service.py): a delivered pair is the
+application's, no longer swapped nor discarded at the cut-off.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,6 +29,11 @@ if TYPE_CHECKING:
     from .world import World
 
 NS = 1_000_000_000
+BELL_STATES = ("phi-plus", "psi-plus", "phi-minus", "psi-minus")
+"""qstrata-ss bell-state names by Pauli frame (bit 0: X, bit 1: Z)."""
+PSI_PLUS = 1
+TICK_PIECE = 64
+"""Links or expired pairs per piece of the fabric's sliced tick (`QfsFabric.tick_steps`)."""
 
 
 @dataclass(slots=True)
@@ -66,6 +78,16 @@ class Pair:
     f0: float
     expiry_ns: int | None
     link_id: str | None
+    bell: int = PSI_PLUS
+    """Pauli frame relative to phi+ (BELL_STATES)."""
+    born_ns: int = -1
+    """Heralding time of the oldest elementary pair it was swapped from (its created_ns if none)."""
+    unit: str | None = None
+    """The service unit it was delivered to; None while it is free."""
+
+    def __post_init__(self) -> None:
+        if self.born_ns < 0:
+            self.born_ns = self.created_ns
 
     def half_at(self, node: str) -> Half | None:
         return self.a if self.a.node == node else self.b if self.b.node == node else None
@@ -202,6 +224,9 @@ class GenerationLink:
         if slot_a is None or slot_b is None:
             return False
         cutoffs = [e.cutoff_ns for e in self.ends.values() if e.cutoff_ns]
+        world = self.fabric.world
+        # Both schemes herald psi+ or psi- (which detector pattern clicked).
+        bell = PSI_PLUS if world.deterministic else PSI_PLUS | (2 * world.rng(f"qfs-bell/{self.link_id}").getrandbits(1))
         pair = Pair(
             pair_id=self.fabric.world.derived_uuid("pair", self.link_id, str(self.fabric.next_serial())),
             a=Half(local.node, local.memory_id, slot_a),
@@ -210,6 +235,7 @@ class GenerationLink:
             f0=f0,
             expiry_ns=now_ns + min(cutoffs) if cutoffs else None,
             link_id=self.link_id,
+            bell=bell,
         )
         self.fabric.add(pair)
         return True
@@ -226,6 +252,8 @@ class QfsFabric:
         self.pairs: dict[str, Pair] = {}
         self.links: dict[str, GenerationLink] = {}
         self.expired: list[Pair] = []
+        self.by_node: dict[str, dict[str, Pair]] = {}
+        """Pairs by the nodes holding a half (what `pairs_at` reads)."""
         self._serial = 0
         world.attach(self)
 
@@ -268,6 +296,7 @@ class QfsFabric:
         self.pairs[pair.pair_id] = pair
         for half in (pair.a, pair.b):
             self.memories[(half.node, half.memory)].slots[half.slot] = pair.pair_id
+            self.by_node.setdefault(half.node, {})[pair.pair_id] = pair
 
     def discard(self, pair_id: str) -> Pair | None:
         pair = self.pairs.pop(pair_id, None)
@@ -276,6 +305,9 @@ class QfsFabric:
                 memory = self.memories.get((half.node, half.memory))
                 if memory is not None and memory.slots.get(half.slot) == pair_id:
                     del memory.slots[half.slot]
+                held = self.by_node.get(half.node)
+                if held is not None:
+                    held.pop(pair_id, None)
         return pair
 
     def fidelity(self, pair: Pair, now_ns: int | None = None) -> float:
@@ -289,10 +321,17 @@ class QfsFabric:
         return mem.through_channel(pair.f0, mem.t1t2_fidelity_two(age, ma.t1_s, ma.t2_s, mb.t1_s, mb.t2_s))
 
     def pairs_at(self, node: str) -> list[Pair]:
-        return [p for p in self.pairs.values() if p.a.node == node or p.b.node == node]
+        """The pairs with a half at `node`, oldest first."""
+        return list(self.by_node.get(node, {}).values())
 
-    def swap(self, node: str, first: Pair, second: Pair, success: bool) -> Pair | None:
-        """Bell-state measurement at `node` on its halves of two pairs: F_s = swap(F1, F2) now."""
+    def pairs_between(self, node: str, other: str, *, free: bool = True) -> list[Pair]:
+        """The pairs joining `node` and `other` (only those not delivered to a unit when `free`)."""
+        return [p for p in self.by_node.get(node, {}).values()
+                if p.other(node).node == other and not (free and p.unit is not None)]
+
+    def swap(self, node: str, first: Pair, second: Pair, success: bool, outcome: int = 0) -> Pair | None:
+        """Bell-state measurement at `node` on its halves of two pairs: F_s = swap(F1, F2) now; the
+        new pair's Bell state is the two frames and the measurement's `outcome` (0..3) XORed."""
         f1, f2 = self.fidelity(first), self.fidelity(second)
         far1, far2 = first.other(node), second.other(node)
         self.discard(first.pair_id)
@@ -304,16 +343,29 @@ class QfsFabric:
             pair_id=self.world.derived_uuid("pair", "swap", node, str(self.next_serial())),
             a=far1, b=far2, created_ns=self.world.now_ns, f0=mem.swap_fidelity(f1, f2),
             expiry_ns=min(expiries) if expiries else None, link_id=None,
+            bell=first.bell ^ second.bell ^ (outcome & 3), born_ns=min(first.born_ns, second.born_ns),
         )
         self.add(pair)
         return pair
 
     def on_tick(self, now_ns: int, dt_ns: int) -> None:
+        for _ in self.tick_steps(now_ns, dt_ns):
+            pass
+
+    def tick_steps(self, now_ns: int, dt_ns: int) -> Iterator[None]:
+        """One tick a piece at a time (`World.advance_sliced` yields to the event loop between
+        pieces): pairs past their cut-off are discarded, then every link draws its heralds. A
+        delivered pair has no cut-off (its expiry is cleared on delivery)."""
         self.expired = [p for p in self.pairs.values() if p.expiry_ns is not None and p.expiry_ns <= now_ns]
-        for pair in self.expired:
+        for n, pair in enumerate(self.expired, 1):
             self.discard(pair.pair_id)
-        for link in list(self.links.values()):
-            link.on_tick(now_ns, dt_ns)
+            if n % TICK_PIECE == 0:
+                yield
+        for n, link in enumerate(list(self.links.values()), 1):
+            if self.links.get(link.link_id) is link:
+                link.on_tick(now_ns, dt_ns)
+            if n % TICK_PIECE == 0:
+                yield
 
 
 def fabric(world: World) -> QfsFabric:

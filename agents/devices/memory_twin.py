@@ -14,6 +14,10 @@ discarded at their link's cutoff-time. Notifications:
 - `qfs-memory-full` when a memory's occupancy reaches its capacity;
 - DeviceEvent(kind="state") on link status and memory occupancy changes.
 
+The node serves `qstrata-ss` too: ENTANGLED-STATE service units requested at this node are
+fulfilled by the fabric along their route (pair_service.py); pairs delivered to a unit are not
+swapped by the forwarding table.
+
 prepare() refuses memories the node does not have (or more capacity than it has, or another
 technology), generation schemes the memory technology cannot run, and switch ports that do not
 exist.
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import entanglement as ent
+from . import pair_service
 from .base import ConfigTransaction, DeviceEvent, DeviceRefusal, Inventory, JsonTree
 from .config_model import ChangeTracker, Staged, update_records
 from .events import EventHub
@@ -154,7 +159,9 @@ class _Delta:
     memories: dict[str, MemorySpec | None] = field(default_factory=dict)
     links: dict[str, LinkSpec | None] = field(default_factory=dict)
     routes: dict[str, Route | None] = field(default_factory=dict)
+    units: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     uuid: Any = _KEEP
+    urn: Any = _KEEP
 
 
 class MemoryTwin:
@@ -174,9 +181,12 @@ class MemoryTwin:
         self.links: dict[str, LinkSpec] = {}
         self.routes: dict[str, Route] = {}
         """Forwarding-table entries by destination."""
-        self.tracker = ChangeTracker(name, (TOP,), WATCH)
+        self.tracker = ChangeTracker(name, (TOP, pair_service.TOP), {**WATCH, **pair_service.WATCH})
         """The configuration as the datastore has it, kept from change lists."""
         self.fabric = ent.fabric(world)
+        self.urn: str | None = MEMORY_NODE.get(self.options, "urn")
+        """The node's name in the service stratum (qfs-node/urn): what a unit's destination names."""
+        self.service = pair_service.PairService(self)
         self.hub = EventHub()
         self.swaps_attempted = 0
         self.swaps_succeeded = 0
@@ -229,12 +239,13 @@ class MemoryTwin:
         self.started_ns = self.world.now_ns
         config = self.inventory_config()
         self.tracker.seed(config)
-        return Inventory(modules=(QFS, "etsi-qkd-node-types"), config=config)
+        return Inventory(modules=(QFS, "etsi-qkd-node-types", *self.service.modules), config=config)
 
     async def prepare(self, txn: ConfigTransaction) -> None:
         delta = self._stage(txn).result
         try:
             self._check(delta)
+            self.service.prepare(delta.units)
         except DeviceRefusal:
             self.tracker.refused()
             raise
@@ -254,6 +265,8 @@ class MemoryTwin:
             delta.routes[key] = None if raw is None else parse_route(raw)
         if staged.changed((TOP,)):
             delta.uuid = model.get(UUID)
+            delta.urn = model.get((TOP, "urn"))
+        delta.units = self.service.stage(staged)
         staged.result = delta
         return staged
 
@@ -312,6 +325,8 @@ class MemoryTwin:
         if delta.uuid is not _KEEP and delta.uuid and delta.uuid != self.uuid:
             self.uuid = delta.uuid
             self.world.set_node_uuid(self.name, delta.uuid)
+        if delta.urn is not _KEEP:
+            self.urn = delta.urn
         if delta.memories:
             update_records(self.memories, delta.memories)
             self._apply_memories()
@@ -323,6 +338,7 @@ class MemoryTwin:
             self.links[link_id] = link
             self.fabric.link(link_id).ends[self.name] = self._link_end(link)
         update_records(self.routes, delta.routes)
+        self.service.commit(delta.units)
 
     async def abort(self, txn: ConfigTransaction) -> None:
         """Another participant refused: forget what prepare applied to the configuration copy."""
@@ -404,6 +420,8 @@ class MemoryTwin:
                     entry["link-id"] = pair.link_id
                 if pair.expiry_ns is not None:
                     entry["expiry-time"] = self.world.date_and_time(pair.expiry_ns)
+                if pair.unit is not None:
+                    entry["service-unit"] = pair.unit
                 stored.append(entry)
             memories.append({
                 "memory-id": spec.memory_id,
@@ -437,12 +455,13 @@ class MemoryTwin:
             "memories": {"memory": memories},
             "entanglement-links": {"link": links},
             "swap-statistics": swaps,
-        }}
+        }, **self.service.read_state()}
 
     # -- per tick ----------------------------------------------------------------------------
 
     def on_tick(self, now_ns: int, dt_ns: int) -> None:
         self._swap_by_forwarding_table()
+        self.service.on_tick(now_ns)
         changed: list[str] = []
         for link_id, spec in self.links.items():
             session = self.fabric.links.get(link_id)
@@ -478,7 +497,8 @@ class MemoryTwin:
     def _notify(self, name: str, body: dict[str, Any]) -> None:
         self.hub.publish(DeviceEvent("notification", {f"{QFS}:{name}": body}, (), self.world.now_ns))
 
-    def _next_hop(self, route: Route) -> str | None:
+    def next_hop(self, route: Route) -> str | None:
+        """The node a forwarding entry extends pairs to."""
         if route.next_hop_link and route.next_hop_link in self.links:
             return self.world.node_by_uuid(self.links[route.next_hop_link].remote_node)
         return self.world.node_by_uuid(route.next_hop_node)
@@ -487,12 +507,12 @@ class MemoryTwin:
         rng = self.world.rng(f"swap/{self.name}")
         for route in self.routes.values():
             destination = self.world.node_by_uuid(route.destination)
-            next_hop = self._next_hop(route)
+            next_hop = self.next_hop(route)
             if destination is None or next_hop is None:
                 continue
             while True:
                 held = sorted(self.fabric.pairs_at(self.name), key=lambda p: p.created_ns)
-                good = [p for p in held if self.fabric.fidelity(p) >= route.min_fidelity]
+                good = [p for p in held if p.unit is None and self.fabric.fidelity(p) >= route.min_fidelity]
                 outgoing = [p for p in good if p.other(self.name).node == next_hop]
                 incoming = [p for p in good if p.other(self.name).node not in (next_hop, destination, self.name)]
                 if not outgoing or not incoming:

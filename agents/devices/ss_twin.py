@@ -18,7 +18,7 @@ A KEY service unit configured on its source KME goes through:
 Expiry: the lifecycle URN's `valid-until` is POSIX seconds of the world's clock (sim time mapped
 to dates by the world's epoch; `epoch_unix_ns="wall"` makes it wall time), checked every tick in
 any non-terminal state. Every state change emits `service-unit-state-change`. ENTANGLED-STATE
-units fail here: a KME has no memories (the QFS serves them).
+units fail here: a KME has no memories (a memory node serves them, pair_service.py).
 
 kme-id defaults to the node's qkdn_id. Key stores are reported for every link of the node.
 """
@@ -80,9 +80,22 @@ def strip_components(urn: str) -> str:
     return urn
 
 
-def _unit_path(unit_id: str, leaf: str = "") -> str:
+def unit_path(unit_id: str, leaf: str = "") -> str:
     base = f"{ROOT}/service-units/service-unit[unit-id='{unit_id}']"
     return f"{base}/{leaf}" if leaf else base
+
+
+def state_change(unit: Unit, old: str | None) -> JsonTree:
+    """The `service-unit-state-change` notification of a unit that moved from `old`."""
+    body: dict[str, Any] = {
+        "unit-id": unit.unit_id, "source-urn": unit.source_urn, "destination-urn": unit.destination_urn,
+        "lifecycle-urn": unit.lifecycle_urn, "new-state": unit.state,
+    }
+    if old is not None:
+        body["old-state"] = old
+    if unit.reason:
+        body["reason"] = unit.reason
+    return {f"{SS}:service-unit-state-change": body}
 
 
 @dataclass(slots=True)
@@ -172,7 +185,7 @@ class KmeService:
             except (KeyError, ValueError):
                 raise DeviceRefusal(
                     "the lifecycle URN needs size=<bits> and valid-until=<POSIX seconds>",
-                    _unit_path(unit_id, "lifecycle-urn"),
+                    unit_path(unit_id, "lifecycle-urn"),
                 ) from None
 
     def commit(self, delta: KmeDelta, node: NodeConfig, node_delta: cfg.Delta,
@@ -342,17 +355,9 @@ class KmeService:
         self._notify(unit, old)
 
     def _notify(self, unit: Unit, old: str | None) -> None:
-        body: dict[str, Any] = {
-            "unit-id": unit.unit_id, "source-urn": unit.source_urn, "destination-urn": unit.destination_urn,
-            "lifecycle-urn": unit.lifecycle_urn, "new-state": unit.state,
-        }
-        if old is not None:
-            body["old-state"] = old
-        if unit.reason:
-            body["reason"] = unit.reason
         now = self.world.now_ns
-        self.twin.hub.publish(DeviceEvent("notification", {f"{SS}:service-unit-state-change": body}, (), now))
-        self.twin.hub.publish(DeviceEvent("state", {}, (_unit_path(unit.unit_id, "state"),), now))
+        self.twin.hub.publish(DeviceEvent("notification", state_change(unit, old), (), now))
+        self.twin.hub.publish(DeviceEvent("state", {}, (unit_path(unit.unit_id, "state"),), now))
 
     # -- state -------------------------------------------------------------------------------
 

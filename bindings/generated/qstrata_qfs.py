@@ -60,6 +60,7 @@ class qfs_node:
                     creation_time = '/qstrata-qfs:qfs-node/memories/memory/stored-pairs/pair/creation-time'
                     fidelity = '/qstrata-qfs:qfs-node/memories/memory/stored-pairs/pair/fidelity'
                     expiry_time = '/qstrata-qfs:qfs-node/memories/memory/stored-pairs/pair/expiry-time'
+                    service_unit = '/qstrata-qfs:qfs-node/memories/memory/stored-pairs/pair/service-unit'
 
     class entanglement_links:
         PATH = '/qstrata-qfs:qfs-node/entanglement-links'

@@ -58,6 +58,65 @@ class service_stratum:
             created_time = '/qstrata-ss:service-stratum/service-units/service-unit/created-time'
             valid_until = '/qstrata-ss:service-stratum/service-units/service-unit/valid-until'
 
+            class entanglement:
+                PATH = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement'
+                NAME = 'entanglement'
+
+
+                class request:
+                    PATH = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/request'
+                    NAME = 'request'
+
+                    min_fidelity = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/request/min-fidelity'
+                    max_time = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/request/max-time'
+                    number = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/request/number'
+                    priority = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/request/priority'
+                failure = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/failure'
+                time_to_first_pair = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/time-to-first-pair'
+                pairs_delivered = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/pairs-delivered'
+                fidelity_mean = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/fidelity-mean'
+                age_max = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/age-max'
+
+                class delivered_pair:
+                    PATH = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/delivered-pair'
+                    NAME = 'delivered-pair'
+                    KEYS = ('sequence-number',)
+
+                    @staticmethod
+                    def entry(sequence_number: object, parent: str = '') -> str:
+                        """Data path of one entry; `parent` is the parent's data path."""
+                        return f"{parent}/delivered-pair[sequence-number={_q(sequence_number)}]"
+
+                    sequence_number = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/delivered-pair/sequence-number'
+                    pair_id = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/delivered-pair/pair-id'
+                    bell_state = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/delivered-pair/bell-state'
+                    fidelity = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/delivered-pair/fidelity'
+                    fidelity_time = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/delivered-pair/fidelity-time'
+                    age = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/delivered-pair/age'
+
+    class entanglement_requests:
+        PATH = '/qstrata-ss:service-stratum/entanglement-requests'
+        NAME = 'entanglement-requests'
+
+        admitted = '/qstrata-ss:service-stratum/entanglement-requests/admitted'
+        rejected = '/qstrata-ss:service-stratum/entanglement-requests/rejected'
+        expired = '/qstrata-ss:service-stratum/entanglement-requests/expired'
+        pairs_delivered = '/qstrata-ss:service-stratum/entanglement-requests/pairs-delivered'
+
+        class failure:
+            PATH = '/qstrata-ss:service-stratum/entanglement-requests/failure'
+            NAME = 'failure'
+            KEYS = ('reason',)
+
+            @staticmethod
+            def entry(reason: object, parent: str = '/qstrata-ss:service-stratum/entanglement-requests') -> str:
+                """Data path of one entry; `parent` is the parent's data path."""
+                return f"{parent}/failure[reason={_q(reason)}]"
+
+            reason = '/qstrata-ss:service-stratum/entanglement-requests/failure/reason'
+            count = '/qstrata-ss:service-stratum/entanglement-requests/failure/count'
+        discontinuity_time = '/qstrata-ss:service-stratum/entanglement-requests/discontinuity-time'
+
     class kme:
         PATH = '/qstrata-ss:service-stratum/kme'
         NAME = 'kme'
