@@ -247,7 +247,7 @@ class PairService:
     def _route(self, unit: PairUnit, destination: str) -> list[str] | None:
         adjacent: dict[str, list[str]] = {}
         for link in self.fabric.links.values():
-            if len(link.ends) == 2 and link.enabled:
+            if len(link.ends) == 2:  # configured at both ends; a disabled link is down, not gone
                 x, y = link.ends
                 adjacent.setdefault(x, []).append(y)
                 adjacent.setdefault(y, []).append(x)
