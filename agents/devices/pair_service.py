@@ -127,6 +127,8 @@ class PairService:
         self.rejected = 0
         self.expired = 0
         self.pairs_delivered = 0
+        self.fidelity_sum = 0.0
+        self.last: Delivery | None = None
         self.failures: Counter[str] = Counter()
         self.since_ns = self.world.now_ns
 
@@ -355,9 +357,11 @@ class PairService:
     def _deliver(self, unit: PairUnit, pair: Pair, now_ns: int) -> None:
         pair.unit, pair.expiry_ns = unit.unit_id, None
         unit.pairs.append(pair)
-        unit.deliveries.append(Delivery(len(unit.deliveries) + 1, pair.pair_id, pair.bell,
-                                        self.fabric.fidelity(pair, now_ns), now_ns, now_ns - pair.born_ns))
+        self.last = Delivery(len(unit.deliveries) + 1, pair.pair_id, pair.bell, self.fabric.fidelity(pair, now_ns),
+                             now_ns, now_ns - pair.born_ns)
+        unit.deliveries.append(self.last)
         self.pairs_delivered += 1
+        self.fidelity_sum += self.last.fidelity
 
     # -- endings -----------------------------------------------------------------------------
 
@@ -404,6 +408,10 @@ class PairService:
             "failure": [{"reason": r, "count": str(n)} for r, n in sorted(self.failures.items())],
             "discontinuity-time": self.world.date_and_time(self.since_ns),
         }
+        if self.last is not None:
+            counters.update({"fidelity-mean": decimal64(self.fidelity_sum / self.pairs_delivered, 4),
+                             "last-fidelity": decimal64(self.last.fidelity, 4),
+                             "last-delivery-time": self.world.date_and_time(self.last.at_ns)})
         return {TOP: {"service-units": {"service-unit": units}, "entanglement-requests": counters}}
 
     def _unit_state(self, unit: PairUnit, transit: bool) -> dict[str, Any]:

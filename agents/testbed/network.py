@@ -150,6 +150,8 @@ class Network:
         self._process_alarms: Any = None
         self.keys: Any = None
         """The built-in key delivery application (`keyapp.KeyApplication`), once configured."""
+        self.pairs: Any = None
+        """The built-in entangled-state application (`pairapp.PairApplication`), once configured."""
 
     @property
     def state_dir(self) -> Path:
@@ -273,6 +275,11 @@ class Network:
             return
         finally:
             self.controller_done.set()
+        if plan.entanglement_apps:
+            from .pairapp import PairApplication
+
+            self.pairs = PairApplication(plan.entanglement_apps, self._netconf_logins(), self.options.speed, self.say)
+            await self.pairs.start()
         if any(app.fetch for app in plan.qkd_apps):
             await self._start_keys()
         if self.plan.scenario:
@@ -397,6 +404,8 @@ class Network:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.keys is not None:
             await self.keys.stop()
+        if self.pairs is not None:
+            await self.pairs.stop()
         if self.collector is not None:
             await self.collector.stop()
         if self.host is not None:

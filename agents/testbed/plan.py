@@ -11,6 +11,8 @@ Three optional top-level sections of the topology YAML (ignored by the twins):
       qkd_apps: [{id: UUID, master: sae-alice, slaves: [sae-bob],
                   session: {id: UUID, rate: 4000000, burst: 4000000},     # token bucket: bit/s, bits
                   fetch: {rate: 1600000, key_size: 8192}}]                # up's built-in application
+      entanglement_apps: [{source: mem-a, destination: mem-c, pairs: 1, fidelity: 0.6,   # entangled pairs
+                           every_s: 5, valid_s: 20}]                                   # (pairapp.py)
     scenario:        # scripted disturbances, simulated seconds after the controller is done
       - {at_s: 60, channel: c-tenant, launch_power_dbm: -18, text: "..."}    # Raman noise
       - {at_s: 90, fibre: spool-25, extra_loss_db: 3, text: "..."}          # a bent fibre
@@ -34,10 +36,11 @@ from typing import Any
 
 from qstrata.agents.devices.topology import Topology
 from qstrata.agents.devices.topology_check import Checker
-from qstrata.agents.devices.topology_keys import TOP, Keys
+from qstrata.agents.devices.topology_keys import MEMORY_NODE, TOP, Keys
 from qstrata.bindings.spelling import hint
 
-CONTROLLER = Keys("controller section", "cross_connects", "qkd_links", "entanglement_links", "saes", "qkd_apps")
+CONTROLLER = Keys("controller section", "cross_connects", "qkd_links", "entanglement_links", "saes", "qkd_apps",
+                  "entanglement_apps")
 CONTROLLER_CROSS_CONNECT = Keys("controller cross-connect", "switch", "ingress", "egress")
 QKD_LINK = Keys("QKD link", "id", "a", "b")
 QKD_LINK_END = Keys("QKD link end", "node", "interface")
@@ -47,6 +50,7 @@ SAE = Keys("SAE", "id", "node")
 QKD_APP = Keys("qkd_app", "id", "master", "slaves", "session", "fetch")
 SESSION = Keys("session", "id", "rate", "burst")
 FETCH = Keys("fetch", "rate", "key_size")
+ENTANGLEMENT_APP = Keys("entanglement application", "source", "destination", "pairs", "fidelity", "every_s", "valid_s")
 SAE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 """SAE IDs of the plan: what every ETSI GS QKD 014 client puts in a URL path as it is (none of them
 encodes it), a strict subset of what qstrata-ss and `qstrata sae add` accept."""
@@ -125,6 +129,22 @@ class QkdAppPlan:
     fetch: FetchPlan | None = None
 
 
+@dataclass(frozen=True)
+class EntanglementAppPlan:
+    """An application on `source` asking for ENTANGLED-STATE units towards `destination`."""
+
+    source: str
+    destination: str
+    destination_urn: str
+    """The destination node's URN (`urn` of the memory node in the topology): what units name."""
+    pairs: int = 1
+    fidelity: float = 0.5
+    every_s: float = 10.0
+    """Simulated seconds between two requests."""
+    valid_s: float = 30.0
+    """Simulated seconds a unit is valid for (its lifecycle URN's valid-until)."""
+
+
 Hop = tuple[str, str]
 """(next hop node, QKD link id) on the way to a node."""
 
@@ -136,6 +156,7 @@ class ControllerPlan:
     entanglement_links: tuple[EntanglementPlan, ...] = ()
     saes: tuple[SaePlan, ...] = ()
     qkd_apps: tuple[QkdAppPlan, ...] = ()
+    entanglement_apps: tuple[EntanglementAppPlan, ...] = ()
 
     def node_of(self, sae: str) -> str:
         """The QKD node of a declared SAE."""
@@ -329,7 +350,38 @@ def _controller(c: Checker, raw: Any, topology: Topology | None) -> ControllerPl
             elinks.append(EntanglementPlan(lid, ends[0], ends[1], cutoff))
     saes, declared = _saes(c, CONTROLLER.get(top, "saes"), topology)
     apps = _qkd_apps(c, CONTROLLER.get(top, "qkd_apps"), declared)
-    return ControllerPlan(tuple(xcs), tuple(links), tuple(elinks), saes, apps)
+    pair_apps = _entanglement_apps(c, CONTROLLER.get(top, "entanglement_apps"), topology)
+    return ControllerPlan(tuple(xcs), tuple(links), tuple(elinks), saes, apps, pair_apps)
+
+
+def _entanglement_apps(c: Checker, raw: Any, topology: Topology | None) -> tuple[EntanglementAppPlan, ...]:
+    apps = []
+    for i, item in enumerate(c.listing(raw, "controller.entanglement_apps")):
+        at = f"controller.entanglement_apps[{i}]"
+        entry = _entry(c, item, at, ENTANGLEMENT_APP)
+        if entry is None:
+            continue
+        source = _node(c, entry, at, topology, "memory", ENTANGLEMENT_APP, "source")
+        destination = _node(c, entry, at, topology, "memory", ENTANGLEMENT_APP, "destination")
+        urn = None
+        if destination is not None and topology is not None:
+            urn = MEMORY_NODE.get(topology.nodes[destination].options, "urn")
+            if not urn:
+                c.add(f"{at}.destination", f"{destination} has no urn in the topology: units name their destination by it")
+        if source is not None and source == destination:
+            c.add(f"{at}.destination", f"{destination} is the source")
+            destination = None
+        pairs = c.integer(ENTANGLEMENT_APP.get(entry, "pairs", 1), f"{at}.pairs", 1)
+        fidelity = c.number(entry, "fidelity", at, required=True, minimum=0, keys=ENTANGLEMENT_APP)
+        if fidelity is not None and fidelity > 1:
+            c.add(f"{at}.fidelity", f"a fidelity is at most 1, got {fidelity}")
+            fidelity = None
+        every = c.number(entry, "every_s", at, positive=True, keys=ENTANGLEMENT_APP)
+        valid = c.number(entry, "valid_s", at, positive=True, keys=ENTANGLEMENT_APP)
+        if source and destination and (urn or topology is None) and pairs and fidelity is not None:
+            apps.append(EntanglementAppPlan(source, destination, str(urn or f"urn:qstrata:node:{destination}"), pairs,
+                                            fidelity, every or 10.0, valid or 30.0))
+    return tuple(apps)
 
 
 def _saes(c: Checker, raw: Any, topology: Topology | None) -> tuple[tuple[SaePlan, ...], set[str]]:

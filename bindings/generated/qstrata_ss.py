@@ -102,6 +102,9 @@ class service_stratum:
         rejected = '/qstrata-ss:service-stratum/entanglement-requests/rejected'
         expired = '/qstrata-ss:service-stratum/entanglement-requests/expired'
         pairs_delivered = '/qstrata-ss:service-stratum/entanglement-requests/pairs-delivered'
+        fidelity_mean = '/qstrata-ss:service-stratum/entanglement-requests/fidelity-mean'
+        last_fidelity = '/qstrata-ss:service-stratum/entanglement-requests/last-fidelity'
+        last_delivery_time = '/qstrata-ss:service-stratum/entanglement-requests/last-delivery-time'
 
         class failure:
             PATH = '/qstrata-ss:service-stratum/entanglement-requests/failure'
