@@ -33,7 +33,7 @@ DEFAULT_SAMPLE_INTERVAL = 10.0
 
 DEFAULT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "qkd": ("/etsi-qkd-sdn-node:qkd_node", "/qstrata-ss:service-stratum"),
-    "memory": ("/qstrata-qfs:qfs-node",),
+    "memory": ("/qstrata-qfs:qfs-node", "/qstrata-ss:service-stratum/entanglement-requests"),
     "switch": ("/optical-switch:opm-power", "/optical-switch:cross-connects"),
 }
 """What a target of a kind is subscribed to when its entry lists no subscriptions."""

@@ -3,7 +3,9 @@
 One place turns the collector's normalized series into what an operator looks at -- one row per
 (QKD or entanglement link, reporting agent) with its status, rates, QBER, fidelity and stored key,
 each optical switch's cross-connects, and one row per key delivery application (ETSI GS QKD 014:
-the key it gets against the key its route makes) -- so the status table of `qstrata up` and the
+the key it gets against the key its route makes), and one row per memory node serving entangled
+pairs (qstrata-ss ENTANGLED-STATE units: admitted, refused, expired, pairs delivered and their
+fidelity) -- so the status table of `qstrata up` and the
 web dashboard show the same numbers, computed once, from the same latest values Prometheus
 exports.
 """
@@ -22,6 +24,8 @@ CROSS_CONNECT_PREFIX = "/optical-switch:cross-connects/pair["
 APP_PREFIX = TEL + "/key-delivery/application["
 REFUSED_PREFIX = TEL + "/key-delivery/refused["
 HOP_PREFIX = TEL + "/key-relay/hop["
+PAIRS_PREFIX = "/qstrata-ss:service-stratum/entanglement-requests/"
+"""A memory node's entangled-state request counters (raw series: the agent's own path)."""
 _KEY = re.compile(r"\[([\w-]+)='([^']*)'\]")
 
 LINK_LEAVES = {
@@ -84,10 +88,31 @@ DELIVERY_LEAVES = {
 """qstrata-telemetry key-delivery/application leaf -> `DeliveryRow` field."""
 
 
+@dataclass
+class PairRow:
+    """One memory node's entangled-state service: the units requested there and the pairs they got."""
+
+    agent: str
+    admitted: float | None = None
+    rejected: float | None = None
+    expired: float | None = None
+    pairs_delivered: float | None = None
+    fidelity_mean: float | None = None
+    last_fidelity: float | None = None
+    failures: dict[str, float] = field(default_factory=dict)
+    """Units failed or expired, by link-layer error (UNSUPP, NOTIME, NORES, TIMEOUT, REJECTED, EXPIRE)."""
+    updated_ns: int = 0
+
+
+PAIR_LEAVES = {"admitted": "admitted", "rejected": "rejected", "expired": "expired",
+               "pairs-delivered": "pairs_delivered", "fidelity-mean": "fidelity_mean", "last-fidelity": "last_fidelity"}
+"""qstrata-ss entanglement-requests leaf -> `PairRow` field."""
+
+
 def is_view_series(path: str) -> bool:
-    """Whether a series feeds `link_rows`, `cross_connects` or `delivery_rows` (lets callers cache
-    the few that do)."""
-    return path.startswith((QKD_PREFIX, QFS_PREFIX, APP_PREFIX, REFUSED_PREFIX, HOP_PREFIX)) or (
+    """Whether a series feeds `link_rows`, `cross_connects`, `delivery_rows` or `pair_rows` (lets
+    callers cache the few that do)."""
+    return path.startswith((QKD_PREFIX, QFS_PREFIX, APP_PREFIX, REFUSED_PREFIX, HOP_PREFIX, PAIRS_PREFIX)) or (
         path.startswith(CROSS_CONNECT_PREFIX) and path.endswith("/egress"))
 
 
@@ -168,6 +193,27 @@ def delivery_rows(series: Iterable[Any]) -> list[DeliveryRow]:
             row.key_rate = min(made)  # type: ignore[type-var]
         rows.append(row)
     return sorted(rows, key=lambda r: (r.master, r.slaves, r.app_id))
+
+
+def pair_rows(series: Iterable[Any]) -> list[PairRow]:
+    """One row per memory node that reports entangled-state requests, sorted by agent."""
+    rows: dict[str, PairRow] = {}
+    for s in series:
+        path, value = s.path, s.value
+        if value is None or not path.startswith(PAIRS_PREFIX):
+            continue
+        row = rows.get(s.target)
+        if row is None:
+            row = rows[s.target] = PairRow(s.target)
+        leaf = path.rsplit("/", 1)[-1]
+        if path.startswith(PAIRS_PREFIX + "failure[") and leaf == "count":
+            row.failures[dict(_KEY.findall(path)).get("reason", "?")] = float(value)
+        elif leaf in PAIR_LEAVES:
+            setattr(row, PAIR_LEAVES[leaf], float(value))
+        else:
+            continue
+        row.updated_ns = max(row.updated_ns, getattr(s, "ts", 0) or 0)
+    return sorted(rows.values(), key=lambda r: r.agent)
 
 
 def cross_connects(series: Iterable[Any]) -> dict[str, dict[int, int]]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..store import StoreError, StoreReader
 from ..timefmt import NS, parse_duration
-from ..views import cross_connects, delivery_rows, is_view_series, link_rows
+from ..views import cross_connects, delivery_rows, is_view_series, link_rows, pair_rows
 from .graph import Graph, GraphNode
 from .http import HttpError, Request
 
@@ -101,8 +101,10 @@ class DashboardData:
         switches = {sw: {str(i): e for i, e in sorted(p.items())} for sw, p in cross_connects(series).items()}
         apps = {row.app_id: {k: _num(v) if isinstance(v, float) else v for k, v in asdict(row).items()}
                 for row in delivery_rows(series)}
-        return {"now_ns": time.time_ns(), "links": links, "apps": apps, "agents": agents, "alarms": alarms,
-                "switches": switches,
+        pairs = {row.agent: {k: _num(v) if isinstance(v, float) else v for k, v in asdict(row).items()}
+                 for row in pair_rows(series)}
+        return {"now_ns": time.time_ns(), "links": links, "apps": apps, "pairs": pairs, "agents": agents,
+                "alarms": alarms, "switches": switches,
                 "collector": {"instance": health["instance"], "ingested": health["ingested"],
                               "series": health["series"], "alarms_active": health["alarms_active"],
                               "outputs": {n: {"state": o["state"], "queued": o["queued"], "dropped": o["dropped"]}
@@ -236,12 +238,12 @@ class DashboardData:
 
 
 def delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | None:
-    """What changed from `old` to `new`: changed or new rows of `links`/`agents` by key (None:
-    gone), the whole `alarms`/`switches`/`collector` when they changed. None: nothing did."""
+    """What changed from `old` to `new`: changed or new rows of `links`/`apps`/`pairs`/`agents` by
+    key (None: gone), the whole `alarms`/`switches`/`collector` when they changed. None: nothing did."""
     if old is None:
         return new
     out: dict[str, Any] = {}
-    for section in ("links", "apps", "agents"):
+    for section in ("links", "apps", "pairs", "agents"):
         before, after = old.get(section, {}), new.get(section, {})
         changed = {k: v for k, v in after.items() if before.get(k) != v}
         changed.update({k: None for k in before if k not in after})

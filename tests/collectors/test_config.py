@@ -106,7 +106,7 @@ def test_endpoints_json(tmp_path, creds):
     alice, mem = cfg.targets["alice"], cfg.targets["mem-a"]
     assert (alice.address, alice.port, alice.netconf, alice.protocol) == ("127.0.0.1", 9300, ("127.0.0.1", 8300), "gnmi")
     assert (mem.address, mem.netconf, mem.protocol) == (None, ("127.0.0.1", 8304), "netconf")
-    assert mem.subscriptions[0].paths == ("/qstrata-qfs:qfs-node",) and mem.credentials() == ("admin", "s3cret")
+    assert mem.subscriptions[0].paths == ("/qstrata-qfs:qfs-node", "/qstrata-ss:service-stratum/entanglement-requests") and mem.credentials() == ("admin", "s3cret")
     path.write_text(json.dumps(endpoints["agents"]))  # a bare list works too
     assert set(load(path).targets) == {"alice", "mem-a"}
     yaml_ref = write(tmp_path, "targets-file: endpoints.json\nalarms: [{name: down, unreachable-for: 10s}]\n")

@@ -119,8 +119,8 @@ def test_page_embeds_the_state_for_its_first_paint(up):
     found = re.findall(r'<script id="initial-state" type="application/json">(.*?)</script>', page, flags=re.S)
     assert len(found) == 1, page[:500]
     doc = json.loads(found[0])
-    assert {n["name"] for n in doc["topology"]["nodes"]} == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
-    assert set(doc["state"]["agents"]) == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
+    assert {n["name"] for n in doc["topology"]["nodes"]} == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b", "mem-c"}
+    assert set(doc["state"]["agents"]) == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b", "mem-c"}
     assert any(row["link_id"] == LINK for row in doc["state"]["links"].values())
     assert "<" not in found[0]  # nothing in the data can close the script element
     assert found[0] and page.index("initial-state") < page.index("/static/app.js")  # there before the script runs
@@ -132,7 +132,7 @@ def test_topology_is_the_networks(up):
     assert doc["name"] == "qstrata-network"
     assert {(n["name"], n["kind"]) for n in doc["nodes"]} == {
         ("alice", "qkd"), ("bob", "qkd"), ("charlie", "qkd"), ("sw1", "switch"), ("mem-a", "memory"),
-        ("mem-b", "memory")}
+        ("mem-b", "memory"), ("mem-c", "memory")}
     fibres = {f["id"]: f for f in doc["fibres"]}
     assert fibres["spool-25"]["length_km"] == 25 and fibres["spool-25"]["a"] == {"device": "sw1", "port": 9}
 
@@ -145,12 +145,30 @@ def test_state_shows_links_agents_switches(up):
         assert 0 < r["qber"] < 0.2 and r["key_available"] is not None and r["updated_ns"] > 0
     ent = [r for r in doc["links"].values() if r["link_id"] == ENT]
     assert {r["agent"] for r in ent} == {"mem-a", "mem-b"} and all(0.5 < r["fidelity"] <= 1 for r in ent)
-    assert set(doc["agents"]) == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
+    assert set(doc["agents"]) == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b", "mem-c"}
     assert all(a["reachable"] and a["state"] == "subscribed" and a["updates_received"] > 0
                for a in doc["agents"].values())
     pairs = _wait(lambda: _get(up["url"] + "api/state")[2]["switches"].get("sw1"), 20)
     assert pairs and pairs.get("5") == 6, pairs
     assert doc["collector"]["instance"] == "up-collector" and "sqlite" in doc["collector"]["outputs"]
+
+
+def test_state_shows_entangled_pairs_delivered(up):
+    """The memory node up's entangled-state application asks (mem-a) reports what its units got: pairs
+    delivered, to mem-b directly and to mem-c swapped at mem-b, at or above the fidelity they asked (0.75
+    and 0.6), never above a fresh NV pair's 0.9; the page has the panel that shows them."""
+    def delivered():
+        row = _get(up["url"] + "api/state")[2].get("pairs", {}).get("mem-a")
+        return row if row and (row["pairs_delivered"] or 0) >= 4 else None
+
+    row = _wait(delivered, 60)
+    assert row, _get(up["url"] + "api/state")[2].get("pairs")
+    assert 0.6 <= row["last_fidelity"] <= 0.9 and 0.6 <= row["fidelity_mean"] <= 0.9, row
+    assert row["admitted"] >= row["pairs_delivered"] and row["updated_ns"] > 0, row
+    log = (up["state"] / "up.log").read_text()
+    assert "pairs: mem-a -> mem-c: first unit of 1 pair(s) delivered through 1 repeater(s)" in log
+    with urllib.request.urlopen(up["url"], timeout=10) as r:
+        assert 'id="pairs"' in r.read().decode()
 
 
 def test_series_are_the_stores_downsampled_and_bounded(up):
@@ -205,7 +223,7 @@ def test_alarms_and_health(up):
     for a in doc["alarms"]:
         assert {"alarm-id", "severity", "raised-time", "state", "rule"} <= set(a)
     status, _, health = _get(up["url"] + "api/health")
-    assert status == 200 and set(health["targets"]) == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
+    assert status == 200 and set(health["targets"]) == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b", "mem-c"}
     assert health["outputs"]["dashboard"]["endpoint"] == up["url"]
 
 
@@ -221,12 +239,12 @@ def test_event_stream_sends_a_snapshot_then_deltas(up):
     events = [e for e in body.decode().split("\n\n") if e.startswith("event:")]
     assert events[0].startswith("event: snapshot")
     snapshot = json.loads(events[0].split("data: ", 1)[1])
-    assert {"links", "apps", "agents", "alarms", "switches", "collector", "now_ns"} <= set(snapshot)
+    assert {"links", "apps", "pairs", "agents", "alarms", "switches", "collector", "now_ns"} <= set(snapshot)
     deltas = [json.loads(e.split("data: ", 1)[1]) for e in events[1:] if e.startswith("event: delta")]
     assert len(deltas) >= 2, body[:500]
     assert time.monotonic() - started >= 1.0  # at most one a second
     for d in deltas:  # only what changed: rows are whole, unchanged rows absent
-        assert set(d) <= {"links", "apps", "agents", "alarms", "switches", "collector", "now_ns"}
+        assert set(d) <= {"links", "apps", "pairs", "agents", "alarms", "switches", "collector", "now_ns"}
         for row in d.get("links", {}).values():
             assert row is None or {"status", "rate", "updated_ns"} <= set(row)
 
@@ -277,8 +295,8 @@ def test_collect_cli_serves_a_dashboard_with_the_endpoints_topology(up, tmp_path
                 url = line.split("dashboard ", 1)[1].split()[0]
         assert url and url.startswith("http://127.0.0.1:"), "no dashboard URL in the collector's log"
         topo = _get(url + "api/topology")[2]
-        assert topo["name"] == "qstrata-network" and len(topo["fibres"]) == 7
-        doc = _wait(lambda: (d := _get(url + "api/state")[2]) and len(d["agents"]) == 6
+        assert topo["name"] == "qstrata-network" and len(topo["fibres"]) == 9
+        doc = _wait(lambda: (d := _get(url + "api/state")[2]) and len(d["agents"]) == 7
                     and all(a["reachable"] for a in d["agents"].values()) and d, 20)
         assert doc and doc["collector"]["instance"] == "dash-cli"
         status, _, err = _get(url + f"api/series?link={LINK}")

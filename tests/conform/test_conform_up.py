@@ -123,7 +123,7 @@ def test_the_credentials_recipe_with_a_target(network, tmp_path):
 
 
 def test_without_a_target_no_gnmi_check_passes_for_the_wrong_reason(network, tmp_path):
-    """The gateway serves six agents: without --target it answers every Get, Set and Subscribe
+    """The gateway serves seven agents: without --target it answers every Get, Set and Subscribe
     'set prefix.target'. Only Capabilities (which names no target) passes; GN-GET-002, which
     expects INVALID_ARGUMENT for a bad path, used to pass on that INVALID_ARGUMENT."""
     alice = next(a for a in endpoints(network)["agents"] if a["name"] == "alice")
@@ -140,6 +140,6 @@ def test_without_a_target_no_gnmi_check_passes_for_the_wrong_reason(network, tmp
 def test_endpoints_mistakes_are_one_line(network):
     code, _, stderr = conform(network, "--endpoints", ENDPOINTS, "--agent", "carol")
     assert code == 2 and stderr.strip() == (
-        f"qstrata conform: no agent 'carol' in {ENDPOINTS}; known: alice, bob, charlie, sw1, mem-a, mem-b"), stderr
+        f"qstrata conform: no agent 'carol' in {ENDPOINTS}; known: alice, bob, charlie, sw1, mem-a, mem-b, mem-c"), stderr
     code, _, stderr = conform(network, "--endpoints", ENDPOINTS)
-    assert code == 2 and "--agent NAME (alice, bob, charlie, sw1, mem-a, mem-b)" in stderr and len(stderr.splitlines()) == 1
+    assert code == 2 and "--agent NAME (alice, bob, charlie, sw1, mem-a, mem-b, mem-c)" in stderr and len(stderr.splitlines()) == 1

@@ -56,6 +56,7 @@ def test_every_declared_key_is_read(monkeypatch):
     assert topology.gnmi_gateway_port == 0
     plan, issues = plan_module.plan_of(read(EVERY_KEY), topology, str(EVERY_KEY))
     assert issues == [] and plan.controller.entanglement_links and len(plan.scenario) == 2
+    assert plan.controller.entanglement_apps[0].destination_urn == "urn:example:ma"
 
     assert len({k.what for k in DECLARED}) == len(DECLARED), "two Keys share a name"
     unread = {k.what: sorted(set(k.keys) - read_keys[k.what]) for k in DECLARED if set(k.keys) - read_keys[k.what]}

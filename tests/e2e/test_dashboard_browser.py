@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.timeout(180),
               pytest.mark.skipif(find_chromium() is None,
                                  reason="chromium is not installed (bash scripts/dev.sh setup installs it)")]
 
-AGENTS = {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
+AGENTS = {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b", "mem-c"}
 RELAYED = "6ba3ee58-1c2d-4e5f-8a9b-0c1d2e3f4a02"
 """The built-in network's relayed application (alice -> charlie through bob), fetched by up's own
 application (controller section of agents/devices/topologies/network.yaml)."""

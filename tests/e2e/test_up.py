@@ -144,7 +144,7 @@ def test_endpoints_json_lists_every_agent_and_the_collector(network):
     ep = network["endpoints"]
     assert {(a["name"], a["kind"]) for a in ep["agents"]} == {
         ("alice", "qkd"), ("bob", "qkd"), ("charlie", "qkd"), ("sw1", "switch"), ("mem-a", "memory"),
-        ("mem-b", "memory")}
+        ("mem-b", "memory"), ("mem-c", "memory")}
     ports = [a["netconf"]["port"] for a in ep["agents"]]
     assert len(set(ports)) == len(ports)
     for a in ep["agents"]:
@@ -386,7 +386,7 @@ def test_processes_share_one_world_links_come_up_and_the_closed_loop_runs(proces
     the scripted disturbance raises the QBER, the alarm's NETCONF action re-routes the link, and
     the figures on the spare are the one-process mode's (the same deterministic physics)."""
     ps, ep, state = processes["proc"], processes["endpoints"], processes["state"]
-    assert set(children(ps)) == {"world", "alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
+    assert set(children(ps)) == {"world", "alice", "bob", "charlie", "sw1", "mem-a", "mem-b", "mem-c"}
     assert oct((state / "world.sock").stat().st_mode & 0o777) == "0o600"
     assert wait_for(lambda: max((s[2] for s in samples_since(processes["store"], "alice", 0)), default=0) > 1000, 30)
     assert wait_for(lambda: "alarm raised: qber-high on alice" in up_log(state), 40), up_log(state)[-2000:]
@@ -403,7 +403,7 @@ def test_processes_collects_every_agent_over_its_own_gnmi_port(processes):
     """No gateway: the collector subscribes to each agent's own port; every agent's telemetry
     reaches the store, the switch's cross-connects included (on change)."""
     ep = processes["endpoints"]
-    assert len({a["gnmi"]["port"] for a in ep["agents"]}) == 6
+    assert len({a["gnmi"]["port"] for a in ep["agents"]}) == 7
 
     def missing() -> set[str]:
         reader = StoreReader(processes["store"])
@@ -421,7 +421,7 @@ def test_processes_collects_every_agent_over_its_own_gnmi_port(processes):
         finally:
             reader.close()
 
-    assert len(wait_for(routes, 20)) == 3, routes()
+    assert len(wait_for(routes, 20)) == 4, routes()
 
 
 def test_processes_a_killed_agent_is_reported_restarted_and_collected_again(processes):
@@ -513,11 +513,11 @@ def test_processes_runs_one_process_per_agent_and_none_outlives_a_killed_up(tmp_
     proc, _ = start_up(tmp_path, "--processes", "--bare", "--no-collector")
     try:
         ep = json.loads((tmp_path / "endpoints.json").read_text())
-        assert len(ep["agents"]) == 6
+        assert len(ep["agents"]) == 7
         with connect(ep, "sw1") as m:
             assert m.connected
         pids = children(proc)
-        assert set(pids) == {"world", "alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
+        assert set(pids) == {"world", "alice", "bob", "charlie", "sw1", "mem-a", "mem-b", "mem-c"}
     finally:
         proc.kill()
         proc.wait()

@@ -63,6 +63,18 @@ def _controller_unknown(d):
     d["controller"]["qkd_links"][0]["b"]["node"] = "mem-a"
 
 
+def _pairs_to_a_qkd_node(d):
+    d["controller"]["entanglement_apps"][1]["destination"] = "charlie"
+
+
+def _pairs_to_a_node_without_urn(d):
+    del d["nodes"][6]["urn"]
+
+
+def _pairs_fidelity_above_one(d):
+    d["controller"]["entanglement_apps"][0]["fidelity"] = 1.5
+
+
 def _collector_bad_rule(d):
     d["collector"]["alarms"][0]["above"] = "high"
 
@@ -75,6 +87,10 @@ CASES = [
     (_wrong_type, "nodes[3].ports", "expected an integer, got a string 'sixteen'"),
     (_bad_kind, "nodes[0].kind", "expected one of qkd, memory, switch, got 'qdk'"),
     (_controller_unknown, "controller.qkd_links[0].b.node", "mem-a is a memory node, not a qkd node"),
+    (_pairs_to_a_qkd_node, "controller.entanglement_apps[1].destination", "charlie is a qkd node, not a memory node"),
+    (_pairs_to_a_node_without_urn, "controller.entanglement_apps[1].destination",
+     "mem-c has no urn in the topology: units name their destination by it"),
+    (_pairs_fidelity_above_one, "controller.entanglement_apps[0].fidelity", "a fidelity is at most 1, got 1.5"),
     (_collector_bad_rule, "collector.alarms[0].above", ""),
 ]
 

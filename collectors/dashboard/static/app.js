@@ -139,7 +139,7 @@ function groupStatus(g) {
 
 function apply(delta) {
   if (!app.state) { app.state = delta; return; }
-  for (const section of ["links", "apps", "agents"]) {
+  for (const section of ["links", "apps", "pairs", "agents"]) {
     if (!delta[section]) continue;
     app.state[section] = app.state[section] || {};
     for (const [k, v] of Object.entries(delta[section])) {
@@ -172,6 +172,35 @@ function appendLive() {
       }
     }
   }
+}
+
+// ------------------------------------------------------------------ entangled pairs
+// One row per memory node serving ENTANGLED-STATE units (qstrata-ss): units admitted, refused and
+// expired, pairs delivered and their fidelity at delivery, failures by link-layer error.
+function renderPairs() {
+  const box = document.getElementById("pairs");
+  if (!box) return;
+  const nodes = Object.values(app.state.pairs || {});
+  if (!nodes.length) {
+    box.innerHTML = `<div class="none">No entangled pairs delivered yet: ENTANGLED-STATE service units asked of a
+      memory node (qstrata-ss) show here, with the fidelity of the pairs it delivered.</div>`;
+    return;
+  }
+  const n = v => v == null ? "-" : String(Math.round(v));
+  const f = v => v == null ? "-" : v.toFixed(3);
+  const rows = [`<tr class="head"><th>node</th><th class="num">pairs delivered</th><th class="num">last fidelity</th>
+    <th class="num">mean fidelity</th><th class="num">admitted</th><th class="num">refused</th><th class="num">expired</th>
+    <th>failures</th></tr>`];
+  for (const r of nodes) {
+    const failures = Object.entries(r.failures).filter(([, c]) => c > 0).map(([e, c]) => `${e} ${c}`).join(", ");
+    rows.push(`<tr data-pairs="${esc(r.agent)}"><td><b>${esc(r.agent)}</b></td>
+      <td class="num" data-label="pairs delivered" data-delivered="${r.pairs_delivered ?? ""}">${n(r.pairs_delivered)}</td>
+      <td class="num" data-label="last fidelity" data-fidelity="${r.last_fidelity ?? ""}">${f(r.last_fidelity)}</td>
+      <td class="num" data-label="mean fidelity">${f(r.fidelity_mean)}</td>
+      <td class="num" data-label="admitted">${n(r.admitted)}</td><td class="num" data-label="refused">${n(r.rejected)}</td>
+      <td class="num" data-label="expired">${n(r.expired)}</td><td data-label="failures">${esc(failures || "none")}</td></tr>`);
+  }
+  box.innerHTML = `<div class="scroll"><table id="pair-nodes" class="grid">${rows.join("")}</table></div>`;
 }
 
 // ------------------------------------------------------------------ key delivery
@@ -631,6 +660,7 @@ function refresh() {
   renderAgents();
   renderAlarms();
   renderDelivery();
+  renderPairs();
   renderPlots();
 }
 
