@@ -25,7 +25,7 @@ exist.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -460,8 +460,18 @@ class MemoryTwin:
     # -- per tick ----------------------------------------------------------------------------
 
     def on_tick(self, now_ns: int, dt_ns: int) -> None:
+        for _ in self.tick_steps(now_ns, dt_ns):
+            pass
+
+    def tick_steps(self, now_ns: int, dt_ns: int) -> Iterator[None]:
+        """One tick a piece at a time (`World.advance_sliced` yields between pieces): swaps by the
+        forwarding table, the service units, then what changed since the last tick."""
         self._swap_by_forwarding_table()
-        self.service.on_tick(now_ns)
+        yield
+        yield from self.service.tick_steps(now_ns)
+        self._report(now_ns)
+
+    def _report(self, now_ns: int) -> None:
         changed: list[str] = []
         for link_id, spec in self.links.items():
             session = self.fabric.links.get(link_id)

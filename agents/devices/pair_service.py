@@ -39,6 +39,7 @@ units admitted, rejected at admission, expired, pairs delivered, failures by rea
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,8 @@ WATCH = {UNITS: ("unit-id",)}
 """The qstrata-ss list a memory twin keeps from change lists."""
 ADMISSION_ERRORS = ("UNSUPP", "NOTIME", "NORES", "REJECTED")
 ENTANGLED = "ENTANGLED-STATE"
+TICK_PIECE = 32
+"""Units per piece of the sliced tick."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,28 +174,36 @@ class PairService:
 
     # -- per tick ----------------------------------------------------------------------------
 
-    def on_tick(self, now_ns: int) -> None:
+    def tick_steps(self, now_ns: int) -> Iterator[None]:
+        """The units' work of one tick, `TICK_PIECE` units at a time (the twin's sliced tick
+        yields to the event loop between pieces); a unit deleted meanwhile is skipped."""
         if not self.units:
             return
         unix_now = self.world.unix_ns()
         live = [u for u in self.units.values() if u.state not in TERMINAL]
         live.sort(key=lambda u: (-u.priority, u.created_ns))
-        for unit in live:
-            if unix_now >= unit.valid_until_unix * NS:
-                if unit.state == "requested":
-                    self._fail(unit, "NOTIME", f"valid-until {unit.valid_until_unix} passed before admission")
-                else:
-                    error = "EXPIRE" if unit.state == "ready" else "TIMEOUT"
-                    self._end(unit, "expired", error, f"valid-until {unit.valid_until_unix} passed with "
-                              f"{len(unit.deliveries)} of {unit.size} pairs delivered"
-                              + (", not consumed" if error == "EXPIRE" else ""))
-                continue
+        for n, unit in enumerate(live, 1):
+            if self.units.get(unit.unit_id) is unit:
+                self._tick_unit(unit, unix_now, now_ns)
+            if n % TICK_PIECE == 0:
+                yield
+
+    def _tick_unit(self, unit: PairUnit, unix_now: int, now_ns: int) -> None:
+        if unix_now >= unit.valid_until_unix * NS:
             if unit.state == "requested":
-                self._admit(unit)
-            if unit.state == "establishing":
-                self._establish(unit, now_ns)
-            elif unit.state == "ready" and any(p.pair_id not in self.fabric.pairs for p in unit.pairs):
-                self._end(unit, "expired", "EXPIRE", "a delivered pair was lost from its memory before use")
+                self._fail(unit, "NOTIME", f"valid-until {unit.valid_until_unix} passed before admission")
+            else:
+                error = "EXPIRE" if unit.state == "ready" else "TIMEOUT"
+                self._end(unit, "expired", error, f"valid-until {unit.valid_until_unix} passed with "
+                          f"{len(unit.deliveries)} of {unit.size} pairs delivered"
+                          + (", not consumed" if error == "EXPIRE" else ""))
+            return
+        if unit.state == "requested":
+            self._admit(unit)
+        if unit.state == "establishing":
+            self._establish(unit, now_ns)
+        elif unit.state == "ready" and any(p.pair_id not in self.fabric.pairs for p in unit.pairs):
+            self._end(unit, "expired", "EXPIRE", "a delivered pair was lost from its memory before use")
 
     # -- admission ---------------------------------------------------------------------------
 
