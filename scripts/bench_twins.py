@@ -15,7 +15,15 @@ scripts/plot_finite_key.py); the largest ratio of the reported rate to the asymp
 used before, fed each second's sampled gains, for contrast); and the longest stretch the world's
 sliced tick (`World.advance_sliced`, 2 ms slices) keeps the event loop with 1,000 links.
 
+Entangled states (pair_service.py): ENTANGLED-STATE units delivered per simulated minute on the
+built-in network (agents/devices/topologies/network.yaml: its memory nodes, switch and plan, its
+`entanglement_apps` asking mem-a for pairs to mem-b and, swapped at mem-b, to mem-c), with the
+fidelity of the pairs at delivery; and the sliced tick with 1,000 QKD links, 1,000 entanglement
+links (500 repeater chains) and 1,000 live units (a unit that got its pair is replaced by a new one
+between ticks, outside the timing): stretches without the event loop, and the whole tick.
+
 Usage: .venv/bin/python scripts/bench_twins.py [--ticks 15] [--verify-seconds 5] [--samples 1000]
+           [--pair-minutes 10]
 Prints tables, then one JSON line with the figures.
 """
 
@@ -31,12 +39,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qstrata.agents.devices import qkd_link
+from qstrata.agents.devices import entanglement, qkd_link
 from qstrata.agents.devices.base import ConfigTransaction
 from qstrata.agents.devices.physics import finite_key, qkd
 from qstrata.agents.devices.registry import create_for
-from qstrata.agents.devices.topology import parse
+from qstrata.agents.devices.topology import parse, read
 from qstrata.agents.devices.world import NS, TICK_SLICE_S, World
+from qstrata.agents.testbed.network import NETWORK_TOPOLOGY
+from qstrata.agents.testbed.plan import plan_of
 from qstrata.bindings.schema import get_schema
 from qstrata.bindings.tree import DataTree
 
@@ -49,7 +59,7 @@ LOSSES_DB = (0, 10, 20, 30, 40)
 SAMPLED_LOSS_DB = 30.0
 
 
-def topology(links: int, memory_pairs: int) -> dict[str, Any]:
+def topology(links: int, memory_pairs: int, chains: int = 0) -> dict[str, Any]:
     nodes, fibres = [], []
     for i in range(links):
         for side in ("a", "b"):
@@ -60,6 +70,10 @@ def topology(links: int, memory_pairs: int) -> dict[str, Any]:
         for side in ("a", "b"):
             nodes.append({"name": f"m{i}{side}", "kind": "memory",
                           "memories": [{"id": "m", "technology": "TRAPPED-ION", "capacity": 4}]})
+    for i in range(chains):
+        for side in ("a", "r", "b"):
+            nodes.append({"name": f"c{i}{side}", "kind": "memory", "urn": f"urn:bench:c{i}{side}",
+                          "memories": [{"id": "m", "technology": "NV-CENTRE", "capacity": 4}]})
     return {"name": f"bench-{links}", "nodes": nodes, "fibres": fibres}
 
 
@@ -80,8 +94,39 @@ def edit(driver, running: dict[str, Any], schema, mutate) -> None:
     asyncio.run(driver.commit(txn))
 
 
-def build(links: int, memory_pairs: int, seed: int = 1) -> tuple[World, int]:
-    world = World(parse(topology(links, memory_pairs)), seed=seed)
+class Twin:
+    """A twin and the running configuration a datastore would keep for it."""
+
+    def __init__(self, world: World, name: str) -> None:
+        self.driver = create_for(world, name)
+        self.running, self.schema = start(self.driver)
+
+    def edit(self, mutate) -> None:
+        new = copy.deepcopy(self.running)
+        mutate(new)
+        edit(self.driver, self.running, self.schema, lambda config: config.update(new))
+        self.running = new
+
+
+def elink(link_id: str, memory: str, remote: str, remote_memory: str, **channel: Any) -> dict[str, Any]:
+    return {"link-id": link_id, "local-memory": memory, "remote-node": remote, "remote-memory": remote_memory,
+            "generation-scheme": "qstrata-qfs:BARRETT-KOK", **channel}
+
+
+def set_elinks(*links: dict[str, Any]):
+    def mutate(config: dict[str, Any]) -> None:
+        config["qstrata-qfs:qfs-node"]["entanglement-links"] = {"link": list(links)}
+    return mutate
+
+
+def unit_entry(unit_id: str, destination_urn: str, pairs: int, fidelity: float, valid_until: int) -> dict[str, Any]:
+    return {"unit-id": unit_id, "kind": "qstrata-ss:ENTANGLED-STATE",
+            "source-urn": f"urn:bench:app?=nonce={unit_id}", "destination-urn": f"{destination_urn}:app?=nonce={unit_id}",
+            "lifecycle-urn": f"urn:bench:lifecycle?=size={pairs}&valid-until={valid_until}&fidelity={fidelity:g}"}
+
+
+def build(links: int, memory_pairs: int, seed: int = 1, chains: int = 0) -> tuple[World, int]:
+    world = World(parse(topology(links, memory_pairs, chains)), seed=seed)
     agents = 0
     for i in range(links):
         link_id = world.derived_uuid("bench-link", str(i))
@@ -112,8 +157,112 @@ def build(links: int, memory_pairs: int, seed: int = 1) -> tuple[World, int]:
 
             edit(driver, running, schema, add)
             agents += 1
+    for i in range(chains):
+        twins = {side: Twin(world, f"c{i}{side}") for side in ("a", "r", "b")}
+        uid = {side: world.node_uuid(f"c{i}{side}") for side in twins}
+        left, right = world.derived_uuid("bench-chain", str(i), "l"), world.derived_uuid("bench-chain", str(i), "r")
+        fibre = {"length": "5.000", "cutoff-time": str(300_000_000)}
+        twins["a"].edit(set_elinks(elink(left, "m", uid["r"], "m", **fibre)))
+        twins["r"].edit(set_elinks(elink(left, "m", uid["a"], "m", **fibre), elink(right, "m", uid["b"], "m", **fibre)))
+        twins["b"].edit(set_elinks(elink(right, "m", uid["r"], "m", **fibre)))
+        agents += 3
     world.run_for(15 * NS)  # past the 10 s re-lock: links ACTIVE, memories filling
     return world, agents
+
+
+def keep_units(world: World, chains: int, per_chain: int, serial: list[int]) -> int:
+    """Give every chain's source `per_chain` live units towards its far end (a unit that ended is
+    replaced): the service's own commit, as a datastore's would call it. Returns units replaced."""
+    replaced = 0
+    valid_until = world.unix_ns() // NS + 3600
+    for i in range(chains):
+        service = world.hosted[f"c{i}a"].service
+        ended = [u for u, unit in service.units.items() if unit.state in ("ready", "failed", "expired")]
+        delta: dict[str, Any] = dict.fromkeys(ended)
+        for _ in range(per_chain - (len(service.units) - len(ended))):
+            serial[0] += 1
+            unit_id = world.derived_uuid("bench-unit", str(serial[0]))
+            delta[unit_id] = unit_entry(unit_id, f"urn:bench:c{i}b", 1, 0.6, valid_until)
+        service.commit(delta)
+        replaced += len(ended)
+    return replaced
+
+
+async def unit_slices(world: World, chains: int, per_chain: int, ticks: int) -> dict[str, Any]:
+    """The sliced tick with `chains * per_chain` live units: stretches without the event loop,
+    the median whole tick (wall), and the pairs delivered per tick."""
+    serial = [0]
+    keep_units(world, chains, per_chain, serial)
+    stretches: dict[str, list[float]] = {"wall": [], "cpu": []}
+    tick_ms, delivered = [], 0
+    for _ in range(ticks):
+        began = time.perf_counter()
+        figures = await longest_slice_ms(world, 1, raw=True)
+        tick_ms.append((time.perf_counter() - began) * 1e3)
+        for name in stretches:
+            stretches[name] += figures[name]
+        delivered += keep_units(world, chains, per_chain, serial)
+    live = sum(len(world.hosted[f"c{i}a"].service.units) for i in range(chains))
+    out: dict[str, Any] = {"units": live, "entanglement_links": len(entanglement.fabric(world).links),
+                           "tick_ms_median": round(statistics.median(tick_ms), 1),
+                           "units_done_per_tick": round(delivered / ticks, 1)}
+    for name, gaps in stretches.items():
+        out.update(percentiles(name, gaps))
+    return out
+
+
+def builtin_pairs(minutes: float) -> dict[str, Any]:
+    """The built-in network's memory nodes, switch and entanglement applications, twin-level at 1 s
+    ticks (as `qstrata up` ticks), noise on: units requested every `every_s`, used (deleted) once
+    ready; per application, units delivered per minute and the fidelity of their pairs."""
+    doc = read(NETWORK_TOPOLOGY)
+    world = World.from_yaml(NETWORK_TOPOLOGY)
+    plan = plan_of(doc, world.topology, str(NETWORK_TOPOLOGY))[0].controller
+    names = [n.name for n in world.topology.nodes.values() if n.kind in ("memory", "switch")]
+    twins = {n: Twin(world, n) for n in names}
+    for sw in {xc.switch for xc in plan.cross_connects}:
+        pairs = [{"ingress": xc.ingress, "egress": xc.egress} for xc in plan.cross_connects if xc.switch == sw]
+        twins[sw].edit(lambda config, pairs=pairs: config.update({"optical-switch:cross-connects": {"pair": pairs}}))
+    links: dict[str, list[dict[str, Any]]] = {}
+    for link in plan.entanglement_links:
+        for end, far in ((link.a, link.b), (link.b, link.a)):
+            channel: dict[str, Any] = {"switch-port": {"device": end.switch, "port": end.port}} if end.switch else {}
+            if link.cutoff_ms:
+                channel["cutoff-time"] = str(int(link.cutoff_ms * 1_000_000))
+            links.setdefault(end.node, []).append(elink(link.id, end.memory, world.node_uuid(far.node), far.memory,
+                                                        **channel))
+    for node, entries in links.items():
+        twins[node].edit(set_elinks(*entries))
+    stats = [{"app": f"{a.source} -> {a.destination}", "asked": a.fidelity, "units": 0, "fidelities": [],
+              "failed": {}, "next": 0.0, "open": None} for a in plan.entanglement_apps]
+    world.run_for(5 * NS)
+    start_s = world.now_ns / NS
+    while world.now_ns / NS - start_s < minutes * 60:
+        now_s = world.now_ns / NS - start_s
+        for app, st in zip(plan.entanglement_apps, stats, strict=True):
+            service = twins[app.source].driver.service
+            unit = service.units.get(st["open"] or "")
+            if unit is not None and unit.state in ("ready", "failed", "expired"):
+                if unit.state == "ready":
+                    st["units"] += 1
+                    st["fidelities"] += [d.fidelity for d in unit.deliveries]
+                else:
+                    st["failed"][unit.error] = st["failed"].get(unit.error, 0) + 1
+                service.commit({unit.unit_id: None})
+                st["open"] = None
+            if st["open"] is None and now_s >= st["next"]:
+                st["open"] = world.derived_uuid("bench-pairs", st["app"], str(now_s))
+                service.commit({st["open"]: unit_entry(st["open"], app.destination_urn, app.pairs, app.fidelity,
+                                                       world.unix_ns() // NS + int(app.valid_s))})
+                st["next"] = now_s + app.every_s
+        world.advance(NS)
+    rows = []
+    for st in stats:
+        f = st["fidelities"]
+        rows.append({"app": st["app"], "asked": st["asked"], "units_per_minute": round(st["units"] / minutes, 2),
+                     "fidelity_mean": round(statistics.fmean(f), 4) if f else None,
+                     "fidelity_min": round(min(f), 4) if f else None, "failed": st["failed"]})
+    return {"minutes": minutes, "apps": rows}
 
 
 def link_world(loss_db: float, seed: int, **qkd_options: Any) -> tuple[World, qkd_link.QkdLinkSession]:
@@ -173,7 +322,15 @@ def sampled_ratios(samples: int) -> dict[str, Any]:
     }
 
 
-async def longest_slice_ms(world: World, ticks: int) -> dict[str, float]:
+def percentiles(name: str, gaps: list[float]) -> dict[str, float]:
+    """p50/p95/p99/max of stretches in seconds, as `{name}_p50` ... in ms."""
+    gaps = sorted(gaps)
+    figures = {f"{name}_{q}": round(gaps[int(int(q[1:]) / 100 * (len(gaps) - 1))] * 1e3, 3) for q in ("p50", "p95", "p99")}
+    figures[f"{name}_max"] = round(gaps[-1] * 1e3, 3)
+    return figures
+
+
+async def longest_slice_ms(world: World, ticks: int, raw: bool = False) -> dict[str, Any]:
     """The longest and 99th-percentile stretch, in ms, between two turns of the event loop while
     the world advances sliced (how long a NETCONF or gNMI session may wait for the tick): on the
     wall clock, and in this thread's CPU time (what the tick's own work takes, without the time
@@ -197,13 +354,9 @@ async def longest_slice_ms(world: World, ticks: int) -> dict[str, float]:
         await world.advance_sliced(int(TICK_S * NS))
     done = True
     await watcher
-    figures = {}
-    for name, gaps in (("wall", wall), ("cpu", cpu)):
-        gaps.sort()
-        for q in ("p50", "p95", "p99"):
-            figures[f"{name}_{q}"] = round(gaps[int(int(q[1:]) / 100 * (len(gaps) - 1))] * 1e3, 3)
-        figures[f"{name}_max"] = round(gaps[-1] * 1e3, 3)
-    return figures
+    if raw:
+        return {"wall": wall, "cpu": cpu}
+    return {**percentiles("wall", wall), **percentiles("cpu", cpu)}
 
 
 def link_tick_us(world: World, ticks: int) -> float:
@@ -259,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=15)
     parser.add_argument("--verify-seconds", type=float, default=5.0)
     parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--pair-minutes", type=float, default=10.0)
     args = parser.parse_args(argv)
 
     rows = []
@@ -305,6 +459,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{sampled['capped_blocks']})")
     print(f"weak+vacuum estimator (before), {args.samples} one-second samples: largest skr / ideal-decoy "
           f"bound {sampled['weak_vacuum_max_ratio']}, {sampled['weak_vacuum_above']} samples above it")
+    pairs = builtin_pairs(args.pair_minutes)
+    print(f"\nentangled-state units on the built-in network, {pairs['minutes']:g} simulated minutes at 1 s ticks:")
+    print(f"{'application':>16} {'asked':>6} {'units/min':>10} {'F mean':>7} {'F min':>7}  failed")
+    for row in pairs["apps"]:
+        print(f"{row['app']:>16} {row['asked']:>6.2f} {row['units_per_minute']:>10.2f} "
+              f"{row['fidelity_mean'] or 0:>7.4f} {row['fidelity_min'] or 0:>7.4f}  {row['failed'] or 'none'}")
+    world, _ = build(1000, memory_pairs=0, chains=500)
+    units = asyncio.run(unit_slices(world, 500, 2, args.ticks))
+    print(f"sliced tick, 1,000 QKD links + {units['entanglement_links']} entanglement links + {units['units']} live "
+          f"units ({units['units_done_per_tick']} done and replaced per tick): stretches without the event loop "
+          f"p50/p95/p99/max {units['cpu_p50']:.2f}/{units['cpu_p95']:.2f}/{units['cpu_p99']:.2f}/{units['cpu_max']:.2f} "
+          f"ms of CPU, {units['wall_p50']:.2f}/{units['wall_p95']:.2f}/{units['wall_p99']:.2f}/{units['wall_max']:.2f} ms "
+          f"of wall time; whole tick {units['tick_ms_median']} ms (median, wall)")
     figures = {
         "tick_ms": {str(r["qkd_links"]): round(r["tick_ms"], 3) for r in rows},
         "per_agent_us": round(per_agent_ns / 1e3, 2),
@@ -316,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         "finite_over_asymptotic": {f"{n_x:.0e}": dict(zip(map(str, LOSSES_DB), map(lambda r: round(r, 4), table[n_x]),
                                                           strict=True)) for n_x in BLOCKS},
         "sampled_30db": sampled,
+        "entangled_units_builtin": pairs,
+        "slice_ms_1000_links_1000_units": units,
         "python": sys.version.split()[0],
     }
     print(json.dumps(figures))

@@ -16,9 +16,10 @@ application's, no longer swapped nor discarded at the cut-off.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import optics
 from .physics import memory as mem
@@ -32,7 +33,7 @@ NS = 1_000_000_000
 BELL_STATES = ("phi-plus", "psi-plus", "phi-minus", "psi-minus")
 """qstrata-ss bell-state names by Pauli frame (bit 0: X, bit 1: Z)."""
 PSI_PLUS = 1
-TICK_PIECE = 64
+TICK_PIECE = 16
 """Links or expired pairs per piece of the fabric's sliced tick (`QfsFabric.tick_steps`)."""
 
 
@@ -184,7 +185,7 @@ class GenerationLink:
             self.status, self.reason = "PENDING", obstacle
             return
         local, remote = pair
-        if local.free_slot() is None or remote.free_slot() is None:
+        if not self._room(local) or not self._room(remote):
             self.status, self.reason = "PASSIVE", "memory full"
             return
         self.status, self.reason = "ACTIVE", "generating"
@@ -200,8 +201,9 @@ class GenerationLink:
             successes = int(binomial(world.rng(f"qfs/{self.link_id}"), round(attempts * modes), p))
         self.attempts += int(round(attempts))
         stored = 0
-        for _ in range(successes):
-            if not self._store(local, remote, f0, now_ns):
+        room = min(self._free(local), self._free(remote))
+        for herald_ns in self._herald_times(successes, now_ns, dt_ns, room):
+            if not self._store(local, remote, f0, herald_ns):
                 break
             stored += 1
         self.successes += stored
@@ -219,7 +221,41 @@ class GenerationLink:
             return mem.single_click_probability(bright, math.sqrt(arm_a * arm_b)), mem.single_click_fidelity(bright)
         return mem.barrett_kok_probability(arm_a, arm_b), min(local.f0, remote.f0)
 
+    def _herald_times(self, successes: int, now_ns: int, dt_ns: int, room: int) -> list[int]:
+        """When this tick's heralds happened (at most `room` of them: what the memories can take):
+        all at its end with deterministic physics; else uniformly over the tick, so their ages
+        (and fidelities) spread as a real link's do. With a cut-off the latest come first (the
+        earlier ones would have been discarded by now, freeing their slots); without, the
+        earliest (a full memory refuses the later ones). The first `room` order statistics of
+        `successes` uniform times, drawn from one end (each is the previous times U^(1/m))."""
+        count = min(successes, room)
+        if self.fabric.world.deterministic or count <= 0:
+            return [now_ns] * count
+        rng = self.fabric.world.rng(f"qfs-herald/{self.link_id}")
+        cutoffs = [e.cutoff_ns for e in self.ends.values() if e.cutoff_ns]
+        times, edge = [], 1.0
+        for m in range(successes, successes - count, -1):
+            edge *= rng.random() ** (1.0 / m)  # the next extreme of m uniforms on [0, edge]
+            times.append(edge)
+        if cutoffs:  # fractions of the tick before its end, latest first
+            return [t for f in times if (t := now_ns - int((1.0 - f) * dt_ns)) + min(cutoffs) > now_ns]
+        return [now_ns - int(f * dt_ns) for f in times]  # from the tick's start, earliest first
+
+    def _free(self, memory: Memory) -> int:
+        """Slots of `memory` this link may still take (`_room`)."""
+        quota = max(1, memory.capacity // max(self.fabric.users.get((memory.node, memory.memory_id), 1), 1))
+        pairs = self.fabric.pairs
+        mine = sum(1 for pid in memory.slots.values() if (p := pairs.get(pid)) is not None and p.link_id == self.link_id)
+        return max(min(quota - mine, memory.capacity - memory.occupancy), 0)
+
+    def _room(self, memory: Memory) -> bool:
+        """A free slot this link may take: a memory shared by several links gives each an equal
+        share of its slots (at least one), so a fast link never starves a repeater's other link."""
+        return self._free(memory) > 0
+
     def _store(self, local: Memory, remote: Memory, f0: float, now_ns: int) -> bool:
+        if not self._room(local) or not self._room(remote):
+            return False
         slot_a, slot_b = local.free_slot(), remote.free_slot()
         if slot_a is None or slot_b is None:
             return False
@@ -228,7 +264,7 @@ class GenerationLink:
         # Both schemes herald psi+ or psi- (which detector pattern clicked).
         bell = PSI_PLUS if world.deterministic else PSI_PLUS | (2 * world.rng(f"qfs-bell/{self.link_id}").getrandbits(1))
         pair = Pair(
-            pair_id=self.fabric.world.derived_uuid("pair", self.link_id, str(self.fabric.next_serial())),
+            pair_id=self.fabric.pair_id(self.link_id),
             a=Half(local.node, local.memory_id, slot_a),
             b=Half(remote.node, remote.memory_id, slot_b),
             created_ns=now_ns,
@@ -252,14 +288,35 @@ class QfsFabric:
         self.pairs: dict[str, Pair] = {}
         self.links: dict[str, GenerationLink] = {}
         self.expired: list[Pair] = []
+        self.users: dict[tuple[str, str], int] = {}
+        """Generation links per (node, memory), counted at the start of every tick (`GenerationLink._room`)."""
         self.by_node: dict[str, dict[str, Pair]] = {}
         """Pairs by the nodes holding a half (what `pairs_at` reads)."""
         self._serial = 0
+        self._id_bases: dict[tuple[str, ...], int] = {}
+        self.version = 0
+        """Bumped when a link end is configured or released, or a node renamed (URN)."""
+        self.views: dict[str, tuple[tuple[int, int], Any]] = {}
+        """Views derived from the links and nodes (pair_service's adjacency and URN index), with
+        the (version, hosted nodes) they were computed at."""
         world.attach(self)
 
     def next_serial(self) -> int:
         self._serial += 1
         return self._serial
+
+    def pair_id(self, *origin: str) -> str:
+        """A reproducible pair id: the uuid derived once per origin (a link, a swapping node) with
+        the fabric's serial number in its last 48 bits (a uuid5 per pair cost 40 us)."""
+        base = self._id_bases.get(origin)
+        if base is None:
+            base = self._id_bases[origin] = uuid.UUID(self.world.derived_uuid("pair", *origin)).int & ~0xFFFFFFFFFFFF
+        return str(uuid.UUID(int=base | (self.next_serial() & 0xFFFFFFFFFFFF)))
+
+    def set_end(self, link_id: str, end: LinkEnd) -> None:
+        """A node configured its end of a link (the routes over the links may change)."""
+        self.link(link_id).ends[end.node] = end
+        self.version += 1
 
     def memory(self, node: str, memory_id: str | None) -> Memory | None:
         return self.memories.get((node, memory_id or ""))
@@ -289,6 +346,7 @@ class QfsFabric:
         found = self.links.get(link_id)
         if found is not None:
             found.ends.pop(node, None)
+            self.version += 1
             if not found.ends:
                 del self.links[link_id]
 
@@ -340,7 +398,7 @@ class QfsFabric:
             return None
         expiries = [e for e in (first.expiry_ns, second.expiry_ns) if e is not None]
         pair = Pair(
-            pair_id=self.world.derived_uuid("pair", "swap", node, str(self.next_serial())),
+            pair_id=self.pair_id("swap", node),
             a=far1, b=far2, created_ns=self.world.now_ns, f0=mem.swap_fidelity(f1, f2),
             expiry_ns=min(expiries) if expiries else None, link_id=None,
             bell=first.bell ^ second.bell ^ (outcome & 3), born_ns=min(first.born_ns, second.born_ns),
@@ -357,6 +415,16 @@ class QfsFabric:
         pieces): pairs past their cut-off are discarded, then every link draws its heralds. A
         delivered pair has no cut-off (its expiry is cleared on delivery)."""
         self.expired = [p for p in self.pairs.values() if p.expiry_ns is not None and p.expiry_ns <= now_ns]
+        users: dict[tuple[str, str], int] = {}
+        for link in self.links.values():
+            for end in link.ends.values():
+                users[(end.node, end.memory)] = users.get((end.node, end.memory), 0) + 1
+            if len(link.ends) == 1:  # the peer's end, not hosted here, uses its memory too
+                end = next(iter(link.ends.values()))
+                if end.remote_node and end.remote_memory:
+                    key = (end.remote_node, end.remote_memory)
+                    users[key] = users.get(key, 0) + 1
+        self.users = users
         for n, pair in enumerate(self.expired, 1):
             self.discard(pair.pair_id)
             if n % TICK_PIECE == 0:

@@ -327,6 +327,7 @@ class MemoryTwin:
             self.world.set_node_uuid(self.name, delta.uuid)
         if delta.urn is not _KEEP:
             self.urn = delta.urn
+            self.fabric.version += 1
         if delta.memories:
             update_records(self.memories, delta.memories)
             self._apply_memories()
@@ -336,7 +337,7 @@ class MemoryTwin:
                     self.fabric.release(link_id, self.name)
                 continue
             self.links[link_id] = link
-            self.fabric.link(link_id).ends[self.name] = self._link_end(link)
+            self.fabric.set_end(link_id, self._link_end(link))
         update_records(self.routes, delta.routes)
         self.service.commit(delta.units)
 

@@ -246,24 +246,41 @@ class PairService:
         """The hosted memory node whose URN is `target` or its longest leading part ending at a
         ':' or '/'."""
         target = target.lower()
-        best: tuple[int, str] | None = None
-        for name, driver in self.world.hosted.items():
-            urn = getattr(driver, "urn", None)
-            if not urn or getattr(driver, "service", None) is None:
-                continue
-            urn = urn.lower()
-            if target == urn or target.startswith(urn) and target[len(urn)] in ":/":
-                if best is None or len(urn) > best[0]:
-                    best = (len(urn), name)
-        return best[1] if best else None
+        urns: dict[str, str] = self._view("urns", self._urn_index)
+        found = urns.get(target)
+        for i in range(len(target) - 1, 6, -1):  # the longest leading part ending before a ':' or '/'
+            if found is not None:
+                break
+            if target[i] in ":/":
+                found = urns.get(target[:i])
+        return found
 
-    def _route(self, unit: PairUnit, destination: str) -> list[str] | None:
+    def _urn_index(self) -> dict[str, str]:
+        """Lower-case URN -> name of every hosted memory node that serves units."""
+        return {str(d.urn).lower(): name for name, d in self.world.hosted.items()
+                if getattr(d, "urn", None) and getattr(d, "service", None) is not None}
+
+    def _adjacency(self) -> dict[str, list[str]]:
+        """Node -> the nodes its configured links reach (configured at both ends; a disabled
+        link is down, not gone)."""
         adjacent: dict[str, list[str]] = {}
         for link in self.fabric.links.values():
-            if len(link.ends) == 2:  # configured at both ends; a disabled link is down, not gone
+            if len(link.ends) == 2:
                 x, y = link.ends
                 adjacent.setdefault(x, []).append(y)
                 adjacent.setdefault(y, []).append(x)
+        return adjacent
+
+    def _view(self, name: str, compute):
+        """A view of the fabric's links and nodes, recomputed only when they changed."""
+        key = (self.fabric.version, len(self.world.hosted))
+        cached = self.fabric.views.get(name)
+        if cached is None or cached[0] != key:
+            cached = self.fabric.views[name] = (key, compute())
+        return cached[1]
+
+    def _route(self, unit: PairUnit, destination: str) -> list[str] | None:
+        adjacent: dict[str, list[str]] = self._view("adjacency", self._adjacency)
         dest_uuid = self.world.node_uuid(destination).lower()
         path = [self.twin.name]
         while path[-1] != destination and len(path) <= MAX_HOPS:

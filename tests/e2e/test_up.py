@@ -481,7 +481,7 @@ def test_processes_a_dead_world_service_is_restarted_with_its_agents(processes):
     assert wait_for(spare_route, 30) == 13
 
     def on_spare() -> tuple[int, float] | None:
-        """alice's figures once she serves again (six agents restart one after the other)."""
+        """alice's figures once she serves again (seven agents restart one after the other)."""
         try:
             return active_on_spare(ep)
         except Exception:  # noqa: BLE001 (as above)
@@ -495,7 +495,7 @@ def test_processes_a_dead_world_service_is_restarted_with_its_agents(processes):
 def test_processes_sigterm_stops_every_process(processes):
     ps, state = processes["proc"], processes["state"]
     pids = children(ps)
-    assert len(pids) == 7
+    assert len(pids) == 8
     assert stop(ps) == 0
     out = ps.stdout.read()
     assert "Traceback" not in out and "fork" not in out
