@@ -233,7 +233,7 @@ def builtin_pairs(minutes: float) -> dict[str, Any]:
                                                         **channel))
     for node, entries in links.items():
         twins[node].edit(set_elinks(*entries))
-    stats = [{"app": f"{a.source} -> {a.destination}", "asked": a.fidelity, "units": 0, "fidelities": [],
+    stats = [{"app": f"{a.source} -> {a.destination}", "asked": a.fidelity, "units": 0, "fidelities": [], "ttfp": [],
               "failed": {}, "next": 0.0, "open": None} for a in plan.entanglement_apps]
     world.run_for(5 * NS)
     start_s = world.now_ns / NS
@@ -246,6 +246,7 @@ def builtin_pairs(minutes: float) -> dict[str, Any]:
                 if unit.state == "ready":
                     st["units"] += 1
                     st["fidelities"] += [d.fidelity for d in unit.deliveries]
+                    st["ttfp"].append((unit.deliveries[0].at_ns - unit.created_ns) / NS)
                 else:
                     st["failed"][unit.error] = st["failed"].get(unit.error, 0) + 1
                 service.commit({unit.unit_id: None})
@@ -261,7 +262,9 @@ def builtin_pairs(minutes: float) -> dict[str, Any]:
         f = st["fidelities"]
         rows.append({"app": st["app"], "asked": st["asked"], "units_per_minute": round(st["units"] / minutes, 2),
                      "fidelity_mean": round(statistics.fmean(f), 4) if f else None,
-                     "fidelity_min": round(min(f), 4) if f else None, "failed": st["failed"]})
+                     "fidelity_min": round(min(f), 4) if f else None,
+                     "first_pair_s_mean": round(statistics.fmean(st["ttfp"]), 2) if st["ttfp"] else None,
+                     "failed": st["failed"]})
     return {"minutes": minutes, "apps": rows}
 
 
@@ -461,10 +464,11 @@ def main(argv: list[str] | None = None) -> int:
           f"bound {sampled['weak_vacuum_max_ratio']}, {sampled['weak_vacuum_above']} samples above it")
     pairs = builtin_pairs(args.pair_minutes)
     print(f"\nentangled-state units on the built-in network, {pairs['minutes']:g} simulated minutes at 1 s ticks:")
-    print(f"{'application':>16} {'asked':>6} {'units/min':>10} {'F mean':>7} {'F min':>7}  failed")
+    print(f"{'application':>16} {'asked':>6} {'units/min':>10} {'F mean':>7} {'F min':>7} {'1st pair':>9}  failed")
     for row in pairs["apps"]:
         print(f"{row['app']:>16} {row['asked']:>6.2f} {row['units_per_minute']:>10.2f} "
-              f"{row['fidelity_mean'] or 0:>7.4f} {row['fidelity_min'] or 0:>7.4f}  {row['failed'] or 'none'}")
+              f"{row['fidelity_mean'] or 0:>7.4f} {row['fidelity_min'] or 0:>7.4f} "
+              f"{row['first_pair_s_mean'] or 0:>7.2f} s  {row['failed'] or 'none'}")
     world, _ = build(1000, memory_pairs=0, chains=500)
     units = asyncio.run(unit_slices(world, 500, 2, args.ticks))
     print(f"sliced tick, 1,000 QKD links + {units['entanglement_links']} entanglement links + {units['units']} live "

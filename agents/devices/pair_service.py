@@ -43,11 +43,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .base import DeviceEvent, DeviceRefusal, JsonTree
+from .base import DeviceRefusal, JsonTree
 from .config_model import Staged
 from .entanglement import BELL_STATES, Pair
 from .physics import memory as mem
-from .ss_twin import SS, TERMINAL, TOP, UNITS, Unit, lifecycle, state_change, strip_components, unit_path
+from .ss_twin import SS, TERMINAL, TOP, UNITS, Unit, announce, lifecycle, move, strip_components, unit_path
 from .yangjson import bare_identity, decimal64
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ class PairService:
                 min_fidelity=fidelity or 0.0, priority=priority,
             )
             self.units[unit_id] = unit
-            self._notify(unit, None)
+            announce(unit, None, self.twin.hub, now)
 
     # -- per tick ----------------------------------------------------------------------------
 
@@ -417,13 +417,7 @@ class PairService:
                 other.transit.pop(unit.unit_id, None)
 
     def _move(self, unit: PairUnit, state: str, reason: str | None = None) -> None:
-        old, unit.state, unit.reason = unit.state, state, reason
-        self._notify(unit, old)
-
-    def _notify(self, unit: PairUnit, old: str | None) -> None:
-        now = self.world.now_ns
-        self.twin.hub.publish(DeviceEvent("notification", state_change(unit, old), (), now))
-        self.twin.hub.publish(DeviceEvent("state", {}, (unit_path(unit.unit_id, "state"),), now))
+        move(unit, state, reason, self.twin.hub, self.world.now_ns)
 
     # -- state -------------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from . import qkd_config as cfg
 from . import qkd_link
 from .base import DeviceEvent, DeviceRefusal, JsonTree
 from .config_model import Staged
+from .events import EventHub
 from .yangjson import bare_identity
 
 if TYPE_CHECKING:
@@ -96,6 +97,18 @@ def state_change(unit: Unit, old: str | None) -> JsonTree:
     if unit.reason:
         body["reason"] = unit.reason
     return {f"{SS}:service-unit-state-change": body}
+
+
+def announce(unit: Unit, old: str | None, hub: EventHub, now_ns: int) -> None:
+    """Publish a unit's state change: the notification, and its `state` leaf for subscribers."""
+    hub.publish(DeviceEvent("notification", state_change(unit, old), (), now_ns))
+    hub.publish(DeviceEvent("state", {}, (unit_path(unit.unit_id, "state"),), now_ns))
+
+
+def move(unit: Unit, state: str, reason: str | None, hub: EventHub, now_ns: int) -> None:
+    """A unit enters `state` (with the reason, for failed and expired) and says so."""
+    old, unit.state, unit.reason = unit.state, state, reason
+    announce(unit, old, hub, now_ns)
 
 
 @dataclass(slots=True)
@@ -229,7 +242,7 @@ class KmeService:
                 valid_until_unix=int(params["valid-until"]), created_ns=now,
             )
             self.units[unit_id] = unit
-            self._notify(unit, None)
+            announce(unit, None, self.twin.hub, now)
 
     # -- the key-delivery side ---------------------------------------------------------------
 
@@ -351,13 +364,7 @@ class KmeService:
         return getattr(driver, "kme", None)
 
     def _move(self, unit: Unit, state: str, reason: str | None = None) -> None:
-        old, unit.state, unit.reason = unit.state, state, reason
-        self._notify(unit, old)
-
-    def _notify(self, unit: Unit, old: str | None) -> None:
-        now = self.world.now_ns
-        self.twin.hub.publish(DeviceEvent("notification", state_change(unit, old), (), now))
-        self.twin.hub.publish(DeviceEvent("state", {}, (unit_path(unit.unit_id, "state"),), now))
+        move(unit, state, reason, self.twin.hub, self.world.now_ns)
 
     # -- state -------------------------------------------------------------------------------
 
