@@ -33,7 +33,7 @@ NS = 1_000_000_000
 BELL_STATES = ("phi-plus", "psi-plus", "phi-minus", "psi-minus")
 """qstrata-ss bell-state names by Pauli frame (bit 0: X, bit 1: Z)."""
 PSI_PLUS = 1
-TICK_PIECE = 16
+TICK_PIECE = 8
 """Links or expired pairs per piece of the fabric's sliced tick (`QfsFabric.tick_steps`)."""
 
 
@@ -289,7 +289,9 @@ class QfsFabric:
         self.links: dict[str, GenerationLink] = {}
         self.expired: list[Pair] = []
         self.users: dict[tuple[str, str], int] = {}
-        """Generation links per (node, memory), counted at the start of every tick (`GenerationLink._room`)."""
+        """Generation links per (node, memory) (`GenerationLink._room`), counted again at the start
+        of a tick after the links changed."""
+        self._users_version = -1
         self.by_node: dict[str, dict[str, Pair]] = {}
         """Pairs by the nodes holding a half (what `pairs_at` reads)."""
         self._serial = 0
@@ -312,6 +314,19 @@ class QfsFabric:
         if base is None:
             base = self._id_bases[origin] = uuid.UUID(self.world.derived_uuid("pair", *origin)).int & ~0xFFFFFFFFFFFF
         return str(uuid.UUID(int=base | (self.next_serial() & 0xFFFFFFFFFFFF)))
+
+    def _count_users(self) -> dict[tuple[str, str], int]:
+        """Generation links per (node, memory)."""
+        users: dict[tuple[str, str], int] = {}
+        for link in self.links.values():
+            for end in link.ends.values():
+                users[(end.node, end.memory)] = users.get((end.node, end.memory), 0) + 1
+            if len(link.ends) == 1:  # the peer's end, not hosted here, uses its memory too
+                end = next(iter(link.ends.values()))
+                if end.remote_node and end.remote_memory:
+                    key = (end.remote_node, end.remote_memory)
+                    users[key] = users.get(key, 0) + 1
+        return users
 
     def set_end(self, link_id: str, end: LinkEnd) -> None:
         """A node configured its end of a link (the routes over the links may change)."""
@@ -415,16 +430,9 @@ class QfsFabric:
         pieces): pairs past their cut-off are discarded, then every link draws its heralds. A
         delivered pair has no cut-off (its expiry is cleared on delivery)."""
         self.expired = [p for p in self.pairs.values() if p.expiry_ns is not None and p.expiry_ns <= now_ns]
-        users: dict[tuple[str, str], int] = {}
-        for link in self.links.values():
-            for end in link.ends.values():
-                users[(end.node, end.memory)] = users.get((end.node, end.memory), 0) + 1
-            if len(link.ends) == 1:  # the peer's end, not hosted here, uses its memory too
-                end = next(iter(link.ends.values()))
-                if end.remote_node and end.remote_memory:
-                    key = (end.remote_node, end.remote_memory)
-                    users[key] = users.get(key, 0) + 1
-        self.users = users
+        if self._users_version != self.version:
+            self.users, self._users_version = self._count_users(), self.version
+            yield
         for n, pair in enumerate(self.expired, 1):
             self.discard(pair.pair_id)
             if n % TICK_PIECE == 0:

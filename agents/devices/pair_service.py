@@ -304,10 +304,15 @@ class PairService:
         return None
 
     def _link_between(self, x: str, y: str):
+        return self._view("links", self._link_index).get(frozenset((x, y)))
+
+    def _link_index(self) -> dict[frozenset[str], Any]:
+        """The first configured link joining each two nodes."""
+        index: dict[frozenset[str], Any] = {}
         for link in self.fabric.links.values():
-            if x in link.ends and y in link.ends:
-                return link
-        return None
+            if len(link.ends) == 2:
+                index.setdefault(frozenset(link.ends), link)
+        return index
 
     def _fresh_fidelity(self, link) -> float:
         pair = link.memories() if link is not None else None

@@ -214,17 +214,17 @@ class World:
         self._settle(self.now_ns)
 
     async def advance_sliced(self, dt_ns: int, slice_s: float = TICK_SLICE_S) -> None:
-        """`advance` for live agents: the same steps, yielding to the event loop every
-        `slice_s` of work, so a tick over thousands of links never stalls a NETCONF or gNMI
-        session for longer than a slice. Participants with `tick_steps` (a generator doing
-        `on_tick`'s work piece by piece) are sliced inside; the others between them."""
+        """`advance` for live agents: the same steps, yielding to the event loop so that a tick
+        over thousands of links never stalls a NETCONF or gNMI session for longer than a slice.
+        Participants with `tick_steps` (a generator doing `on_tick`'s work piece by piece) are
+        sliced inside; the others between them. The loop is given its turn before a piece that
+        would end the slice late, judged by the piece just done (pieces of one kind cost alike),
+        so a stretch stays within `slice_s` unless one piece is longer."""
         if dt_ns <= 0:
             return
-        deadline = time.perf_counter() + slice_s
+        pacer = _Pacer(slice_s)
         for _ in self._start_tick(dt_ns):
-            if time.perf_counter() > deadline:
-                await asyncio.sleep(0)
-                deadline = time.perf_counter() + slice_s
+            await pacer.piece_done()
         now, dt = self.now_ns, int(dt_ns)
         for participant in list(self._participants):
             steps = getattr(participant, "tick_steps", None)
@@ -232,12 +232,8 @@ class World:
                 participant.on_tick(now, dt)
             else:
                 for _ in steps(now, dt):
-                    if time.perf_counter() > deadline:
-                        await asyncio.sleep(0)
-                        deadline = time.perf_counter() + slice_s
-            if time.perf_counter() > deadline:
-                await asyncio.sleep(0)
-                deadline = time.perf_counter() + slice_s
+                    await pacer.piece_done()
+            await pacer.piece_done()
         self._settle(now)
 
     def _settle(self, now_ns: int) -> None:
@@ -287,6 +283,24 @@ class World:
             )
             if n % DRIFT_PIECE == 0:
                 yield
+
+
+class _Pacer:
+    """When the sliced tick gives the event loop its turn: before a piece that, costing what the
+    last one did, would end after the slice's deadline."""
+
+    def __init__(self, slice_s: float) -> None:
+        self.slice_s = slice_s
+        self.deadline = self.last = time.perf_counter()
+        self.deadline += slice_s
+
+    async def piece_done(self) -> None:
+        now = time.perf_counter()
+        piece, self.last = now - self.last, now
+        if now + piece > self.deadline:
+            await asyncio.sleep(0)
+            self.last = time.perf_counter()
+            self.deadline = self.last + self.slice_s
 
 
 _PROCESS_WORLD: World | None = None
