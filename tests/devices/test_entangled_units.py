@@ -6,6 +6,7 @@ fails UNSUPP, and the other link-layer errors come with their causes."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,49 @@ def test_link_layer_errors_name_their_cause():
     c = counters(a)
     assert (c["admitted"], c["rejected"], c["expired"]) == ("2", "4", "2")
     assert all(p.unit is None for p in entanglement.fabric(world).pairs_at("a")), "the units' pairs are discarded"
+
+
+def test_a_sliced_tick_serves_the_loop_between_pieces_of_links_and_units():
+    """`World.advance_sliced` gives the event loop a turn after every piece of the fabric's links
+    (8) and of a node's units (32), and ends in the state a whole tick gives."""
+    from qstrata.agents.devices.topology import parse
+
+    def world_of(pairs: int) -> tuple[World, list[Agent]]:
+        nodes = [{"name": f"n{i}{s}", "kind": "memory", "urn": f"urn:tt:n{i}{s}",
+                  "memories": [{"id": "m", "technology": "TRAPPED-ION", "capacity": 40}]}
+                 for i in range(pairs) for s in "ab"]
+        world = World(parse({"name": "many", "nodes": nodes}), deterministic=True, tick_ns=TICK)
+        agents = []
+        for i in range(pairs):
+            a, b = Agent(world, f"n{i}a"), Agent(world, f"n{i}b")
+            link = f"0000000b-0000-4000-8000-{i:012d}"
+            a.edit(set_links(mem_link(link, world.node_uuid(f"n{i}b"))))
+            b.edit(set_links(mem_link(link, world.node_uuid(f"n{i}a"))))
+            agents.append(a)
+        return world, agents
+
+    whole, sliced = world_of(40), world_of(40)
+    for world, agents in (whole, sliced):
+        run(world, 0.05)
+        for n in range(64):
+            agents[0].edit(request(world, n, fidelity=0.5, destination="urn:tt:n0b"))
+
+    async def tick_sliced() -> int:
+        turns = 0
+
+        async def count() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+        counter = asyncio.ensure_future(count())
+        await sliced[0].advance_sliced(TICK, slice_s=0)
+        counter.cancel()
+        return turns
+
+    whole[0].advance(TICK)
+    turns = asyncio.run(tick_sliced())
+    participants = 1 + 80  # the fabric, the twins: a turn after each, and after every piece inside them
+    assert turns >= participants + 40 // 8 + 64 // 32, turns
+    assert whole[1][0].state() == sliced[1][0].state()
+    assert sorted(entanglement.fabric(whole[0]).pairs) == sorted(entanglement.fabric(sliced[0]).pairs)
