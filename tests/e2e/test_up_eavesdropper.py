@@ -35,7 +35,7 @@ from gnmi_helpers import wait_until  # noqa: E402
 TOPOLOGY = Path(__file__).with_name("topologies") / "eavesdropper.yaml"
 LINK = "77777777-0000-4000-8000-0000000000ab"
 FRACTION = 0.3
-SPEED = 10  # the attack from 60 to 120 simulated seconds: 6 to 12 s of wall time after configuration
+SPEED = 10  # the attack from 90 to 150 simulated seconds: 9 to 15 s of wall time after configuration
 
 
 def keys_get(work: Path) -> subprocess.CompletedProcess:
@@ -77,7 +77,7 @@ def test_an_eavesdropper_is_seen_and_no_key_of_hers_is_delivered(tmp_path):
     want_qber = intercept_resend.signal_qber(params, loss, FRACTION)
 
     proc, _ = start_up(Path("state/up"), "--topology", str(TOPOLOGY), "--speed", str(SPEED), "--no-dashboard",
-                       "--eavesdropper", f"f-alice-bob:{FRACTION}@60-120", cwd=tmp_path)
+                       "--eavesdropper", f"f-alice-bob:{FRACTION}@90-150", cwd=tmp_path)
     try:
         log = tmp_path / "state/up/up.log"
         endpoints = json.loads((tmp_path / "state/up/endpoints.json").read_text())
