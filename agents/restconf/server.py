@@ -212,12 +212,7 @@ class Restconf:
         if body is not None:
             headers["Content-Type"] = media.CONTENT_TYPE[encoding]
         headers.setdefault("Cache-Control", "no-cache")
-        if request.method == "HEAD":
-            response = web.Response(status=status, headers=headers)
-            if body is not None:
-                response.content_length = len(body)
-            return response
-        return web.Response(status=status, body=body, headers=headers)
+        return web.Response(status=status, body=body, headers=headers)  # aiohttp sends no body to HEAD
 
     async def _body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > MAX_BODY:
@@ -581,8 +576,6 @@ def _error_response(request: web.Request, error: RestconfError, namespace_of: Ca
     else:
         body, content = errors_json(error), media.YANG_JSON
     headers = {"Content-Type": content, **error.headers}
-    if request.method == "HEAD":
-        return web.Response(status=error.http_status, headers=headers)
     return web.Response(status=error.http_status, body=body, headers=headers)
 
 
