@@ -7,13 +7,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from agent_processes import AgentProcess, free_port
+from agent_processes import AgentProcess, free_port, port_open
 
 QSTRATA = Path(sys.executable).with_name("qstrata")
-NOT_APPLICABLE_ON_OURS: dict[str, str] = {}
+KNOWN_FAILS_ON_OURS: dict[str, str] = {
+    "RC-GET-003": "HTTP 500, expected 200: ",
+    "RC-URI-002": "error-tag bad-attribute, expected invalid-value or data-missing",
+    "RC-MON-001": "no ietf-restconf-monitoring:capabilities/",
+    "RC-MON-002": "no ietf-restconf-monitoring:streams/",
+    "RC-STREAM-001": "no location of the NETCONF stream",
+}
+"""Server defects this kit found, each written in /work/notes/rc-status.md for the server's owner
+(the reason each fails with begins so): HEAD of a data resource answers 500; an encoded ',' in a
+key value is taken as a key separator; GET below restconf-state answers the whole restconf-state.
+When one is fixed its check passes and this test says so: remove it here."""
 
 
 def conform(*args: str, cwd: Path | None = None, timeout: float = 240) -> tuple[int, str, str]:
@@ -27,6 +38,9 @@ def alice(tmp_path_factory):
     agent = AgentProcess("qkd", "alice", tmp_path_factory.mktemp("rc-conform") / "alice",
                          extra_args=("--restconf-port", str(port)))
     agent.start()
+    deadline = time.monotonic() + 20
+    while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
+        time.sleep(0.02)
     agent.restconf = f"https://127.0.0.1:{port}"
     yield agent
     agent.stop()
@@ -41,12 +55,14 @@ def test_every_rc_check_passes_on_our_agent(alice, tmp_path):
     got = {r["id"]: r for r in report["results"]}
     assert got and all(k.startswith("RC-") for k in got), "a RESTCONF-only run runs RC- checks only"
     bad = {k: (r["verdict"], r["reason"]) for k, r in got.items()
-           if r["verdict"] != "pass" and NOT_APPLICABLE_ON_OURS.get(k) != r["reason"]}
-    assert not bad and code == 0, stdout + stderr
+           if r["verdict"] != "pass" and not (k in KNOWN_FAILS_ON_OURS and r["reason"].startswith(KNOWN_FAILS_ON_OURS[k]))}
+    assert not bad and code == (1 if KNOWN_FAILS_ON_OURS else 0), stdout + stderr
+    assert all(got[k]["verdict"] == "fail" for k in KNOWN_FAILS_ON_OURS), "fixed: remove it from KNOWN_FAILS_ON_OURS"
     assert {"RC-ROOT-001", "RC-YPATCH-002", "RC-ETAG-001", "RC-STREAM-001", "RC-HOST-002"} <= set(got)
     assert report["targets"]["restconf"] == alice.restconf and report["device"]["restconf_root"] == "/restconf"
     etag = got["RC-ETAG-001"]["evidence"]["exchanges"]
-    assert "If-None-Match" in etag[-2]["sent"] and etag[-2]["received"].startswith("HTTP 304")
+    conditional = [e for e in etag if "If-None-Match" in e["sent"]]
+    assert conditional and conditional[0]["received"].startswith("HTTP 304")
 
 
 def test_the_run_leaves_no_test_entry(alice):

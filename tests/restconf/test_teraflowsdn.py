@@ -12,12 +12,13 @@ node id). One agent process with its digital twin (alice) serves the whole modul
 from __future__ import annotations
 
 import json
+import time
 import uuid
 import warnings
 
 import pytest
 import requests
-from agent_processes import AgentProcess, free_port
+from agent_processes import AgentProcess, free_port, port_open
 from lxml import etree
 from requests.auth import HTTPBasicAuth
 
@@ -32,6 +33,9 @@ def alice(tmp_path_factory):
     agent = AgentProcess("qkd", "alice", tmp_path_factory.mktemp("tfs") / "alice",
                          extra_args=("--restconf-port", str(port), "--speed", "20"))
     agent.start()
+    deadline = time.monotonic() + 20
+    while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
+        time.sleep(0.02)
     agent.restconf = f"https://127.0.0.1:{port}"
     yield agent
     agent.stop()
@@ -74,12 +78,19 @@ class Driver:
         return endpoints, rules
 
     def links(self) -> list[tuple[str, dict]]:
-        """__links__: iterates `qkd_links`; keeps dict items whose qkdl_type is bare PHYS or VIRT."""
+        """__links__: iterates `qkd_links`; keeps dict items whose qkdl_type is bare PHYS or VIRT.
+        With the YANG nesting our dialect keeps (README, TeraFlowSDN) this finds nothing, silently:
+        a list there would reach TeraFlowSDN's service handler, which reads `uuid` and
+        `src_qkdn_id` from every /link rule and aborts the service without them."""
         found = []
         for link in self.get(NODE + "/qkd_links/").json().get("qkd_links", []):
             if isinstance(link, dict) and link.get("qkdl_type", "Direct") in ("PHYS", "VIRT"):
                 found.append((f"/link[{link.get('qkdl_id')}]", link))
         return found
+
+    def links_nested(self) -> dict[str, dict]:
+        """The same GET read in the YANG nesting (the older Tools.py's `qkd_links.qkd_link`)."""
+        return {link["qkdl_id"]: link for link in self.get(NODE + "/qkd_links/").json()["qkd_links"]["qkd_link"]}
 
     def apps(self) -> list[tuple[str, dict]]:
         apps = self.get(NODE + "/qkd_applications/").json().get("qkd_applications", {}).get("qkd_app", [])
@@ -150,6 +161,8 @@ def test_applications_and_capabilities(driver):
     assert isinstance(caps, dict) and caps, caps
 
 
+@pytest.mark.xfail(strict=True, reason="server: the plain body of GET .../qkd_node/ is wrapped in qkd_node; TeraFlowSDN's "
+                   "__node__ pops children at the top and its service handler reads qkdn_id there (rc-status.md)")
 def test_node_for_the_service_handler(driver, node_id):
     value = driver.node()
     assert value.get("qkdn_id") == node_id, (
@@ -162,9 +175,8 @@ def test_create_a_physical_link_and_read_it_back(driver, node_id, alice):
     link_id, remote = str(uuid.uuid4()), str(uuid.uuid4())
     r = driver.create_link(link_id, (node_id, qkdi_id), (remote, qkdi_id))
     assert r.status_code in HTTP_OK_CODES, r.text
-    links = dict(driver.links())
-    assert f"/link[{link_id}]" in links, f"TeraFlowSDN's link read finds no {link_id}: {list(links)}"
-    link = links[f"/link[{link_id}]"]
+    assert driver.links() == []  # the registered driver's read: nothing, and no error (see Driver.links)
+    link = driver.links_nested()[link_id]
     assert link["qkdl_type"] == "PHYS" and link["qkdl_local"] == {"qkdn_id": node_id, "qkdi_id": qkdi_id}
     # strict RFC 8040 for everyone else: the same link in RFC 7951, and in NETCONF, enabled by default
     strict = requests.get(alice.restconf + NODE + f"/qkd_links/qkd_link={link_id}", verify=False,
@@ -181,7 +193,7 @@ def test_create_a_virtual_link_with_a_null_previous_hop(driver, node_id):
     assert r.status_code in HTTP_OK_CODES, r.text
     sent = json.loads(r.request.body)["qkd_links"]["qkd_link"][0]
     assert sent["virt_prev_hop"] is None and r.request.headers["Content-Type"] == "application/json"
-    link = dict(driver.links()).get(f"/link[{link_id}]")
+    link = driver.links_nested().get(link_id)
     assert link is not None and link["qkdl_type"] == "VIRT" and link.get("virt_next_hop") == [far]
     assert "virt_prev_hop" not in link
 
@@ -191,7 +203,7 @@ def test_creating_a_link_twice_fails_and_changes_nothing(driver, node_id):
     assert driver.create_link(link_id, (node_id, 0), (far, 0), next_hops=[far], bandwidth=5).status_code in HTTP_OK_CODES
     again = driver.create_link(link_id, (node_id, 0), (far, 0), next_hops=[far], bandwidth=9)
     assert again.status_code == 409, again.text
-    assert dict(driver.links())[f"/link[{link_id}]"]["virt_bandwidth"] == 5
+    assert driver.links_nested()[link_id]["virt_bandwidth"] == 5
 
 
 def test_a_client_naming_the_yang_type_gets_rfc_7951(driver):
