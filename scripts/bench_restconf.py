@@ -78,8 +78,8 @@ class Rest:
     def __init__(self, base: str, user: str, password: str, ca: str | None) -> None:
         self.base = base
         self.ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else False
-        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1),
-                                          auth=aiohttp.BasicAuth(user, password))
+        basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1), headers={"Authorization": basic})
 
     async def get(self, path: str) -> bytes:
         async with self.http.get(self.base + path, headers={"Accept": YANG_JSON}, ssl=self.ssl) as r:

@@ -16,6 +16,7 @@ same check (`$etag`, `$last_modified`, `$location`), so an ETag round trip is da
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import ssl
@@ -294,6 +295,11 @@ def _describe(errors: list[dict[str, str]]) -> str:
 # ------------------------------------------------------------------ the client
 
 
+def basic(user: str, password: str) -> str:
+    """An HTTP Basic Authorization header (RFC 7617), user and password in UTF-8."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def _tls(ca: str | None) -> ssl.SSLContext | bool:
     if ca is None:
         return False
@@ -320,7 +326,7 @@ class RcContext:
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise RcUnavailable(f"--restconf {ep.url}: expected https://HOST:PORT")
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ep.timeout),
-                                     auth=aiohttp.BasicAuth(ep.user, ep.password))
+                                     headers={"Authorization": basic(ep.user, ep.password)})
         ctx = cls(ep, http, _tls(ep.ca), {})
         meta = await ctx.send(Request("GET", "/.well-known/host-meta"))
         if meta.status == 0:
@@ -341,10 +347,12 @@ class RcContext:
     def url(self, target: str) -> str:
         return target if target.startswith(("http://", "https://")) else urljoin(self.endpoint.url, target)
 
-    async def send(self, req: Request, *, auth: aiohttp.BasicAuth | bool = True) -> Answer:
-        """One request with the run's credentials; `auth` False sends none, a BasicAuth others."""
+    async def send(self, req: Request, *, auth: str | bool = True) -> Answer:
+        """One request with the run's credentials; `auth` False sends none, a string (an
+        Authorization header) others."""
         session = self.http if auth is True else aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.endpoint.timeout), auth=auth or None)
+            timeout=aiohttp.ClientTimeout(total=self.endpoint.timeout),
+            headers={"Authorization": auth} if isinstance(auth, str) else None)
         try:
             async with session.request(req.method, self.url(req.target), headers=dict(req.headers),
                                        data=req.body.encode() if req.body is not None else None,
@@ -469,7 +477,7 @@ async def unauthenticated(ctx: RcContext, check: Check, ev: Evidence) -> Outcome
     """The request without credentials, or (param `password`) with a wrong password: refused,
     while the same request with the run's credentials succeeds."""
     wrong = check.param("password")
-    auth: aiohttp.BasicAuth | bool = aiohttp.BasicAuth(ctx.endpoint.user, wrong) if wrong else False
+    auth: str | bool = basic(ctx.endpoint.user, wrong) if wrong else False
     req = parse_request(ctx.fill(check.send))
     answer = await ctx.send(req, auth=auth)
     ev.add(req.line() + (" (wrong password)" if wrong else " (no credentials)"), render(answer))
