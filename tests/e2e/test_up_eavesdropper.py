@@ -48,15 +48,17 @@ def link_figures(endpoints: dict) -> dict:
     with connect(endpoints, "alice") as m:
         data = etree.fromstring(m.get(filter=("subtree", f'<qkd_node xmlns="{QKD}"><qkd_links/></qkd_node>'))
                                 .data_xml.encode())
-        store = etree.fromstring(m.get(filter=("subtree", f'<service-stratum xmlns="{SS}"><kme><key-stores/></kme>'
-                                                          "</service-stratum>")).data_xml.encode())
+        store = etree.fromstring(m.get(filter=("subtree", f'<service-stratum xmlns="{SS}"><kme><key-stores/>'
+                                                          "<key-delivery/></kme></service-stratum>")).data_xml.encode())
     return {"status": (data.findtext(f".//{{{QKD}}}qkdl_status") or "").split(":")[-1],
             "skr": int(data.findtext(f".//{{{QKD}}}skr") or -1),
             "qber": float(data.findtext(f".//{{{QKD}}}phys_perf/{{{QKD}}}value") or -1),
             "stored": int(store.findtext(f".//{{{SS}}}stored-bits") or 0),
             "discarded": int(store.findtext(f".//{{{SS}}}discarded-bits") or 0),
             "discarded_blocks": int(store.findtext(f".//{{{SS}}}discarded-blocks") or 0),
-            "compromised": store.findtext(f".//{{{SS}}}compromised-since")}
+            "compromised": store.findtext(f".//{{{SS}}}compromised-since"),
+            "refused": {r.findtext(f"{{{SS}}}reason"): int(r.findtext(f"{{{SS}}}count") or 0)
+                        for r in store.iter(f"{{{SS}}}refused")}}
 
 
 def notifications(m, seconds: float) -> list[etree._Element]:
@@ -104,6 +106,7 @@ def test_an_eavesdropper_is_seen_and_no_key_of_hers_is_delivered(tmp_path):
         assert figures["qber"] == pytest.approx(want_qber, abs=0.003), (figures, want_qber)
         assert figures["compromised"] and figures["discarded_blocks"] > 0, figures
         assert figures["stored"] > 0, "the key made before the attack is kept, not delivered meanwhile"
+        assert figures["refused"].get("link-compromised", 0) >= 1, figures  # the KME's telemetry says why
         # ETSI 015 over NETCONF: the link went down, and the alarm says why
         told = {etree.QName(child).localname: " ".join(child.itertext()) for note in seen for child in note
                 if LINK in " ".join(child.itertext())}
