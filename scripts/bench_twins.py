@@ -22,8 +22,12 @@ fidelity of the pairs at delivery; and the sliced tick with 1,000 QKD links, 1,0
 links (500 repeater chains) and 1,000 live units (a unit that got its pair is replaced by a new one
 between ticks, outside the timing): stretches without the event loop, and the whole tick.
 
+Eavesdropper (physics/intercept_resend.py): the stochastic twin on 25 km (5 dB) with an
+intercept-resend eavesdropper attacking 0-100 % of the pulses: the mean reported QBER against
+e_d + f (1/4 - e_d/2) and the finite-key threshold, and the key stored against the key discarded.
+
 Usage: .venv/bin/python scripts/bench_twins.py [--ticks 15] [--verify-seconds 5] [--samples 1000]
-           [--pair-minutes 10]
+       [--eavesdropper-seconds 30] [--pair-minutes 10]
 Prints tables, then one JSON line with the figures.
 """
 
@@ -41,7 +45,7 @@ from typing import Any
 
 from qstrata.agents.devices import entanglement, qkd_link
 from qstrata.agents.devices.base import ConfigTransaction
-from qstrata.agents.devices.physics import finite_key, qkd
+from qstrata.agents.devices.physics import finite_key, intercept_resend, qkd
 from qstrata.agents.devices.registry import create_for
 from qstrata.agents.devices.topology import parse, read
 from qstrata.agents.devices.world import NS, TICK_SLICE_S, World
@@ -57,6 +61,8 @@ CPU_BUDGET = 0.10
 TICK_S = 1.0
 LOSSES_DB = (0, 10, 20, 30, 40)
 SAMPLED_LOSS_DB = 30.0
+EAVESDROPPED_LOSS_DB = 5.0
+FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 def topology(links: int, memory_pairs: int, chains: int = 0) -> dict[str, Any]:
@@ -333,6 +339,37 @@ def percentiles(name: str, gaps: list[float]) -> dict[str, float]:
     return figures
 
 
+def eavesdropped(seconds: int) -> dict[str, Any]:
+    """The stochastic twin at `EAVESDROPPED_LOSS_DB` with each of `FRACTIONS` attacked for
+    `seconds` (after a tick to let the attack in): mean reported QBER, the formula's, key bits
+    stored and discarded, blocks discarded; and the bound's threshold."""
+    world, session = link_world(EAVESDROPPED_LOSS_DB, seed=20)
+    p, rows = session.params, []
+    for fraction in FRACTIONS:
+        world.plant.set_eavesdropper("f", fraction)
+        world.advance(NS)  # the block she shares with the previous setting
+        stored, discarded, blocks = session.store.produced_bits, session.store.discarded_bits, \
+            session.store.discarded_blocks
+        qbers = []
+        for _ in range(seconds):
+            world.advance(NS)
+            qbers.append(session.measurement.qber)
+        rows.append({
+            "fraction": fraction,
+            "qber": round(statistics.fmean(qbers), 5),
+            "qber_formula": round(intercept_resend.signal_qber(p, EAVESDROPPED_LOSS_DB, fraction), 5),
+            "finite_key_bps_formula": round(intercept_resend.finite_rate(p, EAVESDROPPED_LOSS_DB, fraction).rate),
+            "stored_bits": round(session.store.produced_bits - stored),
+            "discarded_bits": round(session.store.discarded_bits - discarded),
+            "discarded_blocks": session.store.discarded_blocks - blocks,
+            "status": session.status,
+        })
+    threshold = intercept_resend.threshold(p, EAVESDROPPED_LOSS_DB)
+    return {"loss_db": EAVESDROPPED_LOSS_DB, "seconds": seconds, "threshold": round(threshold, 4),
+            "qber_at_threshold": round(intercept_resend.signal_qber(p, EAVESDROPPED_LOSS_DB, threshold), 4),
+            "rows": rows}
+
+
 async def longest_slice_ms(world: World, ticks: int, raw: bool = False) -> dict[str, Any]:
     """The longest and 99th-percentile stretch, in ms, between two turns of the event loop while
     the world advances sliced (how long a NETCONF or gNMI session may wait for the tick): on the
@@ -415,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=15)
     parser.add_argument("--verify-seconds", type=float, default=5.0)
     parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--eavesdropper-seconds", type=int, default=30)
     parser.add_argument("--pair-minutes", type=float, default=10.0)
     args = parser.parse_args(argv)
 
@@ -462,6 +500,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{sampled['capped_blocks']})")
     print(f"weak+vacuum estimator (before), {args.samples} one-second samples: largest skr / ideal-decoy "
           f"bound {sampled['weak_vacuum_max_ratio']}, {sampled['weak_vacuum_above']} samples above it")
+    eve = eavesdropped(args.eavesdropper_seconds)
+    print(f"\nintercept-resend eavesdropper, stochastic twin at {eve['loss_db']:g} dB, {eve['seconds']} s per "
+          f"fraction; the finite-key bound leaves no key above {eve['threshold']:.4f} of the pulses attacked "
+          f"(QBER {eve['qber_at_threshold']:.4f})")
+    print(f"{'attacked':>8} {'QBER':>8} {'formula':>8} {'bound b/s':>10} {'stored b':>10} {'discarded b':>12} "
+          f"{'blocks':>6} status")
+    for row in eve["rows"]:
+        print(f"{row['fraction']:>8.2f} {row['qber']:>8.4f} {row['qber_formula']:>8.4f} "
+              f"{row['finite_key_bps_formula']:>10} {row['stored_bits']:>10} {row['discarded_bits']:>12} "
+              f"{row['discarded_blocks']:>6} {row['status']}")
     pairs = builtin_pairs(args.pair_minutes)
     print(f"\nentangled-state units on the built-in network, {pairs['minutes']:g} simulated minutes at 1 s ticks:")
     print(f"{'application':>16} {'asked':>6} {'units/min':>10} {'F mean':>7} {'F min':>7} {'1st pair':>9}  failed")
@@ -487,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         "finite_over_asymptotic": {f"{n_x:.0e}": dict(zip(map(str, LOSSES_DB), map(lambda r: round(r, 4), table[n_x]),
                                                           strict=True)) for n_x in BLOCKS},
         "sampled_30db": sampled,
+        "eavesdropper": eve,
         "entangled_units_builtin": pairs,
         "slice_ms_1000_links_1000_units": units,
         "python": sys.version.split()[0],
