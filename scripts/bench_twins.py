@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import gc
 import json
 import statistics
 import sys
@@ -201,6 +202,16 @@ async def unit_slices(world: World, chains: int, per_chain: int, ticks: int) -> 
     keep_units(world, chains, per_chain, serial)
     stretches: dict[str, list[float]] = {"wall": [], "cpu": []}
     tick_ms, delivered = [], 0
+    collections: list[tuple[float, int]] = []
+    began_gc = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began_gc[0] = time.thread_time()
+        else:
+            collections.append(((time.thread_time() - began_gc[0]) * 1e3, info["generation"]))
+
+    gc.callbacks.append(timed)
     for _ in range(ticks):
         began = time.perf_counter()
         figures = await longest_slice_ms(world, 1, raw=True)
@@ -208,10 +219,14 @@ async def unit_slices(world: World, chains: int, per_chain: int, ticks: int) -> 
         for name in stretches:
             stretches[name] += figures[name]
         delivered += keep_units(world, chains, per_chain, serial)
+    gc.callbacks.remove(timed)
     live = sum(len(world.hosted[f"c{i}a"].service.units) for i in range(chains))
     out: dict[str, Any] = {"units": live, "entanglement_links": len(entanglement.fabric(world).links),
                            "tick_ms_median": round(statistics.median(tick_ms), 1),
-                           "units_done_per_tick": round(delivered / ticks, 1)}
+                           "units_done_per_tick": round(delivered / ticks, 1),
+                           "gc_collections": len(collections),
+                           "gc_max_ms": round(max((c[0] for c in collections), default=0.0), 2),
+                           "gc_full": sum(1 for c in collections if c[1] == 2)}
     for name, gaps in stretches.items():
         out.update(percentiles(name, gaps))
     return out
@@ -523,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
           f"units ({units['units_done_per_tick']} done and replaced per tick): stretches without the event loop "
           f"p50/p95/p99/max {units['cpu_p50']:.2f}/{units['cpu_p95']:.2f}/{units['cpu_p99']:.2f}/{units['cpu_max']:.2f} "
           f"ms of CPU, {units['wall_p50']:.2f}/{units['wall_p95']:.2f}/{units['wall_p99']:.2f}/{units['wall_max']:.2f} ms "
-          f"of wall time; whole tick {units['tick_ms_median']} ms (median, wall)")
+          f"of wall time; whole tick {units['tick_ms_median']} ms (median, wall); the garbage collector ran "
+          f"{units['gc_collections']} times meanwhile ({units['gc_full']} full), the longest {units['gc_max_ms']} ms of CPU")
     figures = {
         "tick_ms": {str(r["qkd_links"]): round(r["tick_ms"], 3) for r in rows},
         "per_agent_us": round(per_agent_ns / 1e3, 2),
