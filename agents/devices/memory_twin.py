@@ -389,9 +389,10 @@ class MemoryTwin:
         return self.world.node_uuid(node)
 
     def delivered_fidelity(self, link_id: str) -> float | None:
-        """Mean fidelity now of this link's pairs held here; else F0 of its last herald."""
+        """Mean fidelity now of this link's pairs held here (not those delivered to a service unit:
+        they are the application's); else F0 of its last herald."""
         values = [
-            self.fabric.fidelity(p) for p in self.fabric.pairs_at(self.name) if p.link_id == link_id
+            self.fabric.fidelity(p) for p in self.fabric.pairs_at(self.name) if p.link_id == link_id and p.unit is None
         ]
         if values:
             return sum(values) / len(values)
