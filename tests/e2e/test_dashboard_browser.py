@@ -130,7 +130,7 @@ LAYOUT = """(() => {
 def _ready(doc: dict) -> bool:
     skr = [p for p in doc["plots"] if p[0] == "secret-key-rate"]
     return (doc["live"] == "live" and doc["status"] == "ACTIVE" and doc["rate"] > 0 and len(skr) == 4
-            and all(p[2] >= 2 for p in doc["plots"]) and doc["agents"] == 6)
+            and all(p[2] >= 2 for p in doc["plots"]) and doc["agents"] == 7)
 
 
 def _wait_ready(browser: Browser, timeout: float = 60) -> dict:
@@ -185,7 +185,7 @@ def test_first_paint_fills_every_panel(dashboard, tmp_path):
         assert found["text"].lower().rstrip(".…") not in ("connecting", "loading"), f"{panel}: {found['text']!r}"
     assert set(doc["nodes"]) == AGENTS, doc["nodes"]
     assert all(name in doc["agents"]["text"] for name in AGENTS), doc["agents"]["text"]
-    assert re.match(r"agents [0-6]/6", doc["summary"]["text"]), doc["summary"]
+    assert re.match(r"agents [0-7]/7", doc["summary"]["text"]), doc["summary"]
     assert doc["network"]["text"] == "qstrata-network"
 
 
@@ -200,7 +200,7 @@ def test_dashboard_shows_the_live_network(dashboard, tmp_path):
     assert {p[0] for p in last["plots"]} == {"secret-key-rate", "effective-key-rate", "qber", "key-available",
                                              "generation-rate", "fidelity"}
     # the two ends of a link report nearly the same values: their lines must differ in more than colour
-    assert len(styles) == 10, styles  # 4 metrics of each QKD link, 2 of the entanglement link
+    assert len(styles) == 12, styles  # 4 metrics of each QKD link, 2 of each entanglement link
     for chart in styles:
         agents = [line["agent"] for line in chart["lines"]]
         assert len(agents) == 2 and len(set(agents)) == 2, chart
@@ -283,6 +283,6 @@ def test_phone_width_layout(dashboard, tmp_path):
             time.sleep(0.5)  # the page redraws on resize
             layouts[width] = json.loads(browser.evaluate(LAYOUT))
     print(f"screenshot: {shot}")
-    assert {t["id"] for t in layouts[390]["tables"]} == {"links", "agents", "apps"}, layouts[390]
+    assert {t["id"] for t in layouts[390]["tables"]} == {"links", "agents", "apps", "pair-nodes"}, layouts[390]
     problems = {w: _layout_problems(doc, w) for w, doc in layouts.items()}
     assert not any(problems.values()), f"{problems} (screenshot {shot})"
