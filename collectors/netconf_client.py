@@ -11,8 +11,8 @@ import asyncio
 from dataclasses import dataclass
 
 import asyncssh
-from qstrata.agents.netconf.framing import Framer
-from qstrata.agents.netconf.xmlsafe import MalformedMessage, parse_message
+from qstrata.bindings.wire.framing import Framer
+from qstrata.bindings.wire.xmlsafe import MalformedMessage, parse_message
 
 BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"

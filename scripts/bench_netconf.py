@@ -43,8 +43,8 @@ import asyncssh
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from qstrata.agents.netconf.framing import Framer  # noqa: E402
 from qstrata.agents.netconf.ssh import skip_ignore_packets  # noqa: E402
+from qstrata.bindings.wire.framing import Framer  # noqa: E402
 
 BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
 ETSI = "urn:etsi:qkd:yang:etsi-qkd-node"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import asyncssh
 from lxml import etree
-from qstrata.agents.netconf.framing import Framer, FramingError
-from qstrata.agents.netconf.xmlsafe import MalformedMessage, parse_message
+from qstrata.bindings.wire.framing import Framer, FramingError
+from qstrata.bindings.wire.xmlsafe import MalformedMessage, parse_message
 
 BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
 BASE_10 = "urn:ietf:params:netconf:base:1.0"

@@ -11,12 +11,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from lxml import etree
+from qstrata.bindings.wire.framing import Framer, FramingError, MessageTooLarge
+from qstrata.bindings.wire.xmlsafe import MalformedMessage, parse_message
 
 from .capabilities import BASE_11
 from .errors import BASE_NS, ErrorTag, ErrorType, RpcError, rpc_reply_with_errors
-from .framing import Framer, FramingError, MessageTooLarge
 from .ssh import SessionContext
-from .xmlsafe import MalformedMessage, parse_message
 
 if TYPE_CHECKING:
     from .server import NetconfServer

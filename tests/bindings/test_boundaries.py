@@ -106,3 +106,12 @@ def test_the_014_front_end_uses_only_the_kme_public_api(path: Path) -> None:
     bad = {m for m in _imports(path) if m.startswith("qstrata.agents.kme.")
            and m not in ("qstrata.agents.kme.service", "qstrata.agents.kme.errors")}
     assert not bad, f"{path.relative_to(ROOT)} reaches into the KME core: {bad}"
+
+
+@pytest.mark.parametrize("path", _modules("bindings"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_bindings_and_the_wire_sit_below_agents_and_collectors(path: Path) -> None:
+    """The schema layer and the wire package (`bindings/wire`: framing, safe XML, TLS, gNMI
+    encoding, the client side of auth, the NETCONF client) are what agents and clients share:
+    they import neither, so neither side reaches sideways into the other for them."""
+    bad = {m for m in _imports(path) if m.startswith(("qstrata.agents", "qstrata.collectors"))}
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"

@@ -11,7 +11,7 @@ import asyncio
 import time
 
 import asyncssh
-from qstrata.agents.netconf.framing import Framer
+from qstrata.bindings.wire.framing import Framer
 
 BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
 HELLO = (f'<?xml version="1.0" encoding="UTF-8"?><hello xmlns="{BASE}"><capabilities>'

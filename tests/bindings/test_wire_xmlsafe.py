@@ -1,4 +1,4 @@
-"""The untrusted-XML parser: hostile input fails fast with MalformedMessage, nothing else."""
+"""The wire package's untrusted-XML parser: hostile input fails fast with MalformedMessage, nothing else."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import time
 
 import pytest
 from lxml import etree
-from qstrata.agents.netconf.errors import BASE_NS, ErrorTag, ErrorType, rpc_reply_with_errors
-from qstrata.agents.netconf.xmlsafe import MalformedMessage, parse_message
+from qstrata.agents.netconf.errors import BASE_NS, ErrorTag, ErrorType, RpcError, rpc_reply_with_errors
+from qstrata.bindings.wire.xmlsafe import MalformedMessage, parse_message
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
@@ -105,8 +105,8 @@ def test_cdata_mentioning_doctype_is_plain_text() -> None:
 def test_malformed_message_becomes_an_rpc_error() -> None:
     with pytest.raises(MalformedMessage) as caught:
         parse_message(b"<rpc")
-    error = caught.value.to_rpc_error()
-    assert error.tag is ErrorTag.MALFORMED_MESSAGE and error.error_type is ErrorType.RPC
+    error = RpcError(ErrorTag.MALFORMED_MESSAGE, caught.value.message)  # what the agent's session sends
+    assert error.error_type is ErrorType.RPC
     reply = etree.fromstring(rpc_reply_with_errors([error], {}))
     assert reply.findtext(f".//{{{BASE_NS}}}error-tag") == "malformed-message"
     assert reply.findtext(f".//{{{BASE_NS}}}error-message") == caught.value.message

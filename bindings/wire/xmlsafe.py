@@ -8,7 +8,8 @@ configured not to resolve entities, load DTDs or touch the network, as a second 
 Depth and element count are bounded while parsing, so a hostile message costs at most
 its own size in time and a bounded amount of memory.
 
-Every refusal is a `MalformedMessage`, whose text is safe to put in an rpc-error.
+Every refusal is a `MalformedMessage`, whose text is safe to put in an rpc-error (the agent's
+session turns it into malformed-message, RFC 6241 s4.3; a client reports it as an unreadable reply).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import re
 
 from lxml import etree
-from qstrata.agents.netconf.errors import ErrorTag, RpcError
 
 __all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_ELEMENTS", "MalformedMessage", "parse_message"]
 
@@ -35,19 +35,11 @@ _SPACES = re.compile(rb"[ \t\r\n]*")
 
 class MalformedMessage(Exception):
     """A message that is not acceptable XML. ``message`` is short, in English and free of
-    internals, fit for an ``<error-message>``; use `to_rpc_error` for the reply."""
+    internals, fit for an ``<error-message>``."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-    def to_rpc_error(self) -> RpcError:
-        """The rpc-error for this failure: error-type rpc, error-tag malformed-message.
-
-        RFC 6241 s4.3: malformed-message is new in base:1.1 and must not be sent to a
-        base:1.0-only peer; for those, close the session instead (or send operation-failed).
-        """
-        return RpcError(ErrorTag.MALFORMED_MESSAGE, self.message)
 
 
 def parse_message(
