@@ -128,8 +128,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
         if not path.endswith((".json", ".html", ".htm")):
             return _usage(f"--report {path}: the name must end in .json or .html")
 
+    from qstrata.bindings.wire.netconf_client import NetconfUnavailable
+
     from .gnmi_runner import GnmiUnavailable
-    from .nc_client import NetconfUnavailable
     try:
         report = _run_loop(run(options))
     except (NetconfUnavailable, GnmiUnavailable, KmeUnavailable) as exc:  # unreachable device, refused login
@@ -153,8 +154,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
 def _connect_options(args: argparse.Namespace, agent: AgentTarget | None, options: RunOptions) -> str | None:
     """Fill `options.netconf` and `options.gnmi` from the flags and, for what they leave out, the
     --agent's entry of endpoints.json and its credentials.json; return a usage problem or None."""
+    from qstrata.bindings.wire.netconf_client import NetconfEndpoint
+
     from .gnmi_runner import GnmiEndpoint
-    from .nc_client import NetconfEndpoint
 
     netconf = args.netconf or (agent.netconf if agent else None)
     gnmi = args.gnmi or (agent.gnmi if agent else None)
