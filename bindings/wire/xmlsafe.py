@@ -5,8 +5,13 @@ NETCONF never needs a DTD, so a document type declaration is refused outright: t
 entity expansion (billion laughs), external entities (XXE: ``file:///etc/passwd``) and
 network fetches in one rule, before libxml2 sees the bytes. The parser itself is also
 configured not to resolve entities, load DTDs or touch the network, as a second wall.
-Depth and element count are bounded while parsing, so a hostile message costs at most
-its own size in time and a bounded amount of memory.
+Depth and element count are bounded while parsing, and before libxml2 sees a byte the message's
+tree is costed (elements, text nodes, attributes, counted by C-speed scans): a message whose tree
+would take more than `DEFAULT_MAX_COST_FACTOR` times its own size is refused, so any message inside
+the size cap costs a bounded multiple of its size (a million attributes in 11 MiB once cost 330 MB).
+Text costs what it weighs: libxml2 keeps one text node to 10 MB, entities are refused and character
+references are never longer than what they stand for. `release_memory` hands what a big parse
+freed back to the system.
 
 Every refusal is a `MalformedMessage`, whose text is safe to put in an rpc-error (the agent's
 session turns it into malformed-message, RFC 6241 s4.3; a client reports it as an unreadable reply).
@@ -14,11 +19,16 @@ session turns it into malformed-message, RFC 6241 s4.3; a client reports it as a
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import re
+import threading
+from typing import Any
 
 from lxml import etree
 
-__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_ELEMENTS", "MalformedMessage", "parse_message"]
+__all__ = ["DEFAULT_MAX_COST_FACTOR", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_ELEMENTS", "MalformedMessage", "parse_message",
+           "parse_message_apart", "release_memory", "tree_cost"]
 
 DEFAULT_MAX_DEPTH = 128
 """Deepest element nesting accepted; YANG data trees are a few dozen levels at most.
@@ -27,10 +37,29 @@ DEFAULT_MAX_DEPTH = 128
 DEFAULT_MAX_ELEMENTS = 1_000_000
 """Most elements accepted in one message (about what a 16 MiB message can hold)."""
 
-_FEED_SIZE = 1 << 16
+DEFAULT_MAX_COST_FACTOR = 12
+"""Most a parsed tree may cost, as a multiple of the message's size. Measured (libxml2 through lxml):
+128 bytes per element or text node, about 240 per attribute or namespace declaration. A bulk
+edit-config of 200,000 list entries costs 5 times its 14.5 MiB; pretty-printed data about 10;
+an attribute bomb 25 to 35 (refused)."""
+
+COST_FLOOR = 16 << 20
+"""A tree up to this many bytes is always allowed, whatever the message's density (every message
+under about 1.3 MiB)."""
+
+NODE_COST = 128
+"""Bytes a libxml2 element or text node takes."""
+
+ATTRIBUTE_COST = 256
+"""Bytes a libxml2 attribute (with its value's text node) or namespace declaration takes."""
+
 _UTF8_BOM = b"\xef\xbb\xbf"
 _PROLOG_WHITESPACE = b" \t\r\n"
 _SPACES = re.compile(rb"[ \t\r\n]*")
+_ATTRIBUTE = re.compile(rb"""=[ \t\r\n]*(?:"[^"<]*"|'[^'<]*')""")
+"""An attribute's ``= "value"`` (values hold no ``<``); in text only where text mimics one."""
+_TEXT = re.compile(rb">[^<]")
+"""Where a text node starts: after a tag, before the next ``<``."""
 
 
 class MalformedMessage(Exception):
@@ -47,51 +76,128 @@ def parse_message(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    max_cost_factor: float = DEFAULT_MAX_COST_FACTOR,
 ) -> etree._Element:
     """Parse one framed NETCONF message into its root element.
 
     Raises `MalformedMessage` -- and nothing else -- when the bytes are not well-formed
-    UTF-8 XML, carry a DOCTYPE, nest deeper than ``max_depth`` or hold more than
-    ``max_elements`` elements. Comments and processing instructions are dropped.
+    UTF-8 XML, carry a DOCTYPE, nest deeper than ``max_depth``, hold more than
+    ``max_elements`` elements, or would make a tree costing more than ``max_cost_factor`` times
+    their size (and more than `COST_FLOOR`). Comments and processing instructions are dropped.
     """
     data = bytes(data)
     if not data.strip(_PROLOG_WHITESPACE):
         raise MalformedMessage("empty message")
     _refuse_doctype(data)
+    _refuse_costly(data, max_cost_factor)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedMessage(f"message is not valid UTF-8 (byte offset {exc.start})") from None
 
-    if len(data) <= _FAST_PATH_BYTES:
-        return _parse_small(data, max_depth, max_elements)
-
-    parser = etree.XMLPullParser(events=("start", "end"), **_PARSER_OPTIONS)
-    depth = 0
-    elements = 0
+    refusal = None
     try:
-        for start in range(0, len(data), _FEED_SIZE):
-            parser.feed(data[start : start + _FEED_SIZE])
-            for event, _element in parser.read_events():
-                if event == "start":
-                    depth += 1
-                    elements += 1
-                    if depth > max_depth:
-                        raise MalformedMessage(f"XML nesting deeper than {max_depth} levels")
-                    if elements > max_elements:
-                        raise MalformedMessage(f"message has more than {max_elements} elements")
-                else:
-                    depth -= 1
-        root = parser.close()
+        root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
-        raise MalformedMessage(_describe(exc, parser, max_depth)) from None
+        refusal = _describe(exc, max_depth)
     except (etree.LxmlError, ValueError, MemoryError) as exc:
-        raise MalformedMessage(f"unparsable XML: {type(exc).__name__}") from None
-
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise MalformedMessage("DOCTYPE declarations are not allowed in NETCONF messages")
+        refusal = f"unparsable XML: {type(exc).__name__}"
+    else:
+        refusal = _shape_refusal(root, len(data), max_depth, max_elements)
+        if refusal is not None:
+            del root
+    if refusal is not None:
+        # Raised here, out of the except blocks (an exception raised in one would hold this frame,
+        # and a half-built tree, in a reference cycle until the garbage collector ran): the tree
+        # is freed by now, and after a big message its memory goes back to the system.
+        if len(data) > _SMALL_MESSAGE:
+            release_memory()
+        raise MalformedMessage(refusal)
     return root
+
+
+async def parse_message_apart(data: bytes, **limits: Any) -> etree._Element:
+    """`parse_message` in a thread of its own that ends with the parse, for big messages.
+
+    lxml interns every element and attribute name in a dictionary kept for the life of the thread
+    that parsed: a pooled worker would keep every name it was ever sent (400,000 unique names
+    held 10 to 20 MB more per message, for good). The tree keeps its dictionary while it lives;
+    both go when it is dropped."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[tuple[etree._Element | None, str]] = loop.create_future()
+
+    def settle(result: tuple[etree._Element | None, str]) -> None:
+        if not done.cancelled():
+            done.set_result(result)
+
+    def work() -> None:
+        # A refusal crosses threads as its text: an exception object would carry this frame, and
+        # with it the message, in its traceback, kept in a cycle with the future until a GC ran.
+        try:
+            result: tuple[etree._Element | None, str] = (parse_message(data, **limits), "")
+        except MalformedMessage as exc:
+            result = (None, exc.message)
+        loop.call_soon_threadsafe(settle, result)
+
+    threading.Thread(target=work, name="qstrata-parse", daemon=True).start()
+    root, refusal = await done
+    if root is None:
+        raise MalformedMessage(refusal)
+    return root
+
+
+def tree_cost(data: bytes, limit: int | None = None) -> tuple[int, int, int]:
+    """(elements, text nodes, attributes) the tree of `data` would hold, counted without parsing
+    and in constant memory: at most a few too many where comments, CDATA or text mimic markup.
+    Counting text nodes and attributes stops past `limit` of each."""
+    elements = data.count(b"<") - data.count(b"</") - data.count(b"<!") - data.count(b"<?")
+    return elements, _count(_TEXT, data, limit), _count(_ATTRIBUTE, data, limit)
+
+
+def _count(pattern: re.Pattern[bytes], data: bytes, limit: int | None) -> int:
+    count = 0
+    for count, _ in enumerate(pattern.finditer(data), 1):  # noqa: B007 - counting
+        if limit is not None and count > limit:
+            break
+    return count
+
+
+def _refuse_costly(data: bytes, factor: float) -> None:
+    budget = max(factor * len(data), COST_FLOOR)
+    # An upper bound first, from counts at memchr speed (a few milliseconds for 16 MiB): each '<'
+    # opens at most one element and closes at most one text node, each attribute has an '='.
+    tags = data.count(b"<")
+    if 2 * tags * NODE_COST + data.count(b"=") * ATTRIBUTE_COST <= budget:
+        return
+    limit = int(budget // NODE_COST)  # no count past this can pass
+    elements, texts, attributes = tree_cost(data, limit)
+    if (elements + texts) * NODE_COST + attributes * ATTRIBUTE_COST > budget:
+        def amount(count: int) -> str:
+            return f"over {limit}" if count > limit else str(count)
+
+        raise MalformedMessage(
+            f"message too dense to parse: {amount(elements)} elements, {amount(texts)} text nodes and "
+            f"{amount(attributes)} attributes in {len(data)} bytes would take more than {factor:g} times its size")
+
+
+def release_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    A parsed tree is thousands of small allocations; freed, they stay in the allocator's arenas
+    (one per thread that parsed), so a process that once parsed a big message would keep its
+    peak for ever. Cheap next to the parse it follows: call it after a big message is done with."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _malloc_trim():
+    try:  # the process's own symbols: libc's on Linux; musl and macOS have no malloc_trim
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except OSError:
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
 
 
 _PARSER_OPTIONS = {
@@ -105,37 +211,47 @@ _PARSER_OPTIONS = {
     "collect_ids": False,
     "encoding": "utf-8",
 }
-"""Both parsers: no entities, no DTD, no network, libxml2's own size and depth limits kept."""
+"""No entities, no DTD, no network, libxml2's own size and depth limits kept."""
 
-_FAST_PATH_BYTES = 1 << 16
-"""Messages up to this size (nearly every rpc) are parsed in one call and then measured: at most
-a few thousand elements, so the walk is cheap, and the pull parser's per-event cost is avoided."""
+_SMALL_MESSAGE = 1 << 16
+"""Up to this size (nearly every rpc) the parsed tree is measured by a walk in Python, cheaper
+there than an XPath evaluation; above it, by libxml2's XPath (a walk of 400,000 elements takes 1.5 s)."""
 
-_SMALL_PARSER = etree.XMLParser(**_PARSER_OPTIONS)
+_DEEPER = {depth: etree.XPath("boolean(" + "/*" * (depth + 1) + ")") for depth in (DEFAULT_MAX_DEPTH,)}
+_THREAD = threading.local()
 
 
-def _parse_small(data: bytes, max_depth: int, max_elements: int) -> etree._Element:
-    try:
-        root = etree.fromstring(data, _SMALL_PARSER)
-    except etree.XMLSyntaxError as exc:
-        raise MalformedMessage(f"not well-formed XML: {exc.msg}") from None
-    except (etree.LxmlError, ValueError, MemoryError) as exc:
-        raise MalformedMessage(f"unparsable XML: {type(exc).__name__}") from None
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise MalformedMessage("DOCTYPE declarations are not allowed in NETCONF messages")
-    elements = 0
-    stack = [(root, 1)]
-    while stack:
-        element, depth = stack.pop()
-        elements += 1
-        if depth > max_depth:
-            raise MalformedMessage(f"XML nesting deeper than {max_depth} levels")
-        if elements > max_elements:
-            raise MalformedMessage(f"message has more than {max_elements} elements")
-        if len(element):
-            stack.extend((child, depth + 1) for child in element)
-    return root
+def _parser() -> etree.XMLParser:
+    """This thread's parser (big messages are parsed in worker threads; an lxml parser is not
+    shared between threads)."""
+    parser = getattr(_THREAD, "parser", None)
+    if parser is None:
+        parser = _THREAD.parser = etree.XMLParser(**_PARSER_OPTIONS)
+    return parser
+
+
+def _shape_refusal(root: etree._Element, size: int, max_depth: int, max_elements: int) -> str | None:
+    """Why the tree is refused (too deep, too many elements), or None."""
+    if root.getroottree().docinfo.doctype:
+        return "DOCTYPE declarations are not allowed in NETCONF messages"
+    if size <= _SMALL_MESSAGE:
+        elements = 0
+        stack = [(root, 1)]
+        while stack:
+            element, depth = stack.pop()
+            elements += 1
+            if depth > max_depth:
+                return f"XML nesting deeper than {max_depth} levels"
+            if len(element):
+                stack.extend((child, depth + 1) for child in element)
+    else:
+        deeper = _DEEPER.get(max_depth) or etree.XPath("boolean(" + "/*" * (max_depth + 1) + ")")
+        if deeper(root):
+            return f"XML nesting deeper than {max_depth} levels"
+        elements = int(root.xpath("count(//*)"))
+    if elements > max_elements:
+        return f"message has more than {max_elements} elements"
+    return None
 
 
 def _refuse_doctype(data: bytes) -> None:
@@ -164,14 +280,9 @@ def _refuse_doctype(data: bytes) -> None:
             return  # the root element (or garbage, which the parser reports)
 
 
-def _describe(exc: etree.XMLSyntaxError, parser: etree.XMLPullParser, max_depth: int) -> str:
-    """libxml2's first complaint, with its position. The parser's own log is used because
-    the push parser's exception sometimes only says "no element found"."""
-    first = next((e for e in parser.feed_error_log if e.level >= etree.ErrorLevels.ERROR), None)
-    if first is None:
-        text = (exc.msg or str(exc) or "syntax error").strip()
-    else:
-        text = f"{first.message.strip()}, line {first.line}, column {first.column}"
+def _describe(exc: etree.XMLSyntaxError, max_depth: int) -> str:
+    """libxml2's first complaint, with its position."""
+    text = (exc.msg or str(exc) or "syntax error").strip()
     if text.startswith("Excessive depth"):
         return f"XML nesting deeper than {min(max_depth, 256)} levels"
     return f"not well-formed XML: {text}"
