@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
-from qstrata.agents.gnmi.tls import explain_connect_failure
+from qstrata.bindings.wire.tls import explain_connect_failure
 
 from .config import TargetConfig
 from .gnmi_codec import JSON_IETF, PROTO, ResponseDecoder, subscribe_request

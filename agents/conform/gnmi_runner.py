@@ -15,8 +15,8 @@ from pathlib import Path
 import grpc
 from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
 from google.protobuf import text_format
-from qstrata.agents.gnmi.tls import explain_connect_failure
 from qstrata.bindings.paths import gnmi_string_to_path
+from qstrata.bindings.wire.tls import explain_connect_failure
 
 from .model import Check, Evidence, GnmiExpect, Outcome, Steps, Verdict
 from .netconf_runner import clip
