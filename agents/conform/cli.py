@@ -132,7 +132,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
 
     from .gnmi_runner import GnmiUnavailable
     try:
-        report = _run_loop(run(options))
+        report = asyncio.run(run(options))
     except (NetconfUnavailable, GnmiUnavailable, KmeUnavailable) as exc:  # unreachable device, refused login
         print(f"qstrata conform: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -237,10 +237,6 @@ def _kme_options(args: argparse.Namespace, agent: AgentTarget | None, options: R
             return f"{what} {path}: no such file"
     options.kme = KmeEndpoint(url, cert, key, ca, args.slave, slave_url, slave_cert, slave_key, slave_ca)
     return None
-
-
-def _run_loop(coro):
-    return asyncio.run(coro)
 
 
 def _usage(message: str) -> int:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import grpc
 from qstrata.agents.access.guard import LoginGuard
 from qstrata.agents.access.users import User, UserStore
+from qstrata.bindings.wire.auth import metadata_login
 
 from .errors import GnmiError
 
@@ -50,13 +51,10 @@ class Authenticator:
 
     async def authenticate(self, metadata: tuple | None, peer: str) -> Principal:
         """The caller, or UNAUTHENTICATED (missing or wrong credentials)."""
-        values = {k: v for k, v in (metadata or ()) if k in ("username", "password")}
-        username, password = values.get("username"), values.get("password")
+        username, password = metadata_login(metadata)
         if not username or password is None:
             raise GnmiError(grpc.StatusCode.UNAUTHENTICATED,
                             "username and password call metadata are required")
-        if isinstance(password, bytes):
-            password = password.decode("utf-8", "replace")
         digest = hashlib.sha256(f"{username}\0{password}".encode()).digest()
         now = time.monotonic()
         cached = self._cache.get((username, digest))
