@@ -82,6 +82,11 @@ def _print_summary(network) -> None:
         print(f"{'KME':10} {'ETSI GS QKD 014':30} {'CA':30} SAE certificates")
         for h in kmes:
             print(f"{h.name:10} {h.kme_url:30} {shown(h.kme_ca):30} {shown(h.state_dir / 'sae')}")
+    restconf = [h for h in network.agents if h.restconf_url]
+    if restconf:
+        print(f"{'RESTCONF':10} {'RFC 8040 (Basic: credentials)':30} CA")
+        for h in restconf:
+            print(f"{h.name:10} {h.restconf_url:30} {shown(h.kme_ca)}")
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from .endpoints import (
     GnmiEndpoint,
     HostPort,
     KmeEndpoint,
+    RestconfEndpoint,
     write_endpoints,
 )
 from .hosting import HostedAgent, HostOptions, InProcessHost, ProcessHost
@@ -191,7 +192,8 @@ class Network:
     def _agent_endpoints(self) -> list[AgentEndpoint]:
         return [AgentEndpoint(h.name, h.kind, str(h.state_dir), str(h.credentials), HostPort(h.host, h.netconf_port),
                               GnmiEndpoint(h.host, h.gnmi_port, h.name, h.gnmi_ca) if h.gnmi_port else None,
-                              KmeEndpoint(h.kme_url, str(h.kme_ca), str(h.state_dir / "sae")) if h.kme_url else None)
+                              KmeEndpoint(h.kme_url, str(h.kme_ca), str(h.state_dir / "sae")) if h.kme_url else None,
+                              RestconfEndpoint(h.restconf_url, str(h.kme_ca)) if h.restconf_url else None)
                 for h in self.agents]
 
     def _collector_endpoint(self) -> CollectorEndpoint | None:

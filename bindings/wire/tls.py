@@ -23,12 +23,12 @@ class TlsFiles:
     client_key: Path | None = None
 
 
-def server_ssl_context(tls: TlsFiles) -> ssl.SSLContext:
-    """Server side of mutual TLS over HTTPS: the agent's server certificate; clients must present
-    one signed by the agent's CA."""
+def server_ssl_context(tls: TlsFiles, *, client_certificates: bool = True) -> ssl.SSLContext:
+    """Server side of TLS over HTTPS (the KME, RESTCONF): the agent's server certificate; with
+    `client_certificates` (mutual TLS) clients must present one signed by the agent's CA."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca))
     context.load_cert_chain(str(tls.cert), str(tls.key))
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_mode = ssl.CERT_REQUIRED if client_certificates else ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
