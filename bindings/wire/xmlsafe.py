@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import re
 import threading
 from typing import Any
@@ -217,8 +218,13 @@ _SMALL_MESSAGE = 1 << 16
 """Up to this size (nearly every rpc) the parsed tree is measured by a walk in Python, cheaper
 there than an XPath evaluation; above it, by libxml2's XPath (a walk of 400,000 elements takes 1.5 s)."""
 
-_DEEPER = {depth: etree.XPath("boolean(" + "/*" * (depth + 1) + ")") for depth in (DEFAULT_MAX_DEPTH,)}
 _THREAD = threading.local()
+
+
+@functools.lru_cache(maxsize=8)
+def _deeper_than(depth: int) -> etree.XPath:
+    """True for a tree with an element deeper than `depth` (libxml2 walks it, level by level)."""
+    return etree.XPath("boolean(" + "/*" * (depth + 1) + ")")
 
 
 def _parser() -> etree.XMLParser:
@@ -232,7 +238,8 @@ def _parser() -> etree.XMLParser:
 
 def _shape_refusal(root: etree._Element, size: int, max_depth: int, max_elements: int) -> str | None:
     """Why the tree is refused (too deep, too many elements), or None."""
-    if root.getroottree().docinfo.doctype:
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         return "DOCTYPE declarations are not allowed in NETCONF messages"
     if size <= _SMALL_MESSAGE:
         elements = 0
@@ -245,8 +252,7 @@ def _shape_refusal(root: etree._Element, size: int, max_depth: int, max_elements
             if len(element):
                 stack.extend((child, depth + 1) for child in element)
     else:
-        deeper = _DEEPER.get(max_depth) or etree.XPath("boolean(" + "/*" * (max_depth + 1) + ")")
-        if deeper(root):
+        if _deeper_than(max_depth)(root):
             return f"XML nesting deeper than {max_depth} levels"
         elements = int(root.xpath("count(//*)"))
     if elements > max_elements:

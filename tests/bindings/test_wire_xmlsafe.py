@@ -150,3 +150,16 @@ def test_parse_apart_returns_the_tree_or_the_refusal() -> None:
 
     message_id, refusal = asyncio.run(run())
     assert message_id == "7" and refusal.startswith("not well-formed XML")
+
+
+def test_a_big_message_is_measured_like_a_small_one() -> None:
+    """Over 64 KiB the depth and the element count are taken by libxml2's XPath, not a walk."""
+    padding = b"<p>" + b"x" * 70_000 + b"</p>"
+    deep = b"<a>" * 130 + padding + b"</a>" * 130
+    with pytest.raises(MalformedMessage, match="deeper than 128"):
+        parse_message(deep)
+    assert parse_message(deep, max_depth=131).tag == "a"
+    many = b"<rpc>" + padding + b"<a/>" * 20_000 + b"</rpc>"
+    with pytest.raises(MalformedMessage, match="more than 20000 elements"):
+        parse_message(many, max_elements=20_000)
+    assert len(parse_message(many, max_elements=20_002)) == 20_001
