@@ -23,7 +23,8 @@ protection is its `LoginGuard`:
 * only authenticated connections and NETCONF sessions count against ``max_sessions`` and
   ``max_sessions_per_user``;
 * a session whose client has not completed its ``<hello>`` within ``hello_timeout`` is closed,
-  and a connection idle for ``idle_timeout`` is dropped.
+  and so is a logged-in connection that has had no live NETCONF session for as long (it holds
+  a per-user slot); a connection idle for ``idle_timeout`` is dropped.
 
 Transport failures are logged at debug level, never as tracebacks.
 """
@@ -272,7 +273,7 @@ class NetconfSSHServer:
             peer=connection.peer,
             send_fn=send,
             close_fn=close,
-            established_fn=pending.established,
+            established_fn=lambda: connection.session_established(pending),
         )
         self._sessions[session_id] = context
         logger.info(
@@ -351,6 +352,8 @@ class _PendingChannel:
                  ended: Callable[[_PendingChannel], None]) -> None:
         self.slot = slot
         self.channel = channel
+        self.live = False
+        """The client's <hello> came: a NETCONF session runs on this channel."""
         self._ended = ended
         self._expiry: Callable[[], None] = self._close_channel
         self._timer: asyncio.TimerHandle | None = None
@@ -361,13 +364,17 @@ class _PendingChannel:
         self._expiry = callback
 
     def established(self) -> None:
+        self.live = True
+        self._stop_timer()
+
+    def release(self) -> None:
+        self._stop_timer()
+        self.slot.release()
+
+    def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-    def release(self) -> None:
-        self.established()
-        self.slot.release()
 
     def _expired(self) -> None:
         self._timer = None
@@ -390,6 +397,7 @@ class _Connection(asyncssh.SSHServer):
         self._failed_passwords = 0
         self._login_slot: Slot | None = None
         self._channels: set[_PendingChannel] = set()
+        self._sessionless_timer: asyncio.TimerHandle | None = None
         self._busy = 0
         self._last_activity = time.monotonic()
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -436,6 +444,9 @@ class _Connection(asyncssh.SSHServer):
             self.channel_ended(pending)
         if self._idle_timer is not None:
             self._idle_timer.cancel()
+        if self._sessionless_timer is not None:
+            self._sessionless_timer.cancel()
+            self._sessionless_timer = None
         if not self._closed.done():
             self._closed.set_result(None)
         logger.debug("SSH connection from %s closed: %s", self.peer_text, exc or "clean")
@@ -504,6 +515,7 @@ class _Connection(asyncssh.SSHServer):
         logger.info("%s authenticated from %s", self.username, self.peer_text)
         self.touch()
         self._schedule_idle_check(self._server.idle_timeout)
+        self._expect_session()
 
     # channels
 
@@ -527,6 +539,33 @@ class _Connection(asyncssh.SSHServer):
         if pending in self._channels:
             self._channels.discard(pending)
             pending.release()
+            if pending.live and not self._closed.done():
+                self._expect_session()
+
+    def session_established(self, pending: _PendingChannel) -> None:
+        pending.established()
+        if self._sessionless_timer is not None:
+            self._sessionless_timer.cancel()
+            self._sessionless_timer = None
+
+    # a connection without a session
+
+    def _expect_session(self) -> None:
+        """An authenticated connection holds a per-user slot: one that has no NETCONF session
+        (none opened, none said hello, or the last one ended) is closed after the hello timeout,
+        not the idle timeout, so clients that log in and go quiet cannot lock their user out."""
+        timeout = self._server.hello_timeout
+        if timeout <= 0 or self._sessionless_timer is not None or any(p.live for p in self._channels):
+            return
+        self._sessionless_timer = asyncio.get_running_loop().call_later(timeout, self._sessionless_expired)
+
+    def _sessionless_expired(self) -> None:
+        self._sessionless_timer = None
+        if any(p.live for p in self._channels):
+            return
+        logger.info("closing SSH connection from %s: no NETCONF session within %g s", self.peer_text,
+                    self._server.hello_timeout)
+        self.disconnect(f"no NETCONF session within {self._server.hello_timeout:g} s")
 
     # idle timeout
 

@@ -1,7 +1,8 @@
 """Hostile and careless clients against real agent processes (regressions of issue 7).
 
 * silent TCP connections (never speaking SSH) are bounded and time out; users still log in;
-* sessions that never send <hello> are closed after the hello timeout;
+* sessions that never send <hello> are closed after the hello timeout, and so are logged-in
+  connections with no session (they would hold the user's slots until the idle timeout);
 * a per-user session cap refuses one user's extra session with a reason while others get in;
 * repeated wrong passwords from one address are delayed, exponentially;
 * a framing error in the same write as the client's hello gets the rpc-error a later one gets;
@@ -145,6 +146,12 @@ def quick(agent):
 
 
 @pytest.fixture(scope="module")
+def sessionless(agent):
+    """A short hello timeout with the default login limits (32 unauthenticated, 10 s to log in)."""
+    return agent("qkd", "sessionless", twin=False, extra_args=("--hello-timeout", "1"))
+
+
+@pytest.fixture(scope="module")
 def capped(agent):
     return agent("qkd", "capped", twin=False, extra_args=("--max-sessions-per-user", "2"))
 
@@ -211,6 +218,33 @@ def test_sessions_without_hello_are_closed(quick) -> None:
     run(scenario())
     assert "no <hello> within" in quick.log_text(tail=5000)
     assert_no_traceback(quick)
+
+
+def test_connections_without_a_session_free_their_slot_at_the_hello_timeout(sessionless) -> None:
+    """32 logged-in connections (the per-user cap) that never open a channel or never say
+    hello: each is closed by the server within the hello timeout (1 s here), not the idle
+    timeout (an hour), and the user can log in again right after."""
+    per_user = 32  # --max-sessions-per-user default
+
+    async def login(with_channel: bool, authenticating: asyncio.Semaphore) -> float:
+        async with authenticating:
+            conn = await ssh_connect(sessionless)
+        if with_channel:  # a NETCONF channel that never sends <hello>
+            await conn.open_session(subsystem="netconf", encoding=None)
+        start = time.monotonic()
+        await asyncio.wait_for(conn.wait_closed(), 8.0)  # TimeoutError: it stayed open
+        return time.monotonic() - start
+
+    async def scenario():
+        authenticating = asyncio.Semaphore(8)
+        lifetimes = await asyncio.gather(*(login(i % 2 == 0, authenticating) for i in range(per_user)))
+        assert max(lifetimes) < 4.0, lifetimes
+        again = await ssh_connect(sessionless)  # the user is not locked out
+        again.close()
+
+    run(scenario())
+    assert "no NETCONF session within" in sessionless.log_text(tail=20000)
+    assert_no_traceback(sessionless)
 
 
 # ---------------------------------------------------------------------------- session caps and back-off
