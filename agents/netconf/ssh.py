@@ -1,6 +1,6 @@
 """NETCONF over SSH (RFC 6242): the SSH server and its host keys.
 
-This and `host_keys` are the only agent modules that import asyncssh; everything above them
+This, `host_keys` and `ssh_algorithms` are the only agent modules that import asyncssh; everything above them
 sees a `SessionContext` (who is connected, how to send and close) and implements a
 `SessionHandler` (what to do with received bytes). Each SSH channel that asks for the
 ``netconf`` subsystem becomes one NETCONF session with its own session-id; shells, commands and
@@ -11,7 +11,8 @@ the channel stays binary.
 
 Host keys live in ``STATE_DIR``, made on first start (mode 0600; see `host_keys`, also for
 agents sharing a process): ``ssh_host_ed25519_key`` and ``ssh_host_rsa_key`` (3072 bits, for
-clients that only know RSA; signatures rsa-sha2-256, rsa-sha2-512 and legacy ssh-rsa). Users,
+clients that only know RSA; signatures rsa-sha2-256 and rsa-sha2-512: no SHA-1 anywhere unless a
+legacy client is named, see `ssh_algorithms`). Users,
 passwords and groups are the access service's (`qstrata.agents.access.users`); login
 protection is its `LoginGuard`:
 
@@ -54,6 +55,7 @@ from qstrata.agents.netconf.host_keys import (
     ensure_host_keys,
     load_host_keys,
 )
+from qstrata.agents.netconf.ssh_algorithms import SshAlgorithms
 
 __all__ = [
     "HOST_KEY_FILE",
@@ -149,8 +151,10 @@ class NetconfSSHServer:
         *,
         idle_timeout: float,
         hello_timeout: float,
+        algorithms: SshAlgorithms | None = None,
     ) -> None:
         self.users = users
+        self.algorithms = algorithms or SshAlgorithms()
         self.guard = guard
         self.idle_timeout = idle_timeout
         self.hello_timeout = hello_timeout
@@ -420,6 +424,7 @@ class _Connection(asyncssh.SSHServer):
         skip_ignore_packets(conn)
         peer = conn.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if peer else None
+        self._server.algorithms.apply(conn, self.peer_text)
         self._server._connections.add(self)
         admitted, evicted = self._guard.pending.admit(self, self.source)
         if evicted is not None:
@@ -615,6 +620,7 @@ async def start_netconf_ssh_server(
     users: UserStore | None = None,
     shared_host_keys: SharedHostKeys | None = None,
     shared_admin: SharedAdmin | None = None,
+    legacy_clients: tuple[str, ...] = (),
 ) -> NetconfSSHServer:
     """Listen for NETCONF over SSH on ``host:port`` (port 0 picks a free one: see
     `NetconfSSHServer.port`).
@@ -627,6 +633,7 @@ async def start_netconf_ssh_server(
     holds) goes away within a few intervals rather than at the idle timeout. A timeout of 0
     disables it. ``shared_host_keys`` and ``shared_admin`` make a first start use the process's
     host key pair and ``admin`` password rather than new ones (agents hosted in one process).
+    ``legacy_clients`` name old SSH clients offered SHA-1 algorithms too (see `ssh_algorithms`).
     """
     state_dir = Path(state_dir)
     host_keys = await asyncio.to_thread(_bootstrap, state_dir, shared_host_keys, shared_admin)
@@ -635,9 +642,10 @@ async def start_netconf_ssh_server(
         max_sessions_per_user=max_sessions_per_user,
         max_unauthenticated=max_unauthenticated,
     ))
+    algorithms = SshAlgorithms(tuple(legacy_clients))
     server = NetconfSSHServer(
         users or UserStore(state_dir), session_factory, guard,
-        idle_timeout=idle_timeout, hello_timeout=hello_timeout,
+        idle_timeout=idle_timeout, hello_timeout=hello_timeout, algorithms=algorithms,
     )
     server._acceptor = await asyncssh.create_server(
         lambda: _Connection(server),
@@ -659,6 +667,7 @@ async def start_netconf_ssh_server(
         # AES-GCM runs in OpenSSL through `cryptography`; asyncssh's chacha20-poly1305 builds
         # a dozen cipher contexts per packet and cost ~12% of an rpc's server time here.
         encryption_algs=SERVER_ENCRYPTION_ALGS,
+        **algorithms.server_options(),
     )
     logger.info("NETCONF/SSH listening on %s:%d", host, server.port)
     return server
