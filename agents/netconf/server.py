@@ -225,12 +225,20 @@ class NetconfServer:
         self.publish(rfc5277_notifications.notification(xml.encode(), event_time), module, name)
 
     def publish(self, message: bytes, module: str, name: str) -> None:
-        """To every subscribed session whose user NACM lets receive it (RFC 8341 s3.4.6)."""
+        """To every subscribed session whose user NACM lets receive it (RFC 8341 s3.4.6) and
+        whose subscription's filter selects it (RFC 5277 s2.1.1)."""
+        content: etree._Element | None = None
         for session in list(self.sessions.values()):
-            if session.subscribed and not session.closed and \
-                    self.access.may_notify(self.user_access(session), module, name):
-                session.stats["out-notifications"] += 1
-                asyncio.ensure_future(session.send(message))
+            if not session.subscribed or session.closed or \
+                    not self.access.may_notify(self.user_access(session), module, name):
+                continue
+            if session.notification_filter is not None:
+                if content is None:  # parsed once, for the sessions that filter
+                    content = rfc5277_notifications.event_content(message)
+                if not session.notification_filter.matches(content):
+                    continue
+            session.stats["out-notifications"] += 1
+            asyncio.ensure_future(session.send(message))
 
 
 _NCN = "ietf-netconf-notifications"

@@ -19,6 +19,7 @@ from .ssh import SessionContext
 from .xmlsafe import MalformedMessage, parse_message
 
 if TYPE_CHECKING:
+    from .rfc5277_notifications import NotificationFilter
     from .server import NetconfServer
 
 log = logging.getLogger("qstrata.netconf")
@@ -39,6 +40,8 @@ class NetconfSession:
         self.closing = False
         """<close-session> was answered: later requests are ignored (RFC 6241 s7.8)."""
         self.subscribed = False
+        self.notification_filter: NotificationFilter | None = None
+        """What this session's subscription receives (RFC 5277 s2.1.1); None: every event."""
         self.stats = {"in-rpcs": 0, "in-bad-rpcs": 0, "out-rpc-errors": 0, "out-notifications": 0}
         self.login_time = server.now()
         self.big_request = False
