@@ -26,6 +26,7 @@ from .errors import BASE_NS, ErrorTag, RpcError
 from .subtree import selects
 
 if TYPE_CHECKING:
+    from .context import HandlerContext
     from .dispatch import RpcRegistry
     from .server import NetconfServer
     from .session import NetconfSession
@@ -35,7 +36,7 @@ NCN_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
 _N = "{" + NCN_NS + "}"
 
 
-async def create_subscription(session: NetconfSession, op: etree._Element) -> None:
+async def create_subscription(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
     stream = op.findtext(f"{{{NOTIF_NS}}}stream") or "NETCONF"
     if stream != "NETCONF":
         raise RpcError(ErrorTag.INVALID_VALUE, f"unknown stream {stream!r}; this agent offers NETCONF",
@@ -48,7 +49,7 @@ async def create_subscription(session: NetconfSession, op: etree._Element) -> No
     if session.subscribed:
         raise RpcError(ErrorTag.IN_USE, "this session already has a subscription")
     flt = _child(op, "filter")
-    session.notification_filter = None if flt is None else parse_filter(flt, session.server.namespace_of)
+    session.notification_filter = None if flt is None else parse_filter(flt, ctx.namespace_of)
     session.subscribed = True
 
 

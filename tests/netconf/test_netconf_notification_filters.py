@@ -108,7 +108,8 @@ def test_yangcli_filtered_subscription(node, tmp_path) -> None:
         f"create-subscription filter=@{tmp_path / 'filter.xml'}\n"
         "merge /qkd_node/qkdn_location_id value=lab-1\n"
         "commit confirmed confirm-timeout=60\n"
-        "cancel-commit\n")
+        "cancel-commit\n"
+        "discard-changes\n")  # the cancel event may follow cancel-commit's reply: read on
     creds = node.credentials
     proc = subprocess.run([YANGCLI, f"--server={node.host}", f"--ncport={node.port}", f"--user={creds['username']}",
                            f"--password={creds['password']}", "--batch-mode", f"--run-script={tmp_path / 'script.ycl'}",
