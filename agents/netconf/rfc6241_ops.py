@@ -20,6 +20,7 @@ from qstrata.bindings.edit import OPERATIONS, EditOperation, annotated_operation
 from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import InvalidData
 
+from . import rfc6241_confirmed
 from .errors import BASE_NS, ErrorTag, RpcError
 from .subtree import subtree_filter_xml
 
@@ -333,13 +334,14 @@ def confirm_timeout(op: etree._Element) -> int:
 
 async def commit(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
     timeout = confirm_timeout(op)
-    await ctx.datastore.commit(
-        ctx.session_info(session), confirmed=_child(op, "confirmed") is not None, timeout=timeout,
-        persist=_text(op, "persist"), persist_id=_text(op, "persist-id"))
+    rfc6241_confirmed.check_commit(ctx.datastore.pending, session.session_id, _text(op, "persist-id"))
+    await ctx.datastore.commit(ctx.session_info(session), confirmed=_child(op, "confirmed") is not None,
+                               timeout=timeout, persist=_text(op, "persist"))
 
 
 async def cancel_commit(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
-    await ctx.datastore.cancel_commit(ctx.session_info(session), _text(op, "persist-id"))
+    rfc6241_confirmed.check_cancel(ctx.datastore.pending, session.session_id, _text(op, "persist-id"))
+    await ctx.datastore.cancel_commit(ctx.session_info(session))
 
 
 async def validate(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
