@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import socket
@@ -230,7 +231,8 @@ def test_connections_without_a_session_free_their_slot_at_the_hello_timeout(sess
         async with authenticating:
             conn = await ssh_connect(sessionless)
         if with_channel:  # a NETCONF channel that never sends <hello>
-            await conn.open_session(subsystem="netconf", encoding=None)
+            with contextlib.suppress(asyncssh.ChannelOpenError):  # on a loaded machine the second may be late
+                await conn.open_session(subsystem="netconf", encoding=None)
         start = time.monotonic()
         await asyncio.wait_for(conn.wait_closed(), 8.0)  # TimeoutError: it stayed open
         return time.monotonic() - start
