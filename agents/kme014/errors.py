@@ -3,6 +3,9 @@
 ETSI GS QKD 014 V1.1.1 (clause 5) answers 400 (bad request format), 401 (unauthorized) and 503
 (error on the server side); every refusal here is one of those, with an Error object
 ``{"message": ..., "details": [...]}`` (details only when there are figures to give).
+A link held back after an eavesdropper's attack (link-compromised) is a 503 like a store that
+ran dry: nothing the client sent was wrong, the server cannot serve now, and the message names
+the link, so a client can wait, alert, or ask for key over another route.
 """
 
 from __future__ import annotations
@@ -11,16 +14,19 @@ from typing import Any
 
 from qstrata.agents.kme.errors import KINDS, KmeError
 
-STATUS: dict[str, int] = {
+ERROR_KINDS = KINDS
+"""The kinds this front end must answer: the KME's (`agents/kme/errors.py`); every one has a row
+in `ERROR_TABLE` (tests/datastore/test_error_tables.py)."""
+ERROR_TABLE: dict[str, int] = {
     "bad-request": 400,
     "unauthorized": 401,
     "not-enough-key": 503,
     "rate-limited": 503,
     "peer-unreachable": 503,
     "no-key-source": 503,
+    "link-compromised": 503,
     "internal": 503,
 }
-assert set(STATUS) == set(KINDS), "every KME error kind needs an HTTP status"
 
 
 def error_object(message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -32,4 +38,4 @@ def error_object(message: str, details: list[dict[str, Any]] | None = None) -> d
 
 def answer(exc: KmeError) -> tuple[int, dict[str, Any]]:
     """(HTTP status, Error object) of a refusal."""
-    return STATUS[exc.kind], error_object(exc.message, exc.details)
+    return ERROR_TABLE[exc.kind], error_object(exc.message, exc.details)
