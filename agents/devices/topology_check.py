@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from qstrata.bindings.checking import ShapeChecker, kind_of
 from qstrata.bindings.spelling import close_match, hint, unknown
 
 from .physics import finite_key
@@ -61,16 +62,7 @@ class Issue:
         return f"{self.path or '(top)'}: {self.message}"
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "a boolean"
-    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}.get(
-        type(value), type(value).__name__)
-
-
-class Checker:
+class Checker(ShapeChecker):
     def __init__(self) -> None:
         self.issues: list[Issue] = []
         self._meant: dict[str, set[str]] = {}
@@ -100,20 +92,6 @@ class Checker:
         if not self.guessed(path, key):
             self.add(path, f"missing field {key!r}" + (f" ({what})" if what else ""))
 
-    def mapping(self, value: Any, path: str) -> dict | None:
-        if not isinstance(value, dict):
-            self.add(path, f"expected a mapping, got {_kind(value)}")
-            return None
-        return value
-
-    def listing(self, value: Any, path: str) -> list:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.add(path, f"expected a list, got {_kind(value)}")
-            return []
-        return value
-
     def name(self, entry: dict, key: str, path: str, what: str) -> str | None:
         if key not in entry:
             self.missing(path, key, what)
@@ -133,7 +111,7 @@ class Checker:
             return None
         value = keys.get(entry, key) if keys is not None else entry[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.add(f"{path}.{key}", f"expected a number, got {_kind(value)} {value!r}")
+            self.add(f"{path}.{key}", f"expected a number, got {kind_of(value)} {value!r}")
             return None
         if positive and value <= 0:
             self.add(f"{path}.{key}", f"must be positive, got {value}")
@@ -146,7 +124,7 @@ class Checker:
 
     def integer(self, value: Any, path: str, low: int, high: int | None = None) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(path, f"expected an integer, got {_kind(value)} {value!r}")
+            self.add(path, f"expected an integer, got {kind_of(value)} {value!r}")
             return None
         if value < low or (high is not None and value > high):
             self.add(path, f"expected {low}-{high}, got {value}" if high is not None
@@ -168,9 +146,9 @@ def check(doc: Any) -> list[Issue]:
         return section not in top and c.guessed("", section)
 
     if "name" in top and not isinstance(top["name"], str):
-        c.add("name", f"expected a string, got {_kind(top['name'])}")
+        c.add("name", f"expected a string, got {kind_of(top['name'])}")
     if "seed" in top and (isinstance(top["seed"], bool) or not isinstance(top["seed"], int)):
-        c.add("seed", f"expected an integer, got {_kind(top['seed'])} {top['seed']!r}")
+        c.add("seed", f"expected an integer, got {kind_of(top['seed'])} {top['seed']!r}")
     if "qkd_parameters" in top:
         _parameters(c, top["qkd_parameters"], "qkd_parameters")
     if top.get("gnmi_gateway_port") is not None:
@@ -256,7 +234,7 @@ def _qkd_node(c: Checker, entry: dict, at: str) -> None:
     if "estimator" in entry and entry["estimator"] not in ESTIMATORS:
         c.add(f"{at}.estimator", f"expected one of {', '.join(ESTIMATORS)}, got {entry['estimator']!r}")
     if "kme" in entry and not isinstance(entry["kme"], bool):
-        c.add(f"{at}.kme", f"expected true or false, got {_kind(entry['kme'])} {entry['kme']!r}")
+        c.add(f"{at}.kme", f"expected true or false, got {kind_of(entry['kme'])} {entry['kme']!r}")
 
 
 def _parameters(c: Checker, value: Any, at: str) -> None:
@@ -380,7 +358,7 @@ def _fibres(c: Checker, raw: list, nodes: dict[str, dict] | None) -> dict[str, t
             if "device" not in end:
                 c.missing(where, "device")
             elif not isinstance(device, str):
-                c.add(f"{where}.device", f"expected a node name, got {_kind(device)} {device!r}")
+                c.add(f"{where}.device", f"expected a node name, got {kind_of(device)} {device!r}")
                 device = None
             elif nodes is not None and device not in nodes:
                 c.add(f"{where}.device", f"unknown node {device!r}" + (f"; nodes: {', '.join(nodes)}" if nodes else ""))
@@ -428,7 +406,7 @@ def _channels(c: Checker, raw: list, fibres: dict[str, tuple[str, str]] | None) 
         if "fibre" not in entry:
             c.missing(at, "fibre")
         elif not isinstance(fibre, str):
-            c.add(f"{at}.fibre", f"expected a fibre id, got {_kind(fibre)} {fibre!r}")
+            c.add(f"{at}.fibre", f"expected a fibre id, got {kind_of(fibre)} {fibre!r}")
         elif fibres is not None and fibre not in fibres:
             c.add(f"{at}.fibre", f"unknown fibre {fibre!r}")
         if "from" not in entry:
