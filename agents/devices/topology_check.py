@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,17 @@ class Checker(ShapeChecker):
             guess = close_match(str(key), names)
             if guess is not None:
                 self._meant.setdefault(path, set()).add(guess)
+
+    def entries(self, value: Any, path: str, *known: Keys) -> Iterator[tuple[str, dict]]:
+        """(``PATH[i]``, mapping) of each item of the list `value` at `path` that is a mapping (the
+        others are problems), its keys checked against `known` when given."""
+        for i, item in enumerate(self.listing(value, path)):
+            at = f"{path}[{i}]"
+            entry = self.mapping(item, at)
+            if entry is not None:
+                if known:
+                    self.keys(entry, at, *known)
+                yield at, entry
 
     def guessed(self, path: str, key: str) -> bool:
         """Whether a misspelt key of the entry at `path` was probably `key`."""
@@ -155,22 +166,17 @@ def check(doc: Any) -> list[Issue]:
         c.integer(top["gnmi_gateway_port"], "gnmi_gateway_port", 0, 65535)
     if "nodes" not in top:
         c.missing("", "nodes", "the devices of the network")
-    nodes = _nodes(c, c.listing(top.get("nodes"), "nodes"))
-    fibres = _fibres(c, c.listing(top.get("fibres"), "fibres"), None if misspelt("nodes") else nodes)
-    _channels(c, c.listing(top.get("classical_channels"), "classical_channels"),
-              None if misspelt("fibres") else fibres)
+    nodes = _nodes(c, top.get("nodes"))
+    fibres = _fibres(c, top.get("fibres"), None if misspelt("nodes") else nodes)
+    _channels(c, top.get("classical_channels"), None if misspelt("fibres") else fibres)
     return c.issues
 
 
-def _nodes(c: Checker, raw: list) -> dict[str, dict]:
+def _nodes(c: Checker, raw: Any) -> dict[str, dict]:
     """name -> node entry, for the nodes that are well formed."""
     nodes: dict[str, dict] = {}
     ports: dict[int, str] = {}
-    for i, item in enumerate(raw):
-        at = f"nodes[{i}]"
-        entry = c.mapping(item, at)
-        if entry is None:
-            continue
+    for at, entry in c.entries(raw, "nodes"):
         kind = entry.get("kind")
         own = (NODE_KINDS[kind],) if kind in KINDS else tuple(NODE_KINDS.values())
         c.keys(entry, at, NODE, *own)
@@ -205,14 +211,7 @@ def _nodes(c: Checker, raw: list) -> dict[str, dict]:
 
 def _entries(c: Checker, entry: dict, key: str, at: str, keys: Keys) -> list[tuple[str, dict]]:
     """(path, mapping) of each item of the list `entry[key]`, its keys checked against `keys`."""
-    found = []
-    for j, item in enumerate(c.listing(entry.get(key), f"{at}.{key}")):
-        where = f"{at}.{key}[{j}]"
-        spec = c.mapping(item, where)
-        if spec is not None:
-            c.keys(spec, where, keys)
-            found.append((where, spec))
-    return found
+    return list(c.entries(entry.get(key), f"{at}.{key}", keys))
 
 
 def _qkd_node(c: Checker, entry: dict, at: str) -> None:
@@ -326,17 +325,12 @@ def _switch_ports(entry: dict) -> set[int] | None:
     return None
 
 
-def _fibres(c: Checker, raw: list, nodes: dict[str, dict] | None) -> dict[str, tuple[str, str]]:
+def _fibres(c: Checker, raw: Any, nodes: dict[str, dict] | None) -> dict[str, tuple[str, str]]:
     """fibre id -> (a device, b device), for the fibres that are well formed. `nodes` None: the
     nodes are unknown (their section is misspelt), so the ends' devices are not checked."""
     fibres: dict[str, tuple[str, str]] = {}
     used: dict[tuple[str, int], str] = {}
-    for i, item in enumerate(raw):
-        at = f"fibres[{i}]"
-        entry = c.mapping(item, at)
-        if entry is None:
-            continue
-        c.keys(entry, at, FIBRE)
+    for at, entry in c.entries(raw, "fibres", FIBRE):
         fid = c.name(entry, "id", at, "a fibre id")
         if fid is not None and fid in fibres:
             c.add(f"{at}.id", f"fibre {fid} is defined twice")
@@ -387,16 +381,11 @@ def _fibres(c: Checker, raw: list, nodes: dict[str, dict] | None) -> dict[str, t
     return fibres
 
 
-def _channels(c: Checker, raw: list, fibres: dict[str, tuple[str, str]] | None) -> None:
+def _channels(c: Checker, raw: Any, fibres: dict[str, tuple[str, str]] | None) -> None:
     """`fibres` None: the fibres are unknown (their section is misspelt), so references to them
     are not checked."""
     seen: set[str] = set()
-    for i, item in enumerate(raw):
-        at = f"classical_channels[{i}]"
-        entry = c.mapping(item, at)
-        if entry is None:
-            continue
-        c.keys(entry, at, CHANNEL)
+    for at, entry in c.entries(raw, "classical_channels", CHANNEL):
         cid = c.name(entry, "id", at, "a channel id")
         if cid is not None:
             if cid in seen:
