@@ -73,11 +73,7 @@ class service_stratum:
                     PATH = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/delivered-pair'
                     NAME = 'delivered-pair'
                     KEYS = ('sequence-number',)
-
-                    @staticmethod
-                    def entry(sequence_number: object, parent: str = '') -> str:
-                        """Data path of one entry; `parent` is the parent's data path."""
-                        return f"{parent}/delivered-pair[sequence-number={_q(sequence_number)}]"
+                    entry = _entry(NAME, KEYS, '')
 
                     sequence_number = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/delivered-pair/sequence-number'
                     pair_id = '/qstrata-ss:service-stratum/service-units/service-unit/entanglement/delivered-pair/pair-id'
@@ -102,11 +98,7 @@ class service_stratum:
             PATH = '/qstrata-ss:service-stratum/entanglement-requests/failure'
             NAME = 'failure'
             KEYS = ('reason',)
-
-            @staticmethod
-            def entry(reason: object, parent: str = '/qstrata-ss:service-stratum/entanglement-requests') -> str:
-                """Data path of one entry; `parent` is the parent's data path."""
-                return f"{parent}/failure[reason={_q(reason)}]"
+            entry = _entry(NAME, KEYS, '/qstrata-ss:service-stratum/entanglement-requests')
 
             reason = '/qstrata-ss:service-stratum/entanglement-requests/failure/reason'
             count = '/qstrata-ss:service-stratum/entanglement-requests/failure/count'
