@@ -34,7 +34,8 @@ log = logging.getLogger("qstrata.up.pairs")
 
 SS = "urn:qstrata:yang:qstrata-ss"
 POLL_S = 0.5
-"""Simulated seconds between two reads of a pending unit (at least 50 ms of wall time)."""
+"""Wall seconds between two reads of a pending unit (the agents' NETCONF load stays the same at
+any `--speed`)."""
 UNIT_NAMESPACE = uuid.UUID("0b6a3c52-7f1e-4d8a-9e20-5c31a7d4e8f9")
 
 
@@ -139,7 +140,7 @@ class PairApplication:
         deadline = time.monotonic() + (app.valid_s + 2.0) / self.speed + self.timeout
         state, unit = "requested", None
         while time.monotonic() < deadline:
-            await asyncio.sleep(max(POLL_S / self.speed, 0.05))
+            await asyncio.sleep(POLL_S)
             reply = await self._get(session, f'<service-stratum xmlns="{SS}"><service-units><service-unit>'
                                              f"<unit-id>{unit_id}</unit-id></service-unit></service-units>"
                                              "</service-stratum>")
