@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from xml.sax.saxutils import escape
 
-from qstrata.collectors.netconf_client import NetconfEndpoint, NetconfError, NetconfSession
+from qstrata.bindings.wire.netconf_client import NetconfEndpoint, NetconfError, NetconfSession
 
 from .plan import EntanglementAppPlan
 
