@@ -99,7 +99,7 @@ class PairApplication:
         while True:
             session = None
             try:
-                session = await NetconfSession.open(self.logins[stats.app.source], self.timeout)
+                session = await NetconfSession.open(self.logins[stats.app.source])
                 epoch = await self._world_epoch(session)
                 source_urn = await self._node_urn(session)
                 while True:
@@ -108,6 +108,9 @@ class PairApplication:
                     await asyncio.sleep(max(stats.app.every_s / self.speed - (time.monotonic() - began), 0.0))
             except (NetconfError, OSError, TimeoutError) as exc:
                 self.say(f"pairs {stats.label}: {exc or 'timed out'}; trying again in 5 s")
+            except Exception:  # a bug here must not pass in silence (the task would just end)
+                log.exception("pairs %s: the application failed", stats.label)
+                raise
                 await asyncio.sleep(5.0)
             finally:
                 if session is not None:
@@ -166,6 +169,6 @@ class PairApplication:
         await self._edit(session, unit_xml(unit_id, app, source_urn, nonce, valid_until, "delete"))
 
     async def _edit(self, session: NetconfSession, config: str) -> None:
-        await session.rpc("<edit-config><target><running/></target>"
+        await session.request("<edit-config><target><running/></target>"
                           f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">{config}</config>'
                           "</edit-config>", self.timeout)
