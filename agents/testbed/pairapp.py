@@ -9,9 +9,9 @@ memory slots freed). A failed or expired unit is deleted too, after its link-lay
 What each application got (units delivered and failed by error, the fidelity of its last pairs) is
 said on `up`'s event line and kept in `PairStats` for the status table.
 
-The lifecycle URN's `valid-until` is POSIX seconds of the world's clock, which starts at wall time
-and runs `speed` times faster: the application reads the world's start from its node once (the
-`discontinuity-time` of its `entanglement-requests`, stamped when the twin started).
+The lifecycle URN's `valid-until` is POSIX seconds of the world's clock, which runs `speed` times
+faster than wall time from wherever the world started: the application learns it from its first
+unit's `created-time` (that unit is valid for a year) and counts on from there.
 """
 
 from __future__ import annotations
@@ -84,6 +84,9 @@ class PairApplication:
         self.timeout = timeout
         self.stats = [PairStats(app) for app in apps]
         self._tasks: list[asyncio.Task] = []
+        self._clock: tuple[float, float] | None = None
+        """(world POSIX seconds, wall POSIX seconds) of one instant, once a unit said when it was
+        accepted."""
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(s), name=f"up-pairs-{s.app.source}-{s.app.destination}")
@@ -100,18 +103,17 @@ class PairApplication:
             session = None
             try:
                 session = await NetconfSession.open(self.logins[stats.app.source])
-                epoch = await self._world_epoch(session)
                 source_urn = await self._node_urn(session)
                 while True:
                     began = time.monotonic()
-                    await self._one_unit(session, stats, epoch, source_urn)
+                    await self._one_unit(session, stats, source_urn)
                     await asyncio.sleep(max(stats.app.every_s / self.speed - (time.monotonic() - began), 0.0))
             except (NetconfError, OSError, TimeoutError) as exc:
                 self.say(f"pairs {stats.label}: {exc or 'timed out'}; trying again in 5 s")
+                await asyncio.sleep(5.0)
             except Exception:  # a bug here must not pass in silence (the task would just end)
                 log.exception("pairs %s: the application failed", stats.label)
                 raise
-                await asyncio.sleep(5.0)
             finally:
                 if session is not None:
                     await session.close()
@@ -119,26 +121,25 @@ class PairApplication:
     async def _get(self, session: NetconfSession, subtree: str):
         return await session.request(f'<get><filter type="subtree">{subtree}</filter></get>', self.timeout)
 
-    async def _world_epoch(self, session: NetconfSession) -> float:
-        reply = await self._get(session, f'<service-stratum xmlns="{SS}"><entanglement-requests>'
-                                         "<discontinuity-time/></entanglement-requests></service-stratum>")
-        stamp = reply.findtext(f".//{{{SS}}}discontinuity-time")
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp else time.time()
-
     async def _node_urn(self, session: NetconfSession) -> str:
         qfs = "urn:qstrata:yang:qstrata-qfs"
         reply = await self._get(session, f'<qfs-node xmlns="{qfs}"><urn/></qfs-node>')
         return (reply.findtext(f".//{{{qfs}}}urn") or "urn:qstrata:node:unnamed").strip()
 
-    def _world_now(self, epoch: float) -> float:
-        return epoch + (time.time() - epoch) * self.speed
+    def _valid_until(self, valid_s: float) -> int:
+        """`valid_s` simulated seconds from now on the world's clock (a year while it is unknown)."""
+        if self._clock is None:
+            return int(time.time()) + 365 * 86400
+        world, wall = self._clock
+        return int(world + (time.time() - wall) * self.speed + valid_s) + 1
 
-    async def _one_unit(self, session: NetconfSession, stats: PairStats, epoch: float, source_urn: str) -> None:
+    async def _one_unit(self, session: NetconfSession, stats: PairStats, source_urn: str) -> None:
         app = stats.app
         stats.requested += 1
         nonce = stats.requested
         unit_id = str(uuid.uuid5(UNIT_NAMESPACE, f"{app.source}/{app.destination}/{time.time_ns()}/{nonce}"))
-        valid_until = int(self._world_now(epoch) + app.valid_s) + 1
+        valid_until = self._valid_until(app.valid_s)
+        sent = time.time()
         await self._edit(session, unit_xml(unit_id, app, source_urn, nonce, valid_until))
         deadline = time.monotonic() + (app.valid_s + 2.0) / self.speed + self.timeout
         state, unit = "requested", None
@@ -149,6 +150,9 @@ class PairApplication:
                                              "</service-stratum>")
             unit = reply.find(f".//{{{SS}}}service-unit")
             state = (unit.findtext(f"{{{SS}}}state") if unit is not None else None) or "gone"
+            created = unit.findtext(f"{{{SS}}}created-time") if unit is not None else None
+            if self._clock is None and created:
+                self._clock = (datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp(), sent)
             if state in ("ready", "failed", "expired", "consumed", "gone"):
                 break
         if state == "ready" and unit is not None:
@@ -165,7 +169,8 @@ class PairApplication:
         else:
             error = (unit.findtext(f".//{{{SS}}}failure") if unit is not None else None) or state
             stats.failed[error] += 1
-            self.say(f"pairs {stats.label}: unit {unit_id[:8]} {state} ({error})")
+            if stats.failed[error] == 1:  # the first of each kind; `stats` counts them all
+                self.say(f"pairs {stats.label}: unit {unit_id[:8]} {state} ({error})")
         await self._edit(session, unit_xml(unit_id, app, source_urn, nonce, valid_until, "delete"))
 
     async def _edit(self, session: NetconfSession, config: str) -> None:

@@ -434,7 +434,7 @@ def test_processes_a_dead_world_service_is_restarted_with_its_agents(processes):
     world = children(ps)["world"]
     os.kill(world, signal.SIGKILL)
     assert wait_for(lambda: "world service is back" in up_log(state), 30), up_log(state)[-3000:]
-    log = wait_for(lambda: up_log(state).count("is back") >= 8 and up_log(state), 60)  # alice twice, world, 6 agents
+    log = wait_for(lambda: up_log(state).count("is back") >= 9 and up_log(state), 60)  # alice twice, world, 7 agents
     assert f"world service (pid {world}) was killed by SIGKILL" in log
     assert "agent bob" in log and "its device went away (world service lost)" in log
     assert "scenario change(s) applied again" in log
