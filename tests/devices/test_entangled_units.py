@@ -14,7 +14,7 @@ import pytest
 from qstrata.agents.devices import entanglement
 from qstrata.agents.devices.physics import memory as physics
 from qstrata.agents.devices.world import World
-from test_twin_world import NS, Agent, mem_link, set_links
+from test_twin_world import NS, Agent, loop_turns, mem_link, set_links
 
 TOPOLOGY = Path(__file__).parent / "topologies" / "ent_chain.yaml"
 LINK_AR = "0000000a-0000-4000-8000-0000000000f1"
@@ -204,21 +204,8 @@ def test_a_sliced_tick_serves_the_loop_between_pieces_of_links_and_units():
         for n in range(64):
             agents[0].edit(request(world, n, fidelity=0.5, destination="urn:tt:n0b"))
 
-    async def tick_sliced() -> int:
-        turns = 0
-
-        async def count() -> None:
-            nonlocal turns
-            while True:
-                await asyncio.sleep(0)
-                turns += 1
-        counter = asyncio.ensure_future(count())
-        await sliced[0].advance_sliced(TICK, slice_s=0)
-        counter.cancel()
-        return turns
-
     whole[0].advance(TICK)
-    turns = asyncio.run(tick_sliced())
+    turns = asyncio.run(loop_turns(sliced[0].advance_sliced(TICK, slice_s=0)))
     participants = 1 + 80  # the fabric, the twins: a turn after each, and after every piece inside them
     assert turns >= participants + 40 // 8 + 64 // 32, turns
     assert whole[1][0].state() == sliced[1][0].state()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import math
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -654,6 +655,21 @@ def _with_apps(count: int, rate: int):
     return mutate
 
 
+async def loop_turns(tick: Awaitable[None]) -> int:
+    """How many turns the event loop gave other tasks while `tick` ran."""
+    turns = 0
+
+    async def count() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+    counter = asyncio.ensure_future(count())
+    await tick
+    counter.cancel()
+    return turns
+
+
 def test_a_sliced_tick_gives_the_loop_turns_and_the_same_state_as_a_whole_tick():
     """Live agents tick with `advance_sliced` so thousands of links and applications never stall
     a session: the loop gets turns during the tick, the result is the whole tick's, and a commit
@@ -663,21 +679,8 @@ def test_a_sliced_tick_gives_the_loop_turns_and_the_same_state_as_a_whole_tick()
         world.run_for(11 * NS)
         alice.edit(_with_apps(300, 1000))
 
-    async def tick_sliced() -> int:
-        turns = 0
-
-        async def count() -> None:
-            nonlocal turns
-            while True:
-                await asyncio.sleep(0)
-                turns += 1
-        counter = asyncio.ensure_future(count())
-        await sliced[0].advance_sliced(NS, slice_s=0)
-        counter.cancel()
-        return turns
-
     whole[0].advance(NS)
-    turns = run(tick_sliced())
+    turns = run(loop_turns(sliced[0].advance_sliced(NS, slice_s=0)))
     assert turns >= 300 // 16  # at least one turn per piece of applications
     assert whole[1].state() == sliced[1].state()
     assert sliced[0].settled_ns == sliced[0].now_ns == whole[0].now_ns
