@@ -53,7 +53,10 @@ class AgentTarget:
     """gNMI prefix.target: the agent's name behind a port that serves several."""
     kme: KmeTarget | None = None
     restconf: str | None = None
-    """The RESTCONF base URL (https://HOST:PORT), served with the gNMI CA's certificate."""
+    """The RESTCONF base URL (https://HOST:PORT)."""
+    restconf_ca: str | None = None
+    """The CA the RESTCONF server's certificate chains to: the agent's own, which is not the gNMI
+    gateway's CA when `qstrata up` serves gNMI for several agents behind one port."""
 
     @property
     def profile(self) -> str | None:
@@ -79,10 +82,11 @@ def _kme(entry: dict) -> KmeTarget | None:
     return KmeTarget(str(kme["url"]), str(kme["ca"]), str(kme["sae_dir"])) if isinstance(kme, dict) else None
 
 
-def _restconf(entry: dict) -> str | None:
+def _restconf(entry: dict) -> tuple[str | None, str | None]:
+    """The RESTCONF URL and CA of an entry (`{"url", "ca"}`, or the URL alone)."""
     rc = entry.get("restconf")
-    url = rc.get("url") if isinstance(rc, dict) else rc
-    return str(url) if url else None
+    url, ca = (rc.get("url"), rc.get("ca")) if isinstance(rc, dict) else (rc, None)
+    return (str(url) if url else None), (str(ca) if ca else None)
 
 
 def kme_of_sae(path: str | Path, sae_id: str) -> KmeTarget | None:
@@ -119,6 +123,7 @@ def agent_target(path: str | Path, name: str | None) -> AgentTarget:
             gnmi=(str(gnmi["host"]), int(gnmi["port"])) if gnmi else None,
             credentials=entry.get("credentials") or None,
             ca=(gnmi.get("ca") or None) if gnmi else None,
-            target=str((gnmi or {}).get("target") or ""), kme=_kme(entry), restconf=_restconf(entry))
+            target=str((gnmi or {}).get("target") or ""), kme=_kme(entry),
+            restconf=_restconf(entry)[0], restconf_ca=_restconf(entry)[1])
     except (KeyError, TypeError, ValueError) as exc:
         raise EndpointsError(f"{path}: agent {name!r}: bad or missing {exc}") from None
