@@ -113,3 +113,35 @@ def _histogram(schema_path: str, name: str) -> MetricName | None:
     info = leaf_info(container + "/bucket/le")  # the bounds' type names the unit (in its base unit)
     family = with_unit(base, _unit(info)[0] if info is not None else "")
     return MetricName(family, f"{family}_{role}", "histogram")
+
+
+def telemetry_metrics(prefix: str = "qstrata") -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(qstrata-telemetry leaf, metric sample name, type, labels) for every numeric leaf of the
+    model's state: the table collectors/README.md shows (tested to match)."""
+    import libyang
+
+    from qstrata.bindings.schema import get_schema
+
+    from .naming import series_labels, series_name
+
+    rows: list[tuple[str, str, str, tuple[str, ...]]] = []
+    top = "/qstrata-telemetry:telemetry"
+
+    def walk(node, path: str, elements: list[tuple[str, dict[str, str]]]) -> None:  # noqa: ANN001
+        for child in node:
+            name, kind = child.name(), child.nodetype()
+            here = f"{path}/{name}"
+            if kind == libyang.SNode.CONTAINER and name != "collector":
+                walk(child, here, [*elements, (name, {})])
+            elif kind == libyang.SNode.LIST:
+                walk(child, here, [*elements, (name, {k.name(): "" for k in child.keys()})])
+            elif kind in (libyang.SNode.LEAF, libyang.SNode.LEAFLIST):
+                leaf = [*elements, (name, {})]
+                metric = metric_name(here, series_name(leaf))
+                if metric is not None:
+                    labels = (*(k for k, _ in series_labels(leaf)), "source")
+                    rows.append((here[len(top) + 1:], f"{prefix}_{metric.sample}", metric.kind, labels))
+
+    root = next(get_schema().ctx.find_path(top))
+    walk(root, top, [("qstrata-telemetry:telemetry", {})])
+    return rows
