@@ -103,3 +103,20 @@ def test_histograms_validate():
     norm.normalize([Update("mem-a", "/qstrata-qfs:qfs-node/uuid", QFS_NODE, 1)])
     norm.normalize(pair("p", 1.0, 0.9, 9.0, 1.2))
     _validates(norm.normalize([Update("mem-a", PAIRS.format("p"), None, 2 * S)]))
+
+
+def test_northbound_tree_carries_the_histograms_and_new_lists():
+    from qstrata.collectors.northbound import TelemetryTree
+
+    norm = Normalizer()
+    norm.normalize([Update("mem-a", "/qstrata-qfs:qfs-node/uuid", QFS_NODE, 1),
+                    Update("mem-a", "/qstrata-qfs:qfs-node/swap-statistics/swaps-attempted", 3, 1)])
+    norm.normalize(pair("p", 1.0, 0.9, 9.0, 1.2))
+    norm.normalize([Update("mem-a", PAIRS.format("p"), None, 2 * S)])
+    body = TelemetryTree().build(norm.registry, [])["qstrata-telemetry:telemetry"]
+    (memory,) = body["memories"]["memory"]
+    assert memory["pair-age-at-use"]["count"] == 1 and "expired-pairs" not in memory  # none expired: no value yet
+    buckets = {b["le"]: b["count"] for b in memory["pair-fidelity-at-use"]["bucket"]}
+    assert buckets["0.9"] == 1 and buckets["0.85"] == 0 and len(buckets) == 8
+    assert body["swaps"]["swap-node"] == [{"node": QFS_NODE, "agent": "mem-a", "attempted": 3,
+                                           "last-update": body["swaps"]["swap-node"][0]["last-update"]}]
