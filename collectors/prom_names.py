@@ -119,7 +119,6 @@ def telemetry_metrics(prefix: str = "qstrata") -> list[tuple[str, str, str, tupl
     """(qstrata-telemetry leaf, metric sample name, type, labels) for every numeric leaf of the
     model's state: the table collectors/README.md shows (tested to match)."""
     import libyang
-
     from qstrata.bindings.schema import get_schema
 
     from .naming import series_labels, series_name
