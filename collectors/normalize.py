@@ -30,6 +30,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from qstrata.bindings.generated import etsi_qkd_sdn_node as etsi
 from qstrata.bindings.generated import optical_switch as opsw
@@ -686,25 +687,31 @@ class Normalizer:
             return
         leaf = elements[-1][0]
         if entry == aggregates.PAIR:
-            memory, pair = _key(elements, "memory-id"), _key(elements, "pair-id")
-            if memory is None or pair is None:
-                return
-            tracker = view.pairs.get(memory)
-            if tracker is None:
-                make = self._maker(view, _t.memories.memory.PATH, [("node", view.node), ("memory-id", memory)],
-                                   resource_path(elements, "memory"))
-                tracker = view.pairs[memory] = PairTracker(make)
-            tracker.reading(pair, leaf, value, ts)
+            pair = _key(elements, "pair-id")
+            tracker = self._tracker(view, view.pairs, elements, "memory-id", _t.memories.memory.PATH, "memory",
+                                    PairTracker)
+            if tracker is not None and pair is not None:
+                tracker.reading(pair, leaf, value, ts)
         elif entry == aggregates.WINDOW and leaf == "consumed_bits":
-            app, end = _key(elements, "app_id"), _key(elements, "end_time")
-            if app is None or end is None:
-                return
-            counter = view.windows.get(app)
-            if counter is None:
-                make = self._maker(view, _t.key_delivery.application.PATH, [("node", view.node), ("app-id", app)],
-                                   resource_path(elements, "qkd_app"))
-                counter = view.windows[app] = WindowCounter(make)
-            counter.reading(end, value, ts, batch)
+            end = _key(elements, "end_time")
+            counter = self._tracker(view, view.windows, elements, "app_id", _t.key_delivery.application.PATH,
+                                    "qkd_app", WindowCounter)
+            if counter is not None and end is not None:
+                counter.reading(end, value, ts, batch)
+
+    def _tracker(self, view: _TargetView, trackers: dict, elements: Elements, key: str, entry: str, resource: str,
+                 kind: Callable[[aggregates.Make], PairTracker | WindowCounter]) -> Any:
+        """The aggregate of the agent list entry named by `key` (a memory, an application), made
+        on first use with series under the telemetry `entry` keyed by node and that key."""
+        name = _key(elements, key)
+        if name is None:
+            return None
+        found = trackers.get(name)
+        if found is None:
+            tel_key = "memory-id" if key == "memory-id" else "app-id"
+            make = self._maker(view, entry, [("node", view.node or ""), (tel_key, name)], resource_path(elements, resource))
+            found = trackers[name] = kind(make)
+        return found
 
     def _maker(self, view: _TargetView, entry: str, keys: list[tuple[str, str]],
                resource: str) -> aggregates.Make:

@@ -117,30 +117,30 @@ def _histogram(schema_path: str, name: str) -> MetricName | None:
 
 def telemetry_metrics(prefix: str = "qstrata") -> list[tuple[str, str, str, tuple[str, ...]]]:
     """(qstrata-telemetry leaf, metric sample name, type, labels) for every numeric leaf of the
-    model's state: the table collectors/README.md shows (tested to match)."""
-    import libyang
-    from qstrata.bindings.schema import get_schema
+    model's state, walked through the generated bindings: the table collectors/README.md shows
+    (tested to match)."""
+    from qstrata.bindings.generated import qstrata_telemetry as qtel
+    from qstrata.bindings.paths import split_data_path
 
     from .naming import series_labels, series_name
 
     rows: list[tuple[str, str, str, tuple[str, ...]]] = []
-    top = "/qstrata-telemetry:telemetry"
+    top = qtel.telemetry.PATH
 
-    def walk(node, path: str, elements: list[tuple[str, dict[str, str]]]) -> None:  # noqa: ANN001
-        for child in node:
-            name, kind = child.name(), child.nodetype()
-            here = f"{path}/{name}"
-            if kind == libyang.SNode.CONTAINER and name != "collector":
-                walk(child, here, [*elements, (name, {})])
-            elif kind == libyang.SNode.LIST:
-                walk(child, here, [*elements, (name, {k.name(): "" for k in child.keys()})])
-            elif kind in (libyang.SNode.LEAF, libyang.SNode.LEAFLIST):
-                leaf = [*elements, (name, {})]
-                metric = metric_name(here, series_name(leaf))
+    def walk(node: type, keys: dict[str, tuple[str, ...]]) -> None:
+        for attr, value in vars(node).items():
+            if isinstance(value, type) and hasattr(value, "PATH"):
+                if value.PATH.endswith("/collector"):
+                    continue
+                walk(value, {**keys, value.PATH: getattr(value, "KEYS", ())})
+            elif isinstance(value, str) and value.startswith(node.PATH + "/") and not attr.isupper():
+                names = [e for e, _ in split_data_path(value)]
+                prefixes = ["/" + "/".join(names[: i + 1]) for i in range(len(names))]
+                leaf = [(name, {k: "" for k in keys.get(path, ())}) for name, path in zip(names, prefixes, strict=True)]
+                metric = metric_name(value, series_name(leaf))
                 if metric is not None:
                     labels = (*(k for k, _ in series_labels(leaf)), "source")
-                    rows.append((here[len(top) + 1:], f"{prefix}_{metric.sample}", metric.kind, labels))
+                    rows.append((value[len(top) + 1:], f"{prefix}_{metric.sample}", metric.kind, labels))
 
-    root = next(get_schema().ctx.find_path(top))
-    walk(root, top, [("qstrata-telemetry:telemetry", {})])
+    walk(qtel.telemetry, {})
     return rows

@@ -150,9 +150,12 @@ async def full(rounds: list[list[list[Update]]], db: Path) -> dict[str, float]:
         ingest += t1 - t0
         stored += time.perf_counter() - t0
     out["ingest"], out["stored"] = ingest, stored
+    def scrape() -> bytes:  # from a thread: the endpoint serves in this event loop
+        with urllib.request.urlopen(f"http://127.0.0.1:{prom.port}/metrics", timeout=120) as resp:
+            return resp.read()
+
     t0 = time.perf_counter()
-    with urllib.request.urlopen(f"http://127.0.0.1:{prom.port}/metrics", timeout=120) as resp:
-        body = resp.read()
+    body = await asyncio.to_thread(scrape)
     out["scrape"] = time.perf_counter() - t0
     out["scrape_bytes"] = len(body)
     out["rss_end"] = rss_mb()

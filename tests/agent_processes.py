@@ -37,6 +37,16 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> int | None:
+    """SIGTERM, wait up to `timeout` s, then SIGKILL: a process a test started never outlives it."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(10)
+
+
 class AgentError(RuntimeError):
     """The agent did not come up (or went down); the message carries its log."""
 

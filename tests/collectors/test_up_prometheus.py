@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from agent_processes import stop_process
 from qstrata.bindings.leafinfo import leaf_info
 
 QSTRATA = Path(sys.executable).with_name("qstrata")
@@ -103,8 +103,4 @@ def test_real_prometheus_against_qstrata_up(tmp_path, prometheus):
         assert last[1] < 900, seen  # the whole network, every series since start (2,397 before)
         assert prom.query("qstrata_telemetry_qkd_links_qkd_link_secret_key_rate_bits_per_second > 0")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
