@@ -28,7 +28,7 @@ NS = 1_000_000_000
 async def get(port: int, path: str) -> tuple[float, bytes]:
     t = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
     data = await reader.read()
     writer.close()
     return (time.perf_counter() - t) * 1000, data
