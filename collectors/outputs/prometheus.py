@@ -145,6 +145,7 @@ class PrometheusOutput:
         families: dict[str, list[Series]] = {}
         up: dict[str, bool] = {}
         target_up = pipeline.target_up
+        names = self._names
         for s in pipeline.registry:
             v = s.value
             if v is None or v.__class__ is str:
@@ -156,7 +157,9 @@ class PrometheusOutput:
                     fresh = up[target] = target_up(target)
                 if not fresh:
                     continue
-            metric = self._metric(s)
+            metric = names.get(s.schema_path, False)
+            if metric is False:
+                metric = self._metric(s)
             if metric is None:
                 continue
             members = families.get(metric.family)
@@ -174,16 +177,21 @@ class PrometheusOutput:
             if first.kind == "histogram":  # the container: .../pair-age-at-use(/bucket)/count
                 help_path = help_path.split("/bucket/")[0] if "/bucket/" in help_path else help_path.rsplit("/", 1)[0]
             lines.append(f"# HELP {typed} {_help(help_path)}\n# TYPE {typed} {first.kind}\n")
+            histogram = first.kind == "histogram"
+            sample, scale = self._name(first.sample), first.scale  # one leaf per family, but histograms
             for s in members:
                 v = s.value  # read again: the event loop may have changed it since
                 if v is None or v.__class__ is str:
                     continue
-                metric = self._metric(s)
-                assert metric is not None
                 labels = _labels(sorted((*s.labels, ("source", s.target or instance))))
-                sample = self._name(metric.sample)
-                lines.append(f"{sample}{{{labels}}} {floatToGoString(v * metric.scale if metric.scale != 1.0 else v)}\n")
-                if metric.kind == "histogram" and metric.sample.endswith("_count"):
+                if histogram:
+                    metric = self._metric(s)
+                    assert metric is not None
+                    sample = self._name(metric.sample)
+                if scale != 1.0:
+                    v *= scale
+                lines.append(f"{sample}{{{labels}}} {floatToGoString(v)}\n")
+                if histogram and sample.endswith("_count"):
                     inf = _labels(sorted((*s.labels, ("le", "+Inf"), ("source", s.target or instance))))
                     lines.append(f"{name}_bucket{{{inf}}} {floatToGoString(v)}\n")
                 if len(lines) >= CHUNK_LINES:
