@@ -38,6 +38,8 @@ from nats.js.errors import (
     ServiceUnavailableError,
 )
 
+from .tasks import cancel_and_wait
+
 log = logging.getLogger("qstrata.collectors.leases")
 
 MEMBERS = "qstrata-collector-members"
@@ -165,15 +167,12 @@ class LeaseManager:
 
     async def stop(self) -> None:
         """Clean shutdown: give every lease back at once, so survivors take over at their next round."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
+
         async def give_back() -> None:  # all at once: one 2 s budget however many leases (NATS may be down)
             await asyncio.gather(*(self._release(target, revision) for target, (revision, _) in self.held.items()),
                                  self.members_kv.delete(self.instance), return_exceptions=True)
+
         try:
             await asyncio.wait_for(give_back(), 2)
         except (nats.errors.Error, OSError, TimeoutError):
