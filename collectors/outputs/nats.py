@@ -145,9 +145,11 @@ class NatsOutput:
         self.unpublished += len(self.messages(batches))
 
     async def stop(self) -> None:
-        if self.unpublished:
-            log.error("nats: %d messages could not be published (%s: %s); they are lost", self.unpublished,
-                      self.url, "unreachable" if not (self.nc and self.nc.is_connected) else "not acknowledged")
+        connected = bool(self.nc and self.nc.is_connected)
+        if self.unpublished or not connected:  # an outage at shutdown is always accounted for, 0 included
+            log.log(logging.ERROR if self.unpublished else logging.INFO,
+                    "nats: %d messages could not be published (%s: %s)%s", self.unpublished, self.url,
+                    "not acknowledged" if connected else "unreachable", "; they are lost" if self.unpublished else "")
         if self.nc is not None:
             await close(self.nc)
 
