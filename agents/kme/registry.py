@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,16 @@ def _record(kind: str, ids: list[str], **fields: Any) -> str:
     return f"{head},{json_text(fields)[1:]}" if fields else head + "}"
 
 
+def _keys_record(kind: str, ids: list[str], master: str, slaves: list[str], size: int, ref: KeyRef,
+                 tail: str = "") -> str:
+    """A reservation's or an assignment's record (two per relayed request), written directly: the
+    text `_record` writes for the same fields (``m, s, size, ref``, then `tail`), at a third of
+    its cost."""
+    q = encode_basestring_ascii
+    return (f'{{"t":"{kind}","ids":{json_strings(ids)},"m":{q(master)},"s":{json_strings(slaves)},"size":{size},'
+            f'"ref":[{q(ref.qkdl_id)},{q(ref.epoch)},{ref.offset},{ref.nbytes}]{tail}}}')
+
+
 def _retrieved(future: asyncio.Future[None]) -> None:
     """A reservation nobody awaited any more (the relay failed first): its write error, if any, is
     the journal's to log, not the event loop's."""
@@ -166,7 +177,7 @@ class Registry:
         """Queued at once; the future is done when the record is on disk. The master's KME relays
         the keys meanwhile and awaits it before the master sees a key: the reservation and the
         slaves' KME's assignment are synced side by side, not one after the other."""
-        done = self.journal.submit(_record("r", ids, m=master, s=slaves, size=size, ref=material.ref_to_json(ref)))
+        done = self.journal.submit(_keys_record("r", ids, master, slaves, size, ref))
         done.add_done_callback(_retrieved)
         return done
 
@@ -184,8 +195,8 @@ class Registry:
                      cipher: bytes | None, expires: float) -> None:
         """Hold keys for `slaves`; durable before it returns (the master's KME is told only then)."""
         self._assign(ids, master, slaves, size, ref, cipher, expires)
-        await self.journal.append(_record("a", ids, m=master, s=slaves, size=size, ref=material.ref_to_json(ref),
-                                          x=cipher.hex() if cipher else None, exp=expires))
+        x = f'"{cipher.hex()}"' if cipher else "null"
+        await self.journal.append(_keys_record("a", ids, master, slaves, size, ref, f',"x":{x},"exp":{float(expires)!r}'))
 
     def _assign(self, ids: list[str], master: str, slaves: list[str], size: int, ref: KeyRef, cipher: bytes | None,
                 expires: float) -> None:
