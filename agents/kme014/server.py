@@ -143,11 +143,12 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
 def make_app(kme: KmeService, guard: ConnectionGuard | None = None) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=requests.MAX_BODY)
     routes = Kme014(kme, guard)
-    app.router.add_get(PREFIX + "status", routes.status)
+    # the router tries the paths in this order: the two that carry keys first
     app.router.add_route("GET", PREFIX + "enc_keys", routes.enc_keys)
     app.router.add_route("POST", PREFIX + "enc_keys", routes.enc_keys)
     app.router.add_route("GET", PREFIX + "dec_keys", routes.dec_keys)
     app.router.add_route("POST", PREFIX + "dec_keys", routes.dec_keys)
+    app.router.add_get(PREFIX + "status", routes.status)
     return app
 
 
