@@ -58,7 +58,6 @@ def _json(status: int, body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=status)
 
 
-
 def _keys(keys: list[tuple[str, bytes]]) -> web.Response:
     """The Key container, written directly (a third of the cost of building it as objects and
     dumping them): key_IDs as JSON strings, keys in standard base64 with padding (JSON-safe).
