@@ -91,8 +91,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 class Kme014:
-    """The routes, bound to one KME core; `guard` knows each connection's SAE ID (None: read
-    from the certificate on every request)."""
+    """The routes, bound to one KME core; `guard` keeps each connection's client certificate
+    (None: read from the TLS connection on every request)."""
 
     def __init__(self, kme: KmeService, guard: ConnectionGuard | None = None) -> None:
         self.kme = kme
@@ -101,7 +101,7 @@ class Kme014:
     def _caller(self, request: web.Request) -> str | None:
         transport = request.transport
         if self.guard is not None:
-            return self.guard.caller(transport)
+            return common_name(self.guard.peercert(transport))
         return common_name(transport.get_extra_info("peercert")) if transport is not None else None
 
     async def status(self, request: web.Request) -> web.Response:
