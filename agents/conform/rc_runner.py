@@ -28,6 +28,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from lxml import etree
+from yarl import URL
 
 from .model import Check, Evidence, Outcome, RcExpect, Steps, Verdict
 from .netconf_runner import clip
@@ -344,8 +345,11 @@ class RcContext:
     def fill(self, template: str, extra: dict[str, str] | None = None) -> str:
         return Template(template).substitute(self.values | (extra or {}))
 
-    def url(self, target: str) -> str:
-        return target if target.startswith(("http://", "https://")) else urljoin(self.endpoint.url, target)
+    def url(self, target: str) -> URL:
+        """The target as written in the check, byte for byte: a URL library left alone turns
+        ``%2C`` into ``,`` and the request into another one (RFC 8040 3.5.3.1)."""
+        return URL(target if target.startswith(("http://", "https://")) else urljoin(self.endpoint.url, target),
+                   encoded=True)
 
     async def send(self, req: Request, *, auth: str | bool = True) -> Answer:
         """One request with the run's credentials; `auth` False sends none, a string (an

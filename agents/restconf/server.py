@@ -48,7 +48,7 @@ from qstrata.bindings.edit import REQUIRE, EditOperation
 from qstrata.bindings.schema_index import schema_index
 from qstrata.bindings.validate import InvalidData
 
-from . import codec, media, reads, resource, streams, yang_patch
+from . import codec, media, monitoring, reads, resource, streams, yang_patch
 from .errors import RestconfError, bad_request, errors_json, errors_xml, from_core, not_found
 from .media import Encoding
 from .query import CAPABILITY_URIS, Query, parse_query
@@ -62,8 +62,6 @@ BIG_DATASTORE = 512 * 1024
 """Reads of a datastore that prints larger than this run in a worker thread."""
 YANG_LIBRARY_VERSION = "2019-01-04"
 SSE_KEEPALIVE_S = 15.0
-MONITORING = "ietf-restconf-monitoring"
-MONITORING_NS = "urn:ietf:params:xml:ns:yang:ietf-restconf-monitoring"
 ACCEPT_PATCH = ", ".join((media.YANG_JSON, media.YANG_XML, media.PATCH_JSON, media.PATCH_XML))
 
 
@@ -178,27 +176,12 @@ class Restconf:
             self._library = _without(data, "location")
         return self._library
 
-    def monitoring(self, encoding: Encoding) -> bytes:
+    def monitoring(self) -> dict:
         """ietf-restconf-monitoring:restconf-state (RFC 8040 s9): capabilities and streams."""
-        created = streams.time_text(self.hub.created_ns)
-        access = [{"encoding": enc, "location": f"{self.base_url}/restconf/streams/{streams.STREAM}/{enc}"}
-                  for enc in ("json", "xml")]
-        state = {"capabilities": {"capability": list(CAPABILITY_URIS)},
-                 "streams": {"stream": [{"name": streams.STREAM,
-                                         "description": "NETCONF notifications: netconf-config-change and the "
-                                                        "device's own (RFC 8040 s6.2)",
-                                         "replay-support": True, "replay-log-creation-time": created,
-                                         "access": access}]}}
-        if encoding == "xml":
-            caps = "".join(f"<capability>{_x(c)}</capability>" for c in CAPABILITY_URIS)
-            acc = "".join(f"<access><encoding>{a['encoding']}</encoding><location>{_x(a['location'])}</location>"
-                          "</access>" for a in access)
-            return (f'<restconf-state xmlns="{MONITORING_NS}"><capabilities>{caps}</capabilities><streams><stream>'
-                    f"<name>{streams.STREAM}</name><replay-support>true</replay-support>"
-                    f"<replay-log-creation-time>{created}</replay-log-creation-time>{acc}</stream></streams>"
-                    "</restconf-state>").encode()
-        name = "restconf-state" if encoding == "plain" else f"{MONITORING}:restconf-state"
-        return json.dumps({name: state}).encode()
+        return monitoring.state(CAPABILITY_URIS, streams.STREAM, "NETCONF notifications: netconf-config-change and "
+                                "the device's own (RFC 8040 s6.2)", streams.time_text(self.hub.created_ns),
+                                {enc: f"{self.base_url}/restconf/streams/{streams.STREAM}/{enc}"
+                                 for enc in ("json", "xml")})
 
     # ------------------------------------------------------------------ helpers
     def _answer_encoding(self, request: web.Request, body: Encoding | None = None) -> Encoding:
@@ -228,8 +211,7 @@ class Restconf:
                               tag="malformed-message", error_type="transport") from None
 
     def _target(self, request: web.Request, prefix: str) -> Target:
-        raw = request.rel_url.raw_path[len(prefix):]
-        return resource.parse(self.index, raw)
+        return resource.parse(self.index, _below(request, prefix))
 
     def _query(self, request: web.Request, *, stream: bool = False) -> Query:
         return parse_query(list(request.rel_url.query.items()), request.method, stream=stream)
@@ -287,11 +269,12 @@ class Restconf:
     # ------------------------------------------------------------------ /restconf/data
     async def data(self, request: web.Request) -> web.StreamResponse:
         caller = await self.caller(request)
-        raw = request.rel_url.raw_path[len("/restconf/data"):].strip("/")
-        if raw.partition("/")[0] == f"{MONITORING}:restconf-state" and request.method in ("GET", "HEAD"):
+        segments = _below(request, "/restconf/data").strip("/").split("/")
+        if segments[0] == f"{monitoring.MODULE}:{monitoring.ROOT}" and request.method in ("GET", "HEAD"):
             self._query(request)
             encoding = self._answer_encoding(request)
-            return self._reply(request, 200, self.monitoring(encoding), encoding)
+            name, value, is_entry = monitoring.select(self.monitoring(), segments[1:])
+            return self._reply(request, 200, monitoring.encode(name, value, encoding, is_entry), encoding)
         target = self._target(request, "/restconf/data")
         method = request.method
         if target.node is not None and target.node.kind in ("rpc", "action", "notification"):
@@ -469,7 +452,7 @@ class Restconf:
     # ------------------------------------------------------------------ /restconf/operations
     async def operations(self, request: web.Request) -> web.Response:
         await self.caller(request)
-        raw = request.rel_url.raw_path[len("/restconf/operations"):].strip("/")
+        raw = _below(request, "/restconf/operations").strip("/")
         encoding = self._answer_encoding(request)
         if not raw:
             if request.method != "GET" and request.method != "HEAD":
@@ -559,8 +542,14 @@ def _without(value: Any, key: str) -> Any:
     return value
 
 
-def _x(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _below(request: web.Request, prefix: str) -> str:
+    """The request's path below `prefix` exactly as the client wrote it: the URL library
+    decodes ``%2C`` to ``,`` in its own path, and RFC 8040 s3.5.3.1 splits key values on the
+    literal ``,`` before decoding."""
+    wire = request.raw_path.split("?", 1)[0].split("#", 1)[0]
+    if not wire.startswith(prefix):  # an absolute-form or otherwise rewritten target
+        wire = request.rel_url.raw_path
+    return wire[len(prefix):]
 
 
 def _error_response(request: web.Request, error: RestconfError, namespace_of: Callable[[str], str | None]
