@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from qstrata.bindings.paths import PathStep
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.schema_index import SchemaIndex, SchemaNode
 from qstrata.bindings.tree import DataTree, print_node
@@ -129,9 +130,11 @@ def _xml_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _schema_path(target: Target) -> str:
+def schema_path(steps: tuple[PathStep, ...]) -> str:
+    """Schema path of `steps` without keys, each module named where it changes (the dialect's
+    positions)."""
     out, previous = [], None
-    for step in target.steps:
+    for step in steps:
         out.append(step.name if step.module == previous else f"{step.module}:{step.name}")
         previous = step.module
     return "/" + "/".join(out) if out else ""
@@ -170,7 +173,7 @@ def decode(raw: bytes, encoding: Encoding, target: Target, schema: Schema, index
             # TeraFlowSDN POSTs {"qkd_links": {"qkd_link": [...]}} to .../qkd_links: the container's content
             doc = doc[name] if isinstance(doc[name], dict) else {}
             whole_parent = True
-        doc = dialect.from_plain(doc, container.node, _schema_path(container), index, schema,
+        doc = dialect.from_plain(doc, container.node, schema_path(container.steps), index, schema,
                                  qualify=not whole_parent)
     if not isinstance(doc, dict) or (not whole_parent and len(doc) != 1):
         raise bad_request("the JSON body must hold exactly one resource", tag="malformed-message", error_type="rpc")
@@ -269,15 +272,16 @@ def decode_datastore(raw: bytes, encoding: Encoding, schema: Schema, index: Sche
 
 
 def encode_node(cdata: Any, encoding: Encoding, modules: frozenset[str], *, with_defaults: str | None = None,
-                keep_empty: bool = False) -> bytes:
+                keep_empty: bool = False, parent: str = "") -> bytes:
     """One data node (a container, a list entry, a leaf) as a RESTCONF answer; an empty container
-    is written as one (``{"m:c": {}}``), not as nothing."""
+    is written as one (``{"m:c": {}}``), not as nothing. `parent`: the node's parent's schema
+    path for the plain dialect (`dialect.answer`)."""
     fmt = "xml" if encoding == "xml" else "json"
     text = print_node(cdata, fmt, with_defaults=with_defaults, keep_empty_containers=keep_empty)  # type: ignore[arg-type]
     if not text.strip() or text.strip() == "{}":
         text = print_node(cdata, fmt, with_defaults=with_defaults, keep_empty_containers=True)  # type: ignore[arg-type]
     if encoding == "plain":
-        return json.dumps(dialect.to_plain(json.loads(text or "{}"), modules)).encode()
+        return json.dumps(dialect.answer(json.loads(text or "{}"), modules, parent)).encode()
     return text.encode()
 
 

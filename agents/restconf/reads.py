@@ -20,7 +20,7 @@ from qstrata.bindings.paths import PathStep
 from qstrata.bindings.schema_index import SchemaIndex
 from qstrata.bindings.tree import DataTree, Visit
 
-from . import codec
+from . import codec, dialect
 from .errors import not_found
 from .media import Encoding
 from .query import Query
@@ -141,10 +141,12 @@ def render(tree: DataTree, target: Target, encoding: Encoding, query: Query, mod
         step = target.steps[-1]
         if encoding == "xml":
             return Answer(f'<{step.name} xmlns="{schema_namespace(step.module)}"/>'.encode())
-        name = step.name if encoding == "plain" else f"{step.module}:{step.name}"
-        return Answer(json.dumps({name: {}}).encode())
+        doc: dict = {f"{step.module}:{step.name}": {}}
+        if encoding == "plain":
+            doc = dialect.answer(doc, modules, codec.schema_path(target.steps[:-1]))
+        return Answer(json.dumps(doc).encode())
     return Answer(codec.encode_node(node.cdata, encoding, modules, with_defaults=query.with_defaults,
-                                    keep_empty=query.depth is not None))
+                                    keep_empty=query.depth is not None, parent=codec.schema_path(target.steps[:-1])))
 
 
 def read(source: DataTree, target: Target, encoding: Encoding, query: Query, access: UserAccess,

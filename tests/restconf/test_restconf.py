@@ -94,7 +94,7 @@ def test_media_types_and_the_teraflowsdn_rule(rc: Rc) -> None:
     assert xml.headers["Content-Type"] == YX and xml.text.startswith('<qkdn_id xmlns="urn:etsi:qkd:yang:etsi-qkd-node">')
     plain = rc("GET", f"/restconf/data/{QKD}/", headers={"Accept": "*/*"})  # TeraFlowSDN: */*, trailing /
     assert plain.headers["Content-Type"] == "application/json"
-    assert ":" not in plain.json()["qkd_node"]["qkdn_status"]
+    assert ":" not in plain.json()["qkdn_status"]  # the node unwrapped (README, TeraFlowSDN)
     assert rc("GET", f"/restconf/data/{QKD}", headers={"Accept": "text/html"}).status_code == 406
     assert rc("GET", f"/restconf/data/{QKD}", headers={"Accept": "text/html, application/yang-data+xml;q=0.5"}
               ).headers["Content-Type"] == YX
