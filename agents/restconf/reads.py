@@ -86,6 +86,8 @@ def visitor(query: Query, base: int, index: SchemaIndex) -> Callable[[tuple[Path
                 if _matches(field, rel, schema_path[base - 1][0] if base else None):
                     if len(field) <= len(rel):
                         return Visit.OPEN
+                    if len(field) == len(rel) + 1 and _is_key(index, schema_path, field[-1][1]):
+                        return Visit.OPEN  # keys are never visited: a field naming one opens its entry
                     through = True
             return Visit.THROUGH if through else Visit.DROP
         checks.append(fields)
@@ -94,6 +96,11 @@ def visitor(query: Query, base: int, index: SchemaIndex) -> Callable[[tuple[Path
     if len(checks) == 1:
         return checks[0]
     return lambda steps, schema_path: _combine([check(steps, schema_path) for check in checks])
+
+
+def _is_key(index: SchemaIndex, schema_path: tuple, name: str) -> bool:
+    node = index.node(schema_path)
+    return node is not None and node.kind == "list" and name in node.keys
 
 
 def _matches(field: tuple[tuple[str | None, str], ...], rel: tuple, parent_module: str | None) -> bool:

@@ -229,12 +229,14 @@ class Restconf:
 
     def _check_preconditions(self, request: web.Request, path: str, *, write: bool) -> bool:
         """RFC 7232 / RFC 8040 s3.4.1: False for a read that may be answered 304; 412 for a write
-        whose condition fails."""
-        etag, modified = self._validators(path)
+        whose condition fails. Without a conditional header nothing is computed."""
         match = request.headers.get("If-Match")
         none_match = request.headers.get("If-None-Match")
         since = request.headers.get("If-Unmodified-Since")
         modified_since = request.headers.get("If-Modified-Since")
+        if match is None and none_match is None and since is None and modified_since is None:
+            return True
+        etag, _ = self._validators(path)
         modified_s = self.ctx.datastore.installed_ns.get("running", 0) // 1_000_000_000
 
         def listed(header: str) -> bool:
@@ -332,9 +334,19 @@ class Restconf:
                                      self.index, self.modules, self.schema.namespace)
         return self._reply(request, 200, answer.body, encoding, headers)
 
-    async def _edit(self, caller: Caller, operations: list[EditOperation], *, big: bool = False) -> None:
+    def _conditions(self, request: web.Request, path: str) -> Callable[[], None]:
+        """The request's If-* headers about `path`, as the check the transaction runs once it
+        holds the datastore (RFC 8040 s3.4.1: no other commit between the check and the edit)."""
+        def check() -> None:
+            self._check_preconditions(request, path, write=True)
+        return check
+
+    async def _edit(self, caller: Caller, operations: list[EditOperation], *, big: bool = False,
+                    precondition: Callable[[], None] | None = None) -> None:
+        """One transaction as the caller, refused by `precondition` (see `_conditions`)."""
         try:
-            await self.ctx.datastore.edit("running", operations, self.session(caller), big=big)
+            await self.ctx.datastore.edit("running", operations, self.session(caller), big=big,
+                                          precondition=precondition)
         except (DatastoreError, InvalidData) as exc:
             raise from_core(exc) from None
 
@@ -346,11 +358,19 @@ class Restconf:
             headers["ETag"] = etag
         return web.Response(status=status, headers=headers)
 
-    def _check_insert(self, query: Query) -> None:
-        if query.insert in ("first", "before", "after"):
-            raise RestconfError("operation-not-supported", f"insert={query.insert}: positions in user-ordered lists "
-                                "are not supported by this server (entries are appended: insert=last)",
-                                error_type="application")
+    def _placement(self, query: Query) -> dict[str, Any]:
+        """The `EditOperation` fields of insert/point (RFC 8040 s4.8.5-6): point is an api-path
+        from the datastore's root; the core checks that the list is ordered-by user and that
+        point names an entry of it."""
+        if query.insert is None:
+            return {}
+        point = None
+        if query.point is not None:
+            point_target = resource.parse(self.index, query.point)
+            if point_target.is_datastore:
+                raise bad_request("point must name a list entry", info={"bad-attribute": "point"})
+            point = point_target.path
+        return {"insert": query.insert, "point": point}
 
     async def _delete(self, request: web.Request, caller: Caller, target: Target) -> web.Response:
         self._query(request)
@@ -359,29 +379,38 @@ class Restconf:
                                 error_type="protocol", headers={"Allow": "GET, HEAD, OPTIONS, PATCH, POST, PUT"})
         if not self.ctx.datastore.get_config("running").exists(target.path):
             raise not_found(f"no data at {target.path}", target.path)
-        self._check_preconditions(request, target.path, write=True)
-        await self._edit(caller, [EditOperation("delete", target.path)])
+        await self._edit(caller, [EditOperation("delete", target.path)],
+                         precondition=self._conditions(request, target.path))
         return web.Response(status=204)
 
     async def _put(self, request: web.Request, caller: Caller, target: Target) -> web.Response:
         query = self._query(request)
-        self._check_insert(query)
+        placement = self._placement(query)
         raw = await self._body(request)
         encoding, _ = media.body_encoding(request.headers.get("Content-Type"))
         self._answer_encoding(request, encoding)
-        self._check_preconditions(request, target.path, write=True)
         if target.is_datastore:
+            if placement:
+                raise bad_request("insert applies to an entry of a list, not the datastore",
+                                  info={"bad-attribute": "insert"})
             tree = codec.decode_datastore(raw, encoding, self.schema, self.index)
-            await self._edit(caller, [EditOperation("replace", "/", tree)], big=len(raw) > BIG_DATASTORE)
+            await self._edit(caller, [EditOperation("replace", "/", tree)], big=len(raw) > BIG_DATASTORE,
+                             precondition=self._conditions(request, "/"))
             return self._written(request, 204, "/")
         body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, False)
-        existed = self.ctx.datastore.get_config("running").exists(target.path)
-        await self._edit(caller, [EditOperation("replace", target.path, body.tree)], big=len(raw) > BIG_DATASTORE)
-        return self._written(request, 204 if existed else 201, target.path)
+        existed = []  # read in the transaction: whether this PUT creates the resource
+        conditions = self._conditions(request, target.path)
+
+        def precondition() -> None:
+            conditions()
+            existed.append(self.ctx.datastore.get_config("running").exists(target.path))
+        await self._edit(caller, [EditOperation("replace", target.path, body.tree, **placement)],
+                         big=len(raw) > BIG_DATASTORE, precondition=precondition)
+        return self._written(request, 204 if existed[0] else 201, target.path)
 
     async def _post(self, request: web.Request, caller: Caller, target: Target) -> web.Response:
         query = self._query(request)
-        self._check_insert(query)
+        placement = self._placement(query)
         raw = await self._body(request)
         encoding, _ = media.body_encoding(request.headers.get("Content-Type"))
         self._answer_encoding(request, encoding)
@@ -389,14 +418,18 @@ class Restconf:
         if body.whole_parent is not None:  # TeraFlowSDN: the container's content, each entry created
             if not body.whole_parent:
                 raise bad_request("the body holds nothing to create", tag="missing-element")
+            if placement:
+                raise bad_request("insert applies to a POST of one entry", info={"bad-attribute": "insert"})
             ops = [EditOperation("create", path) for path, _, _ in body.whole_parent]
-            await self._edit(caller, [*ops, EditOperation("merge", target.path, body.tree)])
+            await self._edit(caller, [*ops, EditOperation("merge", target.path, body.tree)],
+                             precondition=self._conditions(request, target.path))
             first_path, first_node, keys = body.whole_parent[0]
             return self._created(request, target, first_path, first_node, keys)
         if not target.is_datastore and not self.ctx.datastore.get_config("running").exists(target.path) \
                 and target.node is not None and target.node.kind == "list":
             raise not_found(f"no data at {target.path}", target.path)
-        await self._edit(caller, [EditOperation("create", body.path, body.tree)], big=len(raw) > BIG_DATASTORE)
+        await self._edit(caller, [EditOperation("create", body.path, body.tree, **placement)],
+                         big=len(raw) > BIG_DATASTORE, precondition=self._conditions(request, target.path))
         return self._created(request, target, body.path, body.node, body.keys)
 
     def _created(self, request: web.Request, target: Target, path: str, node: Any,
@@ -412,18 +445,18 @@ class Restconf:
         raw = await self._body(request)
         encoding, is_patch = media.body_encoding(request.headers.get("Content-Type"), patch=True)
         answer = self._answer_encoding(request, encoding)
-        self._check_preconditions(request, target.path, write=True)
         if is_patch:
             return await self._yang_patch(request, caller, target, raw, encoding, answer)
         if target.is_datastore:
             tree = codec.decode_datastore(raw, encoding, self.schema, self.index)
-            await self._edit(caller, [EditOperation("merge", "/", tree)], big=len(raw) > BIG_DATASTORE)
+            await self._edit(caller, [EditOperation("merge", "/", tree)], big=len(raw) > BIG_DATASTORE,
+                             precondition=self._conditions(request, "/"))
             return self._written(request, 204, "/")
         if not self.ctx.datastore.get_config("running").exists(target.path):
             raise not_found(f"no data at {target.path}: PATCH changes an existing resource", target.path)
         body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, False)
         await self._edit(caller, [EditOperation(REQUIRE, target.path), EditOperation("merge", target.path, body.tree)],
-                         big=len(raw) > BIG_DATASTORE)
+                         big=len(raw) > BIG_DATASTORE, precondition=self._conditions(request, target.path))
         return self._written(request, 204, target.path)
 
     async def _yang_patch(self, request: web.Request, caller: Caller, target: Target, raw: bytes,
@@ -432,8 +465,11 @@ class Restconf:
             answer = "json"
         patch = await self._offload(yang_patch.parse, raw, encoding, target, self.schema, self.index)
         try:
-            await self._edit(caller, [edit.op for edit in patch.edits])
+            await self._edit(caller, [edit.op for edit in patch.edits],
+                             precondition=self._conditions(request, target.path))
         except RestconfError as exc:
+            if exc.http_status == 412:  # the patch as a whole was not applied: no edit failed
+                raise
             edit_id = yang_patch.failing_edit(patch, exc.path)
             body = yang_patch.status_failed(patch.patch_id, exc, edit_id, answer, errors_json,
                                             lambda e: errors_xml(e, self._namespace))
