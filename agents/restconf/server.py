@@ -49,7 +49,7 @@ from qstrata.bindings.schema_index import schema_index
 from qstrata.bindings.validate import InvalidData
 
 from . import codec, media, monitoring, reads, resource, streams, yang_patch
-from .errors import RestconfError, bad_request, errors_json, errors_xml, from_core, not_found
+from .errors import RESTCONF_NS, RestconfError, bad_request, errors_json, errors_xml, from_core, not_found
 from .media import Encoding
 from .query import CAPABILITY_URIS, Query, parse_query
 from .resource import Target
@@ -62,6 +62,10 @@ BIG_DATASTORE = 512 * 1024
 """Reads of a datastore that prints larger than this run in a worker thread."""
 YANG_LIBRARY_VERSION = "2019-01-04"
 SSE_KEEPALIVE_S = 15.0
+SERVED_OPERATIONS: frozenset[tuple[str, str]] = frozenset()
+"""(module, rpc) the operations resource lists and POST invokes: those something here implements."""
+NETCONF_PROTOCOL = frozenset({"ietf-netconf", "ietf-netconf-nmda", "ietf-netconf-monitoring"})
+"""Modules whose RPCs are NETCONF's own operations, not RESTCONF ones."""
 ACCEPT_PATCH = ", ".join((media.YANG_JSON, media.YANG_XML, media.PATCH_JSON, media.PATCH_XML))
 
 
@@ -487,23 +491,36 @@ class Restconf:
 
     # ------------------------------------------------------------------ /restconf/operations
     async def operations(self, request: web.Request) -> web.Response:
+        """RFC 8040 s3.3.2 / s4.4.2: the operations this server serves and their invocation.
+
+        It lists the RPCs of the agent's modules that something here implements: none today (the
+        switch module's port-set-state, aps-command... have no device behind them, over NETCONF
+        either). The NETCONF protocol operations (`NETCONF_PROTOCOL`: get-config, edit-config,
+        lock, get-schema, get-data...) are not RESTCONF operations: its methods and the YANG
+        library do their work."""
         await self.caller(request)
         raw = _below(request, "/restconf/operations").strip("/")
         encoding = self._answer_encoding(request)
         if not raw:
             if request.method != "GET" and request.method != "HEAD":
                 raise RestconfError("operation-not-supported", "the operations resource is read with GET",
-                                    status=405, error_type="protocol")
-            # RFC 8040 s3.3.2 lists the operations the server implements: no device here implements
-            # the RPCs its modules define (the switch's port-set-state...), so the list is empty
+                                    status=405, error_type="protocol", headers={"Allow": "GET, HEAD"})
+            served = sorted(SERVED_OPERATIONS)
             if encoding == "xml":
-                body = b'<operations xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf"/>'
+                body = (f'<operations xmlns="{RESTCONF_NS}">'
+                        + "".join(f'<{n} xmlns="{self._namespace(m)}"/>' for m, n in served)
+                        + "</operations>").encode()
             else:
-                body = json.dumps({"ietf-restconf:operations": {}}).encode()
+                body = json.dumps({"operations" if encoding == "plain" else "ietf-restconf:operations":
+                                   {f"{m}:{n}": [None] for m, n in served}}).encode()
             return self._reply(request, 200, body, encoding)
         module, _, name = raw.partition(":")
         if (module, name) not in self.index.rpcs:
             raise not_found(f"no operation {raw!r} on this server")
+        if module in NETCONF_PROTOCOL:
+            raise RestconfError("operation-not-supported", f"{raw} is a NETCONF protocol operation; RESTCONF's "
+                                "methods (GET, PUT, POST, PATCH, DELETE) and the YANG library do its work",
+                                status=501, error_type="protocol")
         raise RestconfError("operation-not-supported", f"{raw} is defined by the agent's modules but no device "
                             "here implements it", status=501, error_type="application")
 
