@@ -50,11 +50,13 @@ def _combine(verdicts: list[Visit]) -> Visit:
     return Visit.KEEP
 
 
-def visitor(query: Query, base: int, index: SchemaIndex) -> Callable[[tuple[PathStep, ...], tuple], Visit] | None:
+def visitor(query: Query, base: int, index: SchemaIndex, *, config_source: bool = False
+            ) -> Callable[[tuple[PathStep, ...], tuple], Visit] | None:
     """The `DataTree.pruned` visitor for content, depth and fields below a target `base` steps
-    deep (0: the datastore, whose ``data`` container counts as depth 1)."""
+    deep (0: the datastore, whose ``data`` container counts as depth 1). `config_source`: the
+    tree read holds configuration only (running), so content=config takes nothing from it."""
     checks: list[Callable[[tuple[PathStep, ...], tuple], Visit]] = []
-    if query.content != "all":
+    if query.content != "all" and not (query.content == "config" and config_source):
         want_config = query.content == "config"
         config_of: dict[int, bool] = {}
 
@@ -115,20 +117,24 @@ def _matches(field: tuple[tuple[str | None, str], ...], rel: tuple, parent_modul
 
 
 def select(source: DataTree, target: Target, access: UserAccess, control: AccessControl, query: Query,
-           index: SchemaIndex) -> DataTree | None:
+           index: SchemaIndex, *, config_source: bool = False) -> DataTree | None:
     """The target with its ancestors, as the user may see it, pruned by the query; None when the
-    target does not exist."""
+    target does not exist. When nothing is to be taken away (a user NACM does not restrict, no
+    query that prunes or adds defaults) that is `source` itself: the target is printed in place,
+    not copied first. `config_source`: see `visitor`."""
+    visit = visitor(query, len(target.steps), index, config_source=config_source)
     if target.is_datastore:
         tree = source
     else:
         if source.get(target.path) is None:
             return None
-        tree = source.select(target.path)
+        untouched = access.unrestricted and visit is None and query.with_defaults not in ("report-all",
+                                                                                        "report-all-tagged")
+        tree = source if untouched else source.select(target.path)
     if not access.unrestricted:
         tree = control.filter_read(access, tree)
         if not target.is_datastore and tree.get(target.path) is None:
             return None  # RFC 8341 s3.2.4: what may not be read does not exist for the reader
-    visit = visitor(query, len(target.steps), index)
     if visit is not None:
         tree = tree.pruned(visit)
     if query.with_defaults in ("report-all", "report-all-tagged"):
@@ -158,9 +164,9 @@ def render(tree: DataTree, target: Target, encoding: Encoding, query: Query, mod
 
 def read(source: DataTree, target: Target, encoding: Encoding, query: Query, access: UserAccess,
          control: AccessControl, index: SchemaIndex, modules: frozenset[str],
-         schema_namespace: Callable[[str], str]) -> Answer:
+         schema_namespace: Callable[[str], str], *, config_source: bool = False) -> Answer:
     """Pure CPU work (may run in a worker thread)."""
-    tree = select(source, target, access, control, query, index)
+    tree = select(source, target, access, control, query, index, config_source=config_source)
     if tree is None:
         raise not_found(f"no data at {target.path}", target.path)
     return render(tree, target, encoding, query, modules, schema_namespace)

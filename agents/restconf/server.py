@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import email.utils
+import functools
 import hashlib
 import json
 import logging
@@ -60,6 +61,8 @@ MAX_BODY = 16 * 1024 * 1024
 """Largest request body read (NETCONF's default message cap)."""
 BIG_DATASTORE = 512 * 1024
 """Reads of a datastore that prints larger than this run in a worker thread."""
+BIG_BODY = 256 * 1024
+"""Request bodies larger than this are parsed in a worker thread (NETCONF's big message)."""
 YANG_LIBRARY_VERSION = "2019-01-04"
 SSE_KEEPALIVE_S = 15.0
 SERVED_OPERATIONS: frozenset[tuple[str, str]] = frozenset()
@@ -267,8 +270,13 @@ class Restconf:
                                 error_type="protocol")
         return True
 
-    async def _offload(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self.ctx.datastore.weight("running") > BIG_DATASTORE:
+    async def _offload(self, fn: Callable[..., Any], *args: Any, big: bool | None = None) -> Any:
+        """CPU work in a worker thread when it is large: a read when the datastore is (`big` None),
+        a body's parsing when the body is; small work runs inline, where a thread hop costs more
+        than the work (NETCONF's rule)."""
+        if big is None:
+            big = self.ctx.datastore.weight("running") > BIG_DATASTORE
+        if big:
             return await asyncio.to_thread(fn, *args)
         return fn(*args)
 
@@ -334,8 +342,9 @@ class Restconf:
             source = datastore.get_config("running")
         else:
             source = await self._offload(reads.operational, datastore, self.ctx.access, self.yang_library())
-        answer = await self._offload(reads.read, source, target, encoding, query, caller.access, self.ctx.access,
-                                     self.index, self.modules, self.schema.namespace)
+        answer = await self._offload(functools.partial(
+            reads.read, source, target, encoding, query, caller.access, self.ctx.access, self.index, self.modules,
+            self.schema.namespace, config_source=query.content == "config"))
         return self._reply(request, 200, answer.body, encoding, headers)
 
     def _conditions(self, request: web.Request, path: str) -> Callable[[], None]:
@@ -398,10 +407,11 @@ class Restconf:
                 raise bad_request("insert applies to an entry of a list, not the datastore",
                                   info={"bad-attribute": "insert"})
             tree = codec.decode_datastore(raw, encoding, self.schema, self.index)
-            await self._edit(caller, [EditOperation("replace", "/", tree)], big=len(raw) > BIG_DATASTORE,
+            await self._edit(caller, [EditOperation("replace", "/", tree)], big=len(raw) > BIG_BODY,
                              precondition=self._conditions(request, "/"))
             return self._written(request, 204, "/")
-        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, False)
+        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, False,
+                                   big=len(raw) > BIG_BODY)
         existed = []  # read in the transaction: whether this PUT creates the resource
         conditions = self._conditions(request, target.path)
 
@@ -409,7 +419,7 @@ class Restconf:
             conditions()
             existed.append(self.ctx.datastore.get_config("running").exists(target.path))
         await self._edit(caller, [EditOperation("replace", target.path, body.tree, **placement)],
-                         big=len(raw) > BIG_DATASTORE, precondition=precondition)
+                         big=len(raw) > BIG_BODY, precondition=precondition)
         return self._written(request, 204 if existed[0] else 201, target.path)
 
     async def _post(self, request: web.Request, caller: Caller, target: Target) -> web.Response:
@@ -418,7 +428,8 @@ class Restconf:
         raw = await self._body(request)
         encoding, _ = media.body_encoding(request.headers.get("Content-Type"))
         self._answer_encoding(request, encoding)
-        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, True)
+        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, True,
+                                   big=len(raw) > BIG_BODY)
         if body.whole_parent is not None:  # TeraFlowSDN: the container's content, each entry created
             if not body.whole_parent:
                 raise bad_request("the body holds nothing to create", tag="missing-element")
@@ -433,7 +444,7 @@ class Restconf:
                 and target.node is not None and target.node.kind == "list":
             raise not_found(f"no data at {target.path}", target.path)
         await self._edit(caller, [EditOperation("create", body.path, body.tree, **placement)],
-                         big=len(raw) > BIG_DATASTORE, precondition=self._conditions(request, target.path))
+                         big=len(raw) > BIG_BODY, precondition=self._conditions(request, target.path))
         return self._created(request, target, body.path, body.node, body.keys)
 
     def _created(self, request: web.Request, target: Target, path: str, node: Any,
@@ -453,21 +464,23 @@ class Restconf:
             return await self._yang_patch(request, caller, target, raw, encoding, answer)
         if target.is_datastore:
             tree = codec.decode_datastore(raw, encoding, self.schema, self.index)
-            await self._edit(caller, [EditOperation("merge", "/", tree)], big=len(raw) > BIG_DATASTORE,
+            await self._edit(caller, [EditOperation("merge", "/", tree)], big=len(raw) > BIG_BODY,
                              precondition=self._conditions(request, "/"))
             return self._written(request, 204, "/")
         if not self.ctx.datastore.get_config("running").exists(target.path):
             raise not_found(f"no data at {target.path}: PATCH changes an existing resource", target.path)
-        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, False)
+        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, False,
+                                   big=len(raw) > BIG_BODY)
         await self._edit(caller, [EditOperation(REQUIRE, target.path), EditOperation("merge", target.path, body.tree)],
-                         big=len(raw) > BIG_DATASTORE, precondition=self._conditions(request, target.path))
+                         big=len(raw) > BIG_BODY, precondition=self._conditions(request, target.path))
         return self._written(request, 204, target.path)
 
     async def _yang_patch(self, request: web.Request, caller: Caller, target: Target, raw: bytes,
                           encoding: Encoding, answer: Encoding) -> web.Response:
         if answer == "plain":
             answer = "json"
-        patch = await self._offload(yang_patch.parse, raw, encoding, target, self.schema, self.index)
+        patch = await self._offload(yang_patch.parse, raw, encoding, target, self.schema, self.index,
+                                    big=len(raw) > BIG_BODY)
         try:
             await self._edit(caller, [edit.op for edit in patch.edits],
                              precondition=self._conditions(request, target.path))
