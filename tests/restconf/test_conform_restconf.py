@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from agent_processes import AgentProcess, free_port, port_open
+import restconf_agent
+from agent_processes import free_port
 
 QSTRATA = Path(sys.executable).with_name("qstrata")
 KNOWN_FAILS_ON_OURS: dict[str, str] = {}
@@ -26,14 +26,7 @@ def conform(*args: str, cwd: Path | None = None, timeout: float = 240) -> tuple[
 
 @pytest.fixture(scope="module")
 def alice(tmp_path_factory):
-    port = free_port()
-    agent = AgentProcess("qkd", "alice", tmp_path_factory.mktemp("rc-conform") / "alice",
-                         extra_args=("--restconf-port", str(port)))
-    agent.start()
-    deadline = time.monotonic() + 20
-    while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    agent.restconf = f"https://127.0.0.1:{port}"
+    agent = restconf_agent.start(tmp_path_factory.mktemp("rc-conform") / "alice")
     yield agent
     agent.stop()
 

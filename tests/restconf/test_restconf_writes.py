@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 from urllib.parse import quote
 
 import pytest
 import requests
-from agent_processes import QSTRATA, AgentProcess, free_port, port_open
+import restconf_agent
+from agent_processes import QSTRATA, AgentProcess
 
 QKD = "etsi-qkd-sdn-node:qkd_node"
 NACM = "ietf-netconf-acm:nacm"
@@ -22,14 +22,7 @@ LIMITED = ("limited", "limited-pass-1")
 
 @pytest.fixture(scope="module")
 def alice(tmp_path_factory):
-    port = free_port()
-    agent = AgentProcess("qkd", "alice", tmp_path_factory.mktemp("rc-writes") / "alice",
-                         extra_args=("--restconf-port", str(port)))
-    agent.start()
-    deadline = time.monotonic() + 20
-    while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    agent.restconf = f"https://127.0.0.1:{port}"
+    agent = restconf_agent.start(tmp_path_factory.mktemp("rc-writes") / "alice")
     subprocess.run([str(QSTRATA), "user", "add", LIMITED[0], "--group", "limited", "--password-stdin",
                     "--state-dir", str(agent.state_dir)], input=LIMITED[1] + "\n", text=True, check=True,
                    capture_output=True)
@@ -195,8 +188,5 @@ def test_positions_survive_a_restart(alice):
     order = rule_lists(alice)
     alice.stop()
     alice.start()
-    deadline = time.monotonic() + 20
-    port = int(alice.restconf.rsplit(":", 1)[1])
-    while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    restconf_agent.wait(alice)
     assert rule_lists(alice) == order
