@@ -176,11 +176,15 @@ def _limit_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-sessions-per-user", type=positive, default=32, help="sessions per user (default: 32)")
     g.add_argument("--max-unauthenticated", type=positive, default=32,
                    help="connections still authenticating; beyond it new ones are dropped (default: 32)")
+    g.add_argument("--ssh-legacy-client", dest="ssh_legacy_clients", action="append", default=[], metavar="PATTERN",
+                   help="also offer SHA-1 SSH algorithms (ssh-rsa, diffie-hellman-group14-sha1, group exchange, "
+                        "hmac-sha1) to clients whose SSH version matches PATTERN, e.g. 'JSCH-0.1.54' (repeatable)")
 
 
 def _limit_options(args: argparse.Namespace) -> dict:
-    return {name: getattr(args, name) for name in ("login_timeout", "hello_timeout", "idle_timeout", "max_sessions",
-                                                   "max_sessions_per_user", "max_unauthenticated")}
+    options = {name: getattr(args, name) for name in ("login_timeout", "hello_timeout", "idle_timeout", "max_sessions",
+                                                      "max_sessions_per_user", "max_unauthenticated")}
+    return {**options, "ssh_legacy_clients": tuple(args.ssh_legacy_clients)}
 
 
 def _world_arguments(p: argparse.ArgumentParser) -> None:

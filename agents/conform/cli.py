@@ -208,7 +208,7 @@ def _kme_options(args: argparse.Namespace, agent: AgentTarget | None, options: R
     endpoints.json (its URL, CA and the SAE certificates `qstrata sae add` wrote); return a usage
     problem or None."""
     from .endpoints import EndpointsError, kme_of_sae
-    from .kme_runner import KmeEndpoint
+    from .kme_runner import KmeEndpoint, SaeAccess
 
     kme = agent.kme if agent else None
     if agent and not kme and not args.kme:
@@ -247,7 +247,7 @@ def _kme_options(args: argparse.Namespace, agent: AgentTarget | None, options: R
                        (slave_key, "--slave-key"), (slave_ca, "--slave-ca")):
         if path and not Path(path).is_file():
             return f"{what} {path}: no such file"
-    options.kme = KmeEndpoint(url, cert, key, ca, args.slave, slave_url, slave_cert, slave_key, slave_ca)
+    options.kme = KmeEndpoint(SaeAccess(url, cert, key, ca), args.slave, SaeAccess(slave_url, slave_cert, slave_key, slave_ca))
     return None
 
 

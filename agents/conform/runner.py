@@ -145,8 +145,8 @@ async def _run_kme(options: RunOptions, progress: Callable[[Result], None] | Non
     t0 = time.monotonic()
     ctx = await KmeContext.open(options.kme)
     report.targets |= {"master_SAE_ID": ctx.master, "slave_SAE_ID": ctx.slave}
-    if options.kme.slave_url:
-        report.targets["slave_kme"] = options.kme.slave_url
+    if options.kme.slave_access.url:
+        report.targets["slave_kme"] = options.kme.slave_access.url
     report.device["status"] = ctx.status
     try:
         for check in select(options):

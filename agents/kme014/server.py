@@ -8,7 +8,7 @@
     POST /api/v1/keys/{master_SAE_ID}/dec_keys    Key IDs {key_IDs: [{key_ID, key_ID_extension}], key_IDs_extension}
 
 Answers are JSON: the Status object, the Key container {keys: [{key_ID, key}]} (keys in base64),
-or the Error object with 400, 401 or 503 (`errors.STATUS`); anything else (an unknown path, a
+or the Error object with 400, 401 or 503 (`errors.ERROR_TABLE`); anything else (an unknown path, a
 wrong method) is answered with an Error object too. The TLS handshake refuses a client without a
 certificate from the agent's CA; the caller's SAE ID is the certificate's common name. What slow
 or silent clients may hold (connections, and how long each may take) is bounded by

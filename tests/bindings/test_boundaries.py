@@ -106,3 +106,23 @@ def test_the_014_front_end_uses_only_the_kme_public_api(path: Path) -> None:
     bad = {m for m in _imports(path) if m.startswith("qstrata.agents.kme.")
            and m not in ("qstrata.agents.kme.service", "qstrata.agents.kme.errors")}
     assert not bad, f"{path.relative_to(ROOT)} reaches into the KME core: {bad}"
+
+
+_HANDLER_MODULES = sorted((ROOT / "agents" / "netconf").glob("rfc*.py"))
+
+
+@pytest.mark.parametrize("path", _HANDLER_MODULES, ids=lambda p: p.name)
+def test_netconf_handlers_use_their_context_not_the_server(path: Path) -> None:
+    """Operation handlers get a `HandlerContext` (what they may use); reaching through the session
+    to the server (a service locator) hides what each handler depends on."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    reaches = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in ("server", "_server")
+               and isinstance(n.value, ast.Name) and n.value.id == "session"]
+    assert not reaches, f"{path.name} reaches session.server at lines {reaches}: add what it needs to HandlerContext"
+
+
+@pytest.mark.parametrize("path", _modules("agents/datastore", "agents/access"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_core_names_no_protocol_paths(path: Path) -> None:
+    """Error paths in a protocol's own modules (the confirmed-commit checks' /ietf-netconf:persist-id)
+    are that front end's: the core's errors carry data paths only."""
+    assert "/ietf-netconf:" not in path.read_text(encoding="utf-8"), f"{path.relative_to(ROOT)} names a NETCONF path"

@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import restconf_agent
-from agent_processes import free_port
+from agent_processes import free_port, restconf_agent
 
 QSTRATA = Path(sys.executable).with_name("qstrata")
 KNOWN_FAILS_ON_OURS: dict[str, str] = {}
@@ -26,9 +25,8 @@ def conform(*args: str, cwd: Path | None = None, timeout: float = 240) -> tuple[
 
 @pytest.fixture(scope="module")
 def alice(tmp_path_factory):
-    agent = restconf_agent.start(tmp_path_factory.mktemp("rc-conform") / "alice")
-    yield agent
-    agent.stop()
+    with restconf_agent(tmp_path_factory.mktemp("rc-conform") / "alice") as agent:
+        yield agent
 
 
 def test_every_rc_check_passes_on_our_agent(alice, tmp_path):

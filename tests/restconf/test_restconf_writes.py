@@ -11,8 +11,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-import restconf_agent
-from agent_processes import QSTRATA, AgentProcess
+from agent_processes import QSTRATA, AgentProcess, restconf_agent, wait_port
 
 QKD = "etsi-qkd-sdn-node:qkd_node"
 NACM = "ietf-netconf-acm:nacm"
@@ -22,12 +21,11 @@ LIMITED = ("limited", "limited-pass-1")
 
 @pytest.fixture(scope="module")
 def alice(tmp_path_factory):
-    agent = restconf_agent.start(tmp_path_factory.mktemp("rc-writes") / "alice")
-    subprocess.run([str(QSTRATA), "user", "add", LIMITED[0], "--group", "limited", "--password-stdin",
-                    "--state-dir", str(agent.state_dir)], input=LIMITED[1] + "\n", text=True, check=True,
-                   capture_output=True)
-    yield agent
-    agent.stop()
+    with restconf_agent(tmp_path_factory.mktemp("rc-writes") / "alice") as agent:
+        subprocess.run([str(QSTRATA), "user", "add", LIMITED[0], "--group", "limited", "--password-stdin",
+                        "--state-dir", str(agent.state_dir)], input=LIMITED[1] + "\n", text=True, check=True,
+                       capture_output=True)
+        yield agent
 
 
 def call(agent: AgentProcess, method: str, path: str, body: object = None, *, user: tuple[str, str] | None = None,
@@ -188,5 +186,5 @@ def test_positions_survive_a_restart(alice):
     order = rule_lists(alice)
     alice.stop()
     alice.start()
-    restconf_agent.wait(alice)
+    assert wait_port(int(alice.restconf.rsplit(":", 1)[1]))
     assert rule_lists(alice) == order

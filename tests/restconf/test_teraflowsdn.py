@@ -17,8 +17,7 @@ import warnings
 
 import pytest
 import requests
-import restconf_agent
-from agent_processes import AgentProcess
+from agent_processes import AgentProcess, restconf_agent
 from lxml import etree
 from requests.auth import HTTPBasicAuth
 
@@ -29,9 +28,8 @@ ETSI_NS = "urn:etsi:qkd:yang:etsi-qkd-node"
 
 @pytest.fixture(scope="module")
 def alice(tmp_path_factory):
-    agent = restconf_agent.start(tmp_path_factory.mktemp("tfs") / "alice", "--speed", "20")
-    yield agent
-    agent.stop()
+    with restconf_agent(tmp_path_factory.mktemp("tfs") / "alice", "--speed", "20") as agent:
+        yield agent
 
 
 class Driver:
