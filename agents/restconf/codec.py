@@ -10,6 +10,7 @@ would keep the last) and nesting deeper than `MAX_DEPTH`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -198,7 +199,7 @@ def _parent(target: Target, index: SchemaIndex) -> Target:
 def _located(tree: DataTree, container: Target, target: Target, child: bool, index: SchemaIndex, *,
              whole_parent: bool) -> Body:
     """Find the one resource the body holds inside the wrapper."""
-    members = _children(tree, container)
+    members = _children(tree, container, index)
     if whole_parent:
         assert target.node is not None
         inside = []
@@ -225,24 +226,26 @@ def _located(tree: DataTree, container: Target, target: Target, child: bool, ind
     return Body(tree, path, node, tuple(keys))
 
 
-def _children(tree: DataTree, container: Target) -> list[tuple[str, str, str, list[tuple[str, str]]]]:
-    """(data path, module, name, keys) of each node directly inside the wrapper."""
+def _children(tree: DataTree, container: Target, index: SchemaIndex
+              ) -> list[tuple[str, str, str, list[tuple[str, str]]]]:
+    """(data path, module, name, keys) of each node directly inside the wrapper. A list entry's
+    keys are its first children, in the list's key order (libyang keeps them so): read from the
+    schema index, not asked of each child node."""
     if container.is_datastore:
         nodes = list(tree.top_nodes())
     else:
         parent = tree.get(container.path)
-        nodes = [] if parent is None else [c for c in parent.children() if not _is_key(c)]
+        keys_of_parent = len(container.node.keys) if container.node is not None else 0
+        nodes = [] if parent is None else list(itertools.islice(parent.children(), keys_of_parent, None))
     out = []
     for node in nodes:
-        snode = node.schema()
-        keys = [(k.name(), str(k.value())) for k in node.children() if _is_key(k)] if hasattr(snode, "keys") else []
-        out.append((node.path(), node.module().name(), node.name(), keys))
+        module, name = node.module().name(), node.name()
+        snode = index.top.get((module, name)) if container.node is None else container.node.child(module, name)
+        keys: list[tuple[str, str]] = []
+        if snode is not None and snode.kind == "list":
+            keys = [(k.name(), str(k.value())) for k in itertools.islice(node.children(), len(snode.keys))]
+        out.append((node.path(), module, name, keys))
     return out
-
-
-def _is_key(node: Any) -> bool:
-    snode = node.schema()
-    return bool(getattr(snode, "is_key", lambda: False)())
 
 
 def decode_datastore(raw: bytes, encoding: Encoding, schema: Schema, index: SchemaIndex) -> DataTree:
