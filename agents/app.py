@@ -15,6 +15,7 @@ from pathlib import Path
 from qstrata.agents.access.control import AccessControl
 from qstrata.agents.access.guard import GuardOptions, LoginGuard
 from qstrata.agents.access.nacm import DEFAULT_NACM
+from qstrata.agents.access.pki import ensure_tls
 from qstrata.agents.access.users import CREDENTIALS_FILE, UserStore, process_admin, update_credentials
 from qstrata.agents.datastore.store import Datastore
 from qstrata.agents.devices import registry
@@ -26,7 +27,6 @@ from qstrata.agents.events import DeviceEvent, EventBus
 from qstrata.agents.gnmi.server import GnmiServer, start_gnmi_server
 from qstrata.agents.gnmi.service import GnmiService
 from qstrata.agents.gnmi.target import GnmiTarget
-from qstrata.agents.gnmi.tls import ensure_tls
 from qstrata.agents.kme.service import KmeService
 from qstrata.agents.netconf.host_keys import process_host_keys
 from qstrata.agents.netconf.server import NetconfServer

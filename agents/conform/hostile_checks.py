@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
+from qstrata.bindings.wire.netconf_client import Reply, SessionClosed
+
 from .model import Check, Data, Error, Evidence, Outcome, Verdict, register
-from .nc_client import Reply, SessionClosed
 from .netconf_checks import GET_LIST, HAS_E1, edit
 from .netconf_runner import (
     NetconfContext,

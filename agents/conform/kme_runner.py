@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from qstrata.bindings.wire.tls import client_ssl_context
 
 from .model import Check, Evidence, Outcome, Steps, Verdict
 from .netconf_runner import clip
@@ -81,9 +82,7 @@ def sae_id(cert_path: str) -> str:
 
 def _tls(ca: str, cert: str | None, key: str | None) -> ssl.SSLContext:
     try:
-        context = ssl.create_default_context(cafile=ca)
-        if cert:
-            context.load_cert_chain(cert, key)
+        context = client_ssl_context(ca, cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise KmeUnavailable(f"cannot use {cert or ca} (key {key}, CA {ca}): {exc}") from None
     return context

@@ -14,9 +14,9 @@ import asyncio
 from dataclasses import dataclass
 
 from lxml import etree
+from qstrata.bindings.wire.netconf_client import NetconfSession
 
 from .model import Check, Evidence, Outcome, Verdict, register
-from .nc_client import NetconfSession
 from .netconf_runner import NetconfContext, clip, describe_errors
 from .profiles import ETSI_NS, ETSI_TYPES
 

@@ -30,9 +30,15 @@ from gnmi_pb import gnmi_pb2
 from qstrata.agents.events import CommitEvent, DeviceEvent
 from qstrata.bindings.paths import join_data_path, split_data_path
 from qstrata.bindings.schema_index import SchemaNode
+from qstrata.bindings.wire.gnmi_encoding import (
+    SUPPORTED_ENCODINGS,
+    SYNC_RESPONSE,
+    notification_bytes,
+    response_bytes,
+    sample_response,
+)
 
 from .auth import Principal
-from .encode import SUPPORTED_ENCODINGS, SYNC_RESPONSE, notification_bytes, response_bytes, sample_response
 from .errors import GnmiError, invalid
 from .requests import Elem, Pattern, resolve
 from .target import ALL, GnmiTarget

@@ -28,13 +28,13 @@ from qstrata.agents.events import (
 )
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.tree import DataTree
+from qstrata.bindings.wire.framing import DEFAULT_MAX_MESSAGE_SIZE
 
 from . import rfc5277_notifications, rfc6022_monitoring, rfc6241_ops
 from .capabilities import server_capabilities
 from .context import HandlerContext
 from .dispatch import RpcRegistry
 from .dispatch import run as run_rpc
-from .framing import DEFAULT_MAX_MESSAGE_SIZE
 from .requests import RequestCache
 from .session import NetconfSession
 from .ssh import SessionContext

@@ -11,12 +11,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from lxml import etree
+from qstrata.bindings.wire.framing import Framer, FramingError, MessageTooLarge
+from qstrata.bindings.wire.xmlsafe import MalformedMessage, parse_message, parse_message_apart, release_memory
 
 from .capabilities import BASE_11
 from .errors import BASE_NS, ErrorTag, ErrorType, RpcError, rpc_reply_with_errors
-from .framing import Framer, FramingError, MessageTooLarge
 from .ssh import SessionContext
-from .xmlsafe import MalformedMessage, parse_message
 
 if TYPE_CHECKING:
     from .rfc5277_notifications import NotificationFilter
@@ -77,13 +77,16 @@ class NetconfSession:
         # Replies to the messages of one read (a pipelining client) leave in one write: one SSH
         # packet and one system call instead of one per reply.
         self._batch = []
+        big = any(len(message) > BIG_MESSAGE for message in messages)
         try:
-            for message in messages:
+            while messages:
                 if self.closed:
                     return
-                await self.handle_message(message)
+                await self.handle_message(messages.pop(0))  # popped: freed once handled
         finally:
             await self._flush()
+            if big:  # the request, its tree and what its operation built are gone: give them back
+                release_memory()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
@@ -102,7 +105,7 @@ class NetconfSession:
                 await self.send(await self._server.dispatch(self, root, attrs))
                 return
         try:
-            root = await asyncio.to_thread(parse_message, message) if self.big_request else parse_message(message)
+            root = await parse_message_apart(message) if self.big_request else parse_message(message)
         except MalformedMessage as exc:
             self.stats["in-bad-rpcs"] += 1
             if not self.hello_done:
