@@ -205,7 +205,8 @@ class Restconf:
             raise RestconfError("too-big", f"the request body has {request.content_length} bytes, at most "
                                 f"{MAX_BODY} are read", error_type="transport")
         try:
-            return await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
+            async with asyncio.timeout(BODY_TIMEOUT_S):  # not wait_for: no task, no loop round when it is all here
+                return await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise RestconfError("too-big", f"the request body is larger than {MAX_BODY} bytes",
                                 error_type="transport") from None
