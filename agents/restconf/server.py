@@ -91,7 +91,14 @@ class Caller:
 
 
 def _http_date(unix_ns: int) -> str:
-    return email.utils.formatdate(unix_ns / 1e9, usegmt=True)
+    return _http_date_of_second(unix_ns // 1_000_000_000)
+
+
+@functools.lru_cache(maxsize=4)
+def _http_date_of_second(second: int) -> str:
+    """An HTTP date has whole seconds: every write answers one (Last-Modified), and formatdate
+    costs more than the rest of building the answer."""
+    return email.utils.formatdate(second, usegmt=True)
 
 
 def _parse_http_date(text: str) -> float | None:

@@ -5,9 +5,12 @@ checked inside their transaction. The last test restarts the agent."""
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import subprocess
 import threading
-from urllib.parse import quote
+import time
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -177,6 +180,55 @@ def test_if_match_is_checked_in_the_transaction(alice):
     for t in threads:
         t.join()
     assert sorted(results) == [204] + [412] * 15, results
+
+
+# ---------------------------------------------------------------------------- request bodies
+
+
+def _post_in_pieces(agent: AgentProcess, path: str, body: bytes, pieces: list[tuple[bytes, float]]) -> tuple[bytes, float]:
+    """POST `body`'s length announced, then `pieces` (bytes, pause before them) over raw TLS:
+    (the answer's head and body, seconds from the last piece to the answer)."""
+    creds = agent.credentials
+    url = urlsplit(agent.restconf)
+    auth = requests.auth._basic_auth_str(creds["username"], creds["password"])
+    context = ssl.create_default_context(cafile=creds["ca"])
+    with socket.create_connection((url.hostname, url.port), timeout=30) as raw, \
+            context.wrap_socket(raw, server_hostname=url.hostname) as tls:
+        tls.sendall(f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: {auth}\r\n"
+                    f"Content-Type: {YJ}\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        for piece, pause in pieces:
+            time.sleep(pause)
+            tls.sendall(piece)
+        sent = time.monotonic()
+        answer = b""
+        while not _complete(answer):
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer, time.monotonic() - sent
+
+
+def _complete(answer: bytes) -> bool:
+    head, blank, body = answer.partition(b"\r\n\r\n")
+    lengths = [int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+    return bool(blank) and len(body) >= (lengths[0] if lengths else 0)
+
+
+def test_a_body_in_pieces_is_read_whole_and_a_stalled_one_refused(alice):
+    """The body is read under the agent's body timeout (BODY_TIMEOUT_S, 10 s): a body that comes
+    in two pieces is waited for and created; one that stops half-way is refused with a 400 once
+    the timeout has passed, and creates nothing."""
+    name = "body-pieces"
+    body = json.dumps(new_list(name)).encode()
+    answer, _ = _post_in_pieces(alice, f"/restconf/data/{NACM}", body, [(body[:10], 0), (body[10:], 0.3)])
+    assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]
+    assert name in rule_lists(alice)
+    stalled = json.dumps(new_list("body-stalled")).encode()
+    answer, waited = _post_in_pieces(alice, f"/restconf/data/{NACM}", stalled, [(stalled[:10], 0)])
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"the request body did not arrive within 10 s" in answer, answer
+    assert 9.5 <= waited < 13, waited
+    assert "body-stalled" not in rule_lists(alice)
 
 
 # ---------------------------------------------------------------------------- persistence (last: restarts)
