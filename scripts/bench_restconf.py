@@ -48,9 +48,8 @@ import time
 import uuid
 from pathlib import Path
 
-import aiohttp
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_kme as kme  # noqa: E402
 import bench_netconf as nc  # noqa: E402
 
 NODE = "/restconf/data/etsi-qkd-sdn-node:qkd_node"
@@ -77,30 +76,42 @@ def delete_rpc(first: int, last: int) -> str:
 
 
 class Rest:
-    """One HTTPS keep-alive connection, HTTP Basic, sequential requests."""
+    """One HTTPS keep-alive connection, HTTP Basic, sequential requests, with bench_kme's lean
+    HTTP/1.1 client (the request written whole, the answer's head and Content-Length body read,
+    nothing parsed), as the NETCONF client hands back raw replies: the rates are the servers',
+    not a client library's. (aiohttp's client, used before, cost 0.34-0.47 ms of CPU per create
+    against the NETCONF client's 0.17-0.22 ms: a fifth of a create at 10,000 links.)"""
 
-    def __init__(self, base: str, user: str, password: str, ca: str | None) -> None:
-        self.base = base
-        self.ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else False
+    def __init__(self, connection: kme.Connection, host: str, authorization: str) -> None:
+        self.connection = connection
+        self.head = f"Host: {host}\r\nAuthorization: {authorization}\r\n"
+
+    @classmethod
+    async def open(cls, port: int, user: str, password: str, ca: str | None) -> Rest:
+        context = ssl.create_default_context(cafile=ca)
+        if ca is None:  # an agent without its own CA: encryption without verification
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        end = {"host": "127.0.0.1", "port": port}
+        connection = await kme.Connection.open(end, context)
         basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1), headers={"Authorization": basic})
+        return cls(connection, f"127.0.0.1:{port}", basic)
 
     async def get(self, path: str) -> bytes:
-        async with self.http.get(self.base + path, headers={"Accept": YANG_JSON}, ssl=self.ssl) as r:
-            body = await r.read()
-            if r.status != 200:
-                raise RuntimeError(f"GET {path}: HTTP {r.status} {body[:300]!r}")
-            return body
+        status, body = await self.connection.call(
+            f"GET {path} HTTP/1.1\r\n{self.head}Accept: {YANG_JSON}\r\n\r\n".encode())
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status} {body[:300]!r}")
+        return body
 
     async def post(self, path: str, body: bytes) -> None:
-        async with self.http.post(self.base + path, data=body, headers={"Content-Type": YANG_JSON},
-                                  ssl=self.ssl) as r:
-            if r.status != 201:
-                raise RuntimeError(f"POST {path}: HTTP {r.status} {(await r.read())[:300]!r}")
-            await r.read()
+        status, answer = await self.connection.call(
+            f"POST {path} HTTP/1.1\r\n{self.head}Content-Type: {YANG_JSON}\r\nContent-Length: {len(body)}\r\n\r\n"
+            .encode() + body)
+        if status != 201:
+            raise RuntimeError(f"POST {path}: HTTP {status} {answer[:300]!r}")
 
     async def close(self) -> None:
-        await self.http.close()
+        self.connection.close()
 
 
 async def sweep(do_one, total: int, budget: float, at=None) -> dict:
@@ -304,7 +315,7 @@ def main() -> int:
         ca = json.loads((state / "credentials.json").read_text()).get("ca")
 
         async def ours() -> dict:
-            rest = Rest(f"https://127.0.0.1:{rport}", nauth["username"], nauth["password"], ca)
+            rest = await Rest.open(rport, nauth["username"], nauth["password"], ca)
             try:
                 return await measure(nport, nauth, rest, total, args.budget, secs, bodies, proc.pid)
             finally:
@@ -320,7 +331,7 @@ def main() -> int:
         nc.wait_port(bport)
 
         async def ceiling() -> dict:
-            rest = Rest(f"https://127.0.0.1:{bport}", nauth["username"], nauth["password"], ca)
+            rest = await Rest.open(bport, nauth["username"], nauth["password"], ca)
             try:
                 return await measure_bare(rest, [n for n in READ_SIZES if n in results["qstrata"]["reads"]], total,
                                           secs)
