@@ -3,7 +3,8 @@
 RESTCONF and over NETCONF in the same run, beside a bare aiohttp server (the HTTP library our
 RESTCONF server is built on, same TLS, same Basic check) that serves the same bytes: the ceiling.
 
-Rows (one HTTPS keep-alive connection, one NETCONF session, sequential requests):
+Rows (one HTTPS keep-alive connection with a lean HTTP/1.1 client, `Rest`, one NETCONF session,
+sequential requests):
 - creates: single-link creates of VIRT `qkd_link`s until the node holds --links (10,000),
   alternating link by link: RESTCONF POST to `qkd_links` for the even links, NETCONF edit-config
   for the odd ones, so both protocols create at the same datastore size under the same machine
