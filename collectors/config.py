@@ -233,9 +233,8 @@ def _endpoints(data: Any, path: Path, issues: _Issues, where: str) -> dict[str, 
         at = f"{'agents' if isinstance(data, dict) else ''}[{i}]"
         if issues.mapping(agent, at) is None:
             continue
-        name = agent.get("name")
-        if not isinstance(name, str) or not NAME.match(name):
-            issues.add(f"{at}.name", f"expected an agent name ([A-Za-z0-9][A-Za-z0-9._-]*), got {name!r}")
+        name = _name(agent, at, "an agent", issues)
+        if name is None:
             continue
         kind = agent.get("kind")
         if kind is not None and kind not in KINDS:
@@ -319,9 +318,8 @@ def _target(entry: Any, where: str, path: Path, issues: _Issues) -> TargetConfig
         return None
     _unknown(entry, TARGET_KEYS, where, issues)
     start = len(issues.items)
-    name = entry.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
-        issues.add(f"{where}.name", f"required: an agent name ([A-Za-z0-9][A-Za-z0-9._-]*, at most 64), got {name!r}")
+    name = _name(entry, where, "an agent", issues)
+    if name is None:
         return None
     address = entry.get("address")
     port = entry.get("port")
@@ -465,9 +463,7 @@ def _rule(entry: Any, where: str, issues: _Issues, actions: dict[str, ActionConf
         return None
     _unknown(entry, RULE_KEYS, where, issues)
     start = len(issues.items)
-    name = entry.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
-        issues.add(f"{where}.name", f"required: a rule name ([A-Za-z0-9][A-Za-z0-9._-]*), got {name!r}")
+    name = _name(entry, where, "a rule", issues)
     try:
         severity = severity_identity(str(entry.get("severity", "MAJOR")))
     except ValueError as exc:
@@ -544,9 +540,7 @@ def _action(entry: Any, where: str, path: Path, issues: _Issues, targets: dict[s
     if issues.mapping(entry, where) is None:
         return None
     start = len(issues.items)
-    name, kind = entry.get("name"), entry.get("type")
-    if not isinstance(name, str) or not NAME.match(name):
-        issues.add(f"{where}.name", f"required: an action name, got {name!r}")
+    name, kind = _name(entry, where, "an action", issues), entry.get("type")
     if kind not in ACTION_KINDS:
         issues.add(f"{where}.type", f"expected one of {', '.join(ACTION_KINDS)}, got {kind!r}")
         return None
@@ -650,6 +644,16 @@ def _duration(value: Any, where: str, issues: _Issues) -> float | None:
     except ValueError as exc:
         issues.add(where, str(exc))
         return None
+
+
+def _name(entry: dict, where: str, what: str, issues: _Issues) -> str | None:
+    """The entry's `name` (agents, rules and actions are told apart by it in alarms, logs and
+    the store), or None with an issue."""
+    name = entry.get("name")
+    if isinstance(name, str) and NAME.match(name):
+        return name
+    issues.add(f"{where}.name", f"required: {what} name ([A-Za-z0-9][A-Za-z0-9._-]*, at most 64), got {name!r}")
+    return None
 
 
 def _unknown(entry: dict, known: tuple[str, ...], where: str, issues: _Issues) -> None:
