@@ -55,8 +55,8 @@ class AgentTarget:
     restconf: str | None = None
     """The RESTCONF base URL (https://HOST:PORT)."""
     restconf_ca: str | None = None
-    """The CA the RESTCONF server's certificate chains to: the agent's own, which is not the gNMI
-    gateway's CA when `qstrata up` serves gNMI for several agents behind one port."""
+    """The CA the RESTCONF server's certificate chains to: the agent's own, which is not the
+    gNMI `ca` when several agents share one gNMI gateway."""
 
     @property
     def profile(self) -> str | None:
@@ -83,9 +83,10 @@ def _kme(entry: dict) -> KmeTarget | None:
 
 
 def _restconf(entry: dict) -> tuple[str | None, str | None]:
-    """The RESTCONF URL and CA of an entry (`{"url", "ca"}`, or the URL alone)."""
+    """(URL, CA) of the entry's RESTCONF server; the entry is a URL or ``{"url", "ca"}``."""
     rc = entry.get("restconf")
-    url, ca = (rc.get("url"), rc.get("ca")) if isinstance(rc, dict) else (rc, None)
+    url = rc.get("url") if isinstance(rc, dict) else rc
+    ca = rc.get("ca") if isinstance(rc, dict) else None
     return (str(url) if url else None), (str(ca) if ca else None)
 
 
@@ -117,13 +118,14 @@ def agent_target(path: str | Path, name: str | None) -> AgentTarget:
     try:
         netconf = entry.get("netconf")
         gnmi = entry.get("gnmi")
+        restconf, restconf_ca = _restconf(entry)
         return AgentTarget(
             name=name, kind=str(entry.get("kind") or ""),
             netconf=(str(netconf["host"]), int(netconf["port"])) if netconf else None,
             gnmi=(str(gnmi["host"]), int(gnmi["port"])) if gnmi else None,
             credentials=entry.get("credentials") or None,
             ca=(gnmi.get("ca") or None) if gnmi else None,
-            target=str((gnmi or {}).get("target") or ""), kme=_kme(entry),
-            restconf=_restconf(entry)[0], restconf_ca=_restconf(entry)[1])
+            target=str((gnmi or {}).get("target") or ""), kme=_kme(entry), restconf=restconf,
+            restconf_ca=restconf_ca)
     except (KeyError, TypeError, ValueError) as exc:
         raise EndpointsError(f"{path}: agent {name!r}: bad or missing {exc}") from None
