@@ -38,6 +38,7 @@ from . import qkd_config as cfg
 from . import qkd_notifications as note
 from .base import (
     ConfigTransaction,
+    DeviceClock,
     DeviceEvent,
     DeviceRefusal,
     Inventory,
@@ -95,6 +96,7 @@ class QkdTwin:
         10 s or on a 20 % skr change, KME on)."""
         self.name = name
         self.world = world
+        self.clock: DeviceClock = world
         node = world.topology.nodes.get(name)
         options = {**(node.options if node else {}), **node_options}
         self.options = options

@@ -116,8 +116,8 @@ class GnmiService:
             raise invalid(f"unknown data type {request.type}")
         patterns = [resolve(target.index, prefix, p) for p in (request.path or [gnmi_pb2.Path()])]
         keep = keep_for(request.type)
-        data = target.data(request.type, principal)
-        stamp = target.now_ns()
+        snapshot = target.read(request.type, principal)
+        data, stamp = snapshot.data, snapshot.time_ns
         skip = len(prefix.elem) if prefix is not None else 0
         notifications = []
         for pattern in patterns:
@@ -161,11 +161,18 @@ class GnmiService:
             slot = target.guard.sessions.acquire(principal.username)
         except LimitExceeded as exc:
             raise GnmiError(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.reason) from None
-        session = SubscribeSession(target, principal, context.write, target_name=name)
+        peer = context.peer()  # gone from the context once the call has ended
+        session = SubscribeSession(target, principal, _writer(context), target_name=name)
         self.subscribers += 1
         try:
             mode = session.configure(sub_list)
             await session.run(mode, requests)
+        except ClientGone as exc:
+            log.info("gNMI client %s left target %s: %s", peer, target.name, exc)
+        except asyncio.CancelledError:
+            log.info("gNMI client %s left target %s: the call was cancelled (the client closed it or "
+                     "its connection ended)", peer, target.name)
+            raise
         finally:
             self.subscribers -= 1
             slot.release()
@@ -185,6 +192,27 @@ class GnmiService:
                 _guarded(self.subscribe), request_deserializer=gnmi_pb2.SubscribeRequest.FromString,
                 response_serializer=_identity),
         })
+
+
+class ClientGone(Exception):
+    """A Subscribe stream's client went away while the agent wrote to it: a normal end."""
+
+
+def _writer(context: grpc.aio.ServicerContext) -> Callable[[bytes], Awaitable[None]]:
+    """`context.write` that says a stream which ended under it is a client gone (grpc raises its
+    own internal error for a write to a call that is over)."""
+
+    async def write(data: bytes) -> None:
+        try:
+            await context.write(data)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not (context.done() or context.cancelled() or type(exc).__module__.startswith("grpc")):
+                raise
+            raise ClientGone(f"the stream ended while the agent wrote to it ({type(exc).__name__})") from None
+
+    return write
 
 
 def _identity(data: bytes) -> bytes:
