@@ -30,12 +30,13 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from qstrata.agents.events import CommitEvent, DeviceEvent
-from qstrata.bindings.jsontree import Json, leaves_at, merge, vanished
+from qstrata.bindings.diff import Change
+from qstrata.bindings.jsontree import Json, leaves_at, leaves_of, merge, vanished
 from qstrata.bindings.paths import split_data_path
 from qstrata.bindings.schema_index import SchemaNode, schema_index
 from qstrata.bindings.tree import DataTree
@@ -65,14 +66,38 @@ class OperationalChange:
     """What changed since the last change handed out.
 
     `updates`: leaf (or leaf-list) data path -> (schema node, new JSON-IETF value).
-    `deletes`: data paths of nodes no longer there, the highest that went (a list entry rather
-    than each of its leaves). `counts`: how many announcements named each announced path (a
-    path announced more than once before this change was computed; gNMI's duplicates)."""
+    `deletes`: data paths of nodes no longer there (an ordered set), the highest that went (a
+    list entry rather than each of its leaves). `counts`: how many announcements named each
+    announced path (gNMI's duplicates)."""
 
-    time_ns: int
+    time_ns: int = 0
     updates: dict[str, tuple[SchemaNode, Json]] = field(default_factory=dict)
-    deletes: list[str] = field(default_factory=list)
+    deletes: dict[str, None] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+
+    def update(self, path: str, node: SchemaNode, value: Json) -> None:
+        self.updates[path] = (node, value)
+        if self.deletes:
+            for gone in [d for d in self.deletes if path == d or path.startswith(d + "/")]:
+                del self.deletes[gone]  # it is back
+
+    def delete(self, path: str) -> None:
+        self.deletes[path] = None
+        for leaf in [p for p in self.updates if p == path or p.startswith(path + "/")]:
+            del self.updates[leaf]
+
+    def fold(self, later: OperationalChange) -> None:
+        """Take `later` in after this one: the latest value of each leaf, deletes in between."""
+        self.time_ns = later.time_ns
+        for path in later.deletes:
+            self.delete(path)
+        for path, (node, value) in later.updates.items():
+            self.update(path, node, value)
+        for path, count in later.counts.items():
+            self.counts[path] = self.counts.get(path, 0) + count
+
+    def __len__(self) -> int:
+        return len(self.updates) + len(self.deletes)
 
 
 class OperationalRead:
@@ -86,8 +111,9 @@ class OperationalRead:
         self._state_generation = 0
         self._snapshot: tuple[tuple, dict] | None = None
         self._watchers: list[Callable[[OperationalChange], None]] = []
-        self._config_dirty: dict[str, int] = {}
-        self._state_dirty: dict[str, int] = {}
+        self._commits: list[Change] = []
+        self._state_dirty: dict[str, None] = {}
+        self._dirty: dict[str, int] = {}
         self._handed_state: dict | None = None
         self._scheduled = False
         datastore.bus.subscribe(self._on_event, CommitEvent, DeviceEvent)
@@ -161,9 +187,9 @@ class OperationalRead:
         if isinstance(event, CommitEvent):
             if event.datastore != "running":
                 return
-            paths, dirty = [c.path for c in event.changes], self._config_dirty
+            paths = [c.path for c in event.changes]
         elif event.kind == "state":
-            paths, dirty = list(event.paths), self._state_dirty
+            paths = list(event.paths)
         else:
             return
         # state read before an announced change is stale, even within one device tick: the
@@ -171,8 +197,12 @@ class OperationalRead:
         self._state = None
         if not self._watchers:
             return
+        if isinstance(event, CommitEvent):
+            self._commits += event.changes
         for path in paths:
-            dirty[path] = dirty.get(path, 0) + 1
+            self._dirty[path] = self._dirty.get(path, 0) + 1
+            if isinstance(event, DeviceEvent):
+                self._state_dirty[path] = None
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._hand_out)
@@ -180,17 +210,18 @@ class OperationalRead:
     def _hand_out(self) -> None:
         """Compute one change for every announcement since the last, and hand it out."""
         self._scheduled = False
-        config_dirty, self._config_dirty = self._config_dirty, {}
+        commits, self._commits = self._commits, []
         state_dirty, self._state_dirty = self._state_dirty, {}
+        counts, self._dirty = self._dirty, {}
         if not self._watchers:
             return
-        change = OperationalChange(self.time_ns(), counts={**state_dirty, **config_dirty})
-        if config_dirty:
-            self._config_change(list(config_dirty), change)
-        state = self.state()
-        if state_dirty:
+        change = OperationalChange(self.time_ns(), counts=counts)
+        if commits:
+            self._config_change(commits, change)
+        if state_dirty:  # a commit alone reads no state: what it changed is in running
+            state = self.state()
             self._state_change(list(state_dirty), self._handed_state or {}, state, change)
-        self._handed_state = state
+            self._handed_state = state
         if change.updates or change.deletes:
             for watcher in list(self._watchers):
                 try:
@@ -198,17 +229,51 @@ class OperationalRead:
                 except Exception:
                     log.exception("operational watcher %r failed", watcher)
 
-    def _config_change(self, paths: list[str], change: OperationalChange) -> None:
-        """New values under each changed path of running; a path with nothing left is a delete."""
+    def _config_change(self, commits: list[Change], change: OperationalChange) -> None:
+        """Each change of running as leaves: what it set (new values read from running, with
+        defaults: a leaf removed back to its default is an update), what it removed (deletes,
+        the highest node that went). A change's path may be coarser than what changed (a whole
+        container of a transaction's slice): its old and new subtrees say what moved."""
         running = self.datastore.get_config("running")
-        whole = self.config() if len(paths) > PRINT_WHOLE_AFTER else None
-        for path in _outermost(paths):
-            tree = whole if whole is not None else _print(running.select(path))
-            found = leaves_at(self.index, tree, path)
-            if found:
-                change.updates.update(found)
-            else:
-                change.deletes.append(path)
+        whole = self.config() if len(commits) > PRINT_WHOLE_AFTER else None
+        printed: dict[str, dict] = {}
+        for c in commits:
+            path = _leaf_list(c.path)
+            node = self._node(path)
+            if node is None:
+                continue
+            if path not in printed:
+                printed[path] = whole if whole is not None else _print(running.select(path))
+            now = leaves_at(self.index, printed[path], path)
+            if node.kind in ("leaf", "leaf-list"):
+                if path in now:
+                    change.update(path, *now[path])
+                else:
+                    change.delete(path)
+                continue
+            old, new = self._leaves(node, path, c.old), self._leaves(node, path, c.new)
+            created = _ancestors(new, len(path)) - _ancestors(old, len(path))
+            for leaf, (leaf_node, value) in now.items():
+                if leaf in new and old.get(leaf) != new[leaf] or leaf in old and leaf not in new \
+                        or created and _ancestors((leaf,), len(path)) & created:
+                    change.update(leaf, leaf_node, value)
+            gone = [leaf for leaf in old if leaf not in now]
+            for anchor in vanished(gone, set(now), len(split_data_path(path))):
+                change.delete(anchor)
+
+    def _node(self, path: str) -> SchemaNode | None:
+        steps, module = [], None
+        for name, _ in split_data_path(path):
+            prefix, _, local = name.rpartition(":")
+            module = prefix or module
+            steps.append((module or "", local))
+        return self.index.node(steps)
+
+    def _leaves(self, node: SchemaNode, path: str, value: Json) -> dict[str, Json]:
+        """The leaves of a change's old or new subtree (JSON-IETF members of the node at `path`)."""
+        if not isinstance(value, dict):
+            return {}
+        return {leaf: v for leaf, _, v in leaves_of(node, node.module, path, value)}
 
     def _state_change(self, paths: list[str], before: dict, after: dict, change: OperationalChange) -> None:
         """Leaves under each announced path that differ between the last state handed out and
@@ -220,18 +285,38 @@ class OperationalRead:
             for leaf, (node, value) in new.items():
                 was = old.get(leaf)
                 if was is None or was[1] != value:
-                    change.updates[leaf] = (node, value)
+                    change.update(leaf, node, value)
             gone = [leaf for leaf in old if leaf not in new]
             for anchor in vanished(gone, set(new), len(split_data_path(path))):
                 if anchor in old or not running.exists(anchor):
-                    change.deletes.append(anchor)
+                    change.delete(anchor)
                 else:
-                    change.deletes += [leaf for leaf in gone if leaf.startswith(anchor + "/")]
+                    for leaf in gone:
+                        if leaf.startswith(anchor + "/"):
+                            change.delete(leaf)
 
 
 def _print(tree: DataTree) -> dict:
     text = "" if tree.is_empty() else tree.print("json", with_defaults="report-all")
     return json.loads(text) if text else {}
+
+
+def _leaf_list(path: str) -> str:
+    """A leaf-list entry's path (``/a/b[.='x']``) as the leaf-list's: gNMI sends it whole."""
+    if path.endswith("]"):
+        cut = path.rfind("[.=")
+        if cut > path.rfind("/"):
+            return path[:cut]
+    return path
+
+
+def _ancestors(leaves: Iterable[str], below: int) -> set[str]:
+    """The node paths above each leaf that are longer than `below` characters (the changed
+    node and its descendants)."""
+    out: set[str] = set()
+    for leaf in leaves:
+        out.update(leaf[:i] for i, ch in enumerate(leaf) if ch == "/" and i > below)
+    return out
 
 
 def _outermost(paths: list[str]) -> list[str]:

@@ -93,11 +93,9 @@ class SubscribeSession:
         self.prefix = gnmi_pb2.Path(target=target_name).SerializeToString() if target_name else b""
         self.subs: list[_Sub] = []
         self.encoding = 0
-        self._updates: dict[str, tuple[SchemaNode, object]] = {}
-        self._deletes: dict[str, None] = {}
-        self._counts: dict[str, int] = {}
+        self._pending = OperationalChange()
+        """The core's changes not sent yet, folded (the latest value of each leaf)."""
         self._resync = False
-        self._change_ns = 0
         self._wake = asyncio.Event()
         self._polls = 0
         self._unwatch: Callable[[], None] | None = None
@@ -220,11 +218,11 @@ class SubscribeSession:
             now = time.monotonic()
             due = [s for s in samples if s.next_due <= now]
             beats = [s for s in changes if s.heartbeat_ns and s.last_full + s.heartbeat_ns / 1e9 <= now]
-            pending = bool(self._updates or self._deletes or self._resync)
+            pending = bool(self._pending or self._resync)
             if due or beats or pending:
                 snapshot = self._snapshot() if due or beats or self._resync else None
                 # changes alone read nothing: the core handed over their values
-                stamp = snapshot.time_ns if snapshot is not None else self._change_ns
+                stamp = snapshot.time_ns if snapshot is not None else self._pending.time_ns
                 for sub in due:
                     await self._send_sample(sub, snapshot, stamp, now)
                     sub.next_due = self._next_due(sub, now)
@@ -249,28 +247,16 @@ class SubscribeSession:
     # ---------------------------------------------------------------- changes
     def _on_change(self, change: OperationalChange) -> None:
         """Fold the core's change into what waits to be sent (latest value per leaf)."""
-        self._change_ns = change.time_ns
-        for path in change.deletes:
-            self._deletes[path] = None
-            for leaf in [p for p in self._updates if p.startswith(path + "/") or p == path]:
-                del self._updates[leaf]
-        for path, update in change.updates.items():
-            self._updates[path] = update
-            if self._deletes:
-                for gone in [d for d in self._deletes if path.startswith(d + "/") or path == d]:
-                    del self._deletes[gone]  # it is back
-        for path, count in change.counts.items():
-            self._counts[path] = self._counts.get(path, 0) + count
-        if len(self._updates) + len(self._deletes) > MAX_PENDING_PATHS:
-            self._updates.clear()
-            self._deletes.clear()
-            self._counts.clear()
+        self._pending.fold(change)
+        if len(self._pending) > MAX_PENDING_PATHS:
+            self._pending = OperationalChange(change.time_ns)
             self._resync = True
         self._wake.set()
 
     async def _send_changes(self, subs: list[_Sub], snapshot: Operational | None, stamp: int) -> None:
-        updates, deletes, counts, resync = self._updates, self._deletes, self._counts, self._resync
-        self._updates, self._deletes, self._counts, self._resync = {}, {}, {}, False
+        pending, resync = self._pending, self._resync
+        self._pending, self._resync = OperationalChange(pending.time_ns), False
+        updates, deletes, counts = pending.updates, pending.deletes, pending.counts
         if resync:
             assert snapshot is not None
             for sub in subs:
