@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from qstrata.agents.events import CommitEvent, DeviceEvent
 from qstrata.bindings.diff import Change
@@ -52,10 +52,9 @@ PRINT_WHOLE_AFTER = 64
 instead of one print per subtree."""
 
 
-@dataclass(frozen=True, slots=True)
-class Operational:
+class Operational(NamedTuple):
     """One operational read: `data` (JSON-IETF, shared: never modify it) produced at `time_ns`
-    (Unix ns)."""
+    (Unix ns). A tuple: a sample at interval 0 makes one per response."""
 
     data: dict
     time_ns: int
@@ -107,7 +106,7 @@ class OperationalRead:
         self.datastore = datastore
         self.index = schema_index(datastore.schema)
         self._config: tuple[int, dict] | None = None
-        self._state: tuple[tuple, dict] | None = None
+        self._state: tuple[object, dict] | None = None
         self._state_generation = 0
         self._snapshot: tuple[tuple, dict] | None = None
         self._watchers: list[Callable[[OperationalChange], None]] = []
@@ -124,18 +123,26 @@ class OperationalRead:
         if config_only:
             return Operational(config, self.datastore.installed_ns.get("running", 0) or time.time_ns())
         state = self.state()
+        if not state:
+            return Operational(config, self.time_ns())
         key = (self.datastore.versions.get("running", 0), self._state_generation)
         if self._snapshot is None or self._snapshot[0] != key:
-            self._snapshot = (key, merge(self.index, config, state) if state else config)
+            self._snapshot = (key, merge(self.index, config, state))
         return Operational(self._snapshot[1], self.time_ns())
 
     def time_ns(self) -> int:
         """When the values read now were produced (wall clock): the later of the devices' last
         settled state and the last commit; values do not change in between."""
-        settled = [driver.clock.settled_wall_ns for driver in self.datastore.drivers]
-        if not settled or not all(settled):
+        latest = 0
+        for driver in self.datastore.drivers:
+            wall = driver.clock.settled_wall_ns
+            if not wall:  # not settled yet
+                return time.time_ns()
+            latest = wall if wall > latest else latest
+        if not latest:
             return time.time_ns()
-        return max(max(settled), self.datastore.installed_ns.get("running", 0))
+        installed = self.datastore.installed_ns.get("running", 0)
+        return latest if latest > installed else installed
 
     def config(self) -> dict:
         """Running as JSON-IETF with defaults, printed once per commit."""
@@ -146,17 +153,22 @@ class OperationalRead:
 
     def state(self) -> dict:
         """The devices' state, then the agent's own sources merged over it; one read per tick."""
-        key = (self._state_generation, *(driver.clock.settled_ns for driver in self.datastore.drivers))
-        if self._state is not None and self._state[0] == key:
-            return self._state[1]
+        drivers = self.datastore.drivers
+        tick = drivers[0].clock.settled_ns if len(drivers) == 1 else tuple(d.clock.settled_ns for d in drivers)
+        cached = self._state
+        if cached is not None and cached[0] == tick:
+            return cached[1]
         state: dict = {}
-        for read in [driver.read_state for driver in self.datastore.drivers] + list(self.datastore.state_sources):
-            extra = read()
+        for driver in drivers:
+            extra = driver.read_state()
+            if extra:
+                state = merge(self.index, state, extra) if state else extra
+        for source in self.datastore.state_sources:  # the agent's own (its KME's): after the devices'
+            extra = source()
             if extra:
                 state = merge(self.index, state, extra) if state else extra
         self._state_generation += 1
-        key = (self._state_generation, *key[1:])
-        self._state = (key, state)
+        self._state = (tick, state)
         return state
 
     def tree(self) -> DataTree:

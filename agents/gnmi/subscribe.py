@@ -218,7 +218,7 @@ class SubscribeSession:
             now = time.monotonic()
             due = [s for s in samples if s.next_due <= now]
             beats = [s for s in changes if s.heartbeat_ns and s.last_full + s.heartbeat_ns / 1e9 <= now]
-            pending = bool(self._pending or self._resync)
+            pending = bool(self._pending.updates or self._pending.deletes or self._resync)
             if due or beats or pending:
                 snapshot = self._snapshot() if due or beats or self._resync else None
                 # changes alone read nothing: the core handed over their values
