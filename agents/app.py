@@ -77,6 +77,9 @@ class AgentOptions:
     kme_port: int | None = None
     """A QKD agent's ETSI GS QKD 014 key delivery API (HTTPS, mutual TLS with the agent's CA) on
     this port (0: a free one); None: its KME relays and keeps figures but serves no SAE."""
+    restconf_port: int | None = None
+    """RESTCONF (RFC 8040) over HTTPS with the agent's CA and server certificate on this port (0: a
+    free one); None: no RESTCONF server."""
 
 
 def make_driver(options: AgentOptions) -> DeviceDriver:
@@ -121,6 +124,8 @@ class Agent:
         self.kme: KmeService | None = None
         """A QKD agent's key-management entity (ETSI GS QKD 014 core, `agents/kme/`)."""
         self.kme014: object | None = None
+        self.restconf: object | None = None
+        """The RESTCONF server (`agents/restconf/`), when asked for."""
         self.kme_ca: Path | None = None
         """The CA of the key delivery API's certificates (SAEs' and the server's)."""
         self._gnmi_target: GnmiTarget | None = None
@@ -166,12 +171,15 @@ class Agent:
                                                 opts.gnmi_port, tls, require_client_auth=opts.gnmi_mtls)
         if self.kme is not None and opts.kme_port is not None:
             await self._start_kme014()
+        if opts.restconf_port is not None:
+            await self._start_restconf()
         self._tasks.append(asyncio.create_task(self._forward_events()))
         gnmi = f", gNMI on {opts.listen}:{self.gnmi.port}{' (plain text)' if opts.gnmi_insecure else ''}" \
             if self.gnmi else ""
         kme = f", ETSI 014 key delivery on {self.kme_url}" if self.kme_url else ""
-        log.info("agent %s (%s) serving NETCONF on %s:%d%s%s; credentials in %s", opts.name, opts.kind, opts.listen,
-                 self.ssh.port, gnmi, kme, opts.state_dir / CREDENTIALS_FILE)
+        restconf = f", RESTCONF on {self.restconf_url}" if self.restconf_url else ""
+        log.info("agent %s (%s) serving NETCONF on %s:%d%s%s%s; credentials in %s", opts.name, opts.kind, opts.listen,
+                 self.ssh.port, gnmi, kme, restconf, opts.state_dir / CREDENTIALS_FILE)
 
     async def _start_kme014(self) -> None:
         """The key delivery API: the agent's CA and server certificate (the ones gNMI uses), its URL
@@ -185,6 +193,24 @@ class Agent:
         self.kme014 = server = await start_kme_server(self.kme, opts.listen, opts.kme_port or 0, tls)
         self.kme_ca = tls.ca
         update_credentials(opts.state_dir, kme=server.url)
+
+    async def _start_restconf(self) -> None:
+        """RESTCONF with the agent's CA and server certificate (the ones gNMI uses), its users and
+        NACM; its URL in credentials.json (`restconf`)."""
+        from qstrata.agents.restconf.server import RestconfContext, start_restconf_server
+
+        opts = self.options
+        assert self.datastore is not None and self.access is not None
+        tls = ensure_tls(opts.state_dir, listen=opts.listen, hostnames=opts.gnmi_hostnames,
+                         name=f"qstrata agent {opts.name}", client=opts.gnmi_mtls)
+        context = RestconfContext(opts.name, self.datastore, self.access, self.bus, self.users, self.guard)
+        self.restconf = server = await start_restconf_server(context, opts.listen, opts.restconf_port or 0, tls,
+                                                             client_certificates=opts.gnmi_mtls)
+        update_credentials(opts.state_dir, restconf=server.url)
+
+    @property
+    def restconf_url(self) -> str | None:
+        return getattr(self.restconf, "url", None)
 
     @property
     def kme_url(self) -> str | None:
@@ -235,6 +261,8 @@ class Agent:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self.restconf is not None:
+            await self.restconf.close()  # type: ignore[attr-defined]
         if self.kme014 is not None:
             await self.kme014.close()  # type: ignore[attr-defined]
         if self.gnmi is not None:

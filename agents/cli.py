@@ -109,6 +109,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
                            gnmi_hostnames=tuple(args.gnmi_hostname or ()),
                            topology=Path(args.topology) if args.topology else None, twin=not args.no_twin,
                            seed=args.seed, speed=args.speed, world=world, kme_port=args.kme_port,
+                           restconf_port=args.restconf_port,
                            **_limit_options(args))
 
     async def main() -> bool:
@@ -248,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kme-port", type=int, default=None, metavar="N",
                    help="qkd agents: serve ETSI GS QKD 014 key delivery (HTTPS, mutual TLS with the agent's CA; "
                         "SAE certificates from `qstrata sae add`) on this port (0 picks one)")
+    p.add_argument("--restconf-port", type=int, default=None, metavar="N",
+                   help="serve RESTCONF (RFC 8040) on this port (0 picks one): HTTPS with the agent's CA, HTTP Basic "
+                        "with the agent's users; its URL goes to credentials.json as `restconf`")
     _world_arguments(p)
     p.add_argument("--world", metavar="unix:PATH", default=None,
                    help="the node's twin runs in the world service on this socket (default: in this process)")

@@ -231,6 +231,17 @@ class Schema:
         finally:
             node.free()
 
+    def notification_matches(self, notification: dict, xpath: str) -> bool:
+        """Does an XPath filter (RFC 8040 s4.8.4, module names as prefixes) select anything in a
+        JSON-IETF notification? Raises ValueError for an invalid expression."""
+        node = self.ctx.parse_op_mem("json", json.dumps(notification), dtype=libyang.DataType.NOTIF_YANG)
+        try:
+            return bool(node.eval_xpath(xpath))
+        except libyang.LibyangError as exc:
+            raise ValueError(str(exc).replace("cannot eva xpath", "invalid XPath")) from None
+        finally:
+            node.free()
+
     def schema_text(self, name: str) -> str:
         """Text for get-schema: the published file for our modules, libyang's print otherwise."""
         if name in self.files:

@@ -303,15 +303,15 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def start_agent(tmp: Path, name: str = "bench") -> tuple[subprocess.Popen, int, dict]:
+def start_agent(tmp: Path, name: str = "bench", extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int, dict]:
     """A qkd agent: `bench` is no node of the default topology (an empty device); a node's name
-    (`alice`) starts it with its digital twin."""
+    (`alice`) starts it with its digital twin. `extra`: more `qstrata agent` flags (other front ends)."""
     port = free_port()
     state = tmp / f"agent-{name}"
     qstrata = Path(sys.executable).with_name("qstrata")
     log = (tmp / f"agent-{name}.log").open("w")
     proc = subprocess.Popen([str(qstrata), "agent", "--kind", "qkd", "--name", name, "--state-dir", str(state),
-                             "--netconf-port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+                             "--netconf-port", str(port), *extra], stdout=log, stderr=subprocess.STDOUT)
     wait_port(port)
     cred = json.loads((state / "credentials.json").read_text())
     return proc, port, {"username": cred["username"], "password": cred["password"]}

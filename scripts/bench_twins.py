@@ -15,7 +15,12 @@ scripts/plot_finite_key.py); the largest ratio of the reported rate to the asymp
 used before, fed each second's sampled gains, for contrast); and the longest stretch the world's
 sliced tick (`World.advance_sliced`, 2 ms slices) keeps the event loop with 1,000 links.
 
+Eavesdropper (physics/intercept_resend.py): the stochastic twin on 25 km (5 dB) with an
+intercept-resend eavesdropper attacking 0-100 % of the pulses: the mean reported QBER against
+e_d + f (1/4 - e_d/2) and the finite-key threshold, and the key stored against the key discarded.
+
 Usage: .venv/bin/python scripts/bench_twins.py [--ticks 15] [--verify-seconds 5] [--samples 1000]
+       [--eavesdropper-seconds 30]
 Prints tables, then one JSON line with the figures.
 """
 
@@ -33,7 +38,7 @@ from typing import Any
 
 from qstrata.agents.devices import qkd_link
 from qstrata.agents.devices.base import ConfigTransaction
-from qstrata.agents.devices.physics import finite_key, qkd
+from qstrata.agents.devices.physics import finite_key, intercept_resend, qkd
 from qstrata.agents.devices.registry import create_for
 from qstrata.agents.devices.topology import parse
 from qstrata.agents.devices.world import NS, TICK_SLICE_S, World
@@ -47,6 +52,8 @@ CPU_BUDGET = 0.10
 TICK_S = 1.0
 LOSSES_DB = (0, 10, 20, 30, 40)
 SAMPLED_LOSS_DB = 30.0
+EAVESDROPPED_LOSS_DB = 5.0
+FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 def topology(links: int, memory_pairs: int) -> dict[str, Any]:
@@ -173,6 +180,37 @@ def sampled_ratios(samples: int) -> dict[str, Any]:
     }
 
 
+def eavesdropped(seconds: int) -> dict[str, Any]:
+    """The stochastic twin at `EAVESDROPPED_LOSS_DB` with each of `FRACTIONS` attacked for
+    `seconds` (after a tick to let the attack in): mean reported QBER, the formula's, key bits
+    stored and discarded, blocks discarded; and the bound's threshold."""
+    world, session = link_world(EAVESDROPPED_LOSS_DB, seed=20)
+    p, rows = session.params, []
+    for fraction in FRACTIONS:
+        world.plant.set_eavesdropper("f", fraction)
+        world.advance(NS)  # the block she shares with the previous setting
+        stored, discarded, blocks = session.store.produced_bits, session.store.discarded_bits, \
+            session.store.discarded_blocks
+        qbers = []
+        for _ in range(seconds):
+            world.advance(NS)
+            qbers.append(session.measurement.qber)
+        rows.append({
+            "fraction": fraction,
+            "qber": round(statistics.fmean(qbers), 5),
+            "qber_formula": round(intercept_resend.signal_qber(p, EAVESDROPPED_LOSS_DB, fraction), 5),
+            "finite_key_bps_formula": round(intercept_resend.finite_rate(p, EAVESDROPPED_LOSS_DB, fraction).rate),
+            "stored_bits": round(session.store.produced_bits - stored),
+            "discarded_bits": round(session.store.discarded_bits - discarded),
+            "discarded_blocks": session.store.discarded_blocks - blocks,
+            "status": session.status,
+        })
+    threshold = intercept_resend.threshold(p, EAVESDROPPED_LOSS_DB)
+    return {"loss_db": EAVESDROPPED_LOSS_DB, "seconds": seconds, "threshold": round(threshold, 4),
+            "qber_at_threshold": round(intercept_resend.signal_qber(p, EAVESDROPPED_LOSS_DB, threshold), 4),
+            "rows": rows}
+
+
 async def longest_slice_ms(world: World, ticks: int) -> dict[str, float]:
     """The longest and 99th-percentile stretch, in ms, between two turns of the event loop while
     the world advances sliced (how long a NETCONF or gNMI session may wait for the tick): on the
@@ -259,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=15)
     parser.add_argument("--verify-seconds", type=float, default=5.0)
     parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--eavesdropper-seconds", type=int, default=30)
     args = parser.parse_args(argv)
 
     rows = []
@@ -305,6 +344,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{sampled['capped_blocks']})")
     print(f"weak+vacuum estimator (before), {args.samples} one-second samples: largest skr / ideal-decoy "
           f"bound {sampled['weak_vacuum_max_ratio']}, {sampled['weak_vacuum_above']} samples above it")
+    eve = eavesdropped(args.eavesdropper_seconds)
+    print(f"\nintercept-resend eavesdropper, stochastic twin at {eve['loss_db']:g} dB, {eve['seconds']} s per "
+          f"fraction; the finite-key bound leaves no key above {eve['threshold']:.4f} of the pulses attacked "
+          f"(QBER {eve['qber_at_threshold']:.4f})")
+    print(f"{'attacked':>8} {'QBER':>8} {'formula':>8} {'bound b/s':>10} {'stored b':>10} {'discarded b':>12} "
+          f"{'blocks':>6} status")
+    for row in eve["rows"]:
+        print(f"{row['fraction']:>8.2f} {row['qber']:>8.4f} {row['qber_formula']:>8.4f} "
+              f"{row['finite_key_bps_formula']:>10} {row['stored_bits']:>10} {row['discarded_bits']:>12} "
+              f"{row['discarded_blocks']:>6} {row['status']}")
     figures = {
         "tick_ms": {str(r["qkd_links"]): round(r["tick_ms"], 3) for r in rows},
         "per_agent_us": round(per_agent_ns / 1e3, 2),
@@ -316,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         "finite_over_asymptotic": {f"{n_x:.0e}": dict(zip(map(str, LOSSES_DB), map(lambda r: round(r, 4), table[n_x]),
                                                           strict=True)) for n_x in BLOCKS},
         "sampled_30db": sampled,
+        "eavesdropper": eve,
         "python": sys.version.split()[0],
     }
     print(json.dumps(figures))

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from .model import KME_PROFILE
     from .profiles import PROFILES
 
-    p = sub.add_parser("conform", help="test a device's NETCONF/gNMI interface against ETSI GS QKD 015 and the RFCs, "
+    p = sub.add_parser("conform", help="test a device's NETCONF/gNMI/RESTCONF interface against ETSI GS QKD 015 and the RFCs, "
                                        "or a KME's key delivery API against ETSI GS QKD 014",
                        description=cmd_conform.__doc__)
     p.add_argument("--endpoints", metavar="FILE",
@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--netconf", type=_endpoint, metavar="HOST:PORT",
                    help="NETCONF over SSH endpoint (default: the --agent's)")
     p.add_argument("--gnmi", type=_endpoint, metavar="HOST:PORT", help="gNMI endpoint (default: the --agent's)")
+    p.add_argument("--restconf", metavar="URL",
+                   help="RESTCONF base URL, https://HOST:PORT (default: the --agent's); alone, only the RESTCONF "
+                        "(RC-) checks run; HTTP Basic with --user/--password, the server's CA from --ca")
     p.add_argument("--target", metavar="NAME",
                    help="gNMI prefix.target of every request: the agent's name where one port serves several, "
                         "as `qstrata up`'s does (default: none, or the --agent's)")
@@ -130,9 +133,10 @@ def cmd_conform(args: argparse.Namespace) -> int:
 
     from .gnmi_runner import GnmiUnavailable
     from .nc_client import NetconfUnavailable
+    from .rc_runner import RcUnavailable
     try:
         report = _run_loop(run(options))
-    except (NetconfUnavailable, GnmiUnavailable, KmeUnavailable) as exc:  # unreachable device, refused login
+    except (NetconfUnavailable, GnmiUnavailable, KmeUnavailable, RcUnavailable) as exc:  # unreachable device, refused login
         print(f"qstrata conform: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # a key file that does not parse, and the like: still one line
@@ -155,11 +159,16 @@ def _connect_options(args: argparse.Namespace, agent: AgentTarget | None, option
     --agent's entry of endpoints.json and its credentials.json; return a usage problem or None."""
     from .gnmi_runner import GnmiEndpoint
     from .nc_client import NetconfEndpoint
+    from .rc_runner import RcEndpoint
 
     netconf = args.netconf or (agent.netconf if agent else None)
     gnmi = args.gnmi or (agent.gnmi if agent else None)
-    if not netconf and not gnmi:
-        return "give --netconf HOST:PORT and/or --gnmi HOST:PORT (or --endpoints FILE --agent NAME)"
+    restconf = args.restconf or (agent.restconf if agent else None)
+    if args.restconf and not agent and not args.netconf and not args.gnmi:
+        netconf = gnmi = None  # a RESTCONF-only run
+    if not netconf and not gnmi and not restconf:
+        return ("give --netconf HOST:PORT, --gnmi HOST:PORT and/or --restconf URL "
+                "(or --endpoints FILE --agent NAME)")
     credentials = args.credentials or (agent.credentials if agent else None)
     user, password, ca = args.user, args.password, args.ca or (agent.ca if agent else None)
     # the file names the CA its agent's gNMI certificate chains to; none there means plain text
@@ -179,6 +188,10 @@ def _connect_options(args: argparse.Namespace, agent: AgentTarget | None, option
     for path, what in ((args.key, "--key"), (None if insecure else ca, "--ca" if args.ca else "the gNMI CA")):
         if path and not Path(path).is_file():
             return f"{what} {path}: no such file"
+    if restconf:
+        if not restconf.startswith(("https://", "http://")):
+            return f"--restconf {restconf}: expected a URL, https://HOST:PORT"
+        options.restconf = RcEndpoint(restconf, user, password or "", ca)
     if netconf:
         options.netconf = NetconfEndpoint(netconf[0], netconf[1], user, password, args.key)
     if gnmi:

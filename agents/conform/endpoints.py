@@ -52,6 +52,8 @@ class AgentTarget:
     target: str
     """gNMI prefix.target: the agent's name behind a port that serves several."""
     kme: KmeTarget | None = None
+    restconf: str | None = None
+    """The RESTCONF base URL (https://HOST:PORT), served with the gNMI CA's certificate."""
 
     @property
     def profile(self) -> str | None:
@@ -75,6 +77,12 @@ def _agents(path: str | Path) -> list[dict]:
 def _kme(entry: dict) -> KmeTarget | None:
     kme = entry.get("kme")
     return KmeTarget(str(kme["url"]), str(kme["ca"]), str(kme["sae_dir"])) if isinstance(kme, dict) else None
+
+
+def _restconf(entry: dict) -> str | None:
+    rc = entry.get("restconf")
+    url = rc.get("url") if isinstance(rc, dict) else rc
+    return str(url) if url else None
 
 
 def kme_of_sae(path: str | Path, sae_id: str) -> KmeTarget | None:
@@ -111,6 +119,6 @@ def agent_target(path: str | Path, name: str | None) -> AgentTarget:
             gnmi=(str(gnmi["host"]), int(gnmi["port"])) if gnmi else None,
             credentials=entry.get("credentials") or None,
             ca=(gnmi.get("ca") or None) if gnmi else None,
-            target=str((gnmi or {}).get("target") or ""), kme=_kme(entry))
+            target=str((gnmi or {}).get("target") or ""), kme=_kme(entry), restconf=_restconf(entry))
     except (KeyError, TypeError, ValueError) as exc:
         raise EndpointsError(f"{path}: agent {name!r}: bad or missing {exc}") from None

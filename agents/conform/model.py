@@ -2,7 +2,7 @@
 
 A check is a record, not a code path, so a report can cite the clause each verdict rests on and a
 new check is a few lines in one of the check tables (`netconf_checks`, `gnmi_checks`, `qkd_checks`,
-`hostile_checks`, `kme_checks`). `REGISTRY` is the one list of every check; tables add to it with `register`.
+`hostile_checks`, `kme_checks`, `rc_checks`). `REGISTRY` is the one list of every check; tables add to it with `register`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 __all__ = [
     "ALL_PROFILES", "KME_PROFILE", "Check", "Data", "Error", "Evidence", "GnmiExpect", "KmeExpect", "Ok",
-    "Outcome", "REGISTRY", "Result", "Verdict", "register",
+    "Outcome", "REGISTRY", "RcExpect", "Result", "Verdict", "register",
 ]
 
 ALL_PROFILES = frozenset({"etsi-qkd-015", "qfs", "optical-switch"})
@@ -151,6 +151,50 @@ class KmeExpect:
             text += " whose message names " + " or ".join(repr(a) for a in self.about)
         if self.control:
             text += f"; control: {self.control} succeeds"
+        return text
+
+
+# ------------------------------------------------------------------ RESTCONF expectations
+
+
+@dataclass(frozen=True)
+class RcExpect:
+    """An HTTP answer of a RESTCONF server (RFC 8040): a status among `codes`; for an error status
+    an ``ietf-restconf:errors`` body (RFC 8040 7.1) whose every error has error-type and error-tag,
+    one of them among `tags`, its error-path ending in `error_path` when given. `media` is the
+    Content-Type the answer must have (no parameters compared), `headers` names headers it must
+    carry, `no_body` that it has none (HEAD, 204, 304). `present`/`absent` are paths in the JSON body
+    (``a/b[k=v]/c``, optionally ``=value`` at the end; member names as RFC 7951 writes them, so a
+    top-level name must be module-qualified: ``etsi-qkd-sdn-node:qkd_node``); for an XML body the
+    same paths are matched on local names."""
+
+    codes: tuple[int, ...] = (200,)
+    tags: tuple[str, ...] = ()
+    error_path: str | None = None
+    media: str | None = None
+    headers: tuple[str, ...] = ()
+    no_body: bool = False
+    present: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    yang_patch: bool = False
+    """The error body is a YANG Patch status (RFC 8072 2.3), not ietf-restconf:errors."""
+
+    def describe(self) -> str:
+        text = "HTTP " + " or ".join(str(c) for c in self.codes)
+        if self.yang_patch:
+            text += " with ietf-yang-patch:yang-patch-status"
+        if self.tags:
+            text += " with error-tag " + " or ".join(self.tags)
+        if self.error_path:
+            text += f", error-path ending in {self.error_path}"
+        if self.media:
+            text += f"; Content-Type {self.media}"
+        if self.headers:
+            text += "; headers " + ", ".join(self.headers)
+        if self.no_body:
+            text += "; no body"
+        text += "".join(f"; body with {p}" for p in self.present)
+        text += "".join(f"; body without {p}" for p in self.absent)
         return text
 
 

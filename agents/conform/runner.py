@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from . import gnmi_checks, hostile_checks, kme_checks, netconf_checks, qkd_checks  # noqa: F401 - they register checks
+from . import gnmi_checks, hostile_checks, kme_checks, netconf_checks, qkd_checks, rc_checks  # noqa: F401 - they register checks
 from .gnmi_runner import GnmiContext, GnmiEndpoint, GnmiUnavailable
 from .gnmi_runner import run_check as run_gnmi
 from .kme_runner import KmeContext, KmeEndpoint
@@ -22,9 +22,12 @@ from .netconf_runner import NetconfContext, clean_entries, clip
 from .netconf_runner import run_check as run_netconf
 from .profiles import PROFILES, Profile
 from .qkd_checks import run_check as run_qkd
+from .rc_checks import RC_PROFILES
+from .rc_runner import RcContext, RcEndpoint, Request
+from .rc_runner import run_check as run_rc
 
 CHECK_TIMEOUT = 60.0
-PROTOCOL_ORDER = ("netconf", "gnmi", "qkd", "kme", "hostile")
+PROTOCOL_ORDER = ("netconf", "gnmi", "restconf", "qkd", "kme", "hostile")
 """Reports list NETCONF first: QKD checks drive the device over it, hostile ones may break it."""
 
 
@@ -35,6 +38,8 @@ class RunOptions:
     gnmi: GnmiEndpoint | None = None
     kme: KmeEndpoint | None = None
     """The ETSI GS QKD 014 key delivery API (profile etsi-qkd-014)."""
+    restconf: RcEndpoint | None = None
+    """RESTCONF (RFC 8040): with neither NETCONF nor gNMI given, a run of the RESTCONF checks only."""
     hostile: bool = False
     only: tuple[str, ...] = ()
     """Check ids or id prefixes to run (empty: all of the profile)."""
@@ -69,6 +74,8 @@ def select(options: RunOptions) -> list[Check]:
         checks = [c for c in checks if any(c.id == o or c.id.startswith(o) for o in options.only)]
     if options.skip:
         checks = [c for c in checks if not any(c.id == o or c.id.startswith(o) for o in options.skip)]
+    if options.restconf and not options.netconf and not options.gnmi:
+        checks = [c for c in checks if c.protocol == "restconf"]
     return sorted(checks, key=lambda c: PROTOCOL_ORDER.index(c.protocol) if c.protocol in PROTOCOL_ORDER else 99)
 
 
@@ -83,13 +90,16 @@ async def run(options: RunOptions, progress: Callable[[Result], None] | None = N
         report.targets["gnmi"] = f"{options.gnmi.host}:{options.gnmi.port}"
         if options.gnmi.target:
             report.targets["gnmi_target"] = options.gnmi.target
+    if options.restconf:
+        report.targets["restconf"] = options.restconf.url
     t0 = time.monotonic()
     checks = select(options)
     nctx = await _netconf_context(options, profile, report) if options.netconf else None
     gctx = await _gnmi_context(options, profile, report) if options.gnmi else None
+    rctx = await _rc_context(options, report) if options.restconf else None
     try:
         for check in checks:
-            result = await _run_one(check, nctx, gctx, options)
+            result = await _run_one(check, nctx, gctx, options, rctx)
             report.results.append(result)
             if progress:
                 progress(result)
@@ -109,8 +119,23 @@ async def run(options: RunOptions, progress: Callable[[Result], None] | None = N
             report.device["netconf_stopped"] = nctx.dead
         if gctx is not None:
             await gctx.close()
+        if rctx is not None:
+            await rctx.close()
     report.seconds = time.monotonic() - t0
     return report
+
+
+async def _rc_context(options: RunOptions, report: RunReport) -> RcContext:
+    """The RESTCONF session: root found through host-meta, the profile's test entries removed."""
+    assert options.restconf is not None
+    ctx = await RcContext.open(options.restconf)
+    ctx.values |= RC_PROFILES[options.profile].values(options.profile, ctx.root)
+    report.device["restconf_root"] = ctx.root
+    if options.restconf.ca is None:
+        report.device["restconf_tls"] = "server certificate not verified (no CA given)"
+    for n in (1, 2, 3):
+        await ctx.send(Request("DELETE", ctx.values[f"entry{n}"]))
+    return ctx
 
 
 async def _run_kme(options: RunOptions, progress: Callable[[Result], None] | None) -> RunReport:
@@ -213,7 +238,7 @@ async def _heal(ctx: NetconfContext, options: RunOptions, check: Check) -> None:
 
 
 async def _run_one(check: Check, nctx: NetconfContext | None, gctx: GnmiContext | None,
-                   options: RunOptions) -> Result:
+                   options: RunOptions, rctx: RcContext | None = None) -> Result:
     ev = Evidence()
     t = time.monotonic()
     try:
@@ -229,6 +254,11 @@ async def _run_one(check: Check, nctx: NetconfContext | None, gctx: GnmiContext 
                 outcome = Outcome(Verdict.NOT_APPLICABLE, "no --gnmi endpoint given")
             else:
                 outcome = await asyncio.wait_for(run_gnmi(gctx, check, ev), CHECK_TIMEOUT)
+        elif check.protocol == "restconf":
+            if rctx is None:
+                outcome = Outcome(Verdict.NOT_APPLICABLE, "no --restconf URL given")
+            else:
+                outcome = await asyncio.wait_for(run_rc(rctx, check, ev), CHECK_TIMEOUT)
         elif check.protocol == "qkd":
             if nctx is None:
                 outcome = Outcome(Verdict.NOT_APPLICABLE, "QKD behaviour is read and driven over NETCONF: no --netconf")

@@ -22,8 +22,9 @@ from typing import Any, Protocol, runtime_checkable
 from qstrata.agents.events import DeviceEvent
 from qstrata.bindings.diff import Change
 
-__all__ = ["ConfigTransaction", "DeviceClock", "DeviceDriver", "DeviceEvent", "DeviceRefusal", "Inventory", "JsonTree", "KeyRef",
-           "KeyStock", "KeySupply", "KeyUnavailable", "NoKeySource", "PeerHandler", "PeerUnreachable", "WallClock"]
+__all__ = ["ConfigTransaction", "DeviceClock", "DeviceDriver", "DeviceEvent", "DeviceRefusal", "Inventory", "JsonTree",
+           "KeyCompromised", "KeyRef", "KeyStock", "KeySupply", "KeyUnavailable", "NoKeySource", "PeerHandler",
+           "PeerUnreachable", "WallClock"]
 
 JsonTree = dict[str, Any]
 """A JSON-IETF instance tree: top-level keys are ``module:name``."""
@@ -197,6 +198,12 @@ class KeyUnavailable(Exception):
         self.stock = stock
 
 
+class KeyCompromised(KeyUnavailable):
+    """The link's key is held back: its last key block had detections an eavesdropper attacked
+    (`qkd_link` discards such blocks), and nothing is delivered over the link until a clean block
+    has been released. `message` names the link and says what was seen."""
+
+
 class NoKeySource(KeyUnavailable):
     """The device delivers no key at all (an empty device, a device without QKD links)."""
 
@@ -220,7 +227,8 @@ class KeySupply(Protocol):
 
     async def take_key(self, qkdl_id: str, nbits: int) -> KeyRef:
         """Take `nbits` (a multiple of 8) from the store of link `qkdl_id`, all or nothing; raises
-        `KeyUnavailable` (with the store's figures) when it holds less."""
+        `KeyUnavailable` (with the store's figures) when it holds less, `KeyCompromised` while the
+        link is held back after an attack."""
         ...
 
     async def key_bits(self, refs: Sequence[KeyRef]) -> list[bytes]:
@@ -228,7 +236,8 @@ class KeySupply(Protocol):
         ...
 
     async def key_stock(self, qkdl_id: str) -> KeyStock:
-        """The store of link `qkdl_id` now; raises `KeyUnavailable` when there is none."""
+        """The store of link `qkdl_id` now; raises `KeyUnavailable` when there is none,
+        `KeyCompromised` while the link is held back after an attack."""
         ...
 
     async def peer_call(self, kme_id: str, message: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,13 @@ it could exceed it only when the sample strays past the bound's own confidence m
 below eps_sec per block), which no real link can do either. The cap makes "the reported rate is
 never above the asymptotic rate of the same link" hold in every run, not just almost surely
 (`capped` counts the blocks where it acted).
+
+A block is marked `attacked` at release when any of its detections came from a tick during which
+an eavesdropper attacked the link's pulses (`physics.intercept_resend`): its bound is computed
+like any other's from the counts the attack raised, but `add` hands its key to the caller as
+attacked key, which the link's key store discards (`qkd_link.KeyStore.discard`). A tick is
+attacked as a whole, so a block that shares a tick with an attack is attacked too: the twin
+errs on the side of discarding.
 """
 
 from __future__ import annotations
@@ -24,6 +31,19 @@ from .physics.qkd import DecoyBB84Parameters
 
 
 @dataclass(frozen=True, slots=True)
+class Yielded:
+    """What the blocks completed by one tick released: key bits of clean blocks, and the key bits
+    and number of attacked blocks (to be discarded)."""
+
+    bits: float = 0.0
+    attacked_bits: float = 0.0
+    attacked_blocks: int = 0
+
+
+NOTHING = Yielded()
+
+
+@dataclass(frozen=True, slots=True)
 class Released:
     """The last block released: its bounds, how long it took and what it yielded."""
 
@@ -33,6 +53,8 @@ class Released:
     """Asymptotic (ideal-decoy) key of the same pulses."""
     length: float
     """Key bits released: key.length, capped at ideal_bits."""
+    attacked: bool = False
+    """Some of the block's detections were attacked by an eavesdropper: its key is discarded."""
 
     @property
     def rate(self) -> float:
@@ -64,6 +86,7 @@ class KeyBlocks:
         self.fill = fk.EMPTY
         self.seconds = 0.0
         self.ideal_bits = 0.0
+        self.fill_attacked = False
 
     def forget(self) -> None:
         """`reset`, and report no block until the next one (the link lost its lock: the next
@@ -76,35 +99,41 @@ class KeyBlocks:
         """Sifted X bits of the block being filled."""
         return self.fill.x.total
 
-    def add(self, tick: fk.Block, seconds: float, ideal_bits: float) -> float:
-        """Add the counts of `seconds` of locked time (`ideal_bits`: their asymptotic key); return
-        the key bits of the blocks completed, 0 when none was."""
+    def add(self, tick: fk.Block, seconds: float, ideal_bits: float, attacked: bool = False) -> Yielded:
+        """Add the counts of `seconds` of locked time (`ideal_bits`: their asymptotic key;
+        `attacked`: an eavesdropper attacked some of their pulses); return what the blocks
+        completed released (`NOTHING` when none was)."""
         have = tick.x.total
         need = self.size - self.fill.x.total
         if have < need or have <= 0.0:
             self.fill += tick
             self.seconds += seconds
             self.ideal_bits += ideal_bits
-            return 0.0
+            self.fill_attacked = self.fill_attacked or attacked
+            return NOTHING
         share = max(need, 0.0) / have
-        bits = self._release(self.fill + tick.scaled(share), self.seconds + seconds * share,
-                             self.ideal_bits + ideal_bits * share)
+        out = [self._release(self.fill + tick.scaled(share), self.seconds + seconds * share,
+                             self.ideal_bits + ideal_bits * share, self.fill_attacked or attacked)]
         whole = self.size / have
         full = math.floor((1.0 - share) / whole + 1e-9)
         if full:  # blocks filled entirely within this tick: same counts, one bound for all
-            bits += full * self._release(tick.scaled(whole), seconds * whole, ideal_bits * whole, full)
+            out.append(self._release(tick.scaled(whole), seconds * whole, ideal_bits * whole, attacked, full))
         left = max(1.0 - share - full * whole, 0.0)
         self.fill = tick.scaled(left)
         self.seconds = seconds * left
         self.ideal_bits = ideal_bits * left
-        return bits
+        self.fill_attacked = attacked and left > 0.0
+        return Yielded(sum(bits for bits, bad, _ in out if not bad), sum(bits for bits, bad, _ in out if bad),
+                       sum(count for _, bad, count in out if bad))
 
-    def _release(self, block: fk.Block, seconds: float, ideal_bits: float, count: int = 1) -> float:
+    def _release(self, block: fk.Block, seconds: float, ideal_bits: float, attacked: bool,
+                 count: int = 1) -> tuple[float, bool, int]:
+        """Bound one block (or `count` identical ones); (key bits of all, attacked, count)."""
         p = self.params
         key = fk.key_length(block, self.decoys, p.eps_sec, p.eps_cor, p.f_ec)
         length = min(key.length, math.floor(ideal_bits))
         if length < key.length:
             self.capped += count
         self.released += count
-        self.last = Released(key, seconds, ideal_bits, length)
-        return length
+        self.last = Released(key, seconds, ideal_bits, length, attacked)
+        return length * count, attacked, count

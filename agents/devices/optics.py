@@ -107,6 +107,12 @@ def loss_db(plant: Plant, path: Trace) -> float:
     return total
 
 
+def eavesdroppers(plant: Plant, path: Trace) -> tuple[tuple[str, float], ...]:
+    """(fibre, fraction of pulses attacked) of every eavesdropper on the path, in path order."""
+    return tuple((hop.fibre, plant.fibres[hop.fibre].eavesdropper) for hop in path.hops
+                 if isinstance(hop, FibreHop) and plant.fibres[hop.fibre].eavesdropper > 0.0)
+
+
 def dark_until_ns(plant: Plant, path: Trace) -> int:
     """Until when a switch on the path is still moving (0 when none is)."""
     until = 0

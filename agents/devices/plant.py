@@ -20,6 +20,8 @@ class FibreState:
     spec: Fibre
     attenuation_db_per_km: float
     cut: bool = False
+    eavesdropper: float = 0.0
+    """Fraction of the pulses an intercept-resend eavesdropper on this fibre attacks (0: none)."""
 
     @property
     def loss_db(self) -> float:
@@ -136,6 +138,15 @@ class Plant:
         noise it causes in every fibre it crosses changes with it."""
         channels = self.topology.classical_channels
         channels[channel_id] = dataclasses.replace(channels[channel_id], launch_power_dbm=float(dbm))
+        self.version += 1
+
+    def set_eavesdropper(self, fibre_id: str, fraction: float) -> None:
+        """An intercept-resend eavesdropper now attacks `fraction` of the pulses crossing the fibre
+        (0: she has left). Links read it at their next tick, so an attack starts and ends on a
+        tick boundary of the simulated clock."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"an eavesdropper attacks a fraction of the pulses in [0, 1], not {fraction}")
+        self.fibres[fibre_id].eavesdropper = float(fraction)
         self.version += 1
 
     def set_cut(self, fibre_id: str, cut: bool) -> None:

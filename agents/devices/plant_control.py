@@ -1,5 +1,5 @@
 """What an experimenter does to the plant from outside the network: light a classical channel,
-bend a fibre. The scripted disturbances of `qstrata up` go through it, so they reach the plant
+bend a fibre, let an eavesdropper cut into one. The scripted disturbances of `qstrata up` go through it, so they reach the plant
 wherever it lives: this process's world (`LocalPlant`) or the world service's
 (`remote.client.RemotePlant`)."""
 
@@ -19,6 +19,10 @@ class PlantControl(Protocol):
         """`extra_db` more loss on a fibre (a bend), spread over its length."""
         ...
 
+    async def set_eavesdropper(self, fibre: str, fraction: float) -> None:
+        """An intercept-resend eavesdropper on a fibre attacks `fraction` of its pulses (0: gone)."""
+        ...
+
 
 class LocalPlant:
     """The plant of a world in this process."""
@@ -31,3 +35,6 @@ class LocalPlant:
 
     async def add_loss(self, fibre: str, extra_db: float) -> None:
         self.plant.add_loss(fibre, extra_db)
+
+    async def set_eavesdropper(self, fibre: str, fraction: float) -> None:
+        self.plant.set_eavesdropper(fibre, fraction)

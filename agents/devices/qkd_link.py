@@ -17,6 +17,15 @@ complete: the link stays PENDING after it locks until its first block is release
 PASSIVE then as the last block yielded key or not, and skr is the last block's rate. The
 asymptotic estimators ("weak+vacuum", "asymptotic": Ma et al. 2005 on each tick's gains) make key
 continuously, as the twins did before blocks.
+
+Eavesdroppers (`plant.FibreState.eavesdropper`, set by a scenario): every tick the link reads the
+fraction of pulses attacked on each fibre of its path and raises its optical error accordingly
+(`physics.intercept_resend`), so the QBER and the finite-key bound see the attack through the
+counts. Key distilled from attacked detections is never stored: blocks are marked at release
+(`key_blocks`), and the store discards the key of attacked ones (counted as discarded). From the
+first attacked block until a clean one is released the link is `compromise`d: PASSIVE, with the
+eavesdropper's fibre in its reason, and its key store delivers nothing (`compromise.refusal`).
+The key stored before the attack is kept, and delivered again once a clean block has come.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from . import optics
 from .key_blocks import KeyBlocks, Released
-from .physics import finite_key, qkd
+from .physics import finite_key, intercept_resend, qkd
 from .physics.sampling import binomial, ornstein_uhlenbeck, poisson
 from .physics.units import yield_per_gate
 from .topology import Endpoint
@@ -81,10 +90,18 @@ class KeyStore:
     """A full store discards new key (qstrata-ss key-store capacity-bits)."""
     epoch: str = field(default_factory=lambda: uuid.uuid4().hex)
     offset_bits: float = 0.0
+    discarded_bits: float = 0.0
+    """Key of attacked blocks, thrown away instead of stored (never part of the stream)."""
+    discarded_blocks: int = 0
 
     def add(self, bits: float) -> None:
         self.bits = min(self.bits + bits, self.capacity_bits)
         self.produced_bits += bits
+
+    def discard(self, bits: float, blocks: int) -> None:
+        """Key an eavesdropper may know: counted, never stored."""
+        self.discarded_bits += bits
+        self.discarded_blocks += blocks
 
     def take(self, bits: float) -> float:
         """Withdraw up to `bits`; returns what was actually taken."""
@@ -105,6 +122,29 @@ class KeyStore:
         self.consumed_bits += need
         self.offset_bits = (start + nbytes) * 8
         return start
+
+
+@dataclass(slots=True)
+class Compromise:
+    """A link whose last key came from detections an eavesdropper attacked: since when, where the
+    eavesdropper was, how much key was discarded since, and the QBER it left."""
+
+    since_ns: int
+    fibres: tuple[str, ...]
+    blocks: int = 0
+    bits: float = 0.0
+    qber: float = 0.0
+
+    @property
+    def reason(self) -> str:
+        where = ", ".join(self.fibres) or "the link's path"
+        return (f"eavesdropper on fibre {where}: key of {self.blocks} block(s) discarded (QBER {self.qber:.3f})"
+                if self.blocks else f"eavesdropper on fibre {where}: key discarded (QBER {self.qber:.3f})")
+
+    def refusal(self, qkdl_id: str, since: str) -> str:
+        """What a KME tells an application it refuses (`since`: the world's date of `since_ns`)."""
+        return (f"QKD link {qkdl_id} is compromised since {since}: {self.reason}; no key is delivered over it "
+                "until a clean key block is released")
 
 
 @dataclass(slots=True)
@@ -149,6 +189,12 @@ class QkdLinkSession:
     _expected: float | None = None
     blocks: KeyBlocks | None = None
     """Finite-key post-processing (None with the asymptotic estimators)."""
+    compromise: Compromise | None = None
+    """Set while the link's last key was distilled from attacked detections (module docstring)."""
+    _taps: tuple[tuple[str, float], ...] = ()
+    """(fibre, fraction attacked) of the eavesdroppers on the path, read with the noise."""
+    _attackers: tuple[str, ...] = ()
+    """The fibres of the last eavesdroppers seen (for a block released after they left)."""
 
     def __post_init__(self) -> None:
         self.e_d = self.params.e_d
@@ -194,17 +240,24 @@ class QkdLinkSession:
             # Sample over the whole tick even when the lock came mid-tick, so the rate is
             # known from the first ACTIVE tick on; only the locked part yields key.
             self._measure(dt_ns / NS)
-            self.store.add(self.measurement.skr * active_ns / NS)
-            if self.measurement.skr <= 0.0 and self.status == "ACTIVE":
-                self._set("PASSIVE", f"no secret key: QBER {self.measurement.qber:.3f}")
-            elif self.measurement.skr > 0.0 and self.status == "PASSIVE":
-                self._set("ACTIVE", "distilling key")
+            bits = self.measurement.skr * active_ns / NS
+            if self._taps:  # no blocks to mark: the tick's key is the attacked unit
+                self._attacked(bits, 0)
+                assert self.compromise is not None
+                self._set("PASSIVE", self.compromise.reason)
+            else:
+                self.compromise = None
+                self.store.add(bits)
+                if self.measurement.skr <= 0.0 and self.status == "ACTIVE":
+                    self._set("PASSIVE", f"no secret key: QBER {self.measurement.qber:.3f}")
+                elif self.measurement.skr > 0.0 and self.status == "PASSIVE":
+                    self._set("ACTIVE", "distilling key")
         else:
             self.measurement.skr = 0.0
             if self.blocks is not None:
                 self.blocks.forget()
         demand = self.expected_consumption * dt_ns / NS
-        self.shortfall_bits = demand - self.store.take(demand)
+        self.shortfall_bits = demand - (self.store.take(demand) if self.compromise is None else 0.0)
         rate = self.measurement.skr if self.status == "ACTIVE" else 0.0
         consumption = self.expected_consumption
         if self.overloaded:
@@ -299,11 +352,16 @@ class QkdLinkSession:
         return end.node <= peer or not peer
 
     def _loss_and_noise(self) -> tuple[float, float]:
+        """Loss and background yield of the path now; also reads its eavesdroppers (`_taps`)."""
         if self._path is None:
+            self._taps, self._noise_version = (), -1
             atts = [e.channel_att_db for e in self.ends.values() if e.channel_att_db is not None]
             return (atts[0] if atts else math.inf), 0.0
         plant = self.world.plant
         if self._noise_version != plant.version:
+            self._taps = optics.eavesdroppers(plant, self._path)
+            if self._taps:
+                self._attackers = tuple(fibre for fibre, _ in self._taps)
             rate = optics.background_photon_rate(
                 plant, self._path, self.world.classical_light(), self.params.filter_nm,
                 self.params.wavelength_nm,
@@ -322,6 +380,22 @@ class QkdLinkSession:
             )
         return min(max(self.e_d, 0.0), 0.5)
 
+    def _error(self, window_s: float) -> float:
+        """The optical error of this tick's detections: the drifted e_d, raised by every
+        eavesdropper on the path (`_taps`, read by `_loss_and_noise` first)."""
+        return intercept_resend.path_error(self._drift(window_s), (f for _, f in self._taps))
+
+    def _attacked(self, bits: float, blocks: int) -> None:
+        """Key from attacked detections: discarded, and the link compromised from now on."""
+        self.store.discard(bits, blocks)
+        if self.compromise is None:
+            self.compromise = Compromise(self.world.now_ns, self._attackers)
+        else:
+            self.compromise.fibres = tuple(dict.fromkeys((*self.compromise.fibres, *self._attackers)))
+        self.compromise.blocks += blocks
+        self.compromise.bits += bits
+        self.compromise.qber = self.measurement.qber
+
     def _distil(self, dt_ns: int, active_ns: int) -> None:
         """Finite-key: this tick's detections (sampled unless deterministic) go into the block
         being filled, for the locked part of the tick; completed blocks release their key."""
@@ -336,7 +410,7 @@ class QkdLinkSession:
         p = self.params
         window_s = dt_ns / NS
         loss, extra = self._loss_and_noise()
-        e_d = self._drift(window_s)
+        e_d = self._error(window_s)
         expected = finite_key.expected_block(p, loss, p.f_rep_hz * window_s, extra, e_d, blocks.decoys)
         seen = expected
         if not self.world.deterministic:
@@ -344,18 +418,25 @@ class QkdLinkSession:
         ideal = finite_key.ideal_key(p, expected, qkd.transmittance(p, loss), p.y0 + extra, e_d, blocks.decoys)
         share = active_ns / dt_ns
         before = blocks.released
-        self.store.add(blocks.add(seen.scaled(share), window_s * share, ideal * share))
+        got = blocks.add(seen.scaled(share), window_s * share, ideal * share, attacked=bool(self._taps))
+        self.store.add(got.bits)
         signal = seen.x.detections[0]  # QBER as systems report it: of the signal pulses, key basis
         qber = seen.x.errors[0] / signal if signal > 0.0 else qkd.E0
         last = blocks.last
+        self.measurement = Measurement(
+            skr=last.rate if last else 0.0, qber=qber, loss_db=loss, background_yield=extra,
+            asymptotic_skr=last.ideal_rate if last else 0.0, block=last)
+        if got.attacked_blocks:
+            self._attacked(got.attacked_bits, got.attacked_blocks)
         if blocks.released > before and last is not None:
+            if last.attacked and self.compromise is not None:
+                self._set("PASSIVE", self.compromise.reason)
+                return
+            self.compromise = None
             if last.length > 0.0:
                 self._set("ACTIVE", "distilling key")
             else:
                 self._set("PASSIVE", f"no secret key in the last block: QBER {qber:.3f}")
-        self.measurement = Measurement(
-            skr=last.rate if last else 0.0, qber=qber, loss_db=loss, background_yield=extra,
-            asymptotic_skr=last.ideal_rate if last else 0.0, block=last)
 
     def _measure(self, window_s: float) -> None:
         """One telemetry sample over `window_s` of locked time."""
@@ -365,7 +446,7 @@ class QkdLinkSession:
             return
         p = self.params
         loss, extra = self._loss_and_noise()
-        e_d = self._drift(window_s)
+        e_d = self._error(window_s)
         eta = qkd.transmittance(p, loss)
         y0 = p.y0 + extra
         q_mu, e_mu = qkd.gain(eta, y0, p.mu), qkd.error_rate(eta, y0, p.mu, e_d)

@@ -20,7 +20,8 @@ node acts as a KME (option `kme`, default on).
 
 Key supply (`base.KeySupply`, for the agent's ETSI GS QKD 014 KME): key is taken from the link
 sessions' stores as references into the links' key streams (`key_stream`), and KMEs reach each
-other through the world's `kme_channel`. Applications that fetch their keys through it (an
+other through the world's `kme_channel`. A link compromised by an eavesdropper
+(`qkd_link.Compromise`) gives none (`KeyCompromised`) until a clean block has been released. Applications that fetch their keys through it (an
 `ss-session-id` and SAEs: `qkd_config.App.delivers_keys`) draw no synthetic bandwidth: they
 drain exactly what they fetch.
 """
@@ -43,6 +44,7 @@ from .base import (
     DeviceRefusal,
     Inventory,
     JsonTree,
+    KeyCompromised,
     KeyRef,
     KeyStock,
     KeyUnavailable,
@@ -360,6 +362,11 @@ class QkdTwin:
         session = qkd_link.sessions(self.world).get(qkdl_id)
         if session is None:
             raise KeyUnavailable(f"link {qkdl_id} has no key store yet", KeyStock(0, 0))
+        bad = session.compromise
+        if bad is not None:  # its stored key predates the attack, but nothing goes out meanwhile
+            store = session.store
+            raise KeyCompromised(bad.refusal(qkdl_id, self.world.date_and_time(bad.since_ns)),
+                                 KeyStock(int(store.bits), int(store.capacity_bits)))
         return session.store
 
     async def take_key(self, qkdl_id: str, nbits: int) -> KeyRef:

@@ -299,8 +299,8 @@ class KmeService:
     def _establish(self, unit: Unit) -> None:
         table = qkd_link.sessions(self.world)
         stores = [table.get(link_id) for _, link_id in unit.hops]
-        if any(s is None or s.store.bits < unit.size for s in stores):
-            return
+        if any(s is None or s.store.bits < unit.size or s.compromise is not None for s in stores):
+            return  # a compromised link's store gives nothing until a clean block (qkd_link)
         for session in stores:
             session.store.take(unit.size)
         blocks = max(1, math.ceil(unit.size / KEY_BLOCK_BITS))
@@ -386,7 +386,11 @@ class KmeService:
                                "capacity-bits": str(int(store.capacity_bits)),
                                "filled-bits": str(int(store.produced_bits)),
                                "drained-bits": str(int(store.consumed_bits)),
+                               "discarded-bits": str(int(store.discarded_bits)),
+                               "discarded-blocks": str(store.discarded_blocks),
                                "discontinuity-time": self.world.date_and_time(session.created_ns)})
+                if session.compromise is not None:
+                    stores[-1]["compromised-since"] = self.world.date_and_time(session.compromise.since_ns)
         sessions = [
             {"session-id": sid, "tokens": str(int(b.tokens)), "admitted": str(b.admitted),
              "rejected": str(b.rejected), "discontinuity-time": self.world.date_and_time(b.since_ns)}

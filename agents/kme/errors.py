@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 KINDS = ("bad-request", "unauthorized", "not-enough-key", "rate-limited", "peer-unreachable", "no-key-source",
-         "internal")
+         "link-compromised", "internal")
 """Every kind a `KmeError` may have; also the qstrata-ss `refusal-reason` enumeration."""
 
 

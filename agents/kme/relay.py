@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qstrata.agents.devices.base import (
+    KeyCompromised,
     KeyRef,
     KeyStock,
     KeySupply,
@@ -51,6 +52,12 @@ def next_hop(config: KmeConfig, target: str) -> tuple[str, str]:
     return route.next_hop, link
 
 
+def compromised(exc: KeyCompromised, link: str) -> KmeError:
+    """A link held back after an eavesdropper's attack (the device's message names it)."""
+    stored = exc.stock.stored_bits if exc.stock else 0
+    return KmeError("link-compromised", exc.message, [{"qkdl_id": link, "stored_bits": stored}])
+
+
 async def local_store(config: KmeConfig, supply: KeySupply) -> tuple[str, KeyStock]:
     """The store a pair of SAEs both attached to this KME takes its keys from (local delivery: no
     route, no relay): of this node's QKD links that have a key store, the one holding the most key
@@ -60,15 +67,21 @@ async def local_store(config: KmeConfig, supply: KeySupply) -> tuple[str, KeySto
     local use drains the fullest store first, leaving the scarcer ones to relays, which have no
     choice of link."""
     best: tuple[str, KeyStock] | None = None
+    held: KmeError | None = None
     for link in sorted(config.links):
         try:
             stock = await supply.key_stock(link)
         except NoKeySource as exc:
             raise KmeError("no-key-source", f"no key source: {exc.message}") from None
+        except KeyCompromised as exc:  # another link may serve; if none can, this is why
+            held = held or compromised(exc, link)
+            continue
         except KeyUnavailable:
             continue
         if best is None or stock.stored_bits > best[1].stored_bits:
             best = (link, stock)
+    if best is None and held is not None:
+        raise held
     if best is None:
         raise KmeError("not-enough-key", "no key store: none of this node's QKD links "
                        f"({', '.join(sorted(config.links)) or 'none configured'}) has one yet",
@@ -84,6 +97,8 @@ async def take(supply: KeySupply, hops: dict[str, Hop] | None, link: str, next_k
         ref = await supply.take_key(link, number * size)
     except NoKeySource as exc:
         raise KmeError("no-key-source", f"no key source: {exc.message}") from None
+    except KeyCompromised as exc:
+        raise compromised(exc, link) from None
     except KeyUnavailable as exc:
         stored = exc.stock.stored_bits if exc.stock else 0
         raise KmeError("not-enough-key", f"not enough key: {stored // size} keys of {size} bits stored on QKD link "
@@ -158,6 +173,8 @@ async def path_stock(config: KmeConfig, supply: KeySupply, me: str, target: str,
         stock = await supply.key_stock(link)
     except NoKeySource as exc:
         raise KmeError("no-key-source", f"no key source: {exc.message}") from None
+    except KeyCompromised as exc:
+        raise compromised(exc, link) from None
     except KeyUnavailable as exc:
         raise KmeError("not-enough-key", f"QKD link {link} (to KME {next_kme}) has no key store: {exc.message}",
                        [{"qkdl_id": link}]) from None

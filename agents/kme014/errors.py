@@ -3,6 +3,9 @@
 ETSI GS QKD 014 V1.1.1 (clause 5) answers 400 (bad request format), 401 (unauthorized) and 503
 (error on the server side); every refusal here is one of those, with an Error object
 ``{"message": ..., "details": [...]}`` (details only when there are figures to give).
+A link held back after an eavesdropper's attack (link-compromised) is a 503 like a store that
+ran dry: nothing the client sent was wrong, the server cannot serve now, and the message names
+the link, so a client can wait, alert, or ask for key over another route.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ STATUS: dict[str, int] = {
     "rate-limited": 503,
     "peer-unreachable": 503,
     "no-key-source": 503,
+    "link-compromised": 503,
     "internal": 503,
 }
 assert set(STATUS) == set(KINDS), "every KME error kind needs an HTTP status"

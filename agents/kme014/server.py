@@ -25,12 +25,17 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from aiohttp import web
+from qstrata.agents.access.connections import (
+    BODY_TIMEOUT_S,
+    HANDSHAKE_TIMEOUT_S,
+    IDLE_TIMEOUT_S,
+    ConnectionGuard,
+)
 from qstrata.agents.access.pki import TlsFiles
 from qstrata.agents.kme.errors import KmeError
 from qstrata.agents.kme.service import KmeService
 
 from . import requests
-from .connections import BODY_TIMEOUT_S, HANDSHAKE_TIMEOUT_S, IDLE_TIMEOUT_S, ConnectionGuard
 from .errors import answer, error_object
 from .identity import common_name
 

@@ -1,7 +1,7 @@
 """`qstrata up` (alias `qstrata testbed`) and `qstrata demo`.
 
     qstrata up [--topology FILE] [--state-dir DIR] [--speed X] [--processes] [--bare] [--duration S]
-               [--dashboard-port N | --no-dashboard]
+               [--dashboard-port N | --no-dashboard] [--eavesdropper FIBRE:FRACTION[@START[-STOP]]]...
 
 A bad topology is every problem on stderr as ``FILE: YAML.PATH: what is wrong`` and exit code 2,
 before anything starts. Logs go to STATE_DIR/up.log; the terminal shows the status table.
@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--processes", action="store_true", help="one process per agent (default: all in one)")
         p.add_argument("--bare", action="store_true", help="start unconfigured: no built-in controller, no scenario")
         p.add_argument("--duration", type=_positive_float, default=None, help="stop after this many seconds")
+        p.add_argument("--eavesdropper", action="append", default=[], metavar="FIBRE:FRACTION[@START[-STOP]]",
+                       help="an intercept-resend eavesdropper on FIBRE attacking FRACTION of its pulses (0..1 or "
+                            "N%%), from START to STOP simulated seconds after the controller is done (default: "
+                            "from 0 on); a scenario event, repeatable")
         p.add_argument("--listen", default="127.0.0.1", help="address every agent listens on")
         p.add_argument("--base-port", type=int, default=0, help="first NETCONF port (0: free ports)")
         p.add_argument("--gnmi-insecure", action="store_true", help="serve gNMI in plain text instead of TLS")
@@ -82,6 +86,11 @@ def _print_summary(network) -> None:
         print(f"{'KME':10} {'ETSI GS QKD 014':30} {'CA':30} SAE certificates")
         for h in kmes:
             print(f"{h.name:10} {h.kme_url:30} {shown(h.kme_ca):30} {shown(h.state_dir / 'sae')}")
+    restconf = [h for h in network.agents if h.restconf_url]
+    if restconf:
+        print(f"{'RESTCONF':10} {'RFC 8040 (Basic: credentials)':30} CA")
+        for h in restconf:
+            print(f"{h.name:10} {h.restconf_url:30} {shown(h.kme_ca)}")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -108,6 +117,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     options = UpOptions(topology=Path(args.topology) if args.topology else None, state_dir=Path(args.state_dir),
                         listen=args.listen, speed=args.speed, seed=args.seed, processes=args.processes,
                         bare=args.bare, base_port=args.base_port, collector=not args.no_collector,
+                        eavesdroppers=tuple(args.eavesdropper),
                         gnmi_insecure=args.gnmi_insecure,
                         dashboard_port=None if args.no_dashboard else args.dashboard_port)
     try:

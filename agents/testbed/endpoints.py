@@ -6,14 +6,16 @@ Written once everything listens (atomically: a reader never sees half a file), r
     {"network": NAME, "topology": FILE, "state_dir": DIR, "pid": PID,
      "agents": [{"name", "kind", "state_dir", "credentials",
                  "netconf": {"host", "port"}, "gnmi": {"host", "port", "target", "ca"} | null,
-                 "kme": {"url", "ca", "sae_dir"} | null}],
+                 "kme": {"url", "ca", "sae_dir"} | null, "restconf": {"url", "ca"} | null}],
      "collector": {"prometheus": URL | null, "store": PATH | null, "gnmi": {"host", "port"} | null,
                    "dashboard": URL | null} | null}
 
 `gnmi.target` is the name to put in a gNMI request's `prefix.target` (agents sharing one gateway
 port are told apart by it); `gnmi.ca` the CA to trust, null for plaintext. `kme` is a QKD agent's ETSI GS QKD 014 key delivery
 API: its base URL (`{url}/api/v1/keys/...`), the CA that signs its server certificate and its SAEs'
-client certificates, and where `qstrata sae add` writes those (`sae_dir`).
+client certificates, and where `qstrata sae add` writes those (`sae_dir`). `restconf` is the
+agent's RESTCONF (RFC 8040) server: its base URL (`{url}/restconf/data/...`, HTTP Basic with the
+agent's credentials) and the CA that signs its certificate.
 
 Paths: `qstrata up` writes every path absolute. A relative path (a file written by hand) is
 relative to the folder of endpoints.json, as in the collector's YAML; `read_endpoints` returns
@@ -53,6 +55,12 @@ class KmeEndpoint:
 
 
 @dataclass(frozen=True)
+class RestconfEndpoint:
+    url: str
+    ca: str
+
+
+@dataclass(frozen=True)
 class AgentEndpoint:
     name: str
     kind: str
@@ -61,6 +69,7 @@ class AgentEndpoint:
     netconf: HostPort
     gnmi: GnmiEndpoint | None = None
     kme: KmeEndpoint | None = None
+    restconf: RestconfEndpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,8 @@ def read_endpoints(path: Path) -> dict[str, Any]:
                 if isinstance(agent.get("kme"), dict):
                     for key in ("ca", "sae_dir"):
                         agent["kme"][key] = absolute(agent["kme"].get(key))
+                if isinstance(agent.get("restconf"), dict):
+                    agent["restconf"]["ca"] = absolute(agent["restconf"].get("ca"))
         if isinstance(doc.get("collector"), dict):
             doc["collector"]["store"] = absolute(doc["collector"].get("store"))
     return doc

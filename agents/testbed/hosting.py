@@ -6,7 +6,8 @@ the light the QKD agents see. With `--processes` the world and every twin run in
 process that the agents drive over a Unix socket, so they share it just the same.
 
 Key delivery: every QKD agent serves ETSI GS QKD 014 on a port of its own (a free one), with its
-own CA, in both modes.
+own CA, in both modes. RESTCONF: every agent serves RFC 8040 on a port of its own (a free one),
+with the same CA, in both modes.
 
 gNMI: in one process every agent is served through one gateway port (clients pick the agent with
 `prefix.target`), unless the topology fixes a node's `gnmi_port`; with `--processes` each agent
@@ -59,6 +60,8 @@ class HostedAgent:
     gnmi_ca: str | None = None
     kme_port: int | None = None
     """A QKD agent's ETSI GS QKD 014 key delivery API (HTTPS)."""
+    restconf_port: int | None = None
+    """The agent's RESTCONF server (HTTPS)."""
     agent: Agent | None = None
     process: Child | None = None
     """With --processes: the agent's process, as its supervisor sees it."""
@@ -73,6 +76,13 @@ class HostedAgent:
             return None
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"https://{host}:{self.kme_port}"
+
+    @property
+    def restconf_url(self) -> str | None:
+        if self.restconf_port is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.restconf_port}"
 
     @property
     def kme_ca(self) -> Path:
@@ -124,7 +134,7 @@ class InProcessHost:
                                 netconf_port=_netconf_port(node, i, o.base_port), topology=o.topology_path,
                                 seed=o.seed, speed=o.speed, gnmi_port=int(fixed_gnmi) if fixed_gnmi else None,
                                 gnmi_insecure=o.gnmi_insecure, share_process_secrets=True,
-                                kme_port=0 if node.kind == "qkd" else None)
+                                kme_port=0 if node.kind == "qkd" else None, restconf_port=0)
             async with gate:
                 agent = Agent(opts)
                 try:
@@ -137,6 +147,9 @@ class InProcessHost:
             kme014 = getattr(agent, "kme014", None)
             if kme014 is not None:
                 hosted.kme_port = kme014.port
+            restconf = getattr(agent, "restconf", None)
+            if restconf is not None:
+                hosted.restconf_port = restconf.port
             if agent.gnmi_port is not None:
                 hosted.gnmi_port = agent.gnmi_port
                 hosted.gnmi_ca = self._ca_of(opts.state_dir, o.gnmi_insecure)
@@ -240,7 +253,7 @@ class ProcessHost:
         self.world = await self.supervisor.start(ChildSpec(
             "world service", world, o.state_root / "world.log", ready=lambda: _unix_answers(self.world_socket),
             lifeline=True, start_timeout=self.start_timeout, restarted=self._world_restarted))
-        spare = iter(free_ports(o.listen, 3 * len(nodes)))
+        spare = iter(free_ports(o.listen, 4 * len(nodes)))
         specs = []
         for i, node in enumerate(nodes):
             port = _netconf_port(node, i, o.base_port) or next(spare)
@@ -254,7 +267,10 @@ class ProcessHost:
             kme_port = next(spare) if node.kind == "qkd" else None
             if kme_port is not None:
                 cmd += ["--kme-port", str(kme_port)]
-            hosted = HostedAgent(node.name, node.kind, state, o.listen, port, gnmi_port, kme_port=kme_port)
+            restconf_port = next(spare)
+            cmd += ["--restconf-port", str(restconf_port)]
+            hosted = HostedAgent(node.name, node.kind, state, o.listen, port, gnmi_port, kme_port=kme_port,
+                                 restconf_port=restconf_port)
             self.agents.append(hosted)
             specs.append((hosted, ChildSpec(f"agent {node.name}", cmd, state / "agent.log",
                                             ready=functools.partial(_agent_serves, hosted),
@@ -324,10 +340,10 @@ async def _unix_answers(path: Path) -> bool:
 
 async def _agent_serves(hosted: HostedAgent) -> bool:
     """The agent wrote its credentials and accepts TCP connections on its NETCONF port (and on its
-    KME's, which it opens after NETCONF's)."""
+    KME's and RESTCONF's, which it opens after NETCONF's)."""
     if not hosted.credentials.exists():
         return False
-    for port in (hosted.netconf_port, hosted.kme_port):
+    for port in (hosted.netconf_port, hosted.kme_port, hosted.restconf_port):
         if port is None:
             continue
         try:

@@ -31,11 +31,12 @@ from .endpoints import (
     GnmiEndpoint,
     HostPort,
     KmeEndpoint,
+    RestconfEndpoint,
     write_endpoints,
 )
 from .hosting import HostedAgent, HostOptions, InProcessHost, ProcessHost
 from .paths import shown
-from .plan import NetworkPlan, plan_of
+from .plan import NetworkPlan, ScenarioStep, eavesdropper_flag, plan_of
 from .status import AgentRow, KeyRow, StatusDisplay, view_of
 
 log = logging.getLogger("qstrata.up")
@@ -59,6 +60,8 @@ class UpOptions:
     status_interval: float = 1.0
     dashboard_port: int | None = 8765
     """The collector's web dashboard on `listen`; taken: a free port. None: no dashboard."""
+    eavesdroppers: tuple[str, ...] = ()
+    """`--eavesdropper FIBRE:FRACTION[@START[-STOP]]` flags: scenario steps added to the topology's."""
 
 
 def check(options: UpOptions) -> tuple[Path, Topology, NetworkPlan]:
@@ -76,6 +79,14 @@ def check(options: UpOptions) -> tuple[Path, Topology, NetworkPlan]:
     if isinstance(doc, dict):
         plan, found = plan_of(doc, topology, str(path))
         issues += found
+        steps: list[ScenarioStep] = []
+        for spec in options.eavesdroppers:
+            try:
+                steps += eavesdropper_flag(spec, topology)
+            except ValueError as exc:
+                issues.append(f"--eavesdropper {spec}: {exc}")
+        if steps:
+            plan = replace(plan, scenario=tuple(sorted((*plan.scenario, *steps), key=lambda s: s.at_s)))
     if plan is not None and plan.collector is not None and (plan.collector.alarms or plan.collector.actions):
         nodes = _node_names(doc, topology)
         if nodes is not None:
@@ -178,6 +189,12 @@ class Network:
         self._write_endpoints(self._collector_endpoint())
         if not o.bare:
             self._tasks.append(asyncio.create_task(self._configure(), name="up-controller"))
+        elif o.eavesdroppers:  # no controller and no scripted scenario: the flags' steps, from now
+            from .scenario import run_scenario
+
+            steps = tuple(s for s in self.plan.scenario if s.eavesdropper is not None)
+            self._tasks.append(asyncio.create_task(run_scenario(self._plant(), steps, o.speed, self.say),
+                                                   name="up-eavesdropper"))
 
     def _agent_down(self, name: str, down: bool, text: str) -> None:
         """An agent's process died or serves again (--processes): the collector's alarm says so."""
@@ -191,7 +208,8 @@ class Network:
     def _agent_endpoints(self) -> list[AgentEndpoint]:
         return [AgentEndpoint(h.name, h.kind, str(h.state_dir), str(h.credentials), HostPort(h.host, h.netconf_port),
                               GnmiEndpoint(h.host, h.gnmi_port, h.name, h.gnmi_ca) if h.gnmi_port else None,
-                              KmeEndpoint(h.kme_url, str(h.kme_ca), str(h.state_dir / "sae")) if h.kme_url else None)
+                              KmeEndpoint(h.kme_url, str(h.kme_ca), str(h.state_dir / "sae")) if h.kme_url else None,
+                              RestconfEndpoint(h.restconf_url, str(h.kme_ca)) if h.restconf_url else None)
                 for h in self.agents]
 
     def _collector_endpoint(self) -> CollectorEndpoint | None:

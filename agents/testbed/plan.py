@@ -14,6 +14,7 @@ Three optional top-level sections of the topology YAML (ignored by the twins):
     scenario:        # scripted disturbances, simulated seconds after the controller is done
       - {at_s: 60, channel: c-tenant, launch_power_dbm: -18, text: "..."}    # Raman noise
       - {at_s: 90, fibre: spool-25, extra_loss_db: 3, text: "..."}          # a bent fibre
+      - {at_s: 120, fibre: spool-25, eavesdropper: 0.3, until_s: 180}       # intercept-resend on 30 %
     collector:       # the collector's alarm rules and actions (collectors/README.md syntax)
       prometheus_port: 0
       alarms: [...]  # without an unreachable-for rule, DEFAULT_UNREACHABLE is added
@@ -26,6 +27,7 @@ agents/devices/topology_keys.py).
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -50,7 +52,8 @@ FETCH = Keys("fetch", "rate", "key_size")
 SAE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 """SAE IDs of the plan: what every ETSI GS QKD 014 client puts in a URL path as it is (none of them
 encodes it), a strict subset of what qstrata-ss and `qstrata sae add` accept."""
-SCENARIO_STEP = Keys("scenario step", "at_s", "text", "channel", "launch_power_dbm", "fibre", "extra_loss_db")
+SCENARIO_STEP = Keys("scenario step", "at_s", "text", "channel", "launch_power_dbm", "fibre", "extra_loss_db",
+                     "eavesdropper", "until_s")
 COLLECTOR = Keys("collector section", "prometheus_port", "alarms", "actions")
 """The collector's own keys; its alarm rules and actions are the collector's format, checked by
 collectors/config.py (network.check)."""
@@ -181,6 +184,9 @@ class ScenarioStep:
     launch_power_dbm: float | None = None
     fibre: str | None = None
     extra_loss_db: float | None = None
+    eavesdropper: float | None = None
+    """Fraction of the fibre's pulses an intercept-resend eavesdropper attacks from now on (0: she
+    leaves)."""
 
 
 DEFAULT_UNREACHABLE: dict[str, Any] = {"name": "agent-unreachable", "unreachable-for": "5s", "severity": "CRITICAL"}
@@ -443,12 +449,59 @@ def _scenario(c: Checker, raw: Any, topology: Topology | None) -> tuple[Scenario
             if not isinstance(fibre, str) or topology is not None and fibre not in topology.fibres:
                 c.add(f"{at}.fibre", f"unknown fibre {fibre!r}")
                 continue
+            if SCENARIO_STEP.get(entry, "eavesdropper") is not None:
+                fraction = c.number(entry, "eavesdropper", at, required=True, minimum=0, keys=SCENARIO_STEP)
+                until = c.number(entry, "until_s", at, minimum=0, keys=SCENARIO_STEP)
+                if fraction is not None and fraction > 1:
+                    c.add(f"{at}.eavesdropper", f"{fraction:g} is not a fraction of the pulses (0 to 1)")
+                elif until is not None and at_s is not None and until <= at_s:
+                    c.add(f"{at}.until_s", f"{until:g} is not after at_s ({at_s:g})")
+                elif at_s is not None and fraction is not None:
+                    steps += eavesdropper_steps(fibre, fraction, at_s, until, text)
+                continue
             loss = c.number(entry, "extra_loss_db", at, required=True, minimum=0, keys=SCENARIO_STEP)
             if at_s is not None and loss is not None:
                 steps.append(ScenarioStep(at_s, text, fibre=fibre, extra_loss_db=loss))
         elif not (c.guessed(at, "channel") or c.guessed(at, "fibre")):
-            c.add(at, "expected 'channel' (with launch_power_dbm) or 'fibre' (with extra_loss_db)")
+            c.add(at, "expected 'channel' (with launch_power_dbm) or 'fibre' (with extra_loss_db or eavesdropper)")
     return tuple(sorted(steps, key=lambda s: s.at_s))
+
+
+def eavesdropper_steps(fibre: str, fraction: float, at_s: float, until_s: float | None = None,
+                       text: str = "") -> list[ScenarioStep]:
+    """An intercept-resend eavesdropper on `fibre` from `at_s` (until `until_s`, if given)."""
+    steps = [ScenarioStep(at_s, text, fibre=fibre, eavesdropper=fraction)]
+    if until_s is not None:
+        steps.append(ScenarioStep(until_s, "", fibre=fibre, eavesdropper=0.0))
+    return steps
+
+
+EAVESDROPPER_FLAG = re.compile(r"^(?P<fibre>.+):(?P<fraction>[^:@]+?)(?P<pct>%?)"
+                               r"(?:@(?P<start>[^-]+)(?:-(?P<stop>.+))?)?$")
+
+
+def eavesdropper_flag(spec: str, topology: Topology | None) -> list[ScenarioStep]:
+    """`up --eavesdropper FIBRE:FRACTION[@START[-STOP]]` as scenario steps (FRACTION 0..1 or a
+    percentage, START and STOP simulated seconds after the controller is done; default: from 0 to
+    the end); raises ValueError with what is wrong, in one line."""
+    found = EAVESDROPPER_FLAG.match(spec.strip())
+    if found is None:
+        raise ValueError("expected FIBRE:FRACTION[@START[-STOP]], e.g. spool-25:0.3@60-120")
+    fibre = found["fibre"]
+    if topology is not None and fibre not in topology.fibres:
+        raise ValueError(f"unknown fibre {fibre!r}" + hint(fibre, list(topology.fibres)))
+    try:
+        fraction = float(found["fraction"]) / (100.0 if found["pct"] else 1.0)
+        start = float(found["start"]) if found["start"] is not None else 0.0
+        stop = float(found["stop"]) if found["stop"] is not None else None
+    except ValueError:
+        raise ValueError("FRACTION, START and STOP are numbers, e.g. spool-25:0.3@60-120") from None
+    if not 0.0 < fraction <= 1.0 or not math.isfinite(fraction):
+        raise ValueError(f"the fraction of pulses attacked is above 0 and at most 1 (or 100%), not {found['fraction']}"
+                         f"{found['pct']}")
+    if not (math.isfinite(start) and start >= 0.0) or stop is not None and not (math.isfinite(stop) and stop > start):
+        raise ValueError("START is 0 or more and STOP after START (simulated seconds)")
+    return eavesdropper_steps(fibre, fraction, start, stop, "")
 
 
 def _collector(c: Checker, raw: Any) -> CollectorPlan | None:

@@ -1,7 +1,8 @@
 """Scripted disturbances: the world changes under the network, the way a real plant does.
 
-A step lights (or dims) a classical channel -- Raman noise in every fibre it crosses -- or bends a
-fibre (extra loss spread over its length). Times are simulated seconds after the controller is
+A step lights (or dims) a classical channel -- Raman noise in every fibre it crosses -- bends a
+fibre (extra loss spread over its length), or lets an intercept-resend eavesdropper attack a
+fraction of a fibre's pulses (and later leave: a step with fraction 0). Times are simulated seconds after the controller is
 done, so `--speed` shortens the whole story. Only the twins' plant is touched (in this process, or
 in the world service with `--processes`); the management plane learns about it the way it would
 in the field, through telemetry.
@@ -25,6 +26,10 @@ async def apply_step(plant: PlantControl, step: ScenarioStep) -> str:
     if step.channel is not None and step.launch_power_dbm is not None:
         await plant.set_launch_power(step.channel, step.launch_power_dbm)
         what = f"classical channel {step.channel} at {step.launch_power_dbm:g} dBm"
+    elif step.fibre is not None and step.eavesdropper is not None:
+        await plant.set_eavesdropper(step.fibre, step.eavesdropper)
+        what = (f"eavesdropper on fibre {step.fibre}: intercept-resend on {step.eavesdropper * 100:g}% of the pulses"
+                if step.eavesdropper > 0 else f"the eavesdropper leaves fibre {step.fibre}")
     elif step.fibre is not None and step.extra_loss_db is not None:
         await plant.add_loss(step.fibre, step.extra_loss_db)
         what = f"fibre {step.fibre} bent: +{step.extra_loss_db:g} dB"

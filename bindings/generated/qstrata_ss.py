@@ -201,6 +201,9 @@ class service_stratum:
                 capacity_bits = '/qstrata-ss:service-stratum/kme/key-stores/key-store/capacity-bits'
                 filled_bits = '/qstrata-ss:service-stratum/kme/key-stores/key-store/filled-bits'
                 drained_bits = '/qstrata-ss:service-stratum/kme/key-stores/key-store/drained-bits'
+                discarded_bits = '/qstrata-ss:service-stratum/kme/key-stores/key-store/discarded-bits'
+                discarded_blocks = '/qstrata-ss:service-stratum/kme/key-stores/key-store/discarded-blocks'
+                compromised_since = '/qstrata-ss:service-stratum/kme/key-stores/key-store/compromised-since'
                 discontinuity_time = '/qstrata-ss:service-stratum/kme/key-stores/key-store/discontinuity-time'
 
 class service_unit_state_change:

@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from qstrata.agents.conform import gnmi_runner, kme_runner, netconf_runner, report, runner
+from qstrata.agents.conform import gnmi_runner, kme_runner, netconf_runner, rc_runner, report, runner
 from qstrata.agents.conform.kme_checks import container_problem, error_problem, judge_refusal, status_problem
 from qstrata.agents.conform.kme_runner import Answer
 from qstrata.agents.conform.model import REGISTRY, Data, Error, Evidence, KmeExpect, Ok, Result, Verdict
@@ -73,15 +73,16 @@ def test_registry_invariants():
     assert len(ids) == len(set(ids)) >= 70
     steps = netconf_runner.STEPS
     for check in REGISTRY.values():
-        assert re.fullmatch(r"(NC|GN|QKD|HX|KME)-[A-Z]+-\d{3}", check.id), check.id
+        assert re.fullmatch(r"(NC|GN|QKD|HX|KME|RC)-[A-Z]+-\d{3}", check.id), check.id
         assert check.clause and check.title and check.expectation()
         assert check.protocol in runner.PROTOCOL_ORDER
-        assert check.hostile == (check.protocol == "hostile")
+        assert check.hostile == (check.protocol == "hostile") or check.protocol == "restconf"
         if check.step:
-            table = {"gnmi": gnmi_runner.STEPS, "kme": kme_runner.STEPS}.get(check.protocol, steps)
+            table = {"gnmi": gnmi_runner.STEPS, "kme": kme_runner.STEPS, "restconf": rc_runner.STEPS}.get(
+                check.protocol, steps)
             assert check.step in table or check.protocol == "qkd"
         else:
-            assert check.send and check.protocol == "netconf"
+            assert check.send and check.protocol in ("netconf", "restconf")
     for profile in PROFILES.values():  # every template fills for every profile
         values = profile.values("0")
         values["SID"] = "1"

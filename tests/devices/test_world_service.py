@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from qstrata.agents.devices import registry
-from qstrata.agents.devices.base import ConfigTransaction, DeviceEvent, DeviceRefusal
+from qstrata.agents.devices.base import ConfigTransaction, DeviceEvent, DeviceRefusal, KeyCompromised
 from qstrata.agents.devices.plant_control import LocalPlant
 from qstrata.agents.devices.remote.client import RemoteDriver, RemotePlant, WorldUnavailable
 from qstrata.agents.devices.remote.service import WorldService
@@ -189,6 +189,12 @@ def test_remote_twins_give_the_same_figures_as_twins_in_this_process(tmp_path):
             await tick_and_compare(local, remote, 3)
             link = next(x for x in remote.state("alice")[QKD]["qkd_links"]["qkd_link"] if x["qkdl_id"] == LINK)
             assert link["qkdl_performance"]["phys_perf"] != qber_before
+            # an eavesdropper on the primary spool: the link is held back, on both sides alike
+            await both(local, remote, lambda s: s.plant.set_eavesdropper("spool-25", 0.3))
+            await tick_and_compare(local, remote, 4)
+            for side in (local, remote):
+                with pytest.raises(KeyCompromised, match=f"QKD link {LINK} is compromised.*fibre spool-25"):
+                    await side.stores["alice"].driver.take_key(LINK, 8192)
             # the closed loop's re-route, then re-lock on the spare
             await both(local, remote, lambda s: s.edit("sw1", cross_connects((1, 13), (2, 14), (5, 6))))
             await tick_and_compare(local, remote, 12)
@@ -296,10 +302,14 @@ def test_plant_changes_wait_for_a_restarted_service_and_refusals_are_errors(tmp_
             with pytest.raises(ValueError, match="no 'c-nobody'"):
                 await plant.set_launch_power("c-nobody", 0.0)
             await plant.add_loss("spool-25", 2.0)
+            await plant.set_eavesdropper("spool-50", 0.25)
+            with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+                await plant.set_eavesdropper("spool-50", 2.0)
         finally:
             await first.stop()
         assert plant.journal == [("set_launch_power", {"channel": "c-tenant", "dbm": -18.0}),
-                                 ("add_loss", {"fibre": "spool-25", "extra_db": 2.0})]
+                                 ("add_loss", {"fibre": "spool-25", "extra_db": 2.0}),
+                                 ("set_eavesdropper", {"fibre": "spool-50", "fraction": 0.25})]
         second = WorldService(world(), clock=False)
         await second.start(tmp_path / "world.sock")
         try:
@@ -307,6 +317,7 @@ def test_plant_changes_wait_for_a_restarted_service_and_refusals_are_errors(tmp_
             assert second.world.topology.classical_channels["c-tenant"].launch_power_dbm == -18.0
             fresh = world().plant.fibres["spool-25"].spec.attenuation_db_per_km
             assert second.world.plant.fibres["spool-25"].spec.attenuation_db_per_km == pytest.approx(fresh + 2.0 / 25)
+            assert second.world.plant.fibres["spool-50"].eavesdropper == 0.25
         finally:
             await second.stop()
 

@@ -36,6 +36,7 @@ from ..base import (
     DeviceRefusal,
     Inventory,
     JsonTree,
+    KeyCompromised,
     KeyRef,
     KeyStock,
     KeyUnavailable,
@@ -177,6 +178,8 @@ class RemoteDriver:
         except aio.RemoteError as exc:
             if exc.kind == "no-key-source":
                 raise NoKeySource(str(exc)) from None
+            if exc.kind == "key-compromised":
+                raise KeyCompromised(str(exc), m.stock_from_wire(exc.error.get("stock"))) from None
             if exc.kind == "no-key":
                 raise KeyUnavailable(str(exc), m.stock_from_wire(exc.error.get("stock"))) from None
             raise
@@ -325,6 +328,9 @@ class RemotePlant:
 
     async def add_loss(self, fibre: str, extra_db: float) -> None:
         await self._call("add_loss", {"fibre": fibre, "extra_db": extra_db})
+
+    async def set_eavesdropper(self, fibre: str, fraction: float) -> None:
+        await self._call("set_eavesdropper", {"fibre": fibre, "fraction": fraction})
 
     async def replay(self) -> None:
         for call, args in self.journal:

@@ -10,12 +10,13 @@ object) or ``error`` (``{"kind": ..., "message": ...}``). Pushes from the servic
     commit   {txn, trees?}                 -> ok {clock, state} | error need {trees}
     abort    {txn}                         -> ok {}
     detach   {}                            -> ok {}   (the agent stops: so does its device)
-    plant    {call, args}                  -> ok {}   (the scenario: lights a channel, bends a fibre)
+    plant    {call, args}                  -> ok {}   (the scenario: lights a channel, bends a fibre, taps one)
     push state  {clock, state?}            (after every world tick; no state: unchanged)
     push event  {event}                    (a DeviceEvent, after the state of its tick)
 
 The key capability (`base.KeySupply`) of a device that makes key; errors ``no-key`` (with the
-store's ``stock`` when there is one) and ``no-key-source`` (the device makes none):
+store's ``stock`` when there is one), ``key-compromised`` (the link is held back after an attack,
+with the stock too) and ``no-key-source`` (the device makes none):
 
     key_take    {qkdl_id, nbits}           -> ok {ref: [qkdl_id, epoch, offset, nbytes]}
     key_stock   {qkdl_id}                  -> ok {stock: [stored_bits, capacity_bits]}
@@ -38,14 +39,14 @@ from typing import Any
 from qstrata.agents.devices.base import DeviceEvent, DeviceRefusal, Inventory, KeyRef, KeyStock
 from qstrata.bindings.diff import Change
 
-PROTOCOL = 2
+PROTOCOL = 3
 """Bumped on any change a peer of the previous version would misread."""
 
 CLOCK_FIELDS = ("epoch_unix_ns", "now_ns", "settled_ns", "settled_wall_ns")
 TREES = ("old_config", "new_config")
 OPS = ("attach", "prepare", "commit", "abort", "detach", "plant", "key_take", "key_stock", "key_secret", "peer_serve",
        "peer_call")
-PLANT_CALLS = ("set_launch_power", "add_loss")
+PLANT_CALLS = ("set_launch_power", "add_loss", "set_eavesdropper")
 """What a scenario may do to the plant (`plant_control.PlantControl`)."""
 
 _CHANGE_OPS = frozenset(("create", "delete", "modify"))

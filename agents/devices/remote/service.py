@@ -52,6 +52,7 @@ from ..base import (
     DeviceEvent,
     DeviceRefusal,
     Inventory,
+    KeyCompromised,
     KeySupply,
     KeyUnavailable,
     NoKeySource,
@@ -205,6 +206,8 @@ class WorldService:
             conn.reply(message, error=m.refusal_to_wire(exc))
         except NoKeySource as exc:
             conn.reply(message, error=m.error("no-key-source", exc.message))
+        except KeyCompromised as exc:
+            conn.reply(message, error=m.error("key-compromised", exc.message, stock=m.stock_to_wire(exc.stock)))
         except KeyUnavailable as exc:
             conn.reply(message, error=m.error("no-key", exc.message, stock=m.stock_to_wire(exc.stock)))
         except TreeNeeded as exc:
@@ -317,8 +320,12 @@ class WorldService:
         try:
             if call == "set_launch_power":
                 plant.set_launch_power(str(args["channel"]), float(args["dbm"]))
+            elif call == "set_eavesdropper":
+                plant.set_eavesdropper(str(args["fibre"]), float(args["fraction"]))
             else:
                 plant.add_loss(str(args["fibre"]), float(args["extra_db"]))
+        except ValueError as exc:
+            raise m.ProtocolError(f"{call}: {exc}") from None
         except KeyError as exc:
             raise m.ProtocolError(f"{call}: no {exc.args[0]!r} in the plant of {self.world.topology.name}") from None
         log.info("plant: %s %s", call, args)

@@ -1,7 +1,8 @@
-"""Bounds on the key delivery API's connections, so slow or silent clients cannot hold the KME.
+"""Bounds on an HTTP front end's connections (the KME's key delivery API, RESTCONF), so slow or
+silent clients cannot hold the agent. Each server has a guard of its own.
 
-The KME shares its agent's process (and file descriptors) with NETCONF and gNMI, so what one
-client may hold is bounded in number and in time:
+The front ends share their agent's process (and file descriptors) with NETCONF and gNMI, so
+what one client may hold is bounded in number and in time:
 
 - the TLS handshake must end within `HANDSHAKE_TIMEOUT_S` (a connection that sends nothing, or
   a ClientHello a byte at a time, is cut then);
