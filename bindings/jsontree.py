@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .paths import join_data_path, split_data_path
+from .paths import prefixes, split_data_path
 from .schema_index import SchemaIndex, SchemaNode
 
 Json = Any
@@ -133,9 +133,11 @@ def leaves_of(parent: SchemaNode, parent_module: str, path: str, content: dict,
                     yield from leaves_of(node, module, entry_path(here, node, entry, module), entry, keep)
 
 
-def at(index: SchemaIndex, tree: dict, path: str) -> tuple[SchemaNode, str, Json] | None:
+def at(index: SchemaIndex, tree: dict, path: str, entries: dict | None = None) -> tuple[SchemaNode, str, Json] | None:
     """(schema node, its module, JSON value) of the node at data path `path` in `tree`, or None
-    when the tree has no such node. A list step without keys is the whole list."""
+    when the tree has no such node. A list step without keys is the whole list. `entries`: a
+    dict the caller keeps while `tree` does not change, for many lookups in it (each list is
+    indexed by its keys once instead of scanned per lookup)."""
     steps = split_data_path(path)
     parent: SchemaNode | None = None
     parent_module: str | None = None
@@ -154,9 +156,18 @@ def at(index: SchemaIndex, tree: dict, path: str) -> tuple[SchemaNode, str, Json
         if value is None:
             return None
         if node.kind == "list" and keys:
-            value = next((e for e in value if isinstance(e, dict) and all(
-                key_text(e.get(k, e.get(f"{module}:{k}"))) == v for k, v in keys.items())), None) \
-                if isinstance(value, list) else None
+            if not isinstance(value, list):
+                return None
+            if entries is not None:
+                by_key = entries.get(id(value))
+                if by_key is None:
+                    by_key = entries[id(value)] = {
+                        tuple(key_text(e.get(k, e.get(f"{module}:{k}"))) for k in node.keys): e
+                        for e in value if isinstance(e, dict)}
+                value = by_key.get(tuple(keys.get(k) for k in node.keys))
+            else:
+                value = next((e for e in value if isinstance(e, dict) and all(
+                    key_text(e.get(k, e.get(f"{module}:{k}"))) == v for k, v in keys.items())), None)
             if value is None:
                 return None
         elif node.kind == "list" and i + 1 < len(steps):
@@ -167,9 +178,10 @@ def at(index: SchemaIndex, tree: dict, path: str) -> tuple[SchemaNode, str, Json
     return node, parent_module or "", content
 
 
-def leaves_at(index: SchemaIndex, tree: dict, path: str) -> dict[str, tuple[SchemaNode, Json]]:
-    """The leaves of `tree` at or under data path `path`, by their paths."""
-    found = at(index, tree, path)
+def leaves_at(index: SchemaIndex, tree: dict, path: str,
+              entries: dict | None = None) -> dict[str, tuple[SchemaNode, Json]]:
+    """The leaves of `tree` at or under data path `path`, by their paths (`entries`: see `at`)."""
+    found = at(index, tree, path, entries)
     if found is None:
         return {}
     node, module, value = found
@@ -193,17 +205,13 @@ def vanished(gone: list[str], remaining: set[str], depth: int) -> list[str]:
         return []
     held: set[str] = set()
     for path in remaining:
-        steps = split_data_path(path)
-        held.update(join_data_path(steps[:n]) for n in range(depth, len(steps)))
+        held.update(prefixes(path)[depth - 1:-1] if depth > 0 else prefixes(path)[:-1])
     out: dict[str, None] = {}
     for path in gone:
-        steps = split_data_path(path)
         anchor = path
-        for n in range(max(depth, 1), len(steps)):
-            prefix = join_data_path(steps[:n])
+        for prefix in prefixes(path)[max(depth, 1) - 1:-1]:
             if prefix not in held:
                 anchor = prefix
                 break
         out.setdefault(anchor)
     return list(out)
-

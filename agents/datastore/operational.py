@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from qstrata.agents.events import CommitEvent, DeviceEvent
 from qstrata.bindings.diff import Change
 from qstrata.bindings.jsontree import Json, leaves_at, leaves_of, merge, vanished
-from qstrata.bindings.paths import split_data_path
+from qstrata.bindings.paths import prefixes, split_data_path
 from qstrata.bindings.schema_index import SchemaNode, schema_index
 from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import InvalidData
@@ -65,9 +65,10 @@ class OperationalChange:
     """What changed since the last change handed out.
 
     `updates`: leaf (or leaf-list) data path -> (schema node, new JSON-IETF value).
-    `deletes`: data paths of nodes no longer there (an ordered set), the highest that went (a
-    list entry rather than each of its leaves). `counts`: how many announcements named each
-    announced path (gNMI's duplicates)."""
+    `deletes`: data paths of nodes no longer there (read its keys: an ordered set), the highest
+    that went (a list entry rather than each of its leaves). `counts`: how many announcements
+    named each announced path (gNMI's duplicates). Call `settle` before reading a change built
+    with `update`/`delete`/`fold` (the core's are settled)."""
 
     time_ns: int = 0
     updates: dict[str, tuple[SchemaNode, Json]] = field(default_factory=dict)
@@ -75,18 +76,27 @@ class OperationalChange:
     counts: dict[str, int] = field(default_factory=dict)
 
     def update(self, path: str, node: SchemaNode, value: Json) -> None:
-        self.updates[path] = (node, value)
         if self.deletes:
-            for gone in [d for d in self.deletes if path == d or path.startswith(d + "/")]:
-                del self.deletes[gone]  # it is back
+            for prefix in prefixes(path):
+                self.deletes.pop(prefix, None)  # it is back
+        self.updates[path] = (node, value)
 
     def delete(self, path: str) -> None:
+        """What went takes its leaves' pending updates with it (dropped by `settle`)."""
         self.deletes[path] = None
-        for leaf in [p for p in self.updates if p == path or p.startswith(path + "/")]:
-            del self.updates[leaf]
+
+    def settle(self) -> None:
+        """Drop the updates below a delete: an update written after a delete above it removed
+        that delete (`update`), so those left are older than it. A few lookups per update,
+        whatever the number of deletes."""
+        if not self.deletes or not self.updates:
+            return
+        for path in [p for p in self.updates if any(q in self.deletes for q in prefixes(p))]:
+            del self.updates[path]
 
     def fold(self, later: OperationalChange) -> None:
         """Take `later` in after this one: the latest value of each leaf, deletes in between."""
+        later.settle()
         self.time_ns = later.time_ns
         for path in later.deletes:
             self.delete(path)
@@ -234,6 +244,7 @@ class OperationalRead:
             state = self.state()
             self._state_change(list(state_dirty), self._handed_state or {}, state, change)
             self._handed_state = state
+        change.settle()
         if change.updates or change.deletes:
             for watcher in list(self._watchers):
                 try:
@@ -249,6 +260,7 @@ class OperationalRead:
         running = self.datastore.get_config("running")
         whole = self.config() if len(commits) > PRINT_WHOLE_AFTER else None
         printed: dict[str, dict] = {}
+        entries: dict = {}  # list indexes of the whole print, built once
         for c in commits:
             path = _leaf_list(c.path)
             node = self._node(path)
@@ -256,7 +268,7 @@ class OperationalRead:
                 continue
             if path not in printed:
                 printed[path] = whole if whole is not None else _print(running.select(path))
-            now = leaves_at(self.index, printed[path], path)
+            now = leaves_at(self.index, printed[path], path, entries if whole is not None else None)
             if node.kind in ("leaf", "leaf-list"):
                 if path in now:
                     change.update(path, *now[path])
@@ -292,8 +304,11 @@ class OperationalRead:
         now; what went is deleted at the highest node gone (one delete per list entry), unless
         running still holds that node (its state leaves went, its configuration stays)."""
         running = self.datastore.get_config("running")
+        old_entries: dict = {}
+        new_entries: dict = {}
         for path in _outermost(paths):
-            old, new = leaves_at(self.index, before, path), leaves_at(self.index, after, path)
+            old = leaves_at(self.index, before, path, old_entries)
+            new = leaves_at(self.index, after, path, new_entries)
             for leaf, (node, value) in new.items():
                 was = old.get(leaf)
                 if was is None or was[1] != value:
@@ -324,10 +339,10 @@ def _leaf_list(path: str) -> str:
 
 def _ancestors(leaves: Iterable[str], below: int) -> set[str]:
     """The node paths above each leaf that are longer than `below` characters (the changed
-    node and its descendants)."""
+    node's descendants)."""
     out: set[str] = set()
     for leaf in leaves:
-        out.update(leaf[:i] for i, ch in enumerate(leaf) if ch == "/" and i > below)
+        out.update(p for p in prefixes(leaf)[:-1] if len(p) > below)
     return out
 
 
@@ -336,7 +351,7 @@ def _outermost(paths: list[str]) -> list[str]:
     kept: set[str] = set()
     out: list[str] = []
     for path in sorted(set(paths), key=len):
-        if not any(path[:i] in kept for i, ch in enumerate(path) if ch == "/" and i):
+        if not any(p in kept for p in prefixes(path)[:-1]):
             kept.add(path)
             out.append(path)
     return out

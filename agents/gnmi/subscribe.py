@@ -34,7 +34,7 @@ import grpc
 from gnmi_pb import gnmi_pb2
 from qstrata.agents.datastore.operational import Operational, OperationalChange
 from qstrata.bindings.jsontree import at, vanished
-from qstrata.bindings.paths import split_data_path
+from qstrata.bindings.paths import prefixes, split_data_path
 from qstrata.bindings.schema_index import SchemaNode
 
 from .auth import Principal
@@ -256,6 +256,7 @@ class SubscribeSession:
     async def _send_changes(self, subs: list[_Sub], snapshot: Operational | None, stamp: int) -> None:
         pending, resync = self._pending, self._resync
         self._pending, self._resync = OperationalChange(pending.time_ns), False
+        pending.settle()
         updates, deletes, counts = pending.updates, pending.deletes, pending.counts
         if resync:
             assert snapshot is not None
@@ -275,13 +276,19 @@ class SubscribeSession:
                        if _match(elems, split[p]) and (keep is None or keep(p, n))
                        and (visible is None or at(self.target.index, visible, p) is not None)]
             gone: list[str] = []
+            sent_below: dict[str, list[str]] = {}  # what this subscription sent under each delete
+            if deletes:
+                for p in sub.last:
+                    for prefix in prefixes(p):
+                        if prefix in deletes:
+                            sent_below.setdefault(prefix, []).append(p)
+                            break
             for path in deletes:
+                below = sent_below.get(path, [])
                 if _match(elems, split[path]):
-                    below = [p for p in sub.last if p == path or p.startswith(path + "/")]
                     if below or visible is None:
                         gone.append(path)
                 elif _match(elems, split[path], above=True):
-                    below = [p for p in sub.last if p.startswith(path + "/")]
                     gone += vanished(below, set(), _depth(elems))
                 else:
                     continue
