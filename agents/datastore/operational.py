@@ -129,7 +129,9 @@ class OperationalRead:
 
     # ---------------------------------------------------------------- reads
     def read(self, *, config_only: bool = False) -> Operational:
-        config = self.config()
+        cached = self._config
+        config = cached[1] if cached is not None and cached[0] == self.datastore.versions.get("running", 0) \
+            else self.config()
         if config_only:
             return Operational(config, self.datastore.installed_ns.get("running", 0) or time.time_ns())
         state = self.state()

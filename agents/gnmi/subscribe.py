@@ -225,7 +225,10 @@ class SubscribeSession:
                 stamp = snapshot.time_ns if snapshot is not None else self._pending.time_ns
                 for sub in due:
                     await self._send_sample(sub, snapshot, stamp, now)
-                    sub.next_due = self._next_due(sub, now)
+                    if sub.interval_ns:
+                        sub.next_due = max(sub.next_due + sub.interval_ns / 1e9, now)
+                    else:  # as fast as the subscriber reads; suppressed: looks for changes every 10 ms
+                        sub.next_due = now + SUPPRESSED_MIN_INTERVAL_S if sub.suppress else now
                 if pending:
                     await self._send_changes(changes, snapshot, stamp)
                 for sub in beats:
@@ -237,12 +240,6 @@ class SubscribeSession:
                                                          if s.heartbeat_ns]
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             await self._wait(reader, timeout)
-
-    @staticmethod
-    def _next_due(sub: _Sub, now: float) -> float:
-        if sub.interval_ns:
-            return max(sub.next_due + sub.interval_ns / 1e9, now)
-        return now + SUPPRESSED_MIN_INTERVAL_S if sub.suppress else now
 
     # ---------------------------------------------------------------- changes
     def _on_change(self, change: OperationalChange) -> None:
