@@ -162,17 +162,23 @@ class GnmiService:
         except LimitExceeded as exc:
             raise GnmiError(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.reason) from None
         peer = context.peer()  # gone from the context once the call has ended
-        session = SubscribeSession(target, principal, _writer(context), target_name=name)
+        session = SubscribeSession(target, principal, context.write, target_name=name)
         self.subscribers += 1
         try:
             mode = session.configure(sub_list)
             await session.run(mode, requests)
-        except ClientGone as exc:
-            log.info("gNMI client %s left target %s: %s", peer, target.name, exc)
         except asyncio.CancelledError:
             log.info("gNMI client %s left target %s: the call was cancelled (the client closed it or "
                      "its connection ended)", peer, target.name)
             raise
+        except GnmiError:
+            raise
+        except Exception as exc:
+            # grpc raises its own internal error for a write to a call that is over: a client gone
+            if not (context.done() or context.cancelled() or type(exc).__module__.startswith("grpc")):
+                raise
+            log.info("gNMI client %s left target %s: the stream ended while the agent wrote to it (%s)", peer,
+                     target.name, type(exc).__name__)
         finally:
             self.subscribers -= 1
             slot.release()
@@ -192,27 +198,6 @@ class GnmiService:
                 _guarded(self.subscribe), request_deserializer=gnmi_pb2.SubscribeRequest.FromString,
                 response_serializer=_identity),
         })
-
-
-class ClientGone(Exception):
-    """A Subscribe stream's client went away while the agent wrote to it: a normal end."""
-
-
-def _writer(context: grpc.aio.ServicerContext) -> Callable[[bytes], Awaitable[None]]:
-    """`context.write` that says a stream which ended under it is a client gone (grpc raises its
-    own internal error for a write to a call that is over)."""
-
-    async def write(data: bytes) -> None:
-        try:
-            await context.write(data)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if not (context.done() or context.cancelled() or type(exc).__module__.startswith("grpc")):
-                raise
-            raise ClientGone(f"the stream ended while the agent wrote to it ({type(exc).__name__})") from None
-
-    return write
 
 
 def _identity(data: bytes) -> bytes:
