@@ -15,6 +15,7 @@ from pathlib import Path
 from qstrata.agents.access.control import AccessControl
 from qstrata.agents.access.guard import GuardOptions, LoginGuard
 from qstrata.agents.access.nacm import DEFAULT_NACM
+from qstrata.agents.access.pki import ensure_tls
 from qstrata.agents.access.users import CREDENTIALS_FILE, UserStore, process_admin, update_credentials
 from qstrata.agents.datastore.store import Datastore
 from qstrata.agents.devices import registry
@@ -26,7 +27,6 @@ from qstrata.agents.events import DeviceEvent, EventBus
 from qstrata.agents.gnmi.server import GnmiServer, start_gnmi_server
 from qstrata.agents.gnmi.service import GnmiService
 from qstrata.agents.gnmi.target import GnmiTarget
-from qstrata.agents.gnmi.tls import ensure_tls
 from qstrata.agents.kme.service import KmeService
 from qstrata.agents.netconf.host_keys import process_host_keys
 from qstrata.agents.netconf.server import NetconfServer
@@ -61,6 +61,8 @@ class AgentOptions:
     login_timeout: float = 10.0
     hello_timeout: float = 30.0
     idle_timeout: float = 3600.0
+    ssh_legacy_clients: tuple[str, ...] = ()
+    """SSH clients (software version patterns) also offered SHA-1 algorithms: `netconf.ssh_algorithms`."""
     topology: Path | None = None
     """The physical world's topology (default: the built-in testbed)."""
     twin: bool = True
@@ -161,6 +163,7 @@ class Agent:
             opts.listen, opts.netconf_port, opts.state_dir, self.netconf.session_factory,
             guard=self.guard, users=self.users, idle_timeout=opts.idle_timeout,
             login_timeout=opts.login_timeout, hello_timeout=opts.hello_timeout,
+            legacy_clients=opts.ssh_legacy_clients,
             shared_host_keys=process_host_keys() if opts.share_process_secrets else None,
             shared_admin=process_admin() if opts.share_process_secrets else None)
         if opts.gnmi_port is not None:

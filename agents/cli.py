@@ -76,12 +76,11 @@ def cmd_yang_list(args: argparse.Namespace) -> int:
 
 def cmd_agent(args: argparse.Namespace) -> int:
     """Run one agent in the foreground until SIGINT/SIGTERM."""
-    import asyncio
     import logging
-    import signal
 
     from qstrata.agents.app import AgentOptions, run_agent
     from qstrata.agents.devices.topology import TopologyError
+    from qstrata.bindings.wire.runner import run_until_signalled
 
     world = None
     if args.kme_port is not None and args.kind != "qkd":
@@ -112,15 +111,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
                            restconf_port=args.restconf_port,
                            **_limit_options(args))
 
-    async def main() -> bool:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        return await run_agent(options, stop)
-
     try:
-        if _run_loop(main()):
+        if run_until_signalled(lambda stop: run_agent(options, stop)):
             print(f"qstrata agent: {args.name}: the device went away (see the log): stopped", file=sys.stderr)
             return EXIT_DEVICE_LOST
     except TopologyError as exc:  # raised before anything starts: every problem, one line each
@@ -134,22 +126,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
         print(f"qstrata agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
-
-
-def _run_loop(coro):
-    """Run the agents' event loop: uvloop when installed (measured: see README), else asyncio.
-    QSTRATA_EVENT_LOOP=asyncio forces the standard loop."""
-    import asyncio
-    import os
-
-    if os.environ.get("QSTRATA_EVENT_LOOP", "uvloop") == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.run(coro)
-    return asyncio.run(coro)
 
 
 def _limit_arguments(p: argparse.ArgumentParser) -> None:
@@ -176,11 +152,15 @@ def _limit_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-sessions-per-user", type=positive, default=32, help="sessions per user (default: 32)")
     g.add_argument("--max-unauthenticated", type=positive, default=32,
                    help="connections still authenticating; beyond it new ones are dropped (default: 32)")
+    g.add_argument("--ssh-legacy-client", dest="ssh_legacy_clients", action="append", default=[], metavar="PATTERN",
+                   help="also offer SHA-1 SSH algorithms (ssh-rsa, diffie-hellman-group14-sha1, group exchange, "
+                        "hmac-sha1) to clients whose SSH version matches PATTERN, e.g. 'JSCH-0.1.54' (repeatable)")
 
 
 def _limit_options(args: argparse.Namespace) -> dict:
-    return {name: getattr(args, name) for name in ("login_timeout", "hello_timeout", "idle_timeout", "max_sessions",
-                                                   "max_sessions_per_user", "max_unauthenticated")}
+    options = {name: getattr(args, name) for name in ("login_timeout", "hello_timeout", "idle_timeout", "max_sessions",
+                                                      "max_sessions_per_user", "max_unauthenticated")}
+    return {**options, "ssh_legacy_clients": tuple(args.ssh_legacy_clients)}
 
 
 def _world_arguments(p: argparse.ArgumentParser) -> None:

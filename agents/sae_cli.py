@@ -20,8 +20,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from qstrata.agents.access.pki import ensure_ca, issue_client
 from qstrata.agents.access.users import CREDENTIALS_FILE
+from qstrata.agents.state_dir_cli import EXIT_OK, add_state_dir, fail
 
-EXIT_OK, EXIT_FAILED = 0, 1
 DIR = "sae"
 SAE_ID = re.compile(r"[!-.0-~]{1,255}")
 """qstrata-ss `sae-id`: printable ASCII without spaces or '/' (a path segment of the API)."""
@@ -47,12 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--state-dir", required=True, help="the QKD agent's state directory (holds its CA)")
+    add_state_dir(p, "QKD agent's state directory (holds its CA)")
 
 
 def _fail(message: str) -> int:
-    print(f"qstrata sae: {message}", file=sys.stderr)
-    return EXIT_FAILED
+    return fail("sae", message)
 
 
 def sae_paths(state_dir: Path, name: str) -> tuple[Path, Path]:

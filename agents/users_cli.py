@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from qstrata.agents.access.users import USERS_FILE, User, add_user, delete_user, load_users
+from qstrata.agents.state_dir_cli import EXIT_OK, add_state_dir, fail
 
-EXIT_OK, EXIT_FAILED = 0, 1
 KNOWN_GROUPS = ("admin", "read-write", "read-only")
 """The groups `DEFAULT_NACM` has rules for."""
 
@@ -52,12 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _state_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--state-dir", required=True, help="the agent's state directory (holds users.json)")
+    add_state_dir(p, "agent's state directory (holds users.json)")
 
 
 def _fail(message: str) -> int:
-    print(f"qstrata user: {message}", file=sys.stderr)
-    return EXIT_FAILED
+    return fail("user", message)
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:

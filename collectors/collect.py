@@ -95,10 +95,8 @@ def _topology_of(args: argparse.Namespace):
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
 
-    from qstrata.agents.cli import _run_loop
+    from qstrata.bindings.wire.runner import run_until_signalled
 
     from .app import CollectOptions, default_instance, run_collector
     from .config import ConfigError, load
@@ -148,15 +146,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
                              instance=args.instance or default_instance(), share_targets=not args.no_share,
                              dashboard=dashboard, topology=topology)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_collector(options, stop, on_started=started)
-
     try:
-        _run_loop(main())
+        run_until_signalled(lambda stop: run_collector(options, stop, on_started=started))
     except NatsUnavailable as exc:
         return _fail(str(exc))
     except StoreError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from qstrata.bindings.checking import ShapeChecker, kind_of
 from qstrata.bindings.generated import qstrata_telemetry as qtel
 from qstrata.bindings.leafinfo import leaf_info
 from qstrata.bindings.spelling import unknown
@@ -128,7 +129,7 @@ def _yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
-class _Issues:
+class _Issues(ShapeChecker):
     def __init__(self, file: Path | str) -> None:
         self.file = str(file)
         self.items: list[str] = []
@@ -173,14 +174,14 @@ def _collector(data: Any, path: Path, issues: _Issues, files: list[Path]) -> Col
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        issues.add("", f"expected a mapping with targets, alarms, actions, store; got {_kind(data)}")
+        issues.add("", f"expected a mapping with targets, alarms, actions, store; got {kind_of(data)}")
         return CollectorConfig(path)
     _unknown(data, ("targets", "targets-file", "alarms", "actions", "store"), "", issues)
     targets: dict[str, TargetConfig] = {}
     if "targets-file" in data:
         ref = data["targets-file"]
         if not isinstance(ref, str):
-            issues.add("targets-file", f"expected a file name, got {_kind(ref)}")
+            issues.add("targets-file", f"expected a file name, got {kind_of(ref)}")
         else:
             ep = (path.parent / ref) if not Path(ref).is_absolute() else Path(ref)
             files.append(ep)
@@ -193,21 +194,21 @@ def _collector(data: Any, path: Path, issues: _Issues, files: list[Path]) -> Col
                 ep_issues = _Issues(ep)
                 targets.update(_endpoints(ep_data, ep, ep_issues, ""))
                 issues.items.extend(ep_issues.items)
-    for i, entry in enumerate(_list(data.get("targets", []), "targets", issues)):
+    for i, entry in enumerate(issues.listing(data.get("targets", []), "targets")):
         target = _target(entry, f"targets[{i}]", path, issues)
         if target is not None:
             if target.name in targets:
                 issues.add(f"targets[{i}].name", f"duplicate target name {target.name!r}")
             targets[target.name] = target
     actions = {}
-    for i, entry in enumerate(_list(data.get("actions", []), "actions", issues)):
+    for i, entry in enumerate(issues.listing(data.get("actions", []), "actions")):
         action = _action(entry, f"actions[{i}]", path, issues, targets)
         if action is not None:
             if action.name in actions:
                 issues.add(f"actions[{i}].name", f"duplicate action name {action.name!r}")
             actions[action.name] = action
     rules: dict[str, Rule] = {}
-    for i, entry in enumerate(_list(data.get("alarms", []), "alarms", issues)):
+    for i, entry in enumerate(issues.listing(data.get("alarms", []), "alarms")):
         rule = _rule(entry, f"alarms[{i}]", issues, actions)
         if rule is not None:
             if rule.name in rules:
@@ -228,10 +229,9 @@ def _endpoints(data: Any, path: Path, issues: _Issues, where: str) -> dict[str, 
     ``ca`` decides."""
     agents = data.get("agents") if isinstance(data, dict) else data
     targets: dict[str, TargetConfig] = {}
-    for i, agent in enumerate(_list(agents, f"{where}agents" if isinstance(data, dict) else where or "(list)", issues)):
+    for i, agent in enumerate(issues.listing(agents, f"{where}agents" if isinstance(data, dict) else where or "(list)")):
         at = f"{'agents' if isinstance(data, dict) else ''}[{i}]"
-        if not isinstance(agent, dict):
-            issues.add(at, f"expected a mapping, got {_kind(agent)}")
+        if issues.mapping(agent, at) is None:
             continue
         name = agent.get("name")
         if not isinstance(name, str) or not NAME.match(name):
@@ -254,7 +254,7 @@ def _endpoints(data: Any, path: Path, issues: _Issues, where: str) -> dict[str, 
             if ca is None:
                 insecure = True
             elif not isinstance(ca, str):
-                issues.add(f"{at}.gnmi.ca", f"expected a file name or null, got {_kind(ca)}")
+                issues.add(f"{at}.gnmi.ca", f"expected a file name or null, got {kind_of(ca)}")
             else:
                 tls_ca = Path(ca) if Path(ca).is_absolute() else path.parent / ca
                 insecure = False
@@ -275,7 +275,7 @@ def _host_port(value: Any, where: str, issues: _Issues) -> tuple[str, int] | Non
     elif isinstance(value, str):
         host, _, port = value.rpartition(":")
     else:
-        issues.add(where, f"expected {{host, port}} or 'host:port', got {_kind(value)}")
+        issues.add(where, f"expected {{host, port}} or 'host:port', got {kind_of(value)}")
         return None
     try:
         port = int(port)
@@ -290,7 +290,7 @@ def _host_port(value: Any, where: str, issues: _Issues) -> tuple[str, int] | Non
 
 def _credentials_file(value: Any, base: Path, where: str, issues: _Issues) -> Path | None:
     if not isinstance(value, str):
-        issues.add(where, f"expected a file name, got {_kind(value)}")
+        issues.add(where, f"expected a file name, got {kind_of(value)}")
         return None
     path = Path(value) if Path(value).is_absolute() else base.parent / value
     try:
@@ -315,8 +315,7 @@ TARGET_KEYS = ("name", "address", "port", "kind", "protocol", "username", "passw
 
 
 def _target(entry: Any, where: str, path: Path, issues: _Issues) -> TargetConfig | None:
-    if not isinstance(entry, dict):
-        issues.add(where, f"expected a mapping, got {_kind(entry)}")
+    if issues.mapping(entry, where) is None:
         return None
     _unknown(entry, TARGET_KEYS, where, issues)
     start = len(issues.items)
@@ -331,7 +330,7 @@ def _target(entry: Any, where: str, path: Path, issues: _Issues) -> TargetConfig
         if port is not None:
             issues.add(f"{where}.address", "required when port is given")
     elif not isinstance(address, str):
-        issues.add(f"{where}.address", f"expected 'host' or 'host:port', got {_kind(address)}")
+        issues.add(f"{where}.address", f"expected 'host' or 'host:port', got {kind_of(address)}")
     elif port is None:
         hp = _host_port(address, f"{where}.address", issues)
         if hp:
@@ -352,7 +351,7 @@ def _target(entry: Any, where: str, path: Path, issues: _Issues) -> TargetConfig
     username, password = entry.get("username"), entry.get("password")
     for key, value in (("username", username), ("password", password)):
         if value is not None and not isinstance(value, str):
-            issues.add(f"{where}.{key}", f"expected a string, got {_kind(value)}")
+            issues.add(f"{where}.{key}", f"expected a string, got {kind_of(value)}")
     cred = entry.get("credentials-file")
     cred_path = _credentials_file(cred, path, f"{where}.credentials-file", issues) if cred is not None else None
     if cred_path is not None and username is not None:
@@ -372,7 +371,7 @@ def _target(entry: Any, where: str, path: Path, issues: _Issues) -> TargetConfig
     enabled = entry.get("enabled", True)
     if not isinstance(enabled, bool):
         issues.add(f"{where}.enabled", f"expected true or false, got {enabled!r}")
-    subs = tuple(sub for i, raw in enumerate(_list(entry.get("subscriptions", []), f"{where}.subscriptions", issues))
+    subs = tuple(sub for i, raw in enumerate(issues.listing(entry.get("subscriptions", []), f"{where}.subscriptions"))
                  if (sub := _subscription(raw, f"{where}.subscriptions[{i}]", issues)) is not None)
     if not subs:
         subs = _default_subscriptions(kind)
@@ -380,7 +379,7 @@ def _target(entry: Any, where: str, path: Path, issues: _Issues) -> TargetConfig
             issues.add(where, "no subscriptions, and no kind to choose the default ones from")
     tags = entry.get("tags", {})
     if not isinstance(tags, dict) or not all(isinstance(k, str) for k in tags):
-        issues.add(f"{where}.tags", f"expected a mapping of names to values, got {_kind(tags)}")
+        issues.add(f"{where}.tags", f"expected a mapping of names to values, got {kind_of(tags)}")
         tags = {}
     if len(issues.items) > start:
         return None
@@ -395,7 +394,7 @@ def _subscription(entry: Any, where: str, issues: _Issues) -> Subscription | Non
     if isinstance(entry, str):
         entry = {"paths": [entry]}
     if not isinstance(entry, dict):
-        issues.add(where, f"expected a mapping with paths, mode, sample-interval; got {_kind(entry)}")
+        issues.add(where, f"expected a mapping with paths, mode, sample-interval; got {kind_of(entry)}")
         return None
     _unknown(entry, ("paths", "mode", "sample-interval"), where, issues)
     paths = entry.get("paths")
@@ -462,8 +461,7 @@ RULE_KEYS = ("name", "metric", "above", "below", "clear-below", "clear-above", "
 
 
 def _rule(entry: Any, where: str, issues: _Issues, actions: dict[str, ActionConfig]) -> Rule | None:
-    if not isinstance(entry, dict):
-        issues.add(where, f"expected a mapping, got {_kind(entry)}")
+    if issues.mapping(entry, where) is None:
         return None
     _unknown(entry, RULE_KEYS, where, issues)
     start = len(issues.items)
@@ -543,8 +541,7 @@ ACTION_KEYS = {
 
 def _action(entry: Any, where: str, path: Path, issues: _Issues, targets: dict[str, TargetConfig]
             ) -> ActionConfig | None:
-    if not isinstance(entry, dict):
-        issues.add(where, f"expected a mapping, got {_kind(entry)}")
+    if issues.mapping(entry, where) is None:
         return None
     start = len(issues.items)
     name, kind = entry.get("name"), entry.get("type")
@@ -569,7 +566,7 @@ def _action(entry: Any, where: str, path: Path, issues: _Issues, targets: dict[s
             issues.add(f"{where}.url", f"required: an http:// or https:// URL, got {url!r}")
         headers = entry.get("headers", {})
         if not isinstance(headers, dict):
-            issues.add(f"{where}.headers", f"expected a mapping, got {_kind(headers)}")
+            issues.add(f"{where}.headers", f"expected a mapping, got {kind_of(headers)}")
         options.update(url=url, headers={str(k): str(v) for k, v in dict(headers or {}).items()})
     else:
         config = entry.get("config")
@@ -629,12 +626,12 @@ def _retention(value: Any, where: str, issues: _Issues) -> Retention:
     if value is None:
         return Retention()
     if not isinstance(value, dict):
-        issues.add(where, f"expected a mapping, got {_kind(value)}")
+        issues.add(where, f"expected a mapping, got {kind_of(value)}")
         return Retention()
     _unknown(value, ("retention",), where, issues)
     r = value.get("retention", {})
     if not isinstance(r, dict):
-        issues.add(f"{where}.retention", f"expected a mapping with raw, bucket, rollups; got {_kind(r)}")
+        issues.add(f"{where}.retention", f"expected a mapping with raw, bucket, rollups; got {kind_of(r)}")
         return Retention()
     _unknown(r, ("raw", "bucket", "rollups"), f"{where}.retention", issues)
     d = Retention()
@@ -655,15 +652,6 @@ def _duration(value: Any, where: str, issues: _Issues) -> float | None:
         return None
 
 
-def _list(value: Any, where: str, issues: _Issues) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        issues.add(where, f"expected a list, got {_kind(value)}")
-        return []
-    return value
-
-
 def _unknown(entry: dict, known: tuple[str, ...], where: str, issues: _Issues) -> None:
     for key in entry:
         if key not in known:
@@ -671,6 +659,3 @@ def _unknown(entry: dict, known: tuple[str, ...], where: str, issues: _Issues) -
             issues.add(f"{prefix}{key}", unknown(key, known))
 
 
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "nothing"}.get(type(value), type(value).__name__)

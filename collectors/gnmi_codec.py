@@ -6,7 +6,7 @@ per-update Python work to a dictionary lookup and a value read:
 
 * the response is parsed by protobuf's C implementation (upb), once;
 * a leaf's data path string is cached per serialized `Path` bytes (per prefix): paths repeat
-  every sample, and the agent serializes each one from the same cache (agents/gnmi/encode.py),
+  every sample, and the agent serializes each one from the same cache (qstrata.bindings.wire.gnmi_encoding),
   so the bytes are identical from sample to sample. The cache is keyed by the bytes' hash, not
   the bytes: at 400 targets x 500 leaves the keys alone were 40 MB. It is one cache for every
   target (`PathCache`, `SHARED_PATHS`): devices of a kind report the same paths (interface

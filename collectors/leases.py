@@ -38,6 +38,8 @@ from nats.js.errors import (
     ServiceUnavailableError,
 )
 
+from .tasks import cancel_and_wait
+
 log = logging.getLogger("qstrata.collectors.leases")
 
 MEMBERS = "qstrata-collector-members"
@@ -165,12 +167,7 @@ class LeaseManager:
 
     async def stop(self) -> None:
         """Clean shutdown: give every lease back at once, so survivors take over at their next round."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         for target, (revision, _) in list(self.held.items()):
             try:
                 await asyncio.wait_for(self._release(target, revision), 2)

@@ -25,12 +25,12 @@ from qstrata.agents.access.guard import GuardOptions, LoginGuard
 from qstrata.agents.access.users import UserStore
 from qstrata.agents.events import DeviceEvent, EventBus
 from qstrata.agents.gnmi.auth import Authenticator, Principal
-from qstrata.agents.gnmi.encode import Encoder
 from qstrata.agents.gnmi.errors import GnmiError
 from qstrata.agents.gnmi.service import GnmiService
 from qstrata.bindings.paths import PathSyntaxError, split_data_path
 from qstrata.bindings.schema import Schema, get_schema
 from qstrata.bindings.schema_index import schema_index
+from qstrata.bindings.wire.gnmi_encoding import Encoder
 
 from .model import Alarm, Series
 from .timefmt import date_and_time

@@ -32,6 +32,7 @@ from .model import ActionRun, Alarm, Batch, TargetStatus, Update
 from .normalize import Normalizer
 from .outputs import Output
 from .processors import Processor
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("qstrata.collectors.pipeline")
 alarm_log = logging.getLogger("qstrata.collectors.alarms")
@@ -149,12 +150,7 @@ class OutputQueue:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
             log.error("output %s: %d items not written at shutdown", self.output.name, self.queued)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         await self.output.stop()
 
     def health(self) -> dict[str, Any]:

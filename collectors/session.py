@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
-from qstrata.agents.gnmi.tls import explain_connect_failure
+from qstrata.bindings.wire.auth import call_metadata
+from qstrata.bindings.wire.tls import explain_connect_failure
 
 from .config import TargetConfig
 from .gnmi_codec import JSON_IETF, PROTO, ResponseDecoder, subscribe_request
@@ -164,7 +165,7 @@ def read_setup(target: TargetConfig) -> tuple[tuple[tuple[str, str], ...], grpc.
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SetupError(f"cannot read credentials {target.credentials_file}: {getattr(exc, 'strerror', None) or exc}"
                          ) from None
-    metadata = (("username", username or ""), ("password", password or "")) if username else ()
+    metadata = call_metadata(username, password)
     ca: Path | None = target.tls_ca
     if ca is None and target.insecure is not True and target.credentials_file is not None:
         try:

@@ -270,11 +270,11 @@ async def serve_targets(port: int, count: int, links: int, state_dir: Path, dist
     from qstrata.agents.access.users import UserStore, add_user
     from qstrata.agents.events import EventBus
     from qstrata.agents.gnmi.auth import Authenticator
-    from qstrata.agents.gnmi.encode import Encoder
     from qstrata.agents.gnmi.server import start_gnmi_server
     from qstrata.agents.gnmi.service import GnmiService
     from qstrata.bindings.schema import get_schema
     from qstrata.bindings.schema_index import schema_index
+    from qstrata.bindings.wire.gnmi_encoding import Encoder
 
     add_user(state_dir, USER, PASSWORD)
     schema = get_schema(("etsi-qkd-sdn-node",))

@@ -23,7 +23,7 @@ memory run prints the least the store held along the way. (The built-in network'
 with the switch and patch cords, makes 4.2 Mb/s, about 16,000 keys a second: that is the figure
 the KME must beat.)
 
-The ceiling: a bare aiohttp server (the same aiohttp, uvloop, `agents/kme014/server.ssl_context`:
+The ceiling: a bare aiohttp server (the same aiohttp, uvloop, `qstrata.bindings.wire.tls.server_ssl_context`:
 the agents' own server certificates, the same mutual TLS with the same SAE certificates) that
 answers both calls with a prebuilt Key container of 16 keys of the same size. Ours and the
 ceiling are measured alternately, round after round, and each ratio is ours/ceiling from the same
@@ -203,8 +203,8 @@ def client_main() -> None:
 CEILING = r'''
 import asyncio, json, sys
 from aiohttp import web
-from qstrata.agents.access.pki import TlsFiles
-from qstrata.agents.kme014.server import ssl_context
+from qstrata.bindings.wire.tls import TlsFiles
+from qstrata.bindings.wire.tls import server_ssl_context as ssl_context
 spec = json.load(open(sys.argv[1]))
 container = open(spec["container"], "rb").read()
 async def keys(request):

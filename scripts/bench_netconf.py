@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """NETCONF benchmark: a qstrata qkd agent, side by side with Debian's netconfd when installed.
 
-A lean client of our own (asyncssh without its per-packet SSH_MSG_IGNORE, like OpenSSH and
-paramiko; our sans-IO framer; optional pipelining) measures, per
+The project's NETCONF client (asyncssh without its per-packet SSH_MSG_IGNORE, like OpenSSH and
+paramiko; our sans-IO framer; raw replies; optional pipelining) measures, per
 server: session set-up; sequential get-config and single-entry edit-config ops/s with 0, 100,
 1,000 and 10,000 qkd_link entries; pipelined get-config ops/s; aggregate get-config ops/s over
 10 sessions; agent RSS. Each row prints the agent/netconfd ratio. Output ends with one JSON line.
@@ -39,20 +39,15 @@ import time
 import uuid
 from pathlib import Path
 
-import asyncssh
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from qstrata.agents.netconf.framing import Framer  # noqa: E402
 from qstrata.agents.netconf.ssh import skip_ignore_packets  # noqa: E402
+from qstrata.bindings.wire.netconf_client import NetconfEndpoint, NetconfSession  # noqa: E402
 
 BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
 ETSI = "urn:etsi:qkd:yang:etsi-qkd-node"
 TYPES = "urn:etsi:qkd:yang:etsi-qkd-node-types"
 QKDN_ID = "7e8cc1ff-815a-54df-a8de-6477120d8a01"
-HELLO = (f'<?xml version="1.0" encoding="UTF-8"?><hello xmlns="{BASE}"><capabilities>'
-         "<capability>urn:ietf:params:netconf:base:1.0</capability>"
-         "<capability>urn:ietf:params:netconf:base:1.1</capability></capabilities></hello>").encode()
 
 
 def free_port() -> int:
@@ -114,77 +109,42 @@ def twin_edit_rpc(links: str = "", apps: str = "") -> str:
 
 
 class Client:
-    """A lean NETCONF client: one session, our framer, optional pipelining."""
+    """The bench's view of the one NETCONF client (`qstrata.bindings.wire.netconf_client`): raw
+    replies (no client-side parse counted in the rates), optional pipelining."""
 
-    def __init__(self, conn: asyncssh.SSHClientConnection) -> None:
-        self.conn = conn
-        self.framer = Framer(max_message_size=1 << 30)
-        self.msg_id = 0
-        self.replies: asyncio.Queue[bytes] = asyncio.Queue()
+    def __init__(self, session: NetconfSession) -> None:
+        self.session = session
 
     @classmethod
-    async def connect(cls, port: int, **auth) -> Client:
-        conn = await asyncssh.connect("127.0.0.1", port, known_hosts=None, **auth)
-        skip_ignore_packets(conn)  # send what OpenSSH and paramiko (ncclient) send: no IGNORE per packet
-        self = cls(conn)
-        self.writer, self.reader, _ = await conn.open_session(subsystem="netconf", encoding=None)
-        self.writer.write(self.framer.frame(HELLO))
-        hello = await self._read_one(first=True)
-        if b"urn:ietf:params:netconf:base:1.1" in hello:
-            self.framer.use_chunked()
-        else:
-            self.framer.use_end_of_message()
-        await asyncio.sleep(0.02)  # netconfd stalls on an rpc in the same read as the hello
-        self._pump = asyncio.create_task(self._read_loop())
-        return self
+    async def connect(cls, port: int, username: str, password: str | None = None, key_file: str | None = None) -> Client:
+        session = await NetconfSession.open(NetconfEndpoint("127.0.0.1", port, username, password, key_file),
+                                            max_message_size=1 << 30, hello_pause=0.02)
+        skip_ignore_packets(session.conn)  # send what OpenSSH and paramiko (ncclient) send: no IGNORE per packet
+        return cls(session)
 
-    async def _read_one(self, first: bool = False) -> bytes:
-        while True:
-            data = await self.reader.read(1 << 20)
-            if not data:
-                raise ConnectionError("session closed")
-            msgs = self.framer.feed(data)
-            if msgs:
-                return msgs[0]
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                data = await self.reader.read(1 << 20)
-                if not data:
-                    return
-                for m in self.framer.feed(data):
-                    await self.replies.put(m)
-        except (asyncio.CancelledError, ConnectionError, asyncssh.Error):
-            return
-
-    def send(self, body: str) -> None:
-        self.msg_id += 1
-        self.writer.write(self.framer.frame(f'<rpc xmlns="{BASE}" message-id="{self.msg_id}">{body}</rpc>'.encode()))
-
-    async def call(self, body: str) -> bytes:
-        self.send(body)
-        reply = await self.replies.get()
+    async def _reply(self) -> bytes:
+        reply = await self.session.read_raw()
         if b"rpc-error" in reply:
             raise RuntimeError(reply[:400].decode(errors="replace"))
         return reply
+
+    async def call(self, body: str) -> bytes:
+        self.session.send(body)
+        return await self._reply()
 
     async def pipelined(self, body: str, count: int, window: int) -> None:
         inflight = sent = done = 0
         while done < count:
             while inflight < window and sent < count:
-                self.send(body)
+                self.session.send(body)
                 sent += 1
                 inflight += 1
-            reply = await self.replies.get()
-            if b"rpc-error" in reply:
-                raise RuntimeError(reply[:400].decode(errors="replace"))
+            await self._reply()
             inflight -= 1
             done += 1
 
     async def close(self) -> None:
-        self._pump.cancel()
-        self.conn.close()
+        self.session.abort()
 
 
 async def rate(fn, seconds: float, min_ops: int = 3) -> float:
@@ -367,8 +327,7 @@ def start_netconfd(tmp: Path) -> tuple[list[subprocess.Popen], int, dict]:
         ncd.kill()
         sshd.kill()
         raise RuntimeError("sshd did not start: " + (d / "log.txt").read_text()[-400:]) from None
-    key = asyncssh.read_private_key(str(d / "client"))
-    return [sshd, ncd], port, {"username": "root", "client_keys": [key]}
+    return [sshd, ncd], port, {"username": "root", "key_file": str(d / "client")}
 
 
 def stop(procs) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import functools
 import json
 import statistics
 import sys
@@ -89,36 +90,29 @@ def edit(driver, running: dict[str, Any], schema, mutate) -> None:
 
 def build(links: int, memory_pairs: int, seed: int = 1) -> tuple[World, int]:
     world = World(parse(topology(links, memory_pairs)), seed=seed)
+
+    def qkd_link(config: dict, link_id: str, remote: str) -> None:
+        config["etsi-qkd-sdn-node:qkd_node"]["qkd_links"] = {"qkd_link": [{
+            "qkdl_id": link_id, "qkdl_enable": True, "qkdl_local": {"qkdi_id": 1},
+            "qkdl_remote": {"qkdn_id": remote}, "qkdl_type": "etsi-qkd-node-types:PHYS"}]}
+
+    def entanglement_link(config: dict, link_id: str, remote: str) -> None:
+        config["qstrata-qfs:qfs-node"]["entanglement-links"] = {"link": [{
+            "link-id": link_id, "local-memory": "m", "remote-node": remote, "remote-memory": "m",
+            "generation-scheme": "qstrata-qfs:BARRETT-KOK", "length": "20.000",
+            "cutoff-time": str(2 * NS)}]}
+
     agents = 0
-    for i in range(links):
-        link_id = world.derived_uuid("bench-link", str(i))
-        for side, other in (("a", "b"), ("b", "a")):
-            driver = create_for(world, f"q{i}{side}")
-            running, schema = start(driver)
-            remote = world.node_uuid(f"q{i}{other}")
-
-            def add(config, link_id=link_id, remote=remote):
-                config["etsi-qkd-sdn-node:qkd_node"]["qkd_links"] = {"qkd_link": [{
-                    "qkdl_id": link_id, "qkdl_enable": True, "qkdl_local": {"qkdi_id": 1},
-                    "qkdl_remote": {"qkdn_id": remote}, "qkdl_type": "etsi-qkd-node-types:PHYS"}]}
-
-            edit(driver, running, schema, add)
-            agents += 1
-    for i in range(memory_pairs):
-        link_id = world.derived_uuid("bench-mem", str(i))
-        for side, other in (("a", "b"), ("b", "a")):
-            driver = create_for(world, f"m{i}{side}")
-            running, schema = start(driver)
-            remote = world.node_uuid(f"m{i}{other}")
-
-            def add(config, link_id=link_id, remote=remote):
-                config["qstrata-qfs:qfs-node"]["entanglement-links"] = {"link": [{
-                    "link-id": link_id, "local-memory": "m", "remote-node": remote, "remote-memory": "m",
-                    "generation-scheme": "qstrata-qfs:BARRETT-KOK", "length": "20.000",
-                    "cutoff-time": str(2 * NS)}]}
-
-            edit(driver, running, schema, add)
-            agents += 1
+    for count, prefix, name, configure in ((links, "q", "bench-link", qkd_link),
+                                           (memory_pairs, "m", "bench-mem", entanglement_link)):
+        for i in range(count):
+            link_id = world.derived_uuid(name, str(i))
+            for side, other in (("a", "b"), ("b", "a")):
+                driver = create_for(world, f"{prefix}{i}{side}")
+                running, schema = start(driver)
+                remote = world.node_uuid(f"{prefix}{i}{other}")
+                edit(driver, running, schema, functools.partial(configure, link_id=link_id, remote=remote))
+                agents += 1
     world.run_for(15 * NS)  # past the 10 s re-lock: links ACTIVE, memories filling
     return world, agents
 

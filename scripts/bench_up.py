@@ -41,8 +41,8 @@ from pathlib import Path
 import yaml
 from qstrata.agents.testbed.network import Network, UpOptions
 from qstrata.agents.testbed.status import StatusDisplay
+from qstrata.bindings.wire.netconf_client import NetconfEndpoint, NetconfSession
 from qstrata.collectors.config import read_credentials
-from qstrata.collectors.netconf_client import NetconfEndpoint, NetconfSession
 
 
 def generate(n: int, collector: bool = False) -> dict:

@@ -16,8 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 YANG = ROOT / "yang"
 OUT = ROOT / "bindings" / "generated"
 PLUGINS = ROOT / "scripts" / "pyang_plugins"
-sys.path.insert(0, str(PLUGINS))
-from qstrata_paths import HEADER_HELPERS  # noqa: E402
 
 
 def module_file_name(module: str) -> str:
@@ -30,15 +28,12 @@ def render(module_path: Path) -> str:
            "-p", str(YANG), str(module_path)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     head, _, body = out.partition("\nMODULE")
-    return head + "from ._quote import q as _q  # noqa: F401 - used by entry()\n\n" + "\nMODULE" + body
+    return head + "from ..path_entry import entry as _entry  # noqa: F401 - list classes' entry()\n\n" + "\nMODULE" + body
 
 
 def expected_files() -> dict[str, str]:
     files = {module_file_name(p.stem): render(p) for p in sorted(YANG.glob("*.yang"))}
     names = sorted(files)
-    files["_quote.py"] = '"""Shared by the generated modules (scripts/gen_paths.py; do not edit)."""\n' + HEADER_HELPERS.replace(
-        "def _q(", "def q("
-    )
     files["__init__.py"] = '"""Path constants generated from yang/ by scripts/gen_paths.py; do not edit."""\n\n' + "".join(
         f"from . import {n[:-3]}  # noqa: F401\n" for n in names
     )

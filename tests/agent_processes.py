@@ -14,7 +14,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from polling import wait_until
 
 QSTRATA = Path(sys.executable).with_name("qstrata")
 HOST = "127.0.0.1"
@@ -35,6 +38,16 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> int | None:
+    """SIGTERM, wait up to `timeout` s, then SIGKILL: a process a test started never outlives it."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(10)
 
 
 class AgentError(RuntimeError):
@@ -172,3 +185,26 @@ class AgentFactory:
         for agent in self.agents:
             with contextlib.suppress(Exception):
                 agent.stop()
+
+
+@contextlib.contextmanager
+def restconf_agent(state_dir: Path, *extra_args: str) -> Iterator[AgentProcess]:
+    """A QKD agent `alice` that serves RESTCONF as well, its base URL in ``.restconf``, for the
+    block; the RESTCONF tests that drive it from outside (conform, TeraFlowSDN's driver) share it."""
+    port = free_port()
+    agent = AgentProcess("qkd", "alice", state_dir, extra_args=("--restconf-port", str(port), *extra_args))
+    agent.start()
+    try:
+        if not wait_port(port):
+            raise AgentError(f"agent alice does not serve RESTCONF on {HOST}:{port}\n{agent.log_text()}")
+        agent.restconf = f"https://{HOST}:{port}"
+        yield agent
+    finally:
+        agent.stop()
+
+
+def wait_port(port: int, host: str = HOST, timeout: float = START_TIMEOUT, proc: subprocess.Popen | None = None) -> bool:
+    """Whether `host:port` accepts connections within `timeout` s (False as soon as `proc`, the
+    server, has exited)."""
+    return bool(wait_until(lambda: port_open(host, port) or (proc is not None and proc.poll() is not None), timeout,
+                           0.02)) and port_open(host, port)

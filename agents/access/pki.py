@@ -23,27 +23,18 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from qstrata.bindings.wire.tls import TlsFiles
 
 from .users import update_credentials, write_private
 
 DIR = "gnmi"
 VALID_DAYS = 3650
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca: Path
-    cert: Path
-    key: Path
-    client_cert: Path | None = None
-    client_key: Path | None = None
 
 
 def _names(listen: str, hostnames: tuple[str, ...]) -> list[str]:

@@ -131,11 +131,12 @@ def cmd_conform(args: argparse.Namespace) -> int:
         if not path.endswith((".json", ".html", ".htm")):
             return _usage(f"--report {path}: the name must end in .json or .html")
 
+    from qstrata.bindings.wire.netconf_client import NetconfUnavailable
+
     from .gnmi_runner import GnmiUnavailable
-    from .nc_client import NetconfUnavailable
     from .rc_runner import RcUnavailable
     try:
-        report = _run_loop(run(options))
+        report = asyncio.run(run(options))
     except (NetconfUnavailable, GnmiUnavailable, KmeUnavailable, RcUnavailable) as exc:  # unreachable device, refused login
         print(f"qstrata conform: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -157,8 +158,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
 def _connect_options(args: argparse.Namespace, agent: AgentTarget | None, options: RunOptions) -> str | None:
     """Fill `options.netconf` and `options.gnmi` from the flags and, for what they leave out, the
     --agent's entry of endpoints.json and its credentials.json; return a usage problem or None."""
+    from qstrata.bindings.wire.netconf_client import NetconfEndpoint
+
     from .gnmi_runner import GnmiEndpoint
-    from .nc_client import NetconfEndpoint
     from .rc_runner import RcEndpoint
 
     netconf = args.netconf or (agent.netconf if agent else None)
@@ -207,7 +209,7 @@ def _kme_options(args: argparse.Namespace, agent: AgentTarget | None, options: R
     endpoints.json (its URL, CA and the SAE certificates `qstrata sae add` wrote); return a usage
     problem or None."""
     from .endpoints import EndpointsError, kme_of_sae
-    from .kme_runner import KmeEndpoint
+    from .kme_runner import KmeEndpoint, SaeAccess
 
     kme = agent.kme if agent else None
     if agent and not kme and not args.kme:
@@ -246,12 +248,8 @@ def _kme_options(args: argparse.Namespace, agent: AgentTarget | None, options: R
                        (slave_key, "--slave-key"), (slave_ca, "--slave-ca")):
         if path and not Path(path).is_file():
             return f"{what} {path}: no such file"
-    options.kme = KmeEndpoint(url, cert, key, ca, args.slave, slave_url, slave_cert, slave_key, slave_ca)
+    options.kme = KmeEndpoint(SaeAccess(url, cert, key, ca), args.slave, SaeAccess(slave_url, slave_cert, slave_key, slave_ca))
     return None
-
-
-def _run_loop(coro):
-    return asyncio.run(coro)
 
 
 def _usage(message: str) -> int:

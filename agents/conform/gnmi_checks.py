@@ -11,6 +11,7 @@ import statistics
 
 import grpc
 from gnmi_pb import gnmi_pb2
+from qstrata.bindings.wire.auth import call_metadata
 
 from .gnmi_runner import ASCII, JSON_IETF, GnmiContext, decode, json_value, judge_error, show, step
 from .model import Check, Evidence, GnmiExpect, Outcome, Verdict, register
@@ -127,7 +128,7 @@ async def wrong_password(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcom
     req = gnmi_pb2.GetRequest(**ctx.prefix, path=[ctx.path("/")], encoding=JSON_IETF)
     async with _leaf_set(ctx, ev):
         status, _ = await _call(ctx, ctx.stub.Get, req, ev, note=" (password 'wrong')", timeout=15,
-                                metadata=(("username", ctx.endpoint.username), ("password", "wrong")))
+                                metadata=call_metadata(ctx.endpoint.username, "wrong"))
         control, _ = await _call(ctx, ctx.stub.Get, req, ev, note=" (control: the right password)")
     return judge_error(check.expect, status, control)
 

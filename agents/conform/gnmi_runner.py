@@ -15,8 +15,9 @@ from pathlib import Path
 import grpc
 from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
 from google.protobuf import text_format
-from qstrata.agents.gnmi.tls import explain_connect_failure
 from qstrata.bindings.paths import gnmi_string_to_path
+from qstrata.bindings.wire.auth import call_metadata
+from qstrata.bindings.wire.tls import explain_connect_failure
 
 from .model import Check, Evidence, GnmiExpect, Outcome, Steps, Verdict
 from .netconf_runner import clip
@@ -66,7 +67,7 @@ class GnmiContext:
                 raise GnmiUnavailable(f"cannot read the CA {ep.ca}: {exc}") from None
             channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(ca), options=CHANNEL_OPTIONS)
         ctx = cls(ep, profile, channel, gnmi_pb2_grpc.gNMIStub(channel),
-                  metadata=(("username", ep.username), ("password", ep.password)))
+                  metadata=call_metadata(ep.username, ep.password))
         try:
             ctx.capabilities = await ctx.stub.Capabilities(gnmi_pb2.CapabilityRequest(), metadata=ctx.metadata,
                                                            timeout=ep.timeout)

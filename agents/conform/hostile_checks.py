@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 
+from qstrata.bindings.wire.netconf_client import Reply, SessionClosed
+
 from .model import Check, Data, Error, Evidence, Outcome, Verdict, register
-from .nc_client import Reply, SessionClosed
 from .netconf_checks import GET_LIST, HAS_E1, edit
 from .netconf_runner import (
     NetconfContext,
+    NetconfSession,
     clean_entries,
     clip,
     describe_errors,
@@ -167,35 +169,44 @@ async def _lock_free(ctx: NetconfContext, ev: Evidence, within: float) -> bool:
         await asyncio.sleep(0.2)
 
 
-@step("lock_dropped")
-async def lock_dropped(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
+async def _holding_the_lock(ctx: NetconfContext, ev: Evidence) -> tuple[NetconfSession, Outcome | None]:
+    """A fresh session that took the running lock, or ERROR when it could not."""
     a = await ctx.fresh()
     reply = await a.rpc("<lock><target><running/></target></lock>")
     ev.add(*map(clip, a.transcript[-1]))
     if not reply.ok:
-        return Outcome(Verdict.ERROR, "could not take the lock: " + describe_errors(reply.errors))
+        return a, Outcome(Verdict.ERROR, "could not take the lock: " + describe_errors(reply.errors))
+    return a, None
+
+
+async def _released(ctx: NetconfContext, ev: Evidence, seconds: float, whose: str) -> Outcome:
+    """PASS once another session can take the lock `whose` was, within `seconds`."""
+    if await _lock_free(ctx, ev, seconds):
+        return Outcome(Verdict.PASS)
+    return Outcome(Verdict.FAIL, f"{whose} was still held {seconds:g} s later")
+
+
+@step("lock_dropped")
+async def lock_dropped(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
+    a, refused = await _holding_the_lock(ctx, ev)
+    if refused:
+        return refused
     a.abort()
     ev.note("session A's connection dropped without close-session")
-    if await _lock_free(ctx, ev, 5.0):
-        return Outcome(Verdict.PASS)
-    return Outcome(Verdict.FAIL, "the lock of a dropped session was still held 5 s later")
+    return await _released(ctx, ev, 5.0, "the lock of a dropped session")
 
 
 @step("lock_killed")
 async def lock_killed(ctx: NetconfContext, check: Check, ev: Evidence) -> Outcome:
-    a = await ctx.fresh()
-    reply = await a.rpc("<lock><target><running/></target></lock>")
-    ev.add(*map(clip, a.transcript[-1]))
-    if not reply.ok:
-        return Outcome(Verdict.ERROR, "could not take the lock: " + describe_errors(reply.errors))
+    a, refused = await _holding_the_lock(ctx, ev)
+    if refused:
+        return refused
     b = await ctx.fresh()
     reply = await b.rpc(f"<kill-session><session-id>{a.session_id}</session-id></kill-session>")
     ev.add(*map(clip, b.transcript[-1]))
     if not reply.ok:
         return Outcome(Verdict.FAIL, "kill-session refused: " + describe_errors(reply.errors))
-    if await _lock_free(ctx, ev, 2.0):
-        return Outcome(Verdict.PASS)
-    return Outcome(Verdict.FAIL, "the killed session's lock was still held 2 s later")
+    return await _released(ctx, ev, 2.0, "the killed session's lock")
 
 
 @step("confirm_timeout")

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from qstrata.bindings.wire.tls import client_ssl_context
 
 from .model import Check, Evidence, Outcome, Steps, Verdict
 from .netconf_runner import clip
@@ -31,18 +32,30 @@ class KmeUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class SaeAccess:
+    """How one SAE calls its KME: the KME's base URL, the SAE's client certificate and key (the
+    certificate's common name is the SAE ID) and the CA of the KME's server certificate. For the
+    slave, a None is the master's (its KME, its CA; its certificate when it is the master)."""
+
+    url: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None
+
+
+@dataclass(frozen=True)
 class KmeEndpoint:
-    url: str
-    cert: str
-    key: str
-    ca: str
+    master: SaeAccess
+    """Every field given."""
     slave: str | None = None
     """The slave SAE ID (None: the master itself, self-paired)."""
-    slave_url: str | None = None
-    slave_cert: str | None = None
-    slave_key: str | None = None
-    slave_ca: str | None = None
+    slave_access: SaeAccess = SaeAccess()
     timeout: float = 15.0
+
+    @property
+    def url(self) -> str:
+        """The master's KME."""
+        return str(self.master.url)
 
 
 @dataclass
@@ -69,9 +82,7 @@ def sae_id(cert_path: str) -> str:
 
 def _tls(ca: str, cert: str | None, key: str | None) -> ssl.SSLContext:
     try:
-        context = ssl.create_default_context(cafile=ca)
-        if cert:
-            context.load_cert_chain(cert, key)
+        context = client_ssl_context(ca, cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise KmeUnavailable(f"cannot use {cert or ca} (key {key}, CA {ca}): {exc}") from None
     return context
@@ -90,16 +101,16 @@ class KmeContext:
 
     @classmethod
     async def open(cls, ep: KmeEndpoint) -> KmeContext:
-        master = sae_id(ep.cert)
+        m, s = ep.master, ep.slave_access
+        master = sae_id(str(m.cert))
         slave = ep.slave or master
-        slave_cert, slave_key = (ep.slave_cert, ep.slave_key) if ep.slave_cert else (
-            (ep.cert, ep.key) if slave == master else (None, None))
-        tls = {"master": _tls(ep.ca, ep.cert, ep.key), "none": _tls(ep.ca, None, None)}
+        slave_cert, slave_key = (s.cert, s.key) if s.cert else ((m.cert, m.key) if slave == master else (None, None))
+        tls = {"master": _tls(str(m.ca), m.cert, m.key), "none": _tls(str(m.ca), None, None)}
         if slave_cert:
             if sae_id(slave_cert) != slave:
                 raise KmeUnavailable(f"{slave_cert} is the certificate of SAE {sae_id(slave_cert)}, not of the "
                                      f"slave {slave}")
-            tls["slave"] = _tls(ep.slave_ca or ep.ca, slave_cert, slave_key)
+            tls["slave"] = _tls(str(s.ca or m.ca), slave_cert, slave_key)
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ep.timeout))
         ctx = cls(ep, http, master, slave, tls, {})
         answer = await ctx.call("master", "GET", f"{ctx.slave}/status")
@@ -111,7 +122,8 @@ class KmeContext:
         return ctx
 
     def url(self, who: str) -> str:
-        base = self.endpoint.slave_url if who == "slave" and self.endpoint.slave_url else self.endpoint.url
+        base = self.endpoint.slave_access.url if who == "slave" and self.endpoint.slave_access.url else \
+            self.endpoint.url
         return base.rstrip("/") + API
 
     async def call(self, who: str, method: str, path: str, *, json_body: Any = None, raw: bytes | None = None,

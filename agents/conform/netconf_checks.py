@@ -13,9 +13,9 @@ import asyncio
 from lxml import etree
 from qstrata.bindings.schema import module_files, published_module_text
 from qstrata.bindings.schema_compare import SchemaCompareError, compare_module
+from qstrata.bindings.wire.netconf_client import BASE_10, NOTIFICATION_NS, SessionClosed, hello
 
 from .model import Check, Data, Error, Evidence, Ok, Outcome, Verdict, register
-from .nc_client import BASE_10, NOTIFICATION_NS, SessionClosed, hello
 from .netconf_runner import (
     CLEAN_ENTRIES,
     NetconfContext,

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
+from qstrata.bindings.wire.netconf_client import BASE, NetconfEndpoint, NetconfSession, Reply, SessionClosed
 
 from .model import Check, Data, Error, Evidence, Ok, Outcome, Steps, Verdict
-from .nc_client import BASE, NetconfEndpoint, NetconfSession, Reply, SessionClosed
 from .profiles import Profile
 
 TRUNCATE = 3000
@@ -23,6 +23,12 @@ CLEAN_ENTRIES = "@clean"
 def clip(text: str, limit: int = TRUNCATE) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
 
+
+
+async def open_session(endpoint: NetconfEndpoint, **kw) -> NetconfSession:
+    """A session as the kit uses it: every exchange kept as evidence, replies up to 256 MiB, and
+    a pause after the hello (yuma123's netconfd stalls on an rpc in the same read as the hello)."""
+    return await NetconfSession.open(endpoint, record=True, hello_pause=0.05, max_message_size=256 << 20, **kw)
 
 @dataclass
 class NetconfContext:
@@ -39,7 +45,7 @@ class NetconfContext:
     """Why the server no longer answers (set by the runner); later checks report it."""
 
     async def fresh(self, **kw) -> NetconfSession:
-        s = await NetconfSession.open(self.endpoint, **kw)
+        s = await open_session(self.endpoint, **kw)
         self.extra.append(s)
         return s
 

@@ -16,7 +16,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from .nc_client import BASE
+from qstrata.bindings.wire.netconf_client import BASE
 
 CONFORM_NS = uuid.UUID("6f0b5d0e-9a1c-5c2e-8f53-2f1d2c7b9a10")
 NC = f'xmlns:nc="{BASE}"'

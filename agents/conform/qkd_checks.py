@@ -14,9 +14,9 @@ import asyncio
 from dataclasses import dataclass
 
 from lxml import etree
+from qstrata.bindings.wire.netconf_client import NetconfSession
 
 from .model import Check, Evidence, Outcome, Verdict, register
-from .nc_client import NetconfSession
 from .netconf_runner import NetconfContext, clip, describe_errors
 from .profiles import ETSI_NS, ETSI_TYPES
 
@@ -135,21 +135,25 @@ async def _cycle(ctx: NetconfContext, timeout: float) -> _Cycle:
     ev.note(f"link {link.link_id} ({link.type}) is ACTIVE")
     try:
         error = await _set_enable(ctx, link.link_id, False, ev)
-        if error:
-            cycle.disable = Outcome(Verdict.FAIL, f"qkdl_enable false refused: {error}")
-        else:
-            ok, _, status = await _wait_status(ctx, link.link_id, False, timeout, ev)
-            cycle.disable = Outcome(Verdict.PASS if ok else Verdict.FAIL,
-                                    "" if ok else f"still {status} {timeout:g} s after qkdl_enable false")
+        cycle.disable = await _followed(ctx, link.link_id, False, error, timeout, ev)
     finally:
-        error = await _set_enable(ctx, link.link_id, True, ev)
-    if error:
-        cycle.enable = Outcome(Verdict.FAIL, f"qkdl_enable true refused: {error}")
-    else:
-        ok, _, status = await _wait_status(ctx, link.link_id, True, timeout, ev)
-        cycle.enable = Outcome(Verdict.PASS if ok else Verdict.FAIL,
-                               "" if ok else f"{status}, not ACTIVE, {timeout:g} s after qkdl_enable true")
+        error = await _set_enable(ctx, link.link_id, True, ev)  # the link is left as it was found
+    cycle.enable = await _followed(ctx, link.link_id, True, error, timeout, ev)
     return cycle
+
+
+async def _followed(ctx: NetconfContext, link_id: str, enable: bool, error: str | None, timeout: float,
+                    ev: Evidence) -> Outcome:
+    """Whether the link's status followed qkdl_enable set to `enable` within `timeout` (`error`:
+    the device refused the edit)."""
+    word = str(enable).lower()
+    if error:
+        return Outcome(Verdict.FAIL, f"qkdl_enable {word} refused: {error}")
+    ok, _, status = await _wait_status(ctx, link_id, enable, timeout, ev)
+    if ok:
+        return Outcome(Verdict.PASS)
+    state = f"{status}, not ACTIVE," if enable else f"still {status}"
+    return Outcome(Verdict.FAIL, f"{state} {timeout:g} s after qkdl_enable {word}")
 
 
 async def _active_link(ctx: NetconfContext, ev: Evidence, timeout: float, phys: bool = False) -> LinkState | None:

@@ -16,7 +16,6 @@ same check (`$etag`, `$last_modified`, `$location`), so an ETag round trip is da
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 import ssl
@@ -28,6 +27,8 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from lxml import etree
+from qstrata.bindings.wire.auth import basic_authorization
+from qstrata.bindings.wire.tls import client_ssl_context
 
 from .model import Check, Evidence, Outcome, RcExpect, Steps, Verdict
 from .netconf_runner import clip
@@ -295,16 +296,11 @@ def _describe(errors: list[dict[str, str]]) -> str:
 # ------------------------------------------------------------------ the client
 
 
-def basic(user: str, password: str) -> str:
-    """An HTTP Basic Authorization header (RFC 7617), user and password in UTF-8."""
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
 def _tls(ca: str | None) -> ssl.SSLContext | bool:
     if ca is None:
         return False
     try:
-        return ssl.create_default_context(cafile=ca)
+        return client_ssl_context(ca)
     except (OSError, ssl.SSLError) as exc:
         raise RcUnavailable(f"cannot use the CA {ca}: {exc}") from None
 
@@ -326,7 +322,7 @@ class RcContext:
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise RcUnavailable(f"--restconf {ep.url}: expected https://HOST:PORT")
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ep.timeout),
-                                     headers={"Authorization": basic(ep.user, ep.password)})
+                                     headers={"Authorization": basic_authorization(ep.user, ep.password)})
         ctx = cls(ep, http, _tls(ep.ca), {})
         meta = await ctx.send(Request("GET", "/.well-known/host-meta"))
         if meta.status == 0:
@@ -477,7 +473,7 @@ async def unauthenticated(ctx: RcContext, check: Check, ev: Evidence) -> Outcome
     """The request without credentials, or (param `password`) with a wrong password: refused,
     while the same request with the run's credentials succeeds."""
     wrong = check.param("password")
-    auth: str | bool = basic(ctx.endpoint.user, wrong) if wrong else False
+    auth: str | bool = basic_authorization(ctx.endpoint.user, wrong) if wrong else False
     req = parse_request(ctx.fill(check.send))
     answer = await ctx.send(req, auth=auth)
     ev.add(req.line() + (" (wrong password)" if wrong else " (no credentials)"), render(answer))

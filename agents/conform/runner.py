@@ -10,6 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
+from qstrata.bindings.wire.netconf_client import (
+    BASE,
+    NetconfEndpoint,
+    NetconfSession,
+    NetconfUnavailable,
+    SessionClosed,
+)
 
 from . import gnmi_checks, hostile_checks, kme_checks, netconf_checks, qkd_checks, rc_checks  # noqa: F401 - they register checks
 from .gnmi_runner import GnmiContext, GnmiEndpoint, GnmiUnavailable
@@ -17,8 +24,7 @@ from .gnmi_runner import run_check as run_gnmi
 from .kme_runner import KmeContext, KmeEndpoint
 from .kme_runner import run_check as run_kme
 from .model import REGISTRY, Check, Evidence, Outcome, Result, Verdict
-from .nc_client import BASE, NetconfEndpoint, NetconfSession, NetconfUnavailable, SessionClosed
-from .netconf_runner import NetconfContext, clean_entries, clip
+from .netconf_runner import NetconfContext, clean_entries, clip, open_session
 from .netconf_runner import run_check as run_netconf
 from .profiles import PROFILES, Profile
 from .qkd_checks import run_check as run_qkd
@@ -145,8 +151,8 @@ async def _run_kme(options: RunOptions, progress: Callable[[Result], None] | Non
     t0 = time.monotonic()
     ctx = await KmeContext.open(options.kme)
     report.targets |= {"master_SAE_ID": ctx.master, "slave_SAE_ID": ctx.slave}
-    if options.kme.slave_url:
-        report.targets["slave_kme"] = options.kme.slave_url
+    if options.kme.slave_access.url:
+        report.targets["slave_kme"] = options.kme.slave_access.url
     report.device["status"] = ctx.status
     try:
         for check in select(options):
@@ -169,7 +175,7 @@ async def _run_kme(options: RunOptions, progress: Callable[[Result], None] | Non
 
 
 async def _netconf_context(options: RunOptions, profile: Profile, report: RunReport) -> NetconfContext:
-    session = await NetconfSession.open(options.netconf)
+    session = await open_session(options.netconf)
     try:
         root_key = await _discover_root_key(session, profile)
     except (SessionClosed, TimeoutError, OSError) as exc:
@@ -230,7 +236,7 @@ async def _heal(ctx: NetconfContext, options: RunOptions, check: Check) -> None:
     except Exception:  # noqa: BLE001 - whatever broke the session, a new one is needed
         ctx.session.abort()
         try:
-            ctx.session = await NetconfSession.open(options.netconf)
+            ctx.session = await open_session(options.netconf)
         except NetconfUnavailable as exc:
             ctx.dead = f"the server stopped accepting sessions during {check.id}: {exc}"
             return

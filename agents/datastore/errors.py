@@ -1,9 +1,9 @@
 """The datastore's refusals, in no protocol's vocabulary.
 
 A `DatastoreError` has a kind, the data path it is about, a message, and the YANG app tag when
-there is one. Each front end maps kinds to its own codes at its edge (NETCONF error-tags in
-`agents/netconf/errors.py`, gRPC status codes in the gNMI front end), as netopeer2 maps
-sysrepo's SR_ERR_* codes. Data problems keep the kind libyang's error told us
+there is one. Each front end maps kinds to its own codes at its edge, in one table keyed by
+`ErrorKind` (``ERROR_TABLE`` in `agents/netconf/errors.py`, `agents/gnmi/errors.py`...; a test
+fails a kind without a row in any of them), as netopeer2 maps sysrepo's SR_ERR_* codes. Data problems keep the kind libyang's error told us
 (`qstrata.bindings.validate.IssueKind`); the rest are transaction and session failures.
 """
 

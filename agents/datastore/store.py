@@ -61,7 +61,7 @@ SYSTEM = SessionInfo(system=True)
 
 
 @dataclass
-class _Pending:
+class PendingCommit:
     """A confirmed commit awaiting confirmation (RFC 6241 s8.4)."""
 
     rollback: DataTree
@@ -131,7 +131,7 @@ class Datastore:
         self._idle_fold: asyncio.Future | None = None
         self._last_write = 0.0
         """The snapshot being written off the write path (see `persist.RunningStore.begin_fold`)."""
-        self.pending: _Pending | None = None
+        self.pending: PendingCommit | None = None
         self._operational = OperationalRead(self)
 
     # ------------------------------------------------------------------ start
@@ -173,7 +173,7 @@ class Datastore:
         if saved is None:
             return
         rollback, persist, deadline, session_id, username = saved
-        self.pending = _Pending(rollback, session_id, username, persist, deadline)
+        self.pending = PendingCommit(rollback, session_id, username, persist, deadline)
         if persist is None:
             await self._rollback_pending("the agent restarted before the commit was confirmed", "cancel")
             return
@@ -327,28 +327,19 @@ class Datastore:
             raise from_invalid(exc) from None
 
     async def commit(self, session: SessionInfo, *, confirmed: bool = False, timeout: int = 600,
-                     persist: str | None = None, persist_id: str | None = None) -> list[Change]:
-        """Candidate -> running, with RFC 6241 s8.4 confirmed-commit semantics.
+                     persist: str | None = None) -> list[Change]:
+        """Candidate -> running. With `confirmed`, the previous running is kept to roll back to
+        after `timeout` seconds unless a later commit confirms it (RFC 6241 s8.4); a commit while
+        one is pending confirms it (or, confirmed again, extends it). Who may do that is the
+        front end's to check (`agents/netconf/rfc6241_confirmed.py`), before calling this.
 
         A commit publishes the candidate, so it is refused while another session holds the
         candidate lock (its edits are unfinished) or the running lock."""
         if confirmed and not 1 <= timeout <= MAX_CONFIRM_TIMEOUT:
-            raise DatastoreError(ErrorKind.INVALID_VALUE,
-                                 f"confirm-timeout must be 1..{MAX_CONFIRM_TIMEOUT} seconds", "/ietf-netconf:confirm-timeout")
+            raise DatastoreError(ErrorKind.INVALID_VALUE, f"a confirmed commit's timeout must be 1..{MAX_CONFIRM_TIMEOUT} s")
         self._check_write("candidate", session)
         self._check_write("running", session)
         pending = self.pending
-        if pending is not None:
-            if pending.persist is not None:
-                if persist_id != pending.persist:
-                    raise DatastoreError(ErrorKind.BAD_REQUEST,
-                                         "persist-id does not match the pending confirmed commit",
-                                         "/ietf-netconf:persist-id")
-            elif pending.session_id != session.session_id and persist_id is None:
-                raise DatastoreError(ErrorKind.IN_PROGRESS, "a confirmed commit of another session is pending")
-        elif persist_id is not None:
-            raise DatastoreError(ErrorKind.BAD_REQUEST, "no confirmed commit is pending for that persist-id",
-                                 "/ietf-netconf:persist-id")
         rollback = self.trees["running"].copy() if pending is None else pending.rollback
         if confirmed and self.pending_store is not None:
             # durable before running changes: after a crash in between, a rollback is harmless
@@ -368,7 +359,7 @@ class Datastore:
             pending.timer.cancel()
         self.pending = None
         if confirmed:
-            self.pending = _Pending(rollback, session.session_id, session.username, persist, time.time() + timeout)
+            self.pending = PendingCommit(rollback, session.session_id, session.username, persist, time.time() + timeout)
             self._arm_timer()
             self.bus.publish(ConfirmedCommitEvent("extend" if pending else "start", session.session_id,
                                                   session.username, timeout, persist))
@@ -386,15 +377,11 @@ class Datastore:
         self.pending.timer = loop.call_later(
             delay, lambda: loop.create_task(self._rollback_pending("confirm timeout", "timeout")))
 
-    async def cancel_commit(self, session: SessionInfo, persist_id: str | None = None) -> None:
-        pending = self.pending
-        if pending is None:
+    async def cancel_commit(self, session: SessionInfo) -> None:
+        """Roll the pending confirmed commit back now (RFC 6241 s8.4.4.1); the front end checks
+        who may."""
+        if self.pending is None:
             raise DatastoreError(ErrorKind.FAILED, "no confirmed commit is pending")
-        if pending.persist is not None and persist_id != pending.persist:
-            raise DatastoreError(ErrorKind.BAD_REQUEST, "persist-id does not match the pending confirmed commit",
-                                 "/ietf-netconf:persist-id")
-        if pending.persist is None and pending.session_id != session.session_id:
-            raise DatastoreError(ErrorKind.FAILED, "the pending confirmed commit belongs to another session")
         await self._rollback_pending("cancel-commit", "cancel", session)
 
     async def _rollback_pending(self, why: str, kind: str, session: SessionInfo | None = None) -> None:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from qstrata.bindings.checking import ShapeChecker, kind_of
 from qstrata.bindings.spelling import close_match, hint, unknown
 
 from .physics import finite_key
@@ -61,16 +62,7 @@ class Issue:
         return f"{self.path or '(top)'}: {self.message}"
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "a boolean"
-    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}.get(
-        type(value), type(value).__name__)
-
-
-class Checker:
+class Checker(ShapeChecker):
     def __init__(self) -> None:
         self.issues: list[Issue] = []
         self._meant: dict[str, set[str]] = {}
@@ -91,6 +83,17 @@ class Checker:
             if guess is not None:
                 self._meant.setdefault(path, set()).add(guess)
 
+    def entries(self, value: Any, path: str, *known: Keys) -> Iterator[tuple[str, dict]]:
+        """(``PATH[i]``, mapping) of each item of the list `value` at `path` that is a mapping (the
+        others are problems), its keys checked against `known` when given."""
+        for i, item in enumerate(self.listing(value, path)):
+            at = f"{path}[{i}]"
+            entry = self.mapping(item, at)
+            if entry is not None:
+                if known:
+                    self.keys(entry, at, *known)
+                yield at, entry
+
     def guessed(self, path: str, key: str) -> bool:
         """Whether a misspelt key of the entry at `path` was probably `key`."""
         return key in self._meant.get(path, ())
@@ -99,20 +102,6 @@ class Checker:
         """A required key is absent -- unless a misspelling of it was already reported."""
         if not self.guessed(path, key):
             self.add(path, f"missing field {key!r}" + (f" ({what})" if what else ""))
-
-    def mapping(self, value: Any, path: str) -> dict | None:
-        if not isinstance(value, dict):
-            self.add(path, f"expected a mapping, got {_kind(value)}")
-            return None
-        return value
-
-    def listing(self, value: Any, path: str) -> list:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.add(path, f"expected a list, got {_kind(value)}")
-            return []
-        return value
 
     def name(self, entry: dict, key: str, path: str, what: str) -> str | None:
         if key not in entry:
@@ -133,7 +122,7 @@ class Checker:
             return None
         value = keys.get(entry, key) if keys is not None else entry[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.add(f"{path}.{key}", f"expected a number, got {_kind(value)} {value!r}")
+            self.add(f"{path}.{key}", f"expected a number, got {kind_of(value)} {value!r}")
             return None
         if positive and value <= 0:
             self.add(f"{path}.{key}", f"must be positive, got {value}")
@@ -146,7 +135,7 @@ class Checker:
 
     def integer(self, value: Any, path: str, low: int, high: int | None = None) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(path, f"expected an integer, got {_kind(value)} {value!r}")
+            self.add(path, f"expected an integer, got {kind_of(value)} {value!r}")
             return None
         if value < low or (high is not None and value > high):
             self.add(path, f"expected {low}-{high}, got {value}" if high is not None
@@ -168,31 +157,26 @@ def check(doc: Any) -> list[Issue]:
         return section not in top and c.guessed("", section)
 
     if "name" in top and not isinstance(top["name"], str):
-        c.add("name", f"expected a string, got {_kind(top['name'])}")
+        c.add("name", f"expected a string, got {kind_of(top['name'])}")
     if "seed" in top and (isinstance(top["seed"], bool) or not isinstance(top["seed"], int)):
-        c.add("seed", f"expected an integer, got {_kind(top['seed'])} {top['seed']!r}")
+        c.add("seed", f"expected an integer, got {kind_of(top['seed'])} {top['seed']!r}")
     if "qkd_parameters" in top:
         _parameters(c, top["qkd_parameters"], "qkd_parameters")
     if top.get("gnmi_gateway_port") is not None:
         c.integer(top["gnmi_gateway_port"], "gnmi_gateway_port", 0, 65535)
     if "nodes" not in top:
         c.missing("", "nodes", "the devices of the network")
-    nodes = _nodes(c, c.listing(top.get("nodes"), "nodes"))
-    fibres = _fibres(c, c.listing(top.get("fibres"), "fibres"), None if misspelt("nodes") else nodes)
-    _channels(c, c.listing(top.get("classical_channels"), "classical_channels"),
-              None if misspelt("fibres") else fibres)
+    nodes = _nodes(c, top.get("nodes"))
+    fibres = _fibres(c, top.get("fibres"), None if misspelt("nodes") else nodes)
+    _channels(c, top.get("classical_channels"), None if misspelt("fibres") else fibres)
     return c.issues
 
 
-def _nodes(c: Checker, raw: list) -> dict[str, dict]:
+def _nodes(c: Checker, raw: Any) -> dict[str, dict]:
     """name -> node entry, for the nodes that are well formed."""
     nodes: dict[str, dict] = {}
     ports: dict[int, str] = {}
-    for i, item in enumerate(raw):
-        at = f"nodes[{i}]"
-        entry = c.mapping(item, at)
-        if entry is None:
-            continue
+    for at, entry in c.entries(raw, "nodes"):
         kind = entry.get("kind")
         own = (NODE_KINDS[kind],) if kind in KINDS else tuple(NODE_KINDS.values())
         c.keys(entry, at, NODE, *own)
@@ -227,14 +211,7 @@ def _nodes(c: Checker, raw: list) -> dict[str, dict]:
 
 def _entries(c: Checker, entry: dict, key: str, at: str, keys: Keys) -> list[tuple[str, dict]]:
     """(path, mapping) of each item of the list `entry[key]`, its keys checked against `keys`."""
-    found = []
-    for j, item in enumerate(c.listing(entry.get(key), f"{at}.{key}")):
-        where = f"{at}.{key}[{j}]"
-        spec = c.mapping(item, where)
-        if spec is not None:
-            c.keys(spec, where, keys)
-            found.append((where, spec))
-    return found
+    return list(c.entries(entry.get(key), f"{at}.{key}", keys))
 
 
 def _qkd_node(c: Checker, entry: dict, at: str) -> None:
@@ -256,7 +233,7 @@ def _qkd_node(c: Checker, entry: dict, at: str) -> None:
     if "estimator" in entry and entry["estimator"] not in ESTIMATORS:
         c.add(f"{at}.estimator", f"expected one of {', '.join(ESTIMATORS)}, got {entry['estimator']!r}")
     if "kme" in entry and not isinstance(entry["kme"], bool):
-        c.add(f"{at}.kme", f"expected true or false, got {_kind(entry['kme'])} {entry['kme']!r}")
+        c.add(f"{at}.kme", f"expected true or false, got {kind_of(entry['kme'])} {entry['kme']!r}")
 
 
 def _parameters(c: Checker, value: Any, at: str) -> None:
@@ -348,17 +325,12 @@ def _switch_ports(entry: dict) -> set[int] | None:
     return None
 
 
-def _fibres(c: Checker, raw: list, nodes: dict[str, dict] | None) -> dict[str, tuple[str, str]]:
+def _fibres(c: Checker, raw: Any, nodes: dict[str, dict] | None) -> dict[str, tuple[str, str]]:
     """fibre id -> (a device, b device), for the fibres that are well formed. `nodes` None: the
     nodes are unknown (their section is misspelt), so the ends' devices are not checked."""
     fibres: dict[str, tuple[str, str]] = {}
     used: dict[tuple[str, int], str] = {}
-    for i, item in enumerate(raw):
-        at = f"fibres[{i}]"
-        entry = c.mapping(item, at)
-        if entry is None:
-            continue
-        c.keys(entry, at, FIBRE)
+    for at, entry in c.entries(raw, "fibres", FIBRE):
         fid = c.name(entry, "id", at, "a fibre id")
         if fid is not None and fid in fibres:
             c.add(f"{at}.id", f"fibre {fid} is defined twice")
@@ -380,7 +352,7 @@ def _fibres(c: Checker, raw: list, nodes: dict[str, dict] | None) -> dict[str, t
             if "device" not in end:
                 c.missing(where, "device")
             elif not isinstance(device, str):
-                c.add(f"{where}.device", f"expected a node name, got {_kind(device)} {device!r}")
+                c.add(f"{where}.device", f"expected a node name, got {kind_of(device)} {device!r}")
                 device = None
             elif nodes is not None and device not in nodes:
                 c.add(f"{where}.device", f"unknown node {device!r}" + (f"; nodes: {', '.join(nodes)}" if nodes else ""))
@@ -409,16 +381,11 @@ def _fibres(c: Checker, raw: list, nodes: dict[str, dict] | None) -> dict[str, t
     return fibres
 
 
-def _channels(c: Checker, raw: list, fibres: dict[str, tuple[str, str]] | None) -> None:
+def _channels(c: Checker, raw: Any, fibres: dict[str, tuple[str, str]] | None) -> None:
     """`fibres` None: the fibres are unknown (their section is misspelt), so references to them
     are not checked."""
     seen: set[str] = set()
-    for i, item in enumerate(raw):
-        at = f"classical_channels[{i}]"
-        entry = c.mapping(item, at)
-        if entry is None:
-            continue
-        c.keys(entry, at, CHANNEL)
+    for at, entry in c.entries(raw, "classical_channels", CHANNEL):
         cid = c.name(entry, "id", at, "a channel id")
         if cid is not None:
             if cid in seen:
@@ -428,7 +395,7 @@ def _channels(c: Checker, raw: list, fibres: dict[str, tuple[str, str]] | None) 
         if "fibre" not in entry:
             c.missing(at, "fibre")
         elif not isinstance(fibre, str):
-            c.add(f"{at}.fibre", f"expected a fibre id, got {_kind(fibre)} {fibre!r}")
+            c.add(f"{at}.fibre", f"expected a fibre id, got {kind_of(fibre)} {fibre!r}")
         elif fibres is not None and fibre not in fibres:
             c.add(f"{at}.fibre", f"unknown fibre {fibre!r}")
         if "from" not in entry:

@@ -15,6 +15,7 @@ import grpc
 from qstrata.agents.access.guard import LoginGuard
 from qstrata.agents.access.passwords import PasswordLogins
 from qstrata.agents.access.users import User, UserStore
+from qstrata.bindings.wire.auth import metadata_login
 
 from .errors import GnmiError
 
@@ -44,13 +45,10 @@ class Authenticator:
 
     async def authenticate(self, metadata: tuple | None, peer: str) -> Principal:
         """The caller, or UNAUTHENTICATED (missing or wrong credentials)."""
-        values = {k: v for k, v in (metadata or ()) if k in ("username", "password")}
-        username, password = values.get("username"), values.get("password")
+        username, password = metadata_login(metadata)
         if not username or password is None:
             raise GnmiError(grpc.StatusCode.UNAUTHENTICATED,
                             "username and password call metadata are required")
-        if isinstance(password, bytes):
-            password = password.decode("utf-8", "replace")
         source = peer_source(peer)
         user = await self.logins.check(username, password, source)
         if user is None:

@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from qstrata.agents.access.pki import ensure_tls
+
 from .server import GnmiServer, start_gnmi_server
 from .service import GnmiService
 from .target import GnmiTarget
-from .tls import ensure_tls
 
 
 class _HasTarget(Protocol):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 
 import grpc
+from qstrata.bindings.wire.tls import TlsFiles, server_credentials
 
 from .service import GnmiService
-from .tls import TlsFiles, server_credentials
 
 log = logging.getLogger("qstrata.gnmi")
 

@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable
 import grpc
 from gnmi_pb import gnmi_pb2
 from qstrata.agents.access.guard import LimitExceeded
+from qstrata.bindings.wire.auth import metadata_login
+from qstrata.bindings.wire.gnmi_encoding import ENCODING_NAMES, JSON, JSON_IETF, SUPPORTED_ENCODINGS
 
 from .auth import Principal
-from .encode import ENCODING_NAMES, JSON, JSON_IETF, SUPPORTED_ENCODINGS
 from .errors import GnmiError, invalid
 from .requests import Elem, resolve
 from .setreq import apply_set
@@ -83,7 +84,7 @@ class GnmiService:
         about, at the cost of one password check."""
         last: GnmiError | None = None
         tried: set[str | None] = set()
-        username = dict(context.invocation_metadata() or ()).get("username") or ""
+        username = metadata_login(context.invocation_metadata())[0] or ""
         for target in self.targets.values():
             user = target.users.get(username)
             stamp = user.password_hash if user else None

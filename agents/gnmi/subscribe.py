@@ -36,9 +36,15 @@ from qstrata.agents.datastore.operational import Operational, OperationalChange
 from qstrata.bindings.jsontree import at, vanished
 from qstrata.bindings.paths import prefixes, split_data_path
 from qstrata.bindings.schema_index import SchemaNode
+from qstrata.bindings.wire.gnmi_encoding import (
+    SUPPORTED_ENCODINGS,
+    SYNC_RESPONSE,
+    notification_bytes,
+    response_bytes,
+    sample_response,
+)
 
 from .auth import Principal
-from .encode import SUPPORTED_ENCODINGS, SYNC_RESPONSE, notification_bytes, response_bytes, sample_response
 from .errors import GnmiError, invalid
 from .requests import Elem, Pattern, resolve
 from .target import ALL, GnmiTarget

@@ -19,9 +19,9 @@ from qstrata.agents.datastore.store import Datastore, SessionInfo
 from qstrata.agents.events import EventBus
 from qstrata.bindings.schema_index import SchemaIndex, SchemaNode, schema_index
 from qstrata.bindings.tree import DataTree
+from qstrata.bindings.wire.gnmi_encoding import Encoder
 
 from .auth import Authenticator, Principal
-from .encode import Encoder
 
 ALL, CONFIG, STATE, OPERATIONAL = 0, 1, 2, 3
 

@@ -8,7 +8,7 @@
     POST /api/v1/keys/{master_SAE_ID}/dec_keys    Key IDs {key_IDs: [{key_ID, key_ID_extension}], key_IDs_extension}
 
 Answers are JSON: the Status object, the Key container {keys: [{key_ID, key}]} (keys in base64),
-or the Error object with 400, 401 or 503 (`errors.STATUS`); anything else (an unknown path, a
+or the Error object with 400, 401 or 503 (`errors.ERROR_TABLE`); anything else (an unknown path, a
 wrong method) is answered with an Error object too. The TLS handshake refuses a client without a
 certificate from the agent's CA; the caller's SAE ID is the certificate's common name. What slow
 or silent clients may hold (connections, and how long each may take) is bounded by
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from binascii import b2a_base64
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
@@ -31,9 +30,9 @@ from qstrata.agents.access.connections import (
     IDLE_TIMEOUT_S,
     ConnectionGuard,
 )
-from qstrata.agents.access.pki import TlsFiles
 from qstrata.agents.kme.errors import KmeError
 from qstrata.agents.kme.service import KmeService
+from qstrata.bindings.wire.tls import TlsFiles, server_ssl_context
 
 from . import requests
 from .errors import answer, error_object
@@ -42,16 +41,6 @@ from .identity import common_name
 log = logging.getLogger("qstrata.kme014")
 
 PREFIX = "/api/v1/keys/{sae_id}/"
-
-
-def ssl_context(tls: TlsFiles) -> ssl.SSLContext:
-    """Server side of mutual TLS: the agent's server certificate; clients must present one
-    signed by the agent's CA."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca))
-    context.load_cert_chain(str(tls.cert), str(tls.key))
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 def _json(status: int, body: dict[str, Any]) -> web.Response:
@@ -167,7 +156,7 @@ async def start_kme_server(kme: KmeService, host: str, port: int, tls: TlsFiles)
     assert runner.server is not None
     try:
         server = await asyncio.get_running_loop().create_server(
-            guard.factory(runner.server), host, port, ssl=ssl_context(tls), backlog=1024, reuse_address=True,
+            guard.factory(runner.server), host, port, ssl=server_ssl_context(tls), backlog=1024, reuse_address=True,
             ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
     except BaseException:
         await runner.cleanup()

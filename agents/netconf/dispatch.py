@@ -30,12 +30,14 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .context import HandlerContext
     from .session import NetconfSession
 
 log = logging.getLogger("qstrata.netconf")
 
-Handler = Callable[["NetconfSession", etree._Element], Awaitable[bytes | etree._Element | None]]
-"""Returns None for <ok/>, an element to put in <data>, or a complete reply body (bytes)."""
+Handler = Callable[["HandlerContext", "NetconfSession", etree._Element], Awaitable[bytes | etree._Element | None]]
+"""Gets the core services it may use (`HandlerContext`), the session, and the operation element;
+returns None for <ok/>, an element to put in <data>, or a complete reply body (bytes)."""
 
 
 
@@ -83,8 +85,7 @@ def to_rpc_errors(exc: Exception, namespace_of: Callable[[str], str | None]) -> 
     return [RpcError(ErrorTag.OPERATION_FAILED, "internal error; the operation was not performed")]
 
 
-async def run(session: NetconfSession, rpc_element: etree._Element, registry: RpcRegistry,
-              namespace_of: Callable[[str], str | None],
+async def run(ctx: HandlerContext, session: NetconfSession, rpc_element: etree._Element, registry: RpcRegistry,
               check_access: Callable[[NetconfSession, str, str], None],
               attrs: dict[str, str] | None = None) -> bytes:
     """`attrs` overrides the <rpc> attributes (a cached request answered under a new message-id)."""
@@ -104,10 +105,10 @@ async def run(session: NetconfSession, rpc_element: etree._Element, registry: Rp
                            f"operation {qname.localname!r} in namespace {qname.namespace!r} is not supported",
                            info=[("bad-element", qname.localname)])
         check_access(session, qname.namespace or "", qname.localname)
-        result = await handler(session, op)
+        result = await handler(ctx, session, op)
     except Exception as exc:  # every failure becomes an rpc-error
         session.stats["out-rpc-errors"] += 1
-        return rpc_reply_with_errors(to_rpc_errors(exc, namespace_of), attrs)
+        return rpc_reply_with_errors(to_rpc_errors(exc, ctx.namespace_of), attrs)
     if result is None:
         return reply_with_body(attrs, b"<ok/>")
     if isinstance(result, bytes):

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from lxml import etree
+from qstrata.agents.datastore.errors import ErrorKind
 
 __all__ = [
     "BASE_NS",
+    "ERROR_KINDS",
+    "ERROR_TABLE",
     "ErrorSeverity",
     "ErrorTag",
     "ErrorType",
@@ -266,42 +269,45 @@ def _serialize(element: etree._Element) -> bytes:
 
 # -- the core's neutral errors, in NETCONF vocabulary (RFC 6241 Appendix A, RFC 7950 s15) ----
 
-_KIND_TO_TAG: dict[str, tuple[ErrorTag, str | None]] = {
-    # kind: (error-tag, default error-app-tag)
-    "syntax": (ErrorTag.INVALID_VALUE, None),
-    "unknown-node": (ErrorTag.UNKNOWN_ELEMENT, None),
-    "unknown-namespace": (ErrorTag.UNKNOWN_NAMESPACE, None),
-    "invalid-value": (ErrorTag.INVALID_VALUE, None),
-    "missing-key": (ErrorTag.MISSING_ELEMENT, None),
-    "mandatory": (ErrorTag.MISSING_ELEMENT, None),
-    "missing-choice": (ErrorTag.DATA_MISSING, "missing-choice"),
-    "duplicate": (ErrorTag.BAD_ELEMENT, None),
-    "not-unique": (ErrorTag.OPERATION_FAILED, "data-not-unique"),
-    "too-many-elements": (ErrorTag.OPERATION_FAILED, "too-many-elements"),
-    "too-few-elements": (ErrorTag.OPERATION_FAILED, "too-few-elements"),
-    "when": (ErrorTag.UNKNOWN_ELEMENT, None),
-    "must": (ErrorTag.OPERATION_FAILED, "must-violation"),
-    "instance-required": (ErrorTag.DATA_MISSING, "instance-required"),
-    "state-in-config": (ErrorTag.UNKNOWN_ELEMENT, None),
-    "exists": (ErrorTag.DATA_EXISTS, None),
-    "missing": (ErrorTag.DATA_MISSING, None),
-    "locked": (ErrorTag.IN_USE, None),
-    "lock-denied": (ErrorTag.LOCK_DENIED, None),
-    "not-locked": (ErrorTag.OPERATION_FAILED, None),
-    "in-progress": (ErrorTag.IN_USE, None),
-    "access-denied": (ErrorTag.ACCESS_DENIED, None),
-    "device-refused": (ErrorTag.OPERATION_FAILED, None),
-    "bad-request": (ErrorTag.INVALID_VALUE, None),
-    "not-supported": (ErrorTag.OPERATION_NOT_SUPPORTED, None),
-    "failed": (ErrorTag.OPERATION_FAILED, None),
-    "other": (ErrorTag.OPERATION_FAILED, None),
+ERROR_KINDS = ErrorKind
+"""The kinds this front end must answer: every one has a row in `ERROR_TABLE`."""
+ERROR_TABLE: dict[ErrorKind, tuple[ErrorTag, str | None]] = {
+    # the core's kind: (error-tag, default error-app-tag)
+    ErrorKind.SYNTAX: (ErrorTag.INVALID_VALUE, None),
+    ErrorKind.UNKNOWN_NODE: (ErrorTag.UNKNOWN_ELEMENT, None),
+    ErrorKind.UNKNOWN_NAMESPACE: (ErrorTag.UNKNOWN_NAMESPACE, None),
+    ErrorKind.INVALID_VALUE: (ErrorTag.INVALID_VALUE, None),
+    ErrorKind.MISSING_KEY: (ErrorTag.MISSING_ELEMENT, None),
+    ErrorKind.MANDATORY: (ErrorTag.MISSING_ELEMENT, None),
+    ErrorKind.MISSING_CHOICE: (ErrorTag.DATA_MISSING, "missing-choice"),
+    ErrorKind.DUPLICATE: (ErrorTag.BAD_ELEMENT, None),
+    ErrorKind.NOT_UNIQUE: (ErrorTag.OPERATION_FAILED, "data-not-unique"),
+    ErrorKind.TOO_MANY: (ErrorTag.OPERATION_FAILED, "too-many-elements"),
+    ErrorKind.TOO_FEW: (ErrorTag.OPERATION_FAILED, "too-few-elements"),
+    ErrorKind.WHEN: (ErrorTag.UNKNOWN_ELEMENT, None),
+    ErrorKind.MUST: (ErrorTag.OPERATION_FAILED, "must-violation"),
+    ErrorKind.INSTANCE_REQUIRED: (ErrorTag.DATA_MISSING, "instance-required"),
+    ErrorKind.STATE_IN_CONFIG: (ErrorTag.UNKNOWN_ELEMENT, None),
+    ErrorKind.EXISTS: (ErrorTag.DATA_EXISTS, None),
+    ErrorKind.MISSING: (ErrorTag.DATA_MISSING, None),
+    ErrorKind.LOCKED: (ErrorTag.IN_USE, None),
+    ErrorKind.LOCK_DENIED: (ErrorTag.LOCK_DENIED, None),
+    ErrorKind.NOT_LOCKED: (ErrorTag.OPERATION_FAILED, None),
+    ErrorKind.IN_PROGRESS: (ErrorTag.IN_USE, None),
+    ErrorKind.ACCESS_DENIED: (ErrorTag.ACCESS_DENIED, None),
+    ErrorKind.DEVICE_REFUSED: (ErrorTag.OPERATION_FAILED, None),
+    ErrorKind.BAD_REQUEST: (ErrorTag.INVALID_VALUE, None),
+    ErrorKind.NOT_SUPPORTED: (ErrorTag.OPERATION_NOT_SUPPORTED, None),
+    ErrorKind.FAILED: (ErrorTag.OPERATION_FAILED, None),
+    ErrorKind.OTHER: (ErrorTag.OPERATION_FAILED, None),
 }
 _NAMES_ELEMENT = frozenset({ErrorTag.UNKNOWN_ELEMENT, ErrorTag.MISSING_ELEMENT, ErrorTag.BAD_ELEMENT})
 
 
 def error_tag_of(kind: str) -> tuple[ErrorTag, str | None]:
-    """The error-tag (and the app tag RFC 7950 s15 prescribes, if any) for a core error kind."""
-    return _KIND_TO_TAG.get(str(kind), (ErrorTag.OPERATION_FAILED, None))
+    """The error-tag (and the app tag RFC 7950 s15 prescribes, if any) for a core error kind
+    (a data issue's kind has the same values)."""
+    return ERROR_TABLE[ErrorKind(str(kind))]
 
 
 def rpc_errors_from_core(exc, path_namespaces) -> list[RpcError]:

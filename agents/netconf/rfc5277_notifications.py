@@ -1,18 +1,32 @@
 """RFC 5277 create-subscription and notification delivery; the RFC 6470 base notifications
 (netconf-config-change, -capability-change, -session-start, -session-end, -confirmed-commit)
-built from the agent's bus events."""
+built from the agent's bus events.
+
+A subscription's ``<filter>`` (RFC 5277 s2.1.1: the same forms as get's, subtree or XPath)
+decides which events the session receives; an event it selects anything in is sent whole, as
+netconfd and netopeer2 do. The filter sees the event's content (``<netconf-session-end>``...),
+not ``<eventTime>``: XPath is evaluated with that element as the document's root element
+(``/ncn:netconf-session-end``, or ``/ietf-netconf-notifications:netconf-session-end`` with module
+names as prefixes, as in get's XPath filters).
+"""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lxml import etree
 from qstrata.agents.events import CapabilityEvent, CommitEvent, ConfirmedCommitEvent, SessionEvent
 
-from .errors import ErrorTag, RpcError
+from .errors import BASE_NS, ErrorTag, RpcError
+from .subtree import selects
 
 if TYPE_CHECKING:
+    from .context import HandlerContext
     from .dispatch import RpcRegistry
     from .server import NetconfServer
     from .session import NetconfSession
@@ -22,7 +36,7 @@ NCN_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
 _N = "{" + NCN_NS + "}"
 
 
-async def create_subscription(session: NetconfSession, op: etree._Element) -> None:
+async def create_subscription(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
     stream = op.findtext(f"{{{NOTIF_NS}}}stream") or "NETCONF"
     if stream != "NETCONF":
         raise RpcError(ErrorTag.INVALID_VALUE, f"unknown stream {stream!r}; this agent offers NETCONF",
@@ -34,6 +48,8 @@ async def create_subscription(session: NetconfSession, op: etree._Element) -> No
         raise RpcError(ErrorTag.OPERATION_NOT_SUPPORTED, "replay is not supported")
     if session.subscribed:
         raise RpcError(ErrorTag.IN_USE, "this session already has a subscription")
+    flt = _child(op, "filter")
+    session.notification_filter = None if flt is None else parse_filter(flt, ctx.namespace_of)
     session.subscribed = True
 
 
@@ -41,8 +57,75 @@ def register(registry: RpcRegistry) -> None:
     registry.add(NOTIF_NS, "create-subscription", create_subscription)
 
 
+@dataclass(frozen=True)
+class NotificationFilter:
+    """One subscription's RFC 5277 filter: `matches` an event's content element."""
+
+    subtree: tuple[etree._Element, ...] = ()
+    xpath: etree.XPath | None = None
+
+    def matches(self, content: etree._Element) -> bool:
+        if self.xpath is None:
+            holder = etree.Element("event")
+            holder.append(copy.deepcopy(content))
+            return selects(holder, self.subtree)
+        result = self.xpath(copy.deepcopy(content))  # a document of its own: `/` is above the event
+        return bool(result) if not isinstance(result, float) else result != 0.0
+
+
+def parse_filter(flt: etree._Element, namespace_of: Callable[[str], str | None]) -> NotificationFilter:
+    """A create-subscription ``<filter>``: refused here, with the reason, if it could never be
+    evaluated (unknown type, missing select, bad XPath or an undeclared prefix)."""
+    kind = _attribute(flt, "type") or "subtree"
+    if kind == "subtree":
+        return NotificationFilter(subtree=tuple(copy.deepcopy(c) for c in flt if isinstance(c.tag, str)))
+    if kind != "xpath":
+        raise RpcError(ErrorTag.BAD_ATTRIBUTE, f"filter type {kind!r} is not subtree or xpath",
+                       info=[("bad-attribute", "type"), ("bad-element", "filter")])
+    select = _attribute(flt, "select")
+    if not select:
+        raise RpcError(ErrorTag.MISSING_ATTRIBUTE, "an xpath filter needs a select attribute",
+                       info=[("bad-attribute", "select"), ("bad-element", "filter")])
+    namespaces = {prefix: ns for prefix, ns in (flt.nsmap or {}).items() if prefix}
+    for prefix in _prefixes(select):
+        if prefix not in namespaces and (ns := namespace_of(prefix)):
+            namespaces[prefix] = ns  # a module name used as prefix
+    try:
+        xpath = etree.XPath(select, namespaces=namespaces)
+        xpath(etree.Element("probe"))  # undeclared prefixes and unknown functions show here
+    except etree.XPathError as exc:
+        raise RpcError(ErrorTag.INVALID_VALUE, f"invalid XPath filter {select!r}: {exc}",
+                       info=[("bad-element", "filter")]) from None
+    return NotificationFilter(xpath=xpath)
+
+
+def _child(op: etree._Element, name: str) -> etree._Element | None:
+    """A create-subscription parameter: in RFC 5277's namespace (yangcli), or for <filter> the
+    base namespace or none (ncclient builds it like get's)."""
+    for tag in (f"{{{NOTIF_NS}}}{name}", f"{{{BASE_NS}}}{name}", name):
+        found = op.find(tag)
+        if found is not None:
+            return found
+    return None
+
+
+def _attribute(flt: etree._Element, name: str) -> str | None:
+    """RFC 5277's examples qualify the filter's attributes (``netconf:type``); most clients don't."""
+    return flt.get(name) if flt.get(name) is not None else flt.get(f"{{{BASE_NS}}}{name}")
+
+
+def _prefixes(select: str) -> Sequence[str]:
+    return re.findall(r"(?<![\w.:@$-])([A-Za-z_][\w.-]*):(?!:)", select)
+
+
 def now_text() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def event_content(message: bytes) -> etree._Element:
+    """The event inside a `notification` message (what a subscription's filter sees)."""
+    root = etree.fromstring(message)
+    return next(c for c in root if isinstance(c.tag, str) and c.tag != f"{{{NOTIF_NS}}}eventTime")
 
 
 def time_text(unix_ns: int) -> str:

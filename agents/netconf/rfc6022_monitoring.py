@@ -11,6 +11,7 @@ from .capabilities import UNSUPPORTED_FEATURES
 from .errors import ErrorTag, RpcError
 
 if TYPE_CHECKING:
+    from .context import HandlerContext
     from .dispatch import RpcRegistry
     from .server import NetconfServer
     from .session import NetconfSession
@@ -24,7 +25,7 @@ def register(registry: RpcRegistry) -> None:
     registry.add(MON_NS, "get-schema", get_schema)
 
 
-async def get_schema(session: NetconfSession, op: etree._Element) -> bytes:
+async def get_schema(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> bytes:
     ident = op.findtext(f"{{{MON_NS}}}identifier")
     version = op.findtext(f"{{{MON_NS}}}version")
     fmt = op.findtext(f"{{{MON_NS}}}format") or "yang"
@@ -32,7 +33,7 @@ async def get_schema(session: NetconfSession, op: etree._Element) -> bytes:
         raise RpcError(ErrorTag.MISSING_ELEMENT, "get-schema needs an <identifier>", info=[("bad-element", "identifier")])
     if fmt.split(":")[-1] != "yang":
         raise RpcError(ErrorTag.INVALID_VALUE, "only the yang format is served", info=[("bad-element", "format")])
-    schema = session.server.schema
+    schema = ctx.schema
     try:
         revision = schema.revision(ident)
         text = schema.schema_text(ident)

@@ -2,26 +2,32 @@
 
 Handlers translate XML into the core's protocol-neutral calls (an edit-config becomes a list of
 `EditOperation`s) and the core's answers back into XML; they never validate or touch devices.
-Work that grows with the request or the datastore runs through `server.offload`, so one huge
+Each handler gets the core services it may use as a `HandlerContext` (`context.py`) and the
+session it runs for. Work that grows with the request or the datastore runs through `ctx.offload`, so one huge
 request never stalls the other sessions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING
 
 from lxml import etree
 from qstrata.agents.datastore.errors import DatastoreError, ErrorKind, from_invalid
-from qstrata.agents.datastore.store import MAX_CONFIRM_TIMEOUT, SessionInfo
+from qstrata.agents.datastore.store import MAX_CONFIRM_TIMEOUT
 from qstrata.bindings.edit import OPERATIONS, EditOperation, annotated_operations
 from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import InvalidData
 
+from . import rfc6241_confirmed
 from .errors import BASE_NS, ErrorTag, RpcError
 from .subtree import subtree_filter_xml
 
 if TYPE_CHECKING:
+    from qstrata.bindings.schema import Schema
+
+    from .context import HandlerContext
     from .dispatch import RpcRegistry
     from .session import NetconfSession
 
@@ -63,17 +69,13 @@ def _datastore_name(op: etree._Element, param: str, allowed=("running", "candida
     return etree.QName(choice[0]).localname
 
 
-def _session_info(session: NetconfSession) -> SessionInfo:
-    return SessionInfo(session.session_id, session.ctx.username, session.server.authorizer(session))
-
-
-def parse_content(session: NetconfSession, elements: list[etree._Element], *, config_only: bool = True) -> DataTree:
+def parse_content(schema: Schema, elements: list[etree._Element], *, config_only: bool = True) -> DataTree:
     """Inline <config> content -> a libyang tree (types and structure checked, not validated)."""
     if not elements:
-        return DataTree(session.server.schema)
+        return DataTree(schema)
     text = b"".join(etree.tostring(e) for e in elements)
     try:
-        return DataTree.parse(text, "xml", schema=session.server.schema, config_only=config_only, validate=False)
+        return DataTree.parse(text, "xml", schema=schema, config_only=config_only, validate=False)
     except InvalidData as exc:
         raise _content_error(exc, elements) from None
 
@@ -112,20 +114,20 @@ def _filter(op: etree._Element) -> tuple[etree._Element | None, str]:
     return flt, kind
 
 
-def render(session: NetconfSession, tree: DataTree, op: etree._Element, *, config_only: bool) -> etree._Element | bytes:
+def render(ctx: HandlerContext, session: NetconfSession, tree: DataTree, op: etree._Element, *, config_only: bool) -> etree._Element | bytes:
     """<data> for get/get-config: with-defaults applied, then the filter. Without a subtree filter
     the content goes out as libyang printed it (bytes), never re-parsed. Pure CPU work: callers
     may run it off the event loop."""
     mode = _with_defaults(op)
     flt, kind = _filter(op)
-    access = session.server.user_access(session)
+    access = ctx.user_access(session)
     if not access.unrestricted:
-        tree = session.server.access.filter_read(access, tree)  # RFC 8341 s3.2.4
+        tree = ctx.access.filter_read(access, tree)  # RFC 8341 s3.2.4
     if mode in ("report-all", "report-all-tagged"):
         tree = tree.copy()
         tree.add_implicit(config_only=config_only)
     if kind == "xpath":
-        tree = _xpath_select(session, tree, flt)
+        tree = _xpath_select(ctx, tree, flt)
     text = tree.print("xml", with_defaults=mode).encode()
     if mode == "report-all-tagged":
         # RFC 6243 s6: the XML attribute is wd:default in urn:ietf:params:xml:ns:netconf:default:1.0;
@@ -142,7 +144,7 @@ _DATA_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tre
 """Parses only what libyang printed (trusted); huge_tree because a datastore may be large."""
 
 
-def _xpath_select(session: NetconfSession, tree: DataTree, flt: etree._Element) -> DataTree:
+def _xpath_select(ctx: HandlerContext, tree: DataTree, flt: etree._Element) -> DataTree:
     select = flt.get("select")
     if not select:
         raise RpcError(ErrorTag.MISSING_ATTRIBUTE, "an xpath filter needs a select attribute",
@@ -150,7 +152,7 @@ def _xpath_select(session: NetconfSession, tree: DataTree, flt: etree._Element) 
     for prefix, ns in (flt.nsmap or {}).items():
         if prefix is None:
             continue
-        module = session.server.module_of_namespace(ns)
+        module = ctx.module_of_namespace(ns)
         if module:
             select = re.sub(rf"(?<![\w.-]){re.escape(prefix)}:", f"{module}:", select)
     try:
@@ -159,39 +161,39 @@ def _xpath_select(session: NetconfSession, tree: DataTree, flt: etree._Element) 
         raise RpcError(ErrorTag.INVALID_VALUE, f"invalid XPath: {exc.issues[0].message}") from None
 
 
-async def get_config(session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
+async def get_config(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
     name = _datastore_name(op, "source")
-    datastore = session.server.datastore
+    datastore = ctx.datastore
     tree = datastore.get_config(name)
     if name != "running" or _child(op, "filter") is not None:
-        return await session.server.offload(render, session, tree, op, config_only=True, big=session.big_request,
+        return await ctx.offload(render, ctx, session, tree, op, config_only=True, big=session.big_request,
                                             output=f"config:{name}", datastore=name)
     # Unfiltered running is what controllers poll: print each committed version once (per what the
     # user may read: unrestricted users share one copy).
-    access = session.server.user_access(session)
+    access = ctx.user_access(session)
     key = (datastore.versions.get("running", 0), _with_defaults(op),
            None if access.unrestricted else (access.username, access.groups))
-    cache = session.server.running_text_cache
+    cache = ctx.running_text_cache
     body = cache.get(key)
     if body is None:
-        body = await session.server.offload(render, session, tree, op, config_only=True, output="config:running",
+        body = await ctx.offload(render, ctx, session, tree, op, config_only=True, output="config:running",
                                             datastore="running")
         cache.clear()
         cache[key] = body
     return body
 
 
-async def get(session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
+async def get(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
     _filter(op)  # a bad filter is refused before any work
-    return await session.server.offload(_render_operational, session, op, big=session.big_request,
+    return await ctx.offload(_render_operational, ctx, session, op, big=session.big_request,
                                         output="operational", datastore="operational")
 
 
-def _render_operational(session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
-    return render(session, session.server.operational(), op, config_only=False)
+def _render_operational(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> etree._Element | bytes:
+    return render(ctx, session, ctx.operational(), op, config_only=False)
 
 
-async def edit_config(session: NetconfSession, op: etree._Element) -> None:
+async def edit_config(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
     target = _datastore_name(op, "target", ("running", "candidate"))
     default_op = (_text(op, "default-operation") or "merge")
     if default_op not in ("merge", "replace", "none"):
@@ -210,14 +212,14 @@ async def edit_config(session: NetconfSession, op: etree._Element) -> None:
         if _child(op, "url") is not None:
             raise RpcError(ErrorTag.OPERATION_NOT_SUPPORTED, "the :url capability is not supported")
         raise RpcError(ErrorTag.MISSING_ELEMENT, "<config> is missing", info=[("bad-element", "config")])
-    operations = await session.server.offload(
-        _edit_operations, session, config, default_op, error_option == "continue-on-error", big=session.big_request)
-    await session.server.datastore.edit(target, operations, _session_info(session),
+    operations = await ctx.offload(
+        _edit_operations, ctx, config, default_op, error_option == "continue-on-error", big=session.big_request)
+    await ctx.datastore.edit(target, operations, ctx.session_info(session),
                                         test_only=test_option == "test-only", error_option=error_option,
                                         big=session.big_request)
 
 
-def _edit_operations(session: NetconfSession, config: etree._Element, default_op: str,
+def _edit_operations(ctx: HandlerContext, config: etree._Element, default_op: str,
                      per_unit: bool) -> list[EditOperation]:
     """<config> -> the core's operations: the annotated content, then valueless deletes."""
     for el in config.iter():
@@ -225,14 +227,14 @@ def _edit_operations(session: NetconfSession, config: etree._Element, default_op
         if value is not None and value not in OPERATIONS + ("none",):
             raise RpcError(ErrorTag.BAD_ATTRIBUTE, f"operation {value!r} is not one of {', '.join(OPERATIONS)}, none",
                            info=[("bad-attribute", "operation"), ("bad-element", etree.QName(el).localname)])
-    removals = _valueless_removals(session, config)
-    edit = parse_content(session, [c for c in config if isinstance(c.tag, str)])
+    removals = _valueless_removals(ctx, config)
+    edit = parse_content(ctx.schema, [c for c in config if isinstance(c.tag, str)])
     operations = annotated_operations(edit, default_op, per_unit=per_unit)
     operations.extend(EditOperation(operation, path) for path, operation in removals)  # type: ignore[arg-type]
     return operations
 
 
-def _valueless_removals(session: NetconfSession, config: etree._Element) -> list[tuple[str, str]]:
+def _valueless_removals(ctx: HandlerContext, config: etree._Element) -> list[tuple[str, str]]:
     """`<leaf nc:operation="delete"/>` names a leaf without a value, which a boolean or uint32
     leaf cannot parse: take such elements out of the edit and return them as (data path, operation)."""
     found: list[tuple[str, str]] = []
@@ -243,7 +245,7 @@ def _valueless_removals(session: NetconfSession, config: etree._Element) -> list
         op = element.get(op_attr)
         if op not in ("delete", "remove"):
             continue
-        path = _data_path(session, element, config)
+        path = _data_path(ctx, element, config)
         if path is None:
             continue  # not a leaf of ours: leave it to the parser's error
         found.append((path, op))
@@ -251,7 +253,7 @@ def _valueless_removals(session: NetconfSession, config: etree._Element) -> list
     return found
 
 
-def _data_path(session: NetconfSession, element: etree._Element, config: etree._Element) -> str | None:
+def _data_path(ctx: HandlerContext, element: etree._Element, config: etree._Element) -> str | None:
     chain = []
     node = element
     while node is not None and node is not config:
@@ -263,12 +265,12 @@ def _data_path(session: NetconfSession, element: etree._Element, config: etree._
     parent_module = None
     for el in chain:
         qname = etree.QName(el)
-        module = session.server.module_of_namespace(qname.namespace or "")
+        module = ctx.module_of_namespace(qname.namespace or "")
         if module is None:
             return None
         name = qname.localname if module == parent_module else f"{module}:{qname.localname}"
         schema_parts.append(name)
-        info = session.server.schema.node_info("/" + "/".join(schema_parts))
+        info = ctx.schema.node_info("/" + "/".join(schema_parts))
         if info is None:
             return None
         predicate = ""
@@ -286,33 +288,33 @@ def _data_path(session: NetconfSession, element: etree._Element, config: etree._
     return "/" + "/".join(parts)
 
 
-async def copy_config(session: NetconfSession, op: etree._Element) -> None:
+async def copy_config(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
     target = _datastore_name(op, "target")
     source_el = _child(op, "source")
     config = _config_child(source_el) if source_el is not None else None
     if config is not None:
-        tree = await session.server.offload(parse_content, session, [c for c in config if isinstance(c.tag, str)],
+        tree = await ctx.offload(parse_content, ctx.schema, [c for c in config if isinstance(c.tag, str)],
                                             big=session.big_request)
     else:
-        tree = session.server.datastore.get_config(_datastore_name(op, "source"))
-    await session.server.datastore.replace(target, tree, _session_info(session))
+        tree = ctx.datastore.get_config(_datastore_name(op, "source"))
+    await ctx.datastore.replace(target, tree, ctx.session_info(session))
 
 
-async def delete_config(session: NetconfSession, op: etree._Element) -> None:
+async def delete_config(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
     target = _datastore_name(op, "target")
-    await session.server.datastore.delete_config(target, _session_info(session))
+    await ctx.datastore.delete_config(target, ctx.session_info(session))
 
 
-async def lock(session: NetconfSession, op: etree._Element) -> None:
-    session.server.datastore.lock(_datastore_name(op, "target"), session.session_id)
+async def lock(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
+    ctx.datastore.lock(_datastore_name(op, "target"), session.session_id)
 
 
-async def unlock(session: NetconfSession, op: etree._Element) -> None:
-    session.server.datastore.unlock(_datastore_name(op, "target"), session.session_id)
+async def unlock(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
+    ctx.datastore.unlock(_datastore_name(op, "target"), session.session_id)
 
 
-async def discard_changes(session: NetconfSession, op: etree._Element) -> None:
-    await session.server.datastore.discard_changes(_session_info(session))
+async def discard_changes(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
+    await ctx.datastore.discard_changes(ctx.session_info(session))
 
 
 def confirm_timeout(op: etree._Element) -> int:
@@ -330,36 +332,37 @@ def confirm_timeout(op: etree._Element) -> int:
     return value
 
 
-async def commit(session: NetconfSession, op: etree._Element) -> None:
+async def commit(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
     timeout = confirm_timeout(op)
-    await session.server.datastore.commit(
-        _session_info(session), confirmed=_child(op, "confirmed") is not None, timeout=timeout,
-        persist=_text(op, "persist"), persist_id=_text(op, "persist-id"))
+    rfc6241_confirmed.check_commit(ctx.datastore.pending, session.session_id, _text(op, "persist-id"))
+    await ctx.datastore.commit(ctx.session_info(session), confirmed=_child(op, "confirmed") is not None,
+                               timeout=timeout, persist=_text(op, "persist"))
 
 
-async def cancel_commit(session: NetconfSession, op: etree._Element) -> None:
-    await session.server.datastore.cancel_commit(_session_info(session), _text(op, "persist-id"))
+async def cancel_commit(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
+    rfc6241_confirmed.check_cancel(ctx.datastore.pending, session.session_id, _text(op, "persist-id"))
+    await ctx.datastore.cancel_commit(ctx.session_info(session))
 
 
-async def validate(session: NetconfSession, op: etree._Element) -> None:
+async def validate(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
     source_el = _child(op, "source")
     config = _config_child(source_el) if source_el is not None else None
     if config is not None:
         def check() -> None:
-            tree = parse_content(session, [c for c in config if isinstance(c.tag, str)])
+            tree = parse_content(ctx.schema, [c for c in config if isinstance(c.tag, str)])
             tree.validate(config_only=True)
 
-        await session.server.offload(check, big=session.big_request)
+        await ctx.offload(check, big=session.big_request)
         return
-    session.server.datastore.validate_datastore(_datastore_name(op, "source"))
+    ctx.datastore.validate_datastore(_datastore_name(op, "source"))
 
 
-async def close_session(session: NetconfSession, op: etree._Element) -> None:
+async def close_session(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
     session.closing = True  # "Any NETCONF requests received after a <close-session> request will be ignored."
-    session.server.loop_later(session.close)
+    asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(session.close()))
 
 
-async def kill_session(session: NetconfSession, op: etree._Element) -> None:
+async def kill_session(ctx: HandlerContext, session: NetconfSession, op: etree._Element) -> None:
     text = _text(op, "session-id")
     if not text or not text.isdigit():
         raise RpcError(ErrorTag.MISSING_ELEMENT if not text else ErrorTag.INVALID_VALUE,
@@ -367,7 +370,7 @@ async def kill_session(session: NetconfSession, op: etree._Element) -> None:
     target = int(text)
     if target == session.session_id:
         raise RpcError(ErrorTag.INVALID_VALUE, "a session cannot kill itself; use close-session")
-    victim = session.server.sessions.get(target)
+    victim = ctx.sessions.get(target)
     if victim is None:
         raise RpcError(ErrorTag.INVALID_VALUE, f"no session {target}", info=[("bad-element", "session-id")])
     victim.termination = ("killed", session.session_id)

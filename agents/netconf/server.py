@@ -26,15 +26,15 @@ from qstrata.agents.events import (
     EventBus,
     SessionEvent,
 )
-from qstrata.bindings.diff import Change
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.tree import DataTree
+from qstrata.bindings.wire.framing import DEFAULT_MAX_MESSAGE_SIZE
 
 from . import rfc5277_notifications, rfc6022_monitoring, rfc6241_ops
 from .capabilities import server_capabilities
+from .context import HandlerContext
 from .dispatch import RpcRegistry
 from .dispatch import run as run_rpc
-from .framing import DEFAULT_MAX_MESSAGE_SIZE
 from .requests import RequestCache
 from .session import NetconfSession
 from .ssh import SessionContext
@@ -76,9 +76,15 @@ class NetconfServer:
         self.content_id = hashlib.sha256(names.encode()).hexdigest()[:16]
         self._capabilities = server_capabilities(schema, self.content_id)
         self._ns_to_module = {schema.namespace(m.name()): m.name() for m in schema.ctx}
-        self.running_text_cache: dict[tuple[int, str | None], bytes] = {}
+        self.running_text_cache: dict[tuple, bytes] = {}
         self.requests = RequestCache()
         self._slow: dict[str, float] = {}
+        self.handler_context = HandlerContext(
+            datastore=datastore, schema=schema, access=self.access, offload=self.offload,
+            operational=self.operational, namespace_of=self.namespace_of,
+            module_of_namespace=self.module_of_namespace, sessions=self.sessions,
+            running_text_cache=self.running_text_cache)
+        """What operation handlers may use (they never see the server itself)."""
         self._unsubscribe = [
             self.bus.subscribe(self._on_commit, CommitEvent),
             self.bus.subscribe(self._on_device, DeviceEvent),
@@ -128,9 +134,6 @@ class NetconfServer:
     def now() -> str:
         return rfc5277_notifications.now_text()
 
-    def loop_later(self, coro_fn: Callable) -> None:
-        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(coro_fn()))
-
     async def offload(self, fn: Callable[..., Any], *args: Any, big: bool = False, output: str | None = None,
                       datastore: str | None = None, **kwargs: Any) -> Any:
         """Run CPU work in a worker thread when it is known to be large (a big request, a big
@@ -153,7 +156,7 @@ class NetconfServer:
     # ---------------------------------------------------------------- rpc pipeline
     async def dispatch(self, session: NetconfSession, rpc_element: etree._Element,
                        attrs: dict[str, str] | None = None) -> bytes:
-        return await run_rpc(session, rpc_element, self.registry, self.namespace_of, self._check_access, attrs)
+        return await run_rpc(self.handler_context, session, rpc_element, self.registry, self._check_access, attrs)
 
     def user_access(self, session: NetconfSession) -> UserAccess:
         return self.access.for_user(session.ctx.username, session.ctx.groups)
@@ -161,9 +164,6 @@ class NetconfServer:
     def _check_access(self, session: NetconfSession, namespace: str, name: str) -> None:
         module = _RPC_MODULES.get(namespace) or self.module_of_namespace(namespace) or namespace
         self.access.check_exec(self.user_access(session), module, name)
-
-    def authorizer(self, session: NetconfSession) -> Callable[[Sequence[Change]], None]:
-        return self.access.write_check(session.ctx.username, session.ctx.groups)
 
     def namespace_of(self, module: str) -> str | None:
         try:
@@ -224,12 +224,20 @@ class NetconfServer:
         self.publish(rfc5277_notifications.notification(xml.encode(), event_time), module, name)
 
     def publish(self, message: bytes, module: str, name: str) -> None:
-        """To every subscribed session whose user NACM lets receive it (RFC 8341 s3.4.6)."""
+        """To every subscribed session whose user NACM lets receive it (RFC 8341 s3.4.6) and
+        whose subscription's filter selects it (RFC 5277 s2.1.1)."""
+        content: etree._Element | None = None
         for session in list(self.sessions.values()):
-            if session.subscribed and not session.closed and \
-                    self.access.may_notify(self.user_access(session), module, name):
-                session.stats["out-notifications"] += 1
-                asyncio.ensure_future(session.send(message))
+            if not session.subscribed or session.closed or \
+                    not self.access.may_notify(self.user_access(session), module, name):
+                continue
+            if session.notification_filter is not None:
+                if content is None:  # parsed once, for the sessions that filter
+                    content = rfc5277_notifications.event_content(message)
+                if not session.notification_filter.matches(content):
+                    continue
+            session.stats["out-notifications"] += 1
+            asyncio.ensure_future(session.send(message))
 
 
 _NCN = "ietf-netconf-notifications"

@@ -11,14 +11,15 @@ import logging
 from typing import TYPE_CHECKING
 
 from lxml import etree
+from qstrata.bindings.wire.framing import Framer, FramingError, MessageTooLarge
+from qstrata.bindings.wire.xmlsafe import MalformedMessage, parse_message, parse_message_apart, release_memory
 
 from .capabilities import BASE_11
 from .errors import BASE_NS, ErrorTag, ErrorType, RpcError, rpc_reply_with_errors
-from .framing import Framer, FramingError, MessageTooLarge
 from .ssh import SessionContext
-from .xmlsafe import MalformedMessage, parse_message
 
 if TYPE_CHECKING:
+    from .rfc5277_notifications import NotificationFilter
     from .server import NetconfServer
 
 log = logging.getLogger("qstrata.netconf")
@@ -31,7 +32,7 @@ _B = "{" + BASE_NS + "}"
 class NetconfSession:
     def __init__(self, ctx: SessionContext, server: NetconfServer) -> None:
         self.ctx = ctx
-        self.server = server
+        self._server = server
         self.framer = Framer(max_message_size=server.max_message_size)
         self.hello_done = False
         self.base11 = False
@@ -39,6 +40,8 @@ class NetconfSession:
         self.closing = False
         """<close-session> was answered: later requests are ignored (RFC 6241 s7.8)."""
         self.subscribed = False
+        self.notification_filter: NotificationFilter | None = None
+        """What this session's subscription receives (RFC 5277 s2.1.1); None: every event."""
         self.stats = {"in-rpcs": 0, "in-bad-rpcs": 0, "out-rpc-errors": 0, "out-notifications": 0}
         self.login_time = server.now()
         self.big_request = False
@@ -54,10 +57,10 @@ class NetconfSession:
 
     # --------------------------------------------------------------- transport callbacks
     async def session_started(self) -> None:
-        self.server.session_started(self)
+        self._server.session_started(self)
         hello = etree.Element(_B + "hello", nsmap={None: BASE_NS})
         caps = etree.SubElement(hello, _B + "capabilities")
-        for cap in self.server.capabilities():
+        for cap in self._server.capabilities():
             etree.SubElement(caps, _B + "capability").text = cap
         etree.SubElement(hello, _B + "session-id").text = str(self.session_id)
         await self.send(etree.tostring(hello, xml_declaration=True, encoding="UTF-8"))
@@ -74,17 +77,20 @@ class NetconfSession:
         # Replies to the messages of one read (a pipelining client) leave in one write: one SSH
         # packet and one system call instead of one per reply.
         self._batch = []
+        big = any(len(message) > BIG_MESSAGE for message in messages)
         try:
-            for message in messages:
+            while messages:
                 if self.closed:
                     return
-                await self.handle_message(message)
+                await self.handle_message(messages.pop(0))  # popped: freed once handled
         finally:
             await self._flush()
+            if big:  # the request, its tree and what its operation built are gone: give them back
+                release_memory()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
-        self.server.session_ended(self)
+        self._server.session_ended(self)
 
     # --------------------------------------------------------------- messages
     async def handle_message(self, message: bytes) -> None:
@@ -92,14 +98,14 @@ class NetconfSession:
             return
         self.big_request = len(message) > BIG_MESSAGE
         if self.hello_done:
-            cached = self.server.requests.lookup(message)
+            cached = self._server.requests.lookup(message)
             if cached is not None:
                 root, attrs = cached
                 self.stats["in-rpcs"] += 1
-                await self.send(await self.server.dispatch(self, root, attrs))
+                await self.send(await self._server.dispatch(self, root, attrs))
                 return
         try:
-            root = await asyncio.to_thread(parse_message, message) if self.big_request else parse_message(message)
+            root = await parse_message_apart(message) if self.big_request else parse_message(message)
         except MalformedMessage as exc:
             self.stats["in-bad-rpcs"] += 1
             if not self.hello_done:
@@ -129,8 +135,8 @@ class NetconfSession:
             await self.send_errors([err], attrs)
             return
         self.stats["in-rpcs"] += 1
-        self.server.requests.remember(message, root)
-        reply = await self.server.dispatch(self, root)
+        self._server.requests.remember(message, root)
+        reply = await self._server.dispatch(self, root)
         await self.send(reply)
 
     async def _handle_hello(self, root: etree._Element) -> None:

@@ -1,6 +1,6 @@
 """NETCONF over SSH (RFC 6242): the SSH server and its host keys.
 
-This and `host_keys` are the only agent modules that import asyncssh; everything above them
+This, `host_keys` and `ssh_algorithms` are the only agent modules that import asyncssh; everything above them
 sees a `SessionContext` (who is connected, how to send and close) and implements a
 `SessionHandler` (what to do with received bytes). Each SSH channel that asks for the
 ``netconf`` subsystem becomes one NETCONF session with its own session-id; shells, commands and
@@ -11,7 +11,8 @@ the channel stays binary.
 
 Host keys live in ``STATE_DIR``, made on first start (mode 0600; see `host_keys`, also for
 agents sharing a process): ``ssh_host_ed25519_key`` and ``ssh_host_rsa_key`` (3072 bits, for
-clients that only know RSA; signatures rsa-sha2-256, rsa-sha2-512 and legacy ssh-rsa). Users,
+clients that only know RSA; signatures rsa-sha2-256 and rsa-sha2-512: no SHA-1 anywhere unless a
+legacy client is named, see `ssh_algorithms`). Users,
 passwords and groups are the access service's (`qstrata.agents.access.users`); login
 protection is its `LoginGuard`:
 
@@ -23,7 +24,8 @@ protection is its `LoginGuard`:
 * only authenticated connections and NETCONF sessions count against ``max_sessions`` and
   ``max_sessions_per_user``;
 * a session whose client has not completed its ``<hello>`` within ``hello_timeout`` is closed,
-  and a connection idle for ``idle_timeout`` is dropped.
+  and so is a logged-in connection that has had no live NETCONF session for as long (it holds
+  a per-user slot); a connection idle for ``idle_timeout`` is dropped.
 
 Transport failures are logged at debug level, never as tracebacks.
 """
@@ -53,6 +55,7 @@ from qstrata.agents.netconf.host_keys import (
     ensure_host_keys,
     load_host_keys,
 )
+from qstrata.agents.netconf.ssh_algorithms import SshAlgorithms
 
 __all__ = [
     "HOST_KEY_FILE",
@@ -148,8 +151,10 @@ class NetconfSSHServer:
         *,
         idle_timeout: float,
         hello_timeout: float,
+        algorithms: SshAlgorithms | None = None,
     ) -> None:
         self.users = users
+        self.algorithms = algorithms or SshAlgorithms()
         self.guard = guard
         self.idle_timeout = idle_timeout
         self.hello_timeout = hello_timeout
@@ -272,7 +277,7 @@ class NetconfSSHServer:
             peer=connection.peer,
             send_fn=send,
             close_fn=close,
-            established_fn=pending.established,
+            established_fn=lambda: connection.session_established(pending),
         )
         self._sessions[session_id] = context
         logger.info(
@@ -351,6 +356,8 @@ class _PendingChannel:
                  ended: Callable[[_PendingChannel], None]) -> None:
         self.slot = slot
         self.channel = channel
+        self.live = False
+        """The client's <hello> came: a NETCONF session runs on this channel."""
         self._ended = ended
         self._expiry: Callable[[], None] = self._close_channel
         self._timer: asyncio.TimerHandle | None = None
@@ -361,13 +368,17 @@ class _PendingChannel:
         self._expiry = callback
 
     def established(self) -> None:
+        self.live = True
+        self._stop_timer()
+
+    def release(self) -> None:
+        self._stop_timer()
+        self.slot.release()
+
+    def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-    def release(self) -> None:
-        self.established()
-        self.slot.release()
 
     def _expired(self) -> None:
         self._timer = None
@@ -390,6 +401,7 @@ class _Connection(asyncssh.SSHServer):
         self._failed_passwords = 0
         self._login_slot: Slot | None = None
         self._channels: set[_PendingChannel] = set()
+        self._sessionless_timer: asyncio.TimerHandle | None = None
         self._busy = 0
         self._last_activity = time.monotonic()
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -412,6 +424,7 @@ class _Connection(asyncssh.SSHServer):
         skip_ignore_packets(conn)
         peer = conn.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if peer else None
+        self._server.algorithms.apply(conn, self.peer_text)
         self._server._connections.add(self)
         admitted, evicted = self._guard.pending.admit(self, self.source)
         if evicted is not None:
@@ -436,6 +449,9 @@ class _Connection(asyncssh.SSHServer):
             self.channel_ended(pending)
         if self._idle_timer is not None:
             self._idle_timer.cancel()
+        if self._sessionless_timer is not None:
+            self._sessionless_timer.cancel()
+            self._sessionless_timer = None
         if not self._closed.done():
             self._closed.set_result(None)
         logger.debug("SSH connection from %s closed: %s", self.peer_text, exc or "clean")
@@ -504,6 +520,7 @@ class _Connection(asyncssh.SSHServer):
         logger.info("%s authenticated from %s", self.username, self.peer_text)
         self.touch()
         self._schedule_idle_check(self._server.idle_timeout)
+        self._expect_session()
 
     # channels
 
@@ -527,6 +544,33 @@ class _Connection(asyncssh.SSHServer):
         if pending in self._channels:
             self._channels.discard(pending)
             pending.release()
+            if pending.live and not self._closed.done():
+                self._expect_session()
+
+    def session_established(self, pending: _PendingChannel) -> None:
+        pending.established()
+        if self._sessionless_timer is not None:
+            self._sessionless_timer.cancel()
+            self._sessionless_timer = None
+
+    # a connection without a session
+
+    def _expect_session(self) -> None:
+        """An authenticated connection holds a per-user slot: one that has no NETCONF session
+        (none opened, none said hello, or the last one ended) is closed after the hello timeout,
+        not the idle timeout, so clients that log in and go quiet cannot lock their user out."""
+        timeout = self._server.hello_timeout
+        if timeout <= 0 or self._sessionless_timer is not None or any(p.live for p in self._channels):
+            return
+        self._sessionless_timer = asyncio.get_running_loop().call_later(timeout, self._sessionless_expired)
+
+    def _sessionless_expired(self) -> None:
+        self._sessionless_timer = None
+        if any(p.live for p in self._channels):
+            return
+        logger.info("closing SSH connection from %s: no NETCONF session within %g s", self.peer_text,
+                    self._server.hello_timeout)
+        self.disconnect(f"no NETCONF session within {self._server.hello_timeout:g} s")
 
     # idle timeout
 
@@ -576,6 +620,7 @@ async def start_netconf_ssh_server(
     users: UserStore | None = None,
     shared_host_keys: SharedHostKeys | None = None,
     shared_admin: SharedAdmin | None = None,
+    legacy_clients: tuple[str, ...] = (),
 ) -> NetconfSSHServer:
     """Listen for NETCONF over SSH on ``host:port`` (port 0 picks a free one: see
     `NetconfSSHServer.port`).
@@ -588,6 +633,7 @@ async def start_netconf_ssh_server(
     holds) goes away within a few intervals rather than at the idle timeout. A timeout of 0
     disables it. ``shared_host_keys`` and ``shared_admin`` make a first start use the process's
     host key pair and ``admin`` password rather than new ones (agents hosted in one process).
+    ``legacy_clients`` name old SSH clients offered SHA-1 algorithms too (see `ssh_algorithms`).
     """
     state_dir = Path(state_dir)
     host_keys = await asyncio.to_thread(_bootstrap, state_dir, shared_host_keys, shared_admin)
@@ -596,9 +642,10 @@ async def start_netconf_ssh_server(
         max_sessions_per_user=max_sessions_per_user,
         max_unauthenticated=max_unauthenticated,
     ))
+    algorithms = SshAlgorithms(tuple(legacy_clients))
     server = NetconfSSHServer(
         users or UserStore(state_dir), session_factory, guard,
-        idle_timeout=idle_timeout, hello_timeout=hello_timeout,
+        idle_timeout=idle_timeout, hello_timeout=hello_timeout, algorithms=algorithms,
     )
     server._acceptor = await asyncssh.create_server(
         lambda: _Connection(server),
@@ -620,6 +667,7 @@ async def start_netconf_ssh_server(
         # AES-GCM runs in OpenSSL through `cryptography`; asyncssh's chacha20-poly1305 builds
         # a dozen cipher contexts per packet and cost ~12% of an rpc's server time here.
         encryption_algs=SERVER_ENCRYPTION_ALGS,
+        **algorithms.server_options(),
     )
     logger.info("NETCONF/SSH listening on %s:%d", host, server.port)
     return server

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from lxml import etree
 from qstrata.agents.netconf.errors import BASE_NS
 
-__all__ = ["ListKeys", "apply_subtree_filter", "subtree_filter_xml"]
+__all__ = ["ListKeys", "apply_subtree_filter", "selects", "subtree_filter_xml"]
 
 ListKeys = Callable[[etree._Element], Iterable[str]]
 """Given a data element, the Clark-notation tags of its list key leaves (empty if it is not a
@@ -67,6 +67,13 @@ def apply_subtree_filter(
     if selection:
         _emit(result, data, selection, list_keys)
     return result
+
+
+def selects(data: etree._Element, filter_elements: Sequence[etree._Element]) -> bool:
+    """Whether ``filter_elements`` select anything among the children of ``data`` (an RFC 5277
+    notification filter passes or holds back a whole event)."""
+    filters = [f for f in filter_elements if isinstance(f.tag, str)]
+    return bool(filters) and bool(_select(data, filters))
 
 
 # -- selection ------------------------------------------------------------------------------

@@ -73,6 +73,8 @@ TAGS: dict[ErrorKind, tuple[str, str | None]] = {
     ErrorKind.OTHER: ("operation-failed", None),
 }
 assert set(TAGS) == set(ErrorKind), "every error kind needs an RFC 8040 error-tag"
+ERROR_KINDS, ERROR_TABLE = ErrorKind, TAGS
+"""The front-end convention tests/datastore/test_error_tables.py checks (one row per kind)."""
 assert {tag for tag, _ in TAGS.values()} <= set(STATUS), "every error-tag needs a status"
 
 _PROTOCOL_TAGS = frozenset({"in-use", "lock-denied", "malformed-message", "unknown-namespace"})

@@ -17,12 +17,10 @@ agent's CA. What slow clients may hold is bounded by the shared `ConnectionGuard
 from __future__ import annotations
 
 import asyncio
-import binascii
 import email.utils
 import hashlib
 import json
 import logging
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +37,6 @@ from qstrata.agents.access.control import AccessControl
 from qstrata.agents.access.guard import LoginGuard
 from qstrata.agents.access.nacm import UserAccess
 from qstrata.agents.access.passwords import PasswordLogins
-from qstrata.agents.access.pki import TlsFiles
 from qstrata.agents.access.users import UserStore
 from qstrata.agents.datastore.errors import DatastoreError
 from qstrata.agents.datastore.store import Datastore, SessionInfo
@@ -47,6 +44,8 @@ from qstrata.agents.events import EventBus
 from qstrata.bindings.edit import REQUIRE, EditOperation
 from qstrata.bindings.schema_index import schema_index
 from qstrata.bindings.validate import InvalidData
+from qstrata.bindings.wire.auth import basic_login
+from qstrata.bindings.wire.tls import TlsFiles, server_ssl_context
 
 from . import codec, media, reads, resource, streams, yang_patch
 from .errors import RestconfError, bad_request, errors_json, errors_xml, from_core, not_found
@@ -118,19 +117,16 @@ class Restconf:
 
     # ------------------------------------------------------------------ who
     async def caller(self, request: web.Request) -> Caller:
-        header = request.headers.get("Authorization", "")
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() != "basic" or not credentials.strip():
+        try:
+            login = basic_login(request.headers.get("Authorization", ""))
+        except ValueError:
+            raise RestconfError("access-denied", "the Basic credentials are not base64 of user:password", status=401,
+                                error_type="protocol", headers={"WWW-Authenticate": 'Basic realm="qstrata"'}) from None
+        if login is None:
             raise RestconfError("access-denied", "authentication required: HTTP Basic with a user of this agent",
                                 status=401, error_type="protocol",
                                 headers={"WWW-Authenticate": 'Basic realm="qstrata", charset="UTF-8"'})
-        try:
-            username, colon, password = binascii.a2b_base64(credentials.strip()).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            username, colon, password = "", "", ""
-        if not colon or not username:
-            raise RestconfError("access-denied", "the Basic credentials are not base64 of user:password", status=401,
-                                error_type="protocol", headers={"WWW-Authenticate": 'Basic realm="qstrata"'})
+        username, password = login
         source = request.remote or "?"
         user = await self.logins.check(username, password, source)
         if user is None:
@@ -614,16 +610,6 @@ def make_app(routes: Restconf) -> web.Application:
     return app
 
 
-def ssl_context(tls: TlsFiles, *, client_certificates: bool) -> ssl.SSLContext:
-    """The agent's server certificate; with `client_certificates` clients must present one
-    signed by the agent's CA (as gNMI with --gnmi-mtls)."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca))
-    context.load_cert_chain(str(tls.cert), str(tls.key))
-    context.verify_mode = ssl.CERT_REQUIRED if client_certificates else ssl.CERT_NONE
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
-
-
 class RestconfServer:
     def __init__(self, runner: web.AppRunner, server: asyncio.Server, guard: ConnectionGuard, routes: Restconf,
                  port: int, host: str) -> None:
@@ -651,7 +637,7 @@ async def start_restconf_server(ctx: RestconfContext, host: str, port: int, tls:
     assert runner.server is not None
     try:
         server = await asyncio.get_running_loop().create_server(
-            guard.factory(runner.server), host, port, ssl=ssl_context(tls, client_certificates=client_certificates),
+            guard.factory(runner.server), host, port, ssl=server_ssl_context(tls, client_certificates=client_certificates),
             backlog=1024, reuse_address=True, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
     except BaseException:
         await runner.cleanup()

@@ -9,7 +9,6 @@ and ``move`` (positions in user-ordered lists) are refused with operation-not-su
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +17,7 @@ from lxml import etree
 from qstrata.bindings.edit import EditOperation
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.schema_index import SchemaIndex
+from qstrata.bindings.wire.xmlsafe import MalformedMessage, parse_message
 
 from . import codec, resource
 from .errors import RestconfError, bad_request
@@ -27,7 +27,6 @@ from .resource import Target
 YP_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-patch"
 OPERATIONS = ("create", "delete", "insert", "merge", "move", "replace", "remove")
 MAX_EDITS = 10_000
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 @dataclass
@@ -120,12 +119,11 @@ def _json_entries(raw: bytes) -> tuple[list[tuple[str, str, str, bytes | None]],
 
 
 def _xml_entries(raw: bytes) -> tuple[list[tuple[str, str, str, bytes | None]], str]:
-    if re.search(rb"<!DOCTYPE|<!ENTITY", raw[:4096], re.IGNORECASE):
-        raise RestconfError("malformed-message", "a document type declaration is not accepted", error_type="rpc")
     try:
-        root = etree.fromstring(raw, _PARSER)
-    except etree.XMLSyntaxError as exc:
-        raise RestconfError("malformed-message", f"the body is not XML: {exc}", error_type="rpc") from None
+        root = parse_message(raw)  # the shared safe parser: no DTD, no entities, bounded cost
+    except MalformedMessage as exc:
+        raise RestconfError("malformed-message", f"the body is not acceptable XML: {exc.message}",
+                            error_type="rpc") from None
     if root.tag != f"{{{YP_NS}}}yang-patch":
         raise bad_request(f"a YANG Patch body is <yang-patch xmlns=\"{YP_NS}\">", tag="malformed-message",
                           error_type="rpc")

@@ -97,7 +97,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Run a whole emulated quantum network until Ctrl-C or SIGTERM."""
     import asyncio
     import os
-    import signal
 
     if args.processes:
         # Children are (re)started by fork + exec while the collector's gRPC threads run; gRPC's fork
@@ -105,9 +104,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         # fork() handlers" on the terminal. gRPC reads this when it is imported, below.
         os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-    from qstrata.agents.cli import _run_loop
     from qstrata.agents.devices.topology import TopologyError
     from qstrata.bindings.schema import SchemaError
+    from qstrata.bindings.wire.runner import run_until_signalled
 
     from .hosting import StartError
     from .lock import StateDirInUse, StateDirLock
@@ -140,11 +139,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     _log_to_file(network.state_dir / "up.log")
 
-    async def main() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def main(stop: asyncio.Event) -> int:
         try:
             await network.start()
         except BaseException:
@@ -163,7 +158,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     try:
-        return _run_loop(main())
+        return run_until_signalled(main)
     except StartError as exc:
         print(f"qstrata up: {exc}", file=sys.stderr)
     except OSError as exc:

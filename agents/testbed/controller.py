@@ -19,7 +19,7 @@ from collections.abc import Callable
 from xml.sax.saxutils import escape
 
 from qstrata.agents.kme.material import kme_urn
-from qstrata.collectors.netconf_client import NetconfEndpoint, NetconfError, NetconfSession
+from qstrata.bindings.wire.netconf_client import NetconfEndpoint, NetconfError, NetconfSession
 
 from .plan import ControllerPlan, CrossConnect, EntanglementPlan, QkdAppPlan, QkdLinkPlan
 
@@ -104,14 +104,14 @@ class Controller:
         if endpoint is None:
             raise ControllerError(f"{name}: no such agent in this network")
         try:
-            return await NetconfSession.open(endpoint, self.timeout)
+            return await NetconfSession.open(endpoint)
         except NetconfError as exc:
             raise ControllerError(f"{name}: {exc}") from None
 
     async def _edit(self, name: str, config: str) -> None:
         session = await self._session(name)
         try:
-            await session.rpc("<edit-config><target><running/></target>"
+            await session.request("<edit-config><target><running/></target>"
                               f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">{config}</config>'
                               "</edit-config>", self.timeout)
         except (NetconfError, TimeoutError) as exc:

@@ -72,17 +72,18 @@ class HostedAgent:
 
     @property
     def kme_url(self) -> str | None:
-        if self.kme_port is None:
-            return None
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}:{self.kme_port}"
+        return self._https_url(self.kme_port)
 
     @property
     def restconf_url(self) -> str | None:
-        if self.restconf_port is None:
+        return self._https_url(self.restconf_port)
+
+    def _https_url(self, port: int | None) -> str | None:
+        """The base URL of an HTTPS server of the agent on `port` (an IPv6 host in brackets)."""
+        if port is None:
             return None
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}:{self.restconf_port}"
+        return f"https://{host}:{port}"
 
     @property
     def kme_ca(self) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from qstrata.bindings.wire.tls import client_ssl_context
 
 API = "/api/v1/keys"
 
@@ -57,9 +58,7 @@ class KmeRefusal(Exception):
 
 def tls_context(sae: SaeIdentity) -> ssl.SSLContext:
     """Client side of mutual TLS: trust the KME's CA, present the SAE's certificate."""
-    context = ssl.create_default_context(cafile=str(sae.ca))
-    context.load_cert_chain(str(sae.cert), str(sae.key))
-    return context
+    return client_ssl_context(sae.ca, sae.cert, sae.key)
 
 
 class KmeClient:

@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 from qstrata.agents.devices.plant_control import LocalPlant, PlantControl
 from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, Endpoint, Topology, TopologyError, parse, read
+from qstrata.bindings.wire.netconf_client import NetconfEndpoint
 from qstrata.collectors.config import ConfigError
 from qstrata.collectors.config import load as load_collector_config
-from qstrata.collectors.netconf_client import NetconfEndpoint
 
 from .endpoints import (
     ENDPOINTS_FILE,

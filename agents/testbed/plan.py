@@ -255,6 +255,11 @@ def _node(c: Checker, entry: dict, at: str, topology: Topology | None, kind: str
     return name
 
 
+def _positive_integers(c: Checker, entry: dict, at: str, keys: Keys, *names: str) -> list[int | None]:
+    """The required integers `names` of `entry` (1 or more), None for each that is missing or wrong."""
+    return [c.integer(keys.get(entry, k), f"{at}.{k}", 1) if k in entry else c.missing(at, k) for k in names]
+
+
 def _uuid(c: Checker, entry: dict, at: str, keys: Keys) -> str | None:
     value = keys.get(entry, "id")
     if value is None:
@@ -288,22 +293,14 @@ def _controller(c: Checker, raw: Any, topology: Topology | None) -> ControllerPl
     if top is None:
         return ControllerPlan()
     xcs = []
-    for i, item in enumerate(c.listing(CONTROLLER.get(top, "cross_connects"), "controller.cross_connects")):
-        at = f"controller.cross_connects[{i}]"
-        entry = _entry(c, item, at, CONTROLLER_CROSS_CONNECT)
-        if entry is None:
-            continue
+    for at, entry in c.entries(CONTROLLER.get(top, "cross_connects"), "controller.cross_connects",
+                               CONTROLLER_CROSS_CONNECT):
         switch = _node(c, entry, at, topology, "switch", CONTROLLER_CROSS_CONNECT, "switch")
-        ports = [c.integer(CONTROLLER_CROSS_CONNECT.get(entry, k), f"{at}.{k}", 1) if k in entry else c.missing(at, k)
-                 for k in ("ingress", "egress")]
+        ports = _positive_integers(c, entry, at, CONTROLLER_CROSS_CONNECT, "ingress", "egress")
         if switch and None not in ports:
             xcs.append(CrossConnect(switch, ports[0], ports[1]))
     links = []
-    for i, item in enumerate(c.listing(CONTROLLER.get(top, "qkd_links"), "controller.qkd_links")):
-        at = f"controller.qkd_links[{i}]"
-        entry = _entry(c, item, at, QKD_LINK)
-        if entry is None:
-            continue
+    for at, entry in c.entries(CONTROLLER.get(top, "qkd_links"), "controller.qkd_links", QKD_LINK):
         lid = _uuid(c, entry, at, QKD_LINK)
         ends = []
         for where, end in _ends(c, entry, at, QKD_LINK, QKD_LINK_END):
@@ -314,11 +311,8 @@ def _controller(c: Checker, raw: Any, topology: Topology | None) -> ControllerPl
         if lid and len(ends) == 2:
             links.append(QkdLinkPlan(lid, ends[0], ends[1]))
     elinks = []
-    for i, item in enumerate(c.listing(CONTROLLER.get(top, "entanglement_links"), "controller.entanglement_links")):
-        at = f"controller.entanglement_links[{i}]"
-        entry = _entry(c, item, at, ENTANGLEMENT_LINK)
-        if entry is None:
-            continue
+    for at, entry in c.entries(CONTROLLER.get(top, "entanglement_links"), "controller.entanglement_links",
+                               ENTANGLEMENT_LINK):
         lid = _uuid(c, entry, at, ENTANGLEMENT_LINK)
         ends = []
         for where, end in _ends(c, entry, at, ENTANGLEMENT_LINK, ENTANGLEMENT_END):
@@ -343,11 +337,7 @@ def _saes(c: Checker, raw: Any, topology: Topology | None) -> tuple[tuple[SaePla
     entry has a problem of its own: that is reported once, at the entry)."""
     saes: dict[str, SaePlan] = {}
     declared: set[str] = set()
-    for i, item in enumerate(c.listing(raw, "controller.saes")):
-        at = f"controller.saes[{i}]"
-        entry = _entry(c, item, at, SAE)
-        if entry is None:
-            continue
+    for at, entry in c.entries(raw, "controller.saes", SAE):
         sae_id = SAE.get(entry, "id")
         if sae_id is None:
             c.missing(at, "id", "the SAE ID")
@@ -367,11 +357,7 @@ def _saes(c: Checker, raw: Any, topology: Topology | None) -> tuple[tuple[SaePla
 
 def _qkd_apps(c: Checker, raw: Any, saes: set[str]) -> tuple[QkdAppPlan, ...]:
     apps = []
-    for i, item in enumerate(c.listing(raw, "controller.qkd_apps")):
-        at = f"controller.qkd_apps[{i}]"
-        entry = _entry(c, item, at, QKD_APP)
-        if entry is None:
-            continue
+    for at, entry in c.entries(raw, "controller.qkd_apps", QKD_APP):
         app_id = _uuid(c, entry, at, QKD_APP)
         master = QKD_APP.get(entry, "master")
         if master is None:
@@ -404,8 +390,7 @@ def _session(c: Checker, raw: Any, at: str) -> SessionPlan | None | bool:
     if entry is None:
         return False
     session_id = _uuid(c, entry, at, SESSION)
-    rate, burst = (c.integer(SESSION.get(entry, k), f"{at}.{k}", 1) if k in entry else c.missing(at, k)
-                   for k in ("rate", "burst"))
+    rate, burst = _positive_integers(c, entry, at, SESSION, "rate", "burst")
     if session_id and rate and burst:
         return SessionPlan(session_id, rate, burst)
     return False
@@ -430,11 +415,7 @@ def _fetch(c: Checker, raw: Any, at: str) -> FetchPlan | None | bool:
 
 def _scenario(c: Checker, raw: Any, topology: Topology | None) -> tuple[ScenarioStep, ...]:
     steps = []
-    for i, item in enumerate(c.listing(raw, "scenario")):
-        at = f"scenario[{i}]"
-        entry = _entry(c, item, at, SCENARIO_STEP)
-        if entry is None:
-            continue
+    for at, entry in c.entries(raw, "scenario", SCENARIO_STEP):
         at_s = c.number(entry, "at_s", at, required=True, minimum=0, keys=SCENARIO_STEP)
         text = str(SCENARIO_STEP.get(entry, "text", ""))
         channel, fibre = SCENARIO_STEP.get(entry, "channel"), SCENARIO_STEP.get(entry, "fibre")

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from qstrata.bindings.wire.netconf_client import NetconfEndpoint, NetconfError, edit_config
+
 from ..model import Alarm
-from ..netconf_client import NetconfEndpoint, NetconfError, edit_config
 from . import ActionConfig, ActionError, render, target_config
 
 

@@ -21,6 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from ..model import Update
 from ..natsutil import MSG_ID, PREFIX, STREAM, connect, decode, ensure_stream
+from ..tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from ..pipeline import Pipeline
@@ -124,12 +125,7 @@ class NatsInput:
             self.pipeline.ingest(updates)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         if self.nc is not None:
             try:
                 await asyncio.wait_for(self.nc.close(), 5)

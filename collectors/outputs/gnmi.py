@@ -19,9 +19,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qstrata.agents.access.pki import ensure_tls
 from qstrata.agents.access.users import ensure_admin
 from qstrata.agents.gnmi.server import GnmiServer, start_gnmi_server
-from qstrata.agents.gnmi.tls import ensure_tls
 
 from ..northbound import PREFIX, TelemetryService, TelemetryTarget
 

@@ -4,7 +4,8 @@ Device code names schema nodes through these classes instead of free strings, so
 node in YANG breaks the import, not a silent lookup at run time. Each class mirrors one schema
 node: ``PATH`` (absolute schema path, module-qualified where the module changes), ``NAME`` (the
 JSON-IETF member name as it appears in its parent) and, for lists, ``KEYS`` and ``entry(...)``
-returning a data path with key predicates.
+returning a data path with key predicates (built by ``qstrata.bindings.path_entry.entry``, shared by every list, so
+each list states only its name, keys and parent path).
 """
 
 from __future__ import annotations
@@ -109,20 +110,8 @@ def _emit_node(stmt, fd, *, indent: str, parent_path: str, parent_module: str | 
         key_names = tuple(keys.arg.split()) if keys is not None else ()
         fd.write(f"{inner}KEYS = {key_names!r}\n")
         if key_names:
-            params = ", ".join(f"{_ident(k)}: object" for k in key_names)
-            preds = "".join(f"[{k}={{_q({_ident(k)})}}]" for k in key_names)
-            fd.write(f"\n{inner}@staticmethod\n{inner}def entry({params}, parent: str = {(data_prefix or '')!r}) -> str:\n")
-            fd.write(f"{inner}    \"\"\"Data path of one entry; `parent` is the parent's data path.\"\"\"\n")
-            fd.write(f"{inner}    return f\"{{parent}}/{member}{preds}\"\n")
+            # one line per list: the shared helper builds `entry(*key values, parent=...)`
+            fd.write(f"{inner}entry = _entry(NAME, KEYS, {(data_prefix or '')!r})\n")
         child_prefix = None  # below a list, paths need the entry's keys: only PATH/NAME apply
     for child in _children(stmt):
         _emit_node(child, fd, indent=inner, parent_path=path, parent_module=mod, data_prefix=child_prefix)
-
-
-HEADER_HELPERS = '''
-
-def _q(value: object) -> str:
-    """Quote a key value for an XPath predicate."""
-    text = str(value).lower() if isinstance(value, bool) else str(value)
-    return "'" + text + "'" if "'" not in text else '"' + text + '"'
-'''

@@ -139,3 +139,58 @@ def test_the_014_front_end_uses_only_the_kme_public_api(path: Path) -> None:
     bad = {m for m in _imports(path) if m.startswith("qstrata.agents.kme.")
            and m not in ("qstrata.agents.kme.service", "qstrata.agents.kme.errors")}
     assert not bad, f"{path.relative_to(ROOT)} reaches into the KME core: {bad}"
+
+
+@pytest.mark.parametrize("path", _modules("bindings"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_bindings_and_the_wire_sit_below_agents_and_collectors(path: Path) -> None:
+    """The schema layer and the wire package (`bindings/wire`: framing, safe XML, TLS, gNMI
+    encoding, the client side of auth, the NETCONF client) are what agents and clients share:
+    they import neither, so neither side reaches sideways into the other for them."""
+    bad = {m for m in _imports(path) if m.startswith(("qstrata.agents", "qstrata.collectors"))}
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+HOSTED_GNMI_SERVER = frozenset({
+    "qstrata.agents.gnmi.server", "qstrata.agents.gnmi.service", "qstrata.agents.gnmi.auth",
+    "qstrata.agents.gnmi.errors", "qstrata.agents.access.users", "qstrata.agents.access.guard",
+    "qstrata.agents.access.pki", "qstrata.agents.events",
+})
+"""What the collectors' northbound output may take from the agents: it serves gNMI itself, so it
+hosts the agents' gNMI server with their users, login guard, certificates and event bus."""
+
+
+@pytest.mark.parametrize("path", _modules("collectors"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_collectors_import_no_agent_internals(path: Path) -> None:
+    """What agents and collectors both speak (framing, the safe XML parser, TLS, gNMI encoding, the
+    client side of auth, the NETCONF client, the event-loop runner) comes from `bindings/wire`;
+    of the agents a collector uses only the gNMI server it hosts northbound."""
+    bad = {m for m in _imports(path) if m.startswith("qstrata.agents") and m not in HOSTED_GNMI_SERVER}
+    assert not bad, f"{path.relative_to(ROOT)} imports agent internals {bad}: take them from qstrata.bindings.wire"
+
+
+@pytest.mark.parametrize("path", _modules("agents", "collectors", "scripts"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_nothing_imports_the_agent_cli(path: Path) -> None:
+    """The command line is the top (importing it went uphill and made a cycle): the event-loop
+    runner lives in `bindings/wire/runner.py`."""
+    assert "qstrata.agents.cli" not in _imports(path), \
+        f"{path.relative_to(ROOT)} imports the agent CLI: use qstrata.bindings.wire.runner"
+
+
+_HANDLER_MODULES = sorted((ROOT / "agents" / "netconf").glob("rfc*.py"))
+
+
+@pytest.mark.parametrize("path", _HANDLER_MODULES, ids=lambda p: p.name)
+def test_netconf_handlers_use_their_context_not_the_server(path: Path) -> None:
+    """Operation handlers get a `HandlerContext` (what they may use); reaching through the session
+    to the server (a service locator) hides what each handler depends on."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    reaches = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in ("server", "_server")
+               and isinstance(n.value, ast.Name) and n.value.id == "session"]
+    assert not reaches, f"{path.name} reaches session.server at lines {reaches}: add what it needs to HandlerContext"
+
+
+@pytest.mark.parametrize("path", _modules("agents/datastore", "agents/access"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_core_names_no_protocol_paths(path: Path) -> None:
+    """Error paths in a protocol's own modules (the confirmed-commit checks' /ietf-netconf:persist-id)
+    are that front end's: the core's errors carry data paths only."""
+    assert "/ietf-netconf:" not in path.read_text(encoding="utf-8"), f"{path.relative_to(ROOT)} names a NETCONF path"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from qstrata.bindings.generated import etsi_qkd_sdn_node as etsi
+from qstrata.bindings.generated import qstrata_telemetry
 from qstrata.bindings.schema import get_schema
 from qstrata.bindings.tree import DataTree
 
@@ -25,7 +26,7 @@ def test_generated_files_are_fresh():
 
 
 def test_one_generated_module_per_yang_module():
-    generated = {p.stem for p in GENERATED.glob("*.py")} - {"__init__", "_quote"}
+    generated = {p.stem for p in GENERATED.glob("*.py")} - {"__init__"}
     assert generated == {name.replace("-", "_") for name in get_schema().our_modules()}
 
 
@@ -42,6 +43,12 @@ def test_entry_gives_the_data_path():
     app = etsi.qkd_node.qkd_applications.qkd_app.entry("a")
     stats = etsi.qkd_node.qkd_applications.qkd_app.app_statistics.statistics.entry("t", parent=f"{app}/app_statistics")
     assert stats == f"{app}/app_statistics/statistics[end_time='t']"
+    # every key, in the list's key order; a wrong count is a TypeError, as a generated signature was
+    memory = qstrata_telemetry.telemetry.memories.memory
+    assert memory.entry("mem-a", True) == ("/qstrata-telemetry:telemetry/memories/memory[node='mem-a']"
+                                           "[memory-id='true']")
+    with pytest.raises(TypeError, match="node, memory-id"):
+        memory.entry("mem-a")
 
 
 def test_entry_paths_address_data():

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from collector_servers import HOST, free_port
+from agent_processes import HOST, free_port, stop_process
 
 QSTRATA = Path(sys.executable).with_name("qstrata")
 
@@ -59,12 +59,7 @@ class AgentProcess:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+            stop_process(self.proc, 10)
 
     def target_yaml(self, interval: str = "1s", **extra: str) -> str:
         """One `targets:` entry collecting this agent's whole QFS node."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -17,26 +16,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+from agent_processes import HOST, free_port, stop_process
+from agent_processes import wait_port as port_ready
 
 
 def wait_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text() if log else ''}")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {HOST}:{port} after {timeout} s:\n{log.read_text() if log else ''}")
+    """Until the server `proc` listens on `port`; RuntimeError with its log when it exits or stays deaf."""
+    if port_ready(port, HOST, timeout, proc):
+        return
+    what = f"server exited with {proc.returncode}" if proc is not None and proc.poll() is not None else \
+        f"nothing listens on {HOST}:{port} after {timeout} s"
+    raise RuntimeError(f"{what}:\n{log.read_text() if log else ''}")
 
 
 class NatsServer:
@@ -136,12 +126,7 @@ class PrometheusServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+            stop_process(self.proc, 15)
 
 
 class WebhookServer:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from agent_processes import stop_process
+from polling import wait_until
 from qstrata.collectors.store import StoreReader
+from up_process import start_up
 
 LINK = "5b1f0c3e-9a39-4c55-8c0e-2d7f3a6b9e01"
 ENT = "0e7a1c55-3b2d-4f6a-9d8e-1a2b3c4d5e6f"
@@ -47,42 +49,14 @@ def _raw(host: str, port: int, data: bytes) -> bytes:
     return out
 
 
-def _wait(predicate, timeout: float, step: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
 @pytest.fixture(scope="module")
 def up(tmp_path_factory):
     state = tmp_path_factory.mktemp("dash-up")
-    proc = subprocess.Popen([QSTRATA, "up", "--state-dir", str(state), "--speed", "10", "--dashboard-port", "0",
-                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith(("Ctrl-C stops", "running for")):
-            break
-    else:
-        proc.kill()
-    if proc.poll() is not None:
-        pytest.fail("qstrata up did not start:\n" + "".join(lines))
+    proc, lines = start_up(state, "--speed", "10", "--dashboard-port", "0", "--quiet")
     endpoints = json.loads((state / "endpoints.json").read_text())
     url = endpoints["collector"]["dashboard"]
     yield {"state": state, "proc": proc, "lines": lines, "endpoints": endpoints, "url": url}
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc)
 
 
 def _active_state(url: str):
@@ -92,7 +66,7 @@ def _active_state(url: str):
         ok = (status == 200 and len(rows) == 2 and all(r["status"] == "ACTIVE" and (r["rate"] or 0) > 0 for r in rows)
               and any(r["kind"] == "qfs" and r["status"] == "ACTIVE" for r in doc["links"].values()))
         return doc if ok else None
-    doc = _wait(ready, 60)
+    doc = wait_until(ready, 60)
     assert doc, f"the QKD link never showed ACTIVE with a key rate: {_get(url + 'api/state')[2]['links']}"
     return doc
 
@@ -148,7 +122,7 @@ def test_state_shows_links_agents_switches(up):
     assert set(doc["agents"]) == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b"}
     assert all(a["reachable"] and a["state"] == "subscribed" and a["updates_received"] > 0
                for a in doc["agents"].values())
-    pairs = _wait(lambda: _get(up["url"] + "api/state")[2]["switches"].get("sw1"), 20)
+    pairs = wait_until(lambda: _get(up["url"] + "api/state")[2]["switches"].get("sw1"), 20)
     assert pairs and pairs.get("5") == 6, pairs
     assert doc["collector"]["instance"] == "up-collector" and "sqlite" in doc["collector"]["outputs"]
 
@@ -156,7 +130,7 @@ def test_state_shows_links_agents_switches(up):
 def test_series_are_the_stores_downsampled_and_bounded(up):
     _active_state(up["url"])
     url = up["url"] + f"api/series?kind=qkd&link={LINK}&span=10m&points=20"
-    doc = _wait(lambda: (d := _get(url)[2]) and all(len(s["points"]) >= 2 for s in d["series"])
+    doc = wait_until(lambda: (d := _get(url)[2]) and all(len(s["points"]) >= 2 for s in d["series"])
                 and len(d["series"]) == 8 and d, 30)
     assert doc, _get(url)[2]
     assert {(s["metric"], s["agent"]) for s in doc["series"]} == {
@@ -185,7 +159,7 @@ def test_series_accept_the_short_link_id_the_page_shows(up):
     """The page and `qstrata up`'s table show a link's first 8 hex digits: that prefix, unique,
     names the link; a prefix of nothing is a JSON 404."""
     _active_state(up["url"])
-    full = _wait(lambda: (d := _get(up["url"] + f"api/series?kind=qkd&link={LINK}&span=10m&points=20")[2])
+    full = wait_until(lambda: (d := _get(up["url"] + f"api/series?kind=qkd&link={LINK}&span=10m&points=20")[2])
                  and all(s["points"] for s in d["series"]) and d, 30)
     assert full and len(full["series"]) == 8
     status, _, short = _get(up["url"] + f"api/series?kind=qkd&link={LINK[:8]}&span=10m&points=20")
@@ -278,17 +252,13 @@ def test_collect_cli_serves_a_dashboard_with_the_endpoints_topology(up, tmp_path
         assert url and url.startswith("http://127.0.0.1:"), "no dashboard URL in the collector's log"
         topo = _get(url + "api/topology")[2]
         assert topo["name"] == "qstrata-network" and len(topo["fibres"]) == 7
-        doc = _wait(lambda: (d := _get(url + "api/state")[2]) and len(d["agents"]) == 6
+        doc = wait_until(lambda: (d := _get(url + "api/state")[2]) and len(d["agents"]) == 6
                     and all(a["reachable"] for a in d["agents"].values()) and d, 20)
         assert doc and doc["collector"]["instance"] == "dash-cli"
         status, _, err = _get(url + f"api/series?link={LINK}")
         assert status == 503 and "no store" in err["message"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 20)
 
 
 @pytest.mark.parametrize("args,message", [

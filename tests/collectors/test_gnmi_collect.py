@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import grpc
 import nats
+from agent_processes import HOST, free_port, stop_process
 from agent_procs import QSTRATA
-from collector_servers import HOST, free_port
 from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from qstrata.collectors.natsutil import decode
@@ -167,8 +166,7 @@ def test_agents_stream_into_every_output_and_the_northbound_view(tmp_path, agent
         assert set(leaves(nb["once"], "agent").values()) == {"mem-a", "mem-b"} and nb["once"][-1].sync_response
         assert nb["set"] == grpc.StatusCode.UNIMPLEMENTED
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+        stop_process(proc, 20)
     output = log.read_text()
     assert proc.returncode == 0, output
     assert "target mem-a: subscribed (PROTO)" in output and "target mem-b: subscribed (PROTO)" in output

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from agent_processes import free_port, wait_port  # noqa: F401 (test_conform.py takes free_port from here)
 
 QSTRATA = Path(sys.executable).with_name("qstrata")
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,23 +24,6 @@ def conform(*args: str, timeout: float = 240) -> tuple[int, str, str]:
 
 def results(path: Path) -> dict[str, dict]:
     return {r["id"]: r for r in json.loads(path.read_text())["results"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def netconfd_missing() -> str | None:
@@ -82,7 +66,7 @@ class Netconfd:
     def start(self) -> Netconfd:
         done = subprocess.run(["bash", "-e", "-c", self.setup], cwd=ROOT, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=60)
-        if done.returncode != 0 or not _wait_port(self.port):
+        if done.returncode != 0 or not wait_port(self.port):
             self.stop()
             log = self.log.read_text()[-400:] if self.log.exists() else ""
             raise RuntimeError(f"the README's netconfd steps failed ({done.returncode}): {done.stderr[-400:]} {log}")

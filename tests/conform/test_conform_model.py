@@ -12,15 +12,15 @@ from qstrata.agents.conform import gnmi_runner, kme_runner, netconf_runner, rc_r
 from qstrata.agents.conform.kme_checks import container_problem, error_problem, judge_refusal, status_problem
 from qstrata.agents.conform.kme_runner import Answer
 from qstrata.agents.conform.model import REGISTRY, Data, Error, Evidence, KmeExpect, Ok, Result, Verdict
-from qstrata.agents.conform.nc_client import _parse
 from qstrata.agents.conform.netconf_runner import evaluate, find, path_ends_with
 from qstrata.agents.conform.profiles import PROFILES
+from qstrata.bindings.wire.netconf_client import Reply
 
 NS = 'xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"'
 
 
 def reply(body: str):
-    return _parse(f'<rpc-reply {NS} message-id="1">{body}</rpc-reply>'.encode())
+    return Reply.parse(f'<rpc-reply {NS} message-id="1">{body}</rpc-reply>'.encode())
 
 
 def rpc_error(tag: str, path: str | None = None, info: str = "", severity: bool = True) -> str:
@@ -57,8 +57,8 @@ def test_expectations(expect, body, verdict):
 
 
 def test_a_reply_that_is_not_xml_or_not_an_rpc_reply_fails():
-    assert evaluate(Ok(), _parse(b"<rpc-reply><ok/>")).verdict is Verdict.FAIL
-    assert evaluate(Ok(), _parse(f"<hello {NS}/>".encode())).verdict is Verdict.FAIL
+    assert evaluate(Ok(), Reply.parse(b"<rpc-reply><ok/>")).verdict is Verdict.FAIL
+    assert evaluate(Ok(), Reply.parse(f"<hello {NS}/>".encode())).verdict is Verdict.FAIL
 
 
 def test_paths():

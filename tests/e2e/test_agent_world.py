@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from agent_processes import free_port
 from lxml import etree
 from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY
 
@@ -24,12 +25,6 @@ SERVICE = [sys.executable, "-m", "qstrata.agents.devices.remote.service"]
 NETWORK = DEFAULT_TOPOLOGY.with_name("network.yaml")
 QKD = "urn:etsi:qkd:yang:etsi-qkd-node"
 LINK = "5b1f0c3e-9a39-4c55-8c0e-2d7f3a6b9e01"
-
-
-def free_port() -> int:
-    from qstrata.agents.testbed.hosting import free_ports
-
-    return free_ports("127.0.0.1", 1)[0]
 
 
 def agent(tmp_path: Path, name: str, kind: str, *extra: str) -> tuple[subprocess.Popen, int]:

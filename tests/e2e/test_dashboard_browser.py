@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from agent_processes import stop_process
 from chromium_cdp import Browser, find_chromium
+from up_process import start_up
 
 pytestmark = [pytest.mark.timeout(180),
               pytest.mark.skipif(find_chromium() is None,
@@ -148,23 +146,12 @@ def _wait_ready(browser: Browser, timeout: float = 60) -> dict:
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
     """The dashboard URL of a `qstrata up` network started for this module."""
-    qstrata = Path(sys.executable).with_name("qstrata")
     state = tmp_path_factory.mktemp("dash-browser") / "up"
-    proc = subprocess.Popen([str(qstrata), "up", "--state-dir", str(state), "--speed", "10", "--dashboard-port", "0",
-                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, _ = start_up(state, "--speed", "10", "--dashboard-port", "0", "--quiet")
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line or line.startswith(("Ctrl-C stops", "running for")):
-                break
         yield json.loads((state / "endpoints.json").read_text())["collector"]["dashboard"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def test_first_paint_fills_every_panel(dashboard, tmp_path):

@@ -19,7 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
+from agent_processes import stop_process as stop
 from lxml import etree
+from polling import wait_until
+from up_process import start_up
 
 ncclient = pytest.importorskip("ncclient")
 from ncclient import manager  # noqa: E402
@@ -37,34 +40,6 @@ SS = "urn:qstrata:yang:qstrata-ss"
 ALICE_BOB, BOB_CHARLIE = "5b1f0c3e-9a39-4c55-8c0e-2d7f3a6b9e01", "7d3e5f60-1b2c-4d8e-9f0a-3c4d5e6f7a02"
 NETWORK_YAML = DEFAULT_TOPOLOGY.with_name("network.yaml")
 SPEED = 20  # the scenario's disturbance (60 simulated s after configuration) comes 3 s after it
-
-
-def start_up(state: Path, *args: str, cwd: Path | None = None) -> tuple[subprocess.Popen, list[str]]:
-    """`qstrata up` in the background (from `cwd`, where a relative `state` is); returns once it
-    printed its start-up summary."""
-    qstrata = Path(sys.executable).with_name("qstrata")
-    proc = subprocess.Popen([str(qstrata), "up", "--state-dir", str(state), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=cwd)
-    lines: list[str] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith(("Ctrl-C stops", "running for")):
-            return proc, lines
-    proc.kill()
-    pytest.fail("qstrata up did not start:\n" + "".join(lines))
-
-
-def stop(proc: subprocess.Popen, timeout: float = 30) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def connect(endpoints: dict, name: str):
@@ -131,13 +106,8 @@ def network(tmp_path_factory):
 
 
 def wait_for(predicate, timeout: float, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
+    """`polling.wait_until` at the pace of a network's telemetry (half a second)."""
+    return wait_until(predicate, timeout, step)
 
 
 def test_endpoints_json_lists_every_agent_and_the_collector(network):

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import asyncssh
-import pytest
 import yaml
+from agent_processes import stop_process
+from up_process import start_up
 
 AGENTS = 50
 KEY_FILES = ("ssh_host_ed25519_key", "ssh_host_rsa_key")
@@ -31,29 +29,7 @@ def topology(n: int) -> dict:
 
 def up(state: Path, topo: Path) -> subprocess.Popen:
     """`qstrata up --bare --no-collector` in the background, once it says it runs."""
-    qstrata = Path(sys.executable).with_name("qstrata")
-    proc = subprocess.Popen([str(qstrata), "up", "--bare", "--no-collector", "--topology", str(topo),
-                             "--state-dir", str(state)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("Ctrl-C stops"):
-            return proc
-    proc.kill()
-    pytest.fail("qstrata up did not start:\n" + "".join(lines))
-
-
-def down(proc: subprocess.Popen) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    return start_up(state, "--bare", "--no-collector", "--topology", str(topo), timeout=120)[0]
 
 
 def public_keys(state_dir: Path) -> list[asyncssh.SSHKey]:
@@ -110,7 +86,7 @@ def test_agents_of_one_process_share_one_host_key_pair_kept_across_restarts(tmp_
         known = {a["name"]: public_keys(Path(a["state_dir"])) for a in agents}  # each agent's own known_hosts
         asyncio.run(every_agent_serves(agents, known))
     finally:
-        assert down(proc) == 0
+        assert stop_process(proc) == 0
 
     proc = up(state, topo)  # a restart: same state dirs, same keys, known_hosts still valid
     try:
@@ -118,7 +94,7 @@ def test_agents_of_one_process_share_one_host_key_pair_kept_across_restarts(tmp_
         assert {name: {(Path(a["state_dir"]) / name).read_bytes() for a in agents} for name in KEY_FILES} == files
         asyncio.run(every_agent_serves(agents, known))
     finally:
-        assert down(proc) == 0
+        assert stop_process(proc) == 0
 
     single = agent("qkd", "alone")  # a `qstrata agent` process of its own: keys of its own
     shared = files["ssh_host_ed25519_key"] | files["ssh_host_rsa_key"]

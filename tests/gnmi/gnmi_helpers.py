@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
 from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
+from polling import wait_until  # noqa: F401 (re-exported: the gNMI tests wait with it)
 from qstrata.bindings.paths import gnmi_string_to_path
 
 HERE = Path(__file__).parent
@@ -101,16 +101,6 @@ def leaf_values(response: gnmi_pb2.SubscribeResponse) -> dict[str, object]:
         kind = u.val.WhichOneof("value")
         out[gnmi_to_xpath(u.path)] = getattr(u.val, kind) if kind else None
     return out
-
-
-def wait_until(predicate, timeout: float = 20.0, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def link_config(link_id: str, local_id: str, remote_id: str, role: str, enable: bool = True) -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
-from qstrata.agents.gnmi.tls import explain_connect_failure
 from qstrata.agents.testbed.hosting import free_ports
+from qstrata.bindings.wire.tls import explain_connect_failure
 
 HOST = "127.0.0.1"
 
@@ -87,7 +87,7 @@ def test_a_ca_the_server_certificate_is_not_from_is_refused(agents, tmp_path):
     a, other = agents["mtls"], agents["plain"]
     other_ca = other["creds"].get("ca")
     if other_ca is None:  # the plain-text agent writes no CA: make a foreign one
-        from qstrata.agents.gnmi.tls import ensure_tls
+        from qstrata.agents.access.pki import ensure_tls
         other_ca = str(ensure_tls(tmp_path / "foreign").ca)
     c = a["creds"]
     tls = grpc.ssl_channel_credentials(Path(other_ca).read_bytes(), Path(c["client_key"]).read_bytes(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gnmi_pb import gnmi_pb2
 from qstrata.agents.gnmi import subscribe
-from qstrata.agents.gnmi.encode import sample_response
+from qstrata.bindings.wire.gnmi_encoding import sample_response
 
 
 class _Encoder:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from agent_processes import stop_process
 from kme_net import RELAY, KmeNetwork, Link, Pair
 
 pytest.importorskip("ncclient")
@@ -90,8 +90,4 @@ def test_up_lists_every_kme_and_relays_keys(tmp_path: Path, hosting: str) -> Non
         assert {(h["qkdl-id"], int(h["consumed-bits"])) for h in hops} == {(L2, 4 * 256)}, \
             "the trusted node's telemetry tells the key its hop consumed"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)

@@ -44,3 +44,14 @@ def errors(reply: etree._Element) -> list[dict]:
 
 def error_tags(reply: etree._Element) -> list[str]:
     return [e["tag"] for e in errors(reply)]
+
+
+async def open_session(agent, user: str | None = None, password: str | None = None):
+    """The project's own NETCONF client (`qstrata.bindings.wire.netconf_client`) logged into `agent`,
+    for tests that pipeline thousands of requests, send 16 MiB ones or time one session while
+    another works (ncclient polls its socket and parses every reply)."""
+    from qstrata.bindings.wire.netconf_client import NetconfEndpoint, NetconfSession
+
+    creds = agent.credentials
+    endpoint = NetconfEndpoint(agent.host, agent.port, user or creds["username"], password or creds["password"])
+    return await NetconfSession.open(endpoint, max_message_size=1 << 30)

@@ -1,7 +1,8 @@
 """Hostile and careless clients against real agent processes (regressions of issue 7).
 
 * silent TCP connections (never speaking SSH) are bounded and time out; users still log in;
-* sessions that never send <hello> are closed after the hello timeout;
+* sessions that never send <hello> are closed after the hello timeout, and so are logged-in
+  connections with no session (they would hold the user's slots until the idle timeout);
 * a per-user session cap refuses one user's extra session with a reason while others get in;
 * repeated wrong passwords from one address are delayed, exponentially;
 * a framing error in the same write as the client's hello gets the rpc-error a later one gets;
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import socket
@@ -145,6 +147,12 @@ def quick(agent):
 
 
 @pytest.fixture(scope="module")
+def sessionless(agent):
+    """A short hello timeout with the default login limits (32 unauthenticated, 10 s to log in)."""
+    return agent("qkd", "sessionless", twin=False, extra_args=("--hello-timeout", "1"))
+
+
+@pytest.fixture(scope="module")
 def capped(agent):
     return agent("qkd", "capped", twin=False, extra_args=("--max-sessions-per-user", "2"))
 
@@ -211,6 +219,34 @@ def test_sessions_without_hello_are_closed(quick) -> None:
     run(scenario())
     assert "no <hello> within" in quick.log_text(tail=5000)
     assert_no_traceback(quick)
+
+
+def test_connections_without_a_session_free_their_slot_at_the_hello_timeout(sessionless) -> None:
+    """32 logged-in connections (the per-user cap) that never open a channel or never say
+    hello: each is closed by the server within the hello timeout (1 s here), not the idle
+    timeout (an hour), and the user can log in again right after."""
+    per_user = 32  # --max-sessions-per-user default
+
+    async def login(with_channel: bool, authenticating: asyncio.Semaphore) -> float:
+        async with authenticating:
+            conn = await ssh_connect(sessionless)
+        if with_channel:  # a NETCONF channel that never sends <hello>
+            with contextlib.suppress(asyncssh.ChannelOpenError):  # on a loaded machine the second may be late
+                await conn.open_session(subsystem="netconf", encoding=None)
+        start = time.monotonic()
+        await asyncio.wait_for(conn.wait_closed(), 8.0)  # TimeoutError: it stayed open
+        return time.monotonic() - start
+
+    async def scenario():
+        authenticating = asyncio.Semaphore(8)
+        lifetimes = await asyncio.gather(*(login(i % 2 == 0, authenticating) for i in range(per_user)))
+        assert max(lifetimes) < 4.0, lifetimes
+        again = await ssh_connect(sessionless)  # the user is not locked out
+        again.close()
+
+    run(scenario())
+    assert "no NETCONF session within" in sessionless.log_text(tail=20000)
+    assert_no_traceback(sessionless)
 
 
 # ---------------------------------------------------------------------------- session caps and back-off
@@ -380,8 +416,10 @@ def test_pty_request_from_asyncssh_is_accepted(node) -> None:
     assert reply.get("message-id") == "pty"
 
 
-@pytest.mark.parametrize("algorithm", ["ssh-rsa", "rsa-sha2-256"])
+@pytest.mark.parametrize("algorithm", ["rsa-sha2-256", "rsa-sha2-512"])
 def test_rsa_only_asyncssh_client(node, algorithm) -> None:
+    """SHA-1 ssh-rsa signatures are refused unless the client is named as legacy: see
+    test_netconf_ssh_algorithms.py."""
     async def scenario():
         async with await ssh_connect(node, server_host_key_algs=[algorithm]) as conn:
             key = conn.get_server_host_key()

@@ -14,11 +14,10 @@ import time
 import uuid
 
 import pytest
-from lean_client import LeanClient
-from lean_client import is_ok as lean_ok
 from lxml import etree
 from ncclient.operations import RaiseMode
-from netconf_helpers import call, errors
+from netconf_helpers import call, errors, open_session
+from qstrata.bindings.wire.netconf_client import Reply
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 QKD_NS = "urn:etsi:qkd:yang:etsi-qkd-node"
@@ -197,19 +196,19 @@ def test_get_does_not_leak(node) -> None:
     """Before: each <get> leaked about 34 KiB (18,000 gets: 77 -> 687 MB)."""
 
     async def run() -> tuple[float, float]:
-        client = await LeanClient.connect(node)
+        client = await open_session(node)
         try:
             for _ in range(300):  # warm caches and allocator pools
-                await client.call("<get/>")
+                await client.rpc("<get/>")
             start = _rss_mb(node.process.pid)
             window = 8
             for _ in range(window):
                 client.send("<get/>")
             for _ in range(5000 - window):
-                await client.replies.get()
+                await client.read_raw()
                 client.send("<get/>")
             for _ in range(window):
-                await client.replies.get()
+                await client.read_raw()
             return start, _rss_mb(node.process.pid)
         finally:
             await client.close()
@@ -222,20 +221,22 @@ PROBE = "<get-config><source><startup/></source></get-config>"
 """A request whose own cost does not grow with running: its latency is the loop's responsiveness."""
 
 
-def _probe_while(node, big_request: bytes) -> tuple[bytes, float, float, int]:
+def _probe_while(node, big_request: bytes) -> tuple[Reply, float, float, int]:
     """Send `big_request` on one session while another polls; (reply, its time, worst probe
     latency, probes answered)."""
 
     async def run():
-        big = await LeanClient.connect(node)
-        probe = await LeanClient.connect(node)
+        big = await open_session(node)
+        probe = await open_session(node)
         latencies: list[float] = []
         try:
-            await probe.call(PROBE)
-            task = asyncio.create_task(big.call(big_request, timeout=300))
+            await probe.rpc(PROBE)
+            task = asyncio.create_task(big.rpc(big_request, timeout=300))
             started = time.perf_counter()
             while not task.done():
-                latencies.append(await probe.timed(PROBE))
+                sent = time.perf_counter()
+                await probe.rpc(PROBE)
+                latencies.append(time.perf_counter() - sent)
                 await asyncio.sleep(0.02)
             reply = await task
             return reply, time.perf_counter() - started, max(latencies), len(latencies)
@@ -256,7 +257,7 @@ def test_huge_edit_config_does_not_freeze_other_sessions(agent, netconf_connect)
                f"{entries}</qkd_links></qkd_node></config></edit-config>").encode()
     assert len(request) < 16 * 1024 * 1024
     reply, took, worst, probes = _probe_while(node, request)
-    assert lean_ok(reply), reply[:500]
+    assert reply.ok and not reply.errors, reply.raw[:500]
     assert worst < 1.0, f"another session waited {worst:.2f} s while the edit ran ({took:.1f} s)"
     assert probes >= 3
     m = netconf_connect(node)
@@ -276,7 +277,7 @@ def test_huge_subtree_filter_does_not_freeze_other_sessions(node) -> None:
                f"<qkd_links>{keyed}{'<qkd_link/>' * 300_000}</qkd_links></qkd_node></filter></get-config>").encode()
     assert request.count(b"<") > 500_000 and len(request) < 16 * 1024 * 1024
     reply, took, worst, probes = _probe_while(node, request)
-    assert b"<rpc-error>" not in reply and b"<data" in reply
+    assert b"<rpc-error>" not in reply.raw and b"<data" in reply.raw
     assert worst < 1.0, f"another session waited {worst:.2f} s while the filter ran ({took:.1f} s)"
 
 

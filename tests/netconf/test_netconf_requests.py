@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qstrata.agents.netconf.requests import RequestCache
-from qstrata.agents.netconf.xmlsafe import parse_message
+from qstrata.bindings.wire.xmlsafe import parse_message
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 

@@ -19,7 +19,7 @@ import asyncssh
 import pytest
 from qstrata.agents.access import users
 from qstrata.agents.netconf import ssh
-from qstrata.agents.netconf.framing import Framer
+from qstrata.bindings.wire.framing import Framer
 
 T = TypeVar("T")
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from agent_processes import AgentProcess, free_port, port_open
+from agent_processes import free_port, restconf_agent
 
 QSTRATA = Path(sys.executable).with_name("qstrata")
 KNOWN_FAILS_ON_OURS: dict[str, str] = {
@@ -34,16 +33,8 @@ def conform(*args: str, cwd: Path | None = None, timeout: float = 240) -> tuple[
 
 @pytest.fixture(scope="module")
 def alice(tmp_path_factory):
-    port = free_port()
-    agent = AgentProcess("qkd", "alice", tmp_path_factory.mktemp("rc-conform") / "alice",
-                         extra_args=("--restconf-port", str(port)))
-    agent.start()
-    deadline = time.monotonic() + 20
-    while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    agent.restconf = f"https://127.0.0.1:{port}"
-    yield agent
-    agent.stop()
+    with restconf_agent(tmp_path_factory.mktemp("rc-conform") / "alice") as agent:
+        yield agent
 
 
 def test_every_rc_check_passes_on_our_agent(alice, tmp_path):

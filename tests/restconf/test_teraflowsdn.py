@@ -12,13 +12,12 @@ node id). One agent process with its digital twin (alice) serves the whole modul
 from __future__ import annotations
 
 import json
-import time
 import uuid
 import warnings
 
 import pytest
 import requests
-from agent_processes import AgentProcess, free_port, port_open
+from agent_processes import AgentProcess, restconf_agent
 from lxml import etree
 from requests.auth import HTTPBasicAuth
 
@@ -29,16 +28,8 @@ ETSI_NS = "urn:etsi:qkd:yang:etsi-qkd-node"
 
 @pytest.fixture(scope="module")
 def alice(tmp_path_factory):
-    port = free_port()
-    agent = AgentProcess("qkd", "alice", tmp_path_factory.mktemp("tfs") / "alice",
-                         extra_args=("--restconf-port", str(port), "--speed", "20"))
-    agent.start()
-    deadline = time.monotonic() + 20
-    while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    agent.restconf = f"https://127.0.0.1:{port}"
-    yield agent
-    agent.stop()
+    with restconf_agent(tmp_path_factory.mktemp("tfs") / "alice", "--speed", "20") as agent:
+        yield agent
 
 
 class Driver:

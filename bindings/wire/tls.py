@@ -1,14 +1,49 @@
-"""gNMI's TLS: the agent's CA and certificates (`qstrata.agents.access.pki`, shared by every front
-end) as gRPC credentials, and what a client can tell its user about a refused TLS connection."""
+"""TLS as both sides use it: the agent's certificate files (made by `qstrata.agents.access.pki`),
+the server contexts built from them (gRPC credentials for gNMI, an `ssl` context for the HTTPS
+front ends), the client context that trusts an agent's CA and presents a certificate, and what a
+client can tell its user about a refused TLS connection."""
 
 from __future__ import annotations
 
-from qstrata.agents.access.pki import TlsFiles, ensure_tls
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["TlsFiles", "ensure_tls", "explain_connect_failure", "server_credentials"]
+__all__ = ["TlsFiles", "client_ssl_context", "explain_connect_failure", "server_credentials", "server_ssl_context"]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """An agent's CA, its server certificate and key, and (for mutual TLS) a client pair."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+
+def server_ssl_context(tls: TlsFiles, *, client_certificates: bool = True) -> ssl.SSLContext:
+    """Server side of TLS over HTTPS (the KME, RESTCONF): the agent's server certificate; with
+    `client_certificates` (mutual TLS) clients must present one signed by the agent's CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca))
+    context.load_cert_chain(str(tls.cert), str(tls.key))
+    context.verify_mode = ssl.CERT_REQUIRED if client_certificates else ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def client_ssl_context(ca: str | Path, cert: str | Path | None = None, key: str | Path | None = None) -> ssl.SSLContext:
+    """Client side: trust the agent's CA and, for mutual TLS, present `cert` (with `key`). Raises
+    OSError or ssl.SSLError when a file is missing or unusable."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if cert:
+        context.load_cert_chain(str(cert), str(key) if key else None)
+    return context
 
 
 def server_credentials(tls: TlsFiles, *, require_client_auth: bool = False):
+    """gRPC server credentials (gNMI) from the agent's files."""
     import grpc
     return grpc.ssl_server_credentials(
         [(tls.key.read_bytes(), tls.cert.read_bytes())],

@@ -1,4 +1,5 @@
-"""Leaves -> gNMI values and wire bytes.
+"""Leaves -> gNMI values and wire bytes: what a gNMI server writes (the agents' front end and the
+collectors' northbound output alike).
 
 Telemetry is the hot path: a sample of 10,000 leaves must not build 10,000 `Update` objects
 and serialize them again. Protobuf messages are length-delimited fields, so a
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from gnmi_pb import gnmi_pb2
 from qstrata.bindings.leafinfo import leaf_info
@@ -25,7 +27,8 @@ from qstrata.bindings.paths import schema_path, xpath_to_gnmi
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.schema_index import SchemaNode
 
-from .view import Json
+Json = Any
+"""An RFC 7951 JSON value as the datastore and the devices hold it."""
 
 JSON, BYTES, PROTO, ASCII, JSON_IETF = 0, 1, 2, 3, 4
 SUPPORTED_ENCODINGS = (JSON, JSON_IETF, PROTO)

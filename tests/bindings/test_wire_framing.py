@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from qstrata.agents.netconf.framing import (
+from qstrata.bindings.wire.framing import (
     MAX_CHUNK_SIZE,
     Framer,
     Framing,

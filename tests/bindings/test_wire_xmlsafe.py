@@ -1,13 +1,14 @@
-"""The untrusted-XML parser: hostile input fails fast with MalformedMessage, nothing else."""
+"""The wire package's untrusted-XML parser: hostile input fails fast with MalformedMessage, nothing else."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 from lxml import etree
-from qstrata.agents.netconf.errors import BASE_NS, ErrorTag, ErrorType, rpc_reply_with_errors
-from qstrata.agents.netconf.xmlsafe import MalformedMessage, parse_message
+from qstrata.agents.netconf.errors import BASE_NS, ErrorTag, ErrorType, RpcError, rpc_reply_with_errors
+from qstrata.bindings.wire.xmlsafe import MalformedMessage, parse_message, parse_message_apart, tree_cost
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
@@ -105,8 +106,60 @@ def test_cdata_mentioning_doctype_is_plain_text() -> None:
 def test_malformed_message_becomes_an_rpc_error() -> None:
     with pytest.raises(MalformedMessage) as caught:
         parse_message(b"<rpc")
-    error = caught.value.to_rpc_error()
-    assert error.tag is ErrorTag.MALFORMED_MESSAGE and error.error_type is ErrorType.RPC
+    error = RpcError(ErrorTag.MALFORMED_MESSAGE, caught.value.message)  # what the agent's session sends
+    assert error.error_type is ErrorType.RPC
     reply = etree.fromstring(rpc_reply_with_errors([error], {}))
     assert reply.findtext(f".//{{{BASE_NS}}}error-tag") == "malformed-message"
     assert reply.findtext(f".//{{{BASE_NS}}}error-message") == caught.value.message
+
+
+def test_a_message_too_dense_for_its_size_is_refused_before_parsing() -> None:
+    """An attribute bomb: 200,000 attributes cost libxml2 about 50 MB for 2 MiB of message."""
+    bomb = b"<rpc><get " + b" ".join(b"a%d=''" % i for i in range(200_000)) + b"/></rpc>"
+    started = time.perf_counter()
+    with pytest.raises(MalformedMessage, match=r"too dense .* attributes in 2088907 bytes"):
+        parse_message(bomb)
+    assert time.perf_counter() - started < 0.5
+    empties = b"<rpc>" + b"<a/>" * 200_000 + b"</rpc>"
+    with pytest.raises(MalformedMessage, match="too dense"):
+        parse_message(empties, max_cost_factor=4)
+
+
+def test_signs_that_only_look_like_attributes_cost_nothing() -> None:
+    """'=' in text and in attribute values (XPath filters, base64 padding) is counted exactly once
+    the quick bound is passed: a big message full of them still parses."""
+    text = (b"<rpc><get><f sel=\"/a[b='1' and c='2']\"/>" + b"<v>x=1, y=2, z=3, QUJD==</v>" * 40_000
+            + b"</get></rpc>")
+    assert text.count(b"=") * 256 > 12 * len(text)  # the quick bound alone would refuse it
+    assert len(parse_message(text)[0]) == 40_001
+
+
+def test_a_bulk_edit_parses_and_its_cost_is_as_measured() -> None:
+    entries = b"".join(b"<qkd_link><qkdl_id>%036d</qkdl_id></qkd_link>" % i for i in range(50_000))
+    data = b"<rpc message-id='1'><edit-config><config>" + entries + b"</config></edit-config></rpc>"
+    assert tree_cost(data) == (100_003, 50_000, 1)
+    assert len(parse_message(data).find("edit-config/config")) == 50_000
+
+
+def test_parse_apart_returns_the_tree_or_the_refusal() -> None:
+    async def run() -> tuple[str, str]:
+        root = await parse_message_apart(b"<rpc message-id='7'><get/></rpc>")
+        with pytest.raises(MalformedMessage) as caught:
+            await parse_message_apart(b"<rpc>")
+        return root.get("message-id"), caught.value.message
+
+    message_id, refusal = asyncio.run(run())
+    assert message_id == "7" and refusal.startswith("not well-formed XML")
+
+
+def test_a_big_message_is_measured_like_a_small_one() -> None:
+    """Over 64 KiB the depth and the element count are taken by libxml2's XPath, not a walk."""
+    padding = b"<p>" + b"x" * 70_000 + b"</p>"
+    deep = b"<a>" * 130 + padding + b"</a>" * 130
+    with pytest.raises(MalformedMessage, match="deeper than 128"):
+        parse_message(deep)
+    assert parse_message(deep, max_depth=131).tag == "a"
+    many = b"<rpc>" + padding + b"<a/>" * 20_000 + b"</rpc>"
+    with pytest.raises(MalformedMessage, match="more than 20000 elements"):
+        parse_message(many, max_elements=20_000)
+    assert len(parse_message(many, max_elements=20_002)) == 20_001

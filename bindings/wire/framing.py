@@ -189,7 +189,12 @@ class Framer:
     def _compact(self) -> None:
         # Dropping the consumed prefix is O(remaining); done once per call, so a message
         # arriving in many reads is never re-copied per read.
-        if self._pos:
+        if self._pos and self._pos == len(self._buf):
+            # All consumed: a new buffer, since a bytearray keeps its capacity (a session that once
+            # received 16 MiB would hold 16 MiB for the rest of its life).
+            self._buf = bytearray()
+            self._scan = self._pos = 0
+        elif self._pos:
             del self._buf[: self._pos]
             self._scan = max(0, self._scan - self._pos)
             self._pos = 0
