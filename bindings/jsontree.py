@@ -1,4 +1,7 @@
-"""JSON-IETF (RFC 7951) instance trees walked with the schema index: merge, leaves, differences.
+"""JSON-IETF (RFC 7951) instance trees walked with the schema index: merge, leaves, differences,
+and the shapes the core's operational read hands out (`Operational`, `OperationalChange`; see
+`agents/datastore/operational.py`), kept here so a gNMI server outside the agents (the
+collector's northbound) speaks them too.
 
 The core's operational read and every front end that reads it work on plain JSON-IETF dicts,
 not on libyang trees: a sample of 10,000 leaves must cost milliseconds. Paths produced are
@@ -9,7 +12,8 @@ the devices' state events carry, so a change can be matched against what a reade
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from .paths import prefixes, split_data_path
 from .schema_index import SchemaIndex, SchemaNode
@@ -215,3 +219,99 @@ def vanished(gone: list[str], remaining: set[str], depth: int) -> list[str]:
                 break
         out.setdefault(anchor)
     return list(out)
+
+
+# -- what changed ----------------------------------------------------------------------------
+
+
+class Operational(NamedTuple):
+    """One operational read: `data` (JSON-IETF, shared: never modify it) produced at `time_ns`
+    (Unix ns). A tuple: a sample at interval 0 makes one per response."""
+
+    data: dict
+    time_ns: int
+
+
+@dataclass(slots=True)
+class OperationalChange:
+    """What changed since the last change handed out.
+
+    `updates`: leaf (or leaf-list) data path -> (schema node, new JSON-IETF value).
+    `deletes`: data paths of nodes no longer there (read its keys: an ordered set), the highest
+    that went (a list entry rather than each of its leaves). `counts`: how many announcements
+    named each announced path (gNMI's duplicates). Call `settle` before reading a change built
+    with `update`/`delete`/`fold` (the core's are settled)."""
+
+    time_ns: int = 0
+    updates: dict[str, tuple[SchemaNode, Json]] = field(default_factory=dict)
+    deletes: dict[str, None] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def update(self, path: str, node: SchemaNode, value: Json) -> None:
+        if self.deletes:
+            for prefix in prefixes(path):
+                self.deletes.pop(prefix, None)  # it is back
+        self.updates[path] = (node, value)
+
+    def delete(self, path: str) -> None:
+        """What went takes its leaves' pending updates with it (dropped by `settle`)."""
+        self.deletes[path] = None
+
+    def settle(self) -> None:
+        """Drop the updates below a delete: an update written after a delete above it removed
+        that delete (`update`), so those left are older than it. A few lookups per update,
+        whatever the number of deletes."""
+        if not self.deletes or not self.updates:
+            return
+        for path in [p for p in self.updates if any(q in self.deletes for q in prefixes(p))]:
+            del self.updates[path]
+
+    def fold(self, later: OperationalChange) -> None:
+        """Take `later` in after this one: the latest value of each leaf, deletes in between."""
+        later.settle()
+        self.time_ns = later.time_ns
+        for path in later.deletes:
+            self.delete(path)
+        for path, (node, value) in later.updates.items():
+            self.update(path, node, value)
+        for path, count in later.counts.items():
+            self.counts[path] = self.counts.get(path, 0) + count
+
+    def __len__(self) -> int:
+        return len(self.updates) + len(self.deletes)
+
+
+def compare_under(index: SchemaIndex, paths: list[str], before: dict, after: dict, change: OperationalChange, *,
+                  kept: Callable[[str], bool] | None = None) -> None:
+    """Into `change`: the leaves under each of `paths` that differ between `before` and `after`
+    (JSON-IETF trees), and what went as deletes at the highest node gone (one delete per list
+    entry), unless `kept(node)` says the node stays by other means (running holds it: its state
+    leaves went, its configuration stays; then each leaf that went is deleted)."""
+    old_entries: dict = {}
+    new_entries: dict = {}
+    for path in _outermost(paths):
+        old = leaves_at(index, before, path, old_entries)
+        new = leaves_at(index, after, path, new_entries)
+        for leaf, (node, value) in new.items():
+            was = old.get(leaf)
+            if was is None or was[1] != value:
+                change.update(leaf, node, value)
+        gone = [leaf for leaf in old if leaf not in new]
+        for anchor in vanished(gone, set(new), len(split_data_path(path))):
+            if anchor in old or kept is None or not kept(anchor):
+                change.delete(anchor)
+            else:
+                for leaf in gone:
+                    if leaf.startswith(anchor + "/"):
+                        change.delete(leaf)
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """The paths that are not below another of them (each subtree is read once)."""
+    kept: set[str] = set()
+    out: list[str] = []
+    for path in sorted(set(paths), key=len):
+        if not any(p in kept for p in prefixes(path)[:-1]):
+            kept.add(path)
+            out.append(path)
+    return out

@@ -31,12 +31,20 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from qstrata.agents.events import CommitEvent, DeviceEvent
 from qstrata.bindings.diff import Change
-from qstrata.bindings.jsontree import Json, leaves_at, leaves_of, merge, vanished
+from qstrata.bindings.jsontree import (
+    Json,
+    Operational,
+    OperationalChange,
+    compare_under,
+    leaves_at,
+    leaves_of,
+    merge,
+    vanished,
+)
 from qstrata.bindings.paths import prefixes, split_data_path
 from qstrata.bindings.schema_index import SchemaNode, schema_index
 from qstrata.bindings.tree import DataTree
@@ -45,68 +53,13 @@ from qstrata.bindings.validate import InvalidData
 if TYPE_CHECKING:
     from .store import Datastore
 
+__all__ = ["Operational", "OperationalChange", "OperationalRead"]
+
 log = logging.getLogger("qstrata.datastore")
 
 PRINT_WHOLE_AFTER = 64
 """A commit that changed more subtrees than this has its change read from one print of running
 instead of one print per subtree."""
-
-
-class Operational(NamedTuple):
-    """One operational read: `data` (JSON-IETF, shared: never modify it) produced at `time_ns`
-    (Unix ns). A tuple: a sample at interval 0 makes one per response."""
-
-    data: dict
-    time_ns: int
-
-
-@dataclass(slots=True)
-class OperationalChange:
-    """What changed since the last change handed out.
-
-    `updates`: leaf (or leaf-list) data path -> (schema node, new JSON-IETF value).
-    `deletes`: data paths of nodes no longer there (read its keys: an ordered set), the highest
-    that went (a list entry rather than each of its leaves). `counts`: how many announcements
-    named each announced path (gNMI's duplicates). Call `settle` before reading a change built
-    with `update`/`delete`/`fold` (the core's are settled)."""
-
-    time_ns: int = 0
-    updates: dict[str, tuple[SchemaNode, Json]] = field(default_factory=dict)
-    deletes: dict[str, None] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def update(self, path: str, node: SchemaNode, value: Json) -> None:
-        if self.deletes:
-            for prefix in prefixes(path):
-                self.deletes.pop(prefix, None)  # it is back
-        self.updates[path] = (node, value)
-
-    def delete(self, path: str) -> None:
-        """What went takes its leaves' pending updates with it (dropped by `settle`)."""
-        self.deletes[path] = None
-
-    def settle(self) -> None:
-        """Drop the updates below a delete: an update written after a delete above it removed
-        that delete (`update`), so those left are older than it. A few lookups per update,
-        whatever the number of deletes."""
-        if not self.deletes or not self.updates:
-            return
-        for path in [p for p in self.updates if any(q in self.deletes for q in prefixes(p))]:
-            del self.updates[path]
-
-    def fold(self, later: OperationalChange) -> None:
-        """Take `later` in after this one: the latest value of each leaf, deletes in between."""
-        later.settle()
-        self.time_ns = later.time_ns
-        for path in later.deletes:
-            self.delete(path)
-        for path, (node, value) in later.updates.items():
-            self.update(path, node, value)
-        for path, count in later.counts.items():
-            self.counts[path] = self.counts.get(path, 0) + count
-
-    def __len__(self) -> int:
-        return len(self.updates) + len(self.deletes)
 
 
 class OperationalRead:
@@ -302,27 +255,8 @@ class OperationalRead:
         return {leaf: v for leaf, _, v in leaves_of(node, node.module, path, value)}
 
     def _state_change(self, paths: list[str], before: dict, after: dict, change: OperationalChange) -> None:
-        """Leaves under each announced path that differ between the last state handed out and
-        now; what went is deleted at the highest node gone (one delete per list entry), unless
-        running still holds that node (its state leaves went, its configuration stays)."""
         running = self.datastore.get_config("running")
-        old_entries: dict = {}
-        new_entries: dict = {}
-        for path in _outermost(paths):
-            old = leaves_at(self.index, before, path, old_entries)
-            new = leaves_at(self.index, after, path, new_entries)
-            for leaf, (node, value) in new.items():
-                was = old.get(leaf)
-                if was is None or was[1] != value:
-                    change.update(leaf, node, value)
-            gone = [leaf for leaf in old if leaf not in new]
-            for anchor in vanished(gone, set(new), len(split_data_path(path))):
-                if anchor in old or not running.exists(anchor):
-                    change.delete(anchor)
-                else:
-                    for leaf in gone:
-                        if leaf.startswith(anchor + "/"):
-                            change.delete(leaf)
+        compare_under(self.index, paths, before, after, change, kept=running.exists)
 
 
 def _print(tree: DataTree) -> dict:
@@ -345,15 +279,4 @@ def _ancestors(leaves: Iterable[str], below: int) -> set[str]:
     out: set[str] = set()
     for leaf in leaves:
         out.update(p for p in prefixes(leaf)[:-1] if len(p) > below)
-    return out
-
-
-def _outermost(paths: list[str]) -> list[str]:
-    """The paths that are not below another of them (each subtree is read once)."""
-    kept: set[str] = set()
-    out: list[str] = []
-    for path in sorted(set(paths), key=len):
-        if not any(p in kept for p in prefixes(path)[:-1]):
-            kept.add(path)
-            out.append(path)
     return out

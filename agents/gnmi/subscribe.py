@@ -206,7 +206,7 @@ class SubscribeSession:
 
     async def _stream(self, reader: asyncio.Future) -> None:
         if any(s.on_change for s in self.subs):
-            self._unwatch = self.target.datastore.watch_operational(self._on_change)
+            self._unwatch = self.target.watch(self._on_change)
         now = time.monotonic()
         if self.updates_only:
             snapshot = self._snapshot()

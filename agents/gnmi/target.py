@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from qstrata.agents.access.control import AccessControl
 from qstrata.agents.access.guard import LoginGuard
 from qstrata.agents.access.users import UserStore
-from qstrata.agents.datastore.operational import Operational
+from qstrata.agents.datastore.operational import Operational, OperationalChange
 from qstrata.agents.datastore.store import Datastore, SessionInfo
 from qstrata.agents.events import EventBus
 from qstrata.bindings.schema_index import SchemaIndex, SchemaNode, schema_index
@@ -64,6 +64,10 @@ class GnmiTarget:
             full = DataTree.from_python(snapshot.data, schema=self.datastore.schema, validate=False, strict=False)
             return Operational(self.access.filter_read(access, full).to_python(), snapshot.time_ns)
         return snapshot
+
+    def watch(self, callback: Callable[[OperationalChange], None]) -> Callable[[], None]:
+        """The core's changes (on-change subscribers); returns the unsubscribe."""
+        return self.datastore.watch_operational(callback)
 
     def unrestricted(self, principal: Principal) -> bool:
         return self.access.for_user(principal.username, principal.groups).unrestricted
