@@ -6,6 +6,7 @@ One event loop can host many agents (`Agent` objects); `run_agent` runs one unti
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -101,6 +102,15 @@ def make_driver(options: AgentOptions) -> DeviceDriver:
 _clocks: dict[int, asyncio.Task] = {}
 
 
+def _settle_gc() -> None:
+    """Move what the started agent holds (schemas, the datastore, its servers) to the garbage
+    collector's permanent generation, as the collector does once its series settle: under the
+    key delivery benchmark a full collection traversed those 90,000 objects every few hundred
+    requests (47 ms each, 9% of the process's CPU). Refcounting still frees them."""
+    gc.collect()
+    gc.freeze()
+
+
 def _ensure_clock(driver: DeviceDriver) -> None:
     """One paced clock per world per process, however many agents share it."""
     world = driver.clock
@@ -183,6 +193,7 @@ class Agent:
         restconf = f", RESTCONF on {self.restconf_url}" if self.restconf_url else ""
         log.info("agent %s (%s) serving NETCONF on %s:%d%s%s%s; credentials in %s", opts.name, opts.kind, opts.listen,
                  self.ssh.port, gnmi, kme, restconf, opts.state_dir / CREDENTIALS_FILE)
+        _settle_gc()
 
     async def _start_kme014(self) -> None:
         """The key delivery API: the agent's CA and server certificate (the ones gNMI uses), its URL

@@ -423,7 +423,7 @@ def _telemetry_leaves() -> dict[str, list[str]]:
     t = qtel.telemetry
     for lst in (t.qkd_links.qkd_link, t.qfs_links.qfs_link, t.memories.memory, t.switch_ports.switch_port,
                 t.service_units.service_unit_state, t.key_delivery.application, t.key_delivery.refused,
-                t.key_relay.hop):
+                t.key_delivery.token_bucket, t.key_relay.hop, t.swaps.swap_node):
         for attr, value in vars(lst).items():
             if isinstance(value, str) and value.startswith(lst.PATH + "/") and not attr.isupper():
                 out.setdefault(value.rsplit("/", 1)[1], []).append(value)

@@ -41,11 +41,13 @@ TOP = f"{MODULE}:telemetry"
 PREFIX = f"/{TOP}/"
 CONFIG = 1
 WITH_AGENT = frozenset({"qkd-link", "qfs-link", "memory", "switch-port", "service-unit-state", "application", "refused",
-                        "hop"})
+                        "hop", "swap-node", "token-bucket"})
 """Lists of qstrata-telemetry with `agent` and `last-update` leaves."""
 
-_Shape = tuple[str, str, tuple[tuple[str, str], ...], str] | None
-"""(container, list, keys, leaf) of a telemetry leaf path; None: not a list leaf."""
+_Shape = tuple[str, str, tuple[tuple[str, str], ...], tuple[tuple[str, tuple[tuple[str, str], ...]], ...]] | None
+"""(container, list, keys, the elements below the list entry down to the leaf, with their keys:
+``(("pair-age-at-use", ()), ("bucket", (("le", "0.5"),)), ("count", ()))``) of a telemetry leaf
+path; None: not a leaf under a list entry."""
 
 
 def _shape(path: str) -> _Shape:
@@ -53,9 +55,10 @@ def _shape(path: str) -> _Shape:
         elements = split_data_path(path)
     except PathSyntaxError:
         return None
-    if len(elements) != 4 or not elements[2][1]:
+    if len(elements) < 4 or not elements[2][1]:
         return None
-    return elements[1][0], elements[2][0], tuple(elements[2][1].items()), elements[3][0]
+    return (elements[1][0], elements[2][0], tuple(elements[2][1].items()),
+            tuple((name, tuple(keys.items())) for name, keys in elements[3:]))
 
 
 class TelemetryTree:
@@ -87,14 +90,25 @@ class TelemetryTree:
                 shape = shapes[path] = _shape(path)
             if shape is None:
                 continue
-            container, lst, keys, leaf = shape
+            container, lst, keys, below = shape
             ident = (container, lst, keys)
             entry = entries.get(ident)
             if entry is None:
                 entry = entries[ident] = dict(keys)
                 if lst in WITH_AGENT and s.target:
                     entry["agent"] = s.target
-            entry[leaf] = s.value
+            node = entry
+            for name, inner in below[:-1]:  # a container (a histogram) or a list entry (its bucket)
+                if not inner:
+                    node = node.setdefault(name, {})
+                    continue
+                items = node.setdefault(name, [])
+                found = next((i for i in items if all(i.get(k) == v for k, v in inner)), None)
+                if found is None:
+                    found = dict(inner)
+                    items.append(found)
+                node = found
+            node[below[-1][0]] = s.value
             if s.ts > stamps.get(ident, 0):
                 stamps[ident] = s.ts
         body: dict[str, Any] = {}

@@ -258,13 +258,16 @@ class Datastore:
 
     # ------------------------------------------------------------------ writing
     async def edit(self, name: str, operations: Sequence[EditOperation], session: SessionInfo, *,
-                   test_only: bool = False, error_option: str = "stop-on-error", big: bool = False) -> list[Change]:
+                   test_only: bool = False, error_option: str = "stop-on-error", big: bool = False,
+                   precondition: Callable[[], None] | None = None) -> list[Change]:
         """Apply `operations` as one transaction. stop-on-error and rollback-on-error are atomic
         (the datastore is never left half-changed); continue-on-error applies every operation
         that can be applied, then reports the others (and still refuses an invalid result).
 
         `big` (the request was large) moves all the work off the event loop from the start; the
-        operations' values are consumed (freed in the worker)."""
+        operations' values are consumed (freed in the worker). `precondition` runs once the
+        transaction holds the datastore, before anything is computed, and refuses it by raising:
+        no other commit can come between its check and the edit (RESTCONF's If-Match)."""
         self._check_name(name)
         self._check_write(name, session)
 
@@ -284,7 +287,8 @@ class Datastore:
                     failures.append(exc)
 
         try:
-            changes = await self._transaction(name, units, mutate, session, test_only=test_only, big=big)
+            changes = await self._transaction(name, units, mutate, session, test_only=test_only, big=big,
+                                              precondition=precondition)
         finally:
             if big:
                 await asyncio.to_thread(_release, [op.value for op in operations if op.value is not None])
@@ -410,8 +414,11 @@ class Datastore:
 
     # ------------------------------------------------------------------ the one write path
     async def _transaction(self, name: str, units: list[Unit] | None, mutate: Callable[[DataTree], None],
-                           session: SessionInfo, *, test_only: bool = False, big: bool = False) -> list[Change]:
+                           session: SessionInfo, *, test_only: bool = False, big: bool = False,
+                           precondition: Callable[[], None] | None = None) -> list[Change]:
         async with self._write[name]:
+            if precondition is not None:
+                precondition()
             target = self._candidate(writer=True) if name == "candidate" else self.trees[name]
             plans = [self.locality.plan(schema_path_of(u.path), u.removes) for u in units or ()]
             use_slice = bool(units) and all(plan is not None for plan in plans)
