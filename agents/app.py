@@ -113,7 +113,7 @@ def _settle_gc() -> None:
 
 def _ensure_clock(driver: DeviceDriver) -> None:
     """One paced clock per world per process, however many agents share it."""
-    world = getattr(driver, "world", None)
+    world = driver.clock
     if not isinstance(world, World) or id(world) in _clocks and not _clocks[id(world)].done():
         return  # no world, a world service's clock (it ticks there), or one already ticking
     _clocks[id(world)] = asyncio.create_task(world.run())
@@ -234,7 +234,7 @@ class Agent:
         """This agent as a gNMI target (for its own server or a gateway shared by many agents)."""
         assert self.datastore is not None and self.access is not None, "start the agent first"
         if self._gnmi_target is None:
-            self._gnmi_target = GnmiTarget(self.options.name, self.datastore, self.driver, self.bus, self.access,
+            self._gnmi_target = GnmiTarget(self.options.name, self.datastore, self.bus, self.access,
                                            self.users, self.guard)
         return self._gnmi_target
 
@@ -266,9 +266,9 @@ class Agent:
 
     async def _forward_events(self) -> None:
         """Device events onto the bus, stamped in Unix time (a twin counts simulated time)."""
-        world = getattr(self.driver, "world", None)
+        clock = self.driver.clock
         async for event in self.driver.events():
-            when = world.unix_ns(event.time_ns) if world is not None and event.time_ns else time.time_ns()
+            when = clock.unix_ns(event.time_ns) if event.time_ns else time.time_ns()
             self.bus.publish(DeviceEvent(event.kind, event.data, event.paths, when))
         self.device_lost.set()  # only `stop` may end them (it cancels this task first)
 

@@ -2,31 +2,32 @@
 registry (latest value of every normalized series) and the active alarms.
 
 `TelemetryTarget` has the shape `agents/gnmi`'s `GnmiService` and `SubscribeSession` expect of
-an agent's `GnmiTarget` (name, index, encoder, data(), now_ns(), authenticate(), bus, guard,
-users, datastore.schema), so the collector reuses the agents' gNMI server -- Get, Subscribe
+an agent's `GnmiTarget` (name, index, encoder, read(), watch(), unrestricted(), authenticate(),
+guard, users, datastore.schema), so the collector reuses the agents' gNMI server -- Get, Subscribe
 (STREAM sample / on-change / target-defined, ONCE, POLL), encodings, TLS, users and login
 limits -- instead of carrying a second one. Set is refused (`TelemetryService`): telemetry is
 read-only, configuration goes to the agents.
 
-On-change: every batch the pipeline writes bumps the tree's version and is announced on the
-target's event bus as a state change under the list entries it touched, the way a device
-driver announces its own state changes; subscribers then compare and send what changed.
+On-change: every batch the pipeline writes bumps the tree's version; the list entries it touched
+are compared with what was handed out last (`compare_under`, the agents' core does the same with
+a device's announced state) and watchers get what changed, deletes included.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import grpc
 from qstrata.agents.access.guard import GuardOptions, LoginGuard
 from qstrata.agents.access.users import UserStore
-from qstrata.agents.events import DeviceEvent, EventBus
+from qstrata.agents.events import EventBus
 from qstrata.agents.gnmi.auth import Authenticator, Principal
 from qstrata.agents.gnmi.errors import GnmiError
 from qstrata.agents.gnmi.service import GnmiService
+from qstrata.bindings.jsontree import Operational, OperationalChange, compare_under
 from qstrata.bindings.paths import PathSyntaxError, split_data_path
 from qstrata.bindings.schema import Schema, get_schema
 from qstrata.bindings.schema_index import schema_index
@@ -143,9 +144,21 @@ class TelemetryTarget:
         self.guard = LoginGuard(guard or GuardOptions())
         self.auth = Authenticator(self.users, self.guard)
         self.tree = TelemetryTree()
+        self._watchers: list[Callable[[OperationalChange], None]] = []
+        self._handed: dict = {}
 
-    def now_ns(self) -> int:
-        return time.time_ns()
+    def read(self, data_type: int, principal: Principal | None = None) -> Operational:
+        return Operational(self.data(data_type, principal), time.time_ns())
+
+    def unrestricted(self, principal: Principal) -> bool:
+        return True  # see `data`
+
+    def watch(self, callback: Callable[[OperationalChange], None]) -> Callable[[], None]:
+        """Hand `callback` what changes (on-change subscribers); returns the unsubscribe."""
+        if not self._watchers:
+            self._handed = self.data(0)
+        self._watchers.append(callback)
+        return lambda: self._watchers.remove(callback) if callback in self._watchers else None
 
     def data(self, data_type: int, principal: Principal | None = None) -> dict:
         """Every user of the collector reads all of its telemetry (no NACM here: the collector
@@ -161,8 +174,16 @@ class TelemetryTarget:
     def changed(self, paths: tuple[str, ...]) -> None:
         """New values under `paths` (list entries): on-change subscribers look again."""
         self.tree.changed()
-        if paths:
-            self.bus.publish(DeviceEvent("state", paths=paths, time_ns=time.time_ns()))
+        if not paths or not self._watchers:
+            return
+        after = self.data(0)
+        change = OperationalChange(time.time_ns(), counts=dict.fromkeys(paths, 1))
+        compare_under(self.index, list(paths), self._handed, after, change)
+        self._handed = after
+        change.settle()
+        if change:
+            for watcher in list(self._watchers):
+                watcher(change)
 
 
 class TelemetryService(GnmiService):

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
+from qstrata.bindings.wire.address import host_port
 from qstrata.bindings.wire.auth import call_metadata
 from qstrata.bindings.wire.tls import explain_connect_failure
 
@@ -285,7 +286,7 @@ class TargetSession:
             metadata, creds = read_setup(cfg)
         except SetupError as exc:
             return Outcome("failed", str(exc))
-        address = f"[{cfg.address}]:{cfg.port}" if ":" in (cfg.address or "") else f"{cfg.address}:{cfg.port}"
+        address = host_port(cfg.address or "", cfg.port or 0)
         p = self.policy
         options = channel_options(p.connect_timeout, p.keepalive, p.keepalive_timeout)
         channel = (grpc.aio.secure_channel(address, creds, options=options) if creds is not None

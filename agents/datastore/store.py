@@ -31,6 +31,7 @@ from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import DataIssue, InvalidData
 
 from .errors import DatastoreError, ErrorKind, from_invalid
+from .operational import Operational, OperationalChange, OperationalRead
 from .persist import PendingCommitStore, RunningStore, StartupStore, journal_record
 
 log = logging.getLogger("qstrata.datastore")
@@ -131,6 +132,7 @@ class Datastore:
         self._last_write = 0.0
         """The snapshot being written off the write path (see `persist.RunningStore.begin_fold`)."""
         self.pending: PendingCommit | None = None
+        self._operational = OperationalRead(self)
 
     # ------------------------------------------------------------------ start
     def load(self, initial: DataTree | None = None) -> None:
@@ -193,19 +195,19 @@ class Datastore:
             self._candidate_stale = False
         return self.trees["candidate"]
 
+    def read_operational(self, *, config_only: bool = False) -> Operational:
+        """The one operational read every front end uses: running with defaults merged with the
+        devices' state, as JSON-IETF, with the time it was produced (see `operational.py`)."""
+        return self._operational.read(config_only=config_only)
+
     def operational(self) -> DataTree:
-        """Running merged with what the devices report."""
-        tree = self.trees["running"].copy()
-        sources = [(driver.name, driver.read_state) for driver in self.drivers]
-        sources += [(getattr(source, "__qualname__", "state"), source) for source in self.state_sources]
-        for name, read in sources:
-            state = read()
-            if state:
-                try:
-                    tree.merge(DataTree.from_python(state, schema=self.schema, validate=False))
-                except InvalidData as exc:
-                    log.warning("%s returned invalid state: %s", name, exc)
-        return tree
+        """The same read as a libyang tree (NETCONF renders from trees)."""
+        return self._operational.tree()
+
+    def watch_operational(self, callback: Callable[[OperationalChange], None]) -> Callable[[], None]:
+        """Hand `callback` what changes in the operational data (paths, new values, deletes);
+        returns the unsubscribe."""
+        return self._operational.watch(callback)
 
     # ------------------------------------------------------------------ locks
     def lock(self, name: str, session_id: int) -> None:

@@ -32,6 +32,7 @@ from qstrata.agents.access.connections import (
 )
 from qstrata.agents.kme.errors import KmeError
 from qstrata.agents.kme.service import KmeService
+from qstrata.bindings.wire.address import https_url
 from qstrata.bindings.wire.tls import TlsFiles, server_ssl_context
 
 from . import requests
@@ -152,8 +153,7 @@ class KmeServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}:{self.port}"
+        return https_url(self.host, self.port)
 
     async def close(self) -> None:
         self.server.close()
