@@ -39,8 +39,8 @@ class DeviceEvent:
 
     kind="notification": `data` is a JSON-IETF tree of one YANG notification, e.g.
     ``{"etsi-qkd-sdn-node:sdqkdn_link_down": {"qkd_link": {...}}}``.
-    kind="state": operational state changed under `paths` (for gNMI on-change); read it with
-    the driver's `read_state`.
+    kind="state": operational state changed under `paths`; the core's operational read compares
+    the state under them with what it handed out last and gives subscribers the change.
     `time_ns` is the device's clock (a twin's simulated nanoseconds, see `DeviceClock`).
     """
 

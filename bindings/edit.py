@@ -23,6 +23,7 @@ from .tree import DataTree, _find, _free, _node_path, parent_path
 from .validate import DataIssue, InvalidData, IssueKind
 
 Operation = Literal["merge", "replace", "create", "delete", "remove", "require"]
+Insert = Literal["first", "last", "before", "after"]
 OPERATIONS: tuple[str, ...] = ("merge", "replace", "create", "delete", "remove")
 """The RFC 6241 operations a client may name."""
 REQUIRE = "require"
@@ -41,10 +42,18 @@ class EditOperation:
     operation: Operation
     path: str = "/"
     value: DataTree | None = None
+    insert: Insert | None = None
+    """Where the entry (of an ``ordered-by user`` list or leaf-list) at `path` goes once the
+    operation is applied (RFC 7950 s7.8.6 insert; RESTCONF insert/point, YANG Patch insert and
+    move). None: a new entry goes last and a replaced one keeps its place."""
+    point: str | None = None
+    """With insert before/after: the data path of the sibling entry it goes next to."""
 
     def __post_init__(self) -> None:
         if self.operation not in OPERATIONS and self.operation != REQUIRE:
             raise ValueError(f"unknown edit operation {self.operation!r}")
+        if (self.point is not None) != (self.insert in ("before", "after")):
+            raise ValueError("point is given exactly with insert before or after")
 
 
 class EditError(InvalidData):
@@ -71,9 +80,12 @@ def apply_operation(tree: DataTree, op: EditOperation) -> None:
         if op.path == "/":
             tree.take(op.value.copy() if op.value is not None else DataTree(tree.schema))
             return
+        following = _next_entry(tree, op.path) if op.insert is None else None
         tree.delete(op.path)
         if op.value is not None:
             tree.merge(op.value)
+        if following is not None and tree.exists(op.path):  # a replaced entry keeps its place
+            _position(tree, op.path, "before", following)
     elif op.operation == "delete":
         if not tree.delete(op.path):
             raise EditError(IssueKind.MISSING, "the data does not exist; cannot delete it", op.path)
@@ -83,6 +95,82 @@ def apply_operation(tree: DataTree, op: EditOperation) -> None:
                             "nothing and creates no parent)", op.path)
     else:  # remove
         tree.delete(op.path)
+    if op.insert is not None and op.operation in ("create", "merge", "replace"):
+        _position(tree, op.path, op.insert, op.point)
+
+
+# ---------------------------------------------------------------------- user order
+
+
+def _ordered_entry(tree: DataTree, path: str):
+    """The node at `path` if it is an entry of an ``ordered-by user`` list or leaf-list, else NULL."""
+    node = _find(tree, path)
+    if node == ffi.NULL or node.schema == ffi.NULL or not node.schema.flags & lib.LYS_ORDBY_USER:
+        return ffi.NULL
+    return node
+
+
+def _instances(node) -> list:
+    """The node and its siblings of the same schema node, in order."""
+    parent = ffi.cast("struct lyd_node *", node.parent)
+    sibling = lib.lyd_child(parent) if parent != ffi.NULL else lib.lyd_first_sibling(node)
+    out = []
+    while sibling != ffi.NULL:
+        if sibling.schema == node.schema:
+            out.append(sibling)
+        sibling = sibling.next
+    return out
+
+
+def _next_entry(tree: DataTree, path: str) -> str | None:
+    """Data path of the entry after the user-ordered entry at `path` (None: last, or not one)."""
+    node = _ordered_entry(tree, path)
+    if node == ffi.NULL:
+        return None
+    instances = _instances(node)
+    position = instances.index(node)
+    return _node_path(instances[position + 1]) if position + 1 < len(instances) else None
+
+
+def _position(tree: DataTree, path: str, insert: str, point: str | None) -> None:
+    """Move the user-ordered entry at `path` first, last, or before/after the entry at `point`.
+    Entries from the first one whose place changes are re-appended in their new order (libyang's
+    bindings here can append a child but not insert one before another)."""
+    node = _find(tree, path)
+    if node == ffi.NULL:
+        raise EditError(IssueKind.MISSING, "the entry to move does not exist", path)
+    if node.schema == ffi.NULL or not node.schema.flags & lib.LYS_ORDBY_USER:
+        raise EditError(IssueKind.INVALID_VALUE, f"insert={insert}: the entry is not in an ordered-by user list or "
+                        "leaf-list (the server decides the order of the others)", path)
+    parent = ffi.cast("struct lyd_node *", node.parent)
+    if parent == ffi.NULL:
+        raise EditError(IssueKind.INVALID_VALUE, "positions of top-level entries are not supported", path)
+    instances = _instances(node)
+    others = [n for n in instances if n != node]
+    if insert == "first":
+        order = [node, *others]
+    elif insert == "last":
+        order = [*others, node]
+    else:
+        anchor = _find(tree, point) if point else ffi.NULL
+        if anchor == node:
+            return
+        at = next((i for i, n in enumerate(others) if n == anchor), None)
+        if at is None:
+            raise EditError(IssueKind.INVALID_VALUE, f"point {point}: no such entry in the same list", path)
+        at += 1 if insert == "after" else 0
+        order = [*others[:at], node, *others[at:]]
+    changed = next((i for i, (a, b) in enumerate(zip(order, instances, strict=True)) if a != b), None)
+    if changed is None:
+        return
+    out = ffi.new("struct lyd_node **")
+    flags = lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_FLAGS
+    for entry in order[changed:]:
+        if lib.lyd_dup_single(entry, ffi.NULL, flags, out) != lib.LY_SUCCESS:
+            raise EditError(IssueKind.OTHER, "cannot copy a list entry", path)
+        _free(tree, entry)
+        if lib.lyd_insert_child(parent, out[0]) != lib.LY_SUCCESS:
+            raise EditError(IssueKind.OTHER, "cannot move a list entry", path)
 
 
 # ---------------------------------------------------------------------- units
@@ -102,7 +190,12 @@ class Unit:
 
 def operation_units(op: EditOperation) -> list[Unit]:
     """Merges touch the outermost list entries (and the leaves outside lists) of their content;
-    every other operation touches the subtree at its path. A replace of ``/`` touches it all."""
+    every other operation touches the subtree at its path. A replace of ``/`` touches it all.
+    An operation that places a user-ordered entry (insert, or a replace that keeps its place)
+    touches the entry's parent: the order of its siblings is part of the change."""
+    if op.insert is not None or (op.operation == "replace" and op.value is not None and op.path != "/"
+                                 and _ordered_entry(op.value, op.path) != ffi.NULL):
+        return [Unit(parent_path(op.path) or "/", True)]
     if op.operation == "merge":
         return list(_content_units(op.value)) if op.value is not None else []
     return [Unit(op.path, op.operation not in ("create", REQUIRE))]

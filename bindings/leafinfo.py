@@ -22,6 +22,7 @@ from .schema import Schema, get_schema
 COUNTER_TYPEDEFS: frozenset[tuple[str, str]] = frozenset(
     ("ietf-yang-types", name) for name in ("counter32", "counter64", "zero-based-counter32", "zero-based-counter64")
 )
+RATIO_TYPEDEFS = frozenset({"fraction", "fidelity"})
 NUMERIC_BASES = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "decimal64",
                            "boolean"})
 
@@ -38,6 +39,13 @@ class LeafInfo:
     numeric: bool
     """A number (or boolean, exported as 0/1): fit for Prometheus."""
     units: str | None
+    key: bool = False
+    """A key of its list: it names the entry (a label to exporters, never a sample)."""
+    reference: bool = False
+    """A leafref: its value names another node's entry, it measures nothing."""
+    ratio: bool = False
+    """A decimal64 fraction 0..1 (a range of 0..1, or a typedef named fraction or fidelity):
+    Prometheus names it ``_ratio``."""
 
 
 def _typedef_chain(leaf_type: libyang.Type, max_depth: int = 16) -> list[tuple[str, str]]:
@@ -73,9 +81,14 @@ def _lookup(schema: Schema, path: str) -> LeafInfo | None:
         return None
     leaf_type = node.type()
     base = leaf_type.basename()
-    counter = any(entry in COUNTER_TYPEDEFS for entry in _typedef_chain(leaf_type))
+    chain = _typedef_chain(leaf_type)
+    counter = any(entry in COUNTER_TYPEDEFS for entry in chain)
     units = node.units() if hasattr(node, "units") else None
-    return LeafInfo(path=path, base=base, counter=counter, numeric=base in NUMERIC_BASES, units=units)
+    ratio = base == "decimal64" and (leaf_type.range() in ("0..1", "0.0..1.0")
+                                     or any(name in RATIO_TYPEDEFS for _, name in chain))
+    return LeafInfo(path=path, base=base, counter=counter, numeric=base in NUMERIC_BASES, units=units,
+                    key=bool(node.nodetype() == libyang.SNode.LEAF and node.is_key()), reference=base == "leafref",
+                    ratio=ratio)
 
 
 def leaf_info(path: str, schema: Schema | None = None) -> LeafInfo | None:

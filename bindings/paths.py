@@ -241,6 +241,23 @@ def split_data_path(path: str) -> list[tuple[str, dict[str, str]]]:
     return [_parse_predicates(seg, xpath=True) for seg in _split_segments(path)]
 
 
+def prefixes(path: str) -> list[str]:
+    """The data paths of a node's ancestors and of the node itself, outermost first
+    (``/a``, ``/a/b[k='v']``, ``/a/b[k='v']/c``): for matching changes against what lies below
+    a node without parsing each path again."""
+    if path in ("", "/"):
+        return []
+    parts = _FAST_SEGMENT.findall(path)
+    if parts and sum(len(name) + len(preds) + 1 for name, preds in parts) == len(path):
+        out, end = [], 0
+        for name, preds in parts:
+            end += len(name) + len(preds) + 1
+            out.append(path[:end])
+        return out
+    steps = split_data_path(path)
+    return [join_data_path(steps[:n]) for n in range(1, len(steps) + 1)]
+
+
 def schema_path(path: str) -> str:
     """A data path without its key predicates: the schema node it instantiates."""
     if "[" not in path:

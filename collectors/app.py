@@ -172,7 +172,8 @@ class Collector:
         if stop_input is not None:
             await stop_input()
         if self._lease_nc is not None:
-            await self._lease_nc.close()
+            from .natsutil import close
+            await close(self._lease_nc)
         await self.pipeline.stop()
 
     def health(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,19 @@ def load(path: Path | str) -> CollectorConfig:
     return config
 
 
+def _by_name(data: dict, key: str, what: str, parse: Callable[[Any, str], Any], issues: _Issues,
+             into: dict[str, Any]) -> dict[str, Any]:
+    """Parse each entry of the list under `key` into `into` by its name: a name given twice is an
+    issue (the second entry wins, so later checks still see one of that name)."""
+    for i, entry in enumerate(issues.listing(data.get(key, []), key)):
+        item = parse(entry, f"{key}[{i}]")
+        if item is not None:
+            if item.name in into:
+                issues.add(f"{key}[{i}].name", f"duplicate {what} name {item.name!r}")
+            into[item.name] = item
+    return into
+
+
 def _looks_like_endpoints(data: Any) -> bool:
     """A list of agents, or a testbed's document (``agents`` plus network, topology, collector...)."""
     return isinstance(data, list) or (isinstance(data, dict) and "agents" in data
@@ -194,26 +208,11 @@ def _collector(data: Any, path: Path, issues: _Issues, files: list[Path]) -> Col
                 ep_issues = _Issues(ep)
                 targets.update(_endpoints(ep_data, ep, ep_issues, ""))
                 issues.items.extend(ep_issues.items)
-    for i, entry in enumerate(issues.listing(data.get("targets", []), "targets")):
-        target = _target(entry, f"targets[{i}]", path, issues)
-        if target is not None:
-            if target.name in targets:
-                issues.add(f"targets[{i}].name", f"duplicate target name {target.name!r}")
-            targets[target.name] = target
-    actions = {}
-    for i, entry in enumerate(issues.listing(data.get("actions", []), "actions")):
-        action = _action(entry, f"actions[{i}]", path, issues, targets)
-        if action is not None:
-            if action.name in actions:
-                issues.add(f"actions[{i}].name", f"duplicate action name {action.name!r}")
-            actions[action.name] = action
-    rules: dict[str, Rule] = {}
-    for i, entry in enumerate(issues.listing(data.get("alarms", []), "alarms")):
-        rule = _rule(entry, f"alarms[{i}]", issues, actions)
-        if rule is not None:
-            if rule.name in rules:
-                issues.add(f"alarms[{i}].name", f"duplicate alarm rule name {rule.name!r}")
-            rules[rule.name] = rule
+    _by_name(data, "targets", "target", lambda entry, where: _target(entry, where, path, issues), issues, targets)
+    actions: dict[str, ActionConfig] = _by_name(
+        data, "actions", "action", lambda entry, where: _action(entry, where, path, issues, targets), issues, {})
+    rules: dict[str, Rule] = _by_name(
+        data, "alarms", "alarm rule", lambda entry, where: _rule(entry, where, issues, actions), issues, {})
     retention = _retention(data.get("store"), "store", issues)
     return CollectorConfig(path, targets, tuple(rules.values()), tuple(actions.values()), retention, tuple(files))
 
@@ -233,9 +232,8 @@ def _endpoints(data: Any, path: Path, issues: _Issues, where: str) -> dict[str, 
         at = f"{'agents' if isinstance(data, dict) else ''}[{i}]"
         if issues.mapping(agent, at) is None:
             continue
-        name = agent.get("name")
-        if not isinstance(name, str) or not NAME.match(name):
-            issues.add(f"{at}.name", f"expected an agent name ([A-Za-z0-9][A-Za-z0-9._-]*), got {name!r}")
+        name = _name(agent, at, "an agent", issues)
+        if name is None:
             continue
         kind = agent.get("kind")
         if kind is not None and kind not in KINDS:
@@ -319,9 +317,8 @@ def _target(entry: Any, where: str, path: Path, issues: _Issues) -> TargetConfig
         return None
     _unknown(entry, TARGET_KEYS, where, issues)
     start = len(issues.items)
-    name = entry.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
-        issues.add(f"{where}.name", f"required: an agent name ([A-Za-z0-9][A-Za-z0-9._-]*, at most 64), got {name!r}")
+    name = _name(entry, where, "an agent", issues)
+    if name is None:
         return None
     address = entry.get("address")
     port = entry.get("port")
@@ -423,7 +420,7 @@ def _telemetry_leaves() -> dict[str, list[str]]:
     t = qtel.telemetry
     for lst in (t.qkd_links.qkd_link, t.qfs_links.qfs_link, t.memories.memory, t.switch_ports.switch_port,
                 t.service_units.service_unit_state, t.key_delivery.application, t.key_delivery.refused,
-                t.key_relay.hop):
+                t.key_delivery.token_bucket, t.key_relay.hop, t.swaps.swap_node):
         for attr, value in vars(lst).items():
             if isinstance(value, str) and value.startswith(lst.PATH + "/") and not attr.isupper():
                 out.setdefault(value.rsplit("/", 1)[1], []).append(value)
@@ -465,9 +462,7 @@ def _rule(entry: Any, where: str, issues: _Issues, actions: dict[str, ActionConf
         return None
     _unknown(entry, RULE_KEYS, where, issues)
     start = len(issues.items)
-    name = entry.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
-        issues.add(f"{where}.name", f"required: a rule name ([A-Za-z0-9][A-Za-z0-9._-]*), got {name!r}")
+    name = _name(entry, where, "a rule", issues)
     try:
         severity = severity_identity(str(entry.get("severity", "MAJOR")))
     except ValueError as exc:
@@ -544,9 +539,7 @@ def _action(entry: Any, where: str, path: Path, issues: _Issues, targets: dict[s
     if issues.mapping(entry, where) is None:
         return None
     start = len(issues.items)
-    name, kind = entry.get("name"), entry.get("type")
-    if not isinstance(name, str) or not NAME.match(name):
-        issues.add(f"{where}.name", f"required: an action name, got {name!r}")
+    name, kind = _name(entry, where, "an action", issues), entry.get("type")
     if kind not in ACTION_KINDS:
         issues.add(f"{where}.type", f"expected one of {', '.join(ACTION_KINDS)}, got {kind!r}")
         return None
@@ -650,6 +643,16 @@ def _duration(value: Any, where: str, issues: _Issues) -> float | None:
     except ValueError as exc:
         issues.add(where, str(exc))
         return None
+
+
+def _name(entry: dict, where: str, what: str, issues: _Issues) -> str | None:
+    """The entry's `name` (agents, rules and actions are told apart by it in alarms, logs and
+    the store), or None with an issue."""
+    name = entry.get("name")
+    if isinstance(name, str) and NAME.match(name):
+        return name
+    issues.add(f"{where}.name", f"required: {what} name ([A-Za-z0-9][A-Za-z0-9._-]*, at most 64), got {name!r}")
+    return None
 
 
 def _unknown(entry: dict, known: tuple[str, ...], where: str, issues: _Issues) -> None:

@@ -168,13 +168,13 @@ class LeaseManager:
     async def stop(self) -> None:
         """Clean shutdown: give every lease back at once, so survivors take over at their next round."""
         await cancel_and_wait(self._task)
-        for target, (revision, _) in list(self.held.items()):
-            try:
-                await asyncio.wait_for(self._release(target, revision), 2)
-            except (nats.errors.Error, OSError, TimeoutError):
-                pass
+
+        async def give_back() -> None:  # all at once: one 2 s budget however many leases (NATS may be down)
+            await asyncio.gather(*(self._release(target, revision) for target, (revision, _) in self.held.items()),
+                                 self.members_kv.delete(self.instance), return_exceptions=True)
+
         try:
-            await asyncio.wait_for(self.members_kv.delete(self.instance), 2)
+            await asyncio.wait_for(give_back(), 2)
         except (nats.errors.Error, OSError, TimeoutError):
-            pass
+            pass  # they expire with their TTL
         self.held.clear()

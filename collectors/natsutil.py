@@ -101,6 +101,25 @@ async def ensure_stream(js: JetStreamContext, prefix: str = PREFIX, stream: str 
     log.info("NATS: created stream %s on %s.>", stream, prefix)
 
 
+async def close(nc: Client, timeout: float = 5.0) -> None:
+    """End a client whatever the server's state: drained (what it holds is flushed) when
+    connected, closed at once when not. The NATS client, closed while its server is unreachable,
+    writes its pending buffer to a transport it has already closed and raises RuntimeError
+    (nats-py 2.x): that is the outage the caller already knows of, not a failure to report."""
+    try:
+        if nc.is_connected:
+            await asyncio.wait_for(nc.drain(), timeout)
+            return
+    except (TimeoutError, nats.errors.Error, OSError, RuntimeError):
+        pass
+    if nc.is_closed:
+        return
+    try:
+        await asyncio.wait_for(nc.close(), timeout)
+    except (TimeoutError, nats.errors.Error, OSError, RuntimeError):
+        pass
+
+
 def subject_token(name: str) -> str:
     return name.replace(".", "_").replace("*", "_").replace(">", "_").replace(" ", "_") or "_"
 

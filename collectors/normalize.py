@@ -30,6 +30,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from qstrata.bindings.generated import etsi_qkd_sdn_node as etsi
 from qstrata.bindings.generated import optical_switch as opsw
@@ -39,6 +40,8 @@ from qstrata.bindings.generated import qstrata_telemetry as qtel
 from qstrata.bindings.leafinfo import leaf_info
 from qstrata.bindings.paths import PathSyntaxError, join_data_path, split_data_path
 
+from . import aggregates
+from .aggregates import PairTracker, WindowCounter, short_lived
 from .model import Batch, Series, TargetStatus, Update, Value
 from .naming import series_labels, series_name
 
@@ -101,9 +104,12 @@ _memory = qfs.qfs_node.memories.memory
 _app = etsi.qkd_node.qkd_applications.qkd_app
 _delivery = ss.key_delivery
 _hop = ss.service_stratum.kme.key_relay.hop
+_bucket = ss.service_stratum.kme.sessions.session
+_swaps = qfs.qfs_node.swap_statistics
 _t = qtel.telemetry
 _APP_KEYS = (("node", NODE), ("app-id", "app_id"))
 _HOP_KEYS = (("node", NODE), ("link-id", "qkdl-id"))
+_BUCKET_KEYS = (("node", NODE), ("session-id", "session-id"))
 
 RULES: dict[str, Rule] = {r.source: r for r in (
     Rule(_link.qkdl_status, _t.qkd_links.qkd_link.PATH, "status", (("node", NODE), ("link-id", "qkdl_id")), "qkd_link"),
@@ -148,6 +154,11 @@ RULES: dict[str, Rule] = {r.source: r for r in (
     Rule(_hop.next_hop_kme, _t.key_relay.hop.PATH, "next-hop", _HOP_KEYS, "hop"),
     Rule(_hop.keys, _t.key_relay.hop.PATH, "relayed-keys", _HOP_KEYS, "hop"),
     Rule(_hop.consumed_bits, _t.key_relay.hop.PATH, "consumed-bits", _HOP_KEYS, "hop"),
+    *(Rule(getattr(_bucket, leaf), _t.key_delivery.token_bucket.PATH, leaf, _BUCKET_KEYS, "session")
+      for leaf in ("rate", "burst", "tokens", "admitted", "rejected")),
+    Rule(_swaps.swaps_attempted, _t.swaps.swap_node.PATH, "attempted", (("node", NODE),), "swap-statistics"),
+    Rule(_swaps.swaps_succeeded, _t.swaps.swap_node.PATH, "succeeded", (("node", NODE),), "swap-statistics"),
+    Rule(_swaps.last_swap_fidelity, _t.swaps.swap_node.PATH, "last-fidelity", (("node", NODE),), "swap-statistics"),
 )}
 
 MEAN_OF: dict[str, Rule] = {r.per[0]: r for r in RULES.values() if r.per is not None}
@@ -268,8 +279,9 @@ class _Handler:
 
     __slots__ = ("raw",)
 
-    def __init__(self, raw: Series) -> None:
+    def __init__(self, raw: Series | None) -> None:
         self.raw = raw
+        """The agent's leaf as a series of its own; None for leaves of short-lived entries."""
 
     def apply(self, norm: Normalizer, view: _TargetView, value: Value, ts: int, batch: Batch) -> None:
         raise NotImplementedError
@@ -440,7 +452,8 @@ class _UnitState(_Handler):
 
 
 class _TargetView:
-    __slots__ = ("name", "routes", "node", "unit_states", "unit_counts", "received", "resources", "means")
+    __slots__ = ("name", "routes", "node", "unit_states", "unit_counts", "received", "resources", "means", "pairs",
+                 "windows")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -452,6 +465,10 @@ class _TargetView:
         self.resources: dict[tuple[str, ...], str] = {}
         self.means: dict[str, _Mean] = {}
         """Telemetry path of a derived mean -> its state (fed by two agent leaves)."""
+        self.pairs: dict[str, PairTracker] = {}
+        """memory-id -> its stored pairs (`aggregates`)."""
+        self.windows: dict[str, WindowCounter] = {}
+        """app_id -> its app_statistics windows (`aggregates`)."""
 
 
 class Normalizer:
@@ -484,7 +501,7 @@ class Normalizer:
                 if value is None:
                     self._delete_subtree(view, u.path, u.timestamp_ns, batch)
                     continue
-                route = self._resolve(view, u, updates, i)
+                route = self._resolve(view, u, updates, i, batch)
                 if route is None:
                     continue
             if route.__class__ is Series:
@@ -498,16 +515,19 @@ class Normalizer:
             else:
                 route.apply(self, view, value, u.timestamp_ns, batch)
                 raw = route.raw
-                raw.value = value
-                raw.ts = u.timestamp_ns
-                batch.add(raw, value, u.timestamp_ns)
+                if raw is not None:
+                    raw.value = value
+                    raw.ts = u.timestamp_ns
+                    batch.add(raw, value, u.timestamp_ns)
                 if value is None:
                     self._forget(view, u.path, raw)
         return batch
 
     # ------------------------------------------------------------------ routes
-    def _resolve(self, view: _TargetView, u: Update, updates: list[Update], index: int) -> Series | _Handler | None:
-        """The route of a path seen for the first time on this target (then cached)."""
+    def _resolve(self, view: _TargetView, u: Update, updates: list[Update], index: int,
+                 batch: Batch) -> Series | _Handler | None:
+        """The route of a path seen for the first time on this target (then cached); a leaf of a
+        short-lived entry is aggregated here, uncached (its paths would pile up)."""
         try:
             elements = split_data_path(u.path)
         except PathSyntaxError as exc:
@@ -520,6 +540,12 @@ class Normalizer:
             return None
         schema_path = "/" + "/".join(name for name, _ in elements)
         reg = self.registry
+        entry = short_lived(schema_path)
+        if entry is not None and schema_path != UNIT_STATE:
+            if view.node is None:
+                self._prescan_identity(view, updates, index)
+            self._aggregate(view, entry, elements, schema_path, u.value, u.timestamp_ns, batch)
+            return None
         if u.path.startswith(TEL_PREFIX):
             route = reg.get_or_create(view.name, u.path, elements, resource="")
             view.routes[u.path] = route
@@ -542,15 +568,13 @@ class Normalizer:
             # The node's identity is not known yet: keep the value raw, uncached, so that the
             # normalized series is made once the identity arrives.
             return reg.get_or_create(view.name, u.path, elements, resource="")
-        raw = reg.get_or_create(view.name, u.path, elements, resource="")
-        if schema_path in IDENTITY_LEAVES:
-            route: Series | _Handler = _Identity(raw)
-        elif schema_path == UNIT_STATE:
+        if schema_path == UNIT_STATE:  # counted, never a series of its own
             if view.node is None:
                 self._prescan_identity(view, updates, index)
-            route = _UnitState(raw, _key(elements, "unit-id") or "")
-        else:
-            route = raw
+            view.routes[u.path] = route = _UnitState(None, _key(elements, "unit-id") or "")
+            return route
+        raw = reg.get_or_create(view.name, u.path, elements, resource="")
+        route = _Identity(raw) if schema_path in IDENTITY_LEAVES else raw
         view.routes[u.path] = route
         return route
 
@@ -621,29 +645,106 @@ class Normalizer:
         for path in [p for p, r in view.routes.items() if r is not keep]:
             route = view.routes.pop(path)
             series = route if route.__class__ is Series else route.raw
-            if series.path.startswith(TEL_PREFIX) and series.path != path:
+            if series is not None and series.path.startswith(TEL_PREFIX) and series.path != path:
                 self.registry.remove(series)
             if route.__class__ is not Series:
                 for derived in route.derived():
                     self.registry.remove(derived)
         view.means.clear()
+        for tracker in [*view.pairs.values(), *view.windows.values()]:
+            for series in tracker.series if isinstance(tracker, PairTracker) else (tracker.series,):
+                self.registry.remove(series)
+        view.pairs.clear()
+        view.windows.clear()
 
-    def _forget(self, view: _TargetView, path: str, series: Series) -> None:
+    def _forget(self, view: _TargetView, path: str, series: Series | None) -> None:
         view.routes.pop(path, None)
-        self.registry.remove(series)
+        if series is not None:
+            self.registry.remove(series)
 
     def _delete_subtree(self, view: _TargetView, prefix: str, ts: int, batch: Batch) -> None:
         """A deleted list entry or container: every leaf under it is deleted."""
+        if view.pairs or view.windows:
+            self._aggregate_delete(view, prefix, ts, batch)
         doomed = [p for p in view.routes if p.startswith(prefix) and p[len(prefix):len(prefix) + 1] in ("/", "[", "")]
         for path in doomed:
             route = view.routes[path]
             series = route if route.__class__ is Series else route.raw
             if route.__class__ is not Series:
                 route.delete(self, view, ts, batch)
-            series.value = None
-            series.ts = ts
-            batch.add(series, None, ts)
+            if series is not None:
+                series.value = None
+                series.ts = ts
+                batch.add(series, None, ts)
             self._forget(view, path, series)
+
+    # ------------------------------------------------------------------ short-lived entries
+    def _aggregate(self, view: _TargetView, entry: str, elements: Elements, schema_path: str, value: Value, ts: int,
+                   batch: Batch) -> None:
+        """A leaf of a stored pair or an app_statistics window into its aggregate (`aggregates`);
+        the other leaves of short-lived entries (service units but their state) are dropped."""
+        if view.node is None or value is None:
+            return
+        leaf = elements[-1][0]
+        if entry == aggregates.PAIR:
+            pair = _key(elements, "pair-id")
+            tracker = self._tracker(view, view.pairs, elements, "memory-id", _t.memories.memory.PATH, "memory",
+                                    PairTracker)
+            if tracker is not None and pair is not None:
+                tracker.reading(pair, leaf, value, ts)
+        elif entry == aggregates.WINDOW and leaf == "consumed_bits":
+            end = _key(elements, "end_time")
+            counter = self._tracker(view, view.windows, elements, "app_id", _t.key_delivery.application.PATH,
+                                    "qkd_app", WindowCounter)
+            if counter is not None and end is not None:
+                counter.reading(end, value, ts, batch)
+
+    def _tracker(self, view: _TargetView, trackers: dict, elements: Elements, key: str, entry: str, resource: str,
+                 kind: Callable[[aggregates.Make], PairTracker | WindowCounter]) -> Any:
+        """The aggregate of the agent list entry named by `key` (a memory, an application), made
+        on first use with series under the telemetry `entry` keyed by node and that key."""
+        name = _key(elements, key)
+        if name is None:
+            return None
+        found = trackers.get(name)
+        if found is None:
+            tel_key = "memory-id" if key == "memory-id" else "app-id"
+            make = self._maker(view, entry, [("node", view.node or ""), (tel_key, name)], resource_path(elements, resource))
+            found = trackers[name] = kind(make)
+        return found
+
+    def _maker(self, view: _TargetView, entry: str, keys: list[tuple[str, str]],
+               resource: str) -> aggregates.Make:
+        base = telemetry_leaf(entry, keys, "")[0][:-1]
+
+        def make(rest: str) -> Series:
+            path = f"{base}/{rest}"
+            return self.registry.get_or_create(view.name, path, split_data_path(path), resource=resource)
+        return make
+
+    def _aggregate_delete(self, view: _TargetView, prefix: str, ts: int, batch: Batch) -> None:
+        """A deleted pair has been used or expired; a deleted memory or application ends its
+        aggregates (their series are deleted with it)."""
+        try:
+            elements = split_data_path(prefix)
+        except PathSyntaxError:
+            return
+        schema_path = "/" + "/".join(name for name, _ in elements)
+        if short_lived(schema_path) == aggregates.PAIR:
+            memory, pair = _key(elements, "memory-id"), _key(elements, "pair-id")
+            tracker = view.pairs.get(memory or "")
+            if tracker is not None and pair is not None:
+                tracker.gone(pair, ts, batch)
+            return
+        for trackers, entry, key in ((view.pairs, aggregates.PAIR, "memory-id"),
+                                     (view.windows, aggregates.WINDOW, "app_id")):
+            if not entry.startswith(schema_path):
+                continue
+            name = _key(elements, key)
+            for doomed in [k for k in trackers if name is None or k == name]:
+                tracker = trackers.pop(doomed)
+                for series in tracker.series if isinstance(tracker, PairTracker) else (tracker.series,):
+                    self.drop(series, ts, batch)
 
     # ------------------------------------------------------------------ derived series
     def count_units(self, view: _TargetView, state: str, delta: int, ts: int, batch: Batch) -> None:

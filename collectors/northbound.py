@@ -2,31 +2,32 @@
 registry (latest value of every normalized series) and the active alarms.
 
 `TelemetryTarget` has the shape `agents/gnmi`'s `GnmiService` and `SubscribeSession` expect of
-an agent's `GnmiTarget` (name, index, encoder, data(), now_ns(), authenticate(), bus, guard,
-users, datastore.schema), so the collector reuses the agents' gNMI server -- Get, Subscribe
+an agent's `GnmiTarget` (name, index, encoder, read(), watch(), unrestricted(), authenticate(),
+guard, users, datastore.schema), so the collector reuses the agents' gNMI server -- Get, Subscribe
 (STREAM sample / on-change / target-defined, ONCE, POLL), encodings, TLS, users and login
 limits -- instead of carrying a second one. Set is refused (`TelemetryService`): telemetry is
 read-only, configuration goes to the agents.
 
-On-change: every batch the pipeline writes bumps the tree's version and is announced on the
-target's event bus as a state change under the list entries it touched, the way a device
-driver announces its own state changes; subscribers then compare and send what changed.
+On-change: every batch the pipeline writes bumps the tree's version; the list entries it touched
+are compared with what was handed out last (`compare_under`, the agents' core does the same with
+a device's announced state) and watchers get what changed, deletes included.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import grpc
 from qstrata.agents.access.guard import GuardOptions, LoginGuard
 from qstrata.agents.access.users import UserStore
-from qstrata.agents.events import DeviceEvent, EventBus
+from qstrata.agents.events import EventBus
 from qstrata.agents.gnmi.auth import Authenticator, Principal
 from qstrata.agents.gnmi.errors import GnmiError
 from qstrata.agents.gnmi.service import GnmiService
+from qstrata.bindings.jsontree import Operational, OperationalChange, compare_under
 from qstrata.bindings.paths import PathSyntaxError, split_data_path
 from qstrata.bindings.schema import Schema, get_schema
 from qstrata.bindings.schema_index import schema_index
@@ -40,11 +41,13 @@ TOP = f"{MODULE}:telemetry"
 PREFIX = f"/{TOP}/"
 CONFIG = 1
 WITH_AGENT = frozenset({"qkd-link", "qfs-link", "memory", "switch-port", "service-unit-state", "application", "refused",
-                        "hop"})
+                        "hop", "swap-node", "token-bucket"})
 """Lists of qstrata-telemetry with `agent` and `last-update` leaves."""
 
-_Shape = tuple[str, str, tuple[tuple[str, str], ...], str] | None
-"""(container, list, keys, leaf) of a telemetry leaf path; None: not a list leaf."""
+_Shape = tuple[str, str, tuple[tuple[str, str], ...], tuple[tuple[str, tuple[tuple[str, str], ...]], ...]] | None
+"""(container, list, keys, the elements below the list entry down to the leaf, with their keys:
+``(("pair-age-at-use", ()), ("bucket", (("le", "0.5"),)), ("count", ()))``) of a telemetry leaf
+path; None: not a leaf under a list entry."""
 
 
 def _shape(path: str) -> _Shape:
@@ -52,9 +55,10 @@ def _shape(path: str) -> _Shape:
         elements = split_data_path(path)
     except PathSyntaxError:
         return None
-    if len(elements) != 4 or not elements[2][1]:
+    if len(elements) < 4 or not elements[2][1]:
         return None
-    return elements[1][0], elements[2][0], tuple(elements[2][1].items()), elements[3][0]
+    return (elements[1][0], elements[2][0], tuple(elements[2][1].items()),
+            tuple((name, tuple(keys.items())) for name, keys in elements[3:]))
 
 
 class TelemetryTree:
@@ -86,14 +90,25 @@ class TelemetryTree:
                 shape = shapes[path] = _shape(path)
             if shape is None:
                 continue
-            container, lst, keys, leaf = shape
+            container, lst, keys, below = shape
             ident = (container, lst, keys)
             entry = entries.get(ident)
             if entry is None:
                 entry = entries[ident] = dict(keys)
                 if lst in WITH_AGENT and s.target:
                     entry["agent"] = s.target
-            entry[leaf] = s.value
+            node = entry
+            for name, inner in below[:-1]:  # a container (a histogram) or a list entry (its bucket)
+                if not inner:
+                    node = node.setdefault(name, {})
+                    continue
+                items = node.setdefault(name, [])
+                found = next((i for i in items if all(i.get(k) == v for k, v in inner)), None)
+                if found is None:
+                    found = dict(inner)
+                    items.append(found)
+                node = found
+            node[below[-1][0]] = s.value
             if s.ts > stamps.get(ident, 0):
                 stamps[ident] = s.ts
         body: dict[str, Any] = {}
@@ -129,9 +144,21 @@ class TelemetryTarget:
         self.guard = LoginGuard(guard or GuardOptions())
         self.auth = Authenticator(self.users, self.guard)
         self.tree = TelemetryTree()
+        self._watchers: list[Callable[[OperationalChange], None]] = []
+        self._handed: dict = {}
 
-    def now_ns(self) -> int:
-        return time.time_ns()
+    def read(self, data_type: int, principal: Principal | None = None) -> Operational:
+        return Operational(self.data(data_type, principal), time.time_ns())
+
+    def unrestricted(self, principal: Principal) -> bool:
+        return True  # see `data`
+
+    def watch(self, callback: Callable[[OperationalChange], None]) -> Callable[[], None]:
+        """Hand `callback` what changes (on-change subscribers); returns the unsubscribe."""
+        if not self._watchers:
+            self._handed = self.data(0)
+        self._watchers.append(callback)
+        return lambda: self._watchers.remove(callback) if callback in self._watchers else None
 
     def data(self, data_type: int, principal: Principal | None = None) -> dict:
         """Every user of the collector reads all of its telemetry (no NACM here: the collector
@@ -147,8 +174,16 @@ class TelemetryTarget:
     def changed(self, paths: tuple[str, ...]) -> None:
         """New values under `paths` (list entries): on-change subscribers look again."""
         self.tree.changed()
-        if paths:
-            self.bus.publish(DeviceEvent("state", paths=paths, time_ns=time.time_ns()))
+        if not paths or not self._watchers:
+            return
+        after = self.data(0)
+        change = OperationalChange(time.time_ns(), counts=dict.fromkeys(paths, 1))
+        compare_under(self.index, list(paths), self._handed, after, change)
+        self._handed = after
+        change.settle()
+        if change:
+            for watcher in list(self._watchers):
+                watcher(change)
 
 
 class TelemetryService(GnmiService):

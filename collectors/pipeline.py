@@ -45,6 +45,11 @@ EVENTS_KEPT = 1000
 """Alarm transitions and action runs kept in `Pipeline.events` for readers that poll it."""
 
 
+UNREACHABLE_DRAIN = 2.0
+"""Seconds a disconnected output gets at shutdown to deliver what is queued (its server may be
+back by then); a connected one gets the pipeline's whole timeout."""
+
+
 class OutputQueue:
     """One output's bounded queue and the worker that drains it."""
 
@@ -145,11 +150,20 @@ class OutputQueue:
         await self._idle.wait()
 
     async def close(self, timeout: float) -> None:
-        """Drain (up to `timeout` s), then stop the worker and the output."""
+        """Drain (up to `timeout` s; `UNREACHABLE_DRAIN` s for an output that reports itself
+        disconnected), then stop the worker and the output. Batches left are handed to the
+        output's ``abandon(batches)`` when it has one (it says what is lost in its own units),
+        else counted in a log line."""
+        if self.output.health().get("connected") is False:
+            timeout = min(timeout, UNREACHABLE_DRAIN)
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
-            log.error("output %s: %d items not written at shutdown", self.output.name, self.queued)
+            abandon = getattr(self.output, "abandon", None)
+            if abandon is not None:
+                abandon(list(self._queue))
+            else:
+                log.error("output %s: %d items not written at shutdown", self.output.name, self.queued)
         await cancel_and_wait(self._task)
         await self.output.stop()
 

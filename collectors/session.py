@@ -36,12 +36,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
+from qstrata.bindings.wire.address import host_port
 from qstrata.bindings.wire.auth import call_metadata
 from qstrata.bindings.wire.tls import explain_connect_failure
 
+from . import tlsprobe
 from .config import TargetConfig
 from .gnmi_codec import JSON_IETF, PROTO, ResponseDecoder, subscribe_request
 from .model import SubscriptionState, TargetStatus
+from .tlsprobe import Speaks
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -110,11 +113,12 @@ class Outcome:
 
 
 def classify(code: grpc.StatusCode | None, details: str, *, tls: bool | None = None, established: bool = False,
-             address: str = "", connect_timeout: float | None = None) -> Outcome:
+             address: str = "", connect_timeout: float | None = None, speaks: Speaks | None = None) -> Outcome:
     """How a session ended -> retry soon (`backoff`) or not until told (`failed`), with the reason
     in plain words. `tls`: whether the session offered TLS (None: unknown); `established`: whether
     the agent had answered in this session (a dropped stream is not a failed set-up); `address`
-    and `connect_timeout` only make the reason more precise."""
+    and `connect_timeout` only make the reason more precise; `speaks`: what the port answered a TLS
+    handshake of our own with (`tlsprobe`), when gRPC said only that the socket closed."""
     text = details or (code.name if code else "the stream ended")
     if code is None:
         return Outcome("backoff", text)
@@ -132,6 +136,8 @@ def classify(code: grpc.StatusCode | None, details: str, *, tls: bool | None = N
             within = f" within {connect_timeout:g} s" if connect_timeout else ""
             return Outcome("backoff", f"timed out: {address or 'the agent'} took the connection but did not answer"
                                       f"{within} (is the agent stopped or overloaded?)")
+        if tls is not None and "socket closed" in low:
+            return _closed_in_setup(text, tls, speaks)
         if tls is not None:
             meaning = explain_connect_failure(text, tls=tls)
             if "wrong_version_number" in low:
@@ -151,6 +157,20 @@ def classify(code: grpc.StatusCode | None, details: str, *, tls: bool | None = N
     if code in FATAL_CODES:
         return Outcome("failed", f"{code.name}: {text}")
     return Outcome("backoff", f"{code.name}: {text}")
+
+
+def _closed_in_setup(text: str, tls: bool, speaks: Speaks | None) -> Outcome:
+    """The target closed the connection during set-up: what the port speaks says why."""
+    if tls and speaks == "plain":
+        return Outcome("failed", f"TLS mismatch: the collector speaks TLS, the target does not speak TLS on this port "
+                                 f"(it serves plain text: connect without TLS) ({text})")
+    if not tls and speaks in ("tls", "mutual-tls"):
+        return Outcome("failed", "TLS mismatch: the collector speaks plain text, the target serves TLS on this port "
+                                 f"(give its CA: tls-ca, or the credentials file's ca) ({text})")
+    if tls and speaks == "mutual-tls":
+        return Outcome("failed", "TLS refused: the target requires a client certificate (mutual TLS) and the collector "
+                                 f"has none to give ({text})")
+    return Outcome("backoff", f"connection lost during set-up: the target closed it ({text})")
 
 
 class SetupError(Exception):
@@ -266,7 +286,7 @@ class TargetSession:
             metadata, creds = read_setup(cfg)
         except SetupError as exc:
             return Outcome("failed", str(exc))
-        address = f"[{cfg.address}]:{cfg.port}" if ":" in (cfg.address or "") else f"{cfg.address}:{cfg.port}"
+        address = host_port(cfg.address or "", cfg.port or 0)
         p = self.policy
         options = channel_options(p.connect_timeout, p.keepalive, p.keepalive_timeout)
         channel = (grpc.aio.secure_channel(address, creds, options=options) if creds is not None
@@ -286,8 +306,12 @@ class TargetSession:
                 log.info("target %s does not send PROTO; subscribing with JSON_IETF", cfg.name)
                 self.encoding = JSON_IETF
                 return None
-            return classify(exc.code(), exc.details() or "", tls=creds is not None, established=self._established,
-                            address=address, connect_timeout=p.connect_timeout)
+            details = exc.details() or ""
+            speaks = None
+            if exc.code() == grpc.StatusCode.UNAVAILABLE and not self._established and "socket closed" in details.lower():
+                speaks = await tlsprobe.probe(cfg.address or "", cfg.port or 0, p.connect_timeout)
+            return classify(exc.code(), details, tls=creds is not None, established=self._established,
+                            address=address, connect_timeout=p.connect_timeout, speaks=speaks)
         except TimeoutError:
             return Outcome("backoff", f"no sync_response within {self.policy.sync_timeout:g} s (watchdog)")
         finally:

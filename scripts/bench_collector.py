@@ -18,13 +18,13 @@ Collector: `qstrata.collectors.app.Collector` in a child process (its RSS and CP
 own) with the gNMI input, SQLite and Prometheus, instrumented to measure lag: notification
 timestamp -> ingested (pipeline.ingest) and -> committed in SQLite (end to end).
 
-Phases: (1) sustained, the gnmic reference load (400 targets x 500 values every 10 s, about
+Phases: (1) sustained, our reference load (400 targets x 500 values every 10 s, about
 20,000 updates/s): updates/s ingested, lag p50/p99, RSS, CPU share; (2) maximum: every target
 sampled every `--max-interval` s; updates ingested per second of collector CPU time ("on one
 core"), whatever the target process manages to offer on a shared machine. Ends with one JSON line.
 
-Reference (gnmic's published test): 400 targets x 500 values every 10 s in about 600 MB.
-Goals: that load with collector RSS < 300 MB and lag p99 < 2 s; >= 100,000 updates/s on one core.
+The reference load is our own choice (400 targets x 500 values every 10 s): no other collector
+publishes a figure for it, so none is compared here. Goals: that load with collector RSS < 300 MB and lag p99 < 2 s; >= 100,000 updates/s on one core.
 
 Stage micro-benchmark (``--stages``): leaf updates/s through normalize, the pipeline (alarms, store queue,
 Prometheus), the SQLite writer and a Prometheus scrape, against a baseline run on the same records
@@ -150,9 +150,12 @@ async def full(rounds: list[list[list[Update]]], db: Path) -> dict[str, float]:
         ingest += t1 - t0
         stored += time.perf_counter() - t0
     out["ingest"], out["stored"] = ingest, stored
+    def scrape() -> bytes:  # from a thread: the endpoint serves in this event loop
+        with urllib.request.urlopen(f"http://127.0.0.1:{prom.port}/metrics", timeout=120) as resp:
+            return resp.read()
+
     t0 = time.perf_counter()
-    with urllib.request.urlopen(f"http://127.0.0.1:{prom.port}/metrics", timeout=120) as resp:
-        body = resp.read()
+    body = await asyncio.to_thread(scrape)
     out["scrape"] = time.perf_counter() - t0
     out["scrape_bytes"] = len(body)
     out["rss_end"] = rss_mb()
@@ -452,8 +455,8 @@ def e2e_main(args: argparse.Namespace) -> int:
                   f"synced, {s['series']:,} series, dropped {s['dropped']}")
             print(f"  lag to ingest p50 {s['ingest_lag_p50']:.3f} s p99 {s['ingest_lag_p99']:.3f} s; to SQLite commit "
                   f"p50 {s['lag_p50']:.3f} s p99 {s['lag_p99']:.3f} s max {s['lag_max']:.3f} s")
-            print(f"  collector RSS {s['rss_mb']:.0f} MB (peak {s['rss_peak_mb']:.0f} MB) vs gnmic ~600 MB: "
-                  f"{s['rss_peak_mb'] / 600:.2f}; CPU {s['cpu'] / s['seconds']:.0%} of one core; "
+            print(f"  collector RSS {s['rss_mb']:.0f} MB (peak {s['rss_peak_mb']:.0f} MB, goal < 300 MB); "
+                  f"CPU {s['cpu'] / s['seconds']:.0%} of one core; "
                   f"Prometheus scrape {s['scrape_s']:.2f} s")
             print(f"  full garbage collections while measuring: {s['gc_full']}, longest {s['gc_full_max_s']:.2f} s")
             m = None
@@ -474,7 +477,6 @@ def e2e_main(args: argparse.Namespace) -> int:
     summary = {"targets": args.targets, "leaves": leaves, "distinct_links": args.distinct_links, "interval_s": args.interval,
                "sustained_updates_per_s": round(rate), "lag_p99_s": round(s["lag_p99"], 3),
                "ingest_lag_p99_s": round(s["ingest_lag_p99"], 3), "rss_mb": round(s["rss_peak_mb"]),
-               "rss_vs_gnmic_600mb": round(s["rss_peak_mb"] / 600, 2),
                "sustained_cpu_share": round(s["cpu"] / s["seconds"], 2), "dropped": s["dropped"]}
     if m is not None:
         summary.update({"max_updates_per_s": round(m["updates"] / m["seconds"]),

@@ -28,7 +28,7 @@ NS = 1_000_000_000
 async def get(port: int, path: str) -> tuple[float, bytes]:
     t = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
     data = await reader.read()
     writer.close()
     return (time.perf_counter() - t) * 1000, data
@@ -36,7 +36,7 @@ async def get(port: int, path: str) -> tuple[float, bytes]:
 
 async def first_delta(port: int) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    writer.write(b"GET /api/events HTTP/1.0\r\nHost: localhost\r\n\r\n")  # 1.0: the events unframed
     buf = b""
     while buf.count(b"event: delta") < 1 or not buf.endswith(b"\n\n"):
         buf += await reader.read(1 << 20)

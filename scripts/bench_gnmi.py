@@ -5,7 +5,8 @@ Rows (a `qstrata agent` process over TLS, a raw grpc.aio subscriber using gnmi-p
 - leaf updates/s at sample interval 0 (as fast as the subscriber reads) with ~100 and ~10,000
   leaves, next to a bare grpc.aio servicer in its own process, on the same event loop as the
   agent (uvloop), that streams the agent's first notification prebuilt over the same TLS: the
-  ceiling; the ratio agent/ceiling is printed;
+  ceiling; the ratio agent/ceiling is printed, and the agent's CPU time per response (which,
+  unlike the rates, does not move with the other jobs on a shared machine);
 - on-change latency p50/p99 from a NETCONF edit-config (lean asyncssh client, not ncclient) to
   the gNMI update;
 - aggregate leaf updates/s with 100 concurrent subscribers;
@@ -65,6 +66,13 @@ try:
 except ImportError:
     asyncio.run(main())
 '''
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process has used (user + system): unlike rates, it does not move with what
+    else the machine runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sub_request(path: str, mode: int = 2, interval: int = 0, encoding: int = 2) -> gnmi_pb2.SubscribeRequest:
@@ -165,7 +173,9 @@ async def run(args) -> dict:
                 first = await anext(aiter(probe))
                 probe.cancel()
                 leaves = len(first.update.update)
+                cpu_before = cpu_seconds(agent.pid)
                 updates, responses = await count_updates(ch, md, sub_request(path, interval=0), seconds)
+                cpu_us = 1e6 * (cpu_seconds(agent.pid) - cpu_before) / max(responses, 1)
             agent_rate = updates / seconds
             # the ceiling: a bare servicer streaming this very notification
             payload_path = tmp / f"payload-{leaves}.bin"
@@ -182,9 +192,11 @@ async def run(args) -> dict:
             results[f"sample0_{wanted_leaves}"] = {"leaves": leaves, "agent_updates_per_s": round(agent_rate),
                                                    "ceiling_updates_per_s": round(ceiling_rate),
                                                    "ratio": round(agent_rate / ceiling_rate, 3) if ceiling_rate else None,
+                                                   "agent_cpu_us_per_response": round(cpu_us, 1),
                                                    "notifications_per_s": round(responses / seconds, 1)}
             print(f"sample interval 0, {leaves:6d} leaves: agent {agent_rate:10,.0f} leaf updates/s   "
-                  f"ceiling {ceiling_rate:10,.0f}/s   ratio {agent_rate / ceiling_rate:5.2f}", flush=True)
+                  f"ceiling {ceiling_rate:10,.0f}/s   ratio {agent_rate / ceiling_rate:5.2f}   "
+                  f"agent CPU {cpu_us:,.1f} us/response", flush=True)
         # on-change latency: NETCONF edit-config -> gNMI update
         async with grpc.aio.secure_channel(f"127.0.0.1:{gnmi_port}", tls, options=options) as ch:
             lat = await on_change_latency(ch, md, netconf, 50 if args.quick else 200)

@@ -39,7 +39,12 @@ Memory: one more run of 1,000,000 keys at concurrency 64, the RSS of every serve
 KME's, or each agent's and the world service's, and the journals' sync helpers) sampled every
 0.5 s (flat: the growth from a tenth of the run, once buffers and caches are warm, to its end).
 
-Usage: .venv/bin/python scripts/bench_kme.py [--quick] [--processes] [--keys N] [--seconds S]
+Before and after in the same run: `--baseline DIR` (a qstrata source tree, e.g. `git worktree add
+/tmp/base main` or `git archive main | tar -x -C /tmp/base`) starts a second network from that code
+and measures it in the same rounds as ours and the ceiling (rows c1 and c64), so a change is judged
+against the code before it under the same load of the machine, not against a figure of another day.
+
+Usage: .venv/bin/python scripts/bench_kme.py [--quick] [--processes] [--keys N] [--seconds S] [--baseline DIR]
 Ends with one JSON line of the figures.
 """
 
@@ -269,8 +274,13 @@ def descendants(pid: int) -> dict[int, str]:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+    """One network (`qstrata up`) and its ceiling. `code`: a qstrata source tree to run the network
+    from instead of the installed one (`--baseline`: the same benchmark of older code, measured in
+    the same rounds); `ceiling`: start the ceiling too."""
+
+    def __init__(self, args: argparse.Namespace, tmp: Path, code: Path | None = None, ceiling: bool = True) -> None:
         self.args, self.tmp = args, tmp
+        self.code, self.with_ceiling = code, ceiling
         self.up: subprocess.Popen | None = None
         self.ceiling: subprocess.Popen | None = None
         self.kme_pids: dict[int, str] = {}
@@ -283,8 +293,13 @@ class Bench:
         from kme_net import KmeNetwork, Link, Pair
 
         extra = ["--processes"] if self.args.processes else []
+        env = None
+        if self.code is not None:  # `qstrata` imported from there: a folder that holds it under that name
+            (self.tmp / "code").mkdir()
+            (self.tmp / "code" / "qstrata").symlink_to(self.code.resolve())
+            env = {**os.environ, "PYTHONPATH": str(self.tmp / "code")}
         self.up = subprocess.Popen([str(QSTRATA), "up", "--bare", "--topology", str(TOPOLOGY), "--state-dir", "state",
-                                    "--no-dashboard", "--no-collector", "-q", *extra], cwd=self.tmp,
+                                    "--no-dashboard", "--no-collector", "-q", *extra], cwd=self.tmp, env=env,
                                    stdout=open(self.tmp / "up.log", "wb"), stderr=subprocess.STDOUT)
         endpoints = self.tmp / "state" / "endpoints.json"
         deadline = time.monotonic() + 120
@@ -300,6 +315,8 @@ class Bench:
         net.configure([Link(L1, "alice", 1, "bob", 1), Link(L2, "bob", 2, "charlie", 1)], SAES, pairs)
         self.certs = {sae: net.sae(node, sae) for sae, node in SAES.items()}
         self.kme_pids = descendants(self.up.pid)
+        if not self.with_ceiling:
+            return
         # the ceiling: the agents' own server certificates, on ports of its own
         ends = []
         for node in ("alice", "bob", "charlie"):
@@ -426,10 +443,12 @@ def cpu_text(cpu: dict[str, float]) -> str:
 
 
 def compare(bench: Bench, label: str, concurrency: int, rounds: int, seconds: float,
-            slave: str = "sae-b") -> dict[str, Any]:
-    ours_runs, ceiling_runs = [], []
+            slave: str = "sae-b", baseline: Bench | None = None) -> dict[str, Any]:
+    ours_runs, ceiling_runs, base_runs = [], [], []
     for _ in range(rounds):
         ours_runs.append(bench.window("ours", concurrency, slave, seconds))
+        if baseline is not None:
+            base_runs.append(baseline.window("ours", concurrency, slave, seconds))
         ceiling_runs.append(bench.window("ceiling", concurrency, slave, seconds))
     ours, ceiling = best(ours_runs), best(ceiling_runs)
     ratio = ours["requests_per_s"] / ceiling["requests_per_s"]
@@ -449,9 +468,19 @@ def compare(bench: Bench, label: str, concurrency: int, rounds: int, seconds: fl
     print(f"  the clients: {ours['client_cpu_us_per_request']:.0f} µs of CPU per request (ours), "
           f"{ceiling['client_cpu_us_per_request']:.0f} (ceiling); the same client processes drove the ceiling "
           f"{ceiling['requests_per_s'] / ours['requests_per_s']:.1f}x as fast, so they were not what held ours back")
-    return {"ours": strip(ours), "ceiling": strip(ceiling), "ratio": round(ratio, 3),
-            "rounds_requests_per_s": {"ours": [round(r["requests_per_s"]) for r in ours_runs],
-                                      "ceiling": [round(r["requests_per_s"]) for r in ceiling_runs]}}
+    out = {"ours": strip(ours), "ceiling": strip(ceiling), "ratio": round(ratio, 3),
+           "rounds_requests_per_s": {"ours": [round(r["requests_per_s"]) for r in ours_runs],
+                                     "ceiling": [round(r["requests_per_s"]) for r in ceiling_runs]}}
+    if base_runs:
+        base = best(base_runs)
+        base_ratio = base["requests_per_s"] / ceiling["requests_per_s"]
+        print(f"  baseline ({baseline.code}), in the same rounds: {base['requests_per_s']:,.0f} requests/s "  # type: ignore[union-attr]
+              f"(ratio {base_ratio:.2f}), {base['server_cpu_us_per_request']:.0f} µs of server CPU per request, "
+              f"enc_keys / dec_keys p50 {base['enc_p50_ms']:.2f} / {base['dec_p50_ms']:.2f} ms; "
+              f"ours / baseline: {ours['requests_per_s'] / base['requests_per_s']:.2f}x the requests/s")
+        out["baseline"], out["baseline_ratio"] = strip(base), round(base_ratio, 3)
+        out["rounds_requests_per_s"]["baseline"] = [round(r["requests_per_s"]) for r in base_runs]
+    return out
 
 
 def strip(run: dict[str, Any]) -> dict[str, Any]:
@@ -472,6 +501,8 @@ def main() -> None:
     parser.add_argument("--rows", default="c1,c64,relayed,memory", help="rows to run (default: all: "
                         "c1,c64,relayed,memory)")
     parser.add_argument("--keep", action="store_true", help="keep the state folder")
+    parser.add_argument("--baseline", type=Path, default=None, help="a qstrata source tree (e.g. `git worktree add "
+                        "/tmp/base main`): its network is measured too, in the same rounds as ours (c1, c64)")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -482,21 +513,31 @@ def main() -> None:
     memory_keys = args.keys or (200_000 if args.quick else 1_000_000)
     tmp = Path(tempfile.mkdtemp(prefix="bench-kme-"))
     bench = Bench(args, tmp)
+    base = None
+    if args.baseline is not None:
+        if not (args.baseline / "agents" / "kme").is_dir():
+            raise SystemExit(f"--baseline {args.baseline}: not a qstrata source tree (no agents/kme in it)")
+        (tmp / "baseline").mkdir()
+        base = Bench(args, tmp / "baseline", code=args.baseline, ceiling=False)
     out: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "hosting": "processes" if args.processes else
                            "one process", "number": NUMBER, "size": SIZE, "load": os.getloadavg()[0]}
     try:
         bench.start()
         print(f"qstrata up --bare ({out['hosting']}) on {TOPOLOGY.name}; state in {tmp}")
         print("processes: " + ", ".join(f"{name} (pid {pid})" for pid, name in bench.kme_pids.items()))
-        bench.wait_for_key("sae-b", 20 * NUMBER * 64)
-        bench.wait_for_key("sae-c", 20 * NUMBER * 64)
+        if base is not None:
+            base.start()
+            print("baseline processes: " + ", ".join(f"{name} (pid {pid})" for pid, name in base.kme_pids.items()))
+        for network in (bench, base) if base is not None else (bench,):
+            network.wait_for_key("sae-b", 20 * NUMBER * 64)
+            network.wait_for_key("sae-c", 20 * NUMBER * 64)
         rows = set(args.rows.split(","))
         if "c1" in rows:
             out["c1"] = compare(bench, "concurrency 1: enc_keys at alice, dec_keys at bob (direct link)", 1, rounds,
-                                seconds)
+                                seconds, baseline=base)
         if "c64" in rows:
             out["c64"] = compare(bench, "concurrency 64: enc_keys at alice, dec_keys at bob (direct link)", 64,
-                                 rounds, seconds)
+                                 rounds, seconds, baseline=base)
         if "relayed" in rows:
             out["c64_relayed"] = compare(bench, "concurrency 64, relayed: enc_keys at alice, dec_keys at charlie "
                                          "(through bob)", 64, 1, seconds, slave="sae-c")
@@ -506,6 +547,8 @@ def main() -> None:
         print("\ntargets: " + ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in targets.items()))
     finally:
         bench.stop()
+        if base is not None:
+            base.stop()
         if not args.keep:
             subprocess.run(["rm", "-rf", str(tmp)], check=False)
     print(json.dumps(out))

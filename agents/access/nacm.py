@@ -380,17 +380,23 @@ class UserAccess:
     def _decide_exec(self, module: str, rpc: str) -> bool:
         if not self.policy.enabled or (module, rpc) in _ALWAYS_PERMITTED_RPCS:
             return True
-        for rule in self._by_operation["exec"]:
-            if rule.kind in ("any", "rpc") and rule.matches_module(module) and (
-                rule.kind == "any" or rule.target in ("*", rpc)
-            ):
-                return rule.permit
+        rule = self._named_rule("exec", "rpc", module, rpc)
+        if rule is not None:
+            return rule.permit
         node = self.policy.index.rpcs.get((module, rpc))
-        if node is not None and node.nacm == DENY_ALL:
-            return False
-        if (module, rpc) in _DENIED_BY_DEFAULT_RPCS:
+        if (node is not None and node.nacm == DENY_ALL) or (module, rpc) in _DENIED_BY_DEFAULT_RPCS:
             return False
         return self.policy.exec_default
+
+    def _named_rule(self, operation: str, kind: str, module: str, name: str) -> Rule | None:
+        """The first rule for `operation` that names the ``kind`` (rpc or notification) ``name``
+        of ``module``, or any: s3.4.4 and s3.4.6 step 6 match rules the same way."""
+        for rule in self._by_operation[operation]:
+            if rule.kind in ("any", kind) and rule.matches_module(module) and (
+                rule.kind == "any" or rule.target in ("*", name)
+            ):
+                return rule
+        return None
 
     # ---------------------------------------------------------------- notifications (s3.4.6)
     def may_notify(self, module: str, notification: str) -> bool:
@@ -404,11 +410,9 @@ class UserAccess:
     def _decide_notify(self, module: str, notification: str) -> bool:
         if not self.policy.enabled or (module, notification) in _ALWAYS_PERMITTED_NOTIFICATIONS:
             return True
-        for rule in self._by_operation["read"]:
-            if rule.kind in ("any", "notification") and rule.matches_module(module) and (
-                rule.kind == "any" or rule.target in ("*", notification)
-            ):
-                return rule.permit
+        rule = self._named_rule("read", "notification", module, notification)
+        if rule is not None:
+            return rule.permit
         node = self.policy.index.notifications.get((module, notification))
         if node is not None and node.nacm == DENY_ALL:
             return False

@@ -239,17 +239,10 @@ class UserStore:
     def __iter__(self) -> Iterator[User]:
         return iter(self.users().values())
 
-    def add(
-        self,
-        username: str,
-        password: str | None = None,
-        groups: Iterable[str] = (),
-        authorized_keys: Iterable[str] = (),
-        *,
-        replace: bool = True,
-    ) -> User:
-        """See `add_user`."""
-        user = add_user(self.state_dir, username, password, groups, authorized_keys, replace=replace)
+    def add(self, username: str, password: str | None = None, **options: Any) -> User:
+        """`add_user` (groups, authorized_keys, replace as there) in this store's directory, seen
+        by the next `get` even when the file's inode, size and mtime happen to match."""
+        user = add_user(self.state_dir, username, password, **options)
         self._stamp = None
         return user
 

@@ -53,7 +53,10 @@ class AgentTarget:
     """gNMI prefix.target: the agent's name behind a port that serves several."""
     kme: KmeTarget | None = None
     restconf: str | None = None
-    """The RESTCONF base URL (https://HOST:PORT), served with the gNMI CA's certificate."""
+    """The RESTCONF base URL (https://HOST:PORT)."""
+    restconf_ca: str | None = None
+    """The CA the RESTCONF server's certificate chains to: the agent's own, which is not the
+    gNMI `ca` when several agents share one gNMI gateway."""
 
     @property
     def profile(self) -> str | None:
@@ -79,10 +82,12 @@ def _kme(entry: dict) -> KmeTarget | None:
     return KmeTarget(str(kme["url"]), str(kme["ca"]), str(kme["sae_dir"])) if isinstance(kme, dict) else None
 
 
-def _restconf(entry: dict) -> str | None:
+def _restconf(entry: dict) -> tuple[str | None, str | None]:
+    """(URL, CA) of the entry's RESTCONF server; the entry is a URL or ``{"url", "ca"}``."""
     rc = entry.get("restconf")
     url = rc.get("url") if isinstance(rc, dict) else rc
-    return str(url) if url else None
+    ca = rc.get("ca") if isinstance(rc, dict) else None
+    return (str(url) if url else None), (str(ca) if ca else None)
 
 
 def kme_of_sae(path: str | Path, sae_id: str) -> KmeTarget | None:
@@ -113,12 +118,14 @@ def agent_target(path: str | Path, name: str | None) -> AgentTarget:
     try:
         netconf = entry.get("netconf")
         gnmi = entry.get("gnmi")
+        restconf, restconf_ca = _restconf(entry)
         return AgentTarget(
             name=name, kind=str(entry.get("kind") or ""),
             netconf=(str(netconf["host"]), int(netconf["port"])) if netconf else None,
             gnmi=(str(gnmi["host"]), int(gnmi["port"])) if gnmi else None,
             credentials=entry.get("credentials") or None,
             ca=(gnmi.get("ca") or None) if gnmi else None,
-            target=str((gnmi or {}).get("target") or ""), kme=_kme(entry), restconf=_restconf(entry))
+            target=str((gnmi or {}).get("target") or ""), kme=_kme(entry), restconf=restconf,
+            restconf_ca=restconf_ca)
     except (KeyError, TypeError, ValueError) as exc:
         raise EndpointsError(f"{path}: agent {name!r}: bad or missing {exc}") from None

@@ -29,6 +29,7 @@ import aiohttp
 from lxml import etree
 from qstrata.bindings.wire.auth import basic_authorization
 from qstrata.bindings.wire.tls import client_ssl_context
+from yarl import URL
 
 from .model import Check, Evidence, Outcome, RcExpect, Steps, Verdict
 from .netconf_runner import clip
@@ -340,8 +341,11 @@ class RcContext:
     def fill(self, template: str, extra: dict[str, str] | None = None) -> str:
         return Template(template).substitute(self.values | (extra or {}))
 
-    def url(self, target: str) -> str:
-        return target if target.startswith(("http://", "https://")) else urljoin(self.endpoint.url, target)
+    def url(self, target: str) -> URL:
+        """The target as written in the check, byte for byte: a URL library left alone turns
+        ``%2C`` into ``,`` and the request into another one (RFC 8040 3.5.3.1)."""
+        return URL(target if target.startswith(("http://", "https://")) else urljoin(self.endpoint.url, target),
+                   encoded=True)
 
     async def send(self, req: Request, *, auth: str | bool = True) -> Answer:
         """One request with the run's credentials; `auth` False sends none, a string (an

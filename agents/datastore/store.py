@@ -31,6 +31,7 @@ from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import DataIssue, InvalidData
 
 from .errors import DatastoreError, ErrorKind, from_invalid
+from .operational import Operational, OperationalChange, OperationalRead
 from .persist import PendingCommitStore, RunningStore, StartupStore, journal_record
 
 log = logging.getLogger("qstrata.datastore")
@@ -131,6 +132,7 @@ class Datastore:
         self._last_write = 0.0
         """The snapshot being written off the write path (see `persist.RunningStore.begin_fold`)."""
         self.pending: PendingCommit | None = None
+        self._operational = OperationalRead(self)
 
     # ------------------------------------------------------------------ start
     def load(self, initial: DataTree | None = None) -> None:
@@ -193,19 +195,19 @@ class Datastore:
             self._candidate_stale = False
         return self.trees["candidate"]
 
+    def read_operational(self, *, config_only: bool = False) -> Operational:
+        """The one operational read every front end uses: running with defaults merged with the
+        devices' state, as JSON-IETF, with the time it was produced (see `operational.py`)."""
+        return self._operational.read(config_only=config_only)
+
     def operational(self) -> DataTree:
-        """Running merged with what the devices report."""
-        tree = self.trees["running"].copy()
-        sources = [(driver.name, driver.read_state) for driver in self.drivers]
-        sources += [(getattr(source, "__qualname__", "state"), source) for source in self.state_sources]
-        for name, read in sources:
-            state = read()
-            if state:
-                try:
-                    tree.merge(DataTree.from_python(state, schema=self.schema, validate=False))
-                except InvalidData as exc:
-                    log.warning("%s returned invalid state: %s", name, exc)
-        return tree
+        """The same read as a libyang tree (NETCONF renders from trees)."""
+        return self._operational.tree()
+
+    def watch_operational(self, callback: Callable[[OperationalChange], None]) -> Callable[[], None]:
+        """Hand `callback` what changes in the operational data (paths, new values, deletes);
+        returns the unsubscribe."""
+        return self._operational.watch(callback)
 
     # ------------------------------------------------------------------ locks
     def lock(self, name: str, session_id: int) -> None:
@@ -256,13 +258,16 @@ class Datastore:
 
     # ------------------------------------------------------------------ writing
     async def edit(self, name: str, operations: Sequence[EditOperation], session: SessionInfo, *,
-                   test_only: bool = False, error_option: str = "stop-on-error", big: bool = False) -> list[Change]:
+                   test_only: bool = False, error_option: str = "stop-on-error", big: bool = False,
+                   precondition: Callable[[], None] | None = None) -> list[Change]:
         """Apply `operations` as one transaction. stop-on-error and rollback-on-error are atomic
         (the datastore is never left half-changed); continue-on-error applies every operation
         that can be applied, then reports the others (and still refuses an invalid result).
 
         `big` (the request was large) moves all the work off the event loop from the start; the
-        operations' values are consumed (freed in the worker)."""
+        operations' values are consumed (freed in the worker). `precondition` runs once the
+        transaction holds the datastore, before anything is computed, and refuses it by raising:
+        no other commit can come between its check and the edit (RESTCONF's If-Match)."""
         self._check_name(name)
         self._check_write(name, session)
 
@@ -282,7 +287,8 @@ class Datastore:
                     failures.append(exc)
 
         try:
-            changes = await self._transaction(name, units, mutate, session, test_only=test_only, big=big)
+            changes = await self._transaction(name, units, mutate, session, test_only=test_only, big=big,
+                                              precondition=precondition)
         finally:
             if big:
                 await asyncio.to_thread(_release, [op.value for op in operations if op.value is not None])
@@ -408,8 +414,11 @@ class Datastore:
 
     # ------------------------------------------------------------------ the one write path
     async def _transaction(self, name: str, units: list[Unit] | None, mutate: Callable[[DataTree], None],
-                           session: SessionInfo, *, test_only: bool = False, big: bool = False) -> list[Change]:
+                           session: SessionInfo, *, test_only: bool = False, big: bool = False,
+                           precondition: Callable[[], None] | None = None) -> list[Change]:
         async with self._write[name]:
+            if precondition is not None:
+                precondition()
             target = self._candidate(writer=True) if name == "candidate" else self.trees[name]
             plans = [self.locality.plan(schema_path_of(u.path), u.removes) for u in units or ()]
             use_slice = bool(units) and all(plan is not None for plan in plans)

@@ -14,6 +14,7 @@ Life of a configuration change (sysrepo's change/done/abort phases):
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -21,8 +22,9 @@ from typing import Any, Protocol, runtime_checkable
 from qstrata.agents.events import DeviceEvent
 from qstrata.bindings.diff import Change
 
-__all__ = ["ConfigTransaction", "DeviceDriver", "DeviceEvent", "DeviceRefusal", "Inventory", "JsonTree", "KeyRef",
-           "KeyCompromised", "KeyStock", "KeySupply", "KeyUnavailable", "NoKeySource", "PeerHandler", "PeerUnreachable"]
+__all__ = ["ConfigTransaction", "DeviceClock", "DeviceDriver", "DeviceEvent", "DeviceRefusal", "Inventory", "JsonTree",
+           "KeyCompromised", "KeyRef", "KeyStock", "KeySupply", "KeyUnavailable", "NoKeySource", "PeerHandler",
+           "PeerUnreachable", "WallClock"]
 
 JsonTree = dict[str, Any]
 """A JSON-IETF instance tree: top-level keys are ``module:name``."""
@@ -84,10 +86,53 @@ class ConfigTransaction:
 
 
 @runtime_checkable
+class DeviceClock(Protocol):
+    """The device's time, as the core needs it to read and stamp its state: a twin's is its
+    world's simulated clock, a hardware driver's the wall clock (`WallClock`). Front ends never
+    see it: they read the time a value was produced from the core's operational read."""
+
+    @property
+    def settled_ns(self) -> int:
+        """Device time of the last state the device finished producing: `read_state` returns the
+        same values while it is unchanged (the core caches one read per value of it)."""
+        ...
+
+    @property
+    def settled_wall_ns(self) -> int:
+        """Wall-clock time (Unix ns) at which that state was produced (0: not yet)."""
+        ...
+
+    def unix_ns(self, device_ns: int | None = None) -> int:
+        """Unix time (ns) of a device time (`DeviceEvent.time_ns`; None: the device's now)."""
+        ...
+
+
+class WallClock:
+    """The clock of a device that keeps Unix time and whose state is produced when it is read
+    (hardware, an empty device): every read is fresh, stamped now."""
+
+    @property
+    def settled_ns(self) -> int:
+        return time.monotonic_ns()
+
+    @property
+    def settled_wall_ns(self) -> int:
+        return time.time_ns()
+
+    def unix_ns(self, device_ns: int | None = None) -> int:
+        return time.time_ns() if device_ns is None else device_ns
+
+
+WALL_CLOCK = WallClock()
+
+
+@runtime_checkable
 class DeviceDriver(Protocol):
     """What the datastore needs from a device."""
 
     name: str
+    clock: DeviceClock
+    """The device's time (see `DeviceClock`)."""
 
     async def start(self) -> Inventory:
         """Connect to (or boot) the device and report what it has."""

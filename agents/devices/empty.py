@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-from .base import ConfigTransaction, DeviceEvent, Inventory, JsonTree
+from .base import WALL_CLOCK, ConfigTransaction, DeviceEvent, Inventory, JsonTree
 
 KIND_MODULES: dict[str, tuple[str, ...]] = {
     "qkd": ("etsi-qkd-node-types", "etsi-qkd-sdn-node", "qstrata-ss", "qstrata-qkd"),
@@ -25,6 +25,7 @@ class EmptyDevice:
     def __init__(self, kind: str, name: str) -> None:
         self.kind = kind
         self.name = name
+        self.clock = WALL_CLOCK
         self._stopped = asyncio.Event()
 
     async def start(self) -> Inventory:

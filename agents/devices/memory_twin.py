@@ -12,7 +12,8 @@ discarded at their link's cutoff-time. Notifications:
 - `qfs-link-down` when a link leaves ACTIVE for OFF or PENDING (reason);
 - `qfs-fidelity-below-threshold` when a link's delivered fidelity falls below target-fidelity;
 - `qfs-memory-full` when a memory's occupancy reaches its capacity;
-- DeviceEvent(kind="state") on link status and memory occupancy changes.
+- DeviceEvent(kind="state") on link status, memory occupancy and stored pairs changes (a pair that
+  comes or goes).
 
 The node serves `qstrata-ss` too: ENTANGLED-STATE service units requested at this node are
 fulfilled by the fabric along their route (pair_service.py); pairs delivered to a unit are not
@@ -31,7 +32,7 @@ from typing import Any
 
 from . import entanglement as ent
 from . import pair_service
-from .base import ConfigTransaction, DeviceEvent, DeviceRefusal, Inventory, JsonTree
+from .base import ConfigTransaction, DeviceClock, DeviceEvent, DeviceRefusal, Inventory, JsonTree
 from .config_model import ChangeTracker, Staged, update_records
 from .events import EventHub
 from .physics import memory as mem
@@ -172,6 +173,7 @@ class MemoryTwin:
     def __init__(self, world: World, name: str, *, swap_success: float = 1.0, **options: Any) -> None:
         self.name = name
         self.world = world
+        self.clock: DeviceClock = world
         node = world.topology.nodes.get(name)
         self.options = {**(node.options if node else {}), **options}
         self.swap_success = swap_success
@@ -195,6 +197,8 @@ class MemoryTwin:
         self._link_status: dict[str, str] = {}
         self._below: dict[str, bool] = {}
         self._occupancy: dict[str, int] = {}
+        self._stored: dict[str, frozenset[str]] = {}
+        """Pair ids held per memory at the last tick: a pair that comes or goes is announced."""
 
     def _hardware_memories(self) -> dict[str, MemorySpec]:
         found = {}
@@ -492,6 +496,15 @@ class MemoryTwin:
                     "threshold": decimal64(spec.target_fidelity, 4),
                 })
             self._below[link_id] = below
+        held: dict[str, set[str]] = {memory_id: set() for memory_id in self.memories}
+        for pair in self.fabric.pairs_at(self.name):
+            half = pair.half_at(self.name)
+            if half is not None and half.memory in held:
+                held[half.memory].add(pair.pair_id)
+        for memory_id, pair_ids in held.items():
+            if pair_ids != self._stored.get(memory_id, frozenset()):
+                self._stored[memory_id] = frozenset(pair_ids)
+                changed.append(_memory_path(memory_id, "stored-pairs"))
         for spec in self.memories.values():
             record = self.fabric.memory(self.name, spec.memory_id)
             occupancy = record.occupancy if record else 0

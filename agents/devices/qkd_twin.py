@@ -39,6 +39,7 @@ from . import qkd_config as cfg
 from . import qkd_notifications as note
 from .base import (
     ConfigTransaction,
+    DeviceClock,
     DeviceEvent,
     DeviceRefusal,
     Inventory,
@@ -97,6 +98,7 @@ class QkdTwin:
         10 s or on a 20 % skr change, KME on)."""
         self.name = name
         self.world = world
+        self.clock: DeviceClock = world
         node = world.topology.nodes.get(name)
         options = {**(node.options if node else {}), **node_options}
         self.options = options

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .base import ConfigTransaction, DeviceEvent, DeviceRefusal, Inventory, JsonTree
+from .base import ConfigTransaction, DeviceClock, DeviceEvent, DeviceRefusal, Inventory, JsonTree
 from .config_model import ChangeTracker, Staged, update_records
 from .events import EventHub
 from .physics.switch import opm_reading_dbm
@@ -66,6 +66,7 @@ class SwitchTwin:
     def __init__(self, world: World, name: str, **options: Any) -> None:
         self.name = name
         self.world = world
+        self.clock: DeviceClock = world
         node = world.topology.nodes.get(name)
         self.options = {**(node.options if node else {}), **options}
         if name not in world.plant.switches:

@@ -1,9 +1,9 @@
 """The gNMI front end (gNMI 0.10.0, stubs from the gnmi-pb package).
 
-It speaks gRPC at the edge and nothing below: reads come from the shared datastore and the
-device driver's state, writes go through `Datastore.edit` as protocol-neutral `EditOperation`s,
-changes arrive on the agent's `EventBus`, users and NACM are the agent's `UserStore` and
-`AccessControl`. Module map:
+It speaks gRPC at the edge and nothing below: reads are the core's operational read
+(`Datastore.read_operational`), on-change takes the core's changes (`Datastore.watch_operational`),
+writes go through `Datastore.edit` as protocol-neutral `EditOperation`s, users and NACM are the
+agent's `UserStore` and `AccessControl`; it never sees the device. Module map:
 
 - `requests`: gNMI paths of a request -> schema-checked patterns (origin, prefix, wildcards)
 - `view`: JSON-IETF data walked by those patterns into leaves

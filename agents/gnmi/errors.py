@@ -30,12 +30,13 @@ _A, _P, _U, _N, _I = (grpc.StatusCode.ABORTED, grpc.StatusCode.PERMISSION_DENIED
 ERROR_KINDS = ErrorKind
 """The kinds this front end must answer: every one has a row in `ERROR_TABLE`."""
 ERROR_TABLE: dict[ErrorKind, tuple[grpc.StatusCode, grpc.StatusCode]] = {
-    # the core's kind: (status in Set, where nothing was changed (3.4.7); status elsewhere (Get 3.3.4))
-    ErrorKind.SYNTAX: (_A, _I),
-    ErrorKind.UNKNOWN_NODE: (_A, _I),
-    ErrorKind.UNKNOWN_NAMESPACE: (_A, _I),
-    ErrorKind.INVALID_VALUE: (_A, _I),
-    ErrorKind.MISSING_KEY: (_A, _I),
+    # the core's kind: (status in Set, where nothing was changed (3.4.7); status elsewhere (Get 3.3.4));
+    # a value or path the schema does not allow is INVALID_ARGUMENT in Set too (3.4.7)
+    ErrorKind.SYNTAX: (_I, _I),
+    ErrorKind.UNKNOWN_NODE: (_I, _I),
+    ErrorKind.UNKNOWN_NAMESPACE: (_I, _I),
+    ErrorKind.INVALID_VALUE: (_I, _I),
+    ErrorKind.MISSING_KEY: (_I, _I),
     ErrorKind.MANDATORY: (_A, _I),
     ErrorKind.MISSING_CHOICE: (_A, _I),
     ErrorKind.DUPLICATE: (_A, _I),
@@ -45,7 +46,7 @@ ERROR_TABLE: dict[ErrorKind, tuple[grpc.StatusCode, grpc.StatusCode]] = {
     ErrorKind.WHEN: (_A, _I),
     ErrorKind.MUST: (_A, _I),
     ErrorKind.INSTANCE_REQUIRED: (_A, _I),
-    ErrorKind.STATE_IN_CONFIG: (_A, _I),
+    ErrorKind.STATE_IN_CONFIG: (_I, _I),
     ErrorKind.EXISTS: (_A, _I),
     ErrorKind.MISSING: (_A, _I),
     ErrorKind.LOCKED: (_A, _N),
@@ -62,8 +63,9 @@ ERROR_TABLE: dict[ErrorKind, tuple[grpc.StatusCode, grpc.StatusCode]] = {
 
 
 def from_datastore(exc: DatastoreError, *, in_set: bool = True) -> GnmiError:
-    """A refused transaction, by `ERROR_TABLE`. In Set a data or transaction failure is ABORTED
-    (nothing was changed, per the specification); access control is PERMISSION_DENIED."""
+    """A refused transaction, by `ERROR_TABLE`. In Set a value or path the schema does not allow is
+    INVALID_ARGUMENT, any other data or transaction failure ABORTED (nothing was changed, per the
+    specification); access control is PERMISSION_DENIED."""
     where = f" at {exc.path}" if exc.path else ""
     in_set_code, other_code = ERROR_TABLE[exc.kind]
     return GnmiError(in_set_code if in_set else other_code, f"{exc.message}{where}")

@@ -117,8 +117,8 @@ class GnmiService:
             raise invalid(f"unknown data type {request.type}")
         patterns = [resolve(target.index, prefix, p) for p in (request.path or [gnmi_pb2.Path()])]
         keep = keep_for(request.type)
-        data = target.data(request.type, principal)
-        stamp = target.now_ns()
+        snapshot = target.read(request.type, principal)
+        data, stamp = snapshot.data, snapshot.time_ns
         skip = len(prefix.elem) if prefix is not None else 0
         notifications = []
         for pattern in patterns:
@@ -162,11 +162,24 @@ class GnmiService:
             slot = target.guard.sessions.acquire(principal.username)
         except LimitExceeded as exc:
             raise GnmiError(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.reason) from None
+        peer = context.peer()  # gone from the context once the call has ended
         session = SubscribeSession(target, principal, context.write, target_name=name)
         self.subscribers += 1
         try:
             mode = session.configure(sub_list)
             await session.run(mode, requests)
+        except asyncio.CancelledError:
+            log.info("gNMI client %s left target %s: the call was cancelled (the client closed it or "
+                     "its connection ended)", peer, target.name)
+            raise
+        except GnmiError:
+            raise
+        except Exception as exc:
+            # grpc raises its own internal error for a write to a call that is over: a client gone
+            if not (context.done() or context.cancelled() or type(exc).__module__.startswith("grpc")):
+                raise
+            log.info("gNMI client %s left target %s: the stream ended while the agent wrote to it (%s)", peer,
+                     target.name, type(exc).__name__)
         finally:
             self.subscribers -= 1
             slot.release()

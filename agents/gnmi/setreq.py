@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import Iterator
 
-import grpc
 from gnmi_pb import gnmi_pb2
 from qstrata.agents.datastore.errors import DatastoreError
 from qstrata.bindings.codecs.gnmi import UnsupportedValue, scalar_from_typed_value
@@ -21,7 +20,7 @@ from qstrata.bindings.edit import EditOperation
 from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import InvalidData
 
-from .errors import GnmiError, from_datastore, invalid
+from .errors import from_datastore, invalid
 from .requests import Pattern, resolve
 from .target import GnmiTarget
 from .view import select
@@ -165,9 +164,9 @@ async def apply_set(target: GnmiTarget, request: gnmi_pb2.SetRequest, principal)
             operations += _writes(target, prefix, update, "merge")
             results.append(gnmi_pb2.UpdateResult(path=update.path, op=UPDATE))
     except InvalidData as exc:
-        raise GnmiError(grpc.StatusCode.ABORTED, f"invalid value: {_issue_text(exc)}") from None
-    if not operations:
-        raise invalid("the SetRequest has no delete, replace, union_replace or update")
+        raise invalid(f"invalid value: {_issue_text(exc)}") from None
+    if not operations:  # not an error (specification 3.4.1): nothing to do, nothing done
+        return gnmi_pb2.SetResponse(prefix=prefix, response=results, timestamp=time.time_ns())
     try:
         await target.datastore.edit("running", operations, target.session(principal))
     except DatastoreError as exc:
@@ -180,15 +179,18 @@ def _writes(target: GnmiTarget, prefix, update: gnmi_pb2.Update, operation: str)
     xpath, steps = data_path(target, pattern)
     if steps and steps[-1][2] == "list" and not steps[-1][3]:
         raise invalid(f"{pattern.text}: give the keys of the list entry to write")
-    value = _value_tree(target, xpath, steps, update)
+    try:
+        value = _value_tree(target, xpath, steps, update)
+    except InvalidData as exc:  # named by the keyed path written, not libyang's schema path
+        raise invalid(f"invalid value for {xpath}: {_issue_text(exc, with_path=False)}") from None
     if operation == "replace" and steps and steps[-1][2] == "leaf-list":
         return [EditOperation("remove", xpath), EditOperation("merge", xpath, value)]
     return [EditOperation(operation, xpath, value)]
 
 
-def _issue_text(exc: InvalidData) -> str:
+def _issue_text(exc: InvalidData, *, with_path: bool = True) -> str:
     issue = exc.issues[0] if exc.issues else None
     if issue is None:
         return str(exc)
-    return f"{issue.path}: {issue.message}" if issue.path else issue.message
+    return f"{issue.path}: {issue.message}" if issue.path and with_path else issue.message
 

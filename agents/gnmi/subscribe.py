@@ -10,9 +10,14 @@ Points of the specification (3.5) that implementations often get wrong, kept her
   sampling (every `TARGET_DEFINED_SAMPLE_S`) for rates and counters;
 - a path that matches nothing yet keeps the subscription open.
 
+On-change takes what the core hands it (`Datastore.watch_operational`: leaf paths with their new
+values, and the nodes that went) and filters it by pattern, TARGET_DEFINED's split and NACM; it
+re-reads nothing. A list entry that disappears is a delete in every mode (SAMPLE and POLL
+compare with what they sent last).
+
 Memory stays bounded whatever the subscriber does: nothing is queued per subscriber except the
-set of data paths that changed since the last send (bounded by the data, not by time) and the
-last value sent per leaf. A subscriber that stops reading blocks its own writes (HTTP/2 flow
+latest value of each leaf that changed since the last send (bounded by the data, not by time)
+and the last value sent per leaf. A subscriber that stops reading blocks its own writes (HTTP/2 flow
 control); changes meanwhile coalesce to the latest value, and how many were folded into an
 update is reported in `Update.duplicates`.
 """
@@ -27,8 +32,9 @@ from dataclasses import dataclass, field
 
 import grpc
 from gnmi_pb import gnmi_pb2
-from qstrata.agents.events import CommitEvent, DeviceEvent
-from qstrata.bindings.paths import join_data_path, split_data_path
+from qstrata.agents.datastore.operational import Operational, OperationalChange
+from qstrata.bindings.jsontree import at, vanished
+from qstrata.bindings.paths import prefixes, split_data_path
 from qstrata.bindings.schema_index import SchemaNode
 from qstrata.bindings.wire.gnmi_encoding import (
     SUPPORTED_ENCODINGS,
@@ -42,7 +48,7 @@ from .auth import Principal
 from .errors import GnmiError, invalid
 from .requests import Elem, Pattern, resolve
 from .target import ALL, GnmiTarget
-from .view import leaves, select
+from .view import Leaf, leaves, select
 
 log = logging.getLogger("qstrata.gnmi")
 
@@ -58,6 +64,9 @@ clients accept by default (pygnmi, gnmic), with room for the last update and the
 notification per sample up to ~20,000 leaves (each response has a fixed cost on both sides)."""
 MAX_PENDING_PATHS = 50_000
 """Beyond this many distinct changed paths between two sends, resynchronise everything instead."""
+SUPPRESSED_MIN_INTERVAL_S = 0.01
+"""A suppress_redundant sample at interval 0 looks for changes this often (nothing is sent
+between changes, so "as fast as the subscriber reads" would only spin)."""
 
 NUMERIC = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "decimal64"})
 
@@ -90,12 +99,12 @@ class SubscribeSession:
         self.prefix = gnmi_pb2.Path(target=target_name).SerializeToString() if target_name else b""
         self.subs: list[_Sub] = []
         self.encoding = 0
-        self._pending: dict[str, int] = {}
-        self._deleted: set[str] = set()
+        self._pending = OperationalChange()
+        """The core's changes not sent yet, folded (the latest value of each leaf)."""
         self._resync = False
         self._wake = asyncio.Event()
         self._polls = 0
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unwatch: Callable[[], None] | None = None
         self.sent_updates = 0
 
     # ---------------------------------------------------------------- request
@@ -142,20 +151,23 @@ class SubscribeSession:
     async def run(self, mode: int, more_requests: AsyncIterator[gnmi_pb2.SubscribeRequest]) -> None:
         reader = asyncio.ensure_future(self._read(mode, more_requests))
         try:
+            # updates_only: the current state is not sent, only the sync (specification 3.5.2.3)
             if mode == ONCE:
-                await self._send_full(self.subs)
+                if not self.updates_only:
+                    await self._send_full(self.subs)
                 await self.send(SYNC_RESPONSE)
                 return
             if mode == POLL:
-                await self._send_full(self.subs)
+                if not self.updates_only:
+                    await self._send_full(self.subs)
                 await self.send(SYNC_RESPONSE)
                 await self._serve_polls(reader)
                 return
             await self._stream(reader)
         finally:
             reader.cancel()
-            if self._unsubscribe is not None:
-                self._unsubscribe()
+            if self._unwatch is not None:
+                self._unwatch()
 
     async def _read(self, mode: int, requests: AsyncIterator[gnmi_pb2.SubscribeRequest]) -> None:
         """Later requests: a Poll (POLL mode), anything else is an error that ends the stream."""
@@ -194,12 +206,12 @@ class SubscribeSession:
 
     async def _stream(self, reader: asyncio.Future) -> None:
         if any(s.on_change for s in self.subs):
-            self._unsubscribe = self.target.bus.subscribe(self._on_event, CommitEvent, DeviceEvent)
+            self._unwatch = self.target.watch(self._on_change)
         now = time.monotonic()
         if self.updates_only:
-            data = self._data()
+            snapshot = self._snapshot()
             for sub in self.subs:
-                sub.last = {p: v for p, _, v in self._leaves(sub, data)}
+                sub.last = {p: v for p, _, v in self._leaves(sub, snapshot.data)}
         else:
             await self._send_full(self.subs)
         await self.send(SYNC_RESPONSE)
@@ -212,17 +224,21 @@ class SubscribeSession:
             now = time.monotonic()
             due = [s for s in samples if s.next_due <= now]
             beats = [s for s in changes if s.heartbeat_ns and s.last_full + s.heartbeat_ns / 1e9 <= now]
-            if due or beats or self._pending or self._resync:
-                # changes alone read only the subscribed subtrees: running is not re-printed whole
-                data = self._data() if due or beats or self._resync else None
-                stamp = self.target.now_ns()
+            pending = bool(self._pending.updates or self._pending.deletes or self._resync)
+            if due or beats or pending:
+                snapshot = self._snapshot() if due or beats or self._resync else None
+                # changes alone read nothing: the core handed over their values
+                stamp = snapshot.time_ns if snapshot is not None else self._pending.time_ns
                 for sub in due:
-                    await self._send_sample(sub, data, stamp, now)
-                    sub.next_due = max(sub.next_due + sub.interval_ns / 1e9, now) if sub.interval_ns else now
-                if self._pending or self._resync:
-                    await self._send_changes(changes, data, stamp)
+                    await self._send_sample(sub, snapshot, stamp, now)
+                    if sub.interval_ns:
+                        sub.next_due = max(sub.next_due + sub.interval_ns / 1e9, now)
+                    else:  # as fast as the subscriber reads; suppressed: looks for changes every 10 ms
+                        sub.next_due = now + SUPPRESSED_MIN_INTERVAL_S if sub.suppress else now
+                if pending:
+                    await self._send_changes(changes, snapshot, stamp)
                 for sub in beats:
-                    await self._send_leaves(sub, list(self._leaves(sub, data)), stamp)
+                    await self._send_leaves(sub, list(self._leaves(sub, snapshot.data)), stamp)
                     sub.last_full = now
                 await asyncio.sleep(0)
                 continue
@@ -231,47 +247,73 @@ class SubscribeSession:
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             await self._wait(reader, timeout)
 
-    # ---------------------------------------------------------------- events
-    def _on_event(self, event: CommitEvent | DeviceEvent) -> None:
-        if isinstance(event, CommitEvent):
-            if event.datastore != "running":
-                return
-            paths = [(c.path, c.op == "delete") for c in event.changes]
-        elif event.kind == "state":
-            paths = [(p, False) for p in event.paths]
-        else:
-            return
-        for path, deleted in paths:
-            self._pending[path] = self._pending.get(path, 0) + 1
-            if deleted:
-                self._deleted.add(path)
+    # ---------------------------------------------------------------- changes
+    def _on_change(self, change: OperationalChange) -> None:
+        """Fold the core's change into what waits to be sent (latest value per leaf)."""
+        self._pending.fold(change)
         if len(self._pending) > MAX_PENDING_PATHS:
-            self._pending.clear()
-            self._deleted.clear()
+            self._pending = OperationalChange(change.time_ns)
             self._resync = True
         self._wake.set()
 
-    async def _send_changes(self, subs: list[_Sub], data: dict | None, stamp: int) -> None:
-        pending, deleted, resync = self._pending, self._deleted, self._resync
-        self._pending, self._deleted, self._resync = {}, set(), False
-        split = {p: [name for name, _ in split_data_path(p)] for p in pending}
+    async def _send_changes(self, subs: list[_Sub], snapshot: Operational | None, stamp: int) -> None:
+        pending, resync = self._pending, self._resync
+        self._pending, self._resync = OperationalChange(pending.time_ns), False
+        pending.settle()
+        updates, deletes, counts = pending.updates, pending.deletes, pending.counts
+        if resync:
+            assert snapshot is not None
+            for sub in subs:
+                current = list(self._leaves(sub, snapshot.data))
+                gone = self._gone(sub, current)
+                changed = [(p, n, v) for p, n, v in current if sub.last.get(p, _MISSING) != v]
+                if changed or gone:
+                    await self._emit(sub, changed, gone, stamp)
+            return
+        split = {p: split_data_path(p) for p in (*updates, *deletes)}
+        visible = None if self.principal is None or self.target.unrestricted(self.principal) \
+            else self.target.read(ALL, self.principal).data
         for sub in subs:
-            if not resync and not any(_overlaps(sub.pattern.elems, steps) for steps in split.values()):
-                continue
-            view = data if data is not None else self.target.data_under(sub.pattern.elems, self.principal)
-            current = list(self._leaves(sub, view))
-            changed = [(p, n, v) for p, n, v in current if sub.last.get(p, _MISSING) != v]
-            now_paths = {p for p, _, _ in current}
-            gone = [p for p in sub.last if p not in now_paths]
-            deletes = _collapse(gone, deleted, len(sub.pattern.elems), now_paths)
-            for p in gone:
-                del sub.last[p]
-            if changed or deletes:
-                await self._emit(sub, changed, deletes, stamp, pending)
+            elems, keep = sub.pattern.elems, sub.keep
+            changed = [(p, n, v) for p, (n, v) in updates.items()
+                       if _match(elems, split[p]) and (keep is None or keep(p, n))
+                       and (visible is None or at(self.target.index, visible, p) is not None)]
+            gone: list[str] = []
+            sent_below: dict[str, list[str]] = {}  # what this subscription sent under each delete
+            if deletes:
+                for p in sub.last:
+                    for prefix in prefixes(p):
+                        if prefix in deletes:
+                            sent_below.setdefault(prefix, []).append(p)
+                            break
+            for path in deletes:
+                below = sent_below.get(path, [])
+                if _match(elems, split[path]):
+                    if below or visible is None:
+                        gone.append(path)
+                elif _match(elems, split[path], above=True):
+                    gone += vanished(below, set(), _depth(elems))
+                else:
+                    continue
+                for p in below:
+                    del sub.last[p]
+            if changed or gone:
+                await self._emit(sub, changed, gone, stamp, counts)
 
     # ---------------------------------------------------------------- sending
-    def _data(self) -> dict:
-        return self.target.data(ALL, self.principal)
+    def _snapshot(self) -> Operational:
+        return self.target.read(ALL, self.principal)
+
+    def _gone(self, sub: _Sub, current: list[Leaf]) -> list[str]:
+        """Deletes for what `sub` sent before and is no longer there (one per list entry gone);
+        forgets it."""
+        if not sub.last:
+            return []
+        now_paths = {p for p, _, _ in current}
+        gone = [p for p in sub.last if p not in now_paths]
+        for p in gone:
+            del sub.last[p]
+        return vanished(gone, now_paths, _depth(sub.pattern.elems))
 
     def _leaves(self, sub: _Sub, data: dict):
         keep = sub.keep
@@ -281,41 +323,47 @@ class SubscribeSession:
                     yield leaf
 
     async def _send_full(self, subs: list[_Sub]) -> None:
-        data = self._data()
-        stamp = self.target.now_ns()
+        snapshot = self._snapshot()
         for sub in subs:
-            await self._send_leaves(sub, list(self._leaves(sub, data)), stamp)
+            current = list(self._leaves(sub, snapshot.data))
+            await self._send_leaves(sub, current, snapshot.time_ns, self._gone(sub, current))
 
-    async def _send_leaves(self, sub: _Sub, current: list, stamp: int) -> None:
+    async def _send_leaves(self, sub: _Sub, current: list, stamp: int, deletes: list[str] | None = None) -> None:
         sub.last = {p: v for p, _, v in current}
-        if current:
-            await self._emit(sub, current, [], stamp)
+        if current or deletes:
+            await self._emit(sub, current, deletes or [], stamp)
 
-    async def _send_sample(self, sub: _Sub, data: dict, stamp: int, now: float) -> None:
+    async def _send_sample(self, sub: _Sub, snapshot: Operational, stamp: int, now: float) -> None:
+        """One sample. With suppress_redundant only what changed goes, and the heartbeat sends
+        everything again; without it everything goes each time (re-sent as encoded when the
+        snapshot is the same one). Leaves that went are deletes."""
         beat = bool(sub.heartbeat_ns) and now - sub.last_full >= sub.heartbeat_ns / 1e9
+        data = snapshot.data
         if data is sub.sampled_from:
-            # the same snapshot as last time: same values, already encoded
+            # the same snapshot as last time: the same values
             if sub.suppress and not beat:
                 return
-            sub.last_full = now
-            for chunk in sub.sampled_chunks:
-                await self.send(sample_response(stamp, self.prefix, chunk))
-            self.sent_updates += len(sub.last)
-            return
+            if sub.sampled_chunks:
+                sub.last_full = now
+                for chunk in sub.sampled_chunks:
+                    await self.send(sample_response(stamp, self.prefix, chunk))
+                self.sent_updates += len(sub.last)
+                return
         current = list(self._leaves(sub, data))
+        gone = self._gone(sub, current)
         if sub.suppress and not beat:
             changed = [(p, n, v) for p, n, v in current if sub.last.get(p, _MISSING) != v]
-            for p, _, v in changed:
-                sub.last[p] = v
+            # nothing encoded whole here: a heartbeat on this snapshot encodes it then
             sub.sampled_from, sub.sampled_chunks = data, []
-            if changed:
-                await self._emit(sub, changed, [], stamp)
+            if changed or gone:
+                await self._emit(sub, changed, gone, stamp)
             return
         sub.last_full = now
         sub.last = {p: v for p, _, v in current}
         chunks = self._encode_chunks(current)
-        sub.sampled_from = data if data is not None else None
-        sub.sampled_chunks = chunks
+        sub.sampled_from, sub.sampled_chunks = data, chunks
+        if gone:
+            await self._emit(sub, [], gone, stamp)
         for chunk in chunks:
             await self.send(sample_response(stamp, self.prefix, chunk))
         self.sent_updates += len(current)
@@ -360,45 +408,31 @@ class SubscribeSession:
 _MISSING = object()
 
 
-def _overlaps(elems: tuple[Elem, ...], steps: list[str]) -> bool:
-    """Can a change at data path `steps` (element names) touch what the pattern selects?"""
-    for elem, name in zip(elems, steps, strict=False):
+def _depth(elems: tuple[Elem, ...]) -> int:
+    """How many elements of a data path the pattern fixes (up to a ``...``)."""
+    for i, elem in enumerate(elems):
         if elem.name == "...":
-            return True
-        if elem.name != "*" and elem.name != name.rpartition(":")[2]:
-            return False
-    return True
+            return i
+    return len(elems)
 
 
-def _collapse(gone: list[str], deleted: set[str], depth: int, remaining: set[str]) -> list[str]:
-    """Deletes to send: where a transaction deleted a node (a list entry, a container, or an
-    ancestor of them), the vanished leaves become one delete of their ancestor at the
-    subscription's depth (or of the deleted node when it is deeper); other vanished leaves are
-    deleted one by one."""
-    if not gone:
-        return []
-    out: list[str] = []
-    emitted: set[str] = set()
-    held: dict[str, bool] = {}
-
-    def still_has(anchor: str) -> bool:
-        if anchor not in held:
-            held[anchor] = any(r == anchor or r.startswith(anchor + "/") for r in remaining)
-        return held[anchor]
-
-    for p in gone:
-        steps = split_data_path(p)
-        anchor = None
-        for d in deleted:
-            if p == d or p.startswith(d + "/"):
-                d_depth = len(split_data_path(d))
-                candidate = d if d_depth >= depth else join_data_path(steps[:depth]) if len(steps) > depth else None
-                if candidate and (anchor is None or len(candidate) < len(anchor)):
-                    anchor = candidate
-        if anchor is not None and not still_has(anchor):
-            if anchor not in emitted:
-                emitted.add(anchor)
-                out.append(anchor)
-        else:
-            out.append(p)
-    return out
+def _match(elems: tuple[Elem, ...], steps: list[tuple[str, dict[str, str]]], *, above: bool = False,
+           i: int = 0, j: int = 0, module: str | None = None) -> bool:
+    """Is the node at data path `steps` at or below a node the pattern selects? With `above`:
+    is it an ancestor of one (a delete there takes what the pattern selected with it)?"""
+    if i == len(elems):
+        return not above
+    if j == len(steps):
+        return above
+    elem = elems[i]
+    name, keys = steps[j]
+    prefix, _, local = name.rpartition(":")
+    here = prefix or module
+    if elem.name == "...":
+        return (_match(elems, steps, above=above, i=i + 1, j=j, module=module)
+                or _match(elems, steps, above=above, i=i, j=j + 1, module=here))
+    if elem.name != "*" and (elem.name != local or elem.module not in (None, here)):
+        return False
+    if any(keys.get(k) != v for k, v in elem.keys):
+        return False
+    return _match(elems, steps, above=above, i=i + 1, j=j + 1, module=here)

@@ -32,6 +32,7 @@ from qstrata.agents.access.connections import (
 )
 from qstrata.agents.kme.errors import KmeError
 from qstrata.agents.kme.service import KmeService
+from qstrata.bindings.wire.address import https_url
 from qstrata.bindings.wire.tls import TlsFiles, server_ssl_context
 
 from . import requests
@@ -47,14 +48,16 @@ def _json(status: int, body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def _caller(request: web.Request) -> str | None:
-    transport = request.transport
-    return common_name(transport.get_extra_info("peercert")) if transport is not None else None
-
-
 def _keys(keys: list[tuple[str, bytes]]) -> web.Response:
     """The Key container, written directly (a third of the cost of building it as objects and
-    dumping them): key_IDs as JSON strings, keys in standard base64 with padding (JSON-safe)."""
+    dumping them): key_IDs as JSON strings, keys in standard base64 with padding (JSON-safe).
+    key_IDs are ours (UUIDs): written as they are when none needs escaping, which one look at
+    them all tells, instead of escaping each."""
+    ids = "".join([key_id for key_id, _ in keys])
+    if ids.isascii() and ids.isprintable() and '"' not in ids and "\\" not in ids:
+        body = '"}, {"key_ID": "'.join([f'{key_id}", "key": "{b2a_base64(key, newline=False).decode()}'
+                                        for key_id, key in keys])
+        return web.Response(body=f'{{"keys": [{{"key_ID": "{body}"}}]}}'.encode(), content_type="application/json")
     body = ", ".join([f'{{"key_ID": {encode_basestring(key_id)}, "key": "{b2a_base64(key, newline=False).decode()}"}}'
                       for key_id, key in keys])
     return web.Response(body=f'{{"keys": [{body}]}}'.encode(), content_type="application/json")
@@ -65,7 +68,11 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise KmeError("bad-request", f"the request body has {request.content_length} bytes, at most "
                        f"{requests.MAX_BODY} are read")
     try:
-        raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
+        if request.content.is_eof():  # the whole body came with the head: nothing to wait for
+            raw = await request.read()
+        else:
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise KmeError("bad-request", f"the request body is larger than {requests.MAX_BODY} bytes") from None
     except TimeoutError:
@@ -74,20 +81,28 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 class Kme014:
-    """The routes, bound to one KME core."""
+    """The routes, bound to one KME core; `guard` keeps each connection's client certificate
+    (None: read from the TLS connection on every request)."""
 
-    def __init__(self, kme: KmeService) -> None:
+    def __init__(self, kme: KmeService, guard: ConnectionGuard | None = None) -> None:
         self.kme = kme
+        self.guard = guard
+
+    def _caller(self, request: web.Request) -> str | None:
+        transport = request.transport
+        if self.guard is not None:
+            return common_name(self.guard.peercert(transport))
+        return common_name(transport.get_extra_info("peercert")) if transport is not None else None
 
     async def status(self, request: web.Request) -> web.Response:
-        return _json(200, await self.kme.status(_caller(request), request.match_info["sae_id"]))
+        return _json(200, await self.kme.status(self._caller(request), request.match_info["sae_id"]))
 
     async def enc_keys(self, request: web.Request) -> web.Response:
         if request.method == "POST":
             asked = requests.key_request_from_body(await _body(request))
         else:
             asked = requests.key_request_from_query(request.query)
-        keys = await self.kme.enc_keys(_caller(request), request.match_info["sae_id"], asked.number, asked.size,
+        keys = await self.kme.enc_keys(self._caller(request), request.match_info["sae_id"], asked.number, asked.size,
                                        asked.additional_slaves, asked.extension_mandatory)
         return _keys(keys)
 
@@ -98,7 +113,7 @@ class Kme014:
             key_ids = request.query.getall("key_ID", [])
             if not key_ids:
                 raise KmeError("bad-request", "dec_keys needs key_ID=UUID in the query (or POST a Key IDs object)")
-        return _keys(await self.kme.dec_keys(_caller(request), request.match_info["sae_id"], key_ids))
+        return _keys(await self.kme.dec_keys(self._caller(request), request.match_info["sae_id"], key_ids))
 
 
 @web.middleware
@@ -119,14 +134,15 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return _json(503, error_object("internal error of the KME (see its log)"))
 
 
-def make_app(kme: KmeService) -> web.Application:
+def make_app(kme: KmeService, guard: ConnectionGuard | None = None) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=requests.MAX_BODY)
-    routes = Kme014(kme)
-    app.router.add_get(PREFIX + "status", routes.status)
+    routes = Kme014(kme, guard)
+    # the router tries the paths in this order: the two that carry keys first
     app.router.add_route("GET", PREFIX + "enc_keys", routes.enc_keys)
     app.router.add_route("POST", PREFIX + "enc_keys", routes.enc_keys)
     app.router.add_route("GET", PREFIX + "dec_keys", routes.dec_keys)
     app.router.add_route("POST", PREFIX + "dec_keys", routes.dec_keys)
+    app.router.add_get(PREFIX + "status", routes.status)
     return app
 
 
@@ -137,8 +153,7 @@ class KmeServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}:{self.port}"
+        return https_url(self.host, self.port)
 
     async def close(self) -> None:
         self.server.close()
@@ -150,7 +165,7 @@ async def start_kme_server(kme: KmeService, host: str, port: int, tls: TlsFiles)
     listening socket is asyncio's own (aiohttp's sites cannot bound the TLS handshake); aiohttp's
     request handlers serve each connection the guard lets in."""
     guard = ConnectionGuard()
-    runner = web.AppRunner(make_app(kme), access_log=None, handle_signals=False,
+    runner = web.AppRunner(make_app(kme, guard), access_log=None, handle_signals=False,
                            keepalive_timeout=IDLE_TIMEOUT_S)
     await runner.setup()
     assert runner.server is not None

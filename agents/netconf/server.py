@@ -58,13 +58,12 @@ def default_registry() -> RpcRegistry:
 
 class NetconfServer:
     def __init__(self, schema: Schema, datastore: Datastore, *, bus: EventBus | None = None,
-                 access: AccessControl | None = None, state_provider: Callable[[], DataTree] | None = None,
+                 access: AccessControl | None = None,
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, registry: RpcRegistry | None = None) -> None:
         self.schema = schema
         self.datastore = datastore
         self.bus = bus or datastore.bus
         self.access = access or AccessControl(datastore, self.bus)
-        self.state_provider = state_provider
         self.max_message_size = max_message_size
         self.registry = registry or default_registry()
         self.sessions: dict[int, NetconfSession] = {}
@@ -181,7 +180,7 @@ class NetconfServer:
         return path_namespaces(path, self.namespace_of)
 
     def operational(self) -> DataTree:
-        tree = self.state_provider() if self.state_provider else self.datastore.operational()
+        tree = self.datastore.operational()  # the core's one operational read
         tree.merge(rfc6022_monitoring.monitoring_state(self))
         tree.merge(DataTree.from_python(self.access.state(), schema=self.schema, validate=False))
         return tree

@@ -28,7 +28,7 @@ sibling set, and many filter entries for one list (``<user><name>a</name></user>
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from lxml import etree
 from qstrata.agents.netconf.errors import BASE_NS
@@ -251,25 +251,33 @@ def _emit(
     list_keys: ListKeys | None,
 ) -> None:
     """Append the selected children of ``data_parent`` to ``out_parent`` in document order."""
+    for child, choice in _chosen(data_parent, selection, list_keys):
+        if choice is None:
+            duplicate = copy.deepcopy(child)
+            duplicate.tail = None
+            out_parent.append(duplicate)
+            continue
+        partial = etree.SubElement(out_parent, child.tag, attrib=dict(child.attrib), nsmap=_own_nsmap(child))
+        _emit(partial, child, choice, list_keys)
+
+
+def _chosen(data_parent: etree._Element, selection: _Selection,
+            list_keys: ListKeys | None) -> Iterator[tuple[etree._Element, _Selection | None]]:
+    """The selected children of ``data_parent`` in document order, each with the selection inside
+    it (None: the whole child). A partly selected list entry keeps its keys (RFC 6241 s6.2.5), so
+    both serializers widen its selection with them here."""
     for child in data_parent:
         choice = selection.get(child) if isinstance(child.tag, str) else None
         if choice is None:
             continue
         if choice is _FULL:
-            duplicate = copy.deepcopy(child)
-            duplicate.tail = None
-            out_parent.append(duplicate)
+            yield child, None
             continue
         assert isinstance(choice, dict)
-        partial = etree.SubElement(out_parent, child.tag, attrib=dict(child.attrib), nsmap=_own_nsmap(child))
-        if list_keys is not None:
-            keys = set(list_keys(child))
-            if keys:
-                choice = dict(choice)
-                for grandchild in child:
-                    if grandchild.tag in keys:
-                        choice[grandchild] = _FULL
-        _emit(partial, child, choice, list_keys)
+        keys = set(list_keys(child)) if list_keys is not None else set()
+        if keys:
+            choice = {**choice, **{g: _FULL for g in child if g.tag in keys}}
+        yield child, choice
 
 
 def _own_nsmap(element: etree._Element) -> dict[str | None, str]:
@@ -302,24 +310,13 @@ _SPLIT = "\ue000qstrata\ue000"
 
 def _emit_xml(out: list[bytes], data_parent: etree._Element, selection: _Selection,
               list_keys: ListKeys | None) -> None:
-    for child in data_parent:
-        choice = selection.get(child) if isinstance(child.tag, str) else None
+    for child, choice in _chosen(data_parent, selection, list_keys):
         if choice is None:
-            continue
-        if choice is _FULL:
             out.append(etree.tostring(child, with_tail=False))
             continue
-        assert isinstance(choice, dict)
         shell = etree.Element(child.tag, attrib=dict(child.attrib), nsmap=dict(child.nsmap))
         shell.text = _SPLIT
         start, end = etree.tostring(shell, encoding="unicode").split(_SPLIT)
         out.append(start.encode())
-        if list_keys is not None:
-            keys = set(list_keys(child))
-            if keys:
-                choice = dict(choice)
-                for grandchild in child:
-                    if grandchild.tag in keys:
-                        choice[grandchild] = _FULL
         _emit_xml(out, child, choice, list_keys)
         out.append(end.encode())

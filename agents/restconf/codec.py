@@ -10,11 +10,13 @@ would keep the last) and nesting deeper than `MAX_DEPTH`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from qstrata.bindings.paths import PathStep
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.schema_index import SchemaIndex, SchemaNode
 from qstrata.bindings.tree import DataTree, print_node
@@ -129,9 +131,11 @@ def _xml_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _schema_path(target: Target) -> str:
+def schema_path(steps: tuple[PathStep, ...]) -> str:
+    """Schema path of `steps` without keys, each module named where it changes (the dialect's
+    positions)."""
     out, previous = [], None
-    for step in target.steps:
+    for step in steps:
         out.append(step.name if step.module == previous else f"{step.module}:{step.name}")
         previous = step.module
     return "/" + "/".join(out) if out else ""
@@ -170,7 +174,7 @@ def decode(raw: bytes, encoding: Encoding, target: Target, schema: Schema, index
             # TeraFlowSDN POSTs {"qkd_links": {"qkd_link": [...]}} to .../qkd_links: the container's content
             doc = doc[name] if isinstance(doc[name], dict) else {}
             whole_parent = True
-        doc = dialect.from_plain(doc, container.node, _schema_path(container), index, schema,
+        doc = dialect.from_plain(doc, container.node, schema_path(container.steps), index, schema,
                                  qualify=not whole_parent)
     if not isinstance(doc, dict) or (not whole_parent and len(doc) != 1):
         raise bad_request("the JSON body must hold exactly one resource", tag="malformed-message", error_type="rpc")
@@ -195,7 +199,7 @@ def _parent(target: Target, index: SchemaIndex) -> Target:
 def _located(tree: DataTree, container: Target, target: Target, child: bool, index: SchemaIndex, *,
              whole_parent: bool) -> Body:
     """Find the one resource the body holds inside the wrapper."""
-    members = _children(tree, container)
+    members = _children(tree, container, index)
     if whole_parent:
         assert target.node is not None
         inside = []
@@ -222,24 +226,26 @@ def _located(tree: DataTree, container: Target, target: Target, child: bool, ind
     return Body(tree, path, node, tuple(keys))
 
 
-def _children(tree: DataTree, container: Target) -> list[tuple[str, str, str, list[tuple[str, str]]]]:
-    """(data path, module, name, keys) of each node directly inside the wrapper."""
+def _children(tree: DataTree, container: Target, index: SchemaIndex
+              ) -> list[tuple[str, str, str, list[tuple[str, str]]]]:
+    """(data path, module, name, keys) of each node directly inside the wrapper. A list entry's
+    keys are its first children, in the list's key order (libyang keeps them so): read from the
+    schema index, not asked of each child node."""
     if container.is_datastore:
         nodes = list(tree.top_nodes())
     else:
         parent = tree.get(container.path)
-        nodes = [] if parent is None else [c for c in parent.children() if not _is_key(c)]
+        keys_of_parent = len(container.node.keys) if container.node is not None else 0
+        nodes = [] if parent is None else list(itertools.islice(parent.children(), keys_of_parent, None))
     out = []
     for node in nodes:
-        snode = node.schema()
-        keys = [(k.name(), str(k.value())) for k in node.children() if _is_key(k)] if hasattr(snode, "keys") else []
-        out.append((node.path(), node.module().name(), node.name(), keys))
+        module, name = node.module().name(), node.name()
+        snode = index.top.get((module, name)) if container.node is None else container.node.child(module, name)
+        keys: list[tuple[str, str]] = []
+        if snode is not None and snode.kind == "list":
+            keys = [(k.name(), str(k.value())) for k in itertools.islice(node.children(), len(snode.keys))]
+        out.append((node.path(), module, name, keys))
     return out
-
-
-def _is_key(node: Any) -> bool:
-    snode = node.schema()
-    return bool(getattr(snode, "is_key", lambda: False)())
 
 
 def decode_datastore(raw: bytes, encoding: Encoding, schema: Schema, index: SchemaIndex) -> DataTree:
@@ -269,15 +275,16 @@ def decode_datastore(raw: bytes, encoding: Encoding, schema: Schema, index: Sche
 
 
 def encode_node(cdata: Any, encoding: Encoding, modules: frozenset[str], *, with_defaults: str | None = None,
-                keep_empty: bool = False) -> bytes:
+                keep_empty: bool = False, parent: str = "") -> bytes:
     """One data node (a container, a list entry, a leaf) as a RESTCONF answer; an empty container
-    is written as one (``{"m:c": {}}``), not as nothing."""
+    is written as one (``{"m:c": {}}``), not as nothing. `parent`: the node's parent's schema
+    path for the plain dialect (`dialect.answer`)."""
     fmt = "xml" if encoding == "xml" else "json"
     text = print_node(cdata, fmt, with_defaults=with_defaults, keep_empty_containers=keep_empty)  # type: ignore[arg-type]
     if not text.strip() or text.strip() == "{}":
         text = print_node(cdata, fmt, with_defaults=with_defaults, keep_empty_containers=True)  # type: ignore[arg-type]
     if encoding == "plain":
-        return json.dumps(dialect.to_plain(json.loads(text or "{}"), modules)).encode()
+        return json.dumps(dialect.answer(json.loads(text or "{}"), modules, parent)).encode()
     return text.encode()
 
 

@@ -20,7 +20,7 @@ from qstrata.bindings.paths import PathStep
 from qstrata.bindings.schema_index import SchemaIndex
 from qstrata.bindings.tree import DataTree, Visit
 
-from . import codec
+from . import codec, dialect
 from .errors import not_found
 from .media import Encoding
 from .query import Query
@@ -50,11 +50,13 @@ def _combine(verdicts: list[Visit]) -> Visit:
     return Visit.KEEP
 
 
-def visitor(query: Query, base: int, index: SchemaIndex) -> Callable[[tuple[PathStep, ...], tuple], Visit] | None:
+def visitor(query: Query, base: int, index: SchemaIndex, *, config_source: bool = False
+            ) -> Callable[[tuple[PathStep, ...], tuple], Visit] | None:
     """The `DataTree.pruned` visitor for content, depth and fields below a target `base` steps
-    deep (0: the datastore, whose ``data`` container counts as depth 1)."""
+    deep (0: the datastore, whose ``data`` container counts as depth 1). `config_source`: the
+    tree read holds configuration only (running), so content=config takes nothing from it."""
     checks: list[Callable[[tuple[PathStep, ...], tuple], Visit]] = []
-    if query.content != "all":
+    if query.content != "all" and not (query.content == "config" and config_source):
         want_config = query.content == "config"
         config_of: dict[int, bool] = {}
 
@@ -86,6 +88,8 @@ def visitor(query: Query, base: int, index: SchemaIndex) -> Callable[[tuple[Path
                 if _matches(field, rel, schema_path[base - 1][0] if base else None):
                     if len(field) <= len(rel):
                         return Visit.OPEN
+                    if len(field) == len(rel) + 1 and _is_key(index, schema_path, field[-1][1]):
+                        return Visit.OPEN  # keys are never visited: a field naming one opens its entry
                     through = True
             return Visit.THROUGH if through else Visit.DROP
         checks.append(fields)
@@ -94,6 +98,11 @@ def visitor(query: Query, base: int, index: SchemaIndex) -> Callable[[tuple[Path
     if len(checks) == 1:
         return checks[0]
     return lambda steps, schema_path: _combine([check(steps, schema_path) for check in checks])
+
+
+def _is_key(index: SchemaIndex, schema_path: tuple, name: str) -> bool:
+    node = index.node(schema_path)
+    return node is not None and node.kind == "list" and name in node.keys
 
 
 def _matches(field: tuple[tuple[str | None, str], ...], rel: tuple, parent_module: str | None) -> bool:
@@ -108,20 +117,24 @@ def _matches(field: tuple[tuple[str | None, str], ...], rel: tuple, parent_modul
 
 
 def select(source: DataTree, target: Target, access: UserAccess, control: AccessControl, query: Query,
-           index: SchemaIndex) -> DataTree | None:
+           index: SchemaIndex, *, config_source: bool = False) -> DataTree | None:
     """The target with its ancestors, as the user may see it, pruned by the query; None when the
-    target does not exist."""
+    target does not exist. When nothing is to be taken away (a user NACM does not restrict, no
+    query that prunes or adds defaults) that is `source` itself: the target is printed in place,
+    not copied first. `config_source`: see `visitor`."""
+    visit = visitor(query, len(target.steps), index, config_source=config_source)
     if target.is_datastore:
         tree = source
     else:
         if source.get(target.path) is None:
             return None
-        tree = source.select(target.path)
+        untouched = access.unrestricted and visit is None and query.with_defaults not in ("report-all",
+                                                                                        "report-all-tagged")
+        tree = source if untouched else source.select(target.path)
     if not access.unrestricted:
         tree = control.filter_read(access, tree)
         if not target.is_datastore and tree.get(target.path) is None:
             return None  # RFC 8341 s3.2.4: what may not be read does not exist for the reader
-    visit = visitor(query, len(target.steps), index)
     if visit is not None:
         tree = tree.pruned(visit)
     if query.with_defaults in ("report-all", "report-all-tagged"):
@@ -141,17 +154,19 @@ def render(tree: DataTree, target: Target, encoding: Encoding, query: Query, mod
         step = target.steps[-1]
         if encoding == "xml":
             return Answer(f'<{step.name} xmlns="{schema_namespace(step.module)}"/>'.encode())
-        name = step.name if encoding == "plain" else f"{step.module}:{step.name}"
-        return Answer(json.dumps({name: {}}).encode())
+        doc: dict = {f"{step.module}:{step.name}": {}}
+        if encoding == "plain":
+            doc = dialect.answer(doc, modules, codec.schema_path(target.steps[:-1]))
+        return Answer(json.dumps(doc).encode())
     return Answer(codec.encode_node(node.cdata, encoding, modules, with_defaults=query.with_defaults,
-                                    keep_empty=query.depth is not None))
+                                    keep_empty=query.depth is not None, parent=codec.schema_path(target.steps[:-1])))
 
 
 def read(source: DataTree, target: Target, encoding: Encoding, query: Query, access: UserAccess,
          control: AccessControl, index: SchemaIndex, modules: frozenset[str],
-         schema_namespace: Callable[[str], str]) -> Answer:
+         schema_namespace: Callable[[str], str], *, config_source: bool = False) -> Answer:
     """Pure CPU work (may run in a worker thread)."""
-    tree = select(source, target, access, control, query, index)
+    tree = select(source, target, access, control, query, index, config_source=config_source)
     if tree is None:
         raise not_found(f"no data at {target.path}", target.path)
     return render(tree, target, encoding, query, modules, schema_namespace)

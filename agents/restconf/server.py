@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import hashlib
 import json
 import logging
@@ -47,8 +48,8 @@ from qstrata.bindings.validate import InvalidData
 from qstrata.bindings.wire.auth import basic_login
 from qstrata.bindings.wire.tls import TlsFiles, server_ssl_context
 
-from . import codec, media, reads, resource, streams, yang_patch
-from .errors import RestconfError, bad_request, errors_json, errors_xml, from_core, not_found
+from . import codec, media, monitoring, reads, resource, streams, yang_patch
+from .errors import RESTCONF_NS, RestconfError, bad_request, errors_json, errors_xml, from_core, not_found
 from .media import Encoding
 from .query import CAPABILITY_URIS, Query, parse_query
 from .resource import Target
@@ -59,10 +60,14 @@ MAX_BODY = 16 * 1024 * 1024
 """Largest request body read (NETCONF's default message cap)."""
 BIG_DATASTORE = 512 * 1024
 """Reads of a datastore that prints larger than this run in a worker thread."""
+BIG_BODY = 256 * 1024
+"""Request bodies larger than this are parsed in a worker thread (NETCONF's big message)."""
 YANG_LIBRARY_VERSION = "2019-01-04"
 SSE_KEEPALIVE_S = 15.0
-MONITORING = "ietf-restconf-monitoring"
-MONITORING_NS = "urn:ietf:params:xml:ns:yang:ietf-restconf-monitoring"
+SERVED_OPERATIONS: frozenset[tuple[str, str]] = frozenset()
+"""(module, rpc) the operations resource lists and POST invokes: those something here implements."""
+NETCONF_PROTOCOL = frozenset({"ietf-netconf", "ietf-netconf-nmda", "ietf-netconf-monitoring"})
+"""Modules whose RPCs are NETCONF's own operations, not RESTCONF ones."""
 ACCEPT_PATCH = ", ".join((media.YANG_JSON, media.YANG_XML, media.PATCH_JSON, media.PATCH_XML))
 
 
@@ -86,7 +91,14 @@ class Caller:
 
 
 def _http_date(unix_ns: int) -> str:
-    return email.utils.formatdate(unix_ns / 1e9, usegmt=True)
+    return _http_date_of_second(unix_ns // 1_000_000_000)
+
+
+@functools.lru_cache(maxsize=4)
+def _http_date_of_second(second: int) -> str:
+    """An HTTP date has whole seconds: every write answers one (Last-Modified), and formatdate
+    costs more than the rest of building the answer."""
+    return email.utils.formatdate(second, usegmt=True)
 
 
 def _parse_http_date(text: str) -> float | None:
@@ -174,27 +186,12 @@ class Restconf:
             self._library = _without(data, "location")
         return self._library
 
-    def monitoring(self, encoding: Encoding) -> bytes:
+    def monitoring(self) -> dict:
         """ietf-restconf-monitoring:restconf-state (RFC 8040 s9): capabilities and streams."""
-        created = streams.time_text(self.hub.created_ns)
-        access = [{"encoding": enc, "location": f"{self.base_url}/restconf/streams/{streams.STREAM}/{enc}"}
-                  for enc in ("json", "xml")]
-        state = {"capabilities": {"capability": list(CAPABILITY_URIS)},
-                 "streams": {"stream": [{"name": streams.STREAM,
-                                         "description": "NETCONF notifications: netconf-config-change and the "
-                                                        "device's own (RFC 8040 s6.2)",
-                                         "replay-support": True, "replay-log-creation-time": created,
-                                         "access": access}]}}
-        if encoding == "xml":
-            caps = "".join(f"<capability>{_x(c)}</capability>" for c in CAPABILITY_URIS)
-            acc = "".join(f"<access><encoding>{a['encoding']}</encoding><location>{_x(a['location'])}</location>"
-                          "</access>" for a in access)
-            return (f'<restconf-state xmlns="{MONITORING_NS}"><capabilities>{caps}</capabilities><streams><stream>'
-                    f"<name>{streams.STREAM}</name><replay-support>true</replay-support>"
-                    f"<replay-log-creation-time>{created}</replay-log-creation-time>{acc}</stream></streams>"
-                    "</restconf-state>").encode()
-        name = "restconf-state" if encoding == "plain" else f"{MONITORING}:restconf-state"
-        return json.dumps({name: state}).encode()
+        return monitoring.state(CAPABILITY_URIS, streams.STREAM, "NETCONF notifications: netconf-config-change and "
+                                "the device's own (RFC 8040 s6.2)", streams.time_text(self.hub.created_ns),
+                                {enc: f"{self.base_url}/restconf/streams/{streams.STREAM}/{enc}"
+                                 for enc in ("json", "xml")})
 
     # ------------------------------------------------------------------ helpers
     def _answer_encoding(self, request: web.Request, body: Encoding | None = None) -> Encoding:
@@ -215,7 +212,8 @@ class Restconf:
             raise RestconfError("too-big", f"the request body has {request.content_length} bytes, at most "
                                 f"{MAX_BODY} are read", error_type="transport")
         try:
-            return await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
+            async with asyncio.timeout(BODY_TIMEOUT_S):  # not wait_for: no task, no loop round when it is all here
+                return await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise RestconfError("too-big", f"the request body is larger than {MAX_BODY} bytes",
                                 error_type="transport") from None
@@ -224,8 +222,7 @@ class Restconf:
                               tag="malformed-message", error_type="transport") from None
 
     def _target(self, request: web.Request, prefix: str) -> Target:
-        raw = request.rel_url.raw_path[len(prefix):]
-        return resource.parse(self.index, raw)
+        return resource.parse(self.index, _below(request, prefix))
 
     def _query(self, request: web.Request, *, stream: bool = False) -> Query:
         return parse_query(list(request.rel_url.query.items()), request.method, stream=stream)
@@ -243,12 +240,14 @@ class Restconf:
 
     def _check_preconditions(self, request: web.Request, path: str, *, write: bool) -> bool:
         """RFC 7232 / RFC 8040 s3.4.1: False for a read that may be answered 304; 412 for a write
-        whose condition fails."""
-        etag, modified = self._validators(path)
+        whose condition fails. Without a conditional header nothing is computed."""
         match = request.headers.get("If-Match")
         none_match = request.headers.get("If-None-Match")
         since = request.headers.get("If-Unmodified-Since")
         modified_since = request.headers.get("If-Modified-Since")
+        if match is None and none_match is None and since is None and modified_since is None:
+            return True
+        etag, _ = self._validators(path)
         modified_s = self.ctx.datastore.installed_ns.get("running", 0) // 1_000_000_000
 
         def listed(header: str) -> bool:
@@ -275,19 +274,25 @@ class Restconf:
                                 error_type="protocol")
         return True
 
-    async def _offload(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self.ctx.datastore.weight("running") > BIG_DATASTORE:
+    async def _offload(self, fn: Callable[..., Any], *args: Any, big: bool | None = None) -> Any:
+        """CPU work in a worker thread when it is large: a read when the datastore is (`big` None),
+        a body's parsing when the body is; small work runs inline, where a thread hop costs more
+        than the work (NETCONF's rule)."""
+        if big is None:
+            big = self.ctx.datastore.weight("running") > BIG_DATASTORE
+        if big:
             return await asyncio.to_thread(fn, *args)
         return fn(*args)
 
     # ------------------------------------------------------------------ /restconf/data
     async def data(self, request: web.Request) -> web.StreamResponse:
         caller = await self.caller(request)
-        raw = request.rel_url.raw_path[len("/restconf/data"):].strip("/")
-        if raw.partition("/")[0] == f"{MONITORING}:restconf-state" and request.method in ("GET", "HEAD"):
+        segments = _below(request, "/restconf/data").strip("/").split("/")
+        if segments[0] == f"{monitoring.MODULE}:{monitoring.ROOT}" and request.method in ("GET", "HEAD"):
             self._query(request)
             encoding = self._answer_encoding(request)
-            return self._reply(request, 200, self.monitoring(encoding), encoding)
+            name, value, is_entry = monitoring.select(self.monitoring(), segments[1:])
+            return self._reply(request, 200, monitoring.encode(name, value, encoding, is_entry), encoding)
         target = self._target(request, "/restconf/data")
         method = request.method
         if target.node is not None and target.node.kind in ("rpc", "action", "notification"):
@@ -341,13 +346,24 @@ class Restconf:
             source = datastore.get_config("running")
         else:
             source = await self._offload(reads.operational, datastore, self.ctx.access, self.yang_library())
-        answer = await self._offload(reads.read, source, target, encoding, query, caller.access, self.ctx.access,
-                                     self.index, self.modules, self.schema.namespace)
+        answer = await self._offload(functools.partial(
+            reads.read, source, target, encoding, query, caller.access, self.ctx.access, self.index, self.modules,
+            self.schema.namespace, config_source=query.content == "config"))
         return self._reply(request, 200, answer.body, encoding, headers)
 
-    async def _edit(self, caller: Caller, operations: list[EditOperation], *, big: bool = False) -> None:
+    def _conditions(self, request: web.Request, path: str) -> Callable[[], None]:
+        """The request's If-* headers about `path`, as the check the transaction runs once it
+        holds the datastore (RFC 8040 s3.4.1: no other commit between the check and the edit)."""
+        def check() -> None:
+            self._check_preconditions(request, path, write=True)
+        return check
+
+    async def _edit(self, caller: Caller, operations: list[EditOperation], *, big: bool = False,
+                    precondition: Callable[[], None] | None = None) -> None:
+        """One transaction as the caller, refused by `precondition` (see `_conditions`)."""
         try:
-            await self.ctx.datastore.edit("running", operations, self.session(caller), big=big)
+            await self.ctx.datastore.edit("running", operations, self.session(caller), big=big,
+                                          precondition=precondition)
         except (DatastoreError, InvalidData) as exc:
             raise from_core(exc) from None
 
@@ -359,11 +375,19 @@ class Restconf:
             headers["ETag"] = etag
         return web.Response(status=status, headers=headers)
 
-    def _check_insert(self, query: Query) -> None:
-        if query.insert in ("first", "before", "after"):
-            raise RestconfError("operation-not-supported", f"insert={query.insert}: positions in user-ordered lists "
-                                "are not supported by this server (entries are appended: insert=last)",
-                                error_type="application")
+    def _placement(self, query: Query) -> dict[str, Any]:
+        """The `EditOperation` fields of insert/point (RFC 8040 s4.8.5-6): point is an api-path
+        from the datastore's root; the core checks that the list is ordered-by user and that
+        point names an entry of it."""
+        if query.insert is None:
+            return {}
+        point = None
+        if query.point is not None:
+            point_target = resource.parse(self.index, query.point)
+            if point_target.is_datastore:
+                raise bad_request("point must name a list entry", info={"bad-attribute": "point"})
+            point = point_target.path
+        return {"insert": query.insert, "point": point}
 
     async def _delete(self, request: web.Request, caller: Caller, target: Target) -> web.Response:
         self._query(request)
@@ -372,44 +396,59 @@ class Restconf:
                                 error_type="protocol", headers={"Allow": "GET, HEAD, OPTIONS, PATCH, POST, PUT"})
         if not self.ctx.datastore.get_config("running").exists(target.path):
             raise not_found(f"no data at {target.path}", target.path)
-        self._check_preconditions(request, target.path, write=True)
-        await self._edit(caller, [EditOperation("delete", target.path)])
+        await self._edit(caller, [EditOperation("delete", target.path)],
+                         precondition=self._conditions(request, target.path))
         return web.Response(status=204)
 
     async def _put(self, request: web.Request, caller: Caller, target: Target) -> web.Response:
         query = self._query(request)
-        self._check_insert(query)
+        placement = self._placement(query)
         raw = await self._body(request)
         encoding, _ = media.body_encoding(request.headers.get("Content-Type"))
         self._answer_encoding(request, encoding)
-        self._check_preconditions(request, target.path, write=True)
         if target.is_datastore:
+            if placement:
+                raise bad_request("insert applies to an entry of a list, not the datastore",
+                                  info={"bad-attribute": "insert"})
             tree = codec.decode_datastore(raw, encoding, self.schema, self.index)
-            await self._edit(caller, [EditOperation("replace", "/", tree)], big=len(raw) > BIG_DATASTORE)
+            await self._edit(caller, [EditOperation("replace", "/", tree)], big=len(raw) > BIG_BODY,
+                             precondition=self._conditions(request, "/"))
             return self._written(request, 204, "/")
-        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, False)
-        existed = self.ctx.datastore.get_config("running").exists(target.path)
-        await self._edit(caller, [EditOperation("replace", target.path, body.tree)], big=len(raw) > BIG_DATASTORE)
-        return self._written(request, 204 if existed else 201, target.path)
+        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, False,
+                                   big=len(raw) > BIG_BODY)
+        existed = []  # read in the transaction: whether this PUT creates the resource
+        conditions = self._conditions(request, target.path)
+
+        def precondition() -> None:
+            conditions()
+            existed.append(self.ctx.datastore.get_config("running").exists(target.path))
+        await self._edit(caller, [EditOperation("replace", target.path, body.tree, **placement)],
+                         big=len(raw) > BIG_BODY, precondition=precondition)
+        return self._written(request, 204 if existed[0] else 201, target.path)
 
     async def _post(self, request: web.Request, caller: Caller, target: Target) -> web.Response:
         query = self._query(request)
-        self._check_insert(query)
+        placement = self._placement(query)
         raw = await self._body(request)
         encoding, _ = media.body_encoding(request.headers.get("Content-Type"))
         self._answer_encoding(request, encoding)
-        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, True)
+        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, True,
+                                   big=len(raw) > BIG_BODY)
         if body.whole_parent is not None:  # TeraFlowSDN: the container's content, each entry created
             if not body.whole_parent:
                 raise bad_request("the body holds nothing to create", tag="missing-element")
+            if placement:
+                raise bad_request("insert applies to a POST of one entry", info={"bad-attribute": "insert"})
             ops = [EditOperation("create", path) for path, _, _ in body.whole_parent]
-            await self._edit(caller, [*ops, EditOperation("merge", target.path, body.tree)])
+            await self._edit(caller, [*ops, EditOperation("merge", target.path, body.tree)],
+                             precondition=self._conditions(request, target.path))
             first_path, first_node, keys = body.whole_parent[0]
             return self._created(request, target, first_path, first_node, keys)
         if not target.is_datastore and not self.ctx.datastore.get_config("running").exists(target.path) \
                 and target.node is not None and target.node.kind == "list":
             raise not_found(f"no data at {target.path}", target.path)
-        await self._edit(caller, [EditOperation("create", body.path, body.tree)], big=len(raw) > BIG_DATASTORE)
+        await self._edit(caller, [EditOperation("create", body.path, body.tree, **placement)],
+                         big=len(raw) > BIG_BODY, precondition=self._conditions(request, target.path))
         return self._created(request, target, body.path, body.node, body.keys)
 
     def _created(self, request: web.Request, target: Target, path: str, node: Any,
@@ -425,28 +464,33 @@ class Restconf:
         raw = await self._body(request)
         encoding, is_patch = media.body_encoding(request.headers.get("Content-Type"), patch=True)
         answer = self._answer_encoding(request, encoding)
-        self._check_preconditions(request, target.path, write=True)
         if is_patch:
             return await self._yang_patch(request, caller, target, raw, encoding, answer)
         if target.is_datastore:
             tree = codec.decode_datastore(raw, encoding, self.schema, self.index)
-            await self._edit(caller, [EditOperation("merge", "/", tree)], big=len(raw) > BIG_DATASTORE)
+            await self._edit(caller, [EditOperation("merge", "/", tree)], big=len(raw) > BIG_BODY,
+                             precondition=self._conditions(request, "/"))
             return self._written(request, 204, "/")
         if not self.ctx.datastore.get_config("running").exists(target.path):
             raise not_found(f"no data at {target.path}: PATCH changes an existing resource", target.path)
-        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, False)
+        body = await self._offload(codec.decode, raw, encoding, target, self.schema, self.index, False,
+                                   big=len(raw) > BIG_BODY)
         await self._edit(caller, [EditOperation(REQUIRE, target.path), EditOperation("merge", target.path, body.tree)],
-                         big=len(raw) > BIG_DATASTORE)
+                         big=len(raw) > BIG_BODY, precondition=self._conditions(request, target.path))
         return self._written(request, 204, target.path)
 
     async def _yang_patch(self, request: web.Request, caller: Caller, target: Target, raw: bytes,
                           encoding: Encoding, answer: Encoding) -> web.Response:
         if answer == "plain":
             answer = "json"
-        patch = await self._offload(yang_patch.parse, raw, encoding, target, self.schema, self.index)
+        patch = await self._offload(yang_patch.parse, raw, encoding, target, self.schema, self.index,
+                                    big=len(raw) > BIG_BODY)
         try:
-            await self._edit(caller, [edit.op for edit in patch.edits])
+            await self._edit(caller, [edit.op for edit in patch.edits],
+                             precondition=self._conditions(request, target.path))
         except RestconfError as exc:
+            if exc.http_status == 412:  # the patch as a whole was not applied: no edit failed
+                raise
             edit_id = yang_patch.failing_edit(patch, exc.path)
             body = yang_patch.status_failed(patch.patch_id, exc, edit_id, answer, errors_json,
                                             lambda e: errors_xml(e, self._namespace))
@@ -464,23 +508,36 @@ class Restconf:
 
     # ------------------------------------------------------------------ /restconf/operations
     async def operations(self, request: web.Request) -> web.Response:
+        """RFC 8040 s3.3.2 / s4.4.2: the operations this server serves and their invocation.
+
+        It lists the RPCs of the agent's modules that something here implements: none today (the
+        switch module's port-set-state, aps-command... have no device behind them, over NETCONF
+        either). The NETCONF protocol operations (`NETCONF_PROTOCOL`: get-config, edit-config,
+        lock, get-schema, get-data...) are not RESTCONF operations: its methods and the YANG
+        library do their work."""
         await self.caller(request)
-        raw = request.rel_url.raw_path[len("/restconf/operations"):].strip("/")
+        raw = _below(request, "/restconf/operations").strip("/")
         encoding = self._answer_encoding(request)
         if not raw:
             if request.method != "GET" and request.method != "HEAD":
                 raise RestconfError("operation-not-supported", "the operations resource is read with GET",
-                                    status=405, error_type="protocol")
-            # RFC 8040 s3.3.2 lists the operations the server implements: no device here implements
-            # the RPCs its modules define (the switch's port-set-state...), so the list is empty
+                                    status=405, error_type="protocol", headers={"Allow": "GET, HEAD"})
+            served = sorted(SERVED_OPERATIONS)
             if encoding == "xml":
-                body = b'<operations xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf"/>'
+                body = (f'<operations xmlns="{RESTCONF_NS}">'
+                        + "".join(f'<{n} xmlns="{self._namespace(m)}"/>' for m, n in served)
+                        + "</operations>").encode()
             else:
-                body = json.dumps({"ietf-restconf:operations": {}}).encode()
+                body = json.dumps({"operations" if encoding == "plain" else "ietf-restconf:operations":
+                                   {f"{m}:{n}": [None] for m, n in served}}).encode()
             return self._reply(request, 200, body, encoding)
         module, _, name = raw.partition(":")
         if (module, name) not in self.index.rpcs:
             raise not_found(f"no operation {raw!r} on this server")
+        if module in NETCONF_PROTOCOL:
+            raise RestconfError("operation-not-supported", f"{raw} is a NETCONF protocol operation; RESTCONF's "
+                                "methods (GET, PUT, POST, PATCH, DELETE) and the YANG library do its work",
+                                status=501, error_type="protocol")
         raise RestconfError("operation-not-supported", f"{raw} is defined by the agent's modules but no device "
                             "here implements it", status=501, error_type="application")
 
@@ -555,8 +612,14 @@ def _without(value: Any, key: str) -> Any:
     return value
 
 
-def _x(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _below(request: web.Request, prefix: str) -> str:
+    """The request's path below `prefix` exactly as the client wrote it: the URL library
+    decodes ``%2C`` to ``,`` in its own path, and RFC 8040 s3.5.3.1 splits key values on the
+    literal ``,`` before decoding."""
+    wire = request.raw_path.split("?", 1)[0].split("#", 1)[0]
+    if not wire.startswith(prefix):  # an absolute-form or otherwise rewritten target
+        wire = request.rel_url.raw_path
+    return wire[len(prefix):]
 
 
 def _error_response(request: web.Request, error: RestconfError, namespace_of: Callable[[str], str | None]

@@ -3,7 +3,8 @@ and the ``yang-patch-status`` answer. Pure apart from the parsing it asks of `co
 
 Each edit's ``target`` is a resource path below the request's target; its ``value`` holds that
 node. create/merge/replace/delete/remove map one to one onto the core's operations; ``insert``
-and ``move`` (positions in user-ordered lists) are refused with operation-not-supported.
+is a create placed by ``where``/``point`` (RFC 8072 s2.5), ``move`` places an existing entry of a
+user-ordered list there (the core's `EditOperation.insert`).
 """
 
 from __future__ import annotations
@@ -73,16 +74,19 @@ def parse(raw: bytes, encoding: Encoding, base: Target, schema: Schema, index: S
                           tag="too-big")
     edits = []
     seen: set[str] = set()
-    for edit_id, operation, target_text, value in entries:
+    for edit_id, operation, target_text, value, where, point_text in entries:
         if edit_id in seen:
             raise bad_request(f"edit-id {edit_id!r} is used twice")
         seen.add(edit_id)
         if operation not in OPERATIONS:
             raise bad_request(f"edit {edit_id}: operation {operation!r} is not one of {', '.join(OPERATIONS)}")
-        if operation in ("insert", "move"):
-            raise RestconfError("operation-not-supported", f"edit {edit_id}: {operation} (positions in user-ordered "
-                                "lists) is not supported by this server", error_type="application")
         target = _edit_target(base, target_text, index)
+        insert, point = _place(edit_id, operation, where, point_text, base, index)
+        if operation == "move":
+            if value is not None:
+                raise bad_request(f"edit {edit_id}: move takes no value")
+            edits.append(Edit(edit_id, operation, target, EditOperation("merge", target.path, None, insert, point)))
+            continue
         if operation in ("delete", "remove"):
             if value is not None:
                 raise bad_request(f"edit {edit_id}: {operation} takes no value")
@@ -93,11 +97,33 @@ def parse(raw: bytes, encoding: Encoding, base: Target, schema: Schema, index: S
         if target.is_datastore:
             raise bad_request(f"edit {edit_id}: the target must be a data resource")
         body = codec.decode(value, encoding, target, schema, index, child=False)
-        edits.append(Edit(edit_id, operation, target, EditOperation(operation, target.path, body.tree)))  # type: ignore[arg-type]
+        core = "create" if operation == "insert" else operation
+        edits.append(Edit(edit_id, operation, target, EditOperation(core, target.path, body.tree, insert, point)))  # type: ignore[arg-type]
     return Patch(patch_id, edits)
 
 
-def _json_entries(raw: bytes) -> tuple[list[tuple[str, str, str, bytes | None]], str]:
+def _place(edit_id: str, operation: str, where: str | None, point: str | None, base: Target,
+           index: SchemaIndex) -> tuple[str | None, str | None]:
+    """(insert, point data path) of an insert or move edit (RFC 8072 s2.5: where defaults to
+    last; point, relative like target, only with before/after)."""
+    if operation not in ("insert", "move"):
+        if where is not None or point is not None:
+            raise bad_request(f"edit {edit_id}: where and point belong to insert and move edits")
+        return None, None
+    where = where or "last"
+    if where not in ("first", "last", "before", "after"):
+        raise bad_request(f"edit {edit_id}: where must be first, last, before or after, not {where[:40]!r}")
+    if (point is not None) != (where in ("before", "after")):
+        raise bad_request(f"edit {edit_id}: point is given exactly with where before or after",
+                          tag="missing-element" if point is None else "invalid-value")
+    return where, _edit_target(base, point, index).path if point is not None else None
+
+
+Entry = tuple[str, str, str, bytes | None, str | None, str | None]
+"""edit-id, operation, target, value, where, point"""
+
+
+def _json_entries(raw: bytes) -> tuple[list[Entry], str]:
     doc = codec.parse_json(raw)
     patch = doc.get("ietf-yang-patch:yang-patch") if isinstance(doc, dict) and len(doc) == 1 else None
     if not isinstance(patch, dict):
@@ -114,11 +140,15 @@ def _json_entries(raw: bytes) -> tuple[list[tuple[str, str, str, bytes | None]],
         if not all(isinstance(v, str) for v in (edit_id, operation, target)):
             raise bad_request("each edit needs edit-id, operation and target (strings)", tag="missing-element")
         value = edit.get("value")
-        out.append((edit_id, operation, target, json.dumps(value).encode() if value is not None else None))
+        where, point = edit.get("where"), edit.get("point")
+        if not all(v is None or isinstance(v, str) for v in (where, point)):
+            raise bad_request("where and point are strings", tag="invalid-value")
+        out.append((edit_id, operation, target, json.dumps(value).encode() if value is not None else None, where,
+                    point))
     return out, patch_id  # type: ignore[return-value]
 
 
-def _xml_entries(raw: bytes) -> tuple[list[tuple[str, str, str, bytes | None]], str]:
+def _xml_entries(raw: bytes) -> tuple[list[Entry], str]:
     try:
         root = parse_message(raw)  # the shared safe parser: no DTD, no entities, bounded cost
     except MalformedMessage as exc:
@@ -142,7 +172,8 @@ def _xml_entries(raw: bytes) -> tuple[list[tuple[str, str, str, bytes | None]], 
         if value_el is not None:
             children = [c for c in value_el if isinstance(c.tag, str)]
             value = b"".join(etree.tostring(c) for c in children)
-        out.append((edit_id, operation, target, value))
+        out.append((edit_id, operation, target, value, edit.findtext(f"{{{YP_NS}}}where"),
+                    edit.findtext(f"{{{YP_NS}}}point")))
     return out, patch_id
 
 

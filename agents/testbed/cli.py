@@ -77,20 +77,21 @@ def _print_summary(network) -> None:
           f"speed {network.options.speed:g}x")
     for line in network.endpoint_lines():
         print(line)
-    print(f"{'agent':10} {'kind':7} {'NETCONF':22} {'gNMI':22} credentials")
+    # one line per agent, every protocol's address: the summary must fit a 24-line terminal after
+    # the status table's screen is gone (a table per protocol pushed the dashboard's line off it)
+    print(f"{'agent':10} {'kind':7} {'NETCONF':16} {'gNMI':16} RESTCONF (HTTPS, Basic)")
     for h in network.agents:
         gnmi = f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-"
-        print(f"{h.name:10} {h.kind:7} {h.host + ':' + str(h.netconf_port):22} {gnmi:22} {shown(h.credentials)}")
+        print(f"{h.name:10} {h.kind:7} {h.host + ':' + str(h.netconf_port):16} {gnmi:16} {h.restconf_url or '-'}")
+    folders = {h.state_dir.parent for h in network.agents}
+    where = f"{shown(folders.pop())}/<agent>" if len(folders) == 1 else "each agent's state folder"
+    print(f"{'credentials':18} {where}/credentials.json (user, password, gNMI CA)")
+    print(f"{'RESTCONF, KME CA':18} {where}/gnmi/ca.pem")
     kmes = [h for h in network.agents if h.kme_url]
     if kmes:
-        print(f"{'KME':10} {'ETSI GS QKD 014':30} {'CA':30} SAE certificates")
+        print(f"{'KME':10} {'ETSI GS QKD 014':30} SAE certificates")
         for h in kmes:
-            print(f"{h.name:10} {h.kme_url:30} {shown(h.kme_ca):30} {shown(h.state_dir / 'sae')}")
-    restconf = [h for h in network.agents if h.restconf_url]
-    if restconf:
-        print(f"{'RESTCONF':10} {'RFC 8040 (Basic: credentials)':30} CA")
-        for h in restconf:
-            print(f"{h.name:10} {h.restconf_url:30} {shown(h.kme_ca)}")
+            print(f"{h.name:10} {h.kme_url:30} {shown(h.state_dir / 'sae')}")
 
 
 def cmd_up(args: argparse.Namespace) -> int:

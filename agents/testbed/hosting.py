@@ -34,6 +34,7 @@ from qstrata.agents.access.users import CREDENTIALS_FILE, update_credentials
 from qstrata.agents.app import Agent, AgentOptions
 from qstrata.agents.devices.remote.client import RemotePlant
 from qstrata.agents.devices.topology import Node, Topology
+from qstrata.bindings.wire.address import https_url
 
 from .supervisor import Child, ChildSpec, StartError, Supervisor
 
@@ -79,11 +80,7 @@ class HostedAgent:
         return self._https_url(self.restconf_port)
 
     def _https_url(self, port: int | None) -> str | None:
-        """The base URL of an HTTPS server of the agent on `port` (an IPv6 host in brackets)."""
-        if port is None:
-            return None
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}:{port}"
+        return https_url(self.host, port) if port is not None else None
 
     @property
     def kme_ca(self) -> Path:

@@ -118,6 +118,57 @@ class telemetry:
             occupancy = '/qstrata-telemetry:telemetry/memories/memory/occupancy'
             capacity = '/qstrata-telemetry:telemetry/memories/memory/capacity'
             capacity_unit = '/qstrata-telemetry:telemetry/memories/memory/capacity-unit'
+            expired_pairs = '/qstrata-telemetry:telemetry/memories/memory/expired-pairs'
+
+            class pair_age_at_use:
+                PATH = '/qstrata-telemetry:telemetry/memories/memory/pair-age-at-use'
+                NAME = 'pair-age-at-use'
+
+                count = '/qstrata-telemetry:telemetry/memories/memory/pair-age-at-use/count'
+                sum = '/qstrata-telemetry:telemetry/memories/memory/pair-age-at-use/sum'
+
+                class bucket:
+                    PATH = '/qstrata-telemetry:telemetry/memories/memory/pair-age-at-use/bucket'
+                    NAME = 'bucket'
+                    KEYS = ('le',)
+                    entry = _entry(NAME, KEYS, '')
+
+                    le = '/qstrata-telemetry:telemetry/memories/memory/pair-age-at-use/bucket/le'
+                    count = '/qstrata-telemetry:telemetry/memories/memory/pair-age-at-use/bucket/count'
+
+            class pair_fidelity_at_use:
+                PATH = '/qstrata-telemetry:telemetry/memories/memory/pair-fidelity-at-use'
+                NAME = 'pair-fidelity-at-use'
+
+                count = '/qstrata-telemetry:telemetry/memories/memory/pair-fidelity-at-use/count'
+                sum = '/qstrata-telemetry:telemetry/memories/memory/pair-fidelity-at-use/sum'
+
+                class bucket:
+                    PATH = '/qstrata-telemetry:telemetry/memories/memory/pair-fidelity-at-use/bucket'
+                    NAME = 'bucket'
+                    KEYS = ('le',)
+                    entry = _entry(NAME, KEYS, '')
+
+                    le = '/qstrata-telemetry:telemetry/memories/memory/pair-fidelity-at-use/bucket/le'
+                    count = '/qstrata-telemetry:telemetry/memories/memory/pair-fidelity-at-use/bucket/count'
+
+    class swaps:
+        PATH = '/qstrata-telemetry:telemetry/swaps'
+        NAME = 'swaps'
+
+
+        class swap_node:
+            PATH = '/qstrata-telemetry:telemetry/swaps/swap-node'
+            NAME = 'swap-node'
+            KEYS = ('node',)
+            entry = _entry(NAME, KEYS, '/qstrata-telemetry:telemetry/swaps')
+
+            node = '/qstrata-telemetry:telemetry/swaps/swap-node/node'
+            agent = '/qstrata-telemetry:telemetry/swaps/swap-node/agent'
+            last_update = '/qstrata-telemetry:telemetry/swaps/swap-node/last-update'
+            attempted = '/qstrata-telemetry:telemetry/swaps/swap-node/attempted'
+            succeeded = '/qstrata-telemetry:telemetry/swaps/swap-node/succeeded'
+            last_fidelity = '/qstrata-telemetry:telemetry/swaps/swap-node/last-fidelity'
 
     class switch_ports:
         PATH = '/qstrata-telemetry:telemetry/switch-ports'
@@ -176,7 +227,24 @@ class telemetry:
             delivered_bits = '/qstrata-telemetry:telemetry/key-delivery/application/delivered-bits'
             delivered_keys_per_second = '/qstrata-telemetry:telemetry/key-delivery/application/delivered-keys-per-second'
             delivered_bits_per_second = '/qstrata-telemetry:telemetry/key-delivery/application/delivered-bits-per-second'
+            consumed_bits = '/qstrata-telemetry:telemetry/key-delivery/application/consumed-bits'
             latency_seconds = '/qstrata-telemetry:telemetry/key-delivery/application/latency-seconds'
+
+        class token_bucket:
+            PATH = '/qstrata-telemetry:telemetry/key-delivery/token-bucket'
+            NAME = 'token-bucket'
+            KEYS = ('node', 'session-id')
+            entry = _entry(NAME, KEYS, '/qstrata-telemetry:telemetry/key-delivery')
+
+            node = '/qstrata-telemetry:telemetry/key-delivery/token-bucket/node'
+            session_id = '/qstrata-telemetry:telemetry/key-delivery/token-bucket/session-id'
+            agent = '/qstrata-telemetry:telemetry/key-delivery/token-bucket/agent'
+            last_update = '/qstrata-telemetry:telemetry/key-delivery/token-bucket/last-update'
+            rate = '/qstrata-telemetry:telemetry/key-delivery/token-bucket/rate'
+            burst = '/qstrata-telemetry:telemetry/key-delivery/token-bucket/burst'
+            tokens = '/qstrata-telemetry:telemetry/key-delivery/token-bucket/tokens'
+            admitted = '/qstrata-telemetry:telemetry/key-delivery/token-bucket/admitted'
+            rejected = '/qstrata-telemetry:telemetry/key-delivery/token-bucket/rejected'
 
         class refused:
             PATH = '/qstrata-telemetry:telemetry/key-delivery/refused'

@@ -7,11 +7,12 @@ short description of what it did and raises `ActionError` (a one-line message) w
 
 from __future__ import annotations
 
-import importlib
 import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from xml.sax.saxutils import escape
+
+from ..plugins import load
 
 if TYPE_CHECKING:
     from ..config import TargetConfig
@@ -44,8 +45,7 @@ BUILTIN: dict[str, str] = {
 
 
 def create(config: ActionConfig, resolve_target: Any = None) -> Action:
-    module, _, attr = BUILTIN[config.kind].partition(":")
-    return getattr(importlib.import_module(module), attr)(config, resolve_target)
+    return load(BUILTIN, config.kind, "action")(config, resolve_target)
 
 
 def template_fields(alarm: Alarm) -> dict[str, str]:

@@ -9,8 +9,9 @@ collect from targets also implement `targets.TargetInput` (told which targets to
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from ..plugins import load
 
 BUILTIN: dict[str, str] = {
     "nats": "qstrata.collectors.inputs.nats:NatsInput",
@@ -19,8 +20,4 @@ BUILTIN: dict[str, str] = {
 
 
 def create(kind: str, **options: Any) -> Any:
-    target = BUILTIN.get(kind)
-    if target is None:
-        raise ValueError(f"unknown input {kind!r}; known: {', '.join(sorted(BUILTIN))}")
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)(**options)
+    return load(BUILTIN, kind, "input")(**options)

@@ -20,7 +20,7 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from ..model import Update
-from ..natsutil import MSG_ID, PREFIX, STREAM, connect, decode, ensure_stream
+from ..natsutil import MSG_ID, PREFIX, STREAM, close, connect, decode, ensure_stream
 from ..tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -127,10 +127,7 @@ class NatsInput:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         if self.nc is not None:
-            try:
-                await asyncio.wait_for(self.nc.close(), 5)
-            except (TimeoutError, nats.errors.Error, OSError):
-                pass
+            await close(self.nc)
 
     def health(self) -> dict[str, Any]:
         return {"url": self.url, "connected": bool(self.nc and self.nc.is_connected), "messages": self.messages,

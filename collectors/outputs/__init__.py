@@ -9,8 +9,9 @@ oldest batches are dropped and counted in the health view.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..plugins import load
 
 if TYPE_CHECKING:
     from ..model import Batch
@@ -57,8 +58,4 @@ class UnknownOutput(ValueError):
 
 def create(kind: str, **options: Any) -> Output:
     """An output of a registered kind; `UnknownOutput` names the kinds there are."""
-    target = BUILTIN.get(kind)
-    if target is None:
-        raise UnknownOutput(f"unknown output {kind!r}; known: {', '.join(sorted(BUILTIN))}")
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)(**options)
+    return load(BUILTIN, kind, "output", UnknownOutput)(**options)

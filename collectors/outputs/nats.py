@@ -27,6 +27,7 @@ from ..natsutil import (
     PREFIX,
     RULE,
     STREAM,
+    close,
     connect,
     encode_alarm,
     encode_status,
@@ -62,6 +63,8 @@ class NatsOutput:
         self.duplicates = 0
         self.retries = 0
         self.messages_acked = 0
+        self.unpublished = 0
+        """Messages given up at shutdown (never acknowledged)."""
         self.last_error = ""
 
     async def start(self, pipeline: Pipeline) -> None:
@@ -97,6 +100,7 @@ class NatsOutput:
 
     async def write(self, batches: list[Batch]) -> None:
         messages = self.messages(batches)
+        acked_before = self.messages_acked
         gate = asyncio.Semaphore(self.window)
 
         async def one(subject: str, payload: bytes, headers: dict[str, str], n: int) -> None:
@@ -105,7 +109,12 @@ class NatsOutput:
             self.acked += n
             self.messages_acked += 1
 
-        await asyncio.gather(*(one(*m) for m in messages))
+        pending = len(messages)
+        try:
+            await asyncio.gather(*(one(*m) for m in messages))
+        except asyncio.CancelledError:  # shutdown: what was not acknowledged is counted
+            self.unpublished += pending - (self.messages_acked - acked_before)
+            raise
 
     async def _publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
         """Until JetStream acknowledges this message (same id on every attempt)."""
@@ -131,15 +140,22 @@ class NatsOutput:
                 self.last_error = ""
             return
 
+    def abandon(self, batches: list[Batch]) -> None:
+        """Batches still queued at shutdown, which will never be published: counted."""
+        self.unpublished += len(self.messages(batches))
+
     async def stop(self) -> None:
+        connected = bool(self.nc and self.nc.is_connected)
+        if self.unpublished or not connected:  # an outage at shutdown is always accounted for, 0 included
+            log.log(logging.ERROR if self.unpublished else logging.INFO,
+                    "nats: %d messages could not be published (%s: %s)%s", self.unpublished, self.url,
+                    "not acknowledged" if connected else "unreachable", "; they are lost" if self.unpublished else "")
         if self.nc is not None:
-            try:
-                await asyncio.wait_for(self.nc.drain(), 5)
-            except (TimeoutError, nats.errors.Error, OSError):
-                await self.nc.close()
+            await close(self.nc)
 
     def health(self) -> dict[str, Any]:
         connected = bool(self.nc and self.nc.is_connected)
         return {"url": self.url, "connected": connected, "reconnects": self.nc.stats["reconnects"] if self.nc else 0,
                 "last_error": self.last_error, "acked_updates": self.acked,
-                "acked_messages": self.messages_acked, "duplicates": self.duplicates, "retries": self.retries}
+                "acked_messages": self.messages_acked,
+                "unpublished_messages": self.unpublished, "duplicates": self.duplicates, "retries": self.retries}

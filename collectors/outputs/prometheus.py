@@ -1,40 +1,46 @@
-"""Prometheus exposition endpoint (prometheus-client), named the way gnmic and Telegraf name gNMI data.
+"""Prometheus exposition endpoint, named by Prometheus' conventions (`qstrata.collectors.prom_names`).
 
-Name: ``PREFIX_`` + the path without keys, module prefixes dropped, joined by ``_``; list keys are
-labels named after the key (`qstrata.collectors.naming`), plus ``source`` (the agent; the
-collector's instance name for the collector's own agents/agent series). Numbers and booleans
-(0/1) only: strings are in the store and on NATS. Counters and gauges follow the YANG type
-(`qstrata.bindings.leafinfo`); counters get the ``_total`` suffix.
+Name: ``PREFIX_`` + the path without keys, module prefixes dropped, joined by ``_``, with the
+leaf's unit in its base unit (``_seconds``, ``_bits``, ``_bits_per_second``, ``_ratio``, ``_dbm``;
+values scaled to it) and ``_total`` for counters; list keys are labels named after the key
+(`qstrata.collectors.naming`), plus ``source`` (the agent; the collector's instance name for the
+collector's own agents/agent series). Numbers and booleans (0/1) only, and never a key, a
+leafref or an id as a sample: strings are in the store and on NATS. Histograms (the age and
+fidelity of pairs at use) are Prometheus histograms.
 
 Freshness (gnmic issue #370): a value that does not change is exported at every scrape, without a
 timestamp (Prometheus stamps it with the scrape time), so it never falls out of Prometheus'
 lookback window just because the agent did not send it again. A series goes stale only when
 its target is reported down (the series are then left out of the exposition and Prometheus
-writes staleness markers) or when its leaf is deleted.
+writes staleness markers) or when its leaf or list entry is deleted.
 
-The endpoint is a threaded HTTP server: a scrape reads the latest values from the series registry
-in its own thread, so a slow or stalled scraper never holds up ingestion; there is no per-output
-queue to fill (`wants_batches = False`). The exposition (text format 0.0.4, as prometheus-client
-writes it: labels sorted, values as Go prints them, gzip when asked) is streamed in chunks of
-about 2,000 lines: prometheus-client's `generate_latest` built a sample object per series, then
-every line, then the whole text, then its bytes -- about 65 MB at once for 200,000 series,
-every scrape (now: the family index, 1.6 MB, and one chunk).
+The endpoint is aiohttp's, in the collector's event loop (the library the KME's ETSI GS QKD 014
+API and the dashboard use). Each chunk of the exposition is built in a worker thread that reads the
+latest values from the series registry in place, so a scrape of 200,000 series never holds the
+event loop for the 0.45 s it takes, and a slow or stalled scraper holds only its own coroutine
+(dropped after `WRITE_TIMEOUT`); there is no per-output queue to fill (`wants_batches = False`).
+The exposition (text format 0.0.4, as prometheus-client writes it: values as Go prints them,
+gzip when asked) is streamed in chunks of about 2,000 lines: prometheus-client's
+`generate_latest` built a sample object per series, then every line, then the whole text, then
+its bytes -- about 65 MB at once for 200,000 series, every scrape (now: the family index, 1.6 MB,
+and one chunk).
 """
 
 from __future__ import annotations
 
-import http.server
+import asyncio
 import logging
-import socket
-import threading
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
 from ..naming import sanitize
+from ..prom_names import MetricName, metric_name
 
 if TYPE_CHECKING:
     from ..model import Batch, Series
@@ -45,6 +51,8 @@ log = logging.getLogger("qstrata.collectors.prometheus")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CHUNK_LINES = 2000
 """Sample lines per chunk written to the scraper."""
+WRITE_TIMEOUT = 60.0
+"""A scraper that stops reading for this long is dropped."""
 
 
 class PrometheusOutput:
@@ -56,26 +64,32 @@ class PrometheusOutput:
         self.port = port
         self.prefix = sanitize(prefix) if prefix else ""
         self._pipeline: Pipeline | None = None
-        self._server = None
-        self._thread = None
+        self._runner: web.AppRunner | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        self._names: dict[str, MetricName | None] = {}
         self.scrapes = 0
 
     async def start(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
-        self._server = _ExpositionServer(self.host, self.port, self)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="prometheus", daemon=True)
-        self._thread.start()
-        self.port = self._server.server_port
+        self._threads = ThreadPoolExecutor(4, thread_name_prefix="prometheus")
+        app = web.Application()
+        app.router.add_get("/{path:.*}", self._scrape)  # any path, like prometheus-client's server
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host or None, self.port).start()
+        self.port = self._runner.addresses[0][1]
         log.info("prometheus: exposition on http://%s:%d/metrics", self.host, self.port)
 
     async def write(self, batches: list[Batch]) -> None:
         """Nothing to do: scrapes read the latest values from the series registry."""
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
 
     def health(self) -> dict[str, Any]:
         return {"endpoint": f"http://{self.host}:{self.port}/metrics", "scrapes": self.scrapes}
@@ -83,10 +97,47 @@ class PrometheusOutput:
     def _name(self, name: str) -> str:
         return f"{self.prefix}_{name}" if self.prefix else name
 
-    # called in the HTTP server's threads
+    async def _scrape(self, request: web.Request) -> web.StreamResponse:
+        gzip = "gzip" in request.headers.get("Accept-Encoding", "")
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+        if gzip:
+            response.headers["Content-Encoding"] = "gzip"
+        await response.prepare(request)
+        chunks = self.encoded(gzip)
+        loop = asyncio.get_running_loop()
+        try:
+            while (chunk := await loop.run_in_executor(self._threads, next, chunks, None)) is not None:
+                await asyncio.wait_for(response.write(chunk), WRITE_TIMEOUT)
+            await response.write_eof()
+        except (ConnectionError, TimeoutError):
+            pass  # the scraper went away or stalled: nothing to tell it
+        finally:
+            chunks.close()
+        return response
+
+    # called in worker threads
+    def encoded(self, gzip: bool) -> Iterator[bytes]:
+        """The exposition's chunks as bytes, gzip-compressed when asked."""
+        if not gzip:
+            for chunk in self.exposition():
+                yield chunk.encode()
+            return
+        z = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+        for chunk in self.exposition():
+            if data := z.compress(chunk.encode()):
+                yield data
+        yield z.flush()
+
+    def _metric(self, series: Series) -> MetricName | None:
+        found = self._names.get(series.schema_path, False)
+        if found is False:
+            found = self._names[series.schema_path] = metric_name(series.schema_path, series.name)
+        return found  # type: ignore[return-value]
+
     def exposition(self) -> Iterator[str]:
-        """The text exposition in chunks: series grouped by name (a family must be contiguous),
-        then each family's lines, `CHUNK_LINES` at a time, then the collector's own metrics."""
+        """The text exposition in chunks: series grouped by metric family (a family must be
+        contiguous), then each family's lines, `CHUNK_LINES` at a time, then the collector's own
+        metrics."""
         pipeline = self._pipeline
         if pipeline is None:
             return
@@ -94,6 +145,7 @@ class PrometheusOutput:
         families: dict[str, list[Series]] = {}
         up: dict[str, bool] = {}
         target_up = pipeline.target_up
+        names = self._names
         for s in pipeline.registry:
             v = s.value
             if v is None or v.__class__ is str:
@@ -105,23 +157,43 @@ class PrometheusOutput:
                     fresh = up[target] = target_up(target)
                 if not fresh:
                     continue
-            members = families.get(s.name)
+            metric = names.get(s.schema_path, False)
+            if metric is False:
+                metric = self._metric(s)
+            if metric is None:
+                continue
+            members = families.get(metric.family)
             if members is None:
-                members = families[s.name] = []
+                members = families[metric.family] = []
             members.append(s)
         instance = pipeline.instance
         lines: list[str] = []
-        for name, members in families.items():
-            first = members[0]
-            kind = "counter" if first.counter else "gauge"
-            sample = self._name(name) + ("_total" if first.counter else "")
-            lines.append(f"# HELP {sample} {_help(first.schema_path)}\n# TYPE {sample} {kind}\n")
+        for family, members in families.items():
+            first = self._metric(members[0])
+            assert first is not None
+            name = self._name(family)
+            typed = self._name(first.sample) if first.kind == "counter" else name  # as prometheus-client writes it
+            help_path = members[0].schema_path
+            if first.kind == "histogram":  # the container: .../pair-age-at-use(/bucket)/count
+                help_path = help_path.split("/bucket/")[0] if "/bucket/" in help_path else help_path.rsplit("/", 1)[0]
+            lines.append(f"# HELP {typed} {_help(help_path)}\n# TYPE {typed} {first.kind}\n")
+            histogram = first.kind == "histogram"
+            sample, scale = self._name(first.sample), first.scale  # one leaf per family, but histograms
             for s in members:
                 v = s.value  # read again: the event loop may have changed it since
                 if v is None or v.__class__ is str:
                     continue
-                labels = sorted((*s.labels, ("source", s.target or instance)))
-                lines.append(f"{sample}{{{_labels(labels)}}} {floatToGoString(v)}\n")
+                labels = _labels(sorted((*s.labels, ("source", s.target or instance))))
+                if histogram:
+                    metric = self._metric(s)
+                    assert metric is not None
+                    sample = self._name(metric.sample)
+                if scale != 1.0:
+                    v *= scale
+                lines.append(f"{sample}{{{labels}}} {floatToGoString(v)}\n")
+                if histogram and sample.endswith("_count"):
+                    inf = _labels(sorted((*s.labels, ("le", "+Inf"), ("source", s.target or instance))))
+                    lines.append(f"{name}_bucket{{{inf}}} {floatToGoString(v)}\n")
                 if len(lines) >= CHUNK_LINES:
                     yield "".join(lines)
                     lines = []
@@ -169,44 +241,3 @@ def _escape(value: str) -> str:
     if "\\" in value or "\n" in value or '"' in value:
         return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
     return value
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """GET (any path): the exposition, streamed; the connection closes after it (HTTP/1.0)."""
-
-    server: _ExpositionServer
-    timeout = 60.0
-    """A scraper that stops reading for this long is dropped (its thread ends)."""
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        gzip = "gzip" in self.headers.get("Accept-Encoding", "")
-        self.send_response(200)
-        self.send_header("Content-Type", CONTENT_TYPE)
-        if gzip:
-            self.send_header("Content-Encoding", "gzip")
-        self.end_headers()
-        write = self.wfile.write
-        try:
-            if gzip:
-                z = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
-                for chunk in self.server.output.exposition():
-                    write(z.compress(chunk.encode()))
-                write(z.flush())
-            else:
-                for chunk in self.server.output.exposition():
-                    write(chunk.encode())
-        except (ConnectionError, TimeoutError):
-            pass  # the scraper went away or stalled: nothing to tell it
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-class _ExpositionServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, host: str, port: int, output: PrometheusOutput) -> None:
-        self.output = output
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        self.address_family = infos[0][0]
-        super().__init__(infos[0][4][:2], _Handler)

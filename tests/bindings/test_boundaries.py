@@ -70,6 +70,39 @@ def test_collectors_and_front_ends_never_import_device_code() -> None:
         assert not bad, f"{path.relative_to(ROOT)} imports device code {bad}"
 
 
+DEVICE_NAMES = frozenset({"driver", "drivers", "read_state", "world", "clock", "settled_ns", "settled_wall_ns",
+                          "state_sources"})
+"""What reaching around the core to a device looks like: its driver, its state read, a twin's world
+or the device's clock (the core's operational read hands out the data and the time it was made)."""
+
+
+def _names_used(path: Path) -> set[str]:
+    """Attribute names, and strings given to getattr/hasattr, in a module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") \
+                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+            found.add(str(node.args[1].value))
+    return found
+
+
+@pytest.mark.parametrize("path", _modules(*(f"agents/{f}" for f in FRONT_ENDS if (ROOT / "agents" / f).is_dir())),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_front_ends_read_through_the_core(path: Path) -> None:
+    """A front end reads `Datastore.read_operational` and takes `Datastore.watch_operational`'s
+    changes; it never calls a driver, looks at a twin or reads the device's clock."""
+    bad = _names_used(path) & DEVICE_NAMES
+    assert not bad, f"{path.relative_to(ROOT)} reaches around the core to the device: {sorted(bad)}"
+
+
+def test_the_boundary_check_sees_a_front_end_reaching_for_the_device(tmp_path: Path) -> None:
+    sneaky = tmp_path / "sneaky.py"
+    sneaky.write_text("def now(target):\n    world = getattr(target.driver, 'world', None)\n"
+                      "    return world.settled_wall_ns if world else target.datastore.drivers[0].read_state()\n")
+    assert _names_used(sneaky) & DEVICE_NAMES == {"driver", "world", "settled_wall_ns", "drivers", "read_state"}
+
+
 @pytest.mark.parametrize("path", _modules("agents/devices"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_device_code_knows_no_agent_around_it(path: Path) -> None:
     """A driver, twin or world service is the device: it never sees the front ends, the datastore,

@@ -57,3 +57,37 @@ def test_collect_runs_follows_its_file_and_stops_cleanly(tmp_path):
     q = subprocess.run([str(QSTRATA), "query", "series", "--store", f"sqlite:{tmp_path}/c.db"], capture_output=True,
                        text=True)
     assert q.returncode == 0 and q.stdout.startswith("name")
+
+
+def test_sigterm_with_nats_unreachable_is_clean_and_counts_what_was_not_published(tmp_path, nats_server, agents):
+    """NATS goes away while the collector publishes an agent's updates (every 0.2 s) to it;
+    SIGTERM then ends the collector within seconds, exit 0, no traceback, one line saying how many
+    messages could not be published."""
+    agent = agents("mem-a", insecure=True)
+    cfg = tmp_path / "collector.yaml"
+    cfg.write_text("targets:\n" + agent.target_yaml("200ms"))
+    log = tmp_path / "collect.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(QSTRATA), "collect", "--targets", str(cfg), "--store", "none",
+                                 "--nats", nats_server.url, "--instance", "c1"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while "target mem-a: subscribed" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "nats: publishing to" in log.read_text(), log.read_text()
+        nats_server.stop(signal.SIGKILL)
+        time.sleep(2.5)  # the agent's updates keep coming: messages queue up
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = log.read_text()
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output and "RuntimeError" not in output, output
+    (line,) = [x for x in output.splitlines() if "could not be published" in x]
+    assert int(line.split("nats: ", 1)[1].split()[0]) > 0, line
+    assert took < 10, (took, output)

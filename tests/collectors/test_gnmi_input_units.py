@@ -119,6 +119,7 @@ def test_classify(code, details, state, words):
     assert outcome.state == state and words in outcome.reason
 
 
+CLOSED = "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:2: Socket closed"
 REFUSED = ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Failed to connect to remote "
            "host: Connection refused")
 
@@ -136,6 +137,17 @@ REFUSED = ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.
      "connection lost: Stream removed (Socket closed)"),
     ("Stream removed (ping timeout)", {"tls": True, "established": True}, "backoff",
      "timed out: the agent stopped answering (keepalive ping unanswered: Stream removed (ping timeout))"),
+    # gRPC says only "Socket closed" in set-up; what the port answered our own TLS handshake with says why
+    (CLOSED, {"tls": False, "speaks": "tls"}, "failed",
+     f"TLS mismatch: the collector speaks plain text, the target serves TLS on this port (give its CA: tls-ca, or "
+     f"the credentials file's ca) ({CLOSED})"),
+    (CLOSED, {"tls": True, "speaks": "plain"}, "failed",
+     "TLS mismatch: the collector speaks TLS, the target does not speak TLS on this port (it serves plain text: "
+     f"connect without TLS) ({CLOSED})"),
+    (CLOSED, {"tls": True, "speaks": "mutual-tls"}, "failed",
+     f"TLS refused: the target requires a client certificate (mutual TLS) and the collector has none to give ({CLOSED})"),
+    (CLOSED, {"tls": True, "speaks": "tls"}, "backoff", f"connection lost during set-up: the target closed it ({CLOSED})"),
+    (CLOSED, {"tls": True, "speaks": None}, "backoff", f"connection lost during set-up: the target closed it ({CLOSED})"),
 ])
 def test_classify_names_what_happened(details, context, state, reason):
     """Refused, timed out, lost: not a TLS problem, whatever the session offered."""

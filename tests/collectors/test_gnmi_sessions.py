@@ -241,8 +241,8 @@ def test_the_reason_says_what_happened(tmp_path, agents):
     assert first["refused"] == f"connection refused: nothing listens on {HOST}:{closed} (is the agent running?)"
     assert first["stopped"] == (f"timed out: {HOST}:{c.port} took the connection but did not answer within 1 s "
                                 "(is the agent stopped or overloaded?)")
-    assert first["plain-to-tls"].startswith("TLS mismatch? the collector speaks plain text; ")
-    assert "it may serve TLS" in first["plain-to-tls"]
+    assert first["plain-to-tls"].startswith("TLS mismatch: the collector speaks plain text, the target serves TLS "
+                                            "on this port")
     assert first["tls-to-plain"].startswith("TLS mismatch: the collector speaks TLS, the target does not speak TLS")
     assert first["unknown-target"] == (f"unknown target 'nobody' at {HOST}:{alice['gnmi']['port']} "
                                        "(it serves other targets: check gnmi-target)")

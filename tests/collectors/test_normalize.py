@@ -190,7 +190,10 @@ def test_service_units_counted_by_state():
     assert counts(first) == {count.format("requested"): 1, count.format("ready"): 1}
     moved = norm.normalize([Update("alice", unit.format("u1"), "ready", 2)])
     assert counts(moved) == {count.format("requested"): 0, count.format("ready"): 2}
-    assert moved.series[-1].path == unit.format("u1")  # the raw leaf is kept too
+    assert all(s.path.startswith(TEL) for s in moved.series)  # a unit is never a series of its own
+    kind = norm.normalize([Update("alice", unit.format("u1").replace("/state", "/content/memory-slot[node='n']"
+                                                                      "[memory='m']/slot"), 3, 2)])
+    assert kind.series == [] and all("service-unit[" not in s.path for s in norm.registry)
     gone = norm.normalize([Update("alice", "/qstrata-ss:service-stratum/service-units/service-unit[unit-id='u2']", None, 3)])
     assert counts(gone) == {count.format("ready"): 1}
 

@@ -1,6 +1,7 @@
-"""The Prometheus endpoint scraped by Debian's real prometheus: gnmic/Telegraf names, keys as
-labels, counters vs gauges from YANG, numbers only, values that do not change stay, series go
-stale only when their target is down; a stalled scrape never blocks ingestion."""
+"""The Prometheus endpoint scraped by Debian's real prometheus: gnmic/Telegraf names with the
+units Prometheus' conventions ask for, keys as labels and never as samples, counters vs gauges
+from YANG, histograms, numbers only, values that do not change stay, series go stale only when
+their target is down; a stalled scrape never blocks ingestion."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ NODE = "82b81fe7-ec93-5286-bb8a-2941f6eeca1b"
 LINK = "0000000a-0000-4000-8000-00000000000b"
 ELINK = "0000000a-0000-4000-8000-0000000000e1"
 QKDL = f"/etsi-qkd-sdn-node:qkd_node/qkd_links/qkd_link[qkdl_id='{LINK}']"
-SKR = "qstrata_telemetry_qkd_links_qkd_link_secret_key_rate"
+SKR = "qstrata_telemetry_qkd_links_qkd_link_secret_key_rate_bits_per_second"
 ATTEMPTS = "qstrata_qfs_node_entanglement_links_link_attempts_total"
 
 
@@ -58,7 +59,7 @@ def test_real_prometheus_reads_series_back(prometheus):
         counter_meta = meta.get("qstrata_qfs_node_entanglement_links_link_attempts") or meta[ATTEMPTS]
         assert counter_meta[0]["type"] == "counter"
         assert meta[SKR][0]["type"] == "gauge"
-        (power,) = await asyncio.to_thread(prom.query, 'qstrata_telemetry_switch_ports_switch_port_optical_power')
+        (power,) = await asyncio.to_thread(prom.query, 'qstrata_telemetry_switch_ports_switch_port_optical_power_dbm')
         assert power["metric"]["device"] == "sw1" and power["metric"]["port_id"] == "9" and power["value"][1] == "-25"
         assert await asyncio.to_thread(prom.query, "qstrata_telemetry_qkd_links_qkd_link_status") == []  # strings: no
 
@@ -104,6 +105,60 @@ def test_deleted_leaf_leaves_the_exposition():
                 'severity="MAJOR",source="alice"} 1.0') in text.replace("\\'", "'")
         pipeline.ingest_alarms([Alarm(raised.alarm_id, "alice", QKDL, raised.severity, 3, 4, "t", "qber-high")])
         assert "qstrata_alarm_active{" not in await asyncio.to_thread(scrape, out.port)
+        await pipeline.stop()
+
+    asyncio.run(main())
+
+
+def test_names_carry_base_units_and_keys_are_never_samples():
+    memory = "/qstrata-qfs:qfs-node/memories/memory[memory-id='m1']"
+    port = "/optical-switch:opm-power/port[port-id='9']"
+    iface = "/etsi-qkd-sdn-node:qkd_node/qkd_interfaces/qkd_interface[qkdi_id='7']"
+
+    async def main():
+        out = PrometheusOutput(HOST, 0)
+        pipeline = Pipeline([out])
+        await pipeline.start()
+        pipeline.ingest([*twin_like_updates(1),
+                         Update("mem-a", f"{memory}/t1", 2_500_000_000, 1),  # nanoseconds
+                         Update("mem-a", f"{memory}/efficiency", 0.4, 1),
+                         Update("sw1", f"{port}/port-id", 9, 1), Update("alice", f"{iface}/qkdi_id", 7, 1),
+                         Update("alice", f"{iface}/qkdi_att_point/port", 3, 1)])
+        text = await asyncio.to_thread(scrape, out.port)
+        assert 'qstrata_qfs_node_memories_memory_t1_seconds{memory_id="m1",source="mem-a"} 2.5' in text
+        assert 'qstrata_qfs_node_memories_memory_efficiency_ratio{memory_id="m1",source="mem-a"} 0.4' in text
+        assert "qstrata_telemetry_qkd_links_qkd_link_qber_ratio{" in text
+        assert 'qstrata_telemetry_switch_ports_switch_port_optical_power_dbm{device="sw1",port_id="9",source="sw1"} -25.0' in text
+        assert "port_port_id" not in text and "qkdi_id{" not in text  # keys are labels, never samples
+        await pipeline.stop()
+
+    asyncio.run(main())
+
+
+def test_pairs_at_use_are_a_histogram():
+    qfs_node = "11111111-2222-4333-8444-555555555555"
+    pair = "/qstrata-qfs:qfs-node/memories/memory[memory-id='m1']/stored-pairs/pair[pair-id='p1']"
+    s = 1_000_000_000
+
+    async def main():
+        out = PrometheusOutput(HOST, 0)
+        pipeline = Pipeline([out])
+        await pipeline.start()
+        pipeline.ingest([Update("mem-a", "/qstrata-qfs:qfs-node/uuid", qfs_node, s),
+                         Update("mem-a", f"{pair}/creation-time", "1970-01-01T00:00:01Z", s),
+                         Update("mem-a", f"{pair}/fidelity", 0.92, 2 * s),
+                         Update("mem-a", f"{pair}/expiry-time", "1970-01-01T00:00:09Z", 2 * s)])
+        pipeline.ingest([Update("mem-a", pair, None, 3 * s)])
+        text = await asyncio.to_thread(scrape, out.port)
+        family = "qstrata_telemetry_memories_memory_pair_age_at_use_seconds"
+        labels = f'memory_id="m1",node="{qfs_node}",source="mem-a"'
+        assert f"# TYPE {family} histogram" in text
+        assert f'{family}_bucket{{le="1.0",{labels}}} 1.0' in text
+        assert f'{family}_bucket{{le="0.5",{labels}}} 0.0' in text
+        assert f'{family}_bucket{{le="+Inf",{labels}}} 1.0' in text
+        assert f"{family}_count{{{labels}}} 1.0" in text and f"{family}_sum{{{labels}}} 1.0" in text
+        assert "# TYPE qstrata_telemetry_memories_memory_pair_fidelity_at_use_ratio histogram" in text
+        assert "stored_pairs" not in text and "pair_id" not in text
         await pipeline.stop()
 
     asyncio.run(main())

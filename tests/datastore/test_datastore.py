@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from qstrata.agents.datastore.errors import DatastoreError, ErrorKind
 from qstrata.agents.datastore.store import SYSTEM, Datastore, SessionInfo
-from qstrata.agents.devices.base import ConfigTransaction, DeviceRefusal, Inventory
+from qstrata.agents.devices.base import WALL_CLOCK, ConfigTransaction, DeviceRefusal, Inventory
 from qstrata.bindings.edit import EditOperation
 from qstrata.bindings.locality import schema_path_of
 from qstrata.bindings.tree import DataTree
@@ -68,6 +68,7 @@ class Recorder:
     """A device driver that refuses one wavelength and records what it was asked."""
 
     name = "recorder"
+    clock = WALL_CLOCK
 
     def __init__(self, refuse_wavelength: str | None = None) -> None:
         self.refuse = refuse_wavelength

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,9 @@ from qstrata.agents.devices.topology import DEFAULT_TOPOLOGY, load
 
 
 async def main(state: Path, speed: float, names: list[str], extra: dict) -> None:
+    level = extra.pop("log_level", None)  # the agents' log on stderr (the test's agents.log) from this level
+    if level:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     topology = load(DEFAULT_TOPOLOGY)
     agents = []
     for name in names:

@@ -226,6 +226,47 @@ def test_a_busy_journal_is_synced_by_its_helper_process(tmp_path: Path) -> None:
         time.sleep(0.02)
 
 
+def test_lone_records_of_two_journals_are_synced_side_by_side_off_the_event_loop(tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """Two KMEs of one process (a relayed enc_keys: the master's reservation, the slaves'
+    assignment) each append one record and wait for it: the event loop never waits for the disk
+    (it serves NETCONF and gNMI too), and the two syncs do not queue one behind the other. The
+    disk is made slow in this process; the journals' syncs must not happen here."""
+    real = os.fdatasync
+
+    def slow_disk(fd: int) -> None:
+        time.sleep(1.0)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", slow_disk)
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        journals = [Journal(tmp_path / name / "kme.journal") for name in ("alice", "bob")]
+        for journal in journals:
+            journal.load()
+        stalls: list[float] = []
+
+        async def ticker() -> None:
+            last = loop.time()
+            while True:
+                await asyncio.sleep(0.01)
+                stalls.append(loop.time() - last)
+                last = loop.time()
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0.05)
+        await asyncio.gather(*(journal.append({"t": "r", "n": i}) for i, journal in enumerate(journals)))
+        ticking.cancel()
+        for journal in journals:
+            await journal.close()
+        return max(stalls)
+
+    assert asyncio.run(main()) < 0.6, "the event loop waited for a sync"
+    assert [Journal(tmp_path / name / "kme.journal").load() for name in ("alice", "bob")] == [
+        [{"t": "r", "n": 0}], [{"t": "r", "n": 1}]]
+
+
 def test_when_the_helper_dies_its_syncs_fail_and_the_journal_goes_on(tmp_path: Path) -> None:
     """Nobody knows whether a sync asked of a helper that died happened: those records are
     refused (cut off the file, their callers get the error); the next records are synced anew."""

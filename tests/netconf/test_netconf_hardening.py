@@ -141,9 +141,10 @@ def node(agent):
 
 @pytest.fixture(scope="module")
 def quick(agent):
-    """Short timeouts, for the tests that wait for them."""
+    """Short timeouts, for the tests that wait for them (a login may take 2 s: on a loaded machine
+    the test's own key exchange took more than 1 s and was cut)."""
     return agent("qkd", "impatient", twin=False,
-                 extra_args=("--login-timeout", "1", "--hello-timeout", "1", "--max-unauthenticated", "4"))
+                 extra_args=("--login-timeout", "2", "--hello-timeout", "1", "--max-unauthenticated", "4"))
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +188,8 @@ def test_login_timeout_closes_silent_connections(quick) -> None:
     sock = socket.create_connection((quick.host, quick.port))
     try:
         start = time.monotonic()
-        assert closed_by_server(sock, 5.0)
-        assert 0.8 < time.monotonic() - start < 4.0
+        assert closed_by_server(sock, 6.0)
+        assert 1.8 < time.monotonic() - start < 5.0
     finally:
         sock.close()
 

@@ -17,6 +17,7 @@ import pytest
 from lxml import etree
 from ncclient.operations import RaiseMode
 from netconf_helpers import call, errors, open_session
+from polling import wait_until
 from qstrata.bindings.wire.netconf_client import Reply
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -51,28 +52,9 @@ def running(m) -> str:
     return m.get_config(source="running").data_xml
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 @pytest.fixture(scope="module")
 def node(agent):
     return agent("qkd", "hostile", twin=False)
-
-
-@pytest.fixture
-def m(node, connect):
-    return connect(node)
-
-
-@pytest.fixture
-def m2(node, connect):
-    return connect(node)
 
 
 # ---------------------------------------------------------------------------- confirmed commit
@@ -88,7 +70,7 @@ def test_confirmed_commit_rolls_back_although_its_session_holds_the_running_lock
         m.edit_config(target="candidate", config=config(link(qkdl_id)))
         m.commit(confirmed=True, timeout="1")
         assert link_ids(m2) == [qkdl_id]
-        assert wait_for(lambda: running(m2) == before, 4.0), "the confirmed commit was not rolled back"
+        assert wait_until(lambda: running(m2) == before, 4.0), "the confirmed commit was not rolled back"
         reply = call(m, f'<cancel-commit xmlns="{NC_NS}"/>')
         assert [e["tag"] for e in errors(reply)] == ["operation-failed"]  # nothing pending any more
         # the lock is still the committing session's
@@ -168,7 +150,7 @@ def test_persisted_confirmed_commit_survives_kill_9(agent, netconf_connect) -> N
     time.sleep(1.2)
     node.start()
     m = netconf_connect(node)
-    assert wait_for(lambda: running(m) == baseline, 3.0)
+    assert wait_until(lambda: running(m) == baseline, 3.0)
 
     # a confirmed commit without persist ends with its session, so a crash rolls it back (RFC 6241 s8.4)
     m.edit_config(target="candidate", config=config(link(dropped)))
@@ -176,7 +158,7 @@ def test_persisted_confirmed_commit_survives_kill_9(agent, netconf_connect) -> N
     node.kill()
     node.start()
     m = netconf_connect(node)
-    assert wait_for(lambda: running(m) == baseline, 3.0)
+    assert wait_until(lambda: running(m) == baseline, 3.0)
     assert [e["tag"] for e in errors(call(m, f'<cancel-commit xmlns="{NC_NS}"/>'))] == ["operation-failed"]
     m.edit_config(target="running", config=config(link(kept).replace("<qkd_link>", '<qkd_link xmlns:nc="'
                                                                       f'{NC_NS}" nc:operation="delete">')))

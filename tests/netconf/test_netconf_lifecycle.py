@@ -52,37 +52,35 @@ def identity(element: etree._Element | None) -> tuple[str, str] | None:
     return element.nsmap.get(prefix or None), name
 
 
-def links(data: etree._Element) -> dict[str, dict]:
-    """qkd_link entries of a <data> element, by qkdl_id."""
+def entries(data: etree._Element, path: str, key: str, *, identities: tuple[str, ...] = (),
+            containers: tuple[str, ...] = (), leaf_lists: tuple[str, ...] = ()) -> dict[str, dict]:
+    """The list entries at `path` of a <data> element, by their `key` leaf: each leaf's text, an
+    identityref as `identity` reads it, a container as a dict of its leaves, a leaf-list as a list."""
     out = {}
-    for link in data.iterfind("q:qkd_node/q:qkd_links/q:qkd_link", NSMAP):
+    for element in data.iterfind(path, NSMAP):
         entry: dict = {}
-        for child in link:
+        for child in element:
             name = etree.QName(child).localname
-            if name in ("qkdl_local", "qkdl_remote"):
+            if name in containers:
                 entry[name] = {etree.QName(c).localname: c.text for c in child}
-            elif name in ("qkdl_type", "qkdl_status", "phys_qkd_role"):
+            elif name in identities:
                 entry[name] = identity(child)
-            else:
-                entry[name] = child.text
-        out[entry["qkdl_id"]] = entry
-    return out
-
-
-def apps(data: etree._Element) -> dict[str, dict]:
-    out = {}
-    for app in data.iterfind("q:qkd_node/q:qkd_applications/q:qkd_app", NSMAP):
-        entry: dict = {}
-        for child in app:
-            name = etree.QName(child).localname
-            if name == "app_type":
-                entry[name] = identity(child)
-            elif name in ("client_app_id", "backing_qkdl_id"):
+            elif name in leaf_lists:
                 entry.setdefault(name, []).append(child.text)
             else:
                 entry[name] = child.text
-        out[entry["app_id"]] = entry
+        out[entry[key]] = entry
     return out
+
+
+def links(data: etree._Element) -> dict[str, dict]:
+    return entries(data, "q:qkd_node/q:qkd_links/q:qkd_link", "qkdl_id", containers=("qkdl_local", "qkdl_remote"),
+                   identities=("qkdl_type", "qkdl_status", "phys_qkd_role"))
+
+
+def apps(data: etree._Element) -> dict[str, dict]:
+    return entries(data, "q:qkd_node/q:qkd_applications/q:qkd_app", "app_id", identities=("app_type",),
+                   leaf_lists=("client_app_id", "backing_qkdl_id"))
 
 
 def running(m) -> etree._Element:

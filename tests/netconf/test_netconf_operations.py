@@ -14,6 +14,7 @@ import pytest
 from lxml import etree
 from ncclient.operations import RaiseMode
 from netconf_helpers import call, errors
+from polling import wait_until
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 QKD_NS = "urn:etsi:qkd:yang:etsi-qkd-node"
@@ -62,15 +63,6 @@ def link_ids(m, source: str = "running") -> list[str]:
     return data.xpath("//q:qkd_link/q:qkdl_id/text()", namespaces=NS)
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 def get_config_rpc(source: str = "running", extra: str = "") -> str:
     return f'<get-config xmlns="{NC_NS}"><source><{source}/></source>{extra}</get-config>'
 
@@ -111,16 +103,6 @@ def clean(node, baseline, netconf_connect):
         assert now == baseline, "the test changed the datastores"
     finally:
         m.close_session()
-
-
-@pytest.fixture
-def m(node, connect):
-    return connect(node)
-
-
-@pytest.fixture
-def m2(node, connect):
-    return connect(node)
 
 
 # ---------------------------------------------------------------------------- hello
@@ -192,7 +174,7 @@ def test_confirmed_commit_times_out_and_rolls_back(m, baseline) -> None:
         assert link_ids(m) == [qkdl_id], "rolled back before the confirm-timeout"
         time.sleep(0.1)
     # ... but soon after it
-    assert wait_for(lambda: data_xml(m) == baseline["running"], 3.0)
+    assert wait_until(lambda: data_xml(m) == baseline["running"], 3.0)
     assert link_ids(m) == []
 
 
@@ -275,7 +257,7 @@ def test_unconfirmed_commit_rolls_back_when_its_session_ends(node, m, m2, baseli
     m.commit(confirmed=True, timeout="60")
     assert len(link_ids(m2)) == 1
     m.close_session()
-    assert wait_for(lambda: data_xml(m2) == baseline["running"], 3.0)
+    assert wait_until(lambda: data_xml(m2) == baseline["running"], 3.0)
 
 
 # ---------------------------------------------------------------------------- locks
@@ -308,7 +290,7 @@ def test_lock_is_released_when_the_holder_session_closes(m, m2) -> None:
     assert is_ok(call(m, f'<lock xmlns="{NC_NS}"><target><running/></target></lock>'))
     assert errors(call(m2, f'<lock xmlns="{NC_NS}"><target><running/></target></lock>'))
     m.close_session()
-    assert wait_for(lambda: is_ok(call(m2, f'<lock xmlns="{NC_NS}"><target><running/></target></lock>')), 3.0)
+    assert wait_until(lambda: is_ok(call(m2, f'<lock xmlns="{NC_NS}"><target><running/></target></lock>')), 3.0)
     assert is_ok(call(m2, f'<unlock xmlns="{NC_NS}"><target><running/></target></unlock>'))
 
 
@@ -537,7 +519,7 @@ def test_kill_session_from_another_session(node, m, m2, baseline) -> None:
     assert errors(call(m2, f'<kill-session xmlns="{NC_NS}"><session-id>{m2.session_id}</session-id></kill-session>'))
     assert errors(call(m2, f'<kill-session xmlns="{NC_NS}"><session-id>999999</session-id></kill-session>'))
     assert is_ok(call(m2, f'<kill-session xmlns="{NC_NS}"><session-id>{victim}</session-id></kill-session>'))
-    assert wait_for(lambda: not m.connected, 5.0)
+    assert wait_until(lambda: not m.connected, 5.0)
     # its lock went with it, and it is gone from netconf-state
     assert is_ok(call(m2, f'<lock xmlns="{NC_NS}"><target><running/></target></lock>'))
     assert is_ok(call(m2, f'<unlock xmlns="{NC_NS}"><target><running/></target></unlock>'))

@@ -224,12 +224,9 @@ def test_sigkill_during_a_commit_burst_keeps_a_prefix(agent, netconf_connect) ->
         m.close_session()
 
     node.restart()
-    m = netconf_connect(node)
-    try:
+    with netconf_connect(node) as m:
         assert m.get_config(source="startup").data_xml == after_crash
         assert m.get_config(source="running").data_xml == after_crash
-    finally:
-        m.close_session()
 
     # without its running datastore files the agent boots from startup
     node.kill()
@@ -238,13 +235,10 @@ def test_sigkill_during_a_commit_burst_keeps_a_prefix(agent, netconf_connect) ->
     for path in removed:
         path.unlink()
     node.start()
-    m = netconf_connect(node)
-    try:
+    with netconf_connect(node) as m:
         assert m.get_config(source="running").data_xml == after_crash
         assert m.get_config(source="startup").data_xml == after_crash
         assert is_ok(call(m, f'<validate xmlns="{NC_NS}"><source><running/></source></validate>'))
-    finally:
-        m.close_session()
 
 
 def test_sigterm_is_a_clean_shutdown(agent, netconf_connect) -> None:

@@ -13,17 +13,9 @@ import pytest
 from agent_processes import free_port, restconf_agent
 
 QSTRATA = Path(sys.executable).with_name("qstrata")
-KNOWN_FAILS_ON_OURS: dict[str, str] = {
-    "RC-GET-003": "HTTP 500, expected 200: ",
-    "RC-URI-002": "error-tag bad-attribute, expected invalid-value or data-missing",
-    "RC-MON-001": "no ietf-restconf-monitoring:capabilities/",
-    "RC-MON-002": "no ietf-restconf-monitoring:streams/",
-    "RC-STREAM-001": "no location of the NETCONF stream",
-}
-"""Server defects this kit found, each written in /work/notes/rc-status.md for the server's owner
-(the reason each fails with begins so): HEAD of a data resource answers 500; an encoded ',' in a
-key value is taken as a key separator; GET below restconf-state answers the whole restconf-state.
-When one is fixed its check passes and this test says so: remove it here."""
+KNOWN_FAILS_ON_OURS: dict[str, str] = {}
+"""Server defects this kit finds on ours, each with the start of the reason it fails with: none
+now (every RC- check passes on our agent). When a new one is found, list it here and fix it."""
 
 
 def conform(*args: str, cwd: Path | None = None, timeout: float = 240) -> tuple[int, str, str]:

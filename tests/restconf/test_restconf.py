@@ -84,6 +84,22 @@ def test_discovery(rc: Rc) -> None:
     library = rc("GET", "/restconf/data/ietf-yang-library:yang-library", headers={"Accept": YJ}).json()
     names = {m["name"] for m in library["ietf-yang-library:yang-library"]["module-set"][0]["module"]}
     assert "etsi-qkd-sdn-node" in names
+    caps = rc("GET", "/restconf/data/ietf-restconf-monitoring:restconf-state/capabilities", headers={"Accept": YJ})
+    assert set(caps.json()) == {"ietf-restconf-monitoring:capabilities"}  # the target resource, not its parent
+    entry = rc("GET", "/restconf/data/ietf-restconf-monitoring:restconf-state/streams/stream=NETCONF/access=xml",
+               headers={"Accept": YJ}).json()
+    assert entry == {"ietf-restconf-monitoring:access": [{"encoding": "xml", "location": locations["xml"]}]}
+
+
+def test_operations(rc: Rc) -> None:
+    """The operations resource lists what something here implements (nothing: the modules' RPCs
+    have no device behind them); NETCONF's own operations are not RESTCONF operations."""
+    assert rc("GET", "/restconf/operations", headers={"Accept": YJ}).json() == {"ietf-restconf:operations": {}}
+    for name in ("ietf-netconf:get-config", "ietf-netconf-nmda:get-data"):
+        r = rc("POST", f"/restconf/operations/{name}", headers={"Accept": YJ, "Content-Type": YJ}, data="{}")
+        assert r.status_code == 501 and "NETCONF protocol operation" in _errors(r)[0]["error-message"], r.text
+        assert _errors(r)[0]["error-tag"] == "operation-not-supported"
+    assert rc("POST", "/restconf/operations/ietf-netconf:no-such-rpc", headers={"Accept": YJ}).status_code == 404
 
 
 def test_media_types_and_the_teraflowsdn_rule(rc: Rc) -> None:
@@ -94,7 +110,7 @@ def test_media_types_and_the_teraflowsdn_rule(rc: Rc) -> None:
     assert xml.headers["Content-Type"] == YX and xml.text.startswith('<qkdn_id xmlns="urn:etsi:qkd:yang:etsi-qkd-node">')
     plain = rc("GET", f"/restconf/data/{QKD}/", headers={"Accept": "*/*"})  # TeraFlowSDN: */*, trailing /
     assert plain.headers["Content-Type"] == "application/json"
-    assert ":" not in plain.json()["qkd_node"]["qkdn_status"]
+    assert ":" not in plain.json()["qkdn_status"]  # the node unwrapped (README, TeraFlowSDN)
     assert rc("GET", f"/restconf/data/{QKD}", headers={"Accept": "text/html"}).status_code == 406
     assert rc("GET", f"/restconf/data/{QKD}", headers={"Accept": "text/html, application/yang-data+xml;q=0.5"}
               ).headers["Content-Type"] == YX

@@ -65,23 +65,27 @@ class Driver:
             att = interface.get("qkdi_att_point", {})
             if "device" in att and "port" in att:
                 endpoints.append(f"{att['device']}:{att['port']}")
-            rules.append((f"/interface[{interface['qkdi_id']}]", interface))
+            rules.append((f"/interface[{interface['qkdi_id']}]", interface))  # the /interfaces GET of its own
         return endpoints, rules
 
     def links(self) -> list[tuple[str, dict]]:
-        """__links__: iterates `qkd_links`; keeps dict items whose qkdl_type is bare PHYS or VIRT.
-        With the YANG nesting our dialect keeps (README, TeraFlowSDN) this finds nothing, silently:
-        a list there would reach TeraFlowSDN's service handler, which reads `uuid` and
-        `src_qkdn_id` from every /link rule and aborts the service without them."""
+        """__links__ (and /network_instances): iterates `qkd_links` as a list; keeps dict items whose
+        qkdl_type is bare PHYS or VIRT, as ``/link[qkdl_id]`` rules."""
         found = []
         for link in self.get(NODE + "/qkd_links/").json().get("qkd_links", []):
             if isinstance(link, dict) and link.get("qkdl_type", "Direct") in ("PHYS", "VIRT"):
                 found.append((f"/link[{link.get('qkdl_id')}]", link))
         return found
 
-    def links_nested(self) -> dict[str, dict]:
-        """The same GET read in the YANG nesting (the older Tools.py's `qkd_links.qkd_link`)."""
-        return {link["qkdl_id"]: link for link in self.get(NODE + "/qkd_links/").json()["qkd_links"]["qkd_link"]}
+    def link(self, link_id: str) -> dict | None:
+        return next((value for key, value in self.links() if key == f"/link[{link_id}]"), None)
+
+    def get_config(self) -> list[tuple[str, object]]:
+        """GetConfig([]): every resource key in the driver's order, as the rules TeraFlowSDN stores."""
+        endpoints, interfaces = self.endpoints_and_interfaces()
+        links = self.links()
+        return [*((f"/endpoints/endpoint[{e}]", {"uuid": e}) for e in endpoints), *interfaces, *links, *links,
+                *self.apps(), ("__capabilities__", self.capabilities()), ("__node__", self.node())]
 
     def apps(self) -> list[tuple[str, dict]]:
         apps = self.get(NODE + "/qkd_applications/").json().get("qkd_applications", {}).get("qkd_app", [])
@@ -112,6 +116,30 @@ class Driver:
             warnings.simplefilter("ignore")
             return requests.post(self.root + NODE + "/qkd_links/", json={"qkd_links": {"qkd_link": [link]}},
                                  timeout=self.timeout, verify=False, auth=self.auth, headers={})
+
+
+def service_handler_reads(rules: list[tuple[str, object]], left: str | None, right: str | None
+                          ) -> tuple[str, list[object], list[tuple]]:
+    """What TeraFlowSDN's QKD service handler (SetEndpoint/DeleteEndpoint) reads from one device's
+    rules, with its own indexing: any KeyError here aborts the whole service there. `left` and
+    `right`: the TeraFlowSDN endpoint names (device:port) the path enters and leaves by."""
+    qkdn_id, interfaces, links = None, [0, 0], []
+    for key, value in json.loads(json.dumps(rules)):  # the rules are stored as JSON text
+        if key == "__node__":
+            qkdn_id = value["qkdn_id"]
+        elif key.startswith("/interface"):
+            try:
+                where = value["qkdi_att_point"]["uuid"]
+                if where == left:
+                    interfaces[0] = value["qkdi_id"]
+                elif where == right:
+                    interfaces[1] = value["qkdi_id"]
+            except KeyError:  # caught there: the interface is then 0
+                pass
+        elif key.startswith("/link"):
+            links.append((value["uuid"], (value["src_qkdn_id"], value["src_interface_id"]),
+                          (value["dst_qkdn_id"], value["dst_interface_id"])))
+    return qkdn_id, interfaces, links
 
 
 @pytest.fixture(scope="module")
@@ -152,23 +180,30 @@ def test_applications_and_capabilities(driver):
     assert isinstance(caps, dict) and caps, caps
 
 
-@pytest.mark.xfail(strict=True, reason="server: the plain body of GET .../qkd_node/ is wrapped in qkd_node; TeraFlowSDN's "
-                   "__node__ pops children at the top and its service handler reads qkdn_id there (rc-status.md)")
 def test_node_for_the_service_handler(driver, node_id):
     value = driver.node()
     assert value.get("qkdn_id") == node_id, (
         f"the service handler reads value['qkdn_id'] from __node__ and aborts without it: {sorted(value)}")
 
 
-def test_create_a_physical_link_and_read_it_back(driver, node_id, alice):
+@pytest.fixture(scope="module")
+def physical_link(driver, node_id) -> tuple[str, int, str]:
+    """(link id, local interface, remote node) of the one physical link the driver creates: the
+    twin's interface serves one enabled link at a time."""
     _, rules = driver.endpoints_and_interfaces()
-    qkdi_id = rules[0][1]["qkdi_id"]
+    qkdi_id = next(v for _, v in rules if "device" in v.get("qkdi_att_point", {}))["qkdi_id"]
     link_id, remote = str(uuid.uuid4()), str(uuid.uuid4())
-    r = driver.create_link(link_id, (node_id, qkdi_id), (remote, qkdi_id))
+    r = driver.create_link(link_id, (node_id, qkdi_id), (remote, 7))
     assert r.status_code in HTTP_OK_CODES, r.text
-    assert driver.links() == []  # the registered driver's read: nothing, and no error (see Driver.links)
-    link = driver.links_nested()[link_id]
-    assert link["qkdl_type"] == "PHYS" and link["qkdl_local"] == {"qkdn_id": node_id, "qkdi_id": qkdi_id}
+    return link_id, qkdi_id, remote
+
+
+def test_create_a_physical_link_and_read_it_back(driver, node_id, alice, physical_link):
+    link_id, qkdi_id, remote = physical_link
+    link = driver.link(link_id)  # the registered driver's read finds it (a PHYS link, bare)
+    assert link is not None and link["qkdl_type"] == "PHYS"
+    assert link["qkdl_local"] == {"qkdn_id": node_id, "qkdi_id": qkdi_id}
+    assert link["qkdl_remote"] == {"qkdn_id": remote, "qkdi_id": 7}
     # strict RFC 8040 for everyone else: the same link in RFC 7951, and in NETCONF, enabled by default
     strict = requests.get(alice.restconf + NODE + f"/qkd_links/qkd_link={link_id}", verify=False,
                           auth=driver.auth, headers={"Accept": "application/yang-data+json"})
@@ -184,7 +219,7 @@ def test_create_a_virtual_link_with_a_null_previous_hop(driver, node_id):
     assert r.status_code in HTTP_OK_CODES, r.text
     sent = json.loads(r.request.body)["qkd_links"]["qkd_link"][0]
     assert sent["virt_prev_hop"] is None and r.request.headers["Content-Type"] == "application/json"
-    link = driver.links_nested().get(link_id)
+    link = driver.link(link_id)
     assert link is not None and link["qkdl_type"] == "VIRT" and link.get("virt_next_hop") == [far]
     assert "virt_prev_hop" not in link
 
@@ -194,14 +229,45 @@ def test_creating_a_link_twice_fails_and_changes_nothing(driver, node_id):
     assert driver.create_link(link_id, (node_id, 0), (far, 0), next_hops=[far], bandwidth=5).status_code in HTTP_OK_CODES
     again = driver.create_link(link_id, (node_id, 0), (far, 0), next_hops=[far], bandwidth=9)
     assert again.status_code == 409, again.text
-    assert driver.links_nested()[link_id]["virt_bandwidth"] == 5
+    assert driver.link(link_id)["virt_bandwidth"] == 5
+
+
+def test_the_service_handler_reads_what_the_driver_read(driver, node_id, physical_link):
+    """SetEndpoint's first pass over the device's rules: the node id, each interface matched to a
+    TeraFlowSDN endpoint by its attachment point, each link's id and ends, none aborting."""
+    link_id, qkdi_id, remote = physical_link
+    endpoints, interfaces = driver.endpoints_and_interfaces()
+    att = next(v for _, v in interfaces if v["qkdi_id"] == qkdi_id)["qkdi_att_point"]
+    endpoint = f"{att['device']}:{att['port']}"
+    assert endpoint in endpoints
+    far = str(uuid.uuid4())
+    # a link a strict client made, without interface ids (a virtual one): read too, ends None
+    bare_id = str(uuid.uuid4())
+    strict = requests.post(driver.root + NODE + "/qkd_links", verify=False, auth=driver.auth, json={
+        "etsi-qkd-sdn-node:qkd_link": [{"qkdl_id": bare_id, "qkdl_type": "etsi-qkd-node-types:VIRT",
+                                        "qkdl_local": {"qkdn_id": node_id}, "qkdl_remote": {"qkdn_id": far}}]},
+        headers={"Content-Type": "application/yang-data+json"})
+    assert strict.status_code == 201, strict.text
+    qkdn_id, ifs, links = service_handler_reads(driver.get_config(), None, endpoint)
+    assert qkdn_id == node_id
+    assert ifs == [0, qkdi_id], "the interface is not matched to its TeraFlowSDN endpoint"
+    assert (link_id, (node_id, qkdi_id), (remote, 7)) in links
+    assert (bare_id, (node_id, None), (far, None)) in links
 
 
 def test_a_client_naming_the_yang_type_gets_rfc_7951(driver):
-    r = requests.get(driver.root + NODE + "/qkd_interfaces", verify=False, auth=driver.auth,
-                     headers={"Accept": "application/yang-data+json"})
-    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/yang-data+json")
-    assert "etsi-qkd-sdn-node:qkd_interfaces" in r.json()
+    def strict(path: str) -> dict:
+        r = requests.get(driver.root + NODE + path, verify=False, auth=driver.auth,
+                         headers={"Accept": "application/yang-data+json"})
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/yang-data+json")
+        return r.json()
+
+    interfaces = strict("/qkd_interfaces")["etsi-qkd-sdn-node:qkd_interfaces"]["qkd_interface"]
+    assert all("uuid" not in i.get("qkdi_att_point", {}) for i in interfaces)
+    node = strict("")["etsi-qkd-sdn-node:qkd_node"]  # wrapped, the links in the YANG nesting, nothing added
+    links = node["qkd_links"]["qkd_link"]
+    assert links and all(not set(link) & {"uuid", "src_qkdn_id", "dst_interface_id"} for link in links)
+    assert {link["qkdl_type"] for link in links} <= {"etsi-qkd-node-types:PHYS", "etsi-qkd-node-types:VIRT"}
 
 
 def test_without_credentials_the_driver_is_refused(driver):

@@ -5,9 +5,9 @@ the service pushes after every world tick: the device's state (so `read_state` i
 as the `DeviceDriver` contract asks) and its events (re-published to `events()`). No front end
 can tell it from a twin in this process.
 
-`world` is the service's clock as last heard (`WorldClock`): what the gNMI target stamps
-notifications with and the agent converts event times with (`settled_ns`, `settled_wall_ns`,
-`unix_ns`), the same names a `World` has.
+`clock` (also `world`) is the service's clock as last heard (`WorldClock`, a `DeviceClock`): what
+the core caches and stamps its operational read with and the agent converts event times with
+(`settled_ns`, `settled_wall_ns`, `unix_ns`), the same names a `World` has.
 
 Key supply (`base.KeySupply`): key is taken in the service (`key_take`, one round trip), its bits
 are computed here from the link's twin secret (asked once per link); peer calls go through the
@@ -90,7 +90,7 @@ class RemoteDriver:
         self.kind = kind
         self.name = name
         self.connect_timeout = connect_timeout
-        self.world = WorldClock()
+        self.clock = self.world = WorldClock()
         self.hub = EventHub()
         self.resumed = False
         """The device was running when this agent attached (its previous agent died)."""
