@@ -53,7 +53,8 @@ def name_problems(name: str, kind: str, help_text: str) -> list[str]:
         info = leaf_info(help_text + "/bucket/le")
     if info is None:
         return problems + [f"HELP {help_text} is no leaf of the schema"]
-    if info.key or info.reference:
+    # a histogram's bucket bound is the list key `le`: exported as Prometheus' own `le` label, as keys must be
+    if (info.key and kind != "histogram") or info.reference:
         problems.append("a key or reference exported as a sample")
     base = name.removesuffix("_total")
     want = UNIT_SUFFIX.get(info.units or "", "_ratio" if info.ratio else "")
