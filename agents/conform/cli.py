@@ -193,7 +193,8 @@ def _connect_options(args: argparse.Namespace, agent: AgentTarget | None, option
     if restconf:
         if not restconf.startswith(("https://", "http://")):
             return f"--restconf {restconf}: expected a URL, https://HOST:PORT"
-        rc_ca = args.ca or (agent.restconf_ca if agent else None) or ca
+        # a URL from the agent's entry goes with the CA its entry names; a URL given by hand with --ca
+        rc_ca = (agent.restconf_ca if agent and not args.restconf else None) or args.ca or ca
         options.restconf = RcEndpoint(restconf, user, password or "", rc_ca)
     if netconf:
         options.netconf = NetconfEndpoint(netconf[0], netconf[1], user, password, args.key)
