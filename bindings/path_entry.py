@@ -17,11 +17,14 @@ def q(value: object) -> str:
 
 def entry(name: str, keys: tuple[str, ...], default_parent: str) -> Any:
     """The `entry` of a list class: ``entry(*key_values, parent=default_parent)`` is the data path
-    of one entry, the key values in `keys`' order; `parent` is the parent's data path."""
+    of one entry, the key values in `keys`' order; `parent` is the parent's data path. With
+    ``below="leaf"`` (or ``"a/b"``) it is the path of that node inside the entry, the form a
+    device's refusal or change list names."""
 
-    def data_path(*values: object, parent: str = default_parent) -> str:
+    def data_path(*values: object, parent: str = default_parent, below: str = "") -> str:
         if len(values) != len(keys):
             raise TypeError(f"{name}.entry() takes {len(keys)} key value(s) ({', '.join(keys)}), got {len(values)}")
-        return f"{parent}/{name}" + "".join(f"[{k}={q(v)}]" for k, v in zip(keys, values, strict=True))
+        path = f"{parent}/{name}" + "".join(f"[{k}={q(v)}]" for k, v in zip(keys, values, strict=True))
+        return f"{path}/{below}" if below else path
 
     return staticmethod(data_path)

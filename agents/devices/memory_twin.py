@@ -30,6 +30,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from qstrata.bindings.generated import qstrata_qfs as qfs_paths
+
 from . import entanglement as ent
 from . import pair_service
 from .base import ConfigTransaction, DeviceClock, DeviceEvent, DeviceRefusal, Inventory, JsonTree
@@ -96,14 +98,8 @@ class Route:
     min_fidelity: float
 
 
-def _link_path(link_id: str, leaf: str = "") -> str:
-    base = f"{ROOT}/entanglement-links/link[link-id='{link_id}']"
-    return f"{base}/{leaf}" if leaf else base
-
-
-def _memory_path(memory_id: str, leaf: str = "") -> str:
-    base = f"{ROOT}/memories/memory[memory-id='{memory_id}']"
-    return f"{base}/{leaf}" if leaf else base
+_link_path = qfs_paths.qfs_node.entanglement_links.link.entry
+_memory_path = qfs_paths.qfs_node.memories.memory.entry
 
 
 MEMORIES = (TOP, "memories", "memory")
@@ -289,12 +285,12 @@ class MemoryTwin:
             if spec.technology != hw.technology:
                 raise DeviceRefusal(
                     f"memory {memory_id} is a {hw.technology} memory, not {spec.technology}",
-                    _memory_path(memory_id, "technology"),
+                    _memory_path(memory_id, below="technology"),
                 )
             if spec.capacity > hw.capacity:
                 raise DeviceRefusal(
                     f"memory {memory_id} has {hw.capacity} {hw.capacity_unit}, not {spec.capacity}",
-                    _memory_path(memory_id, "capacity"),
+                    _memory_path(memory_id, below="capacity"),
                 )
         links = {k: v for k, v in delta.links.items() if v is not None}
         if delta.memories:
@@ -305,13 +301,13 @@ class MemoryTwin:
             if memory is None:
                 raise DeviceRefusal(
                     f"link {link.link_id}: local-memory {link.local_memory} is not configured",
-                    _link_path(link.link_id, "local-memory"),
+                    _link_path(link.link_id, below="local-memory"),
                 )
             if link.scheme not in SCHEMES_OF.get(memory.technology, set()):
                 raise DeviceRefusal(
                     f"link {link.link_id}: a {memory.technology} memory cannot run {link.scheme} "
                     f"(it supports {', '.join(sorted(SCHEMES_OF.get(memory.technology, ())))})",
-                    _link_path(link.link_id, "generation-scheme"),
+                    _link_path(link.link_id, below="generation-scheme"),
                 )
             if link.switch_port is not None:
                 device, port = link.switch_port
@@ -319,7 +315,7 @@ class MemoryTwin:
                 if fabric is None or port not in fabric.port_ids:
                     raise DeviceRefusal(
                         f"link {link.link_id}: switch port {device}/{port} does not exist",
-                        _link_path(link.link_id, "switch-port"),
+                        _link_path(link.link_id, below="switch-port"),
                     )
 
     async def commit(self, txn: ConfigTransaction) -> None:
@@ -485,7 +481,7 @@ class MemoryTwin:
             before = self._link_status.get(link_id)
             if status != before:
                 self._link_status[link_id] = status
-                changed.append(_link_path(link_id, "status"))
+                changed.append(_link_path(link_id, below="status"))
                 if before == "ACTIVE" and status in ("OFF", "PENDING"):
                     self._notify("qfs-link-down", {"link-id": link_id, "reason": session.reason if session else "removed"})
             fidelity = self.delivered_fidelity(link_id)
@@ -504,14 +500,14 @@ class MemoryTwin:
         for memory_id, pair_ids in held.items():
             if pair_ids != self._stored.get(memory_id, frozenset()):
                 self._stored[memory_id] = frozenset(pair_ids)
-                changed.append(_memory_path(memory_id, "stored-pairs"))
+                changed.append(_memory_path(memory_id, below="stored-pairs"))
         for spec in self.memories.values():
             record = self.fabric.memory(self.name, spec.memory_id)
             occupancy = record.occupancy if record else 0
             before = self._occupancy.get(spec.memory_id, 0)
             if occupancy != before:
                 self._occupancy[spec.memory_id] = occupancy
-                changed.append(_memory_path(spec.memory_id, "occupancy"))
+                changed.append(_memory_path(spec.memory_id, below="occupancy"))
                 if occupancy >= spec.capacity > before:
                     self._notify("qfs-memory-full", {
                         "memory-id": spec.memory_id, "capacity": spec.capacity, "capacity-unit": spec.capacity_unit,

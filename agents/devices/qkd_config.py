@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from qstrata.bindings.generated import etsi_qkd_sdn_node as etsi
+
 from .base import DeviceRefusal
 from .config_model import update_records
 from .yangjson import as_bool, as_float, as_list, bare_identity
@@ -30,14 +32,8 @@ QKDN_ID = (TOP, "qkdn_id")
 KEY_RELAY = (TOP, "qkdn_capabilities", "key_relay_mode_enable")
 
 
-def link_path(qkdl_id: str, leaf: str = "") -> str:
-    base = f"{ROOT}/qkd_links/qkd_link[qkdl_id='{qkdl_id}']"
-    return f"{base}/{leaf}" if leaf else base
-
-
-def interface_path(qkdi_id: int, leaf: str = "") -> str:
-    base = f"{ROOT}/qkd_interfaces/qkd_interface[qkdi_id='{qkdi_id}']"
-    return f"{base}/{leaf}" if leaf else base
+link_path = etsi.qkd_node.qkd_links.qkd_link.entry
+interface_path = etsi.qkd_node.qkd_interfaces.qkd_interface.entry
 
 
 def app_path(app_id: str, leaf: str = "") -> str:
@@ -341,7 +337,7 @@ def check(base: NodeConfig, delta: Delta, hardware: dict[int, Interface], qkdn_i
             raise DeviceRefusal(
                 f"link {running[1]}: interface {qkdi_id} already runs enabled link {running[0]}; "
                 "a DV-QKD interface serves one link at a time",
-                link_path(running[1], "qkdl_enable"),
+                link_path(running[1], below="qkdl_enable"),
             )
     apps: dict[str, None] = {k: None for k, v in delta.apps.items() if v is not None}
     for qkdl_id, link in delta.links.items():
@@ -365,28 +361,28 @@ def _runs_on(link: Link | None, qkdi_id: int, interface_of) -> bool:
 
 def _check_link(link: Link, qkdn_id: str, key_relay: bool, interface_of) -> None:
     if link.link_type not in ("PHYS", "VIRT"):
-        raise DeviceRefusal(f"link {link.qkdl_id}: unknown qkdl_type {link.link_type}", link_path(link.qkdl_id, "qkdl_type"))
+        raise DeviceRefusal(f"link {link.qkdl_id}: unknown qkdl_type {link.link_type}", link_path(link.qkdl_id, below="qkdl_type"))
     if link.local_qkdn_id and link.local_qkdn_id.lower() != qkdn_id.lower():
         raise DeviceRefusal(
             f"link {link.qkdl_id}: qkdl_local/qkdn_id {link.local_qkdn_id} is not this node ({qkdn_id})",
-            link_path(link.qkdl_id, "qkdl_local/qkdn_id"),
+            link_path(link.qkdl_id, below="qkdl_local/qkdn_id"),
         )
     if link.link_type == "VIRT":
         if not key_relay:
             raise DeviceRefusal(
                 f"link {link.qkdl_id}: a virtual link needs key_relay_mode_enable",
-                link_path(link.qkdl_id, "qkdl_type"),
+                link_path(link.qkdl_id, below="qkdl_type"),
             )
         return
     if link.local_qkdi_id is None:
         raise DeviceRefusal(
-            f"link {link.qkdl_id}: a PHYS link needs qkdl_local/qkdi_id", link_path(link.qkdl_id, "qkdl_local")
+            f"link {link.qkdl_id}: a PHYS link needs qkdl_local/qkdi_id", link_path(link.qkdl_id, below="qkdl_local")
         )
     iface = interface_of(link.local_qkdi_id)
     if iface is None:
         raise DeviceRefusal(
             f"link {link.qkdl_id}: qkdl_local/qkdi_id {link.local_qkdi_id} names no interface of this node",
-            link_path(link.qkdl_id, "qkdl_local/qkdi_id"),
+            link_path(link.qkdl_id, below="qkdl_local/qkdi_id"),
         )
     if link.wavelength is not None and not any(
         lo <= link.wavelength <= hi for lo, hi in wavelength_ranges(iface.wavelength_range)
@@ -394,12 +390,12 @@ def _check_link(link: Link, qkdn_id: str, key_relay: bool, interface_of) -> None
         raise DeviceRefusal(
             f"link {link.qkdl_id}: phys_wavelength {link.wavelength} nm is outside interface "
             f"{iface.qkdi_id}'s wavelength_range {iface.wavelength_range}",
-            link_path(link.qkdl_id, "phys_wavelength"),
+            link_path(link.qkdl_id, below="phys_wavelength"),
         )
     if link.role and link.role not in _ROLE_FITS.get(iface.role_support, set()):
         raise DeviceRefusal(
             f"link {link.qkdl_id}: interface {iface.qkdi_id} supports {iface.role_support}, not {link.role}",
-            link_path(link.qkdl_id, "phys_qkd_role"),
+            link_path(link.qkdl_id, below="phys_qkd_role"),
         )
     if (
         link.channel_att_db is not None
@@ -409,5 +405,5 @@ def _check_link(link: Link, qkdn_id: str, key_relay: bool, interface_of) -> None
         raise DeviceRefusal(
             f"link {link.qkdl_id}: phys_channel_att {link.channel_att_db} dB exceeds interface "
             f"{iface.qkdi_id}'s max_absorption {iface.max_absorption} dB",
-            link_path(link.qkdl_id, "phys_channel_att"),
+            link_path(link.qkdl_id, below="phys_channel_att"),
         )

@@ -511,7 +511,7 @@ class QkdTwin:
                 continue
             self._iface_status[qkdi_id] = status
             if before is not None:
-                self._state_changed(cfg.interface_path(qkdi_id, "qkdi_status"))
+                self._state_changed(cfg.interface_path(qkdi_id, below="qkdi_status"))
             if status == "FAILED":
                 fibre = self.world.plant.fibre_at(Endpoint(self.name, qkdi_id))
                 reason = f"fibre {fibre.spec.id} is cut" if fibre else "failed"
@@ -532,7 +532,7 @@ class QkdTwin:
         if status != seen["status"]:
             before = seen["status"]
             seen["status"] = status
-            self._state_changed(cfg.link_path(link.qkdl_id, "qkdl_status"))
+            self._state_changed(cfg.link_path(link.qkdl_id, below="qkdl_status"))
             if before == "ACTIVE":
                 self._emit(note.link_down(link.qkdl_id, session.reason))
                 self._emit(note.link_alarm(link.qkdl_id, status, session.reason))

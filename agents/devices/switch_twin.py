@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from qstrata.bindings.generated import optical_switch as opsw
+
 from .base import ConfigTransaction, DeviceClock, DeviceEvent, DeviceRefusal, Inventory, JsonTree
 from .config_model import ChangeTracker, Staged, update_records
 from .events import EventHub
@@ -48,14 +50,8 @@ WATCH = {PAIRS: ("ingress",), PORTS: ("port-id",)}
 """The lists the twin keeps from change lists, with their keys (`config_model.ConfigModel`)."""
 
 
-def _pair_path(ingress: int, leaf: str = "") -> str:
-    base = f"/{OPSW}:cross-connects/pair[ingress='{ingress}']"
-    return f"{base}/{leaf}" if leaf else base
-
-
-def _port_path(port: int, leaf: str = "") -> str:
-    base = f"/{OPSW}:port-config/port[port-id='{port}']"
-    return f"{base}/{leaf}" if leaf else base
+_pair_path = opsw.cross_connects.pair.entry
+_port_path = opsw.port_config.port.entry
 
 
 class SwitchTwin:
@@ -162,14 +158,14 @@ class SwitchTwin:
                 if port not in valid:
                     raise DeviceRefusal(
                         f"port {port} does not exist on {self.name} (ports 1..{max(valid)})",
-                        _pair_path(ingress, leaf),
+                        _pair_path(ingress, below=leaf),
                     )
             if ingress == egress:
-                raise DeviceRefusal(f"port {ingress} cannot be connected to itself", _pair_path(ingress, "egress"))
+                raise DeviceRefusal(f"port {ingress} cannot be connected to itself", _pair_path(ingress, below="egress"))
             if egress in egress_of:
                 raise DeviceRefusal(
                     f"egress {egress} is already used by the pair with ingress {egress_of[egress]}",
-                    _pair_path(ingress, "egress"),
+                    _pair_path(ingress, below="egress"),
                 )
             egress_of[egress] = ingress
         for ingress in pairs:
@@ -194,7 +190,7 @@ class SwitchTwin:
                 raise DeviceRefusal(
                     f"port {port}: the plant has {leaf} {actual.get(leaf)!r} here, not {wanted[leaf]!r}; "
                     "re-cabling cannot be done by configuration",
-                    _port_path(port, f"{QSOPSW}:attached-fibre/{leaf}"),
+                    _port_path(port, below=f"{QSOPSW}:attached-fibre/{leaf}"),
                 )
 
     async def commit(self, txn: ConfigTransaction) -> None:
@@ -284,7 +280,7 @@ class SwitchTwin:
             status = self._port_status(port)
             if status != self._status.get(port):
                 self._status[port] = status
-                changed.append(_port_path(port, "status"))
+                changed.append(_port_path(port, below="status"))
             power = self._power_dbm(port)
             if abs(power - self._power.get(port, power)) > POWER_CHANGE_DB:
                 changed.append(f"/{OPSW}:opm-power/port[port-id='{port}']/power")
