@@ -1,11 +1,14 @@
-"""The `entry()` of every list class in bindings/generated: a list entry's data path.
+"""What every class in bindings/generated derives from its data, and the `entry()` of its lists.
 
-The generated modules state each list's name, keys and parent path once (``entry = _entry(NAME,
-KEYS, PARENT)``) and share this one builder, instead of a generated function per list.
+A generated class states only its data: ``PATH`` and, for a list, ``KEYS``. `derive` completes
+them all the same way: ``NAME``, the JSON-IETF member name, is PATH's last step, and a list's
+``entry()`` builds the data path of one entry with this one builder, instead of a generated
+function per list.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -28,3 +31,28 @@ def entry(name: str, keys: tuple[str, ...], default_parent: str) -> Any:
         return f"{path}/{below}" if below else path
 
     return staticmethod(data_path)
+
+
+
+def derive(module_name: str) -> None:
+    """Complete every class of the generated module `module_name` (its last line calls this):
+    ``NAME`` and, for a list with keys, ``entry``. A top-level class whose PATH has more than one
+    step stands in an augment, and a class below a list (a class with ``KEYS``) has no data path
+    without the enclosing entry's keys: their lists' entry() has no default parent ('')."""
+    module = sys.modules[module_name]
+    for cls in _classes(module, module_name):
+        _complete(cls, module_name, in_data=cls.PATH.count("/") == 1)
+
+
+def _complete(cls: type, module_name: str, in_data: bool) -> None:
+    parent_path, _, name = cls.PATH.rpartition("/")
+    cls.NAME = name
+    keys = vars(cls).get("KEYS")
+    if keys:
+        cls.entry = entry(name, keys, parent_path if in_data else "")
+    for child in _classes(cls, module_name):
+        _complete(child, module_name, in_data and "KEYS" not in vars(cls))
+
+
+def _classes(namespace: object, module_name: str) -> list[Any]:
+    return [v for v in vars(namespace).values() if isinstance(v, type) and v.__module__ == module_name]

@@ -28,7 +28,8 @@ def render(module_path: Path) -> str:
            "-p", str(YANG), str(module_path)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     head, _, body = out.partition("\nMODULE")
-    return head + "from ..path_entry import entry as _entry  # noqa: F401 - list classes' entry()\n\n" + "\nMODULE" + body
+    return (head + "from ..path_entry import derive as _derive\n\n" + "\nMODULE" + body
+            + "\n\n_derive(__name__)  # NAME and each list's entry(), from PATH and KEYS\n")
 
 
 def expected_files() -> dict[str, str]:

@@ -4,8 +4,9 @@ Device code names schema nodes through these classes instead of free strings, so
 node in YANG breaks the import, not a silent lookup at run time. Each class mirrors one schema
 node: ``PATH`` (absolute schema path, module-qualified where the module changes), ``NAME`` (the
 JSON-IETF member name as it appears in its parent) and, for lists, ``KEYS`` and ``entry(...)``
-returning a data path with key predicates (built by ``qstrata.bindings.path_entry.entry``, shared by every list, so
-each list states only its name, keys and parent path).
+returning a data path with key predicates. The module's last line, written by scripts/gen_paths.py,
+calls ``qstrata.bindings.path_entry.derive``, which derives NAME from PATH and builds ``entry``
+from KEYS, so each class states only its path (and a list its keys).
 """
 
 from __future__ import annotations
@@ -99,19 +100,19 @@ def _emit_node(stmt, fd, *, indent: str, parent_path: str, parent_module: str | 
     if stmt.keyword in ("leaf", "leaf-list", "anydata", "anyxml"):
         fd.write(f"\n{indent}{_ident(stmt.arg)} = {path!r}")
         return
+    keys = stmt.search_one("key") if stmt.keyword == "list" else None
+    key_names = tuple(keys.arg.split()) if keys is not None else ()
+    # path_entry.derive gives NAME (PATH's last step) and a list's entry(), whose default parent
+    # is PATH's parent, or none below a list or in an augment (where data_prefix is None)
+    assert data_prefix is None or data_prefix == parent_path, (data_prefix, parent_path)
     fd.write(f"\n\n{indent}class {_ident(stmt.arg)}:\n")
     inner = indent + "    "
-    fd.write(f"{inner}PATH = {path!r}\n{inner}NAME = {member!r}\n")
+    fd.write(f"{inner}PATH = {path!r}\n")
     child_prefix = None
     if data_prefix is not None:
         child_prefix = f"{data_prefix}/{member}"
     if stmt.keyword == "list":
-        keys = stmt.search_one("key")
-        key_names = tuple(keys.arg.split()) if keys is not None else ()
         fd.write(f"{inner}KEYS = {key_names!r}\n")
-        if key_names:
-            # one line per list: the shared helper builds `entry(*key values, parent=...)`
-            fd.write(f"{inner}entry = _entry(NAME, KEYS, {(data_prefix or '')!r})\n")
         child_prefix = None  # below a list, paths need the entry's keys: only PATH/NAME apply
     for child in _children(stmt):
         _emit_node(child, fd, indent=inner, parent_path=path, parent_module=mod, data_prefix=child_prefix)
