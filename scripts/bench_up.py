@@ -89,7 +89,7 @@ PROBES = 16
 
 async def netconf_get(agent) -> int:
     user, password = read_credentials(agent.credentials)
-    session = await NetconfSession.open(NetconfEndpoint(agent.host, agent.netconf_port, user, password))
+    session = await NetconfSession.open(NetconfEndpoint(agent.endpoint.netconf.host, agent.endpoint.netconf.port, user, password))
     try:
         reply = await session.request("<get/>")
     finally:
@@ -107,10 +107,11 @@ class GnmiProbe:
     def channel(self, agent):
         import grpc
 
-        key = (f"{agent.host}:{agent.gnmi_port}", agent.gnmi_ca)
+        gnmi = agent.endpoint.gnmi
+        key = (f"{gnmi.host}:{gnmi.port}", gnmi.ca)
         if key not in self.channels:
-            self.channels[key] = (grpc.aio.secure_channel(key[0], grpc.ssl_channel_credentials(Path(agent.gnmi_ca).read_bytes()))
-                                  if agent.gnmi_ca else grpc.aio.insecure_channel(key[0]))
+            self.channels[key] = (grpc.aio.secure_channel(key[0], grpc.ssl_channel_credentials(Path(gnmi.ca).read_bytes()))
+                                  if gnmi.ca else grpc.aio.insecure_channel(key[0]))
         return self.channels[key]
 
     async def get(self, agent) -> int:
@@ -137,7 +138,7 @@ async def all_serve(agents: list) -> tuple[int, int]:
 
     async def probe(agent) -> None:
         async with gate:
-            for what, call, wanted in (("netconf", netconf_get, True), ("gnmi", gnmi.get, agent.gnmi_port)):
+            for what, call, wanted in (("netconf", netconf_get, True), ("gnmi", gnmi.get, agent.endpoint.gnmi)):
                 if not wanted:
                     continue
                 try:

@@ -80,18 +80,19 @@ def _print_summary(network) -> None:
     # one line per agent, every protocol's address: the summary must fit a 24-line terminal after
     # the status table's screen is gone (a table per protocol pushed the dashboard's line off it)
     print(f"{'agent':10} {'kind':7} {'NETCONF':16} {'gNMI':16} RESTCONF (HTTPS, Basic)")
-    for h in network.agents:
-        gnmi = f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-"
-        print(f"{h.name:10} {h.kind:7} {h.host + ':' + str(h.netconf_port):16} {gnmi:16} {h.restconf_url or '-'}")
+    for e in network.endpoints():
+        gnmi = f"{e.gnmi.host}:{e.gnmi.port}" if e.gnmi else "-"
+        netconf = f"{e.netconf.host}:{e.netconf.port}"
+        print(f"{e.name:10} {e.kind:7} {netconf:16} {gnmi:16} {e.restconf.url if e.restconf else '-'}")
     folders = {h.state_dir.parent for h in network.agents}
     where = f"{shown(folders.pop())}/<agent>" if len(folders) == 1 else "each agent's state folder"
     print(f"{'credentials':18} {where}/credentials.json (user, password, gNMI CA)")
     print(f"{'RESTCONF, KME CA':18} {where}/gnmi/ca.pem")
-    kmes = [h for h in network.agents if h.kme_url]
+    kmes = [e for e in network.endpoints() if e.kme]
     if kmes:
         print(f"{'KME':10} {'ETSI GS QKD 014':30} SAE certificates")
-        for h in kmes:
-            print(f"{h.name:10} {h.kme_url:30} {shown(h.state_dir / 'sae')}")
+        for e in kmes:
+            print(f"{e.name:10} {e.kme.url:30} {shown(Path(e.kme.sae_dir))}")
 
 
 def cmd_up(args: argparse.Namespace) -> int:

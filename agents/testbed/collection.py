@@ -42,17 +42,17 @@ def subscriptions_of(kind: str) -> list[dict[str, Any]]:
 def target_of(hosted: HostedAgent, insecure: bool) -> dict[str, Any]:
     """One `targets:` entry of the collector YAML for a running agent. An agent without gNMI
     (an installation without the gNMI agent) is still listed, NETCONF only, so actions reach it."""
-    entry: dict[str, Any] = {"name": hosted.name, "kind": hosted.kind,
-                             "credentials-file": str(hosted.credentials),
-                             "netconf": f"{hosted.host}:{hosted.netconf_port}"}
-    if hosted.gnmi_port is None:
+    e = hosted.endpoint
+    entry: dict[str, Any] = {"name": e.name, "kind": e.kind, "credentials-file": e.credentials,
+                             "netconf": f"{e.netconf.host}:{e.netconf.port}"}
+    if e.gnmi is None:
         entry["protocol"] = "netconf"
         entry["subscriptions"] = []
         return entry
-    entry.update({"address": hosted.host, "port": hosted.gnmi_port, "gnmi-target": hosted.name,
-                  "subscriptions": subscriptions_of(hosted.kind)})
-    if hosted.gnmi_ca:
-        entry["tls-ca"] = hosted.gnmi_ca
+    entry.update({"address": e.gnmi.host, "port": e.gnmi.port, "gnmi-target": e.gnmi.target,
+                  "subscriptions": subscriptions_of(e.kind)})
+    if e.gnmi.ca:
+        entry["tls-ca"] = e.gnmi.ca
     elif insecure:
         entry["insecure"] = True
     return entry

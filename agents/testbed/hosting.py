@@ -26,9 +26,10 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from qstrata.agents.access.users import CREDENTIALS_FILE, update_credentials
 from qstrata.agents.app import Agent, AgentOptions
@@ -36,6 +37,7 @@ from qstrata.agents.devices.remote.client import RemotePlant
 from qstrata.agents.devices.topology import Node, Topology
 from qstrata.bindings.wire.address import https_url
 
+from .endpoints import AgentEndpoint, GnmiEndpoint, HostPort, KmeEndpoint, RestconfEndpoint
 from .supervisor import Child, ChildSpec, StartError, Supervisor
 
 log = logging.getLogger("qstrata.up")
@@ -52,40 +54,43 @@ def gnmi_available() -> bool:
 
 @dataclass
 class HostedAgent:
-    name: str
-    kind: str
-    state_dir: Path
-    host: str
-    netconf_port: int
-    gnmi_port: int | None = None
-    gnmi_ca: str | None = None
-    kme_port: int | None = None
-    """A QKD agent's ETSI GS QKD 014 key delivery API (HTTPS)."""
-    restconf_port: int | None = None
-    """The agent's RESTCONF server (HTTPS)."""
+    """An agent of the network and what runs it. Where it listens is its entry of endpoints.json
+    (`endpoint`), held whole rather than restated port by port; its gNMI part is filled in once
+    known (`serve_gnmi`: a shared gateway starts after the agents, a CA after the agent wrote it)."""
+
+    endpoint: AgentEndpoint
     agent: Agent | None = None
     process: Child | None = None
     """With --processes: the agent's process, as its supervisor sees it."""
 
     @property
+    def name(self) -> str:
+        return self.endpoint.name
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.endpoint.state_dir)
+
+    @property
     def credentials(self) -> Path:
-        return self.state_dir / CREDENTIALS_FILE
+        return Path(self.endpoint.credentials)
 
-    @property
-    def kme_url(self) -> str | None:
-        return self._https_url(self.kme_port)
+    def serve_gnmi(self, port: int, ca: str | None) -> None:
+        """gNMI requests reach the agent on `port` (its own or the gateway's, with `prefix.target`
+        its name), over TLS with `ca` or, None, in plain text."""
+        self.endpoint = replace(self.endpoint, gnmi=GnmiEndpoint(self.endpoint.netconf.host, port, self.name, ca))
 
-    @property
-    def restconf_url(self) -> str | None:
-        return self._https_url(self.restconf_port)
 
-    def _https_url(self, port: int | None) -> str | None:
-        return https_url(self.host, port) if port is not None else None
-
-    @property
-    def kme_ca(self) -> Path:
-        """The agent's CA (`access.pki`): it signs the KME's server certificate and the SAEs'."""
-        return self.state_dir / "gnmi" / "ca.pem"
+def agent_endpoint(node: Node, state_dir: Path, host: str, netconf_port: int, kme_port: int | None,
+                   restconf_port: int | None) -> AgentEndpoint:
+    """A started agent's entry of endpoints.json, gNMI aside (`HostedAgent.serve_gnmi`). Its KME
+    and RESTCONF server present certificates of the agent's CA (`access.pki`), which also signs
+    the SAEs' certificates that `qstrata sae add` writes to STATE_DIR/sae."""
+    ca = str(state_dir / "gnmi" / "ca.pem")
+    return AgentEndpoint(
+        node.name, node.kind, str(state_dir), str(state_dir / CREDENTIALS_FILE), HostPort(host, netconf_port),
+        kme=KmeEndpoint(https_url(host, kme_port), ca, str(state_dir / "sae")) if kme_port is not None else None,
+        restconf=RestconfEndpoint(https_url(host, restconf_port), ca) if restconf_port is not None else None)
 
 
 @dataclass
@@ -141,16 +146,12 @@ class InProcessHost:
                     await agent.stop()
                     raise StartError(f"agent {node.name}: cannot listen on {o.listen}:{opts.netconf_port}: "
                                      f"{exc.strerror or exc}") from None
-            hosted = HostedAgent(node.name, node.kind, opts.state_dir, o.listen, agent.netconf_port, agent=agent)
-            kme014 = getattr(agent, "kme014", None)
-            if kme014 is not None:
-                hosted.kme_port = kme014.port
-            restconf = getattr(agent, "restconf", None)
-            if restconf is not None:
-                hosted.restconf_port = restconf.port
+            kme014, restconf = getattr(agent, "kme014", None), getattr(agent, "restconf", None)
+            hosted = HostedAgent(agent_endpoint(node, opts.state_dir, o.listen, agent.netconf_port,
+                                                kme014.port if kme014 is not None else None,
+                                                restconf.port if restconf is not None else None), agent=agent)
             if agent.gnmi_port is not None:
-                hosted.gnmi_port = agent.gnmi_port
-                hosted.gnmi_ca = self._ca_of(opts.state_dir, o.gnmi_insecure)
+                hosted.serve_gnmi(agent.gnmi_port, self._ca_of(opts.state_dir, o.gnmi_insecure))
             slots[i] = hosted
 
         results = await asyncio.gather(*(one(i, node) for i, node in enumerate(self.topology.nodes.values())),
@@ -171,7 +172,7 @@ class InProcessHost:
         from qstrata.agents.gnmi.gateway import start_gnmi_gateway
 
         o = self.options
-        shared = [h for h in self.agents if h.gnmi_port is None]
+        shared = [h for h in self.agents if h.endpoint.gnmi is None]
         if not shared:
             return
         port = self.topology.gnmi_gateway_port
@@ -179,7 +180,7 @@ class InProcessHost:
                                                 insecure=o.gnmi_insecure)
         ca = str(self.gateway.ca_path) if getattr(self.gateway, "ca_path", None) else None
         for h in shared:
-            h.gnmi_port, h.gnmi_ca = self.gateway.port, ca
+            h.serve_gnmi(self.gateway.port, ca)
         if ca is not None:  # what a gNMI client of each agent must trust, next to its login
             await asyncio.gather(*(asyncio.to_thread(update_credentials, h.state_dir, ca=ca) for h in shared))
 
@@ -267,8 +268,9 @@ class ProcessHost:
                 cmd += ["--kme-port", str(kme_port)]
             restconf_port = next(spare)
             cmd += ["--restconf-port", str(restconf_port)]
-            hosted = HostedAgent(node.name, node.kind, state, o.listen, port, gnmi_port, kme_port=kme_port,
-                                 restconf_port=restconf_port)
+            hosted = HostedAgent(agent_endpoint(node, state, o.listen, port, kme_port, restconf_port))
+            if gnmi_port is not None:
+                hosted.serve_gnmi(gnmi_port, None)
             self.agents.append(hosted)
             specs.append((hosted, ChildSpec(f"agent {node.name}", cmd, state / "agent.log",
                                             ready=functools.partial(_agent_serves, hosted),
@@ -282,8 +284,8 @@ class ProcessHost:
             if isinstance(result, BaseException):
                 raise result
         for h in self.agents:
-            if h.gnmi_port is not None and not o.gnmi_insecure:
-                h.gnmi_ca = _credentials_ca(h.state_dir)
+            if h.endpoint.gnmi is not None and not o.gnmi_insecure:
+                h.serve_gnmi(h.endpoint.gnmi.port, _credentials_ca(h.state_dir))
         self.supervisor.supervise()
         return self.agents
 
@@ -341,11 +343,10 @@ async def _agent_serves(hosted: HostedAgent) -> bool:
     KME's and RESTCONF's, which it opens after NETCONF's)."""
     if not hosted.credentials.exists():
         return False
-    for port in (hosted.netconf_port, hosted.kme_port, hosted.restconf_port):
-        if port is None:
-            continue
+    e = hosted.endpoint
+    for port in (e.netconf.port, *(urlsplit(s.url).port for s in (e.kme, e.restconf) if s is not None)):
         try:
-            _, writer = await asyncio.open_connection(hosted.host, port)
+            _, writer = await asyncio.open_connection(e.netconf.host, port)
         except OSError:
             return False
         writer.close()

@@ -28,10 +28,6 @@ from .endpoints import (
     ENDPOINTS_FILE,
     AgentEndpoint,
     CollectorEndpoint,
-    GnmiEndpoint,
-    HostPort,
-    KmeEndpoint,
-    RestconfEndpoint,
     write_endpoints,
 )
 from .hosting import HostedAgent, HostOptions, InProcessHost, ProcessHost
@@ -207,12 +203,9 @@ class Network:
                 self._process_alarms = ProcessAlarms(self.collector)
             self._process_alarms(name, down, text)
 
-    def _agent_endpoints(self) -> list[AgentEndpoint]:
-        return [AgentEndpoint(h.name, h.kind, str(h.state_dir), str(h.credentials), HostPort(h.host, h.netconf_port),
-                              GnmiEndpoint(h.host, h.gnmi_port, h.name, h.gnmi_ca) if h.gnmi_port else None,
-                              KmeEndpoint(h.kme_url, str(h.kme_ca), str(h.state_dir / "sae")) if h.kme_url else None,
-                              RestconfEndpoint(h.restconf_url, str(h.kme_ca)) if h.restconf_url else None)
-                for h in self.agents]
+    def endpoints(self) -> list[AgentEndpoint]:
+        """Every agent's entry of endpoints.json: where it listens."""
+        return [h.endpoint for h in self.agents]
 
     def _collector_endpoint(self) -> CollectorEndpoint | None:
         if self.collector is None:
@@ -224,7 +217,7 @@ class Network:
         return self.state_dir / ENDPOINTS_FILE
 
     def _write_endpoints(self, collector: CollectorEndpoint | None) -> None:
-        write_endpoints(self.state_dir, self.topology.name, self.topology_path, self._agent_endpoints(), collector)
+        write_endpoints(self.state_dir, self.topology.name, self.topology_path, self.endpoints(), collector)
 
     async def _start_collector(self) -> None:
         """The collector subscribes to every agent over gNMI (collection.py says how and to what),
@@ -277,7 +270,7 @@ class Network:
         logins = {}
         for h in self.agents:
             user, password = read_credentials(h.credentials)
-            logins[h.name] = NetconfEndpoint(h.host, h.netconf_port, user, password)
+            logins[h.name] = NetconfEndpoint(h.endpoint.netconf.host, h.endpoint.netconf.port, user, password)
         return logins
 
     async def _configure(self) -> None:
@@ -309,7 +302,8 @@ class Network:
         """The built-in application fetching keys from the KMEs the controller configured."""
         from .keyapp import KeyApplication, KmeAccess
 
-        kmes = {h.name: KmeAccess(h.kme_url, h.kme_ca, h.state_dir) for h in self.agents if h.kme_url}
+        kmes = {h.name: KmeAccess(h.endpoint.kme.url, Path(h.endpoint.kme.ca), h.state_dir)
+                for h in self.agents if h.endpoint.kme is not None}
         self.keys = KeyApplication(self.plan.controller, kmes, self.options.speed, self.say)
         try:
             await self.keys.start()
@@ -361,10 +355,11 @@ class Network:
         up = time.monotonic() - self._started
         title = (f"qstrata up: {self.topology.name}, {len(self.agents)} agents, speed {o.speed:g}x, "
                  f"up {int(up) // 60:02d}:{int(up) % 60:02d}   Ctrl-C stops")
-        rows = [AgentRow(h.name, h.kind, f"{h.host}:{h.netconf_port}",
-                         f"{h.host}:{h.gnmi_port}" if h.gnmi_port else "-",
+        rows = [AgentRow(e.name, e.kind, f"{e.netconf.host}:{e.netconf.port}",
+                         f"{e.gnmi.host}:{e.gnmi.port}" if e.gnmi else "-",
                          process=h.process.describe() if h.process is not None else "-",
-                         kme=h.kme_url.removeprefix("https://") if h.kme_url else "-") for h in self.agents]
+                         kme=e.kme.url.removeprefix("https://") if e.kme else "-")
+                for h in self.agents for e in (h.endpoint,)]
         keys = self.key_rows()
         if self.collector is None:
             return view_of(title, rows, [], self._fibre_of_port(), events=self.display.events,
