@@ -95,6 +95,14 @@ def transmittance(params: DecoyBB84Parameters, loss_db: float) -> float:
     return params.eta_bob * 10.0 ** (-loss_db / 10.0)
 
 
+def channel(
+    params: DecoyBB84Parameters, loss_db: float, extra_y0: float = 0.0, e_d: float | None = None
+) -> tuple[float, float, float]:
+    """(eta, Y0, e_d) of a channel with `loss_db`: the background yield raised by `extra_y0`
+    (Raman/crosstalk noise), the misalignment error the parameters' unless `e_d` is given."""
+    return transmittance(params, loss_db), params.y0 + extra_y0, params.e_d if e_d is None else e_d
+
+
 def gain(eta: float, y0: float, intensity: float) -> float:
     """Q = Y0 + 1 - exp(-eta*intensity): detection probability per pulse."""
     return y0 - math.expm1(-eta * intensity)
@@ -149,9 +157,7 @@ def asymptotic(
     params: DecoyBB84Parameters, loss_db: float, extra_y0: float = 0.0, e_d: float | None = None
 ) -> DecoyState:
     """Infinite-decoy key rate for a channel loss in dB; `extra_y0` adds Raman/crosstalk noise."""
-    e_d = params.e_d if e_d is None else e_d
-    eta = transmittance(params, loss_db)
-    y0 = params.y0 + extra_y0
+    eta, y0, e_d = channel(params, loss_db, extra_y0, e_d)
     q_mu = gain(eta, y0, params.mu)
     e_mu = error_rate(eta, y0, params.mu, e_d)
     y1, e1 = single_photon(eta, y0, e_d)
@@ -178,9 +184,7 @@ def weak_vacuum_expected(
     params: DecoyBB84Parameters, loss_db: float, extra_y0: float = 0.0, e_d: float | None = None
 ) -> DecoyState:
     """`weak_vacuum` fed with the expected (noise-free) gains of a channel."""
-    e_d = params.e_d if e_d is None else e_d
-    eta = transmittance(params, loss_db)
-    y0 = params.y0 + extra_y0
+    eta, y0, e_d = channel(params, loss_db, extra_y0, e_d)
     return weak_vacuum(
         params,
         gain(eta, y0, params.mu), error_rate(eta, y0, params.mu, e_d),
