@@ -8,7 +8,7 @@ function per list.
 
 from __future__ import annotations
 
-import sys
+from types import ModuleType
 from typing import Any
 
 
@@ -34,14 +34,13 @@ def entry(name: str, keys: tuple[str, ...], default_parent: str) -> Any:
 
 
 
-def derive(module_name: str) -> None:
-    """Complete every class of the generated module `module_name` (its last line calls this):
+def derive(module: ModuleType) -> None:
+    """Complete every class of a generated module (the package's __init__ calls this for each):
     ``NAME`` and, for a list with keys, ``entry``. A top-level class whose PATH has more than one
     step stands in an augment, and a class below a list (a class with ``KEYS``) has no data path
     without the enclosing entry's keys: their lists' entry() has no default parent ('')."""
-    module = sys.modules[module_name]
-    for cls in _classes(module, module_name):
-        _complete(cls, module_name, in_data=cls.PATH.count("/") == 1)
+    for cls in _classes(module, module.__name__):
+        _complete(cls, module.__name__, in_data=cls.PATH.count("/") == 1)
 
 
 def _complete(cls: type, module_name: str, in_data: bool) -> None:

@@ -28,15 +28,19 @@ def render(module_path: Path) -> str:
            "-p", str(YANG), str(module_path)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     head, _, body = out.partition("\nMODULE")
-    return (head + "from ..path_entry import derive as _derive\n\n" + "\nMODULE" + body
-            + "\n\n_derive(__name__)  # NAME and each list's entry(), from PATH and KEYS\n")
+    return head + "\nMODULE" + body
 
 
 def expected_files() -> dict[str, str]:
     files = {module_file_name(p.stem): render(p) for p in sorted(YANG.glob("*.yang"))}
     names = sorted(files)
-    files["__init__.py"] = '"""Path constants generated from yang/ by scripts/gen_paths.py; do not edit."""\n\n' + "".join(
-        f"from . import {n[:-3]}  # noqa: F401\n" for n in names
+    modules = [n[:-3] for n in names]
+    files["__init__.py"] = (
+        '"""Path constants generated from yang/ by scripts/gen_paths.py; do not edit."""\n\n'
+        + "from ..path_entry import derive as _derive\n"
+        + "".join(f"from . import {m}\n" for m in modules)
+        + f"\nfor _module in ({', '.join(modules)}):\n"
+        + "    _derive(_module)  # NAME and each list's entry(), from PATH and KEYS\n"
     )
     return files
 
