@@ -38,6 +38,8 @@ class EventHub:
         self._wake()
 
     def _wake(self) -> None:
+        if not self._waiters:
+            return  # no new list per event nobody waits for (every twin publishes every tick)
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():

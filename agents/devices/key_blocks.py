@@ -24,6 +24,7 @@ errs on the side of discarding.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 
 from .physics import finite_key as fk
@@ -67,8 +68,20 @@ class Released:
         return self.ideal_bits / self.seconds if self.seconds > 0.0 else 0.0
 
 
+_FILL_SIZE = 13
+"""The block being filled, flat: X detections and errors, Z detections and errors (three
+intensities each), pulses."""
+_ZERO_FILL = array("d", bytes(8 * _FILL_SIZE))
+
+
 class KeyBlocks:
-    """Counts of the block being filled; `add` releases the blocks a tick completes."""
+    """Counts of the block being filled; `add` releases the blocks a tick completes.
+
+    The counts being filled are summed in place in a flat array of doubles (`_fill`), not as a
+    new `Block` per tick: a link adds a tick's counts every second, and a new Block (a Block, two
+    Counts, four tuples) per link per tick was most of the objects a tick left for the garbage
+    collector to traverse (README, twin benchmark). An array of doubles is not tracked by the
+    collector at all. The sums are the ones `Block.__add__` makes, in the same order."""
 
     def __init__(self, params: DecoyBB84Parameters) -> None:
         self.params = params
@@ -79,11 +92,12 @@ class KeyBlocks:
         self.capped = 0
         """Blocks whose bound on sampled counts exceeded the asymptotic key (module docstring)."""
         self.last: Released | None = None
+        self._fill = array("d", _ZERO_FILL)
         self.reset()
 
     def reset(self) -> None:
         """Drop the block being filled: the link lost its lock, its detections make no block."""
-        self.fill = fk.EMPTY
+        self._fill[:] = _ZERO_FILL
         self.seconds = 0.0
         self.ideal_bits = 0.0
         self.fill_attacked = False
@@ -95,18 +109,45 @@ class KeyBlocks:
         self.last = None
 
     @property
+    def fill(self) -> fk.Block:
+        """The counts of the block being filled."""
+        f = self._fill
+        return fk.Block(fk.Counts((f[0], f[1], f[2]), (f[3], f[4], f[5])),
+                        fk.Counts((f[6], f[7], f[8]), (f[9], f[10], f[11])), f[12])
+
+    @property
     def fill_bits(self) -> float:
         """Sifted X bits of the block being filled."""
-        return self.fill.x.total
+        f = self._fill
+        return sum((f[0], f[1], f[2]))  # as Counts.total adds them
+
+    def _accumulate(self, tick: fk.Block) -> None:
+        """`fill + tick`, in place."""
+        f, i = self._fill, 0
+        for counts in (tick.x, tick.z):
+            for values in (counts.detections, counts.errors):
+                for value in values:
+                    f[i] += value
+                    i += 1
+        f[12] += tick.pulses
+
+    def _set_fill(self, block: fk.Block) -> None:
+        f, i = self._fill, 0
+        for counts in (block.x, block.z):
+            for values in (counts.detections, counts.errors):
+                for value in values:
+                    f[i] = value
+                    i += 1
+        f[12] = block.pulses
 
     def add(self, tick: fk.Block, seconds: float, ideal_bits: float, attacked: bool = False) -> Yielded:
         """Add the counts of `seconds` of locked time (`ideal_bits`: their asymptotic key;
         `attacked`: an eavesdropper attacked some of their pulses); return what the blocks
         completed released (`NOTHING` when none was)."""
         have = tick.x.total
-        need = self.size - self.fill.x.total
+        need = self.size - self.fill_bits
         if have < need or have <= 0.0:
-            self.fill += tick
+            self._accumulate(tick)
             self.seconds += seconds
             self.ideal_bits += ideal_bits
             self.fill_attacked = self.fill_attacked or attacked
@@ -119,7 +160,7 @@ class KeyBlocks:
         if full:  # blocks filled entirely within this tick: same counts, one bound for all
             out.append(self._release(tick.scaled(whole), seconds * whole, ideal_bits * whole, attacked, full))
         left = max(1.0 - share - full * whole, 0.0)
-        self.fill = tick.scaled(left)
+        self._set_fill(tick.scaled(left))
         self.seconds = seconds * left
         self.ideal_bits = ideal_bits * left
         self.fill_attacked = attacked and left > 0.0

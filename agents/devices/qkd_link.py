@@ -423,9 +423,11 @@ class QkdLinkSession:
         signal = seen.x.detections[0]  # QBER as systems report it: of the signal pulses, key basis
         qber = seen.x.errors[0] / signal if signal > 0.0 else qkd.E0
         last = blocks.last
-        self.measurement = Measurement(
-            skr=last.rate if last else 0.0, qber=qber, loss_db=loss, background_yield=extra,
-            asymptotic_skr=last.ideal_rate if last else 0.0, block=last)
+        # In place, not a new Measurement per link per tick (one object fewer for the garbage
+        # collector per link and tick); readers take its fields when they read it.
+        m = self.measurement
+        m.skr, m.qber, m.loss_db, m.background_yield, m.state = last.rate if last else 0.0, qber, loss, extra, None
+        m.asymptotic_skr, m.block = last.ideal_rate if last else 0.0, last
         if got.attacked_blocks:
             self._attacked(got.attacked_bits, got.attacked_blocks)
         if blocks.released > before and last is not None:

@@ -562,19 +562,25 @@ class QkdTwin:
         became or stopped being ACTIVE or short of key, an expiration time, a commit, or the end
         of a statistics window. What an application draws is a rate since a time, settled when
         the rate or the window changes, so quiet applications cost nothing per tick."""
-        dirty, self._dirty_apps = self._dirty_apps, set()
+        # A new set only when something is dirty: not one per twin per tick for quiet twins.
+        dirty: set[str] | None = None
+        if self._dirty_apps:
+            dirty, self._dirty_apps = self._dirty_apps, set()
         for n, qkdl_id in enumerate(list(self.config.backing_link_ids()), 1):
             session = table.get(qkdl_id)
             flags = (session is not None and session.status == "ACTIVE",
                      session is not None and session.shortfall_bits > 0.0)
             if self._link_flags.get(qkdl_id) != flags:
                 self._link_flags[qkdl_id] = flags
+                dirty = set() if dirty is None else dirty
                 dirty.update(self.config.app_ids_on(qkdl_id))
             if n % (4 * TICK_PIECE) == 0:
                 yield
-        dirty.update(self._expiring)
+        if self._expiring:
+            dirty = set() if dirty is None else dirty
+            dirty.update(self._expiring)
         apps = self.config.apps
-        for n, app_id in enumerate(dirty, 1):
+        for n, app_id in enumerate(dirty or (), 1):
             app = apps.get(app_id)
             if app is not None:
                 self._check_app(app, table, now_ns, dt_ns)
