@@ -6,7 +6,6 @@ One event loop can host many agents (`Agent` objects); `run_agent` runs one unti
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import time
@@ -19,7 +18,7 @@ from qstrata.agents.access.nacm import DEFAULT_NACM
 from qstrata.agents.access.pki import ensure_tls
 from qstrata.agents.access.users import CREDENTIALS_FILE, UserStore, process_admin, update_credentials
 from qstrata.agents.datastore.store import Datastore
-from qstrata.agents.devices import registry
+from qstrata.agents.devices import registry, twin_gc
 from qstrata.agents.devices.base import ConfigTransaction, DeviceDriver, DeviceRefusal
 from qstrata.agents.devices.empty import KIND_MODULES, EmptyDevice
 from qstrata.agents.devices.remote.client import RemoteDriver
@@ -103,12 +102,12 @@ _clocks: dict[int, asyncio.Task] = {}
 
 
 def _settle_gc() -> None:
-    """Move what the started agent holds (schemas, the datastore, its servers) to the garbage
-    collector's permanent generation, as the collector does once its series settle: under the
-    key delivery benchmark a full collection traversed those 90,000 objects every few hundred
-    requests (47 ms each, 9% of the process's CPU). Refcounting still frees them."""
-    gc.collect()
-    gc.freeze()
+    """Move what the started agent holds (schemas, the datastore, its servers, its twin) to the
+    garbage collector's permanent generation, as the collector does once its series settle:
+    under the key delivery benchmark a full collection traversed those 90,000 objects every few
+    hundred requests (47 ms each, 9% of the process's CPU). Refcounting still frees them. The
+    twins' side of the policy is `devices.twin_gc`."""
+    twin_gc.settle()
 
 
 def _ensure_clock(driver: DeviceDriver) -> None:

@@ -167,7 +167,10 @@ def build(links: int, memory_pairs: int, seed: int = 1, chains: int = 0) -> tupl
         twins["r"].edit(set_elinks(elink(left, "m", uid["a"], "m", **fibre), elink(right, "m", uid["b"], "m", **fibre)))
         twins["b"].edit(set_elinks(elink(right, "m", uid["r"], "m", **fibre)))
         agents += 3
-    world.run_for(15 * NS)  # past the 10 s re-lock: links ACTIVE, memories filling
+    world.run_for(14 * NS)  # past the 10 s re-lock: links ACTIVE, memories filling
+    # One live tick, as an agent's clock makes: the first sliced tick after the links were
+    # configured settles the garbage collector (devices/twin_gc.py), as it does in an agent.
+    asyncio.run(world.advance_sliced(NS))
     return world, agents
 
 

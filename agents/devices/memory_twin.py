@@ -193,8 +193,10 @@ class MemoryTwin:
         self._link_status: dict[str, str] = {}
         self._below: dict[str, bool] = {}
         self._occupancy: dict[str, int] = {}
-        self._stored: dict[str, frozenset[str]] = {}
-        """Pair ids held per memory at the last tick: a pair that comes or goes is announced."""
+        self._stored: dict[str, tuple[str, ...]] = {}
+        """Pair ids held per memory at the last tick: a pair that comes or goes is announced. A
+        tuple of strings, which the garbage collector stops tracking (a frozenset it would
+        traverse in every full collection)."""
 
     def _hardware_memories(self) -> dict[str, MemorySpec]:
         found = {}
@@ -498,8 +500,9 @@ class MemoryTwin:
             if half is not None and half.memory in held:
                 held[half.memory].add(pair.pair_id)
         for memory_id, pair_ids in held.items():
-            if pair_ids != self._stored.get(memory_id, frozenset()):
-                self._stored[memory_id] = frozenset(pair_ids)
+            stored = self._stored.get(memory_id, ())
+            if len(pair_ids) != len(stored) or not pair_ids.issuperset(stored):
+                self._stored[memory_id] = tuple(pair_ids)
                 changed.append(_memory_path(memory_id, below="stored-pairs"))
         for spec in self.memories.values():
             record = self.fabric.memory(self.name, spec.memory_id)

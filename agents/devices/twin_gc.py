@@ -1,0 +1,37 @@
+"""The garbage collector's policy in a process that hosts twins (an agent, `qstrata up`'s world
+service): long-lived objects frozen once built, the young generations collected a slice at a time.
+
+Why (measured with `scripts/bench_twins.py`, 1,000 QKD links + 1,000 entanglement links + 1,000
+live service units, CPython 3.11; README, twin benchmark):
+
+- A full collection traverses every tracked object of the process: the built world, schemas and
+  datastores are some 200,000, so one full collection took 80-200 ms, the longest stretch the
+  event loop waited, many times the tick's 2 ms slice. `settle` collects once and moves what
+  survives to the permanent generation (`gc.freeze`), which collections never traverse;
+  reference counting still frees those objects. After it a full collection traverses only what
+  was made since (a few thousand objects, a few ms at most).
+- CPython starts a young collection when allocations minus deallocations of tracked objects pass
+  700. A tick replaces as many objects as it makes (a link's new block for its last one, a new
+  pair for a discarded one), so that count barely moves while the young generation fills with
+  a whole tick's survivors, 10,000-20,000 objects; the collection that finally comes then takes
+  1.5-6 ms inside one slice. `collect_young` runs at the start of each slice of the sliced tick
+  (`world._Pacer`, its time counted in the slice): the young generation then holds one slice's
+  survivors, and the middle one is collected when due (every `gc.get_threshold()[1]` young
+  collections, as CPython would), ten slices' survivors. Full collections stay CPython's own.
+"""
+
+from __future__ import annotations
+
+import gc
+
+
+def settle() -> None:
+    """Collect once, then freeze every surviving object (call when a process has built what it
+    keeps: its world and twins, schemas, datastores, servers). Call again after building more."""
+    gc.collect()
+    gc.freeze()
+
+
+def collect_young() -> None:
+    """The young generation, or the young and middle ones when the middle one is due."""
+    gc.collect(1 if gc.get_count()[1] >= gc.get_threshold()[1] else 0)

@@ -1,0 +1,151 @@
+"""The sliced tick and the garbage collector (devices/twin_gc.py, world._Pacer): what a tick
+leaves for the collector to traverse, the world freezing what it is built of, and the pacer
+giving the loop its turn before a piece that would end the slice late."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import types
+from collections.abc import Iterator
+
+import pytest
+from qstrata.agents.devices import qkd_link as qkd_sessions
+from qstrata.agents.devices import world as world_module
+from qstrata.agents.devices.topology import parse
+from qstrata.agents.devices.world import World
+from test_twin_world import NS, Agent, add_link, qkd_link
+
+LINKS = 40
+
+
+def qkd_world(links: int) -> World:
+    """`links` QKD links of 10-50 km, configured on both twins, sampled noise on, locked."""
+    nodes, fibres = [], []
+    for i in range(links):
+        nodes += [{"name": f"q{i}{s}", "kind": "qkd", "interfaces": [{"id": 1}]} for s in "ab"]
+        fibres.append({"id": f"f{i}", "length_km": 10 + i, "attenuation_db_per_km": 0.2,
+                       "a": {"device": f"q{i}a", "port": 1}, "b": {"device": f"q{i}b", "port": 1}})
+    world = World(parse({"name": "gc", "nodes": nodes, "fibres": fibres}), seed=3)
+    for i in range(links):
+        link_id = world.derived_uuid("gc-link", str(i))
+        for side, other in (("a", "b"), ("b", "a")):
+            Agent(world, f"q{i}{side}").edit(add_link(qkd_link(link_id, 1, world.node_uuid(f"q{i}{other}"))))
+    world.run_for(12 * NS)
+    return world
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return qkd_world(LINKS)
+
+
+def young_survivors(world: World) -> int:
+    """Tracked objects one tick leaves alive in the young generation (what the next young
+    collection must traverse)."""
+    gc.collect()
+    gc.disable()
+    try:
+        world.advance(NS)
+        return len(gc.get_objects(0))
+    finally:
+        gc.enable()
+
+
+def test_a_locked_link_leaves_few_objects_per_tick_for_the_collector(world: World) -> None:
+    """A link's block being filled and its measurement are updated in place: a tick of locked
+    links leaves about one object per link (a released block's bounds), not a new Block, two
+    Counts, four tuples and a Measurement each (about ten per link before)."""
+    sessions = qkd_sessions.sessions(world).values()
+    assert all(s.lock_at_ns is not None and s.lock_at_ns <= world.now_ns for s in sessions)
+    survivors = min(young_survivors(world) for _ in range(3))
+    assert survivors <= 3 * LINKS, survivors
+
+
+def test_a_sliced_tick_after_links_came_freezes_them(world: World) -> None:
+    """The first sliced tick after the world's links or twins changed moves what they are made
+    of to the permanent generation (full collections never traverse it); the next does not."""
+    gc.unfreeze()
+    before = gc.get_freeze_count()
+    asyncio.run(world.advance_sliced(NS))
+    frozen = gc.get_freeze_count()
+    assert frozen > before + 10 * LINKS, (before, frozen)
+    asyncio.run(world.advance_sliced(NS))
+    assert gc.get_freeze_count() <= frozen  # frozen objects freed since, none frozen anew
+    gc.unfreeze()
+
+
+class FakeClock:
+    """perf_counter for the pacer: advances only when a piece says it took time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class Cheap:
+    """Many short pieces (0.1 ms each)."""
+
+    tick_order = 10
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    def on_tick(self, now_ns: int, dt_ns: int) -> None:
+        for _ in self.tick_steps(now_ns, dt_ns):
+            pass
+
+    def tick_steps(self, now_ns: int, dt_ns: int) -> Iterator[None]:
+        for _ in range(15):
+            self.clock.now += 0.0001
+            yield
+
+
+class Dear:
+    """One long piece (1 ms) after the short ones."""
+
+    tick_order = 20
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    def on_tick(self, now_ns: int, dt_ns: int) -> None:
+        self.clock.now += 0.001
+
+
+def test_the_loop_gets_its_turn_before_a_piece_that_would_end_the_slice_late(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short pieces of one kind, then a long piece of another: judged by the piece just done
+    (0.1 ms) the long one (1 ms) would run 1.5 ms into the slice and end it at 2.5 ms; judged by
+    what a piece of its own kind cost before, the loop gets its turn first."""
+    clock = FakeClock()
+    monkeypatch.setattr(world_module, "time", types.SimpleNamespace(
+        perf_counter=clock.perf_counter, time_ns=lambda: 0, monotonic_ns=lambda: 0))
+    world = World(parse({"name": "paced", "nodes": []}), deterministic=True)
+    world.attach(Cheap(clock))
+    world.attach(Dear(clock))
+
+    async def stretches() -> list[float]:
+        seen: list[float] = []
+        done = False
+
+        async def watch() -> None:
+            last = clock.now
+            while not done:
+                await asyncio.sleep(0)
+                seen.append(clock.now - last)
+                last = clock.now
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0)
+        await world.advance_sliced(NS, slice_s=0.002)  # learns what each kind costs
+        seen.clear()
+        await world.advance_sliced(NS, slice_s=0.002)
+        done = True
+        await watcher
+        return seen
+
+    seen = asyncio.run(stretches())
+    assert max(seen) <= 0.002 + 1e-9, seen
