@@ -26,8 +26,12 @@ Eavesdropper (physics/intercept_resend.py): the stochastic twin on 25 km (5 dB) 
 intercept-resend eavesdropper attacking 0-100 % of the pulses: the mean reported QBER against
 e_d + f (1/4 - e_d/2) and the finite-key threshold, and the key stored against the key discarded.
 
+With `--baseline DIR` (another checkout with its own .venv, e.g. a worktree of main), the sliced
+tick with 1,000 units is measured again `--rounds` times in a fresh process of each tree,
+alternately (the machine is shared: its load drifts), and printed side by side.
+
 Usage: .venv/bin/python scripts/bench_twins.py [--ticks 15] [--verify-seconds 5] [--samples 1000]
-       [--eavesdropper-seconds 30] [--pair-minutes 10]
+       [--eavesdropper-seconds 30] [--pair-minutes 10] [--baseline DIR [--rounds 3]]
 Prints tables, then one JSON line with the figures.
 """
 
@@ -40,6 +44,7 @@ import functools
 import gc
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -459,6 +464,41 @@ async def paced_cpu_share(world: World, seconds: float) -> float:
     return cpu / wall
 
 
+UNITS_RUN = """
+import asyncio, json, sys, time
+sys.path.insert(0, "scripts")
+import bench_twins as b
+world, _ = b.build(1000, memory_pairs=0, chains=500)
+cpu = time.process_time()
+units = asyncio.run(b.unit_slices(world, 500, 2, {ticks}))
+units["cpu_s"] = round(time.process_time() - cpu, 2)
+print(json.dumps(units))
+"""
+
+
+def units_run(tree: Path, ticks: int) -> dict[str, Any]:
+    """The sliced tick with 1,000 units in a fresh process of `tree` (its .venv, its code)."""
+    done = subprocess.run([str(tree / ".venv/bin/python"), "-c", UNITS_RUN.format(ticks=ticks)], cwd=tree,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare_units(baseline: Path, rounds: int, ticks: int) -> dict[str, list[dict[str, Any]]]:
+    """This tree against `baseline`, alternately, `rounds` times each; printed side by side."""
+    here = Path(__file__).resolve().parent.parent
+    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "this": []}
+    for _ in range(rounds):
+        runs["baseline"].append(units_run(baseline.resolve(), ticks))
+        runs["this"].append(units_run(here, ticks))
+    print(f"\nsliced tick with 1,000 units, {baseline} (baseline) against this tree, alternately, {ticks} ticks each:")
+    print(f"{'tree':>9} {'CPU p50':>8} {'p95':>6} {'p99':>6} {'max':>7} {'GC max':>7} {'full':>5} {'tick ms':>8} "
+          f"{'CPU s':>6}  (stretches without the event loop, ms of CPU)")
+    for name, row in ((name, row) for name, rows in runs.items() for row in rows):
+        print(f"{name:>9} {row['cpu_p50']:>8.2f} {row['cpu_p95']:>6.2f} {row['cpu_p99']:>6.2f} {row['cpu_max']:>7.2f} "
+              f"{row['gc_max_ms']:>7.2f} {row['gc_full']:>5} {row['tick_ms_median']:>8.1f} {row['cpu_s']:>6.2f}")
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=15)
@@ -466,7 +506,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--eavesdropper-seconds", type=int, default=30)
     parser.add_argument("--pair-minutes", type=float, default=10.0)
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare the sliced tick with units")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.baseline is not None and not (args.baseline / ".venv/bin/python").exists():
+        parser.error(f"--baseline {args.baseline}: no .venv/bin/python there")
 
     rows = []
     for links in (10, 100, 1000):
@@ -537,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
           f"ms of CPU, {units['wall_p50']:.2f}/{units['wall_p95']:.2f}/{units['wall_p99']:.2f}/{units['wall_max']:.2f} ms "
           f"of wall time; whole tick {units['tick_ms_median']} ms (median, wall); the garbage collector ran "
           f"{units['gc_collections']} times meanwhile ({units['gc_full']} full), the longest {units['gc_max_ms']} ms of CPU")
+    compared = compare_units(args.baseline, args.rounds, args.ticks) if args.baseline else None
     figures = {
         "tick_ms": {str(r["qkd_links"]): round(r["tick_ms"], 3) for r in rows},
         "per_agent_us": round(per_agent_ns / 1e3, 2),
@@ -551,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         "eavesdropper": eve,
         "entangled_units_builtin": pairs,
         "slice_ms_1000_links_1000_units": units,
+        "slice_ms_1000_units_compared": compared,
         "python": sys.version.split()[0],
     }
     print(json.dumps(figures))

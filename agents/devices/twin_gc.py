@@ -14,9 +14,9 @@ live service units, CPython 3.11; README, twin benchmark):
   700. A tick replaces as many objects as it makes (a link's new block for its last one, a new
   pair for a discarded one), so that count barely moves while the young generation fills with
   a whole tick's survivors, 10,000-20,000 objects; the collection that finally comes then takes
-  1.5-6 ms inside one slice. `collect_young` runs at the start of each slice of the sliced tick
-  (`world._Pacer`, its time counted in the slice): the young generation then holds one slice's
-  survivors, and the middle one is collected when due (every `gc.get_threshold()[1]` young
+  1.5-6 ms inside one slice. `collect_young` runs at the start of a slice of the sliced tick
+  (`world._Pacer`, its time counted in the slice) when half a slice or more has passed since
+  the last: the young generation then holds about one slice's survivors, and the middle one is collected when due (every `gc.get_threshold()[1]` young
   collections, as CPython would), ten slices' survivors. Full collections stay CPython's own.
 """
 
