@@ -238,6 +238,7 @@ class World:
         (`_Pacer`), so a stretch stays within `slice_s` unless one piece is longer."""
         if dt_ns <= 0:
             return
+        await asyncio.sleep(0)  # the first slice starts after the loop's turn, not after a tick just done
         pacer = _Pacer(slice_s, self._piece_costs)
         await pacer.run(World, self._start_tick(dt_ns))
         now, dt = self.now_ns, int(dt_ns)
