@@ -173,9 +173,10 @@ def build(links: int, memory_pairs: int, seed: int = 1, chains: int = 0) -> tupl
         twins["b"].edit(set_elinks(elink(right, "m", uid["r"], "m", **fibre)))
         agents += 3
     world.run_for(14 * NS)  # past the 10 s re-lock: links ACTIVE, memories filling
-    # One live tick, as an agent's clock makes: the first sliced tick after the links were
-    # configured settles the garbage collector (devices/twin_gc.py), as it does in an agent.
+    # One live tick, as an agent's clock (World.run) makes it: the first after the links were
+    # configured, after which the clock settles the garbage collector (devices/twin_gc.py).
     asyncio.run(world.advance_sliced(NS))
+    world.settle_garbage()
     return world, agents
 
 

@@ -108,7 +108,7 @@ class World:
         self._piece_costs: dict[type, float] = {}
         """What a piece of the sliced tick costs, per kind of participant (`_Pacer`)."""
         self._frozen_shape = (0, 0)
-        """(participants, hosted twins) when the sliced tick last settled the garbage collector."""
+        """(participants, hosted twins) when `settle_garbage` last settled the garbage collector."""
 
     @classmethod
     def from_yaml(cls, path: str | Path = DEFAULT_TOPOLOGY, **options: Any) -> World:
@@ -246,8 +246,13 @@ class World:
             steps = getattr(participant, "tick_steps", None)
             await pacer.run(type(participant), _one_piece(participant, now, dt) if steps is None else steps(now, dt))
         self._settle(now)
+
+    def settle_garbage(self) -> None:
+        """If links or twins came or went since the last call, collect and freeze what the
+        process holds (`twin_gc.settle`: full collections then no longer traverse it). The paced
+        clock of live agents and of the world service (`run`) calls it after every tick; tests
+        that tick by hand do not freeze their process."""
         if self._frozen_shape != (len(self._participants), len(self.hosted)):
-            # Links or twins came or went: freeze what they are made of (twin_gc).
             self._frozen_shape = (len(self._participants), len(self.hosted))
             twin_gc.settle()
 
@@ -285,6 +290,7 @@ class World:
                 await asyncio.sleep(step / NS / self.speed)
                 wall = time.monotonic_ns()
                 await self.advance_sliced(int((wall - last) * self.speed))
+                self.settle_garbage()
                 last = wall
         finally:
             self._running = False

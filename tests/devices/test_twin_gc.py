@@ -5,6 +5,7 @@ giving the loop its turn before a piece that would end the slice late."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import types
 from collections.abc import Iterator
@@ -62,17 +63,33 @@ def test_a_locked_link_leaves_few_objects_per_tick_for_the_collector(world: Worl
     assert survivors <= 3 * LINKS, survivors
 
 
-def test_a_sliced_tick_after_links_came_freezes_them(world: World) -> None:
-    """The first sliced tick after the world's links or twins changed moves what they are made
-    of to the permanent generation (full collections never traverse it); the next does not."""
+def test_the_live_clock_freezes_the_links_after_they_came(world: World) -> None:
+    """After a tick of the paced clock (`World.run`, what agents and the world service run)
+    following a change of the world's links or twins, what they are made of is in the permanent
+    generation (full collections never traverse it); after the next tick nothing more is."""
     gc.unfreeze()
     before = gc.get_freeze_count()
-    asyncio.run(world.advance_sliced(NS))
-    frozen = gc.get_freeze_count()
-    assert frozen > before + 10 * LINKS, (before, frozen)
-    asyncio.run(world.advance_sliced(NS))
-    assert gc.get_freeze_count() <= frozen  # frozen objects freed since, none frozen anew
-    gc.unfreeze()
+
+    async def ticks(count: int) -> None:
+        clock = asyncio.create_task(world.run())
+        for _ in range(count):
+            settled = world.settled_ns
+            while world.settled_ns == settled:
+                await asyncio.sleep(0.005)
+        clock.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await clock
+
+    world.speed = 100.0  # a tick every 10 ms of wall time
+    try:
+        asyncio.run(ticks(1))
+        frozen = gc.get_freeze_count()
+        assert frozen > before + 10 * LINKS, (before, frozen)
+        asyncio.run(ticks(2))
+        assert gc.get_freeze_count() <= frozen  # frozen objects freed since, none frozen anew
+    finally:
+        world.speed = 1.0
+        gc.unfreeze()
 
 
 class FakeClock:
