@@ -15,7 +15,7 @@ from qstrata.agents.devices import qkd_link as qkd_sessions
 from qstrata.agents.devices import world as world_module
 from qstrata.agents.devices.topology import parse
 from qstrata.agents.devices.world import World
-from test_twin_world import NS, Agent, add_link, qkd_link
+from test_twin_world import NS, QKD, Agent, add_link, qkd_link
 
 LINKS = 40
 
@@ -166,3 +166,35 @@ def test_the_loop_gets_its_turn_before_a_piece_that_would_end_the_slice_late(
 
     seen = asyncio.run(stretches())
     assert max(seen) <= 0.002 + 1e-9, seen
+
+
+def test_links_that_come_and_go_leave_no_garbage_frozen() -> None:
+    """The paced clock freezes the process after links came or went; a frozen object that later
+    becomes cyclic garbage would never be collected. A link created and deleted thirty times,
+    settling after each change as `World.run` does, leaves nothing for a full collection of the
+    unfrozen process to find (reference counting frees a removed link's objects)."""
+    world = qkd_world(2)
+    link_id = world.derived_uuid("gc-link", "0")
+    ends = {name: Agent(world, name) for name in ("q0a", "q0b")}
+
+    def drop(config: dict) -> None:
+        config[QKD]["qkd_links"]["qkd_link"][:] = []
+
+    gc.unfreeze()
+    gc.collect()
+    try:
+        world.settle_garbage()
+        for _ in range(30):
+            for name, other in (("q0a", "q0b"), ("q0b", "q0a")):
+                ends[name].edit(add_link(qkd_link(link_id, 1, world.node_uuid(other))))
+            world.run_for(NS)
+            world.settle_garbage()
+            assert link_id in qkd_sessions.sessions(world)
+            for end in ends.values():
+                end.edit(drop)
+            world.run_for(NS)
+            world.settle_garbage()
+            assert link_id not in qkd_sessions.sessions(world)
+    finally:
+        gc.unfreeze()
+    assert gc.collect() == 0
