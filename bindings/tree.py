@@ -558,7 +558,7 @@ def print_node(cdata, fmt: Format, *, with_defaults: WithDefaults | None = None,
 def node_value(node: DNode) -> Any:
     """A node's value for a `Change`: canonical string for terms, the JSON-IETF object of the
     container or list entry itself for subtrees."""
-    if node.schema().nodetype() in (libyang.SNode.LEAF, libyang.SNode.LEAFLIST):
+    if node.cdata.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST):
         return c_str(lib.lyd_get_value(node.cdata))
     wrapped = json.loads(print_node(node.cdata, "json") or "{}")
     if len(wrapped) != 1:
@@ -606,11 +606,12 @@ def diff_trees(old: DataTree, new: DataTree) -> list[Change]:
                 continue
             node = DNode.new(ctx, cdata)
             path = node.path()
+            # the diff's own node would print its yang:operation; one inside a holder has none
             if op == "create":
-                created = new.get(path)
+                created = new.get(path) if inherited is None else None
                 changes.append(Change("create", path, None, node_value(created or node)))
             elif op == "delete":
-                deleted = old.get(path)
+                deleted = old.get(path) if inherited is None else None
                 changes.append(Change("delete", path, node_value(deleted or node), None))
             elif op == "replace":
                 if node.schema().nodetype() == libyang.SNode.LEAF:
