@@ -75,8 +75,12 @@ def port(i: int) -> str:
     return f"{PORTS}[port-id='{i}']"
 
 
+def config(top: str, namespace: str, body: str) -> str:
+    return f'<config xmlns="{NC}" xmlns:nc="{NC}"><{top} xmlns="{namespace}">{body}</{top}></config>'
+
+
 def sw_config(body: str) -> str:
-    return f'<config xmlns="{NC}" xmlns:nc="{NC}"><port-config xmlns="{SW_NS}">{body}</port-config></config>'
+    return config("port-config", SW_NS, body)
 
 
 # ---------------------------------------------------------------------------- NETCONF, switch
@@ -126,7 +130,7 @@ def test_copy_config_and_commit_name_the_entry(switch, connect) -> None:
 
 
 def qkd_config(body: str) -> str:
-    return f'<config xmlns="{NC}" xmlns:nc="{NC}"><qkd_node xmlns="{QKD_NS}">{body}</qkd_node></config>'
+    return config("qkd_node", QKD_NS, body)
 
 
 def link_path(qkdl_id: str) -> str:
