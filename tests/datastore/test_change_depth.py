@@ -114,3 +114,22 @@ def test_a_deleted_entry_keeps_its_old_value_and_a_created_one_its_new() -> None
     [came] = asyncio.run(store.edit("running", [EditOperation("create", port_path(7), ports({"port-id": 7}))],
                                     SYSTEM))
     assert (came.old, came.new) == (None, {"port-id": 7})
+
+
+def test_a_copy_config_of_many_entries_is_journaled_whole_and_replays(tmp_path) -> None:
+    """Past FULL_RECORD_AFTER units the journal records the whole tree rather than list each
+    entry the change names; the restart brings back exactly what was committed."""
+    store = Datastore(state_dir=tmp_path)
+    store.load(DataTree.from_python({SW: {"port": [{"port-id": 1}]}}, config_only=True))
+    many = DataTree.from_python({SW: {"port": [{"port-id": i, "label": f"p{i}"} for i in range(2, 602)]}},
+                                config_only=True)
+    assert len(asyncio.run(store.replace("running", many, SYSTEM))) == 601
+    asyncio.run(store.edit("running", [EditOperation("delete", port_path(7))], SYSTEM))
+    again = Datastore(state_dir=tmp_path)
+    again.load()
+    assert again.get_config("running").print("json") == store.get_config("running").print("json")
+    assert again.get_config("running").get(port_path(1)) is None and again.get_config("running").get(port_path(601))
+    asyncio.run(again.replace("running", DataTree(again.schema), SYSTEM))
+    third = Datastore(state_dir=tmp_path)
+    third.load()
+    assert third.get_config("running").is_empty()
