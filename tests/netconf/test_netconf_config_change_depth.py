@@ -150,6 +150,9 @@ def test_one_qkd_interface_and_one_link_are_named_with_their_keys(qkd, connect) 
     m.edit_config(target="running", config=qkd_config(
         '<qkd_interfaces><qkd_interface nc:operation="delete"><qkdi_id>2</qkdi_id></qkd_interface></qkd_interfaces>'))
     assert next_edits(sub) == [(f"/{QKD}/qkd_interfaces/qkd_interface[qkdi_id='2']", "delete")]
+    m.edit_config(target="running", config=qkd_config(  # the last one: still that entry, not qkd_interfaces
+        '<qkd_interfaces><qkd_interface nc:operation="remove"><qkdi_id>1</qkdi_id></qkd_interface></qkd_interfaces>'))
+    assert next_edits(sub) == [(f"/{QKD}/qkd_interfaces/qkd_interface[qkdi_id='1']", "delete")]
     m.edit_config(target="running", config=qkd_config(
         f'<qkd_links><qkd_link nc:operation="delete"><qkdl_id>{links[1]}</qkdl_id></qkd_link></qkd_links>'))
     assert next_edits(sub) == [(link_path(links[1]), "delete")]
