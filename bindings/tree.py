@@ -558,7 +558,7 @@ def print_node(cdata, fmt: Format, *, with_defaults: WithDefaults | None = None,
 def node_value(node: DNode) -> Any:
     """A node's value for a `Change`: canonical string for terms, the JSON-IETF object of the
     container or list entry itself for subtrees."""
-    if node.schema().nodetype() in (libyang.SNode.LEAF, libyang.SNode.LEAFLIST):
+    if node.cdata.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST):
         return c_str(lib.lyd_get_value(node.cdata))
     wrapped = json.loads(print_node(node.cdata, "json") or "{}")
     if len(wrapped) != 1:
@@ -581,7 +581,12 @@ def _meta(ctx_cdata, node_cdata, name: str) -> str | None:
 
 
 def diff_trees(old: DataTree, new: DataTree) -> list[Change]:
-    """Walk libyang's diff (yang:operation metadata) into typed `Change`s, document order."""
+    """Walk libyang's diff (yang:operation metadata) into typed `Change`s, document order.
+
+    A non-presence container that comes or goes is no change of its own (RFC 7950 s7.5.1: it
+    only organizes the hierarchy): its entries and leaves are, each named with its keys, as
+    RFC 6470's ``edit/target`` wants. Without this a transaction's slice, where the container
+    holds only the edited entry, would report the container where one entry changed."""
     ctx = old.schema.ctx
     out = ffi.new("struct lyd_node **")
     take_issues(ctx.cdata)
@@ -595,13 +600,18 @@ def diff_trees(old: DataTree, new: DataTree) -> list[Change]:
     def walk(cdata, inherited: str | None) -> None:
         while cdata != ffi.NULL:
             op = _meta(ctx.cdata, cdata, "operation") or inherited
+            if op in ("create", "delete") and _holder_only(cdata):
+                walk(lib.lyd_child(cdata), op)
+                cdata = cdata.next
+                continue
             node = DNode.new(ctx, cdata)
             path = node.path()
+            # the diff's own node would print its yang:operation; one inside a holder has none
             if op == "create":
-                created = new.get(path)
+                created = new.get(path) if inherited is None else None
                 changes.append(Change("create", path, None, node_value(created or node)))
             elif op == "delete":
-                deleted = old.get(path)
+                deleted = old.get(path) if inherited is None else None
                 changes.append(Change("delete", path, node_value(deleted or node), None))
             elif op == "replace":
                 if node.schema().nodetype() == libyang.SNode.LEAF:
@@ -616,6 +626,12 @@ def diff_trees(old: DataTree, new: DataTree) -> list[Change]:
 
     walk(lib.lyd_first_sibling(diff.cdata), None)
     return changes
+
+
+def _holder_only(cdata) -> bool:
+    """A non-presence container: it exists for what it holds."""
+    snode = cdata.schema
+    return snode != ffi.NULL and snode.nodetype == lib.LYS_CONTAINER and not snode.flags & lib.LYS_PRESENCE
 
 
 # ---------------------------------------------------------------------- node-level helpers

@@ -30,22 +30,19 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from qstrata.agents.events import CommitEvent, DeviceEvent
 from qstrata.bindings.diff import Change
 from qstrata.bindings.jsontree import (
-    Json,
     Operational,
     OperationalChange,
     compare_under,
     leaves_at,
-    leaves_of,
     merge,
-    vanished,
 )
-from qstrata.bindings.paths import prefixes, split_data_path
+from qstrata.bindings.paths import split_data_path
 from qstrata.bindings.schema_index import SchemaNode, schema_index
 from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import InvalidData
@@ -208,37 +205,26 @@ class OperationalRead:
                     log.exception("operational watcher %r failed", watcher)
 
     def _config_change(self, commits: list[Change], change: OperationalChange) -> None:
-        """Each change of running as leaves: what it set (new values read from running, with
-        defaults: a leaf removed back to its default is an update), what it removed (deletes,
-        the highest node that went). A change's path may be coarser than what changed (a whole
-        container of a transaction's slice): its old and new subtrees say what moved."""
+        """Each change of running as leaves, read from running as it is now (with defaults: a
+        leaf removed back to its default is an update, an entry created brings its defaults):
+        the leaves at a change's path are updates; a path with nothing left is a delete. A
+        change names the leaf or the entry that changed (`bindings.tree.diff_trees`), so no
+        narrowing is needed; reading running now also folds a burst of commits into its result."""
         running = self.datastore.get_config("running")
         whole = self.config() if len(commits) > PRINT_WHOLE_AFTER else None
         printed: dict[str, dict] = {}
         entries: dict = {}  # list indexes of the whole print, built once
         for c in commits:
             path = _leaf_list(c.path)
-            node = self._node(path)
-            if node is None:
+            if self._node(path) is None:
                 continue
             if path not in printed:
                 printed[path] = whole if whole is not None else _print(running.select(path))
             now = leaves_at(self.index, printed[path], path, entries if whole is not None else None)
-            if node.kind in ("leaf", "leaf-list"):
-                if path in now:
-                    change.update(path, *now[path])
-                else:
-                    change.delete(path)
-                continue
-            old, new = self._leaves(node, path, c.old), self._leaves(node, path, c.new)
-            created = _ancestors(new, len(path)) - _ancestors(old, len(path))
+            if not now:
+                change.delete(path)
             for leaf, (leaf_node, value) in now.items():
-                if leaf in new and old.get(leaf) != new[leaf] or leaf in old and leaf not in new \
-                        or created and _ancestors((leaf,), len(path)) & created:
-                    change.update(leaf, leaf_node, value)
-            gone = [leaf for leaf in old if leaf not in now]
-            for anchor in vanished(gone, set(now), len(split_data_path(path))):
-                change.delete(anchor)
+                change.update(leaf, leaf_node, value)
 
     def _node(self, path: str) -> SchemaNode | None:
         steps, module = [], None
@@ -247,12 +233,6 @@ class OperationalRead:
             module = prefix or module
             steps.append((module or "", local))
         return self.index.node(steps)
-
-    def _leaves(self, node: SchemaNode, path: str, value: Json) -> dict[str, Json]:
-        """The leaves of a change's old or new subtree (JSON-IETF members of the node at `path`)."""
-        if not isinstance(value, dict):
-            return {}
-        return {leaf: v for leaf, _, v in leaves_of(node, node.module, path, value)}
 
     def _state_change(self, paths: list[str], before: dict, after: dict, change: OperationalChange) -> None:
         running = self.datastore.get_config("running")
@@ -272,11 +252,3 @@ def _leaf_list(path: str) -> str:
             return path[:cut]
     return path
 
-
-def _ancestors(leaves: Iterable[str], below: int) -> set[str]:
-    """The node paths above each leaf that are longer than `below` characters (the changed
-    node's descendants)."""
-    out: set[str] = set()
-    for leaf in leaves:
-        out.update(p for p in prefixes(leaf)[:-1] if len(p) > below)
-    return out

@@ -177,12 +177,23 @@ def apply_record(tree: DataTree, record: dict[str, Any]) -> DataTree:
     return tree
 
 
+FULL_RECORD_AFTER = 512
+"""A whole-copy transaction that changed more units than this is recorded whole: listing them
+(a copy-config that creates 10,000 links names each) costs more to write, find and replay."""
+
+
 def journal_record(work: DataTree, units: list[str] | None, changes: Sequence[Change]) -> dict[str, Any]:
     """The record of one transaction: the touched units and their new content, so its size
     follows the change, not the configuration, even when the transaction validated a whole copy
-    (`units` None); a change of a top-level leaf or of everything records the whole tree."""
+    (`units` None); a change of a top-level leaf, of everything or of very many units records
+    the whole tree."""
     if units is None:
-        changed = sorted({_unit_of(c.path) for c in changes})
+        found: set[str] = set()
+        for c in changes:
+            found.add(_unit_of(c.path))
+            if len(found) > FULL_RECORD_AFTER:
+                return {"full": work.to_python()}
+        changed = sorted(found)
         if not changed or "/" in changed:
             return {"full": work.to_python()}
         return {"units": changed, "data": work.extract(changed)[0].to_python()}
