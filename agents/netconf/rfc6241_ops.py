@@ -19,6 +19,7 @@ from qstrata.agents.datastore.store import MAX_CONFIRM_TIMEOUT
 from qstrata.bindings.edit import OPERATIONS, EditOperation, annotated_operations
 from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import InvalidData
+from qstrata.bindings.wire.xmlsafe import content_xml
 
 from . import rfc6241_confirmed
 from .errors import BASE_NS, ErrorTag, RpcError
@@ -69,15 +70,16 @@ def _datastore_name(op: etree._Element, param: str, allowed=("running", "candida
     return etree.QName(choice[0]).localname
 
 
-def parse_content(schema: Schema, elements: list[etree._Element], *, config_only: bool = True) -> DataTree:
-    """Inline <config> content -> a libyang tree (types and structure checked, not validated)."""
-    if not elements:
+def parse_content(schema: Schema, config: etree._Element, *, config_only: bool = True) -> DataTree:
+    """Inline <config> content -> a libyang tree (types and structure checked, not validated).
+    Value prefixes declared on <config> or <rpc> stay in scope (`content_xml`)."""
+    text = content_xml(config)
+    if not text:
         return DataTree(schema)
-    text = b"".join(etree.tostring(e) for e in elements)
     try:
         return DataTree.parse(text, "xml", schema=schema, config_only=config_only, validate=False)
     except InvalidData as exc:
-        raise _content_error(exc, elements) from None
+        raise _content_error(exc, [c for c in config if isinstance(c.tag, str)]) from None
 
 
 def _content_error(exc: InvalidData, elements: list[etree._Element]) -> DatastoreError:
@@ -228,7 +230,7 @@ def _edit_operations(ctx: HandlerContext, config: etree._Element, default_op: st
             raise RpcError(ErrorTag.BAD_ATTRIBUTE, f"operation {value!r} is not one of {', '.join(OPERATIONS)}, none",
                            info=[("bad-attribute", "operation"), ("bad-element", etree.QName(el).localname)])
     removals = _valueless_removals(ctx, config)
-    edit = parse_content(ctx.schema, [c for c in config if isinstance(c.tag, str)])
+    edit = parse_content(ctx.schema, config)
     operations = annotated_operations(edit, default_op, per_unit=per_unit)
     operations.extend(EditOperation(operation, path) for path, operation in removals)  # type: ignore[arg-type]
     return operations
@@ -293,7 +295,7 @@ async def copy_config(ctx: HandlerContext, session: NetconfSession, op: etree._E
     source_el = _child(op, "source")
     config = _config_child(source_el) if source_el is not None else None
     if config is not None:
-        tree = await ctx.offload(parse_content, ctx.schema, [c for c in config if isinstance(c.tag, str)],
+        tree = await ctx.offload(parse_content, ctx.schema, config,
                                             big=session.big_request)
     else:
         tree = ctx.datastore.get_config(_datastore_name(op, "source"))
@@ -349,7 +351,7 @@ async def validate(ctx: HandlerContext, session: NetconfSession, op: etree._Elem
     config = _config_child(source_el) if source_el is not None else None
     if config is not None:
         def check() -> None:
-            tree = parse_content(ctx.schema, [c for c in config if isinstance(c.tag, str)])
+            tree = parse_content(ctx.schema, config)
             tree.validate(config_only=True)
 
         await ctx.offload(check, big=session.big_request)

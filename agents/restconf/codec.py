@@ -21,6 +21,7 @@ from qstrata.bindings.schema import Schema
 from qstrata.bindings.schema_index import SchemaIndex, SchemaNode
 from qstrata.bindings.tree import DataTree, print_node
 from qstrata.bindings.validate import InvalidData
+from qstrata.bindings.wire.xmlsafe import MalformedMessage, content_xml, parse_message
 
 from . import dialect
 from .errors import RestconfError, bad_request, from_core
@@ -256,10 +257,18 @@ def decode_datastore(raw: bytes, encoding: Encoding, schema: Schema, index: Sche
             raise RestconfError("malformed-message", "a document type declaration is not accepted", error_type="rpc")
         text = _XML_DECL.sub(b"", raw, count=1).strip()
         m = re.match(rb"<(?:\w+:)?data\b[^>]*>(.*)</(?:\w+:)?data>\Z", text, re.DOTALL)
-        if m is None or b"urn:ietf:params:xml:ns:yang:ietf-restconf" not in text[:text.find(b">") + 1]:
+        head = text[:text.find(b">") + 1]
+        if m is None or b"urn:ietf:params:xml:ns:yang:ietf-restconf" not in head:
             raise bad_request('the body must be <data xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf">',
                               tag="malformed-message", error_type="rpc")
-        return _parse(schema, m.group(1), "xml")
+        if b"xmlns:" not in head:
+            return _parse(schema, m.group(1), "xml")
+        # prefixes declared on <data> are in scope for the values inside (identityrefs, instance-identifiers)
+        try:
+            return _parse(schema, content_xml(parse_message(text)), "xml")
+        except MalformedMessage as exc:
+            raise RestconfError("malformed-message", f"the body is not acceptable XML: {exc.message}",
+                                error_type="rpc") from None
     doc = parse_json(raw)
     if not isinstance(doc, dict) or len(doc) != 1 or next(iter(doc)) not in ("ietf-restconf:data", "data"):
         raise bad_request('the body must be {"ietf-restconf:data": {...}}', tag="malformed-message", error_type="rpc")

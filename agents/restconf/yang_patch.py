@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from lxml import etree
 from qstrata.bindings.edit import EditOperation
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.schema_index import SchemaIndex
-from qstrata.bindings.wire.xmlsafe import MalformedMessage, parse_message
+from qstrata.bindings.wire.xmlsafe import MalformedMessage, content_xml, parse_message
 
 from . import codec, resource
 from .errors import RestconfError, bad_request
@@ -170,8 +169,7 @@ def _xml_entries(raw: bytes) -> tuple[list[Entry], str]:
         value_el = edit.find(f"{{{YP_NS}}}value")
         value = None
         if value_el is not None:
-            children = [c for c in value_el if isinstance(c.tag, str)]
-            value = b"".join(etree.tostring(c) for c in children)
+            value = content_xml(value_el)
         out.append((edit_id, operation, target, value, edit.findtext(f"{{{YP_NS}}}where"),
                     edit.findtext(f"{{{YP_NS}}}point")))
     return out, patch_id

@@ -28,8 +28,8 @@ from typing import Any
 
 from lxml import etree
 
-__all__ = ["DEFAULT_MAX_COST_FACTOR", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_ELEMENTS", "MalformedMessage", "parse_message",
-           "parse_message_apart", "release_memory", "tree_cost"]
+__all__ = ["DEFAULT_MAX_COST_FACTOR", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_ELEMENTS", "MalformedMessage", "content_xml",
+           "parse_message", "parse_message_apart", "release_memory", "tree_cost"]
 
 DEFAULT_MAX_DEPTH = 128
 """Deepest element nesting accepted; YANG data trees are a few dozen levels at most.
@@ -115,6 +115,17 @@ def parse_message(
             release_memory()
         raise MalformedMessage(refusal)
     return root
+
+
+def content_xml(envelope: etree._Element) -> bytes:
+    """The element children of `envelope` (a <config>, RESTCONF's <data>, a YANG Patch <value>) as
+    XML text for the schema layer, each with every namespace declaration in scope.
+
+    Values of type instance-identifier and identityref use prefixes that a client may declare on
+    any ancestor (<rpc>, <config>, <data>): serializing an element where it stands writes its
+    ancestors' declarations on it, whereas moving or copying it into another tree drops those
+    whose URI is already bound there under another prefix (lxml), and the value's prefix with them."""
+    return b"".join(etree.tostring(child) for child in envelope if isinstance(child.tag, str))
 
 
 async def parse_message_apart(data: bytes, **limits: Any) -> etree._Element:
