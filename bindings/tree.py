@@ -24,6 +24,7 @@ from .diff import Change
 from .paths import PathStep
 from .schema import Schema, get_schema
 from .validate import DataIssue, InvalidData, IssueKind, raise_issues, take_issues
+from .xml_prefixes import declare_value_prefixes
 
 Format = Literal["xml", "json"]
 
@@ -537,9 +538,24 @@ def _check_json_syntax(data: bytes) -> None:
 
 def print_node(cdata, fmt: Format, *, with_defaults: WithDefaults | None = None, pretty: bool = False,
                siblings: bool = False, keep_empty_containers: bool = False) -> str:
+    """The node (with `siblings`, it and the siblings after it) as XML or JSON-IETF text. In XML
+    each top-level element declares the value prefixes its subtree uses (`xml_prefixes`), so the
+    text survives a client that copies its elements into a request."""
     opts = _WITH_DEFAULTS[with_defaults]
+    if fmt == "xml":
+        if not siblings:
+            return declare_value_prefixes(_print(cdata, fmt, opts, pretty, keep_empty_containers))
+        pieces = []
+        while cdata != ffi.NULL:
+            pieces.append(declare_value_prefixes(_print(cdata, fmt, opts, pretty, keep_empty_containers)))
+            cdata = cdata.next
+        return "".join(pieces)
     if siblings:
         opts |= lib.LYD_PRINT_WITHSIBLINGS
+    return _print(cdata, fmt, opts, pretty, keep_empty_containers)
+
+
+def _print(cdata, fmt: Format, opts: int, pretty: bool, keep_empty_containers: bool) -> str:
     if not pretty:
         opts |= lib.LYD_PRINT_SHRINK
     if keep_empty_containers:
