@@ -104,3 +104,16 @@ def test_yang_patch_value_prefix_declared_on_yang_patch(alice) -> None:
     finally:
         rc(alice, "DELETE", f"/restconf/data/{NACM}/rule-list=prefixes")
     assert get_xml(alice, f"/restconf/data/{NACM}") == saved
+
+
+def test_broken_body_with_declarations_on_data_is_one_clear_error(alice) -> None:
+    """The path that honours <data>'s declarations parses the body first: broken XML is a 400
+    malformed-message, and the datastore stays as it was."""
+    saved = get_xml(alice, "/restconf/data" + CONFIG)
+    answer = rc(alice, "PUT", "/restconf/data", f'<data xmlns="{RC_NS}" xmlns:nacm="{NACM_NS}"><nacm xmlns="{NACM_NS}">'
+                                                f"<enable-nacm>true</enable-nacm></data>")
+    assert answer.status_code == 400, answer.text
+    error = etree.fromstring(answer.content).find(f"{{{RC_NS}}}error")
+    assert error.findtext(f"{{{RC_NS}}}error-tag") == "malformed-message"
+    assert "not acceptable XML" in error.findtext(f"{{{RC_NS}}}error-message")
+    assert get_xml(alice, "/restconf/data" + CONFIG) == saved
