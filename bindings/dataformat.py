@@ -7,9 +7,21 @@ syntax error, so billion-laughs and XXE documents fail fast.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
+from lxml import etree
+
 from .tree import DataTree, Format
+from .wire.xmlsafe import MalformedMessage, content_xml, parse_message
+
+NETCONF_BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
+RESTCONF = "urn:ietf:params:xml:ns:yang:ietf-restconf"
+WRAPPERS = {(NETCONF_BASE, "data"), (NETCONF_BASE, "config"), (RESTCONF, "data")}
+"""What a saved get-config (NETCONF `<data>`, ncclient's ``data_xml``), an edit's `<config>` or a
+RESTCONF GET of the datastore wraps the modules' data in: a backup is validated as it was saved."""
+_FIRST_TAG = re.compile(r"<(?:[\w.-]+:)?(data|config|rpc-reply)[\s>/]")
 
 
 class DataFileError(Exception):
@@ -49,4 +61,40 @@ def read_data_file(path: Path, *, max_bytes: int = 64 * 1024 * 1024, config_only
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataFileError(f"not UTF-8 text (byte {exc.start})") from None
-    return DataTree.parse(text, fmt, config_only=config_only)
+    return DataTree.parse(unwrap(text, fmt), fmt, config_only=config_only)
+
+
+def unwrap(text: str, fmt: Format) -> str:
+    """The modules' data inside a NETCONF `<rpc-reply>`/`<data>`/`<config>` or a RESTCONF
+    `<data>` / ``{"ietf-restconf:data": ...}`` wrapper; any other document as it is."""
+    if fmt == "json":
+        if '"ietf-restconf:data"' not in text[:256]:
+            return text
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return text  # the schema layer says what is wrong, with its line
+        inner = document.get("ietf-restconf:data") if isinstance(document, dict) and len(document) == 1 else None
+        return json.dumps(inner) if isinstance(inner, dict) else text
+    first = _FIRST_TAG.search(text, 0, 4096)
+    if first is None:
+        return text
+    try:
+        root = parse_message(text.encode())
+    except MalformedMessage as exc:
+        raise DataFileError(str(exc)) from None
+    if _name(root) == (NETCONF_BASE, "rpc-reply"):
+        root = next((child for child in root if _name(child) == (NETCONF_BASE, "data")), root)
+    if _name(root) not in WRAPPERS:
+        return text
+    first_child = next((child for child in root if isinstance(child.tag, str)), None)
+    lines_before = (first_child.sourceline or 1) - 1 if first_child is not None else 0
+    return "\n" * lines_before + content_xml(root).decode()  # errors keep the file's line numbers
+
+
+
+def _name(element: etree._Element) -> tuple[str | None, str]:
+    if not isinstance(element.tag, str):  # a comment
+        return None, ""
+    name = etree.QName(element)
+    return name.namespace, name.localname

@@ -13,11 +13,13 @@ only must be honoured too.
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 
 import pytest
 from lxml import etree
 from ncclient.operations import RaiseMode
+from agent_processes import QSTRATA
 from netconf_helpers import call, errors, open_session
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -124,6 +126,31 @@ def test_get_config_validates(nc) -> None:
     saved = backup(nc)
     reply = nc.validate(source=restored(saved))
     assert reply.ok
+
+
+def test_a_saved_get_config_and_get_pass_qstrata_validate(nc, tmp_path) -> None:
+    """`qstrata validate` takes a backup as it was saved (the reply's <data>, or the whole
+    <rpc-reply>), and says where an error is in the saved file, with the file's line."""
+    (tmp_path / "config.xml").write_text(backup(nc))
+    (tmp_path / "reply.xml").write_text(nc.get_config(source="running").xml)
+    (tmp_path / "state.xml").write_text(nc.get().data_xml)
+    ok = subprocess.run([QSTRATA, "validate", "--config", "config.xml", "reply.xml"], cwd=tmp_path,
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.splitlines() == ["config.xml: valid", "reply.xml: valid"]
+    assert subprocess.run([QSTRATA, "validate", "state.xml"], cwd=tmp_path, capture_output=True,
+                          timeout=60).returncode == 0
+    refused = subprocess.run([QSTRATA, "validate", "--config", "state.xml"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "state.xml: /" in refused.stdout, refused.stdout + refused.stderr
+    lines = backup(nc).splitlines()
+    at = next(n for n, line in enumerate(lines, 1) if "<virt_bandwidth>" in line)
+    lines[at - 1] = lines[at - 1].replace(">1000<", ">many<")
+    (tmp_path / "broken.xml").write_text("\n".join(lines))
+    broken = subprocess.run([QSTRATA, "validate", "broken.xml"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert broken.returncode == 1 and "virt_bandwidth" in broken.stdout, broken.stdout
+    assert f"(line {at})" in broken.stdout, (at, broken.stdout)
 
 
 def test_get_config_through_the_candidate(nc) -> None:
