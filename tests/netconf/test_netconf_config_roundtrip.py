@@ -17,9 +17,9 @@ import subprocess
 import uuid
 
 import pytest
+from agent_processes import QSTRATA
 from lxml import etree
 from ncclient.operations import RaiseMode
-from agent_processes import QSTRATA
 from netconf_helpers import call, errors, open_session
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
