@@ -327,8 +327,10 @@ def test_an_applications_session_is_checked_by_lookup_not_by_validating_every_se
     the session is looked up in the whole tree, with libyang's own error when it is missing."""
     store = loaded()
     plan = store.locality.plan(schema_path_of(app_path(1)), False)
-    assert plan is not None and [r.key for r in plan] == ["session-id"]
-    assert store.locality.plan(f"/{SS}/kme/sessions/session", True) is None  # deleting a target: whole
+    assert plan is not None and [r.key for r in plan.deferred] == ["session-id"]
+    deleting = store.locality.plan(f"/{SS}/kme/sessions/session", True)  # deleting a target: a search
+    assert deleting is not None and [r.leaf for r in deleting.guards] == [
+        "/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:ss-session-id"]
 
     async def go():
         before = printed(store)
