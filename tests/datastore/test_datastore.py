@@ -397,6 +397,26 @@ def test_edits_whose_locality_is_unknown_are_validated_whole(tmp_path):
     run(go())
 
 
+def test_deleting_a_link_routes_may_name_works_on_a_slice_guarded_by_a_search():
+    """A route's qkd-link names links by key: deleting one link of many is checked by searching
+    the routes for its key, not by copying, validating and diffing every link (10,000 links:
+    180 ms a delete, against 0.3 ms). The installed tree is changed in place (a whole-tree
+    transaction installs a new copy), and the change list names the one link."""
+    store = loaded()
+    plan = store.locality.plan(schema_path_of(link_path(1)), True)
+    assert plan is not None and [(r.leaf, r.key) for r in plan.guards] == [
+        (f"/{SS}/kme/forwarding-table/route/qkd-link", "qkdl_id")]
+
+    async def go():
+        await store.edit("running", [EditOperation("merge", "/", link_tree(*range(1, 201)))], ALICE)
+        installed = store.get_config("running")
+        changes = await store.edit("running", [delete(7)], ALICE)
+        assert [(c.op, c.path) for c in changes] == [("delete", link_path(7))]
+        assert store.get_config("running") is installed
+        assert not installed.exists(link_path(7)) and installed.exists(link_path(8))
+    run(go())
+
+
 def test_a_due_fold_waits_for_a_pause_unless_the_journal_keeps_growing(tmp_path):
     """Folding prints the whole configuration while writers wait: a due fold waits for a pause
     in commits; a journal four snapshots heavy is folded at once, burst or not."""
