@@ -214,6 +214,8 @@ def _content_units(value: DataTree) -> Iterator[Unit]:
             path = parents[key] = _node_path(ffi.cast("struct lyd_node *", parent))
         return path
 
+    holders: list[Unit] = []
+
     def walk(first) -> Iterator[Unit]:
         node = first
         while node != ffi.NULL:
@@ -222,12 +224,17 @@ def _content_units(value: DataTree) -> Iterator[Unit]:
             child = lib.lyd_child(node) if inner else ffi.NULL
             if inner and child != ffi.NULL:
                 yield from walk(child)
+            elif inner and not snode.flags & lib.LYS_PRESENCE:
+                holders.append(Unit(_node_path(node), False, parent_of(node), node))
             else:
                 yield Unit(_node_path(node), False, parent_of(node), node)
             node = node.next
 
     if value.cdata != ffi.NULL:
-        yield from walk(lib.lyd_first_sibling(value.cdata))
+        found = list(walk(lib.lyd_first_sibling(value.cdata)))
+        # An empty non-presence container merges nothing (RFC 7950 s7.5.1): e.g. the `qkd_links`
+        # left around a delete of one link. As a unit it would put all 10,000 links in the slice.
+        yield from found or holders
 
 
 def unit_parents(units: Sequence[Unit]) -> set[str]:
