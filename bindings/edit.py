@@ -189,8 +189,8 @@ class Unit:
 
 
 def operation_units(op: EditOperation) -> list[Unit]:
-    """Merges touch the outermost list entries (and the leaves outside lists) of their content;
-    every other operation touches the subtree at its path. A replace of ``/`` touches it all.
+    """Merges touch the outermost list entries (and the leaves outside lists) of their content,
+    none when it holds nothing but empty non-presence containers; every other operation touches the subtree at its path. A replace of ``/`` touches it all.
     An operation that places a user-ordered entry (insert, or a replace that keeps its place)
     touches the entry's parent: the order of its siblings is part of the change."""
     if op.insert is not None or (op.operation == "replace" and op.value is not None and op.path != "/"
@@ -214,8 +214,6 @@ def _content_units(value: DataTree) -> Iterator[Unit]:
             path = parents[key] = _node_path(ffi.cast("struct lyd_node *", parent))
         return path
 
-    holders: list[Unit] = []
-
     def walk(first) -> Iterator[Unit]:
         node = first
         while node != ffi.NULL:
@@ -225,16 +223,14 @@ def _content_units(value: DataTree) -> Iterator[Unit]:
             if inner and child != ffi.NULL:
                 yield from walk(child)
             elif inner and not snode.flags & lib.LYS_PRESENCE:
-                holders.append(Unit(_node_path(node), False, parent_of(node), node))
+                pass  # an empty non-presence container merges nothing (RFC 7950 s7.5.1), e.g. the
+                # `qkd_links` left around a delete of one link: as a unit it put every link in the slice
             else:
                 yield Unit(_node_path(node), False, parent_of(node), node)
             node = node.next
 
     if value.cdata != ffi.NULL:
-        found = list(walk(lib.lyd_first_sibling(value.cdata)))
-        # An empty non-presence container merges nothing (RFC 7950 s7.5.1): e.g. the `qkd_links`
-        # left around a delete of one link. As a unit it would put all 10,000 links in the slice.
-        yield from found or holders
+        yield from walk(lib.lyd_first_sibling(value.cdata))
 
 
 def unit_parents(units: Sequence[Unit]) -> set[str]:

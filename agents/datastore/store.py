@@ -419,6 +419,8 @@ class Datastore:
         async with self._write[name]:
             if precondition is not None:
                 precondition()
+            if units is not None and not units:
+                return []  # operations that touch nothing (a merge of empty containers) change nothing
             target = self._candidate(writer=True) if name == "candidate" else self.trees[name]
             plans = [self.locality.plan(schema_path_of(u.path), u.removes) for u in units or ()]
             use_slice = bool(units) and all(plan is not None for plan in plans)
