@@ -189,8 +189,8 @@ class Unit:
 
 
 def operation_units(op: EditOperation) -> list[Unit]:
-    """Merges touch the outermost list entries (and the leaves outside lists) of their content;
-    every other operation touches the subtree at its path. A replace of ``/`` touches it all.
+    """Merges touch the outermost list entries (and the leaves outside lists) of their content,
+    none when it holds nothing but empty non-presence containers; every other operation touches the subtree at its path. A replace of ``/`` touches it all.
     An operation that places a user-ordered entry (insert, or a replace that keeps its place)
     touches the entry's parent: the order of its siblings is part of the change."""
     if op.insert is not None or (op.operation == "replace" and op.value is not None and op.path != "/"
@@ -222,6 +222,9 @@ def _content_units(value: DataTree) -> Iterator[Unit]:
             child = lib.lyd_child(node) if inner else ffi.NULL
             if inner and child != ffi.NULL:
                 yield from walk(child)
+            elif inner and not snode.flags & lib.LYS_PRESENCE:
+                pass  # an empty non-presence container merges nothing (RFC 7950 s7.5.1), e.g. the
+                # `qkd_links` left around a delete of one link: as a unit it put every link in the slice
             else:
                 yield Unit(_node_path(node), False, parent_of(node), node)
             node = node.next

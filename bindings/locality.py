@@ -13,8 +13,15 @@ we check, once, from the compiled schema:
   without it and its value looked up in the whole tree (`Reference`): one hash lookup instead of
   validating every entry (an application naming its token-bucket session, a route naming its
   QKD link). Any other leafref makes the unit non-local;
-- for deletes: no leafref anywhere points into it (creating or changing an entry cannot break a
-  reference to its key, deleting it can); for any edit: no leafref points at a non-key leaf in it.
+- for deletes: a leafref that points into it (creating or changing an entry cannot break a
+  reference to its key, deleting it can) must name the key of the entry deleted, resolved as
+  above: the delete is then *guarded* by a search of that leafref's instances for the deleted
+  key (a delete of one of 10,000 QKD links that KME routes may name: one search instead of a
+  copy, whole-tree validation and diff of every link); any other makes the unit non-local. For
+  any edit: no leafref points at a non-key leaf in it;
+- no `must` or `when` outside the slice may name the unit (or use `deref()`, `//` or a
+  wildcard): the slice holds the unit and its ancestors' leaves, so only conditions on those
+  leaves, with relative paths, are evaluated with it.
 
 Anything else is validated whole, which is always correct.
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import libyang
@@ -62,10 +70,29 @@ class Reference:
 
     def target_path(self, value: str) -> str | None:
         """Data path of the entry the value names (None when the value cannot be quoted)."""
-        quote = "'" if "'" not in value else '"'
-        if quote in value:
-            return None
-        return f"{self.target_list}[{self.key}={quote}{value}{quote}]"
+        quoted = _quoted(value)
+        return None if quoted is None else f"{self.target_list}[{self.key}={quoted}]"
+
+    def naming(self, value: str) -> str | None:
+        """XPath of the leaf's instances whose value is `value` (None when it cannot be quoted)."""
+        quoted = _quoted(value)
+        return None if quoted is None else f"{self.leaf}[.={quoted}]"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a unit is validated on a slice. `deferred`: leafrefs in it checked by lookup of their
+    target (`Reference`). `guards`: leafrefs elsewhere that name the unit's list entry by its key;
+    a delete of the entry is refused while an instance of one names it (a search for the key's
+    value, where whole-tree validation would re-check every leafref of the datastore)."""
+
+    deferred: tuple[Reference, ...] = ()
+    guards: tuple[Reference, ...] = ()
+
+
+def _quoted(value: str) -> str | None:
+    quote = "'" if "'" not in value else '"'
+    return None if quote in value else f"{quote}{value}{quote}"
 
 
 def _walk(start: libyang.SNode | None, steps: list[str], schema: Schema) -> libyang.SNode | None:
@@ -120,10 +147,20 @@ def _deferred(node: libyang.SNode, schema: Schema) -> Reference | None:
         if list(anc.when_conditions()):
             return None
         anc = anc.parent()
+    return _resolved(node, schema)
+
+
+def _resolved(node: libyang.SNode, schema: Schema) -> Reference | None:
+    """The leafref (not a union) at `node` as a `Reference`, when every instance of it names the
+    key of an entry of one list that no list holds: its targets are the same for every instance,
+    so one lookup of the value finds (or misses) its target, and one search of the value finds
+    the instances naming an entry."""
     ltype = node.type()
     if ltype.base() != libyang.Type.LEAFREF:  # unions and instance-identifiers stay non-local
         return None
     written = ltype.leafref_path() or ""
+    if "[" in written:  # a predicate narrows the targets by other data: not one lookup
+        return None
     steps = _plain(written).split("/")
     if written.startswith("/"):
         target = _walk(None, steps[1:], schema)
@@ -182,34 +219,53 @@ def _plain(path: str) -> str:
     return _PREFIX.sub(r"\1", _PREDICATE.sub("", path))
 
 
-def _leafref_targets(schema: Schema) -> list[str]:
-    """Prefix-free schema paths that leafrefs point at."""
-    targets: list[str] = []
+def _leafref_targets(schema: Schema) -> list[tuple[str, Reference | None]]:
+    """Prefix-free schema paths that leafrefs point at, each with its leafref as a `Reference`
+    when a search can find the instances naming an entry (see `_resolved`)."""
+    targets: list[tuple[str, Reference | None]] = []
+    for node in _config_nodes(schema):
+        if not _is_reference(node):
+            continue
+        types = [node.type()]
+        if types[0].base() == libyang.Type.UNION:
+            types = list(types[0].union_types())
+        for t in types:
+            if t.base() != libyang.Type.LEAFREF:
+                targets.append(("/", None))  # instance-identifier: may point anywhere
+                continue
+            if not ffi.cast("struct lysc_type_leafref *", t.cdata).require_instance:
+                continue  # names a target without requiring it: no edit can break it
+            path = _plain(t.leafref_path() or "")
+            if not path.startswith("/"):
+                base = _plain(node.schema_path()).split("/")
+                for step in path.split("/"):
+                    if step == "..":
+                        base.pop()
+                    elif step not in ("", "."):
+                        base.append(step)
+                path = "/".join(base)
+            targets.append((path, _resolved(node, schema) if len(types) == 1 else None))
+    return targets
+
+
+def _config_nodes(schema: Schema) -> Iterator[libyang.SNode]:
+    """Every configuration data node (state is not validated on commit; rpcs, actions and
+    notifications hold no datastore data)."""
     for module in schema.implemented_modules():
         for top in module.children():
             if top.nodetype() not in _DATA_NODETYPES:
-                continue  # rpcs, actions and notifications hold no datastore references
+                continue
             for node in top.iter_tree():
-                if node.config_false() or not _is_reference(node):  # state is not validated on commit
-                    continue
-                types = [node.type()]
-                if types[0].base() == libyang.Type.UNION:
-                    types = list(types[0].union_types())
-                for t in types:
-                    if t.base() != libyang.Type.LEAFREF:
-                        targets.append("/")  # instance-identifier: may point anywhere
-                        continue
-                    path = _plain(t.leafref_path() or "")
-                    if not path.startswith("/"):
-                        base = _plain(node.schema_path()).split("/")
-                        for step in path.split("/"):
-                            if step == "..":
-                                base.pop()
-                            elif step not in ("", "."):
-                                base.append(step)
-                        path = "/".join(base)
-                    targets.append(path)
-    return targets
+                if not node.config_false():
+                    yield node
+
+
+def _names(expr: str, name: str) -> bool:
+    """May the XPath `expr` reach nodes named `name` (or below them)? Conservative: a step of
+    that name, a descendant or wildcard step, or `deref()` (which follows a leafref anywhere)."""
+    if "deref(" in expr or "//" in expr or "/*" in expr or "*/" in expr:
+        return True
+    return re.search(rf"(?<![\w.-])(?:[\w.-]+:)?{re.escape(name)}(?![\w.-])", expr) is not None
 
 
 _DATA_NODETYPES = (libyang.SNode.CONTAINER, libyang.SNode.LIST, libyang.SNode.LEAF, libyang.SNode.LEAFLIST)
@@ -220,16 +276,17 @@ class Locality:
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        self._targets = [(t, t != "/" and _is_key(_walk(None, t.split("/")[1:], schema)))
-                         for t in _leafref_targets(schema)]
+        self._targets = [(t, t != "/" and _is_key(_walk(None, t.split("/")[1:], schema)), referrer)
+                         for t, referrer in _leafref_targets(schema)]
+        self._conditions = [(node, expr) for node in _config_nodes(schema)
+                            for expr in (*node.must_conditions(), *node.when_conditions())]
 
     def slice_ok(self, unit_schema_path: str, deleting: bool) -> bool:
         return self.plan(unit_schema_path, deleting) is not None
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Locality per schema, lives as long
-    def plan(self, unit_schema_path: str, deleting: bool) -> tuple[Reference, ...] | None:
-        """None when the unit must be validated whole; else the leafrefs in it that are
-        checked by lookup (`Reference`) rather than by the slice's validation."""
+    def plan(self, unit_schema_path: str, deleting: bool) -> Plan | None:
+        """None when the unit must be validated whole; else how its slice is checked (`Plan`)."""
         try:
             nodes = list(self.schema.ctx.find_path(unit_schema_path))
         except libyang.LibyangError:
@@ -240,18 +297,44 @@ class Locality:
         deferred: list[Reference] = []
         if not subtree_is_local(node, self.schema, deferred):
             return None
+        ancestors = []
         parent = node.parent()
         while parent is not None:
             if list(parent.must_conditions()) or not all(_expression_is_local(w) for w in parent.when_conditions()):
                 return None
+            ancestors.append(parent.schema_path())
             parent = parent.parent()
+        if not self._unseen(node, ancestors):
+            return None
         plain = _plain(unit_schema_path)
-        for target, is_key in self._targets:
+        guards: list[Reference] = []
+        for target, is_key, referrer in self._targets:
             inside = target == "/" or target == plain or target.startswith(plain + "/") \
                 or plain.startswith(target + "/")
-            if inside and (deleting or not is_key):
-                return None
-        return tuple(deferred)
+            if not inside or (is_key and not deleting):
+                continue
+            if is_key and referrer is not None and _plain(referrer.target_list) == plain:
+                guards.append(referrer)  # deleting an entry that leafrefs name: search for them
+                continue
+            return None
+        return Plan(tuple(deferred), tuple(dict.fromkeys(guards)))
+
+    def _unseen(self, node: libyang.SNode, ancestors: list[str]) -> bool:
+        """No `must` or `when` outside the slice may look at the unit. The slice holds the unit and
+        its ancestors' leaves: a condition on one of those leaves with a relative path is
+        evaluated with it; any other that may name the unit is not, so the unit is not local."""
+        inside = node.schema_path()
+        for owner, expr in self._conditions:
+            path = owner.schema_path()
+            if path == inside or path.startswith(inside + "/"):
+                continue  # the unit's own (`subtree_is_local` allowed only local ones)
+            if not _names(expr, node.name()):
+                continue
+            beside = owner.parent() is not None and owner.parent().schema_path() in ancestors \
+                and isinstance(owner, libyang.SLeaf | libyang.SLeafList)
+            if not (beside and _expression_is_local(expr)):
+                return False
+        return True
 
 
 @functools.cache

@@ -214,7 +214,8 @@ class DataTree:
 
     # ------------------------------------------------------------------ changes
     def validate(self, *, config_only: bool = False, keep_tops: DataTree | None = None,
-                 deferred: Sequence[Any] = (), outside: DataTree | None = None) -> None:
+                 deferred: Sequence[Any] = (), outside: DataTree | None = None,
+                 replaced: Sequence[str] = (), guards: Sequence[tuple[Any, str]] = ()) -> None:
         """Validate the whole tree; adds implicit defaults. Raises `InvalidData`.
 
         libyang validates only the modules that have data, so a change that removes a whole
@@ -222,21 +223,43 @@ class DataTree:
         would pass: with `keep_tops` (the tree before the change), such containers are
         re-created empty in a probe and validated, so their mandatory nodes are checked.
 
-        `deferred` (`locality.Reference`s) names leafrefs this tree (a slice) does not hold the
-        targets of: their leaves are set aside while libyang validates, then each value is
-        looked up here and, failing that, in `outside` (the whole tree the slice comes from)."""
+        When this tree is a slice of `outside` (the whole tree it comes from) that takes the
+        place of the subtrees at `replaced` there, the leafrefs libyang cannot see whole are
+        checked by lookups, as whole-tree validation would find them (`locality`):
+        `deferred` (`locality.Reference`s) names leafrefs this tree does not hold the targets
+        of: their leaves are set aside while libyang validates, then each value is looked up
+        here and, failing that, in what `outside` keeps. `guards` pairs a `Reference` with the
+        path in `outside` of an entry it may name: when this tree no longer has the entry, no
+        instance of the leafref, here or in what `outside` keeps, may name it."""
         held = self._set_aside(deferred)
         try:
             self._validate(config_only, keep_tops)
         finally:
             for parent, node, _ in held:
                 lib.lyd_insert_child(parent, node)
+        hidden = _addresses(outside, replaced) if outside is not None else set()
         for _parent, node, reference in held:
             value = c_str(lib.lyd_get_value(node)) or ""
-            if not (self._has_entry(reference, value) or (outside is not None and outside._has_entry(reference, value))):
-                raise InvalidData([DataIssue(
-                    f'Invalid leafref value "{value}" - no target instance "{reference.target}" with the same value.',
-                    path=_node_path(node), app_tag="instance-required", kind=IssueKind.INSTANCE_REQUIRED)])
+            if not (self._has_entry(reference, value) or (outside is not None
+                                                          and outside._has_entry(reference, value, hidden))):
+                raise InvalidData([_dangling(reference, value, node)])
+        for reference, path in guards:
+            entry = _find(outside, path) if outside is not None else ffi.NULL
+            if entry == ffi.NULL:
+                continue
+            value = c_str(lib.lyd_get_value(_find_child(entry, reference.key))) or ""
+            if self._has_entry(reference, value):
+                continue  # still there (replaced, not deleted)
+            naming = self._naming(reference, value) or outside._naming(reference, value, hidden)  # type: ignore[union-attr]
+            if naming is not None:
+                raise InvalidData([_dangling(reference, value, naming)])
+
+    def _naming(self, reference: Any, value: str, hidden: set[int] | frozenset[int] = frozenset()):
+        """An instance of the `reference` leafref that names `value`, outside `hidden`; else None."""
+        xpath = reference.naming(value)
+        found = self.find(xpath) if xpath is not None else [
+            n for n in self.find(reference.leaf) if c_str(lib.lyd_get_value(n.cdata)) == value]
+        return next((n.cdata for n in found if not _under(n.cdata, hidden)), None)
 
     def _set_aside(self, deferred: Sequence[Any]) -> list[tuple[Any, Any, Any]]:
         held = []
@@ -250,12 +273,13 @@ class DataTree:
                 held.append((parent, node, reference))
         return held
 
-    def _has_entry(self, reference: Any, value: str) -> bool:
+    def _has_entry(self, reference: Any, value: str, hidden: set[int] | frozenset[int] = frozenset()) -> bool:
         path = reference.target_path(value)
         if path is not None:
-            return self.exists(path)
+            node = _find(self, path)
+            return node != ffi.NULL and not _under(node, hidden)
         return any(c_str(lib.lyd_get_value(_find_child(entry.cdata, reference.key))) == value
-                   for entry in self.find(reference.target_list))
+                   and not _under(entry.cdata, hidden) for entry in self.find(reference.target_list))
 
     def _validate(self, config_only: bool, keep_tops: DataTree | None) -> None:
         ctx = self.schema.ctx.cdata
@@ -673,6 +697,30 @@ def _find_child(parent, name: str):
             return child
         child = child.next
     return ffi.NULL
+
+
+def _addresses(tree: DataTree, paths: Sequence[str]) -> set[int]:
+    """Addresses of the nodes at `paths` (those that exist)."""
+    found = (_find(tree, path) for path in paths)
+    return {int(ffi.cast("uintptr_t", node)) for node in found if node != ffi.NULL}
+
+
+def _under(cdata, hidden: set[int] | frozenset[int]) -> bool:
+    """Is the node, or one of its ancestors, at one of the `hidden` addresses?"""
+    if not hidden:
+        return False
+    node = cdata
+    while node != ffi.NULL:
+        if int(ffi.cast("uintptr_t", node)) in hidden:
+            return True
+        node = ffi.cast("struct lyd_node *", node.parent)
+    return False
+
+
+def _dangling(reference: Any, value: str, cdata) -> DataIssue:
+    """libyang's own words for a leafref instance whose target is missing (RFC 7950 s15.5)."""
+    return DataIssue(f'Invalid leafref value "{value}" - no target instance "{reference.target}" with the same value.',
+                     path=_node_path(cdata), app_tag="instance-required", kind=IssueKind.INSTANCE_REQUIRED)
 
 
 def _free(tree: DataTree, cdata) -> None:

@@ -18,8 +18,16 @@ loopback port with a throw-away host key and root key; it loads a copy of the ET
 the top-level `mandatory` (netconfd refuses top-level mandatory nodes). Per the netconfd quirks:
 the hello is sent, then we wait before the first rpc, and the pipeline window stays <= 64.
 
+Create/delete rows (`--deletes`, alone): single-link creates, each followed by the delete of that
+link, at 100 and 10,000 links: over NETCONF to `bench` (no twin) and to `alice` (twin attached),
+and in process (`Datastore.edit`, no protocol) with an on-change watcher (`watch_operational`)
+subscribed. Median ms of each and the ratio delete/create (target: about 1). With `--baseline
+DIR` (a qstrata source tree, e.g. a `git worktree` of main), the same rows run from DIR in the
+same rounds: both agents hold the same links and take turns, round by round.
+
 Usage: .venv/bin/python scripts/bench_netconf.py [--quick] [--no-netconfd] [--sizes 0,100,1000,10000]
            [--twin-entries 10000] [--twin-budget 300] [--twin-only]
+       .venv/bin/python scripts/bench_netconf.py --deletes [--quick] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -73,6 +81,11 @@ def link_xml(i: int) -> str:
             f"<qkdl_local><qkdn_id>{QKDN_ID}</qkdn_id><qkdi_id>1</qkdi_id></qkdl_local>"
             f"<qkdl_remote><qkdn_id>{uuid.UUID(int=10**9 + i)}</qkdn_id><qkdi_id>1</qkdi_id></qkdl_remote>"
             f'<qkdl_type xmlns:t="{TYPES}">t:PHYS</qkdl_type></qkd_link>')
+
+
+def deleted(link: str) -> str:
+    """A link's entry (`link_xml`, `virt_link_xml`) as an nc:operation="delete" of its key."""
+    return link.replace("<qkd_link>", f'<qkd_link xmlns:nc="{BASE}" nc:operation="delete">', 1).split("<qkdl_enable>")[0] + "</qkd_link>"
 
 
 def edit_rpc(links: str) -> str:
@@ -191,13 +204,11 @@ async def measure(port: int, auth: dict, sizes: list[int], quick: bool, pid: int
             done += 1
         out["edit_config_ops"][size] = done / (time.perf_counter() - t)
         # remove the extra links so the next size starts where it should
-        await c.call(edit_rpc("".join(link_xml(i).replace("<qkd_link>", f'<qkd_link xmlns:nc="{BASE}" nc:operation="delete">', 1)
-                                      .split("<qkdl_enable>")[0] + "</qkd_link>" for i in range(n0, count))))
+        await c.call(edit_rpc("".join(deleted(link_xml(i)) for i in range(n0, count))))
         count = n0
         if pid and size == max(sizes):
             out["rss_mb_at_max"] = rss_mb(pid)
-    await c.call(edit_rpc("".join(link_xml(i).replace("<qkd_link>", f'<qkd_link xmlns:nc="{BASE}" nc:operation="delete">', 1)
-                                  .split("<qkdl_enable>")[0] + "</qkd_link>" for i in range(count))))
+    await c.call(edit_rpc("".join(deleted(link_xml(i)) for i in range(count))))
     t = time.perf_counter()
     n = 500 if quick else 2000
     await c.pipelined(GET_CONFIG, n, 64)
@@ -253,6 +264,157 @@ async def measure_twin(port: int, auth: dict, entries: int, budget_s: float, pid
     return out
 
 
+def code_env(tmp: Path, code: Path | None) -> dict | None:
+    """The environment that imports `qstrata` from the source tree `code` (None: the installed one)."""
+    if code is None:
+        return None
+    (tmp / "code").mkdir(exist_ok=True)
+    link = tmp / "code" / "qstrata"
+    if not link.exists():
+        link.symlink_to(code.resolve())
+    return {**os.environ, "PYTHONPATH": str(tmp / "code")}
+
+
+# ---------------------------------------------------------------------- creates against deletes
+
+DELETE_SIZES = (100, 10000)
+
+
+async def create_delete_pairs(c: Client, make, wrap, first: int, pairs: int) -> tuple[list[float], list[float]]:
+    """Latencies of `pairs` sequential single-link creates, each followed by the delete of that link."""
+    creates, deletes = [], []
+    for i in range(first, first + pairs):
+        t = time.perf_counter()
+        await c.call(wrap(make(i)))
+        creates.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        await c.call(wrap(deleted(make(i))))
+        deletes.append(time.perf_counter() - t)
+    return creates, deletes
+
+
+async def measure_deletes(agents: dict[str, tuple[int, dict]], make, wrap, rounds: int, pairs: int) -> dict:
+    """Per size: every agent filled to it, then `rounds` rounds of `pairs` create/delete pairs,
+    the agents taking turns (the first one alternates), so ours and the baseline meet the same
+    machine load. Median latencies in ms and the ratio delete/create."""
+    clients = {label: await Client.connect(port, **auth) for label, (port, auth) in agents.items()}
+    out: dict = {label: {} for label in agents}
+    count = 0
+    for size in DELETE_SIZES:
+        for c in clients.values():
+            for start in range(count, size, 500):
+                await c.call(wrap("".join(make(i) for i in range(start, min(size, start + 500)))))
+        count = size
+        lat = {label: ([], []) for label in clients}
+        order = list(clients)
+        for r in range(rounds):
+            for label in order[r % 2:] + order[:r % 2]:
+                creates, deletes = await create_delete_pairs(clients[label], make, wrap, 10**6 + r * pairs, pairs)
+                lat[label][0].extend(creates)
+                lat[label][1].extend(deletes)
+        for label, (creates, deletes) in lat.items():
+            c_ms, d_ms = statistics.median(creates) * 1000, statistics.median(deletes) * 1000
+            out[label][size] = {"create_ms": c_ms, "delete_ms": d_ms, "delete_vs_create": d_ms / c_ms}
+    for c in clients.values():
+        await c.close()
+    return out
+
+
+def datastore_worker(pairs: int) -> dict:
+    """In process (no protocol): `Datastore.edit` creates and deletes of one link at each size,
+    with an on-change watcher (`watch_operational`) subscribed, as gNMI ON_CHANGE has it."""
+    from qstrata.agents.datastore.store import SYSTEM, Datastore
+    from qstrata.bindings.edit import EditOperation
+    from qstrata.bindings.tree import DataTree
+
+    top = "etsi-qkd-sdn-node:qkd_node"
+
+    def tree(ids) -> DataTree:
+        return DataTree.from_python({top: {"qkdn_id": QKDN_ID, "qkd_links": {"qkd_link": [
+            {"qkdl_id": str(uuid.UUID(int=i + 1)), "qkdl_type": "etsi-qkd-node-types:PHYS"} for i in ids]}}},
+            validate=False)
+
+    def path(i: int) -> str:
+        return f"/{top}/qkd_links/qkd_link[qkdl_id='{uuid.UUID(int=i + 1)}']"
+
+    async def run() -> dict:
+        store = Datastore()
+        store.load(DataTree.from_python({top: {"qkdn_id": QKDN_ID}}, config_only=True))
+        handed: list = []
+        store.watch_operational(handed.append)
+        out, count = {}, 0
+        for size in DELETE_SIZES:
+            for start in range(count, size, 1000):
+                await store.edit("running", [EditOperation("merge", "/", tree(range(start, min(size, start + 1000))))],
+                                 SYSTEM, big=True)
+            count = size
+            creates, deletes = [], []
+            for i in range(10**6, 10**6 + pairs):
+                t = time.perf_counter()
+                await store.edit("running", [EditOperation("create", path(i), tree([i]))], SYSTEM)
+                await asyncio.sleep(0)  # the watcher is handed the change on the next loop turn
+                creates.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                await store.edit("running", [EditOperation("delete", path(i))], SYSTEM)
+                await asyncio.sleep(0)
+                deletes.append(time.perf_counter() - t)
+            assert len(handed) >= 2 * pairs, "the watcher was not handed every change"
+            handed.clear()
+            out[size] = (creates, deletes)
+        return out
+
+    return asyncio.run(run())
+
+
+def measure_datastore(tmp: Path, codes: dict[str, Path | None], rounds: int, pairs: int) -> dict:
+    """`datastore_worker` in a process per round and code tree, the trees taking turns."""
+    lat: dict = {label: {size: ([], []) for size in DELETE_SIZES} for label in codes}
+    order = list(codes)
+    for r in range(rounds):
+        for label in order[r % 2:] + order[:r % 2]:
+            done = subprocess.run([sys.executable, __file__, "--datastore-worker", str(pairs)], check=True,
+                                  capture_output=True, text=True, env=code_env(tmp, codes[label]))
+            for size, (creates, deletes) in json.loads(done.stdout.splitlines()[-1]).items():
+                lat[label][int(size)][0].extend(creates)
+                lat[label][int(size)][1].extend(deletes)
+    out: dict = {label: {} for label in codes}
+    for label, sizes in lat.items():
+        for size, (creates, deletes) in sizes.items():
+            c_ms, d_ms = statistics.median(creates) * 1000, statistics.median(deletes) * 1000
+            out[label][size] = {"create_ms": c_ms, "delete_ms": d_ms, "delete_vs_create": d_ms / c_ms}
+    return out
+
+
+def run_deletes(tmp: Path, baseline: Path | None, quick: bool) -> dict:
+    """The create/delete rows: NETCONF without and with the twin, and in process with a watcher."""
+    rounds, pairs = (2, 10) if quick else (5, 10)
+    codes: dict[str, Path | None] = {"ours": None}
+    if baseline is not None:
+        codes["baseline"] = baseline
+    results: dict = {}
+    for row, name, make, wrap in (("netconf", "bench", link_xml, edit_rpc),
+                                  ("netconf_twin", "alice", virt_link_xml, lambda x: twin_edit_rpc(links=x))):
+        started = {label: start_agent(tmp, name, code=code) for label, code in codes.items()}
+        try:
+            results[row] = asyncio.run(measure_deletes({label: (port, auth) for label, (_, port, auth) in started.items()},
+                                                       make, wrap, rounds, pairs))
+        finally:
+            stop([proc for proc, _, _ in started.values()])
+    results["datastore_watched"] = measure_datastore(tmp, codes, 2, rounds * pairs // 2)
+    return results
+
+
+def print_deletes(results: dict) -> None:
+    print("\nsingle-link creates and deletes (median ms), delete/create; rounds alternate between the trees")
+    print(f"{'row':22} {'code':9} {'links':>6} {'create ms':>10} {'delete ms':>10} {'del/create':>10}")
+    for row, label in (("netconf", "NETCONF, no twin"), ("netconf_twin", "NETCONF, twin"),
+                       ("datastore_watched", "Datastore.edit+watch")):
+        for code, sizes in results[row].items():
+            for size, r in sizes.items():
+                print(f"{label:22} {code:9} {size:6d} {r['create_ms']:10.2f} {r['delete_ms']:10.2f} "
+                      f"{r['delete_vs_create']:10.2f}")
+
+
 def rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -263,15 +425,18 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def start_agent(tmp: Path, name: str = "bench", extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int, dict]:
+def start_agent(tmp: Path, name: str = "bench", extra: tuple[str, ...] = (),
+                code: Path | None = None) -> tuple[subprocess.Popen, int, dict]:
     """A qkd agent: `bench` is no node of the default topology (an empty device); a node's name
-    (`alice`) starts it with its digital twin. `extra`: more `qstrata agent` flags (other front ends)."""
+    (`alice`) starts it with its digital twin. `extra`: more `qstrata agent` flags (other front ends).
+    `code`: a qstrata source tree to run the agent from instead of the installed one (`--baseline`)."""
     port = free_port()
-    state = tmp / f"agent-{name}"
+    state = tmp / f"agent-{name}{'-baseline' if code else ''}"
     qstrata = Path(sys.executable).with_name("qstrata")
-    log = (tmp / f"agent-{name}.log").open("w")
+    log = (tmp / f"{state.name}.log").open("w")
     proc = subprocess.Popen([str(qstrata), "agent", "--kind", "qkd", "--name", name, "--state-dir", str(state),
-                             "--netconf-port", str(port), *extra], stdout=log, stderr=subprocess.STDOUT)
+                             "--netconf-port", str(port), *extra], stdout=log, stderr=subprocess.STDOUT,
+                            env=code_env(tmp, code))
     wait_port(port)
     cred = json.loads((state / "credentials.json").read_text())
     return proc, port, {"username": cred["username"], "password": cred["password"]}
@@ -355,7 +520,28 @@ def main() -> int:
     ap.add_argument("--twin-budget", type=float, default=300.0,
                     help="seconds per twin row before it stops early and reports how far it got")
     ap.add_argument("--twin-only", action="store_true", help="only the twin rows")
+    ap.add_argument("--deletes", action="store_true",
+                    help="only the create/delete rows (100 and 10,000 links; NETCONF without and with the twin, "
+                         "and Datastore.edit with an on-change watcher)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="with --deletes: a qstrata source tree (e.g. `git worktree add /tmp/main main`) measured "
+                         "in the same rounds, taking turns with this one")
+    ap.add_argument("--datastore-worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.datastore_worker is not None:
+        print(json.dumps(datastore_worker(args.datastore_worker)))
+        return 0
+    if args.deletes:
+        if args.baseline is not None and not (args.baseline / "agents" / "datastore").is_dir():
+            raise SystemExit(f"--baseline {args.baseline}: not a qstrata source tree (no agents/datastore in it)")
+        tmp = Path(tempfile.mkdtemp(prefix="qstrata-bench-"))
+        try:
+            results = run_deletes(tmp, args.baseline, args.quick)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print_deletes(results)
+        print(json.dumps({"bench": "netconf-deletes", **results}, separators=(",", ":")))
+        return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     twin_entries = args.twin_entries if args.twin_entries is not None else (1000 if args.quick else 10000)
     tmp = Path(tempfile.mkdtemp(prefix="qstrata-bench-"))

@@ -419,10 +419,14 @@ class Datastore:
         async with self._write[name]:
             if precondition is not None:
                 precondition()
+            if units is not None and not units:
+                return []  # operations that touch nothing (a merge of empty containers) change nothing
             target = self._candidate(writer=True) if name == "candidate" else self.trees[name]
             plans = [self.locality.plan(schema_path_of(u.path), u.removes) for u in units or ()]
             use_slice = bool(units) and all(plan is not None for plan in plans)
-            references = tuple(dict.fromkeys(r for plan in plans for r in plan or ())) if use_slice else ()
+            references = tuple(dict.fromkeys(r for plan in plans for r in plan.deferred)) if use_slice else ()  # type: ignore[union-attr]
+            guards = tuple((r, u.path) for u, plan in zip(units or (), plans, strict=True)
+                           for r in plan.guards) if use_slice else ()  # type: ignore[union-attr]
             slice_units = list(units or ()) if use_slice else None
             slice_paths = [u.path for u in units or ()] if use_slice else None
             journal = name == "running" and self.running_store is not None
@@ -430,7 +434,7 @@ class Datastore:
 
             def compute() -> _Work:
                 return self._compute(name, target, slice_units, mutate, journal, whole=heavy,
-                                     references=references)
+                                     references=references, guards=guards)
 
             result = await asyncio.to_thread(compute) if heavy else compute()
             changes = result.changes
@@ -498,9 +502,10 @@ class Datastore:
 
     def _compute(self, name: str, target: DataTree, units: list[Unit] | None,
                  mutate: Callable[[DataTree], None], journal: bool, *, whole: bool,
-                 references: tuple[Reference, ...] = ()) -> _Work:
+                 references: tuple[Reference, ...] = (), guards: tuple[tuple[Reference, str], ...] = ()) -> _Work:
         """Apply, validate and diff, touching nothing installed (safe in a worker thread).
-        `references`: the slice's leafrefs checked by lookup in `target` (see `locality`)."""
+        `references`: the slice's leafrefs checked by lookup in `target`; `guards`: leafrefs that
+        may name an entry the slice deletes, with the entry's path (see `locality.Plan`)."""
         slice_paths = [u.path for u in units] if units is not None else None
         if units is not None:
             work, present = target.extract(units)
@@ -510,7 +515,7 @@ class Datastore:
         try:
             mutate(work)
             work.validate(config_only=True, keep_tops=before if name == "running" else None,
-                          deferred=references, outside=target)
+                          deferred=references, outside=target, replaced=present or (), guards=guards)
         except InvalidData as exc:
             raise from_invalid(exc) from None
         changes = before.diff(work)

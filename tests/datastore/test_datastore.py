@@ -13,7 +13,7 @@ import pytest
 from qstrata.agents.datastore.errors import DatastoreError, ErrorKind
 from qstrata.agents.datastore.store import SYSTEM, Datastore, SessionInfo
 from qstrata.agents.devices.base import WALL_CLOCK, ConfigTransaction, DeviceRefusal, Inventory
-from qstrata.bindings.edit import EditOperation
+from qstrata.bindings.edit import EditOperation, annotated_operations, operation_units
 from qstrata.bindings.locality import schema_path_of
 from qstrata.bindings.tree import DataTree
 
@@ -327,8 +327,10 @@ def test_an_applications_session_is_checked_by_lookup_not_by_validating_every_se
     the session is looked up in the whole tree, with libyang's own error when it is missing."""
     store = loaded()
     plan = store.locality.plan(schema_path_of(app_path(1)), False)
-    assert plan is not None and [r.key for r in plan] == ["session-id"]
-    assert store.locality.plan(f"/{SS}/kme/sessions/session", True) is None  # deleting a target: whole
+    assert plan is not None and [r.key for r in plan.deferred] == ["session-id"]
+    deleting = store.locality.plan(f"/{SS}/kme/sessions/session", True)  # deleting a target: a search
+    assert deleting is not None and [r.leaf for r in deleting.guards] == [
+        "/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app/qstrata-ss:ss-session-id"]
 
     async def go():
         before = printed(store)
@@ -392,6 +394,51 @@ def test_edits_whose_locality_is_unknown_are_validated_whole(tmp_path):
         with pytest.raises(DatastoreError):
             await store.edit("running", [delete(1)], ALICE)
         assert store.get_config("running").get(link_path(1)) is not None
+    run(go())
+
+
+def test_deleting_a_link_routes_may_name_works_on_a_slice_guarded_by_a_search():
+    """A route's qkd-link names links by key: deleting one link of many is checked by searching
+    the routes for its key, not by copying, validating and diffing every link (10,000 links:
+    180 ms a delete, against 0.3 ms). The installed tree is changed in place (a whole-tree
+    transaction installs a new copy), and the change list names the one link."""
+    store = loaded()
+    plan = store.locality.plan(schema_path_of(link_path(1)), True)
+    assert plan is not None and [(r.leaf, r.key) for r in plan.guards] == [
+        (f"/{SS}/kme/forwarding-table/route/qkd-link", "qkdl_id")]
+
+    async def go():
+        await store.edit("running", [EditOperation("merge", "/", link_tree(*range(1, 201)))], ALICE)
+        installed = store.get_config("running")
+        changes = await store.edit("running", [delete(7)], ALICE)
+        assert [(c.op, c.path) for c in changes] == [("delete", link_path(7))]
+        assert store.get_config("running") is installed
+        assert not installed.exists(link_path(7)) and installed.exists(link_path(8))
+    run(go())
+
+
+def test_a_netconf_delete_inside_qkd_links_does_not_put_every_link_in_the_slice():
+    """NETCONF names a deleted link inside `<qkd_node><qkdn_id/><qkd_links>`: the merge left around
+    it holds an empty `qkd_links`, which merges nothing; as a unit it put all links in the slice
+    (10,000 links: 460 ms a delete over NETCONF). A merge of nothing but empty containers touches
+    nothing and changes nothing."""
+    edit = DataTree.from_python({TOP: {"qkdn_id": NODE_ID, "qkd_links": {"qkd_link": [
+        {"@": {"ietf-netconf:operation": "delete"}, "qkdl_id": link_id(7)}]}}}, validate=False)
+    operations = annotated_operations(edit)
+    assert [u.path for op in operations for u in operation_units(op)] == [f"/{TOP}/qkdn_id", link_path(7)]
+    empty = DataTree.from_python({TOP: {"qkd_links": {}}}, validate=False)
+    assert operation_units(EditOperation("merge", "/", empty)) == []
+
+    store = loaded()
+
+    async def go():
+        await store.edit("running", [EditOperation("merge", "/", link_tree(*range(1, 21)))], ALICE)
+        changes = await store.edit("running", operations, ALICE)
+        assert [(c.op, c.path) for c in changes] == [("delete", link_path(7))]
+        assert len(store.get_config("running").find(f"/{TOP}/qkd_links/qkd_link")) == 19
+        before = printed(store)
+        assert await store.edit("running", [EditOperation("merge", "/", empty)], ALICE) == []
+        assert printed(store) == before
     run(go())
 
 
