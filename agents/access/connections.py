@@ -77,6 +77,16 @@ class ConnectionGuard:
             conn.cert, conn.identified = transport.get_extra_info("peercert"), True
         return conn.cert
 
+    def on_close(self, transport: Any, callback: Callable[[], None]) -> None:
+        """Call `callback` when the connection on `transport` closes (at once if it is not open):
+        a response that only writes (an event stream) learns that its peer went away without
+        waiting for a write to fail."""
+        conn = self.open.get(transport)
+        if conn is None or not conn.live:
+            callback()
+        else:
+            conn.closing.append(callback)
+
     def _head_received(self, conn: _Guarded) -> None:
         if conn.timer is not None:
             conn.timer.cancel()
@@ -123,6 +133,8 @@ class _Guarded(asyncio.Protocol):
         self.identified = False
         self.cert: Any = None
         """The client certificate (`ConnectionGuard.peercert`)."""
+        self.closing: list[Callable[[], None]] = []
+        """Called when the connection closes (`ConnectionGuard.on_close`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -163,3 +175,6 @@ class _Guarded(asyncio.Protocol):
             self.live = False
             self.guard._closed(self)
             self.inner.connection_lost(exc)
+            for callback in self.closing:
+                callback()
+            self.closing.clear()
