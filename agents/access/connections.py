@@ -77,15 +77,17 @@ class ConnectionGuard:
             conn.cert, conn.identified = transport.get_extra_info("peercert"), True
         return conn.cert
 
-    def on_close(self, transport: Any, callback: Callable[[], None]) -> None:
+    def on_close(self, transport: Any, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` when the connection on `transport` closes (at once if it is not open):
         a response that only writes (an event stream) learns that its peer went away without
-        waiting for a write to fail."""
+        waiting for a write to fail. Returns what forgets the callback (the response ended first,
+        and its keep-alive connection serves on)."""
         conn = self.open.get(transport)
         if conn is None or not conn.live:
             callback()
-        else:
-            conn.closing.append(callback)
+            return lambda: None
+        conn.closing.append(callback)
+        return lambda: conn.closing.remove(callback) if callback in conn.closing else None
 
     def _head_received(self, conn: _Guarded) -> None:
         if conn.timer is not None:

@@ -579,8 +579,7 @@ class Restconf:
                 return False
 
         sub = self.hub.subscribe(may_receive)
-        if self.connections is not None:
-            self.connections.on_close(request.transport, sub.end)
+        forget = self.connections.on_close(request.transport, sub.end) if self.connections is not None else None
         task = asyncio.current_task()
         assert task is not None
         self._streams.add(task)
@@ -611,6 +610,8 @@ class Restconf:
         finally:
             self.hub.unsubscribe(sub)
             self._streams.discard(task)
+            if forget is not None:
+                forget()
         return response
 
     def _event(self, note: streams.Notification, encoding: str) -> bytes:
