@@ -77,6 +77,18 @@ class ConnectionGuard:
             conn.cert, conn.identified = transport.get_extra_info("peercert"), True
         return conn.cert
 
+    def on_close(self, transport: Any, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` when the connection on `transport` closes (at once if it is not open):
+        a response that only writes (an event stream) learns that its peer went away without
+        waiting for a write to fail. Returns what forgets the callback (the response ended first,
+        and its keep-alive connection serves on)."""
+        conn = self.open.get(transport)
+        if conn is None or not conn.live:
+            callback()
+            return lambda: None
+        conn.closing.append(callback)
+        return lambda: conn.closing.remove(callback) if callback in conn.closing else None
+
     def _head_received(self, conn: _Guarded) -> None:
         if conn.timer is not None:
             conn.timer.cancel()
@@ -123,6 +135,8 @@ class _Guarded(asyncio.Protocol):
         self.identified = False
         self.cert: Any = None
         """The client certificate (`ConnectionGuard.peercert`)."""
+        self.closing: list[Callable[[], None]] = []
+        """Called when the connection closes (`ConnectionGuard.on_close`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -163,3 +177,6 @@ class _Guarded(asyncio.Protocol):
             self.live = False
             self.guard._closed(self)
             self.inner.connection_lost(exc)
+            for callback in self.closing:
+                callback()
+            self.closing.clear()

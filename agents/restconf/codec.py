@@ -10,12 +10,14 @@ would keep the last) and nesting deeper than `MAX_DEPTH`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from qstrata.bindings.codecs.values import json_value
 from qstrata.bindings.paths import PathStep
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.schema_index import SchemaIndex, SchemaNode
@@ -102,18 +104,31 @@ class Body:
     each created."""
 
 
-def _wrap_json(target: Target, index: SchemaIndex, inner: dict[str, Any]) -> dict[str, Any]:
-    """`inner` (members of the node at `target`) inside the target's ancestors, RFC 7951 names."""
+def _wrap_json(target: Target, schema: Schema, inner: dict[str, Any]) -> dict[str, Any]:
+    """`inner` (members of the node at `target`) inside the target's ancestors, RFC 7951 names;
+    each key from the URI (a string, RFC 8040 s3.5.3) as RFC 7951 writes its type (a uint32 is
+    a number: libyang refuses ``"13"``)."""
     doc = inner
     for depth in range(len(target.steps) - 1, -1, -1):
         step = target.steps[depth]
         if step.keys and step.keys[0][0] != ".":
-            entry = {k: v for k, v in step.keys}
+            at = schema_path(target.steps[:depth + 1])
+            entry = {k: _key_value(schema, f"{at}/{k}", v) for k, v in step.keys}
             entry.update(doc)
             doc = {f"{step.module}:{step.name}": [entry]}
         else:
             doc = {f"{step.module}:{step.name}": doc}
     return doc
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_leaf(schema: Schema, path: str) -> Any:
+    return next(schema.ctx.find_path(path), None)
+
+
+def _key_value(schema: Schema, path: str, text: str) -> Any:
+    leaf = _key_leaf(schema, path)
+    return text if leaf is None else json_value(leaf, text)
 
 
 def _wrap_xml(target: Target, schema: Schema, inner: bytes) -> bytes:
@@ -183,7 +198,7 @@ def decode(raw: bytes, encoding: Encoding, target: Target, schema: Schema, index
         if ":" not in name:
             raise RestconfError("malformed-message", f"member {name!r} needs its module (RFC 7951 s4: module:{name}); "
                                 "plain application/json may leave it out", error_type="rpc")
-    tree = _parse(schema, json.dumps(_wrap_json(container, index, doc)), "json")
+    tree = _parse(schema, json.dumps(_wrap_json(container, schema, doc)), "json")
     return _located(tree, container, target, child, index, whole_parent=whole_parent)
 
 

@@ -64,6 +64,7 @@ BIG_BODY = 256 * 1024
 """Request bodies larger than this are parsed in a worker thread (NETCONF's big message)."""
 YANG_LIBRARY_VERSION = "2019-01-04"
 SSE_KEEPALIVE_S = 15.0
+"""Quiet time after which an event stream writes a comment (proxies drop silent connections)."""
 SERVED_OPERATIONS: frozenset[tuple[str, str]] = frozenset()
 """(module, rpc) the operations resource lists and POST invokes: those something here implements."""
 NETCONF_PROTOCOL = frozenset({"ietf-netconf", "ietf-netconf-nmda", "ietf-netconf-monitoring"})
@@ -111,8 +112,11 @@ def _parse_http_date(text: str) -> float | None:
 class Restconf:
     """The routes, bound to one agent's context."""
 
-    def __init__(self, ctx: RestconfContext) -> None:
+    def __init__(self, ctx: RestconfContext, connections: ConnectionGuard | None = None) -> None:
         self.ctx = ctx
+        self.connections = connections
+        """The server's connection guard: tells an event stream that its peer went away."""
+        self._streams: set[asyncio.Task] = set()
         self.schema = ctx.datastore.schema
         self.index = schema_index(self.schema)
         self.modules = self.index.modules
@@ -125,7 +129,12 @@ class Restconf:
         self._library: dict | None = None
 
     def close(self) -> None:
+        """End every event stream now. A stream has no end of its own, and one blocked writing to
+        a client that reads nothing would hold the agent's shutdown for aiohttp's grace period;
+        it carries no transaction, so cutting it loses nothing."""
         self.hub.close()
+        for task in tuple(self._streams):
+            task.cancel()
 
     # ------------------------------------------------------------------ who
     async def caller(self, request: web.Request) -> Caller:
@@ -570,6 +579,10 @@ class Restconf:
                 return False
 
         sub = self.hub.subscribe(may_receive)
+        forget = self.connections.on_close(request.transport, sub.end) if self.connections is not None else None
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.add(task)
         response = web.StreamResponse(headers={"Content-Type": media.EVENT_STREAM, "Cache-Control": "no-cache"})
         try:
             await response.prepare(request)
@@ -583,19 +596,22 @@ class Restconf:
                     return response
             else:
                 stop = None
-            while not sub.overflowed:
+            while not sub.ended:
                 try:
                     note = await asyncio.wait_for(sub.queue.get(), SSE_KEEPALIVE_S)
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
                     continue
-                if stop is not None and note.time_ns > stop:
+                if note is None or stop is not None and note.time_ns > stop:
                     break
                 await response.write(self._event(note, encoding))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self.hub.unsubscribe(sub)
+            self._streams.discard(task)
+            if forget is not None:
+                forget()
         return response
 
     def _event(self, note: streams.Notification, encoding: str) -> bytes:
@@ -684,8 +700,8 @@ class RestconfServer:
         return f"https://{host}:{self.port}"
 
     async def close(self) -> None:
-        self.routes.close()
         self.server.close()
+        self.routes.close()
         await self.runner.cleanup()
 
 
@@ -693,8 +709,8 @@ async def start_restconf_server(ctx: RestconfContext, host: str, port: int, tls:
                                 client_certificates: bool = False) -> RestconfServer:
     """Serve RESTCONF on host:port (0: a free port) in the running event loop, behind the same
     connection guard as the key delivery API (bounded handshakes, heads and idle keep-alives)."""
-    routes = Restconf(ctx)
     guard = ConnectionGuard()
+    routes = Restconf(ctx, guard)
     runner = web.AppRunner(make_app(routes), access_log=None, handle_signals=False, keepalive_timeout=IDLE_TIMEOUT_S)
     await runner.setup()
     assert runner.server is not None

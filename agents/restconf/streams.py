@@ -11,6 +11,7 @@ notification's content (s4.8.4). NACM decides per subscriber (RFC 8341 s3.4.6).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import time
@@ -63,16 +64,25 @@ def config_change(event: CommitEvent) -> Notification:
 @dataclass(eq=False)
 class Subscriber:
     may_receive: Callable[[Notification], bool]
-    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(QUEUE))
-    overflowed: bool = False
+    queue: asyncio.Queue[Notification | None] = field(default_factory=lambda: asyncio.Queue(QUEUE))
+    """Notifications to write; ``None`` wakes the writer to end the stream."""
+    ended: bool = False
 
     def offer(self, note: Notification) -> None:
-        if self.overflowed or not self.may_receive(note):
+        if self.ended or not self.may_receive(note):
             return
         try:
             self.queue.put_nowait(note)
         except asyncio.QueueFull:
-            self.overflowed = True  # the writer ends the stream when it sees it
+            self.ended = True  # cut off: the writer ends the stream when it sees it
+
+    def end(self) -> None:
+        """End the stream now (the agent stops, the peer went away): the writer would otherwise
+        sleep in its queue until the next notification or keep-alive. A full queue needs no
+        wake-up, its writer is not waiting."""
+        self.ended = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
 
 
 class StreamHub:
@@ -82,12 +92,14 @@ class StreamHub:
         self.history: deque[Notification] = deque(maxlen=HISTORY)
         self.created_ns = time.time_ns()
         self.subscribers: set[Subscriber] = set()
+        self.closed = False
         self._unsubscribe = bus.subscribe(self._on_event, CommitEvent, DeviceEvent)
 
     def close(self) -> None:
+        self.closed = True
         self._unsubscribe()
-        for sub in self.subscribers:
-            sub.overflowed = True
+        for sub in tuple(self.subscribers):
+            sub.end()
 
     def _on_event(self, event: CommitEvent | DeviceEvent) -> None:
         if isinstance(event, CommitEvent):
@@ -109,7 +121,10 @@ class StreamHub:
 
     def subscribe(self, may_receive: Callable[[Notification], bool]) -> Subscriber:
         sub = Subscriber(may_receive)
-        self.subscribers.add(sub)
+        if self.closed:
+            sub.end()
+        else:
+            self.subscribers.add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:

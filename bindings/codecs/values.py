@@ -15,6 +15,9 @@ from _libyang import ffi, lib
 
 INT_TYPES = {lib.LY_TYPE_INT8, lib.LY_TYPE_INT16, lib.LY_TYPE_INT32, lib.LY_TYPE_INT64}
 UINT_TYPES = {lib.LY_TYPE_UINT8, lib.LY_TYPE_UINT16, lib.LY_TYPE_UINT32, lib.LY_TYPE_UINT64}
+JSON_NUMBER_TYPES = {lib.LY_TYPE_INT8, lib.LY_TYPE_INT16, lib.LY_TYPE_INT32, lib.LY_TYPE_UINT8, lib.LY_TYPE_UINT16,
+                     lib.LY_TYPE_UINT32}
+"""Types RFC 7951 s6.1 writes as JSON numbers (64-bit integers and decimal64 are strings)."""
 
 
 def term_base_type(node_cdata) -> int:
@@ -50,3 +53,29 @@ def to_canonical(value: Any) -> str | None:
     if isinstance(value, float):  # positional notation: libyang reads neither 1e-07 nor 7.0 as an integer
         return format(Decimal(repr(value)).normalize(), "f")
     return str(value)
+
+
+def json_value(leaf: Any, text: str) -> Any:
+    """`text`, a value of the schema leaf `leaf` (a libyang ``SLeaf``) written as a string (a key
+    in an RFC 8040 s3.5.3 URI, XML text), as RFC 7951 s6 has it in JSON: int8..int32 and
+    uint8..uint32 numbers, boolean true/false, empty ``[null]``, everything else (64-bit
+    integers, decimal64, enumerations, identities...) the string. A union takes the member type
+    libyang finds for the text, as when it reads XML. A value its type refuses stays the
+    string, for the parser to refuse with its own words."""
+    realtype = ffi.new("const struct lysc_type **")
+    raw = text.encode()
+    ctx = leaf.context.cdata
+    if lib.lyd_value_validate(ctx, leaf.cdata, raw, len(raw), ffi.NULL, realtype, ffi.NULL) not in (
+            lib.LY_SUCCESS, lib.LY_EINCOMPLETE):
+        lib.ly_err_clean(ctx, ffi.NULL)  # the parser reports it, alone
+        return text
+    kind = realtype[0]
+    while kind.basetype == lib.LY_TYPE_LEAFREF:
+        kind = ffi.cast("struct lysc_type_leafref *", kind).realtype
+    if kind.basetype in JSON_NUMBER_TYPES:
+        return int(text)
+    if kind.basetype == lib.LY_TYPE_BOOL:
+        return text == "true"
+    if kind.basetype == lib.LY_TYPE_EMPTY:
+        return [None]
+    return text
