@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from gnmi_pb import gnmi_pb2
 from qstrata.agents.datastore.errors import DatastoreError
 from qstrata.bindings.codecs.gnmi import UnsupportedValue, scalar_from_typed_value
+from qstrata.bindings.codecs.values import key_json_value
 from qstrata.bindings.edit import EditOperation
+from qstrata.bindings.schema import Schema
 from qstrata.bindings.tree import DataTree
 from qstrata.bindings.validate import InvalidData
 
@@ -59,16 +61,21 @@ def _quoted(value: str) -> str:
     return f"'{value}'" if "'" not in value else f'"{value}"'
 
 
-def _nest(steps: list[tuple[str, str, str, tuple]], inner: object) -> dict:
-    """The JSON-IETF tree holding `inner` at the node `steps` name (keys put into entries)."""
+def _nest(schema: Schema, steps: list[tuple[str, str, str, tuple]], inner: object) -> dict:
+    """The JSON-IETF tree holding `inner` at the node `steps` name (keys put into entries, each
+    written as RFC 7951 writes its type: libyang refuses a uint32 key given as ``"13"``)."""
     value = inner
     parent_modules = [None] + [s[0] for s in steps[:-1]]
-    for (module, name, kind, keys), parent_module in zip(reversed(steps), reversed(parent_modules), strict=True):
-        member = f"{module}:{name}" if module != parent_module else name
+    members = [f"{module}:{name}" if module != parent else name
+               for (module, name, _, _), parent in zip(steps, parent_modules, strict=True)]
+    for depth in range(len(steps) - 1, -1, -1):
+        _, _, kind, keys = steps[depth]
+        member = members[depth]
         if kind == "list" and keys:
+            at = "/" + "/".join(members[:depth + 1])
             entry = dict(value) if isinstance(value, dict) else {}
             for k, v in keys:
-                entry.setdefault(k, v)
+                entry.setdefault(k, key_json_value(schema, f"{at}/{k}", v))
             value = {member: [entry]}
         else:
             value = {member: value}
@@ -117,7 +124,7 @@ def _value_tree(target: GnmiTarget, path: str, steps: list, update: gnmi_pb2.Upd
     module = steps[-1][0]
     # members may name the node's own module; RFC 7951 leaves them unqualified below it
     inner = {(k.split(":", 1)[1] if k.startswith(module + ":") else k): v for k, v in decoded.items()}
-    return DataTree.from_python(_nest(steps, inner), schema=schema, validate=False)
+    return DataTree.from_python(_nest(schema, steps, inner), schema=schema, validate=False)
 
 
 def _scalar_text(value: object) -> str:

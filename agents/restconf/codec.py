@@ -10,14 +10,13 @@ would keep the last) and nesting deeper than `MAX_DEPTH`.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from qstrata.bindings.codecs.values import json_value
+from qstrata.bindings.codecs.values import key_json_value
 from qstrata.bindings.paths import PathStep
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.schema_index import SchemaIndex, SchemaNode
@@ -113,22 +112,12 @@ def _wrap_json(target: Target, schema: Schema, inner: dict[str, Any]) -> dict[st
         step = target.steps[depth]
         if step.keys and step.keys[0][0] != ".":
             at = schema_path(target.steps[:depth + 1])
-            entry = {k: _key_value(schema, f"{at}/{k}", v) for k, v in step.keys}
+            entry = {k: key_json_value(schema, f"{at}/{k}", v) for k, v in step.keys}
             entry.update(doc)
             doc = {f"{step.module}:{step.name}": [entry]}
         else:
             doc = {f"{step.module}:{step.name}": doc}
     return doc
-
-
-@functools.lru_cache(maxsize=1024)
-def _key_leaf(schema: Schema, path: str) -> Any:
-    return next(schema.ctx.find_path(path), None)
-
-
-def _key_value(schema: Schema, path: str, text: str) -> Any:
-    leaf = _key_leaf(schema, path)
-    return text if leaf is None else json_value(leaf, text)
 
 
 def _wrap_xml(target: Target, schema: Schema, inner: bytes) -> bytes:

@@ -8,6 +8,7 @@ becomes `bytes`, empty becomes `None`, and everything else stays a string.
 from __future__ import annotations
 
 import base64
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -79,3 +80,16 @@ def json_value(leaf: Any, text: str) -> Any:
     if kind.basetype == lib.LY_TYPE_EMPTY:
         return [None]
     return text
+
+
+def key_json_value(schema: Any, key_path: str, text: str) -> Any:
+    """A list key given as text (a RESTCONF URI's ``port=13``, a gNMI path's ``[port-id=13]``)
+    as RFC 7951 writes it in the entry a front end builds around a JSON value: the schema leaf
+    at `key_path` (a schema path, modules named where they change) decides (`json_value`)."""
+    leaf = _schema_leaf(schema, key_path)
+    return text if leaf is None else json_value(leaf, text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_leaf(schema: Any, path: str) -> Any:
+    return next(schema.ctx.find_path(path), None)

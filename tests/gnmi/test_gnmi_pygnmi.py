@@ -132,3 +132,17 @@ def test_once_and_poll(world):
     assert _updates(once)[0]["val"] == _qkdn_id(world, "alice")
     assert isinstance(poll, list) and len(poll) == 2, poll
     assert all(_updates([p]) for p in poll), poll
+
+
+def test_set_of_a_json_value_below_a_uint32_keyed_entry(world):
+    """A JSON value inside `port[port-id=13]`: the entry built around it takes the key as its
+    YANG type writes it (a uint32 is a JSON number; libyang refused the path's text "13")."""
+    port = "optical-switch:port-config/port[port-id=13]"
+    [result] = world.pygnmi("sw1", [{"op": "set", "update": [[port, {"label": "north-13"}]]}])
+    assert result["response"][0]["op"] == "UPDATE", result
+    [got] = world.pygnmi("sw1", [{"op": "get", "path": [f"{port}/label"]}])
+    assert got["notification"][0]["update"][0]["val"] == "north-13"
+    [result] = world.pygnmi("sw1", [{"op": "set", "replace": [[port, {"port-id": 13, "label": "south-13"}]]}])
+    assert result["response"][0]["op"] == "REPLACE", result
+    [got] = world.pygnmi("sw1", [{"op": "get", "path": [f"{port}/label"]}])
+    assert got["notification"][0]["update"][0]["val"] == "south-13"
