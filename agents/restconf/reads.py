@@ -158,7 +158,10 @@ def render(tree: DataTree, target: Target, encoding: Encoding, query: Query, mod
         if encoding == "plain":
             doc = dialect.answer(doc, modules, codec.schema_path(target.steps[:-1]))
         return Answer(json.dumps(doc).encode())
-    return Answer(codec.encode_node(node.cdata, encoding, modules, with_defaults=query.with_defaults,
+    with_defaults = query.with_defaults
+    if with_defaults is None and target.node is not None and target.node.kind == "leaf":
+        with_defaults = "report-all"  # RFC 8040 s3.5.4: a leaf at its default answers the default in use
+    return Answer(codec.encode_node(node.cdata, encoding, modules, with_defaults=with_defaults,
                                     keep_empty=query.depth is not None, parent=codec.schema_path(target.steps[:-1])))
 
 

@@ -153,3 +153,15 @@ def test_a_key_its_type_refuses_is_a_clear_400_and_changes_nothing(switch: Rc, p
     (error,) = refused.json()["ietf-restconf:errors"]["error"]
     assert error["error-tag"] == "invalid-value" and why in error["error-message"]
     assert switch("GET", f"{OPSW}:port-config?content=config").text == before
+
+
+@pytest.mark.parametrize("media", MEDIA.values(), ids=MEDIA.keys())
+def test_a_leaf_back_at_its_default_is_read_as_its_default(switch: Rc, media: str) -> None:
+    """RFC 8040 s3.5.4: a GET of a leaf that has a default and no value given returns the
+    default in use (here the label's "" and the wavelength's 1550.0), not an empty body."""
+    label = f"{OPSW}:port-config/port=12/label"
+    assert switch("PUT", label, {f"{OPSW}:label": "west"}, media).status_code in (201, 204)
+    assert switch("DELETE", label, media=media).status_code == 204
+    got = switch("GET", label, media=media)
+    assert got.status_code == 200, got.text
+    assert list(got.json().values()) == [""], got.text
