@@ -69,7 +69,7 @@ class EditError(InvalidData):
 def apply_operation(tree: DataTree, op: EditOperation) -> None:
     """Apply one operation to `tree` in place. A failing create/delete changes nothing."""
     if op.operation == "create":
-        if op.path != "/" and tree.exists(op.path):
+        if op.path != "/" and tree.exists(op.path, explicit=True):  # a server-set default was never created
             raise EditError(IssueKind.EXISTS, "the data already exists; cannot create it", op.path)
         if op.value is not None:
             tree.merge(op.value)
@@ -87,7 +87,7 @@ def apply_operation(tree: DataTree, op: EditOperation) -> None:
         if following is not None and tree.exists(op.path):  # a replaced entry keeps its place
             _position(tree, op.path, "before", following)
     elif op.operation == "delete":
-        if not tree.delete(op.path):
+        if not tree.exists(op.path, explicit=True) or not tree.delete(op.path):  # RFC 6243 s2.3.3
             raise EditError(IssueKind.MISSING, "the data does not exist; cannot delete it", op.path)
     elif op.operation == REQUIRE:
         if not tree.exists(op.path):

@@ -335,9 +335,11 @@ class DataTree:
         finally:
             self._reroot()
 
-    def exists(self, path: str) -> bool:
-        """Is there a node at this data path (with keys)?"""
-        return _find(self, path) != ffi.NULL
+    def exists(self, path: str, *, explicit: bool = False) -> bool:
+        """Is there a node at this data path (with keys)? `explicit`: one that was set, not one
+        libyang holds at its schema default (RFC 6243 s2.3.3: such a node was never created)."""
+        node = _find(self, path)
+        return node != ffi.NULL and not (explicit and node.flags & lib.LYD_DEFAULT)
 
     def take(self, other: DataTree) -> None:
         """Make `other`'s content this tree's content (ours is freed, `other` is left empty)."""

@@ -403,7 +403,7 @@ class Restconf:
         if target.is_datastore:
             raise RestconfError("operation-not-supported", "the datastore resource cannot be deleted", status=405,
                                 error_type="protocol", headers={"Allow": "GET, HEAD, OPTIONS, PATCH, POST, PUT"})
-        if not self.ctx.datastore.get_config("running").exists(target.path):
+        if not self.ctx.datastore.get_config("running").exists(target.path, explicit=True):  # RFC 6243 s2.3.3
             raise not_found(f"no data at {target.path}", target.path)
         await self._edit(caller, [EditOperation("delete", target.path)],
                          precondition=self._conditions(request, target.path))
@@ -430,7 +430,7 @@ class Restconf:
 
         def precondition() -> None:
             conditions()
-            existed.append(self.ctx.datastore.get_config("running").exists(target.path))
+            existed.append(self.ctx.datastore.get_config("running").exists(target.path, explicit=True))
         await self._edit(caller, [EditOperation("replace", target.path, body.tree, **placement)],
                          big=len(raw) > BIG_BODY, precondition=precondition)
         return self._written(request, 204 if existed[0] else 201, target.path)

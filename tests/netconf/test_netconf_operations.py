@@ -63,6 +63,10 @@ def link_ids(m, source: str = "running") -> list[str]:
     return data.xpath("//q:qkd_link/q:qkdl_id/text()", namespaces=NS)
 
 
+def edit_rpc(config_xml: str) -> str:
+    return f'<edit-config xmlns="{NC_NS}"><target><running/></target>{config_xml}</edit-config>'
+
+
 def get_config_rpc(source: str = "running", extra: str = "") -> str:
     return f'<get-config xmlns="{NC_NS}"><source><{source}/></source>{extra}</get-config>'
 
@@ -428,6 +432,28 @@ def test_with_defaults_modes(m, baseline) -> None:
             link_xml(qkdl_id, op="delete"),
             node_extra='<qkdn_capabilities><link_stats_support nc:operation="delete">true</link_stats_support>'
                        "</qkdn_capabilities>"))
+    assert data_xml(m) == baseline["running"]
+
+
+def test_create_and_delete_of_a_default_the_server_set(m, baseline) -> None:
+    """RFC 6243 s2.3.3, basic mode explicit: a leaf the server holds at its schema default was
+    not set; `create` of it succeeds (and it is then explicitly set), `delete` of it is
+    data-missing and changes nothing."""
+    qkdl_id = new_id()
+    m.edit_config(target="running", config=config(link_xml(qkdl_id)))
+    try:
+        created = call(m, edit_rpc(config(link_xml(qkdl_id, '<qkdl_enable nc:operation="create">true</qkdl_enable>'))))
+        assert not errors(created), errors(created)
+        assert leaves(call(m, get_config_rpc("running")).find("nc:data", NS), qkdl_id)["qkdl_enable"] == ("true", {})
+        again = call(m, edit_rpc(config(link_xml(qkdl_id, '<qkdl_enable nc:operation="create">true</qkdl_enable>'))))
+        assert [e["tag"] for e in errors(again)] == ["data-exists"]
+        before = data_xml(m)
+        missing = call(m, edit_rpc(config(node_extra='<qkdn_capabilities><application_stats_support '
+                                                      'nc:operation="delete"/></qkdn_capabilities>')))
+        assert [e["tag"] for e in errors(missing)] == ["data-missing"], errors(missing)
+        assert data_xml(m) == before
+    finally:
+        m.edit_config(target="running", config=config(link_xml(qkdl_id, op="delete")))
     assert data_xml(m) == baseline["running"]
 
 

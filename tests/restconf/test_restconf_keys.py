@@ -165,3 +165,24 @@ def test_a_leaf_back_at_its_default_is_read_as_its_default(switch: Rc, media: st
     got = switch("GET", label, media=media)
     assert got.status_code == 200, got.text
     assert list(got.json().values()) == [""], got.text
+
+
+def test_a_leaf_at_its_default_can_be_created_and_not_deleted(switch: Rc) -> None:
+    """RFC 6243 s2.3.3 (basic mode explicit, as RESTCONF's defaults capability says): a leaf the
+    server holds at its default was never set, so POST creates it (201, not 409) and DELETE of
+    it is 404 (RFC 8040 s4.7; error-tag invalid-value, s7), nothing changed."""
+    port, label = f"{OPSW}:port-config/port=11", f"{OPSW}:port-config/port=11/label"
+    assert switch("PUT", label, {f"{OPSW}:label": "north"}).status_code in (201, 204)  # the port's entry
+    assert switch("DELETE", label).status_code == 204  # the label back at its default
+    before = switch("GET", f"{OPSW}:port-config?content=config").text
+    missing = switch("DELETE", label)
+    assert missing.status_code == 404, missing.text
+    assert missing.json()["ietf-restconf:errors"]["error"][0]["error-tag"] == "invalid-value"
+    assert switch("GET", f"{OPSW}:port-config?content=config").text == before
+    created = switch("POST", port, {f"{OPSW}:label": "east"})
+    assert created.status_code == 201, created.text
+    assert switch("GET", label).json() == {f"{OPSW}:label": "east"}
+    assert switch("POST", port, {f"{OPSW}:label": "west"}).status_code == 409
+    assert switch("DELETE", label).status_code == 204
+    assert switch("PUT", label, {f"{OPSW}:label": "south"}).status_code == 201  # created, not replaced
+    assert switch("PUT", label, {f"{OPSW}:label": "north"}).status_code == 204
