@@ -19,9 +19,11 @@ we check, once, from the compiled schema:
   key (a delete of one of 10,000 QKD links that KME routes may name: one search instead of a
   copy, whole-tree validation and diff of every link); any other makes the unit non-local. For
   any edit: no leafref points at a non-key leaf in it;
-- no `must` or `when` outside the slice may name the unit (or use `deref()`, `//` or a
-  wildcard): the slice holds the unit and its ancestors' leaves, so only conditions on those
-  leaves, with relative paths, are evaluated with it.
+- the slice holds the unit's ancestors' leaves too, validated with it: they must be as local
+  as the unit (a leafref among them deferred), and no list above the unit may have `unique`;
+- no `must` or `when` outside the unit may name it (or use `deref()`, `//` or a wildcard):
+  one on a leaf beside it would be evaluated in the slice, but a `when` the edit turns false
+  removes its leaf from the slice only, not from running.
 
 Anything else is validated whole, which is always correct.
 """
@@ -215,6 +217,19 @@ def subtree_is_local(top: libyang.SNode, schema: Schema | None = None,
     return True
 
 
+def _beside_is_local(ancestor: libyang.SNode, schema: Schema, deferred: list[Reference]) -> bool:
+    """The slice holds the leaves of the unit's ancestors too (`DataTree.extract`), and libyang
+    validates them with it: they must be as local as the unit (a leafref among them checked by
+    lookup), and no ancestor list may have `unique`, which compares the leaves of entries the
+    slice does not hold (an entanglement link's `urn`, edited on its own)."""
+    if isinstance(ancestor, libyang.SList) and ffi.cast("struct lysc_node_list *", ancestor.cdata).uniques != ffi.NULL:
+        return False
+    if not isinstance(ancestor, libyang.SContainer | libyang.SList):
+        return True
+    return all(subtree_is_local(child, schema, deferred) for child in ancestor.children()
+               if isinstance(child, libyang.SLeaf | libyang.SLeafList))
+
+
 def _plain(path: str) -> str:
     return _PREFIX.sub(r"\1", _PREDICATE.sub("", path))
 
@@ -297,14 +312,14 @@ class Locality:
         deferred: list[Reference] = []
         if not subtree_is_local(node, self.schema, deferred):
             return None
-        ancestors = []
         parent = node.parent()
         while parent is not None:
             if list(parent.must_conditions()) or not all(_expression_is_local(w) for w in parent.when_conditions()):
                 return None
-            ancestors.append(parent.schema_path())
+            if not _beside_is_local(parent, self.schema, deferred):
+                return None
             parent = parent.parent()
-        if not self._unseen(node, ancestors):
+        if not self._unseen(node):
             return None
         plain = _plain(unit_schema_path)
         guards: list[Reference] = []
@@ -319,20 +334,18 @@ class Locality:
             return None
         return Plan(tuple(deferred), tuple(dict.fromkeys(guards)))
 
-    def _unseen(self, node: libyang.SNode, ancestors: list[str]) -> bool:
-        """No `must` or `when` outside the slice may look at the unit. The slice holds the unit and
-        its ancestors' leaves: a condition on one of those leaves with a relative path is
-        evaluated with it; any other that may name the unit is not, so the unit is not local."""
+    def _unseen(self, node: libyang.SNode) -> bool:
+        """No `must` or `when` outside the unit may look at it. The slice holds only the unit and
+        its ancestors' leaves, and those carry no `must` (`_beside_is_local`). Not even a `when`
+        on one of them: when the edit turns it false, validation removes its leaf from the slice,
+        but installing the slice replaces only the unit, so running would keep the leaf (a VOA
+        port's atten-level after its atten-mode is removed)."""
         inside = node.schema_path()
         for owner, expr in self._conditions:
             path = owner.schema_path()
             if path == inside or path.startswith(inside + "/"):
                 continue  # the unit's own (`subtree_is_local` allowed only local ones)
-            if not _names(expr, node.name()):
-                continue
-            beside = owner.parent() is not None and owner.parent().schema_path() in ancestors \
-                and isinstance(owner, libyang.SLeaf | libyang.SLeafList)
-            if not (beside and _expression_is_local(expr)):
+            if _names(expr, node.name()):
                 return False
         return True
 
