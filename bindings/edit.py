@@ -122,6 +122,16 @@ def _instances(node) -> list:
     return out
 
 
+def placed_unit(tree: DataTree, path: str) -> str:
+    """The parent of an entry of an ``ordered-by user`` list at `path`, else `path`: the entry's
+    place among its siblings is configuration (NACM rule-lists are evaluated in order), and an
+    entry replaced on its own (deleted, then merged: a slice installed, a journal record
+    replayed) goes last."""
+    if _ordered_entry(tree, path) != ffi.NULL:
+        return parent_path(path) or "/"
+    return path
+
+
 def _next_entry(tree: DataTree, path: str) -> str | None:
     """Data path of the entry after the user-ordered entry at `path` (None: last, or not one)."""
     node = _ordered_entry(tree, path)
