@@ -4,15 +4,19 @@
 The datastore validates most edits on a slice of running. The reference here is the slow, obvious
 computation: apply the same operations to a whole copy of running and validate the whole copy
 with libyang. For every edit the two must agree: the core accepts exactly when the reference
-result is valid; an accepted edit leaves running equal to the reference result (and valid as a
-whole); a refused one leaves running byte-identical and names a path the reference also finds
-wrong, or one that exists. Edits are a fixed-seed pseudo-random mix over the modules an agent of
+result is valid; an accepted edit leaves running equal to the reference result (libyang's diff:
+values, entries, user order) and valid as a restart reads it (parsed afresh); a refused one leaves
+running byte-identical and names a path the reference also finds wrong, or one that exists; after
+each run, running read back from the journal is the running that was served. Edits are a fixed-seed pseudo-random mix over the modules an agent of
 each kind loads (`KIND_MODULES`), seeded with the configuration `qstrata up` gives such agents
 (links, interfaces, applications with sessions, KME routes naming links, SAEs, NACM rules;
 memories, entanglement links and forwarding entries; switch ports and cross-connects), biased
 towards what slices get wrong: deletes of referenced entries, changes of keys, leafrefs to missing
 targets, `must`-violating values, `when`-dependent leaves, unique leaves, and multi-operation
-edits that move entries. A failure prints the seed and step to replay.
+edits that move entries. `yang/qstrata-test-slices.yang` adds one construct per rule of
+`locality.py` the agents' modules lack (leafrefs in unions, with predicates, in leaf-lists and
+nested lists, without require-instance; whens climbing out of a list; choices; min-elements).
+A failure prints the seed and step to replay.
 
 The named tests at the end are the disagreements this test found, kept as regressions.
 """
