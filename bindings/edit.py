@@ -122,6 +122,16 @@ def _instances(node) -> list:
     return out
 
 
+def placed_unit(tree: DataTree, path: str) -> str:
+    """The parent of an entry of an ``ordered-by user`` list at `path`, else `path`: the entry's
+    place among its siblings is configuration (NACM rule-lists are evaluated in order), and an
+    entry replaced on its own (deleted, then merged: a slice installed, a journal record
+    replayed) goes last."""
+    if _ordered_entry(tree, path) != ffi.NULL:
+        return parent_path(path) or "/"
+    return path
+
+
 def _next_entry(tree: DataTree, path: str) -> str | None:
     """Data path of the entry after the user-ordered entry at `path` (None: last, or not one)."""
     node = _ordered_entry(tree, path)
@@ -191,8 +201,8 @@ class Unit:
 def operation_units(op: EditOperation) -> list[Unit]:
     """Merges touch the outermost list entries (and the leaves outside lists) of their content,
     none when it holds nothing but empty non-presence containers; every other operation touches the subtree at its path. A replace of ``/`` touches it all.
-    An operation that places a user-ordered entry (insert, or a replace that keeps its place)
-    touches the entry's parent: the order of its siblings is part of the change."""
+    An operation that places a user-ordered entry (insert, a replace that keeps its place, or a
+    merge into one) touches the entry's parent: the order of its siblings is part of the change."""
     if op.insert is not None or (op.operation == "replace" and op.value is not None and op.path != "/"
                                  and _ordered_entry(op.value, op.path) != ffi.NULL):
         return [Unit(parent_path(op.path) or "/", True)]
@@ -203,6 +213,7 @@ def operation_units(op: EditOperation) -> list[Unit]:
 
 def _content_units(value: DataTree) -> Iterator[Unit]:
     parents: dict[int, str] = {}
+    ordered: set[str | None] = set()
 
     def parent_of(node) -> str | None:
         parent = node.parent
@@ -225,6 +236,15 @@ def _content_units(value: DataTree) -> Iterator[Unit]:
             elif inner and not snode.flags & lib.LYS_PRESENCE:
                 pass  # an empty non-presence container merges nothing (RFC 7950 s7.5.1), e.g. the
                 # `qkd_links` left around a delete of one link: as a unit it put every link in the slice
+            elif snode != ffi.NULL and snode.flags & lib.LYS_ORDBY_USER:
+                # the order of a user-ordered entry's siblings is part of the configuration (NACM
+                # rule-lists): a unit is installed last, so the unit is their parent, kept whole
+                holder = parent_of(node)
+                if holder not in ordered:
+                    ordered.add(holder)
+                    parent = ffi.cast("struct lyd_node *", node.parent)
+                    yield Unit(holder or "/", False, parent_path(holder) if holder else None,
+                               parent if holder else None)
             else:
                 yield Unit(_node_path(node), False, parent_of(node), node)
             node = node.next

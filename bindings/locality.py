@@ -19,9 +19,11 @@ we check, once, from the compiled schema:
   key (a delete of one of 10,000 QKD links that KME routes may name: one search instead of a
   copy, whole-tree validation and diff of every link); any other makes the unit non-local. For
   any edit: no leafref points at a non-key leaf in it;
-- no `must` or `when` outside the slice may name the unit (or use `deref()`, `//` or a
-  wildcard): the slice holds the unit and its ancestors' leaves, so only conditions on those
-  leaves, with relative paths, are evaluated with it.
+- the slice holds the unit's ancestors' leaves too, validated with it: they must be as local
+  as the unit (a leafref among them deferred), and no list above the unit may have `unique`;
+- no `must` or `when` outside the unit may name it (or use `deref()`, `//` or a wildcard):
+  one on a leaf beside it would be evaluated in the slice, but a `when` the edit turns false
+  removes its leaf from the slice only, not from running.
 
 Anything else is validated whole, which is always correct.
 """
@@ -34,7 +36,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import libyang
-from _libyang import ffi
+from _libyang import ffi, lib
+from libyang.util import c2str, ly_array_iter
 
 from .schema import Schema
 
@@ -106,6 +109,8 @@ def _walk(start: libyang.SNode | None, steps: list[str], schema: Schema) -> liby
             if node is None:
                 return None
             continue
+        if node is not None and not isinstance(node, libyang.SContainer | libyang.SList):
+            return None  # a leaf has no children (a `when` whose context is its own leaf)
         pool = node.children() if node is not None else (
             top for module in schema.implemented_modules() for top in module.children())
         found = [child for child in pool if child.name() == step]
@@ -215,6 +220,22 @@ def subtree_is_local(top: libyang.SNode, schema: Schema | None = None,
     return True
 
 
+def _beside_is_local(ancestor: libyang.SNode, schema: Schema, deferred: list[Reference]) -> bool:
+    """The slice holds the leaves of the unit's ancestors too (`DataTree.extract`), and libyang
+    validates them with it: they must be as local as the unit (a leafref among them checked by
+    lookup), none may be in a choice (a case's leaves are not copied, and setting one must remove
+    the others), and no ancestor list may have `unique`, which compares the leaves of entries the
+    slice does not hold (an entanglement link's `urn`, edited on its own)."""
+    if isinstance(ancestor, libyang.SList) and ffi.cast("struct lysc_node_list *", ancestor.cdata).uniques != ffi.NULL:
+        return False
+    if not isinstance(ancestor, libyang.SContainer | libyang.SList):
+        return True
+    if any(child.parent().nodetype() in (libyang.SNode.CHOICE, libyang.SNode.CASE) for child in ancestor.children()):
+        return False  # the slice holds no case of a choice beside the unit (nor its mandatory checks)
+    return all(subtree_is_local(child, schema, deferred) for child in ancestor.children()
+               if isinstance(child, libyang.SLeaf | libyang.SLeafList))
+
+
 def _plain(path: str) -> str:
     return _PREFIX.sub(r"\1", _PREDICATE.sub("", path))
 
@@ -230,9 +251,11 @@ def _leafref_targets(schema: Schema) -> list[tuple[str, Reference | None]]:
         if types[0].base() == libyang.Type.UNION:
             types = list(types[0].union_types())
         for t in types:
-            if t.base() != libyang.Type.LEAFREF:
+            if t.base() == libyang.Type.INST:
                 targets.append(("/", None))  # instance-identifier: may point anywhere
                 continue
+            if t.base() != libyang.Type.LEAFREF:
+                continue  # a union's other members (an enum beside a leafref) point nowhere
             if not ffi.cast("struct lysc_type_leafref *", t.cdata).require_instance:
                 continue  # names a target without requiring it: no edit can break it
             path = _plain(t.leafref_path() or "")
@@ -280,6 +303,7 @@ class Locality:
                          for t, referrer in _leafref_targets(schema)]
         self._conditions = [(node, expr) for node in _config_nodes(schema)
                             for expr in (*node.must_conditions(), *node.when_conditions())]
+        self._required = _required_nodes(schema)
 
     def slice_ok(self, unit_schema_path: str, deleting: bool) -> bool:
         return self.plan(unit_schema_path, deleting) is not None
@@ -297,14 +321,14 @@ class Locality:
         deferred: list[Reference] = []
         if not subtree_is_local(node, self.schema, deferred):
             return None
-        ancestors = []
         parent = node.parent()
         while parent is not None:
             if list(parent.must_conditions()) or not all(_expression_is_local(w) for w in parent.when_conditions()):
                 return None
-            ancestors.append(parent.schema_path())
+            if not _beside_is_local(parent, self.schema, deferred):
+                return None
             parent = parent.parent()
-        if not self._unseen(node, ancestors):
+        if not self._unseen(node) or not _whens_read_the_slice(node, self.schema) or not self._required_held(node):
             return None
         plain = _plain(unit_schema_path)
         guards: list[Reference] = []
@@ -319,22 +343,126 @@ class Locality:
             return None
         return Plan(tuple(deferred), tuple(dict.fromkeys(guards)))
 
-    def _unseen(self, node: libyang.SNode, ancestors: list[str]) -> bool:
-        """No `must` or `when` outside the slice may look at the unit. The slice holds the unit and
-        its ancestors' leaves: a condition on one of those leaves with a relative path is
-        evaluated with it; any other that may name the unit is not, so the unit is not local."""
+    def _unseen(self, node: libyang.SNode) -> bool:
+        """No `must` or `when` outside the unit may look at it. The slice holds only the unit and
+        its ancestors' leaves, and those carry no `must` (`_beside_is_local`). Not even a `when`
+        on one of them: when the edit turns it false, validation removes its leaf from the slice,
+        but installing the slice replaces only the unit, so running would keep the leaf (a VOA
+        port's atten-level after its atten-mode is removed)."""
         inside = node.schema_path()
         for owner, expr in self._conditions:
             path = owner.schema_path()
             if path == inside or path.startswith(inside + "/"):
                 continue  # the unit's own (`subtree_is_local` allowed only local ones)
-            if not _names(expr, node.name()):
-                continue
-            beside = owner.parent() is not None and owner.parent().schema_path() in ancestors \
-                and isinstance(owner, libyang.SLeaf | libyang.SLeafList)
-            if not (beside and _expression_is_local(expr)):
+            if _names(expr, node.name()):
                 return False
         return True
+
+
+    def _required_held(self, node: libyang.SNode) -> bool:
+        """libyang checks every module that has data in a tree for the mandatory leaves and the
+        min-elements lists it must hold (under non-presence containers), so the slice must hold
+        those of its module: inside the unit, or leaves of its ancestors (`qkdn_id` beside a
+        QKD link). One elsewhere in the module is missing from every slice."""
+        top = node
+        while top.parent() is not None:
+            top = top.parent()
+        inside = node.schema_path()
+        held = set()
+        anc = node.parent()
+        while anc is not None:
+            held.add(anc.schema_path())
+            anc = anc.parent()
+        for required in self._required.get(top.module().name(), ()):
+            path = required.schema_path()
+            if path == inside or path.startswith(inside + "/"):
+                continue
+            parent = _data_parent(required)
+            if isinstance(required, libyang.SLeaf) and parent is not None and parent.schema_path() in held:
+                continue
+            return False
+        return True
+
+
+def _required_nodes(schema: Schema) -> dict[str, list[libyang.SNode]]:
+    """Per module: the configuration nodes a tree holding any of the module's data must have
+    (mandatory leaves and choices' leaves, lists and leaf-lists with min-elements) reached from
+    its top through non-presence containers only."""
+    out: dict[str, list[libyang.SNode]] = {}
+
+    def walk(node: libyang.SNode, found: list[libyang.SNode]) -> None:
+        if node.config_false():
+            return
+        if isinstance(node, libyang.SContainer):
+            if not node.presence():
+                for child in node.children():
+                    walk(child, found)
+            return
+        mandatory = isinstance(node, libyang.SLeaf) and node.mandatory()
+        above = node.parent()
+        while above is not None and above.nodetype() in (libyang.SNode.CHOICE, libyang.SNode.CASE):
+            mandatory = mandatory or bool(above.cdata.flags & lib.LYS_MAND_TRUE)
+            above = above.parent()
+        if isinstance(node, libyang.SList | libyang.SLeafList):
+            ctype = "struct lysc_node_list *" if isinstance(node, libyang.SList) else "struct lysc_node_leaflist *"
+            mandatory = mandatory or bool(ffi.cast(ctype, node.cdata).min)
+        if mandatory:
+            found.append(node)
+
+    for module in schema.implemented_modules():
+        for top in module.children():
+            if top.nodetype() in _DATA_NODETYPES:
+                walk(top, out.setdefault(module.name(), []))
+    return out
+
+
+_LOCATION = re.compile(r"(?<![\w.:/-])((?:\.\.?|[A-Za-z_][\w.-]*(?::[A-Za-z_][\w.-]*)?)"
+                       r"(?:/(?:\.\.?|[A-Za-z_][\w.-]*(?::[A-Za-z_][\w.-]*)?))*)(?![\w.:-]*\s*\()")
+_STRING = re.compile(r"'[^']*'|\"[^\"]*\"")
+_XPATH_OPERATORS = frozenset({"and", "or", "div", "mod"})
+
+
+def _whens_read_the_slice(node: libyang.SNode, schema: Schema) -> bool:
+    """Every `when` libyang evaluates in the slice (the unit's, its ancestors', their leaves')
+    reads only what the slice holds: the unit's subtree and its ancestors' leaves. A relative
+    path can climb out of the unit into data the slice lacks (a `when` on a list entry's leaf
+    reading another top-level list): validated on the slice it is false, whole it is true."""
+    inside = node.schema_path()
+    ancestors: list[libyang.SNode] = []
+    anc = node.parent()
+    while anc is not None:
+        ancestors.append(anc)
+        anc = anc.parent()
+    held = {a.schema_path() for a in ancestors}
+
+    def readable(target: libyang.SNode | None) -> bool:
+        if target is None:
+            return False
+        path = target.schema_path()
+        if path == inside or path.startswith(inside + "/") or path in held:
+            return True
+        parent = _data_parent(target)
+        return isinstance(target, libyang.SLeaf | libyang.SLeafList) and parent is not None \
+            and parent.schema_path() in held
+
+    owners = [*node.iter_tree(), *ancestors]
+    owners += [child for a in ancestors if isinstance(a, libyang.SContainer | libyang.SList)
+               for child in a.children() if isinstance(child, libyang.SLeaf | libyang.SLeafList)]
+    for owner in owners:
+        whens = lib.lysc_node_when(owner.cdata)
+        if whens == ffi.NULL:
+            continue
+        for when in ly_array_iter(whens):
+            text = _STRING.sub("''", c2str(lib.lyxp_get_expr(when.cond)))
+            if "[" in text or "//" in text or "*" in text or text.lstrip().startswith("/"):
+                return False
+            context = libyang.SNode.new(owner.context, when.context) if when.context != ffi.NULL else None
+            for token in _LOCATION.findall(text):
+                if token in _XPATH_OPERATORS:
+                    continue
+                if not readable(_walk(context, _plain(token).split("/"), schema) if context is not None else None):
+                    return False
+    return True
 
 
 @functools.cache

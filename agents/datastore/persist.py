@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from qstrata.bindings.diff import Change
+from qstrata.bindings.edit import placed_unit
 from qstrata.bindings.schema import Schema
 from qstrata.bindings.tree import DataTree, parent_path
 
@@ -190,7 +191,7 @@ def journal_record(work: DataTree, units: list[str] | None, changes: Sequence[Ch
     if units is None:
         found: set[str] = set()
         for c in changes:
-            found.add(_unit_of(c.path))
+            found.add(placed_unit(work, _unit_of(c.path)))  # a user-ordered entry keeps its place
             if len(found) > FULL_RECORD_AFTER:
                 return {"full": work.to_python()}
         changed = sorted(found)
