@@ -186,3 +186,14 @@ def test_a_leaf_at_its_default_can_be_created_and_not_deleted(switch: Rc) -> Non
     assert switch("DELETE", label).status_code == 204
     assert switch("PUT", label, {f"{OPSW}:label": "south"}).status_code == 201  # created, not replaced
     assert switch("PUT", label, {f"{OPSW}:label": "north"}).status_code == 204
+
+
+def test_a_key_written_otherwise_in_the_uri_names_the_same_entry(switch: Rc) -> None:
+    """`port=013` and `"port-id": 13` are the same uint32 (RFC 8040 s4.5: the key values must be
+    the same, which is a matter of value, not of text); another value is still refused."""
+    entry = {f"{OPSW}:port": [{"port-id": 10, "label": "ten"}]}
+    assert switch("PUT", f"{OPSW}:port-config/port=010", entry).status_code in (201, 204)
+    assert switch("GET", f"{OPSW}:port-config/port=10/label").json() == {f"{OPSW}:label": "ten"}
+    other = switch("PUT", f"{OPSW}:port-config/port=011", entry)
+    assert other.status_code == 400 and "differ" in other.text, other.text
+    assert switch("GET", f"{OPSW}:port-config/port=10/label").json() == {f"{OPSW}:label": "ten"}
