@@ -626,7 +626,8 @@ def diff_trees(old: DataTree, new: DataTree) -> list[Change]:
     """Walk libyang's diff (yang:operation metadata) into typed `Change`s, document order.
 
     A non-presence container that comes or goes is no change of its own (RFC 7950 s7.5.1: it
-    only organizes the hierarchy): its entries and leaves are, each named with its keys, as
+    only organizes the hierarchy): its explicit entries and leaves are (not the leaves libyang
+    holds at their defaults), each named with its keys, as
     RFC 6470's ``edit/target`` wants. Without this a transaction's slice, where the container
     holds only the edited entry, would report the container where one entry changed."""
     ctx = old.schema.ctx
@@ -642,6 +643,9 @@ def diff_trees(old: DataTree, new: DataTree) -> list[Change]:
     def walk(cdata, inherited: str | None) -> None:
         while cdata != ffi.NULL:
             op = _meta(ctx.cdata, cdata, "operation") or inherited
+            if inherited is not None and cdata.flags & lib.LYD_DEFAULT:  # set by the server, not a change
+                cdata = cdata.next
+                continue
             if op in ("create", "delete") and _holder_only(cdata):
                 walk(lib.lyd_child(cdata), op)
                 cdata = cdata.next

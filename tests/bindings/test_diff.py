@@ -202,3 +202,20 @@ def test_merge(base):
     assert target.get(f"{LINK3}/qkdl_enable").value() is False
     target.merge(DataTree())
     assert base.diff(target) == changes
+
+
+def test_a_created_or_deleted_holder_reports_no_default_the_server_set() -> None:
+    """A non-presence container that comes with one entry is reported as that entry; the leaves
+    libyang adds at their defaults beside it (NACM's enable-nacm, read-default...) were set by
+    nobody and are no change (they had been reported as creates, and deletes the other way)."""
+    old = DataTree()
+    new = DataTree.parse('{"ietf-netconf-acm:nacm": {"groups": {"group": [{"name": "g"}]}}}', "json",
+                         validate=False)
+    new.add_implicit(config_only=True)
+    group = "/ietf-netconf-acm:nacm/groups/group[name='g']"
+    assert old.diff(new) == [Change("create", group, None, {"name": "g"})]
+    assert new.diff(old) == [Change("delete", group, {"name": "g"}, None)]
+    explicit = DataTree.parse('{"ietf-netconf-acm:nacm": {"read-default": "permit", "groups": {"group": '
+                              '[{"name": "g"}]}}}', "json", validate=False)
+    explicit.add_implicit(config_only=True)
+    assert [c.path for c in old.diff(explicit)] == ["/ietf-netconf-acm:nacm/read-default", group]
