@@ -66,13 +66,14 @@ def read_data_file(path: Path, *, max_bytes: int = 64 * 1024 * 1024, config_only
 
 def unwrap(text: str, fmt: Format) -> str:
     """The modules' data inside a NETCONF `<rpc-reply>`/`<data>`/`<config>` or a RESTCONF
-    `<data>` / ``{"ietf-restconf:data": ...}`` wrapper; any other document as it is."""
+    `<data>` / ``{"ietf-restconf:data": ...}`` wrapper; any other document as it is. XML keeps
+    the file's line numbers; unwrapped JSON is one line (its errors name the data path)."""
     if fmt == "json":
         if '"ietf-restconf:data"' not in text[:256]:
             return text
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return text  # the schema layer says what is wrong, with its line
         inner = document.get("ietf-restconf:data") if isinstance(document, dict) and len(document) == 1 else None
         return json.dumps(inner) if isinstance(inner, dict) else text
@@ -80,7 +81,8 @@ def unwrap(text: str, fmt: Format) -> str:
     if first is None:
         return text
     try:
-        root = parse_message(text.encode())
+        data = text.encode()
+        root = parse_message(data, max_elements=max(len(data) // 4, 1))  # the file's own size bounds it
     except MalformedMessage as exc:
         raise DataFileError(str(exc)) from None
     if _name(root) == (NETCONF_BASE, "rpc-reply"):

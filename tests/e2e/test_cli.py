@@ -87,6 +87,8 @@ def _write_bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
     add("truncated.json", node[:-7], "JSON")
     add("trailing.json", node + ' {"x": 1} garbage', "JSON")
     add("deep.json", "[" * 100_000 + "]" * 100_000, "JSON")
+    add("deep-restconf.json", '{"ietf-restconf:data": ' + "[" * 100_000, "JSON")
+    add("deep-data.xml", '<data xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">' + "<a>" * 100_000, "XML")
     lol = "".join(
         f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' if i else '<!ENTITY lol0 "lol">' for i in range(10))
     add("billion-laughs.xml",
@@ -123,6 +125,7 @@ def _write_bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
 
 
 BAD_NAMES = ["random.bin", "random.xml", "random.json", "truncated.json", "trailing.json", "deep.json",
+             "deep-restconf.json", "deep-data.xml",
              "billion-laughs.xml", "xxe.xml", "dtd.xml", "undefined-entity.xml", "latin-1.xml", "not-xml.xml",
              "big.xml", "missing.xml", "a-directory.xml"]
 
