@@ -8,10 +8,12 @@ import asyncio
 import contextlib
 import gc
 import types
+import weakref
 from collections.abc import Iterator
 
 import pytest
 from qstrata.agents.devices import qkd_link as qkd_sessions
+from qstrata.agents.devices import twin_gc
 from qstrata.agents.devices import world as world_module
 from qstrata.agents.devices.topology import parse
 from qstrata.agents.devices.world import World
@@ -198,3 +200,30 @@ def test_links_that_come_and_go_leave_no_garbage_frozen() -> None:
     finally:
         gc.unfreeze()
     assert gc.collect() == 0
+
+
+class Cycle:
+    """An object in a reference cycle: only the collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_cycle_frozen_while_alive_is_reclaimed_by_a_later_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settle freezes every object alive, e.g. a client session open at that moment. A cycle
+    that becomes garbage afterwards stays (a full collection never traverses frozen objects) until
+    a settle reclaims: one does once `RECLAIM_EVERY_S` has passed since the last."""
+    gc.unfreeze()
+    try:
+        held = Cycle()
+        alive = weakref.ref(held)
+        twin_gc.settle(reclaim=True)
+        del held
+        twin_gc.settle(reclaim=False)
+        gc.collect()
+        assert alive() is not None  # frozen: no collection sees it
+        monkeypatch.setattr(twin_gc, "RECLAIM_EVERY_S", 0.0)
+        twin_gc.settle()
+        assert alive() is None
+    finally:
+        gc.unfreeze()
