@@ -419,7 +419,8 @@ class Restconf:
             if placement:
                 raise bad_request("insert applies to an entry of a list, not the datastore",
                                   info={"bad-attribute": "insert"})
-            tree = codec.decode_datastore(raw, encoding, self.schema, self.index)
+            tree = await self._offload(codec.decode_datastore, raw, encoding, self.schema, self.index,
+                                       big=len(raw) > BIG_BODY)
             await self._edit(caller, [EditOperation("replace", "/", tree)], big=len(raw) > BIG_BODY,
                              precondition=self._conditions(request, "/"))
             return self._written(request, 204, "/")
@@ -476,7 +477,8 @@ class Restconf:
         if is_patch:
             return await self._yang_patch(request, caller, target, raw, encoding, answer)
         if target.is_datastore:
-            tree = codec.decode_datastore(raw, encoding, self.schema, self.index)
+            tree = await self._offload(codec.decode_datastore, raw, encoding, self.schema, self.index,
+                                       big=len(raw) > BIG_BODY)
             await self._edit(caller, [EditOperation("merge", "/", tree)], big=len(raw) > BIG_BODY,
                              precondition=self._conditions(request, "/"))
             return self._written(request, 204, "/")
