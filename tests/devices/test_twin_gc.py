@@ -160,6 +160,7 @@ def test_the_loop_gets_its_turn_before_a_piece_that_would_end_the_slice_late(
         watcher = asyncio.create_task(watch())
         await asyncio.sleep(0)
         await world.advance_sliced(NS, slice_s=0.002)  # learns what each kind costs
+        await asyncio.sleep(0)  # the watcher measures the learning tick's last stretch, then:
         seen.clear()
         await world.advance_sliced(NS, slice_s=0.002)
         done = True
@@ -227,3 +228,15 @@ def test_a_cycle_frozen_while_alive_is_reclaimed_by_a_later_settle(monkeypatch: 
         assert alive() is None
     finally:
         gc.unfreeze()
+
+
+def test_a_one_piece_participant_is_judged_by_its_whole_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A participant without `tick_steps` is one piece: the pacer keeps what it cost (1 ms), not
+    0.8 of it (as when the empty step that ended its iterator was timed as a piece of its own)."""
+    clock = FakeClock()
+    monkeypatch.setattr(world_module, "time", types.SimpleNamespace(
+        perf_counter=clock.perf_counter, time_ns=lambda: 0, monotonic_ns=lambda: 0))
+    world = World(parse({"name": "paced", "nodes": []}), deterministic=True)
+    world.attach(Dear(clock))
+    asyncio.run(world.advance_sliced(NS, slice_s=0.002))
+    assert world._piece_costs[Dear] == pytest.approx(0.001)
