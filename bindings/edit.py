@@ -13,7 +13,7 @@ operation differs from the one it inherits becomes an operation of its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -87,7 +87,7 @@ def apply_operation(tree: DataTree, op: EditOperation) -> None:
         if following is not None and tree.exists(op.path):  # a replaced entry keeps its place
             _position(tree, op.path, "before", following)
     elif op.operation == "delete":
-        if not tree.exists(op.path, explicit=True) or not tree.delete(op.path):  # RFC 6243 s2.3.3
+        if not tree.delete(op.path, explicit=True):  # a server-set default was never created: RFC 6243 s2.3.3
             raise EditError(IssueKind.MISSING, "the data does not exist; cannot delete it", op.path)
     elif op.operation == REQUIRE:
         if not tree.exists(op.path):
@@ -251,17 +251,6 @@ def _content_units(value: DataTree) -> Iterator[Unit]:
 
     if value.cdata != ffi.NULL:
         yield from walk(lib.lyd_first_sibling(value.cdata))
-
-
-def unit_parents(units: Sequence[Unit]) -> set[str]:
-    """Data paths of the units' ancestors (for locality checks)."""
-    out: set[str] = set()
-    for unit in units:
-        path = parent_path(unit.path)
-        while path and path not in out:
-            out.add(path)
-            path = parent_path(path)
-    return out
 
 
 # ---------------------------------------------------------------------- NETCONF annotations

@@ -312,10 +312,11 @@ class DataTree:
             self._root[0] = out[0]
         self._reroot()
 
-    def delete(self, path: str) -> bool:
-        """Remove the subtree at `path`; False when absent."""
+    def delete(self, path: str, *, explicit: bool = False) -> bool:
+        """Remove the subtree at `path`; False when absent (with `explicit`, also when it is a
+        node libyang holds at its schema default: see `exists`)."""
         node = _find(self, path)
-        if node == ffi.NULL:
+        if node == ffi.NULL or (explicit and node.flags & lib.LYD_DEFAULT):
             return False
         _free(self, node)
         return True
