@@ -371,11 +371,5 @@ def process_world(topology: str | Path | None = None, **options: Any) -> World:
     return _PROCESS_WORLD
 
 
-def reset_process_world() -> None:
-    """Forget the process world (tests)."""
-    global _PROCESS_WORLD
-    _PROCESS_WORLD = None
-
-
 def _tick_order(participant: Participant) -> int:
     return participant.tick_order
