@@ -29,6 +29,14 @@ answers both calls with a prebuilt Key container of 16 keys of the same size. Ou
 ceiling are measured alternately, round after round, and each ratio is ours/ceiling from the same
 run (this machine is shared and noisy).
 
+The front end alone: in the ceiling's process, our own server (`start_kme_server`: its connection
+guard, aiohttp app, error middleware, request parsing, the caller's SAE ID from its certificate,
+the Key container written as for real keys) over a core that does no key work and answers the
+same prebuilt keys, measured in the same rounds (rows c1 and c64). It splits the gap to the
+ceiling in two: what our HTTP front end costs, and what the key work costs (checks, token bucket,
+key_IDs, the journal and its syncs, the relay to the slaves' KME, the key material): the rest of
+our CPU per request.
+
 The client: lean HTTP/1.1 over asyncio streams with uvloop (one request line, one read of the
 head and `Content-Length` body), keep-alive connections opened before the window, one SSL
 context per SAE, in its own processes (`--clients`, default 2 at concurrency 64). Its CPU is
@@ -206,8 +214,9 @@ def client_main() -> None:
 # -- the ceiling (its own process) ---------------------------------------------------------------
 
 CEILING = r'''
-import asyncio, json, sys
+import asyncio, base64, json, sys
 from aiohttp import web
+from qstrata.agents.kme014.server import start_kme_server
 from qstrata.bindings.wire.tls import TlsFiles
 from qstrata.bindings.wire.tls import server_ssl_context as ssl_context
 spec = json.load(open(sys.argv[1]))
@@ -226,6 +235,18 @@ async def main():
         tls = TlsFiles(*(end[k] for k in ("ca", "cert", "key")))
         await web.TCPSite(runner, "127.0.0.1", end["port"], ssl_context=ssl_context(tls), backlog=1024,
                           reuse_address=True).start()
+    # the front end alone: our own server (start_kme_server: the connection guard, the aiohttp app
+    # with its error middleware, request parsing, the caller's SAE ID, the Key container written as
+    # for real keys) over a core that does no key work and answers the same prebuilt keys
+    prebuilt = [(k["key_ID"], base64.b64decode(k["key"])) for k in json.loads(container)["keys"]]
+    class NoKeyWork:
+        async def enc_keys(self, caller, slave, *request):
+            return prebuilt
+        async def dec_keys(self, caller, master, key_ids):
+            return prebuilt
+    fronts = [await start_kme_server(NoKeyWork(), "127.0.0.1", end["front_port"],
+                                     TlsFiles(*(end[k] for k in ("ca", "cert", "key"))))
+              for end in spec["ends"]]
     print("ready", flush=True)
     await asyncio.Event().wait()
 try:
@@ -322,7 +343,7 @@ class Bench:
         for node in ("alice", "bob", "charlie"):
             tls = net.agents[node].state_dir / "gnmi"
             end = {"ca": str(tls / "ca.pem"), "cert": str(tls / "server.pem"), "key": str(tls / "server.key"),
-                   "port": free_port()}
+                   "port": free_port(), "front_port": free_port()}
             ends.append(end)
             self.ceiling_ends[node] = end
         container = self.tmp / "container.json"
@@ -363,6 +384,8 @@ class Bench:
         slave_node = SAES[slave]
         if target == "ours":
             enc_port, dec_port = self.net.kme_ports["alice"], self.net.kme_ports[slave_node]
+        elif target == "front end":
+            enc_port, dec_port = self.ceiling_ends["alice"]["front_port"], self.ceiling_ends[slave_node]["front_port"]
         else:
             enc_port, dec_port = self.ceiling_ends["alice"]["port"], self.ceiling_ends[slave_node]["port"]
         cert_a, cert_s = self.certs["sae-a"], self.certs[slave]
@@ -391,7 +414,7 @@ class Bench:
             proc.stdin.write(json.dumps(spec))
             proc.stdin.close()
             procs.append(proc)
-        servers = self.kme_pids if target == "ours" else {self.ceiling.pid: "ceiling"}  # type: ignore[union-attr]
+        servers = self.kme_pids if target == "ours" else {self.ceiling.pid: target}  # type: ignore[union-attr]
         time.sleep(max(0.0, start - time.time()))
         cpu0 = {pid: proc_cpu(pid) for pid in servers}
         t0 = time.perf_counter()
@@ -443,13 +466,15 @@ def cpu_text(cpu: dict[str, float]) -> str:
 
 
 def compare(bench: Bench, label: str, concurrency: int, rounds: int, seconds: float,
-            slave: str = "sae-b", baseline: Bench | None = None) -> dict[str, Any]:
-    ours_runs, ceiling_runs, base_runs = [], [], []
+            slave: str = "sae-b", baseline: Bench | None = None, front: bool = True) -> dict[str, Any]:
+    ours_runs, ceiling_runs, base_runs, front_runs = [], [], [], []
     for _ in range(rounds):
         ours_runs.append(bench.window("ours", concurrency, slave, seconds))
         if baseline is not None:
             base_runs.append(baseline.window("ours", concurrency, slave, seconds))
         ceiling_runs.append(bench.window("ceiling", concurrency, slave, seconds))
+        if front:
+            front_runs.append(bench.window("front end", concurrency, slave, seconds))
     ours, ceiling = best(ours_runs), best(ceiling_runs)
     ratio = ours["requests_per_s"] / ceiling["requests_per_s"]
     print(f"\n{label}  (median of {rounds} alternating rounds of {seconds:g} s)")
@@ -471,6 +496,18 @@ def compare(bench: Bench, label: str, concurrency: int, rounds: int, seconds: fl
     out = {"ours": strip(ours), "ceiling": strip(ceiling), "ratio": round(ratio, 3),
            "rounds_requests_per_s": {"ours": [round(r["requests_per_s"]) for r in ours_runs],
                                      "ceiling": [round(r["requests_per_s"]) for r in ceiling_runs]}}
+    if front_runs:
+        fe = best(front_runs)
+        fe_ratio = fe["requests_per_s"] / ceiling["requests_per_s"]
+        work = ours["server_cpu_us_per_request"] - fe["server_cpu_us_per_request"]
+        print(f"  the front end alone (our server and its Key container over a core that does no key work), in the "
+              f"same rounds: {fe['requests_per_s']:,.0f} requests/s (ratio {fe_ratio:.2f}), "
+              f"{fe['server_cpu_us_per_request']:.0f} µs of server CPU per request, enc_keys / dec_keys p50 "
+              f"{fe['enc_p50_ms']:.2f} / {fe['dec_p50_ms']:.2f} ms; the key work (checks, journal, relay, key "
+              f"material) is the other {work:.0f} µs of ours")
+        out["front_end"], out["front_end_ratio"] = strip(fe), round(fe_ratio, 3)
+        out["key_work_cpu_us_per_request"] = round(work, 1)
+        out["rounds_requests_per_s"]["front_end"] = [round(r["requests_per_s"]) for r in front_runs]
     if base_runs:
         base = best(base_runs)
         base_ratio = base["requests_per_s"] / ceiling["requests_per_s"]
@@ -540,7 +577,7 @@ def main() -> None:
                                  rounds, seconds, baseline=base)
         if "relayed" in rows:
             out["c64_relayed"] = compare(bench, "concurrency 64, relayed: enc_keys at alice, dec_keys at charlie "
-                                         "(through bob)", 64, 1, seconds, slave="sae-c")
+                                         "(through bob)", 64, 1, seconds, slave="sae-c", front=False)
         if "memory" in rows:
             out["memory"] = memory_run(bench, memory_keys)
         out["targets"] = targets = verdicts(out)
