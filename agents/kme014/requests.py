@@ -41,17 +41,24 @@ def body_json(raw: bytes) -> dict[str, Any]:
         doc = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise KmeError("bad-request", f"the request body is not JSON: {exc}") from None
+    except RecursionError:  # arrays or objects nested thousands deep: no ETSI object is
+        raise KmeError("bad-request", "the request body is nested too deeply to be an ETSI GS QKD 014 "
+                       "object") from None
     if not isinstance(doc, dict):
         raise KmeError("bad-request", f"the request body is a JSON {type(doc).__name__}, not an object")
     return doc
 
 
 def key_request_from_query(query: Mapping[str, str]) -> KeyRequest:
+    """`query` is aiohttp's multi-valued mapping (or a plain one): a parameter given twice is
+    refused, since which of the two counts would be a guess."""
     request = KeyRequest()
-    if "number" in query:
-        request.number = _integer("number", query["number"])
-    if "size" in query:
-        request.size = _integer("size", query["size"])
+    getall = getattr(query, "getall", None)
+    for name in ("number", "size"):
+        if name in query:
+            if getall is not None and len(values := getall(name)) > 1:
+                raise KmeError("bad-request", f"{name} is given {len(values)} times in the query; give it once")
+            setattr(request, name, _integer(name, query[name]))
     return request
 
 

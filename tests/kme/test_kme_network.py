@@ -150,6 +150,7 @@ def test_refusals_say_what_is_wrong(net: KmeNetwork) -> None:
         "/api/v1/keys/sae-b/enc_keys?number=-1": (400, "number -1 is outside"),
         "/api/v1/keys/sae-b/enc_keys?number=1000000000": (400, "number 1000000000 is outside"),
         "/api/v1/keys/sae-b/enc_keys?number=two": (400, "number 'two' is not an integer"),
+        "/api/v1/keys/sae-b/enc_keys?number=1&number=2": (400, "number is given 2 times in the query"),
         "/api/v1/keys/sae-b/enc_keys?size=2147483648": (400, "size 2147483648 is outside 64..1048576"),
         "/api/v1/keys/sae-b/enc_keys?size=4294967296": (400, "size 4294967296 is outside 64..1048576"),
         "/api/v1/keys/sae-b/enc_keys?size=1048584": (400, "size 1048584 is outside 64..1048576"),
@@ -165,6 +166,10 @@ def test_refusals_say_what_is_wrong(net: KmeNetwork) -> None:
     assert status == 400 and "unsupported mandatory extension(s): abc_route_type" in body["message"]
     status, body = net.curl("alice", a, "/api/v1/keys/sae-b/enc_keys", raw=b'{"number": 1,')
     assert status == 400 and "not JSON" in body["message"]
+    for call in ("enc_keys", "dec_keys"):  # the parser's recursion limit is a bad request, not a 503
+        status, body = net.curl("alice", a, f"/api/v1/keys/sae-b/{call}", raw=b"[" * 100_000)
+        assert (status, body) == (400, {"message": "the request body is nested too deeply to be an ETSI GS QKD "
+                                                   "014 object"}), call
     huge = b'{"number": 1, "pad": "' + b"x" * (20 * 1024 * 1024) + b'"}'
     status, body = net.curl("alice", a, "/api/v1/keys/sae-b/enc_keys", raw=huge)
     assert (status, body) == (400, {"message": f"the request body has {len(huge)} bytes, at most 1048576 are read"})
