@@ -31,12 +31,16 @@ from qstrata.agents.kme.service import KmeService
 from qstrata.agents.netconf.host_keys import process_host_keys
 from qstrata.agents.netconf.server import NetconfServer
 from qstrata.agents.netconf.ssh import NetconfSSHServer, start_netconf_ssh_server
-from qstrata.bindings.schema import get_schema
+from qstrata.agents.state_lock import StateDirLock
+from qstrata.bindings.schema import SchemaError, get_schema
 from qstrata.bindings.tree import DataTree
+from qstrata.bindings.validate import InvalidData
 
 log = logging.getLogger("qstrata.agent")
 
 KINDS = tuple(KIND_MODULES)
+AGENT_LOCK = "agent.lock"
+"""Held in an agent's state directory while it runs (`state_lock`)."""
 
 
 @dataclass
@@ -122,6 +126,7 @@ class Agent:
     def __init__(self, options: AgentOptions, driver: DeviceDriver | None = None) -> None:
         if options.kind not in KINDS:
             raise ValueError(f"unknown agent kind {options.kind!r}; one of {', '.join(KINDS)}")
+        given = Path(options.state_dir)
         # absolute: credentials.json records paths under it (the gNMI CA), read from anywhere
         self.options = options = replace(options, state_dir=Path(os.path.abspath(options.state_dir)))
         self.driver = driver or make_driver(options)
@@ -146,18 +151,27 @@ class Agent:
                                              max_sessions_per_user=options.max_sessions_per_user,
                                              max_unauthenticated=options.max_unauthenticated))
         self._tasks: list[asyncio.Task] = []
+        self._lock = StateDirLock(given, AGENT_LOCK, "agent")
+        """The state directory is this agent's alone while it runs (two agents on one folder would
+        both append to its datastore and KME journals)."""
         self.device_lost = asyncio.Event()
         """The driver's events ended before `stop`: the device went away (DeviceDriver.events)."""
 
     async def start(self) -> None:
         opts = self.options
         opts.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
         inventory = await self.driver.start()
         schema = get_schema(tuple(inventory.modules))
         # a first start's running: what the device has, and the access rules every agent starts with
         initial = DataTree.from_python({**inventory.config, **DEFAULT_NACM}, schema=schema, config_only=True)
         self.datastore = Datastore(schema, opts.state_dir / "datastore", [self.driver], bus=self.bus)
-        self.datastore.load(initial)
+        try:
+            self.datastore.load(initial)
+        except InvalidData as exc:
+            raise SchemaError(f"{self._lock.path.parent}: its saved configuration does not fit a {opts.kind} agent "
+                              f"({exc.issues[0]}): is it the state directory of "
+                              "another kind of agent?") from None
         await self._replay_restored_config(initial)
         await self.datastore.restore_pending()
         _ensure_clock(self.driver)
@@ -292,6 +306,7 @@ class Agent:
         await self.driver.stop()
         if self.datastore and self.datastore.running_store:
             self.datastore.running_store.close()
+        self._lock.release()
 
 
 async def run_agent(options: AgentOptions, stop: asyncio.Event) -> bool:

@@ -93,6 +93,19 @@ def test_one_network_per_state_directory(tmp_path):
         assert endpoints.read_bytes() == written, "the refused `up` touched the running network's endpoints.json"
         assert first.poll() is None
 
+        # 2b. nor may a lone agent open one of its agents' folders: two writers on one KME journal
+        # could hand a key_ID out twice
+        journal = tmp_path / STATE / "alice" / "kme" / "kme.journal"
+        before = journal.read_bytes() if journal.exists() else None
+        lone = subprocess.run([str(QSTRATA), "agent", "--kind", "qkd", "--name", "alice", "--state-dir",
+                               f"{STATE}/alice", "--netconf-port", "0"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+        assert lone.returncode == 2, lone.stdout + lone.stderr
+        assert f"{STATE}/alice is in use by another agent (pid {first.pid})" in lone.stderr, lone.stderr
+        assert "Traceback" not in lone.stderr
+        assert before is None or journal.read_bytes()[:len(before)] == before
+        assert first.poll() is None
+
         # 3. `kill -9`: the lock goes with the process; the stale endpoints.json is not taken for a network
         first.kill()
         first.wait(10)
