@@ -201,9 +201,9 @@ class Demo:
         ids = {n: self.leaf(n, f'<qkd_node xmlns="{QKD}"><qkdn_id/></qkd_node>', "q:qkd_node/q:qkdn_id")
                for n in (a, b)}
         if self.configured(a):
-            self.say(f"the network is configured already (by `qstrata up`'s built-in controller; `qstrata up --bare` "
-                     f"starts it unconfigured): the demo uses qkd_link {LINK_ID[:8]} as it is, and its closed loop "
-                     "keeps running")
+            self.say(f"the network is configured already (by `qstrata up`'s built-in controller, or restored from an "
+                     f"earlier run's state directory; `qstrata up --bare` on a new --state-dir starts it unconfigured):"
+                     f" the demo uses qkd_link {LINK_ID[:8]} as it is, and its closed loop keeps running")
         else:
             self.cross_connect(sw, PRIMARY)
             self.say(f"{sw}: cross-connects {', '.join(f'{i}<->{e}' for i, e in PRIMARY)} (the 25 km primary spool)")

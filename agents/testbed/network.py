@@ -178,6 +178,10 @@ class Network:
         self.host = ProcessHost(self.topology, host_options, say=self.say, agent_down=self._agent_down) \
             if o.processes else InProcessHost(self.topology, host_options)
         self._endpoints_path().unlink(missing_ok=True)  # a crashed run's file lists ports nobody serves
+        saved = sorted(name for name in self.topology.nodes if (o.state_dir / name / "datastore").is_dir())
+        if o.bare and saved:  # agents restore their saved running configuration, --bare or not
+            self.say(f"--bare: the agents restore what an earlier run saved in {shown(o.state_dir)} ({len(saved)} of "
+                     f"{len(self.topology.nodes)} have a saved configuration); a new --state-dir starts unconfigured")
         self.agents = await self.host.start()
         self.say(f"{len(self.agents)} agents up ({'one process each' if o.processes else 'one process'}) "
                  f"in {time.monotonic() - self._started:.1f} s")

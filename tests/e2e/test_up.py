@@ -275,7 +275,8 @@ def test_sigterm_stops_everything_cleanly(network):
 
 
 def test_bare_starts_unconfigured(tmp_path):
-    proc, _ = start_up(tmp_path, "--bare", "--no-collector", "--speed", str(SPEED))
+    proc, lines = start_up(tmp_path, "--bare", "--no-collector", "--speed", str(SPEED))
+    assert not any("restore" in line for line in lines), lines
     try:
         ep = json.loads((tmp_path / "endpoints.json").read_text())
         assert ep["collector"] is None
@@ -291,6 +292,10 @@ def test_bare_starts_unconfigured(tmp_path):
             assert "<link>" not in data.data_xml
     finally:
         assert stop(proc) == 0
+    # on the same folder again, the agents restore what they saved (as every agent does): up says so
+    proc, lines = start_up(tmp_path, "--bare", "--no-collector", "--speed", str(SPEED))
+    assert stop(proc) == 0
+    assert any(f"--bare: the agents restore what an earlier run saved in {tmp_path}" in line for line in lines), lines
 
 
 # -- --processes: one process per agent around a world service ----------------------------------
