@@ -14,6 +14,7 @@ from pathlib import Path
 from lxml import etree
 
 from .tree import DataTree, Format
+from .validate import InvalidData
 from .wire.xmlsafe import MalformedMessage, content_xml, parse_message
 
 NETCONF_BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -61,7 +62,22 @@ def read_data_file(path: Path, *, max_bytes: int = 64 * 1024 * 1024, config_only
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataFileError(f"not UTF-8 text (byte {exc.start})") from None
-    return DataTree.parse(unwrap(text, fmt), fmt, config_only=config_only)
+    try:
+        return DataTree.parse(unwrap(text, fmt), fmt, config_only=config_only)
+    except InvalidData:
+        if fmt == "xml":  # a truncated or broken file: say so, not what the schema layer makes of it
+            _well_formed(text)
+        raise
+
+
+def _well_formed(text: str) -> None:
+    """Raise `DataFileError` naming where the XML stops being well-formed (the safe parser's
+    message, with line and column); return when it is well-formed."""
+    data = text.encode()
+    try:
+        parse_message(data, max_elements=max(len(data) // 4, 1))
+    except MalformedMessage as exc:
+        raise DataFileError(str(exc)) from None
 
 
 def unwrap(text: str, fmt: Format) -> str:

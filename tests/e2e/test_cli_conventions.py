@@ -68,6 +68,19 @@ def test_validate_refuses_an_empty_file(tmp_path):
                                         f"{blank}: empty file: no XML or JSON-IETF document to validate"]
 
 
+def test_validate_says_a_truncated_xml_file_is_not_well_formed(tmp_path):
+    """Not what the schema layer makes of its first element ("Missing XML namespace")."""
+    bare, etsi = tmp_path / "bare.xml", tmp_path / "etsi.xml"
+    bare.write_text("<a><b>")
+    etsi.write_text('<qkd_node xmlns="urn:etsi:qkd:yang:etsi-qkd-node"><qkdn_id>')
+    proc = subprocess.run([str(QSTRATA), "validate", str(bare), str(etsi)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [
+        f"{bare}: not well-formed XML: Premature end of data in tag b line 1, line 1, column 7",
+        f"{etsi}: not well-formed XML: Premature end of data in tag qkdn_id line 1, line 1, column 60"]
+
+
 def _view(agents: int, events: int, pairs: int = 2) -> StatusView:
     rows = [AgentRow(f"a{i}", "qkd", f"127.0.0.1:{1000 + i}", "127.0.0.1:9", kme=f"127.0.0.1:{2000 + i}")
             for i in range(agents)]
