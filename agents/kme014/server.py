@@ -165,8 +165,10 @@ async def start_kme_server(kme: KmeService, host: str, port: int, tls: TlsFiles)
     listening socket is asyncio's own (aiohttp's sites cannot bound the TLS handshake); aiohttp's
     request handlers serve each connection the guard lets in."""
     guard = ConnectionGuard()
+    # a GET dec_keys carries its key_IDs in the query (44 kB for the default 1,024): its request
+    # line is bounded as a POST body is, not by aiohttp's 8 kB default, which answered in plain text
     runner = web.AppRunner(make_app(kme, guard), access_log=None, handle_signals=False,
-                           keepalive_timeout=IDLE_TIMEOUT_S)
+                           keepalive_timeout=IDLE_TIMEOUT_S, max_line_size=requests.MAX_BODY)
     await runner.setup()
     assert runner.server is not None
     try:

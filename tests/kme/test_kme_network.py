@@ -124,6 +124,21 @@ def test_direct_keys_post_and_get_and_each_key_id_once(net: KmeNetwork) -> None:
     assert status == 401, "a key_ID is handed to its slave once"
 
 
+def test_get_dec_keys_takes_as_many_key_ids_as_a_request_may_carry(net: KmeNetwork) -> None:
+    """ETSI GS QKD 014's GET dec_keys repeats key_ID in the query: max_key_per_request of them
+    (1000, 44 kB of query) must fit in the request line."""
+    status, info = net.curl("alice", net.certs["sae-a"], "/api/v1/keys/sae-b/status")
+    number = info["max_key_per_request"]
+    status, body = net.curl("alice", net.certs["sae-a"], f"/api/v1/keys/sae-b/enc_keys?number={number}&size=64")
+    assert status == 200, body
+    keys = {k["key_ID"]: k["key"] for k in body["keys"]}
+    query = "&".join(f"key_ID={key_id}" for key_id in keys)
+    assert len(query) > 40_000
+    status, got = net.curl("bob", net.certs["sae-b"], f"/api/v1/keys/sae-a/dec_keys?{query}")
+    assert status == 200, got
+    assert {k["key_ID"]: k["key"] for k in got["keys"]} == keys
+
+
 def test_dec_keys_by_another_sae_another_pair_or_again_are_refused_alike(net: KmeNetwork) -> None:
     keys = enc(net, "sae-a", "sae-c", 1, 256)
     key_id = next(iter(keys))
