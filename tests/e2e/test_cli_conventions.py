@@ -57,28 +57,20 @@ def test_human_rounding():
     assert human(None) == "" and human(7) == "7" and human("ACTIVE") == "ACTIVE"
 
 
-def test_validate_refuses_an_empty_file(tmp_path):
-    empty, blank = tmp_path / "empty.xml", tmp_path / "blank.json"
-    empty.write_text("")
-    blank.write_text(" \n\t\n")
-    proc = subprocess.run([str(QSTRATA), "validate", str(empty), str(blank)], capture_output=True, text=True,
-                          timeout=60)
+def test_validate_says_what_is_wrong_with_a_file_that_is_no_document(tmp_path):
+    """Empty files, and truncated XML: where it stops being XML, not what the schema layer makes of
+    its first element ("Missing XML namespace")."""
+    files = {"empty.xml": ("", "empty file: no XML or JSON-IETF document to validate"),
+             "blank.json": (" \n\t\n", "empty file: no XML or JSON-IETF document to validate"),
+             "bare.xml": ("<a><b>", "not well-formed XML: Premature end of data in tag b line 1, line 1, column 7"),
+             "etsi.xml": ('<qkd_node xmlns="urn:etsi:qkd:yang:etsi-qkd-node"><qkdn_id>',
+                          "not well-formed XML: Premature end of data in tag qkdn_id line 1, line 1, column 60")}
+    for name, (text, _) in files.items():
+        (tmp_path / name).write_text(text)
+    proc = subprocess.run([str(QSTRATA), "validate", *(str(tmp_path / name) for name in files)], capture_output=True,
+                          text=True, timeout=60)
     assert proc.returncode == 1
-    assert proc.stdout.splitlines() == [f"{empty}: empty file: no XML or JSON-IETF document to validate",
-                                        f"{blank}: empty file: no XML or JSON-IETF document to validate"]
-
-
-def test_validate_says_a_truncated_xml_file_is_not_well_formed(tmp_path):
-    """Not what the schema layer makes of its first element ("Missing XML namespace")."""
-    bare, etsi = tmp_path / "bare.xml", tmp_path / "etsi.xml"
-    bare.write_text("<a><b>")
-    etsi.write_text('<qkd_node xmlns="urn:etsi:qkd:yang:etsi-qkd-node"><qkdn_id>')
-    proc = subprocess.run([str(QSTRATA), "validate", str(bare), str(etsi)], capture_output=True, text=True,
-                          timeout=60)
-    assert proc.returncode == 1
-    assert proc.stdout.splitlines() == [
-        f"{bare}: not well-formed XML: Premature end of data in tag b line 1, line 1, column 7",
-        f"{etsi}: not well-formed XML: Premature end of data in tag qkdn_id line 1, line 1, column 60"]
+    assert proc.stdout.splitlines() == [f"{tmp_path / name}: {said}" for name, (_, said) in files.items()]
 
 
 def _view(agents: int, events: int, pairs: int = 2) -> StatusView:
