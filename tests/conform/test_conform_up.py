@@ -145,3 +145,18 @@ def test_endpoints_mistakes_are_one_line(network):
         f"qstrata conform: no agent 'carol' in {ENDPOINTS}; known: alice, bob, charlie, sw1, mem-a, mem-b, mem-c"), stderr
     code, _, stderr = conform(network, "--endpoints", ENDPOINTS)
     assert code == 2 and "--agent NAME (alice, bob, charlie, sw1, mem-a, mem-b, mem-c)" in stderr and len(stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("agent", ["sw1", "mem-a"])
+def test_every_restconf_check_passes_on_each_kind(network, tmp_path, agent):
+    """A switch reports the read-only status of every port it has: the kit's "nothing written"
+    follow-ups read configuration only (content=config), "an entry that does not exist" is a port
+    the switch does not have, and the fields check leaves out a sibling the switch has. Ten RC
+    checks failed on sw1 for the kit's own mistake."""
+    out = tmp_path / f"rc-{agent}.json"
+    code, stdout, stderr = conform(network, "--endpoints", ENDPOINTS, "--agent", agent, "--check", "RC",
+                                   "--hostile", "--report", str(out))
+    got = results(out)
+    bad = {k: r["reason"] for k, r in got.items() if r["verdict"] not in ("pass", "not-applicable")}
+    assert not bad and code == 0, bad
+    assert len([r for r in got.values() if r["verdict"] == "pass"]) >= 50, stdout
