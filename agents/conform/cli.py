@@ -106,7 +106,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
     from .model import KME_PROFILE
     from .profiles import PROFILES
     from .report import console, write
-    from .runner import RunOptions, run, select
+    from .runner import RunOptions, check_prefixes, run, select, unknown_checks
 
     agent = None
     if args.endpoints:
@@ -123,6 +123,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
         return _usage(f"--{given[0].replace('_', '-')} is for --profile {KME_PROFILE} (a KME's key delivery API)")
     options = RunOptions(profile=profile, hostile=args.hostile, only=tuple(args.check), skip=tuple(args.skip),
                          qkd_timeout=args.qkd_timeout)
+    if unknown := unknown_checks(options):
+        return _usage(f"unknown check id {unknown}; ids start with {', '.join(check_prefixes(options))} "
+                      "(--list shows them)")
     if args.list:
         for c in select(options):
             print(f"{c.id:14} {c.protocol:8} {c.clause:32} {c.title}")

@@ -187,3 +187,18 @@ def test_restconf_tls_mistakes_say_what_happened(network):
     code, stdout, stderr = conform(network, "--restconf", url, "--credentials", "state/up/bob/credentials.json",
                                    "--restconf-insecure", "--check", "RC-GET-001", "-q")
     assert code == 0 and "1 passed" in stdout and "not verified" in stderr, stdout + stderr
+
+
+def test_a_kme_pair_that_is_no_application_is_a_set_up_mistake(network):
+    """An unknown slave: the KME rightly refuses the pair; the kit says so in one line (exit 2)
+    instead of failing the KME on checks whose precondition never held."""
+    code, stdout, stderr = conform(network, "--profile", "etsi-qkd-014", "--endpoints", ENDPOINTS, "--agent", "alice",
+                                   "--sae", "sae-alice", "--slave", "nobody", "-q")
+    assert code == 2 and not stdout and len(stderr.strip().splitlines()) == 1, stdout + stderr
+    assert "refuses the pair master sae-alice, slave nobody" in stderr and "HTTP 401" in stderr, stderr
+
+
+def test_a_mistyped_check_id_is_a_usage_error(network):
+    code, stdout, stderr = conform(network, "--endpoints", ENDPOINTS, "--agent", "alice", "--check", "NOSUCH")
+    assert code == 2 and not stdout and stderr.strip() == (
+        "qstrata conform: unknown check id NOSUCH; ids start with GN-, HX-, NC-, QKD-, RC- (--list shows them)"), stderr
