@@ -223,7 +223,7 @@ class Agent:
 
     async def _start_restconf(self) -> None:
         """RESTCONF with the agent's CA and server certificate (the ones gNMI uses), its users and
-        NACM; its URL in credentials.json (`restconf`)."""
+        NACM; its URL and CA in credentials.json (`restconf`, `restconf_ca`)."""
         from qstrata.agents.restconf.server import RestconfContext, start_restconf_server
 
         opts = self.options
@@ -233,7 +233,8 @@ class Agent:
         context = RestconfContext(opts.name, self.datastore, self.access, self.bus, self.users, self.guard)
         self.restconf = server = await start_restconf_server(context, opts.listen, opts.restconf_port or 0, tls,
                                                              client_certificates=opts.gnmi_mtls)
-        update_credentials(opts.state_dir, restconf=server.url)
+        # `ca` names the gNMI CA, a shared gateway's under `qstrata up`: RESTCONF's is the agent's own
+        update_credentials(opts.state_dir, restconf=server.url, restconf_ca=str(Path(tls.ca).resolve()))
 
     @property
     def restconf_url(self) -> str | None:

@@ -73,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--slave-ca", metavar="FILE", help="the slave's KME's CA (default: --ca)")
     p.add_argument("--gnmi-insecure", action="store_true",
                    help="gNMI in plain text, no TLS (default: TLS, unless the --agent's gNMI has no CA)")
+    p.add_argument("--restconf-insecure", action="store_true",
+                   help="do not verify the RESTCONF server's certificate (the password is still sent; default: "
+                        "verify it against --ca, else the `restconf_ca` of --credentials)")
     p.add_argument("--profile", metavar="PROFILE",
                    help=f"one of {', '.join([*PROFILES, KME_PROFILE])} (default: etsi-qkd-015, or the one of the "
                         f"--agent's kind); --kme implies {KME_PROFILE}")
@@ -103,7 +106,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
     from .model import KME_PROFILE
     from .profiles import PROFILES
     from .report import console, write
-    from .runner import RunOptions, run, select
+    from .runner import RunOptions, check_prefixes, run, select, unknown_checks
 
     agent = None
     if args.endpoints:
@@ -120,6 +123,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
         return _usage(f"--{given[0].replace('_', '-')} is for --profile {KME_PROFILE} (a KME's key delivery API)")
     options = RunOptions(profile=profile, hostile=args.hostile, only=tuple(args.check), skip=tuple(args.skip),
                          qkd_timeout=args.qkd_timeout)
+    if unknown := unknown_checks(options):
+        return _usage(f"unknown check id {unknown}; ids start with {', '.join(check_prefixes(options))} "
+                      "(--list shows them)")
     if args.list:
         for c in select(options):
             print(f"{c.id:14} {c.protocol:8} {c.clause:32} {c.title}")
@@ -143,6 +149,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
     except Exception as exc:  # a key file that does not parse, and the like: still one line
         print(f"qstrata conform: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if options.restconf and options.restconf.ca is None and options.restconf.url.startswith("https://"):
+        print("qstrata conform: warning: --restconf-insecure: the RESTCONF server's certificate was not "
+              "verified, and the password went to whoever answered", file=sys.stderr)
     text = console(report)
     print(text if not args.quiet else text.splitlines()[-1])
     for path in args.report:
@@ -173,6 +182,7 @@ def _connect_options(args: argparse.Namespace, agent: AgentTarget | None, option
                 "(or --endpoints FILE --agent NAME)")
     credentials = args.credentials or (agent.credentials if agent else None)
     user, password, ca = args.user, args.password, args.ca or (agent.ca if agent else None)
+    restconf_ca = None  # the agent's own CA: not the gNMI `ca` where a gateway serves its gNMI
     # the file names the CA its agent's gNMI certificate chains to; none there means plain text
     insecure = args.gnmi_insecure or (agent is not None and agent.gnmi is not None and not ca)
     if credentials:
@@ -185,6 +195,7 @@ def _connect_options(args: argparse.Namespace, agent: AgentTarget | None, option
         user = user or creds.get("username")
         password = password if password is not None else creds.get("password")
         ca = ca or creds.get("ca")
+        restconf_ca = creds.get("restconf_ca")
     if not user:
         return "give --user (or --credentials FILE)"
     for path, what in ((args.key, "--key"), (None if insecure else ca, "--ca" if args.ca else "the gNMI CA")):
@@ -194,7 +205,13 @@ def _connect_options(args: argparse.Namespace, agent: AgentTarget | None, option
         if not restconf.startswith(("https://", "http://")):
             return f"--restconf {restconf}: expected a URL, https://HOST:PORT"
         # a URL from the agent's entry goes with the CA its entry names; a URL given by hand with --ca
-        rc_ca = (agent.restconf_ca if agent and not args.restconf else None) or args.ca or ca
+        rc_ca = (agent.restconf_ca if agent and not args.restconf else None) or args.ca or restconf_ca or ca
+        if args.restconf_insecure:
+            rc_ca = None
+        elif restconf.startswith("https://") and not rc_ca:
+            return "RESTCONF over HTTPS needs --ca FILE (the CA of its certificate) or --restconf-insecure"
+        elif rc_ca and not Path(rc_ca).is_file():
+            return f"the RESTCONF CA {rc_ca}: no such file"
         options.restconf = RcEndpoint(restconf, user, password or "", rc_ca)
     if netconf:
         options.netconf = NetconfEndpoint(netconf[0], netconf[1], user, password, args.key)

@@ -352,7 +352,10 @@ async def dec_master(ctx: KmeContext, check: Check, ev: Evidence) -> Outcome:
 async def no_certificate(ctx: KmeContext, check: Check, ev: Evidence) -> Outcome:
     answer = await ctx.call("none", "GET", f"{ctx.slave}/status", ev=ev)
     control = await ctx.call("master", "GET", f"{ctx.slave}/status", ev=ev, note=" (control)")
-    if answer.status == 0 and control.status == 200:
+    if control.status != 200:
+        return Outcome(Verdict.ERROR, f"the control request with the master's certificate answered "
+                                      f"{control.status or control.error}: nothing to compare the refusal with")
+    if answer.status == 0:
         return Outcome(Verdict.PASS)  # the TLS handshake refused it: nothing was asked, nothing told
     return judge_refusal(check.expect, answer, control)
 

@@ -117,6 +117,14 @@ class KmeContext:
         if answer.status == 0:
             await http.close()
             raise KmeUnavailable(f"KME {ep.url} unreachable as SAE {master}: {answer.error}")
+        if 400 <= answer.status < 500:
+            # the KME refuses the pair itself: a set-up mistake (an unknown slave, no application
+            # between the two), not something to judge the KME by, check after check
+            await http.close()
+            said = answer.body.get("message") if isinstance(answer.body, dict) else None
+            raise KmeUnavailable(f"KME {ep.url} refuses the pair master {master}, slave {slave} (GET {slave}/status: "
+                                 f"HTTP {answer.status}{f', {said}' if said else ''}): is {slave} an SAE with "
+                                 f"an application (qkd_app) to {master}? --slave SAE_ID names it")
         if answer.status == 200 and isinstance(answer.body, dict):
             ctx.status = answer.body
         return ctx

@@ -39,6 +39,12 @@ class RcProfile:
     """A leaf of the test entry holding an identity, and its RFC 7951 value (module:name)."""
     default_leaf: str | None = None
     """A path below the root to a leaf with a YANG default (with-defaults)."""
+    fields: tuple[str, str] | None = None
+    """The fields check: what it asks for below the root and a sibling that must then be left out
+    (default: the child and the list's container; a switch's port list is its only child)."""
+    missing_key: str | None = None
+    """A key no entry of the device has (default: test entry 3's): a switch reports every port
+    it has, and refuses configuration for a port it does not have."""
 
     def values(self, name: str, restconf_root: str) -> dict[str, str]:
         """The `$names` RESTCONF check templates use (see `rc_runner`)."""
@@ -52,6 +58,9 @@ class RcProfile:
              "identity_leaf": self.identity[0] if self.identity else "",
              "identity_value": self.identity[1] if self.identity else "", "default_leaf": self.default_leaf or "",
              "container_name": p.container or p.list_name}
+        v["fields"], v["fields_left_out"] = self.fields or (self.child, v["container_name"])
+        missing = self.missing_key or p.keys[2]
+        v["missing"] = f"{container}/{p.list_name}={quote(missing, safe='')}"
         mod_value = self.entry.get(p.mod_leaf)
         modded = type(mod_value)(p.mod_value) if isinstance(mod_value, int | float) else p.mod_value
         v["MODVAL"] = str(modded)
@@ -81,7 +90,7 @@ RC_PROFILES: dict[str, RcProfile] = {
     "qfs": RcProfile(module="qstrata-qfs", child="uuid",
                      entry={"next-hop-node": test_id(98), "min-fidelity": "0.5"}),
     "optical-switch": RcProfile(module="optical-switch", child="port", entry={"label": "conform"},
-                                key_is_number=True),
+                                key_is_number=True, fields=("port/port-id", "port/status"), missing_key="65535"),
 }
 assert ETSI_TYPES  # the identity above is that module's (RFC 7951 6.8: module name, not namespace)
 
@@ -89,6 +98,14 @@ ENTRIES = ("DELETE $entry1", "DELETE $entry2", "DELETE $entry3")
 """Clean-up: whichever test entries exist go (errors for the others do not matter)."""
 PUT1 = f"PUT $entry1{SEND_JSON}\n\n$E1"
 GONE = RcExpect((404,), tags=("invalid-value", "data-missing"))
+
+
+def no_config(n: int) -> tuple[str, RcExpect]:
+    """The follow-up of a check that must write nothing: no configuration of test entry n. Read
+    with content=config: a switch reports the read-only status of every port it has, configured
+    or not (RFC 8040 4.8.1)."""
+    return (f"GET $entry{n}?content=config{ACCEPT_JSON}", GONE)
+
 STILL_SERVING = (f"GET $node{ACCEPT_JSON}", RcExpect(present=("$root_member",)))
 
 
@@ -144,7 +161,7 @@ CHECKS = [
        RcExpect(media=JSON, headers=("etag",), no_body=True)),
     rc("RC-GET-004", "RFC 8040 3.4.1.2, 3.4.1.3", "the datastore has an ETag and a Last-Modified",
        f"GET $data{ACCEPT_JSON}", RcExpect(headers=("etag", "last-modified"))),
-    rc("RC-GET-005", "RFC 8040 4.3, 7", "GET of an entry that does not exist: 404", f"GET $entry3{ACCEPT_JSON}",
+    rc("RC-GET-005", "RFC 8040 4.3, 7", "GET of an entry that does not exist: 404", f"GET $missing{ACCEPT_JSON}",
        GONE),
     rc("RC-GET-006", "RFC 8040 3.5.3, RFC 7951 4", "a list entry: qualified member, its key as sent",
        f"GET $entry1{ACCEPT_JSON}",
@@ -161,7 +178,7 @@ CHECKS = [
        RcExpect((400, 404), tags=("invalid-value", "unknown-element", "unknown-namespace"))),
     rc("RC-URI-004", "RFC 8040 3.5.3", "a list entry addressed without its key: refused, nothing written",
        f"PUT $container/$list{SEND_JSON}\n\n$E1", RcExpect((400, 405)),
-       then=((f"GET $entry1{ACCEPT_JSON}", GONE),), cleanup=ENTRIES),
+       then=(no_config(1),), cleanup=ENTRIES),
     # ---------------------------------------------------------------- query parameters (RFC 8040 4.8)
     rc("RC-QP-001", "RFC 8040 4.8.2", "depth=1: the target without its children", f"GET $node?depth=1{ACCEPT_JSON}",
        RcExpect(present=("$root_member",), absent=("$root_member/$child",))),
@@ -181,8 +198,8 @@ CHECKS = [
        RcExpect(present=("$root_member/$state_leaf",), absent=("$root_member/$child",)), needs="state_leaf"),
     rc("RC-QP-008", "RFC 8040 4.8.1, 7", "content=everything: 400 invalid-value",
        f"GET $node?content=everything{ACCEPT_JSON}", RcExpect((400,), tags=("invalid-value",))),
-    rc("RC-QP-009", "RFC 8040 4.8.3", "fields: only the fields asked", f"GET $node?fields=$child{ACCEPT_JSON}",
-       RcExpect(present=("$root_member/$child",), absent=("$root_member/$container_name",)),
+    rc("RC-QP-009", "RFC 8040 4.8.3", "fields: only the fields asked", f"GET $node?fields=$fields{ACCEPT_JSON}",
+       RcExpect(present=("$root_member/$fields",), absent=("$root_member/$fields_left_out",)),
        setup=(PUT1,), cleanup=ENTRIES),
     rc("RC-QP-010", "RFC 8040 4.8.9, RFC 6243 3.1", "with-defaults=report-all shows defaults",
        f"GET $node?with-defaults=report-all{ACCEPT_JSON}", RcExpect(present=("$root_member/$default_leaf",)),
@@ -203,16 +220,16 @@ CHECKS = [
        cleanup=ENTRIES),
     rc("RC-PUT-002", "RFC 8040 4.5, 7", "PUT whose body key differs from the URI's: 400, nothing written",
        f"PUT $entry1{SEND_JSON}\n\n$E2", RcExpect((400,), tags=("invalid-value", "bad-element", "unknown-element")),
-       then=((f"GET $entry1{ACCEPT_JSON}", GONE), (f"GET $entry2{ACCEPT_JSON}", GONE)), cleanup=ENTRIES),
+       then=(no_config(1), no_config(2)), cleanup=ENTRIES),
     rc("RC-PATCH-001", "RFC 8040 4.6.1", "plain PATCH merges into the entry",
        f"PATCH $entry1{SEND_JSON}\n\n$E1_mod", RcExpect((200, 204)), setup=(PUT1,),
        then=((f"GET $entry1{ACCEPT_JSON}", RcExpect(present=("$list_member[$key=$K1]/$MOD=$MODVAL",))),),
        cleanup=ENTRIES),
     rc("RC-PATCH-002", "RFC 8040 4.6.1, 7", "plain PATCH of a missing entry: 404, nothing created",
        f"PATCH $entry3{SEND_JSON}\n\n$E3_mod", RcExpect((404, 409), tags=("invalid-value", "data-missing")),
-       then=((f"GET $entry3{ACCEPT_JSON}", GONE),), cleanup=ENTRIES),
+       then=(no_config(3),), cleanup=ENTRIES),
     rc("RC-DELETE-001", "RFC 8040 4.7", "DELETE removes the entry: 204, then 404", f"DELETE $entry1{ACCEPT_JSON}",
-       RcExpect((204,), no_body=True), setup=(PUT1,), then=((f"GET $entry1{ACCEPT_JSON}", GONE),),
+       RcExpect((204,), no_body=True), setup=(PUT1,), then=(no_config(1),),
        cleanup=ENTRIES),
     rc("RC-DELETE-002", "RFC 8040 4.7, 7", "DELETE of a missing entry: 404", f"DELETE $entry3{ACCEPT_JSON}",
        RcExpect((404, 409), tags=("invalid-value", "data-missing"))),
@@ -230,18 +247,18 @@ CHECKS = [
        _patch(("e1", "create", "2"), ("e2", "create", "1")),
        RcExpect((409,), tags=("data-exists",), yang_patch=True,
                 present=("ietf-yang-patch:yang-patch-status/edit-status/edit[edit-id=e2]/errors",)),
-       setup=(PUT1,), then=((f"GET $entry2{ACCEPT_JSON}", GONE),), cleanup=ENTRIES),
+       setup=(PUT1,), then=(no_config(2),), cleanup=ENTRIES),
     rc("RC-YPATCH-003", "RFC 8072 2.1", "a YANG Patch with an unknown operation: 400, nothing applied",
        _patch(("e1", "create", "1"), ("e2", "evaporate", "2")),
        RcExpect((400,), tags=("invalid-value", "malformed-message", "bad-element")),
-       then=((f"GET $entry1{ACCEPT_JSON}", GONE),), cleanup=ENTRIES),
+       then=(no_config(1),), cleanup=ENTRIES),
     # ---------------------------------------------------------------- media types (RFC 8040 5.2) and JSON
     rc("RC-MEDIA-001", "RFC 8040 5.2", "an XML body creates the same entry", f"PUT $entry1\nContent-Type: {XML}\n\n$E1_xml",
        RcExpect((201,)), then=((f"GET $entry1{ACCEPT_JSON}", RcExpect(present=("$list_member[$key=$K1]",))),),
        cleanup=ENTRIES),
     rc("RC-MEDIA-002", "RFC 8040 5.2, RFC 7231 6.5.13", "a body in text/plain: 415, nothing written",
        "PUT $entry1\nContent-Type: text/plain\n\n$E1", RcExpect((415,)),
-       then=((f"GET $entry1{ACCEPT_JSON}", GONE),), cleanup=ENTRIES),
+       then=(no_config(1),), cleanup=ENTRIES),
     rc("RC-MEDIA-003", "RFC 8040 5.2, RFC 7231 6.5.6", "Accept: text/html only: 406", "GET $node\nAccept: text/html",
        RcExpect((406,))),
     rc("RC-JSON-001", "RFC 7951 6.8", "identities as module:name", f"GET $entry1{ACCEPT_JSON}",
@@ -249,7 +266,7 @@ CHECKS = [
        cleanup=ENTRIES, needs="identity_leaf"),
     rc("RC-ERR-001", "RFC 8040 7.1, 7", "a value its type refuses: 400 invalid-value, nothing written",
        f"PUT $entry1{SEND_JSON}\n\n$E1_bad", RcExpect((400,), tags=("invalid-value", "bad-element")),
-       then=((f"GET $entry1{ACCEPT_JSON}", GONE),), cleanup=ENTRIES),
+       then=(no_config(1),), cleanup=ENTRIES),
     # ---------------------------------------------------------------- entity tags (RFC 8040 3.4.1, 3.5.2; RFC 7232)
     rc("RC-ETAG-001", "RFC 8040 3.5.2, RFC 7232 3.2", "If-None-Match with the ETag: 304",
        f"GET $entry1{ACCEPT_JSON}", RcExpect(headers=("etag",)), setup=(PUT1,),
@@ -283,15 +300,15 @@ CHECKS = [
     # ---------------------------------------------------------------- hostile input (--hostile)
     rc("RC-HOST-001", "RFC 8040 7, RFC 7231 6.5.11", "a body over the size cap: 413, still serving",
        "PUT $entry1" + SEND_JSON + '\n\n{"x": "$big"}', RcExpect((413, 400)),
-       then=(STILL_SERVING, (f"GET $entry1{ACCEPT_JSON}", GONE)), cleanup=ENTRIES, hostile=True,
+       then=(STILL_SERVING, no_config(1)), cleanup=ENTRIES, hostile=True,
        big=65 * 1024 * 1024),
     rc("RC-HOST-002", "RFC 8040 7, RFC 8259 9", "JSON nested 100,000 deep: 400, still serving",
        "PUT $entry1" + SEND_JSON + "\n\n" + "[" * 100_000 + "]" * 100_000, RcExpect((400, 413)),
-       then=(STILL_SERVING, (f"GET $entry1{ACCEPT_JSON}", GONE)), cleanup=ENTRIES, hostile=True),
+       then=(STILL_SERVING, no_config(1)), cleanup=ENTRIES, hostile=True),
     rc("RC-HOST-003", "RFC 8040 7, RFC 7951 4, RFC 8259 4", "duplicate JSON member names: 400, nothing written",
        "PUT $entry1" + SEND_JSON + "\n\n" + '{"$list_member": [$E1_obj], "$list_member": [$E2_obj]}',
-       RcExpect((400,)), then=(STILL_SERVING, (f"GET $entry1{ACCEPT_JSON}", GONE),
-                               (f"GET $entry2{ACCEPT_JSON}", GONE)), cleanup=ENTRIES, hostile=True),
+       RcExpect((400,)), then=(STILL_SERVING, no_config(1),
+                               no_config(2)), cleanup=ENTRIES, hostile=True),
     rc("RC-HOST-004", "RFC 8040 3.5.3.1, 7", "a key with %00: 400/404, still serving",
        f"GET $container/$list=conform%00{ACCEPT_JSON}", RcExpect((400, 404)), then=(STILL_SERVING,),
        hostile=True),

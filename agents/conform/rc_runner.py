@@ -60,7 +60,7 @@ class RcEndpoint:
     user: str
     password: str
     ca: str | None = None
-    """CA of the server's certificate; None: not verified (say so in the report)."""
+    """CA of the server's certificate; None: not verified (--restconf-insecure; the report says so)."""
     timeout: float = 15.0
 
 
@@ -72,6 +72,8 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     text: str = ""
     error: str = ""
+    untrusted: bool = False
+    """No answer because the server's certificate does not verify against the CA given."""
 
     @property
     def media(self) -> str:
@@ -328,7 +330,8 @@ class RcContext:
         meta = await ctx.send(Request("GET", "/.well-known/host-meta"))
         if meta.status == 0:
             await http.close()
-            raise RcUnavailable(f"RESTCONF {ep.url} unreachable: {meta.error}")
+            raise RcUnavailable(f"RESTCONF {ep.url}: {meta.error}" if meta.untrusted
+                                else f"RESTCONF {ep.url} unreachable: {meta.error}")
         root = host_meta_root(meta.text) if meta.status == 200 else None
         ctx.root = root or "/restconf"
         probe = await ctx.send(Request("GET", ctx.root, (("Accept", JSON_MEDIA),)))
@@ -359,6 +362,10 @@ class RcContext:
                                        ssl=self.tls, allow_redirects=False) as r:
                 text = await r.text(errors="replace")
                 return Answer(r.status, {k.lower(): v for k, v in r.headers.items()}, text)
+        except aiohttp.ClientConnectorCertificateError as exc:
+            return Answer(0, error=f"its certificate does not verify against the CA {self.endpoint.ca}: "
+                                   f"{getattr(exc.certificate_error, 'verify_message', '') or exc.certificate_error}",
+                          untrusted=True)
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             return Answer(0, error=f"{type(exc).__name__}: {exc}".strip())
         finally:

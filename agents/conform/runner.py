@@ -85,6 +85,18 @@ def select(options: RunOptions) -> list[Check]:
     return sorted(checks, key=lambda c: PROTOCOL_ORDER.index(c.protocol) if c.protocol in PROTOCOL_ORDER else 99)
 
 
+def unknown_checks(options: RunOptions) -> str | None:
+    """The first --check or --skip that names no check of any profile (a typo would otherwise
+    select nothing, and nothing would pass as all passed)."""
+    return next((o for o in (*options.only, *options.skip)
+                 if not any(c.id == o or c.id.startswith(o) for c in REGISTRY.values())), None)
+
+
+def check_prefixes(options: RunOptions) -> list[str]:
+    """The protocols of the profile's checks (NC-, RC-, ...), for a hint."""
+    return sorted({c.id.split("-", 1)[0] + "-" for c in REGISTRY.values() if options.profile in c.profiles})
+
+
 async def run(options: RunOptions, progress: Callable[[Result], None] | None = None) -> RunReport:
     if options.kme is not None:
         return await _run_kme(options, progress)

@@ -145,3 +145,60 @@ def test_endpoints_mistakes_are_one_line(network):
         f"qstrata conform: no agent 'carol' in {ENDPOINTS}; known: alice, bob, charlie, sw1, mem-a, mem-b, mem-c"), stderr
     code, _, stderr = conform(network, "--endpoints", ENDPOINTS)
     assert code == 2 and "--agent NAME (alice, bob, charlie, sw1, mem-a, mem-b, mem-c)" in stderr and len(stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("agent", ["sw1", "mem-a"])
+def test_every_restconf_check_passes_on_each_kind(network, tmp_path, agent):
+    """A switch reports the read-only status of every port it has: the kit's "nothing written"
+    follow-ups read configuration only (content=config), "an entry that does not exist" is a port
+    the switch does not have, and the fields check leaves out a sibling the switch has. Ten RC
+    checks failed on sw1 for the kit's own mistake."""
+    out = tmp_path / f"rc-{agent}.json"
+    code, stdout, stderr = conform(network, "--endpoints", ENDPOINTS, "--agent", agent, "--check", "RC",
+                                   "--hostile", "--report", str(out))
+    got = results(out)
+    bad = {k: r["reason"] for k, r in got.items() if r["verdict"] not in ("pass", "not-applicable")}
+    assert not bad and code == 0, bad
+    assert len([r for r in got.values() if r["verdict"] == "pass"]) >= 50, stdout
+
+
+def test_the_readme_restconf_recipe(network):
+    """`--restconf URL --credentials FILE`, the README's line: credentials.json's `ca` names the
+    gNMI gateway's CA, its `restconf_ca` the agent's own, which signed its RESTCONF certificate."""
+    bob = next(a for a in endpoints(network)["agents"] if a["name"] == "bob")
+    code, stdout, stderr = conform(network, "--restconf", bob["restconf"]["url"], "--credentials",
+                                   "state/up/bob/credentials.json", "--check", "RC-GET", "-q")
+    assert code == 0 and "0 failed" in stdout, stdout + stderr
+
+
+def test_restconf_tls_mistakes_say_what_happened(network):
+    """A certificate the CA given does not verify is said as such (not "unreachable"); without a
+    CA the kit refuses, as it does for gNMI, unless told --restconf-insecure, which it says aloud."""
+    bob = next(a for a in endpoints(network)["agents"] if a["name"] == "bob")
+    url = bob["restconf"]["url"]
+    code, _, stderr = conform(network, "--restconf", url, "--credentials", "state/up/bob/credentials.json",
+                              "--ca", "state/up/gnmi/ca.pem", "-q")
+    assert code == 2 and stderr.strip() == (f"qstrata conform: RESTCONF {url}: its certificate does not verify "
+                                            "against the CA state/up/gnmi/ca.pem: self-signed certificate in "
+                                            "certificate chain"), stderr
+    code, _, stderr = conform(network, "--restconf", url, "--user", "admin", "--password", "x", "-q")
+    assert code == 2 and stderr.strip() == ("qstrata conform: RESTCONF over HTTPS needs --ca FILE (the CA of its "
+                                            "certificate) or --restconf-insecure"), stderr
+    code, stdout, stderr = conform(network, "--restconf", url, "--credentials", "state/up/bob/credentials.json",
+                                   "--restconf-insecure", "--check", "RC-GET-001", "-q")
+    assert code == 0 and "1 passed" in stdout and "not verified" in stderr, stdout + stderr
+
+
+def test_a_kme_pair_that_is_no_application_is_a_set_up_mistake(network):
+    """An unknown slave: the KME rightly refuses the pair; the kit says so in one line (exit 2)
+    instead of failing the KME on checks whose precondition never held."""
+    code, stdout, stderr = conform(network, "--profile", "etsi-qkd-014", "--endpoints", ENDPOINTS, "--agent", "alice",
+                                   "--sae", "sae-alice", "--slave", "nobody", "-q")
+    assert code == 2 and not stdout and len(stderr.strip().splitlines()) == 1, stdout + stderr
+    assert "refuses the pair master sae-alice, slave nobody" in stderr and "HTTP 401" in stderr, stderr
+
+
+def test_a_mistyped_check_id_is_a_usage_error(network):
+    code, stdout, stderr = conform(network, "--endpoints", ENDPOINTS, "--agent", "alice", "--check", "NOSUCH")
+    assert code == 2 and not stdout and stderr.strip() == (
+        "qstrata conform: unknown check id NOSUCH; ids start with GN-, HX-, NC-, QKD-, RC- (--list shows them)"), stderr

@@ -63,7 +63,8 @@ def test_command_line_mistakes_are_one_line(tmp_path):
     code, _, stderr = conform("--restconf", "ftp://127.0.0.1:1", "--user", "u", "--password", "p")
     assert code == 2 and stderr.strip() == "qstrata conform: --restconf ftp://127.0.0.1:1: expected a URL, " \
                                            "https://HOST:PORT", stderr
-    code, _, stderr = conform("--restconf", f"https://127.0.0.1:{free_port()}", "--user", "u", "--password", "p")
+    code, _, stderr = conform("--restconf", f"https://127.0.0.1:{free_port()}", "--user", "u", "--password", "p",
+                              "--restconf-insecure")
     assert code == 2 and len(stderr.strip().splitlines()) == 1 and "unreachable" in stderr, stderr
     code, _, stderr = conform("--restconf", "https://127.0.0.1:1")
     assert code == 2 and stderr.strip() == "qstrata conform: give --user (or --credentials FILE)", stderr
