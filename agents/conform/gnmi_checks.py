@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
+from dataclasses import dataclass
 
 import grpc
 from gnmi_pb import gnmi_pb2
@@ -158,8 +159,8 @@ async def _leaf_set(ctx: GnmiContext, ev: Evidence):
     """The profile's set leaf holds a value for the duration (so there is data to read, sample or
     beat), and gets its old value (or absence) back afterwards."""
     p = ctx.profile
-    before = await _get_leaf(ctx, p.gnmi_set_leaf)
-    if before is None:
+    before = await _before(ctx, p.gnmi_set_leaf)
+    if before.value is None:
         req = gnmi_pb2.SetRequest(**ctx.prefix, update=[
             gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(p.gnmi_set_value))])
         await ctx.stub.Set(req, metadata=ctx.metadata, timeout=10)
@@ -167,8 +168,37 @@ async def _leaf_set(ctx: GnmiContext, ev: Evidence):
     try:
         yield
     finally:
-        if before is None:
-            await _restore(ctx, p.gnmi_set_leaf, None)
+        if before.value is None:
+            await _put_back(ctx, p.gnmi_set_leaf, before)
+
+
+@dataclass(frozen=True)
+class _Before:
+    """A set leaf as it was: its value (None: unset) and whether the list entry it sits in
+    (`port[port-id=1]` of `port[port-id=1]/label`) had any configuration."""
+
+    value: object
+    entry: str | None = None
+    """The entry to delete afterwards: it had no configuration before the Set made it."""
+
+
+async def _before(ctx: GnmiContext, leaf: str) -> _Before:
+    value = await _get_leaf(ctx, leaf)
+    head = leaf.rpartition("/")[0]
+    if value is not None or not head.endswith("]"):
+        return _Before(value)
+    req = gnmi_pb2.GetRequest(**ctx.prefix, path=[ctx.path(head)], encoding=JSON_IETF, type=gnmi_pb2.GetRequest.CONFIG)
+    try:
+        resp = await ctx.stub.Get(req, metadata=ctx.metadata, timeout=10)
+    except grpc.aio.AioRpcError:
+        return _Before(None, head)
+    configured = any(u.val.ListFields() for n in resp.notification for u in n.update)
+    return _Before(None, None if configured else head)
+
+
+async def _put_back(ctx: GnmiContext, leaf: str, before: _Before) -> None:
+    """The leaf (or, if the Set made it, its whole entry) back as `before` found it."""
+    await _restore(ctx, before.entry or leaf, before.value)
 
 
 async def _restore(ctx: GnmiContext, leaf: str, value: object) -> None:
@@ -185,7 +215,7 @@ async def _restore(ctx: GnmiContext, leaf: str, value: object) -> None:
 @step("set_update")
 async def set_update(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
     p = ctx.profile
-    before = await _get_leaf(ctx, p.gnmi_set_leaf)
+    before = await _before(ctx, p.gnmi_set_leaf)
     req = gnmi_pb2.SetRequest(**ctx.prefix, update=[
         gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(p.gnmi_set_value))])
     try:
@@ -198,7 +228,7 @@ async def set_update(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
             return Outcome(Verdict.FAIL, f"Get after Set reads {after!r}, expected {p.gnmi_set_value!r}")
         return _echo(ctx, [resp], Outcome(Verdict.PASS))
     finally:
-        await _restore(ctx, p.gnmi_set_leaf, before)
+        await _put_back(ctx, p.gnmi_set_leaf, before)
 
 
 @step("set_transaction")
@@ -206,7 +236,7 @@ async def set_transaction(ctx: GnmiContext, check: Check, ev: Evidence) -> Outco
     """A Set of a good and a bad update, then the control: the good update alone, which must be
     accepted for the failure to be about the bad one."""
     p = ctx.profile
-    before = await _get_leaf(ctx, p.gnmi_set_leaf)
+    before = await _before(ctx, p.gnmi_set_leaf)
     good = gnmi_pb2.Update(path=ctx.path(p.gnmi_set_leaf), val=json_value(p.gnmi_set_value + "-txn"))
     bad = gnmi_pb2.Update(path=ctx.path(p.gnmi_bad_leaf), val=json_value(p.gnmi_bad_value))
     try:
@@ -215,11 +245,12 @@ async def set_transaction(ctx: GnmiContext, check: Check, ev: Evidence) -> Outco
         control, _ = await _call(ctx, ctx.stub.Set, gnmi_pb2.SetRequest(**ctx.prefix, update=[good]), ev,
                                  note=" (control)")
         outcome = judge_error(check.expect, status, control)
-        if outcome.verdict is Verdict.PASS and after != before:
-            return Outcome(Verdict.FAIL, f"the good update was applied ({before!r} -> {after!r}) although the Set failed")
+        if outcome.verdict is Verdict.PASS and after != before.value:
+            return Outcome(Verdict.FAIL, f"the good update was applied ({before.value!r} -> {after!r}) although the "
+                                         "Set failed")
         return outcome
     finally:
-        await _restore(ctx, p.gnmi_set_leaf, before)
+        await _put_back(ctx, p.gnmi_set_leaf, before)
 
 
 def _sub(ctx: GnmiContext, leaf: str, mode: int, list_mode: int = 0, **kw) -> gnmi_pb2.SubscribeRequest:
@@ -318,7 +349,7 @@ async def _sample(ctx: GnmiContext, check: Check, ev: Evidence, interval: float,
 @step("subscribe_on_change")
 async def subscribe_on_change(ctx: GnmiContext, check: Check, ev: Evidence) -> Outcome:
     p = ctx.profile
-    before = await _get_leaf(ctx, p.gnmi_set_leaf)
+    before = await _before(ctx, p.gnmi_set_leaf)
     req = _sub(ctx, p.gnmi_set_leaf, 1)
     call = ctx.stub.Subscribe(iter([req]), metadata=ctx.metadata, timeout=20)
     new = p.gnmi_set_value + "-change"
@@ -341,7 +372,7 @@ async def subscribe_on_change(ctx: GnmiContext, check: Check, ev: Evidence) -> O
         return Outcome(Verdict.FAIL, "no update with the new value within 3 s of the Set")
     finally:
         call.cancel()
-        await _restore(ctx, p.gnmi_set_leaf, before)
+        await _put_back(ctx, p.gnmi_set_leaf, before)
 
 
 @step("subscribe_heartbeat")

@@ -43,6 +43,8 @@ class NetconfContext:
     extra: list[NetconfSession] = field(default_factory=list)
     dead: str | None = None
     """Why the server no longer answers (set by the runner); later checks report it."""
+    saved: list[bytes] = field(default_factory=list)
+    """The test entries as the device had them before the run (`saved_entries`)."""
 
     async def fresh(self, **kw) -> NetconfSession:
         s = await open_session(self.endpoint, **kw)
@@ -167,15 +169,21 @@ def find(root: etree._Element, path: str) -> bool:
     last = path.rsplit("/", 1)[-1]
     if "=" in last and not last.rstrip().endswith("]"):
         path, value = path.rsplit("=", 1)
+    current = find_all(root, path)
+    if value is None:
+        return bool(current)
+    return any((el.text or "").strip() == value.strip() for el in current)
+
+
+def find_all(root: etree._Element, path: str) -> list[etree._Element]:
+    """The elements at a local-name path (``a/b[k=v]/c``) below `root` (see `find`)."""
     steps = [_STEP.fullmatch(s) for s in _split(path)]
     if not all(steps):
         raise ValueError(f"bad data path {path!r}")
     current = [el for el in root.iter() if _matches(el, steps[0])]
     for step in steps[1:]:
         current = [c for el in current for c in el if _matches(c, step)]
-    if value is None:
-        return bool(current)
-    return any((el.text or "").strip() == value.strip() for el in current)
+    return current
 
 
 def _split(path: str) -> list[str]:
@@ -287,6 +295,32 @@ async def clean_entries(ctx: NetconfContext, session: NetconfSession) -> None:
         body = "".join(v[f"E{n}_delete"] for n in present)
         await session.rpc(f"<edit-config><target><running/></target><config>{v['R0']}{body}{v['R1']}</config>"
                           "</edit-config>", timeout=10)
+
+
+async def saved_entries(ctx: NetconfContext, session: NetconfSession) -> list[bytes]:
+    """The test entries as running holds them before the run. On a switch they are real ports
+    (it refuses configuration for ports it does not have), configured by its operator: the run
+    puts them back as they were (`restore_entries`), whatever the checks and clean-ups did."""
+    reply = await session.rpc(ctx.fill("<get-config><source><running/></source>{FILTER}</get-config>"), timeout=10)
+    if reply.data is None:
+        return []
+    v = ctx.values
+    return [etree.tostring(el) for n in (1, 2, 3) for el in find_all(reply.data, f"{v['LIST']}[{v['KEY']}={v[f'K{n}']}]")]
+
+
+async def restore_entries(ctx: NetconfContext, session: NetconfSession, saved: list[bytes]) -> None:
+    """Put the entries `saved_entries` read back into running, each as it was (after the clean-up
+    deleted whatever the checks left of them)."""
+    if not saved:
+        return
+    entries = []
+    for text in saved:
+        el = etree.fromstring(text)
+        el.set(f"{{{BASE}}}operation", "replace")
+        entries.append(etree.tostring(el).decode())
+    v = ctx.values
+    await session.rpc(f"<edit-config><target><running/></target><config>{v['R0']}{''.join(entries)}{v['R1']}"
+                      "</config></edit-config>", timeout=10)
 
 
 def _collect(ev: Evidence, transcript: list[tuple[str, str]]) -> None:

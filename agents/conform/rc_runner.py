@@ -318,6 +318,9 @@ class RcContext:
     tls: ssl.SSLContext | bool
     values: dict[str, str]
     root: str = "/restconf"
+    saved: list[tuple[str, str]] = field(default_factory=list)
+    """The test entries' own configuration before the run (target, RFC 7951 JSON): a switch's
+    test entries are its real ports."""
 
     @classmethod
     async def open(cls, ep: RcEndpoint) -> RcContext:

@@ -24,7 +24,7 @@ from .gnmi_runner import run_check as run_gnmi
 from .kme_runner import KmeContext, KmeEndpoint
 from .kme_runner import run_check as run_kme
 from .model import REGISTRY, Check, Evidence, Outcome, Result, Verdict
-from .netconf_runner import NetconfContext, clean_entries, clip, open_session
+from .netconf_runner import NetconfContext, clean_entries, clip, open_session, restore_entries, saved_entries
 from .netconf_runner import run_check as run_netconf
 from .profiles import PROFILES, Profile
 from .qkd_checks import run_check as run_qkd
@@ -131,6 +131,7 @@ async def run(options: RunOptions, progress: Callable[[Result], None] | None = N
     finally:
         if nctx is not None and nctx.dead is None:
             await _cleanup(nctx)
+            await _restore(nctx, report)
             await nctx.close_extra()
             await nctx.session.close()
         if nctx is not None and nctx.dead:
@@ -138,6 +139,7 @@ async def run(options: RunOptions, progress: Callable[[Result], None] | None = N
         if gctx is not None:
             await gctx.close()
         if rctx is not None:
+            await _rc_restore(rctx, report)
             await rctx.close()
     report.seconds = time.monotonic() - t0
     return report
@@ -151,9 +153,24 @@ async def _rc_context(options: RunOptions, report: RunReport) -> RcContext:
     report.device["restconf_root"] = ctx.root
     if options.restconf.ca is None:
         report.device["restconf_tls"] = "server certificate not verified (no CA given)"
+    if not options.netconf:  # else NETCONF keeps them (`saved_entries`)
+        for n in (1, 2, 3):
+            got = await ctx.send(Request("GET", ctx.values[f"entry{n}"] + "?content=config",
+                                         (("Accept", "application/yang-data+json"),)))
+            if got.status == 200 and got.text.strip():
+                ctx.saved.append((ctx.values[f"entry{n}"], got.text))
     for n in (1, 2, 3):
         await ctx.send(Request("DELETE", ctx.values[f"entry{n}"]))
     return ctx
+
+
+async def _rc_restore(ctx: RcContext, report: RunReport) -> None:
+    """The test entries' own configuration back as the run found it, when RESTCONF saved it."""
+    for target, body in ctx.saved:
+        await ctx.send(Request("DELETE", target))
+        got = await ctx.send(Request("PUT", target, (("Content-Type", "application/yang-data+json"),), body))
+        if not 200 <= got.status < 300:
+            report.device["restore_failed"] = f"PUT {target} answered {got.status or got.error}: not put back"
 
 
 async def _run_kme(options: RunOptions, progress: Callable[[Result], None] | None) -> RunReport:
@@ -199,8 +216,20 @@ async def _netconf_context(options: RunOptions, profile: Profile, report: RunRep
     ctx = NetconfContext(options.netconf, profile, values, set(session.capabilities), session)
     report.device["netconf_capabilities"] = sorted(session.capabilities)
     report.device["root_key"] = root_key
+    try:
+        ctx.saved = await saved_entries(ctx, session)
+    except (SessionClosed, TimeoutError, OSError):
+        ctx.saved = []
     await _cleanup(ctx)
     return ctx
+
+
+async def _restore(ctx: NetconfContext, report: RunReport) -> None:
+    """The device's own configuration of the test entries, back as the run found it."""
+    try:
+        await restore_entries(ctx, ctx.session, ctx.saved)
+    except (SessionClosed, TimeoutError, OSError) as exc:
+        report.device["restore_failed"] = f"the test entries' own configuration was not put back: {exc}"
 
 
 async def _gnmi_context(options: RunOptions, profile: Profile, report: RunReport) -> GnmiContext:

@@ -21,7 +21,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from conform_helpers import QSTRATA, results  # noqa: E402
-from test_up import start_up, stop  # noqa: E402
+from lxml import etree  # noqa: E402
+from test_up import OPSW, connect, start_up, stop  # noqa: E402
 
 ENDPOINTS = "state/up/endpoints.json"
 
@@ -202,3 +203,29 @@ def test_a_mistyped_check_id_is_a_usage_error(network):
     code, stdout, stderr = conform(network, "--endpoints", ENDPOINTS, "--agent", "alice", "--check", "NOSUCH")
     assert code == 2 and not stdout and stderr.strip() == (
         "qstrata conform: unknown check id NOSUCH; ids start with GN-, HX-, NC-, QKD-, RC- (--list shows them)"), stderr
+
+
+def switch_ports(network) -> dict[int, str | None]:
+    """sw1's configured ports in running: port-id -> label."""
+    with connect(endpoints(network), "sw1") as m:
+        data = etree.fromstring(m.get_config("running", filter=("subtree", f'<port-config xmlns="{OPSW}"/>'))
+                                .data_xml.encode())
+    return {int(p.findtext(f"{{{OPSW}}}port-id")): p.findtext(f"{{{OPSW}}}label") for p in data.iter(f"{{{OPSW}}}port")}
+
+
+def test_a_run_leaves_the_switch_ports_as_it_found_them(network, tmp_path):
+    """A switch's test entries are real ports (1-3: it refuses configuration of ports it does not
+    have), labelled by its operator; NETCONF, gNMI and RESTCONF checks edit and delete them. After
+    the run they are as the run found them."""
+    before = switch_ports(network)
+    assert before.get(1) and before.get(2), before
+    code, stdout, stderr = conform(network, "--endpoints", ENDPOINTS, "--agent", "sw1", "--check", "NC-EDIT",
+                                   "--check", "GN-SET", "--check", "RC-PUT", "--check", "RC-DELETE", "-q")
+    assert code == 0, stdout + stderr
+    assert switch_ports(network) == before
+    sw1 = next(a for a in endpoints(network)["agents"] if a["name"] == "sw1")
+    code, stdout, stderr = conform(network, "--restconf", sw1["restconf"]["url"], "--credentials",
+                                   "state/up/sw1/credentials.json", "--profile", "optical-switch", "--check", "RC-PUT",
+                                   "--check", "RC-DELETE", "-q")
+    assert code == 0, stdout + stderr
+    assert switch_ports(network) == before, "RESTCONF alone: the ports as the run found them"
