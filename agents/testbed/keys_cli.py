@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qstrata.agents.argtypes import positive_float, positive_int
+from qstrata.agents.argtypes import positive_float
 
 from .endpoints import ENDPOINTS_FILE
 from .paths import shown
@@ -52,8 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_keys)
     p = commands.add_parser("get", help="new keys for the pair (enc_keys: --sae the master, SLAVE the slave)")
     p.add_argument("slave", metavar="SLAVE", help="the slave SAE ID")
-    p.add_argument("--number", type=positive_int, default=None, help="how many keys (default: 1, the KME's default)")
-    p.add_argument("--size", type=positive_int, default=None, help="bits per key, a multiple of 8 (default: the KME's "
+    p.add_argument("--number", type=int, default=None, help="how many keys (default: 1, the KME's default)")
+    p.add_argument("--size", type=int, default=None, help="bits per key, a multiple of 8 (default: the KME's "
                                                           "key_size)")
     p.add_argument("--additional-slave", action="append", default=[], metavar="SAE",
                    help="another slave SAE of the same KME as SLAVE (repeatable)")
