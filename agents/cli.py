@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from qstrata.agents import sae_cli, users_cli
+from qstrata.agents.argtypes import non_negative_float, port, positive_float, positive_int
 from qstrata.bindings.dataformat import DataFileError, read_data_file
 from qstrata.bindings.schema import YANG_DIR, SchemaError, get_schema, module_files
 from qstrata.bindings.validate import InvalidData
@@ -130,27 +131,15 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 def _limit_arguments(p: argparse.ArgumentParser) -> None:
     """Login and session limits (see agents/access/guard.py and agents/netconf/ssh.py)."""
-    def positive(text: str) -> int:
-        value = int(text)
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-        return value
-
-    def seconds(text: str) -> float:
-        value = float(text)
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-        return value
-
     g = p.add_argument_group("limits")
-    g.add_argument("--login-timeout", type=seconds, default=10.0, help="seconds to authenticate (default: 10)")
-    g.add_argument("--hello-timeout", type=seconds, default=30.0,
+    g.add_argument("--login-timeout", type=non_negative_float, default=10.0, help="seconds to authenticate (default: 10)")
+    g.add_argument("--hello-timeout", type=non_negative_float, default=30.0,
                    help="seconds for a NETCONF client to send its <hello> (default: 30; 0: none)")
-    g.add_argument("--idle-timeout", type=seconds, default=3600.0,
+    g.add_argument("--idle-timeout", type=non_negative_float, default=3600.0,
                    help="seconds before an idle connection is dropped (default: 3600; 0: never)")
-    g.add_argument("--max-sessions", type=positive, default=64, help="authenticated sessions in total (default: 64)")
-    g.add_argument("--max-sessions-per-user", type=positive, default=32, help="sessions per user (default: 32)")
-    g.add_argument("--max-unauthenticated", type=positive, default=32,
+    g.add_argument("--max-sessions", type=positive_int, default=64, help="authenticated sessions in total (default: 64)")
+    g.add_argument("--max-sessions-per-user", type=positive_int, default=32, help="sessions per user (default: 32)")
+    g.add_argument("--max-unauthenticated", type=positive_int, default=32,
                    help="connections still authenticating; beyond it new ones are dropped (default: 32)")
     g.add_argument("--ssh-legacy-client", dest="ssh_legacy_clients", action="append", default=[], metavar="PATTERN",
                    help="also offer SHA-1 SSH algorithms (ssh-rsa, diffie-hellman-group14-sha1, group exchange, "
@@ -166,7 +155,7 @@ def _limit_options(args: argparse.Namespace) -> dict:
 def _world_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topology", help="topology YAML of the physical world (default: the built-in testbed)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the topology's)")
-    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
+    p.add_argument("--speed", type=positive_float, default=1.0, help="simulated seconds per wall second")
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -199,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help=cmd_validate.__doc__)
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--config", action="store_true", help="configuration only: reject config false nodes")
-    p.add_argument("--max-size", type=int, default=64 * 1024 * 1024, help="largest file accepted, bytes")
+    p.add_argument("--max-size", type=positive_int, default=64 * 1024 * 1024, help="largest file accepted, bytes")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_validate)
 
@@ -218,18 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--state-dir", required=True, help="host key, users, credentials and datastores live here")
     p.add_argument("--listen", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--netconf-port", type=int, default=830, help="NETCONF over SSH port (830 is standard; 0 picks one)")
-    p.add_argument("--gnmi-port", type=int, default=None,
+    p.add_argument("--netconf-port", type=port, default=830, help="NETCONF over SSH port (830 is standard; 0 picks one)")
+    p.add_argument("--gnmi-port", type=port, default=None,
                    help="serve gNMI on this port (0 picks one; 9339 is IANA's); TLS with the agent's own CA")
     p.add_argument("--gnmi-insecure", action="store_true", help="serve gNMI in plain text instead of TLS")
     p.add_argument("--gnmi-mtls", action="store_true",
                    help="require gNMI client certificates signed by the agent's CA (a pair is written to the state dir)")
     p.add_argument("--gnmi-hostname", action="append", metavar="NAME",
                    help="another name for the gNMI server certificate (repeatable)")
-    p.add_argument("--kme-port", type=int, default=None, metavar="N",
+    p.add_argument("--kme-port", type=port, default=None, metavar="N",
                    help="qkd agents: serve ETSI GS QKD 014 key delivery (HTTPS, mutual TLS with the agent's CA; "
                         "SAE certificates from `qstrata sae add`) on this port (0 picks one)")
-    p.add_argument("--restconf-port", type=int, default=None, metavar="N",
+    p.add_argument("--restconf-port", type=port, default=None, metavar="N",
                    help="serve RESTCONF (RFC 8040) on this port (0 picks one): HTTPS with the agent's CA, HTTP Basic "
                         "with the agent's users; its URL goes to credentials.json as `restconf`")
     _world_arguments(p)

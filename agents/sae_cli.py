@@ -5,7 +5,9 @@ the certificate's common name. ``sae add NAME`` writes ``STATE_DIR/sae/NAME.pem`
 ``NAME.key`` (mode 0600) and prints a curl line to try it. A certificate only says who the SAE is:
 what it may do is configuration (qstrata-ss ``kme/saes`` and the ``qkd_app`` naming it), so
 deleting a certificate file does not stop an SAE that kept a copy: remove it from ``kme/saes``.
-Works with or without the agent running. Errors are one line on stderr with exit code 1.
+Works with or without the agent running, on a QKD agent's state dir only (one with ``kme/``): a
+network's folder, a switch's or a memory's is refused, naming the right one. Errors are one line on
+stderr, exit code 2 for a wrong or missing folder, 1 for the rest.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from qstrata.agents.access.pki import ensure_ca, issue_client
 from qstrata.agents.access.users import CREDENTIALS_FILE
-from qstrata.agents.state_dir_cli import EXIT_OK, add_state_dir, fail
+from qstrata.agents.state_dir_cli import EXIT_OK, EXIT_USAGE, add_state_dir, fail
 
 DIR = "sae"
+KME_DIR = "kme"
+"""What marks a QKD agent's state dir: its KME's journal lives there from the agent's first start
+(agents/app.py); switches and memories have none, and a network's folder holds agents' folders."""
 SAE_ID = re.compile(r"[!-.0-~]{1,255}")
 """qstrata-ss `sae-id`: printable ASCII without spaces or '/' (a path segment of the API)."""
 
@@ -54,6 +59,41 @@ def _fail(message: str) -> int:
     return fail("sae", message)
 
 
+NETWORK_FILES = ("endpoints.json", "up.log", "up.lock")
+"""What `qstrata up` writes into a network's folder, beside its agents' folders."""
+
+
+def _qkd_agents_in(folder: Path) -> list[Path]:
+    try:
+        return sorted(d for d in folder.iterdir() if (d / KME_DIR).is_dir())
+    except OSError:  # unreadable: nothing to suggest
+        return []
+
+
+def qkd_agent_problem(text: str) -> str | None:
+    """Why the state dir `text` (as the user wrote it) is not a QKD agent's, or None if it is.
+    The CA of any other folder (a network's gNMI gateway, a switch's) signs certificates no KME
+    accepts, so `sae` refuses them instead of issuing one that can never work."""
+    state_dir = Path(text)
+    if (state_dir / KME_DIR).is_dir():
+        return None
+    if not state_dir.is_dir():
+        return f"no state directory {text} (a QKD agent's, e.g. state/up/alice)"
+    children = _qkd_agents_in(state_dir)
+    if children and any((state_dir / f).exists() for f in NETWORK_FILES):
+        return (f"{text} is a network's folder; an agent's is {state_dir / '<node>'}, e.g. "
+                f"{state_dir / children[0].name}")
+    if children:
+        return (f"{text} is not a QKD agent's state directory (it holds some: "
+                f"{', '.join(str(state_dir / d.name) for d in children[:3])})")
+    siblings = _qkd_agents_in(state_dir.resolve().parent)
+    others = f" (QKD agents here: {', '.join(str(state_dir.parent / d.name) for d in siblings)})" if siblings else ""
+    if (state_dir / "datastore").is_dir():
+        return f"{text} is the folder of an agent that is not a QKD agent: only QKD agents have a KME{others}"
+    return (f"{text} is not a QKD agent's state directory (no {KME_DIR}/ in it: start `qstrata agent --kind qkd "
+            f"--state-dir {text}` once){others}")
+
+
 def sae_paths(state_dir: Path, name: str) -> tuple[Path, Path]:
     """Where the SAE's certificate and key are: ``STATE_DIR/sae/NAME.pem`` and ``NAME.key``."""
     return state_dir / DIR / f"{name}.pem", state_dir / DIR / f"{name}.key"
@@ -82,8 +122,8 @@ def cmd_sae_add(args: argparse.Namespace) -> int:
     name, state_dir = args.name, Path(args.state_dir)
     if not SAE_ID.fullmatch(name) or name in (".", ".."):
         return _fail(f"{name!r} is not an SAE ID: 1-255 printable ASCII characters, no spaces, no '/'")
-    if not state_dir.is_dir():
-        return _fail(f"no state directory {state_dir} (start the agent once, or create it)")
+    if problem := qkd_agent_problem(args.state_dir):
+        return fail("sae", problem, EXIT_USAGE)
     cert, key = sae_paths(state_dir, name)
     if (cert.exists() or key.exists()) and not args.replace:
         return _fail(f"SAE {name} has a certificate already ({cert}); --replace issues a new one")
@@ -102,6 +142,8 @@ def cmd_sae_add(args: argparse.Namespace) -> int:
 
 def cmd_sae_list(args: argparse.Namespace) -> int:
     """Every SAE certificate of the state dir, with its common name and expiry."""
+    if problem := qkd_agent_problem(args.state_dir):
+        return fail("sae", problem, EXIT_USAGE)
     folder = Path(args.state_dir) / DIR
     rows = []
     for cert in sorted(folder.glob("*.pem")) if folder.is_dir() else []:
@@ -127,6 +169,8 @@ def cmd_sae_list(args: argparse.Namespace) -> int:
 
 def cmd_sae_delete(args: argparse.Namespace) -> int:
     """Delete the SAE's certificate and key files."""
+    if problem := qkd_agent_problem(args.state_dir):
+        return fail("sae", problem, EXIT_USAGE)
     cert, key = sae_paths(Path(args.state_dir), args.name)
     if not SAE_ID.fullmatch(args.name) or not (cert.exists() or key.exists()):
         return _fail(f"no SAE {args.name!r} in {cert.parent}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_state_dir(p: argparse.ArgumentParser, holds: str) -> None:
@@ -15,7 +15,7 @@ def add_state_dir(p: argparse.ArgumentParser, holds: str) -> None:
     p.add_argument("--state-dir", required=True, help=f"the {holds}")
 
 
-def fail(command: str, message: str) -> int:
+def fail(command: str, message: str, code: int = EXIT_FAILED) -> int:
     """Say what is wrong on stderr in one line (``qstrata COMMAND: MESSAGE``); the exit code."""
     print(f"qstrata {command}: {message}", file=sys.stderr)
-    return EXIT_FAILED
+    return code

@@ -16,6 +16,8 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+from qstrata.agents.argtypes import port
+
 if TYPE_CHECKING:
     from .dashboard.graph import Check
 
@@ -38,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction, check_topology: Check | Non
                                                       "testbed's endpoints.json (default: the one --targets names)")
     p.add_argument("--nats", metavar="URL", help="publish to NATS JetStream; instances using the same NATS "
                                                  "share the targets")
-    p.add_argument("--gnmi-port", type=int, help="serve the telemetry as a gNMI target on this port (0: a free "
+    p.add_argument("--gnmi-port", type=port, help="serve the telemetry as a gNMI target on this port (0: a free "
                                                  "one); TLS with the collector's own CA")
     p.add_argument("--gnmi-listen", default="127.0.0.1", metavar="HOST", help="address of --gnmi-port "
                                                                               "(default: 127.0.0.1)")

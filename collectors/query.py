@@ -23,8 +23,10 @@ from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
+from qstrata.agents.argtypes import positive_int
+
 from .store import StoreError, StoreReader, parse_store_url
-from .timefmt import date_and_time, parse_duration, parse_time_arg
+from .timefmt import date_and_time, duration_ns, parse_time_arg
 from .views import is_view_series, link_rows, percent, si
 
 DEFAULT_STATE_DIR = "state/up"
@@ -60,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s = sub.add_parser("samples", parents=[common, filters, span], help="samples of the matching series")
     s.add_argument("--last", action="store_true", help="only the latest sample of each series in the range")
     s.add_argument("--rollups", action="store_true", help="downsampled buckets (count, min, max, avg) instead")
-    s.add_argument("--limit", type=int, default=None, help="at most N samples per series")
+    s.add_argument("--limit", type=positive_int, default=None, help="at most N samples per series")
     s.add_argument("--step", help="downsample raw samples: one average per step (e.g. 10s, 1m)")
     s.set_defaults(func=_cmd_samples)
     s = sub.add_parser("alarms", parents=[common, span], help="alarms raised in (or active during) the range")
@@ -185,7 +187,7 @@ def _cmd_samples(args: argparse.Namespace) -> int:
                             "avg": total / count if count else None})
             cols = ["time", "source", "name", "labels", "count", "min", "max", "avg"]
         else:
-            step = int(parse_duration(args.step) * 1e9) if args.step else None
+            step = duration_ns(args.step) if args.step else None
             if step is not None and step <= 0:
                 raise ValueError(f"--step must be positive, got {args.step!r}")
             for row, ts, value in reader.samples(series, start, end, limit=args.limit, last_only=args.last,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import UTC, datetime
 
 NS = 1_000_000_000
+MAX_NS = 2**63 - 1
+"""The largest timestamp or duration in ns the store holds (an SQLite INTEGER), year 2262."""
 
 
 def date_and_time(ns: int) -> str:
@@ -39,7 +42,18 @@ def parse_duration(text: str | int | float) -> float:
     m = _DURATION.match(str(text))
     if not m:
         raise ValueError(f"not a duration: {text!r} (e.g. 30s, 500ms, 10m, 2h, 7d)")
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
+    seconds = float(m.group(1)) * _UNIT_S[m.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a duration: {text!r} (too long)")
+    return seconds
+
+
+def duration_ns(text: str) -> int:
+    """`parse_duration` in ns, no longer than the store can count (`MAX_NS`)."""
+    ns = int(parse_duration(text) * NS)
+    if ns > MAX_NS:
+        raise ValueError(f"duration {text!r} is too long: at most {MAX_NS // NS // 86400}d")
+    return ns
 
 
 def parse_time_arg(text: str, now_ns: int | None = None) -> int:
@@ -49,10 +63,13 @@ def parse_time_arg(text: str, now_ns: int | None = None) -> int:
     if text == "now":
         return now_ns
     try:
-        return now_ns - int(parse_duration(text.lstrip("-")) * NS)
+        ns = now_ns - int(parse_duration(text.lstrip("-")) * NS)
     except ValueError:
-        pass
-    try:
-        return parse_date_and_time(text)
-    except ValueError:
-        raise ValueError(f"not a time: {text!r} (now, 15m, 2h, 7d ago, or RFC 3339 like 2026-01-02T03:04:05Z)") from None
+        try:
+            ns = parse_date_and_time(text)
+        except ValueError:
+            raise ValueError(f"not a time: {text!r} (now, 15m, 2h, 7d ago, or RFC 3339 like "
+                             "2026-01-02T03:04:05Z)") from None
+    if not -MAX_NS <= ns <= MAX_NS:  # the store's timestamps are 64-bit ns: years 1677 to 2262
+        raise ValueError(f"time out of range: {text!r} (the store holds years 1677 to 2262)")
+    return ns

@@ -14,6 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
+from qstrata.agents.argtypes import port, positive_float
+
 from .paths import shown
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -27,20 +29,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--topology", help="network topology YAML (default: the built-in network, "
                                           "agents/devices/topologies/network.yaml)")
         p.add_argument("--state-dir", default=f"state/{name}", help="per-agent state, endpoints.json, logs, store")
-        p.add_argument("--speed", type=_positive_float, default=1.0, help="simulated seconds per wall second")
+        p.add_argument("--speed", type=positive_float, default=1.0, help="simulated seconds per wall second")
         p.add_argument("--seed", type=int, default=None, help="random seed (default: the topology's)")
         p.add_argument("--processes", action="store_true", help="one process per agent (default: all in one)")
         p.add_argument("--bare", action="store_true", help="start unconfigured: no built-in controller, no scenario")
-        p.add_argument("--duration", type=_positive_float, default=None, help="stop after this many seconds")
+        p.add_argument("--duration", type=positive_float, default=None, help="stop after this many seconds")
         p.add_argument("--eavesdropper", action="append", default=[], metavar="FIBRE:FRACTION[@START[-STOP]]",
                        help="an intercept-resend eavesdropper on FIBRE attacking FRACTION of its pulses (0..1 or "
                             "N%%), from START to STOP simulated seconds after the controller is done (default: "
                             "from 0 on); a scenario event, repeatable")
         p.add_argument("--listen", default="127.0.0.1", help="address every agent listens on")
-        p.add_argument("--base-port", type=int, default=0, help="first NETCONF port (0: free ports)")
+        p.add_argument("--base-port", type=port, default=0, help="first NETCONF port (0: free ports)")
         p.add_argument("--gnmi-insecure", action="store_true", help="serve gNMI in plain text instead of TLS")
         p.add_argument("--no-collector", action="store_true", help="do not run the collector")
-        p.add_argument("--dashboard-port", type=int, default=8765, help="the collector's web dashboard on --listen "
+        p.add_argument("--dashboard-port", type=port, default=8765, help="the collector's web dashboard on --listen "
                                                                         "(default: 8765, a free port if taken; 0: a "
                                                                         "free port)")
         p.add_argument("--no-dashboard", action="store_true", help="do not serve the web dashboard")
@@ -50,15 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                            "(ncclient + pygnmi; reads STATE_DIR/endpoints.json)")
     p.add_argument("--state-dir", default="state/up", help="the running network's state directory")
     p.add_argument("--endpoints", help="endpoints.json (default: STATE_DIR/endpoints.json)")
-    p.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds to wait for each step")
+    p.add_argument("--timeout", type=positive_float, default=120.0, help="seconds to wait for each step")
     p.set_defaults(func=cmd_demo)
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def _log_to_file(path: Path) -> None:

@@ -23,6 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from qstrata.agents.argtypes import positive_float
+
 QKD = "urn:etsi:qkd:yang:etsi-qkd-node"
 TYPES = "urn:etsi:qkd:yang:etsi-qkd-node-types"
 SS = "urn:qstrata:yang:qstrata-ss"
@@ -38,12 +40,12 @@ class DemoError(Exception):
 
 
 def _agents(endpoints: Path) -> dict[str, dict[str, Any]]:
-    from .endpoints import read_endpoints
+    from .endpoints import EndpointsFileError, load_endpoints
 
     try:
-        doc = read_endpoints(endpoints)
-    except OSError as exc:
-        raise DemoError(f"cannot read {endpoints}: {exc.strerror or exc} (is `qstrata up` running?)") from None
+        doc = load_endpoints(endpoints)
+    except EndpointsFileError as exc:
+        raise DemoError(f"{exc}" + ("" if endpoints.exists() else " (is `qstrata up` running?)")) from None
     return {a["name"]: a for a in doc["agents"]}
 
 
@@ -61,8 +63,8 @@ class Demo:
             raise DemoError(f"needs ncclient and pygnmi ({exc.name} missing): pip install 'qstrata[demo]'") from None
         self.agents = _agents(endpoints)
         self.timeout = timeout
-        qkd = [n for n, a in self.agents.items() if a["kind"] == "qkd"]
-        switches = [n for n, a in self.agents.items() if a["kind"] == "switch"]
+        qkd = [n for n, a in self.agents.items() if a.get("kind") == "qkd"]
+        switches = [n for n, a in self.agents.items() if a.get("kind") == "switch"]
         if len(qkd) < 2 or not switches:
             raise DemoError("the network needs two QKD nodes and a switch (the built-in one has alice, bob, sw1)")
         self.alice, self.bob, self.switch = qkd[0], qkd[1], switches[0]
@@ -291,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="qstrata demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--state-dir", default="state/up")
     p.add_argument("--endpoints")
-    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--timeout", type=positive_float, default=120.0)
     args = p.parse_args(argv)
     endpoints = Path(args.endpoints) if args.endpoints else Path(args.state_dir) / "endpoints.json"
     try:

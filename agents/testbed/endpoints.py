@@ -123,3 +123,26 @@ def read_endpoints(path: Path) -> dict[str, Any]:
         if isinstance(doc.get("collector"), dict):
             doc["collector"]["store"] = absolute(doc["collector"].get("store"))
     return doc
+
+
+class EndpointsFileError(ValueError):
+    """The file is missing, unreadable or not an endpoints.json of `qstrata up`; the message says
+    which, in one line."""
+
+
+def load_endpoints(path: Path) -> dict[str, Any]:
+    """`read_endpoints`, checked: every command that takes ``--endpoints FILE`` (keys, demo) gets
+    the same one-line error for a file that is not one, instead of a KeyError deep inside."""
+    try:
+        doc = read_endpoints(path)
+    except FileNotFoundError:
+        raise EndpointsFileError(f"no such file: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise EndpointsFileError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("agents"), list) or not all(
+            isinstance(a, dict) and isinstance(a.get("name"), str) and (
+                a.get("kme") is None or isinstance(a["kme"], dict) and all(
+                    isinstance(a["kme"].get(k), str) for k in ("url", "ca", "sae_dir"))) for a in doc["agents"]):
+        raise EndpointsFileError(f"{path} is not an endpoints.json of qstrata up (agents[] with name and kme "
+                                 "{url, ca, sae_dir})")
+    return doc

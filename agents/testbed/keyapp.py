@@ -100,6 +100,15 @@ class PairFigures:
         return sum(bits for _, bits in self.recent) / RATE_WINDOW_S / speed
 
 
+def refusal_summary(counts: dict[str, int]) -> str:
+    """``4 requests refused: 3 not enough key (HTTP 503), 1 rate limited (HTTP 503)``: how many, and
+    why, most frequent first (`counts`: `KmeRefusal.reason` -> refusals)."""
+    total = sum(counts.values())
+    kinds = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return (f"{total} request{'s' if total != 1 else ''} refused: "
+            + ", ".join(f"{n} {reason}" for reason, n in kinds))
+
+
 def route_via(plan: ControllerPlan, app: QkdAppPlan) -> tuple[str, ...]:
     """The trusted nodes between the master's node and the (first) slave's, along the routes
     the controller configures."""
@@ -248,5 +257,5 @@ class KeyApplication:
         new = {r: n - refused.get(r, 0) for r, n in pair.refused.items() if n > refused.get(r, 0)}
         if new:
             self.say(f"keys: {pair.label}: last {SUMMARY_EVERY_S:g} s: {pair.keys - keys} keys delivered, "
-                     + ", ".join(f"{n} refused ({r})" for r, n in sorted(new.items())))
+                     + refusal_summary(new))
         return pair.keys, pair.bits, dict(pair.refused)

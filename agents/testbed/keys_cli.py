@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli import _positive_float
+from qstrata.agents.argtypes import positive_float
+
 from .endpoints import ENDPOINTS_FILE
 from .paths import shown
 
@@ -76,12 +77,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text", help="output (default: text)")
     p.add_argument("--encoding", choices=("hex", "base64"), default=None,
                    help="how keys are printed (default: hex for text, base64 for json)")
-    p.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds to wait for the KME (default: "
+    p.add_argument("--timeout", type=positive_float, default=10.0, help="seconds to wait for the KME (default: "
                                                                          "10.0)")
 
 
 def _endpoints(args: argparse.Namespace) -> dict[str, Any]:
-    from .endpoints import read_endpoints
+    from .endpoints import EndpointsFileError, load_endpoints
 
     path = Path(args.endpoints) if args.endpoints else Path(args.state_dir) / ENDPOINTS_FILE
     if not path.exists():
@@ -90,16 +91,9 @@ def _endpoints(args: argparse.Namespace) -> dict[str, Any]:
         raise KeysError(f"no network is running in {args.state_dir} (no {path}): start one with "
                         "`bash scripts/dev.sh run`, or give --state-dir or --endpoints")
     try:
-        doc = read_endpoints(path)
-    except (OSError, ValueError) as exc:
-        raise KeysError(f"cannot read {path}: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("agents"), list) or not all(
-            isinstance(a, dict) and isinstance(a.get("name"), str) and (
-                a.get("kme") is None or isinstance(a["kme"], dict) and all(
-                    isinstance(a["kme"].get(k), str) for k in ("url", "ca", "sae_dir"))) for a in doc["agents"]):
-        raise KeysError(f"{path} is not an endpoints.json of qstrata up (agents[] with name and kme {{url, ca, "
-                        "sae_dir})")
-    return doc
+        return load_endpoints(path)
+    except EndpointsFileError as exc:
+        raise KeysError(str(exc)) from None
 
 
 def identity(doc: dict[str, Any], sae: str | None, kme: str | None):
@@ -193,6 +187,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         print(f"qstrata keys: {where} refused ({refusal.status}): {refusal.message}" if refusal.status
               else f"qstrata keys: {refusal.message}", file=sys.stderr)
         return EXIT_REFUSED
+    except BrokenPipeError:  # the reader of stdout is gone (`| head`): as every command, not a failure
+        raise
     except (OSError, ValueError) as exc:  # the certificate files could not be read
         print(f"qstrata keys: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return EXIT_REFUSED

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ import aiohttp
 from qstrata.bindings.wire.tls import client_ssl_context
 
 API = "/api/v1/keys"
+_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_NEXT_KME_DOWN = re.compile(r"KME \S+ is unreachable")
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,17 @@ class KmeRefusal(Exception):
 
     @property
     def reason(self) -> str:
-        """What kind of refusal, for counting: the status and the message up to its first colon
-        ("503 not enough key", "503 rate limited", "0 unreachable")."""
-        head = self.message.split(":", 1)[0].strip() if self.status else "unreachable"
-        return f"{self.status} {head[:40]}"
+        """What kind of refusal, in words a person reads in a summary and the same for every
+        refusal of that kind: the message up to its first colon without the IDs in it, and the
+        HTTP status ("not enough key (HTTP 503)", "rate limited (HTTP 503)", "the next KME on the
+        route is unreachable (HTTP 503)", "KME unreachable (no HTTP answer)")."""
+        if not self.status:
+            return "KME did not answer in time" if "did not answer" in self.message else "KME unreachable (no HTTP answer)"
+        head = self.message.split(":", 1)[0].strip()
+        if _NEXT_KME_DOWN.fullmatch(head):
+            head = "the next KME on the route is unreachable"
+        head = " ".join(_UUID.sub("", head).split())[:60] or "no reason given"
+        return f"{head} (HTTP {self.status})"
 
     def __str__(self) -> str:
         return f"{self.status} {self.message}" if self.status else self.message

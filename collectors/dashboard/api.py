@@ -219,7 +219,7 @@ class DashboardData:
     async def alarms(self, request: Request) -> dict[str, Any]:
         """``?span=1h[&state=raised|cleared]``: alarms raised in, or active during, the span
         (`qstrata query alarms`), newest first, at most 200."""
-        span = _duration(request.param("span", "1h"), "span")
+        span = _span(request, "1h")
         state = request.param("state")
         if state not in (None, "raised", "cleared"):
             raise HttpError(400, f"state must be raised or cleared, got {state!r}")
@@ -281,13 +281,19 @@ def resolve_id(given: str, known: set[str], param: str, what: str) -> str:
 
 def _window(request: Request) -> tuple[float, int]:
     """(span in seconds, points) of a history request."""
-    span = _duration(request.param("span", "15m"), "span")
-    if not 1 <= span <= MAX_SPAN_S:
-        raise HttpError(400, f"span must be between 1s and {MAX_SPAN_S // 86400}d")
+    span = _span(request, "15m")
     points = _integer(request.param("points", str(DEFAULT_POINTS)), "points")
     if not MIN_POINTS <= points <= MAX_POINTS:
         raise HttpError(400, f"points must be between {MIN_POINTS} and {MAX_POINTS}")
     return span, points
+
+
+def _span(request: Request, default: str) -> float:
+    """The ``span`` of a history request in seconds: every history read is bounded the same way."""
+    span = _duration(request.param("span", default), "span")
+    if not 1 <= span <= MAX_SPAN_S:
+        raise HttpError(400, f"span must be between 1s and {MAX_SPAN_S // 86400}d")
+    return span
 
 
 def _duration(text: str | None, name: str) -> float:

@@ -229,6 +229,10 @@ def test_event_stream_sends_a_snapshot_then_deltas(up):
     (f"api/series?link={LINK}&span=forever", "not a duration"),
     (f"api/series?link={LINK}&span=1s&span=2s", "given 2 times"),
     ("api/alarms?state=open", "raised or cleared"),
+    # a span the store cannot count was a 500 (OverflowError in SQLite): the same bound as series
+    ("api/alarms?span=999999999999999999999d", "span must be between 1s and 400d"),
+    ("api/alarms?span=401d", "span must be between 1s and 400d"),
+    (f"api/series?link={LINK}&span=9" + "9" * 400 + "s", "not a duration"),
 ])
 def test_bad_parameters_are_400_with_a_message(up, query, fragment):
     status, ctype, doc = _get(up["url"] + query)

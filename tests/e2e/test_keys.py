@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import signal
 import subprocess
@@ -156,6 +157,39 @@ def test_what_is_not_an_endpoints_file_is_one_line(tmp_path, content, message):
     done = keys(tmp_path, "get", "sae-bob", "--sae", "sae-alice", "--endpoints", "endpoints.json")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == f"qstrata keys: {message.format(path='endpoints.json')}\n"
+
+
+def test_a_closed_stdout_ends_keys_quietly(work):
+    """`qstrata keys get ... | head -1`: the reader leaves once it has its line; keys ends with
+    exit 0 and nothing on stderr, as `query` and `yang` do (was: `qstrata keys: Broken pipe`, exit
+    1, after the keys were delivered). The keys are more than a pipe's buffer (8 KiB), so the write
+    fails while keys prints, not at exit."""
+    def stored() -> bool:
+        doc = json.loads(ready(work).stdout)
+        return doc["stored_key_count"] * doc["key_size"] >= 20 * 2048
+
+    assert wait_until(stored, 40)
+    for _ in range(2):
+        reader, writer = os.pipe()
+        os.close(reader)  # the `head` that has read its line
+        try:
+            done = subprocess.run([str(QSTRATA), "keys", "get", "sae-bob", "--sae", "sae-people", "--number", "20",
+                                   "--size", "2048"], cwd=work, stdout=writer, stderr=subprocess.PIPE, text=True,
+                                  timeout=60)
+        finally:
+            os.close(writer)
+        assert done.returncode == 0 and done.stderr == "", (done.returncode, done.stderr)
+
+
+def test_sae_add_refuses_the_networks_folder(work):
+    """`qstrata sae add y --state-dir state/up` issued a certificate from the gNMI gateway's CA,
+    which no KME accepts; now it names the agent's folder to use instead."""
+    done = subprocess.run([str(QSTRATA), "sae", "add", "y", "--state-dir", "state/up"], cwd=work, capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (2, ""), done
+    assert done.stderr == ("qstrata sae: state/up is a network's folder; an agent's is state/up/<node>, e.g. "
+                           "state/up/alice\n")
+    assert not (work / "state/up/sae").exists()
 
 
 def _deliveries(work: Path) -> dict[str, dict[str, int]]:

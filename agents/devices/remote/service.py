@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qstrata.agents.argtypes import positive_float
+
 from .. import key_stream, registry
 from ..base import (
     ConfigTransaction,
@@ -444,7 +446,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", required=True, help="the Unix socket to listen on (created mode 0600)")
     p.add_argument("--topology", default=str(DEFAULT_TOPOLOGY), help="topology YAML (default: the built-in testbed)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the topology's)")
-    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second (default 1)")
+    p.add_argument("--speed", type=positive_float, default=1.0, help="simulated seconds per wall second (default 1)")
     p.add_argument("--until-stdin-closes", action="store_true",
                    help="stop when standard input reaches end of file (the parent holds the other end)")
     return p
