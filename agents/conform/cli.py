@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qstrata.agents import argtypes
+
 if TYPE_CHECKING:
     from .endpoints import AgentTarget
     from .runner import RunOptions
@@ -88,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the profile)")
     p.add_argument("--skip", action="append", default=[], metavar="ID",
                    help="do not run these checks (ids or id prefixes; repeatable), e.g. one that crashes the device")
-    p.add_argument("--qkd-timeout", type=float, default=60.0, metavar="S",
+    p.add_argument("--qkd-timeout", type=argtypes.positive_float, default=60.0, metavar="S",
                    help="seconds a QKD link may take to leave or reach ACTIVE (default: 60)")
     p.add_argument("--list", action="store_true", help="list the checks of the profile and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="print the summary line only")
