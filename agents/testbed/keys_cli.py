@@ -83,6 +83,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _endpoints(args: argparse.Namespace) -> dict[str, Any]:
     from .endpoints import EndpointsFileError, load_endpoints
+    from .lock import holder
 
     path = Path(args.endpoints) if args.endpoints else Path(args.state_dir) / ENDPOINTS_FILE
     if not path.exists():
@@ -90,6 +91,9 @@ def _endpoints(args: argparse.Namespace) -> dict[str, Any]:
             raise KeysError(f"no such file: {path}")
         raise KeysError(f"no network is running in {args.state_dir} (no {path}): start one with "
                         "`bash scripts/dev.sh run`, or give --state-dir or --endpoints")
+    if not args.endpoints and holder(Path(args.state_dir)) is None:  # a file left by a network that ended
+        raise KeysError(f"no network is running in {args.state_dir} (its {ENDPOINTS_FILE} is left from one that "
+                        "ended): start one with `bash scripts/dev.sh run`")
     try:
         return load_endpoints(path)
     except EndpointsFileError as exc:

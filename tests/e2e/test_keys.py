@@ -159,6 +159,17 @@ def test_what_is_not_an_endpoints_file_is_one_line(tmp_path, content, message):
     assert done.stderr == f"qstrata keys: {message.format(path='endpoints.json')}\n"
 
 
+def test_an_endpoints_file_left_by_a_network_that_ended_is_no_network(tmp_path):
+    """`kill -9` of `up` leaves its endpoints.json; nobody holds the folder's lock any more."""
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / "endpoints.json").write_text(json.dumps({"agents": [
+        {"name": "alice", "kme": {"url": "https://127.0.0.1:9", "ca": "ca.pem", "sae_dir": "gone/alice/sae"}}]}))
+    done = keys(tmp_path, "get", "sae-bob", "--sae", "sae-alice", "--state-dir", "gone")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == ("qstrata keys: no network is running in gone (its endpoints.json is left from one that "
+                           "ended): start one with `bash scripts/dev.sh run`\n")
+
+
 def test_a_closed_stdout_ends_keys_quietly(work):
     """`qstrata keys get ... | head -1`: the reader leaves once it has its line; keys ends with
     exit 0 and nothing on stderr, as `query` and `yang` do (was: `qstrata keys: Broken pipe`, exit
