@@ -2,11 +2,17 @@
 agent with TLS in its own process, with the figures lowered to seconds: connections that send
 nothing or a piece of a ClientHello are closed after the handshake bound while a real client is
 served; beyond the cap, connections are closed as they come; a connection with no RPC in flight
-gets a GOAWAY after the idle bound; a Subscribe stream, busy or quiet, outlives the idle bound."""
+gets a GOAWAY after the idle bound; a Subscribe stream, busy or quiet, outlives the idle bound;
+the stream of a subscriber that vanished (its process stopped: no FIN, no ping answered) is
+closed by the server's keepalive."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +25,7 @@ from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
 HANDSHAKE_S = 1.5
 IDLE_S = 1.5
 CAP = 60
+KEEPALIVE_S = 1.0
 SLACK_S = 1.5
 """How late a bound may act on a loaded 2-core machine."""
 
@@ -27,7 +34,8 @@ SLACK_S = 1.5
 def world(tmp_path_factory):
     w = World(tmp_path_factory.mktemp("gnmi-conns"), ["alice"], speed=20,
               extra={"gnmi_bounds": {"HANDSHAKE_TIMEOUT_S": HANDSHAKE_S, "IDLE_TIMEOUT_S": IDLE_S,
-                                     "MAX_CONNECTIONS": CAP}})
+                                     "MAX_CONNECTIONS": CAP, "KEEPALIVE_S": KEEPALIVE_S,
+                                     "KEEPALIVE_TIMEOUT_S": KEEPALIVE_S}})
     yield w
     w.stop()
 
@@ -156,3 +164,45 @@ def test_a_quiet_on_change_stream_is_not_idle(world):
     assert running, "the stream was cut"
     assert times and times[-1] < IDLE_S, "a quiet stream: only its first responses"
     assert grpc.ChannelConnectivity.IDLE not in states[states.index(grpc.ChannelConnectivity.READY):]
+
+
+SUBSCRIBER = """
+import sys, threading, grpc
+from gnmi_pb import gnmi_pb2, gnmi_pb2_grpc
+from qstrata.bindings.paths import gnmi_string_to_path
+port, ca, user, password = sys.argv[1:5]
+channel = grpc.secure_channel("127.0.0.1:" + port, grpc.ssl_channel_credentials(open(ca, "rb").read()))
+sub = gnmi_pb2.Subscription(path=gnmi_string_to_path("/etsi-qkd-sdn-node:qkd_node/qkdn_id"), mode=1)
+request = gnmi_pb2.SubscribeRequest(subscribe=gnmi_pb2.SubscriptionList(subscription=[sub], encoding=2))
+def requests():
+    yield request
+    threading.Event().wait()
+for response in gnmi_pb2_grpc.gNMIStub(channel).Subscribe(requests(), metadata=[("username", user), ("password", password)]):
+    if response.sync_response:
+        print("subscribed", flush=True)
+"""
+
+
+def _established(port: int, pid: int) -> int:
+    """The connections of process `pid` to `port` still established on its side."""
+    out = subprocess.run(["ss", "-Htnp", "state", "established", f"( dport = :{port} )"], capture_output=True,
+                         text=True, check=True).stdout
+    return sum(f"pid={pid}," in line for line in out.splitlines())
+
+
+def test_the_stream_of_a_subscriber_that_vanished_is_closed_by_keepalive(world):
+    port, creds = world.ports["alice"]["gnmi"], world.creds("alice")
+    proc = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, str(port), creds["ca"], creds["username"],
+                             creds["password"]], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "subscribed"
+        assert _established(port, proc.pid) == 1
+        os.kill(proc.pid, signal.SIGSTOP)  # its kernel still ACKs, but nobody answers a ping
+        stopped = time.monotonic()
+        while _established(port, proc.pid) and time.monotonic() < stopped + 2 * KEEPALIVE_S + SLACK_S + 1:
+            time.sleep(0.1)
+        assert _established(port, proc.pid) == 0, "the server still holds the vanished subscriber's stream"
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.kill()
+        proc.wait(10)
