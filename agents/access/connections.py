@@ -1,7 +1,9 @@
-"""Bounds on an HTTP front end's connections (the KME's key delivery API, RESTCONF), so slow or
-silent clients cannot hold the agent. Each server has a guard of its own.
+"""Bounds on an HTTP front end's connections (the KME's key delivery API, RESTCONF, the
+collector's dashboard and Prometheus endpoint), so slow or silent clients cannot hold the
+process. Each server has a guard of its own; `start_http` serves an aiohttp application behind one.
 
-The front ends share their agent's process (and file descriptors) with NETCONF and gNMI, so
+The front ends share their process (and file descriptors) with NETCONF and gNMI (in `qstrata up`,
+with every agent, KME and the collector), so
 what one client may hold is bounded in number and in time:
 
 - the TLS handshake must end within `HANDSHAKE_TIMEOUT_S` (a connection that sends nothing, or
@@ -27,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import ssl
 from collections.abc import Callable
 from typing import Any
 
+from aiohttp import web
 from qstrata.agents.access.guard import PendingConnections
 
 HANDSHAKE_TIMEOUT_S = 10.0
@@ -51,9 +55,12 @@ class ConnectionGuard:
     """Counts the server's connections and cuts those that break the bounds above."""
 
     def __init__(self, max_connections: int | None = None, max_pending: int = MAX_PENDING,
-                 head_timeout: float = HEAD_TIMEOUT_S, eviction_age: float = EVICTION_AGE_S) -> None:
+                 head_timeout: float = HEAD_TIMEOUT_S, eviction_age: float = EVICTION_AGE_S,
+                 idle_timeout: float = IDLE_TIMEOUT_S, handshake_timeout: float = HANDSHAKE_TIMEOUT_S) -> None:
         self.max_connections = connection_limit() if max_connections is None else max_connections
         self.head_timeout = head_timeout
+        self.idle_timeout = idle_timeout
+        self.handshake_timeout = handshake_timeout
         self.pending: PendingConnections[_Guarded] = PendingConnections(min(max_pending, self.max_connections),
                                                                         eviction_age=eviction_age)
         self.open: dict[Any, _Guarded] = {}
@@ -118,6 +125,27 @@ class ConnectionGuard:
         self.pending.done(conn)
         if conn.transport is not None:
             self.open.pop(conn.transport, None)
+
+
+async def start_http(app: web.Application, host: str | None, port: int, guard: ConnectionGuard, *,
+                     tls: ssl.SSLContext | None = None, **runner_options: Any) -> tuple[web.AppRunner, asyncio.Server]:
+    """Serve `app` on host:port (0: a free port) in the running event loop behind `guard`: the
+    listening socket is asyncio's own (aiohttp's sites can bound neither the TLS handshake nor a
+    silent connection), aiohttp's request handlers serve each connection the guard lets in, and a
+    keep-alive connection waits at most the guard's idle timeout for its next request. Close the
+    server, then clean the runner up."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=guard.idle_timeout,
+                           **runner_options)
+    await runner.setup()
+    assert runner.server is not None
+    try:
+        server = await asyncio.get_running_loop().create_server(
+            guard.factory(runner.server), host, port, ssl=tls, backlog=1024, reuse_address=True,
+            ssl_handshake_timeout=guard.handshake_timeout if tls is not None else None)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, server
 
 
 class _Guarded(asyncio.Protocol):

@@ -30,9 +30,8 @@ from typing import Any
 from aiohttp import web
 from qstrata.agents.access.connections import (
     BODY_TIMEOUT_S,
-    HANDSHAKE_TIMEOUT_S,
-    IDLE_TIMEOUT_S,
     ConnectionGuard,
+    start_http,
 )
 from qstrata.agents.access.control import AccessControl
 from qstrata.agents.access.guard import LoginGuard
@@ -713,16 +712,8 @@ async def start_restconf_server(ctx: RestconfContext, host: str, port: int, tls:
     connection guard as the key delivery API (bounded handshakes, heads and idle keep-alives)."""
     guard = ConnectionGuard()
     routes = Restconf(ctx, guard)
-    runner = web.AppRunner(make_app(routes), access_log=None, handle_signals=False, keepalive_timeout=IDLE_TIMEOUT_S)
-    await runner.setup()
-    assert runner.server is not None
-    try:
-        server = await asyncio.get_running_loop().create_server(
-            guard.factory(runner.server), host, port, ssl=server_ssl_context(tls, client_certificates=client_certificates),
-            backlog=1024, reuse_address=True, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner, server = await start_http(make_app(routes), host, port, guard,
+                                      tls=server_ssl_context(tls, client_certificates=client_certificates))
     result = RestconfServer(runner, server, guard, routes, server.sockets[0].getsockname()[1], host)
     routes.base_url = result.url
     return result

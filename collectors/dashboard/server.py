@@ -9,7 +9,10 @@ Anything else is a JSON 404, another method a JSON 405; bad parameters a JSON 40
 failure a JSON 500 and one log line, never a traceback on the wire. A request aiohttp cannot parse
 (a garbled request line, a header over 16 KiB) gets aiohttp's own 400 before any route sees it.
 
-Slow clients cannot hold the collector up: each event stream has a queue of a few events, and a
+Slow clients cannot hold the collector up: the connections are bounded in number and time by
+the KME's and RESTCONF's `ConnectionGuard` (a connection that sends no request head is closed
+after `HEAD_TIMEOUT_S`, an idle keep-alive one after `IDLE_TIMEOUT_S`; an event stream is a
+request in progress, so it is not idle); each event stream has a queue of a few events, and a
 client that lets it fill is disconnected (its browser reconnects and gets a fresh snapshot).
 """
 
@@ -24,6 +27,7 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from qstrata.agents.access.connections import ConnectionGuard, start_http
 
 from .api import DashboardData, delta
 from .http import MAX_HEAD, HttpError, Request, error_doc, is_loopback_host, json_body, sse_event
@@ -70,8 +74,10 @@ def _error(status: int, message: str) -> web.Response:
 
 
 class DashboardServer:
-    def __init__(self, data: DashboardData, host: str = "127.0.0.1", port: int = 0, interval: float = 1.0) -> None:
+    def __init__(self, data: DashboardData, host: str = "127.0.0.1", port: int = 0, interval: float = 1.0,
+                 guard: ConnectionGuard | None = None) -> None:
         self.data = data
+        self.guard = guard or ConnectionGuard()
         self.host = host
         self.port = port
         self.interval = interval
@@ -80,6 +86,7 @@ class DashboardServer:
         self.requests = 0
         self.errors = 0
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
         self._streams: dict[asyncio.Queue[bytes | None], asyncio.Task] = {}
         self._state: dict[str, Any] | None = None
         self._ticker: asyncio.Task | None = None
@@ -105,12 +112,9 @@ class DashboardServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False, max_line_size=MAX_HEAD,
-                                     max_field_size=MAX_HEAD)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self._server = await start_http(self._app(), self.host, self.port, self.guard,
+                                                      max_line_size=MAX_HEAD, max_field_size=MAX_HEAD)
+        self.port = self._server.sockets[0].getsockname()[1]
         self._ticker = asyncio.create_task(self._tick(), name="dashboard-events")
         log.info("dashboard on %s", self.url)
 
@@ -119,6 +123,8 @@ class DashboardServer:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        if self._server is not None:
+            self._server.close()
         for q in list(self._streams):
             self._end(q)
         if self._runner is not None:

@@ -15,7 +15,9 @@ its target is reported down (the series are then left out of the exposition and 
 writes staleness markers) or when its leaf or list entry is deleted.
 
 The endpoint is aiohttp's, in the collector's event loop (the library the KME's ETSI GS QKD 014
-API and the dashboard use). Each chunk of the exposition is built in a worker thread that reads the
+API and the dashboard use), behind their `ConnectionGuard`: a connection that sends no request
+head is closed after `HEAD_TIMEOUT_S`, one idle between scrapes after `IDLE_TIMEOUT_S`
+(Prometheus reconnects for its next scrape), and their number is bounded. Each chunk of the exposition is built in a worker thread that reads the
 latest values from the series registry in place, so a scrape of 200,000 series never holds the
 event loop for the 0.45 s it takes, and a slow or stalled scraper holds only its own coroutine
 (dropped after `WRITE_TIMEOUT`); there is no per-output queue to fill (`wants_batches = False`).
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
+from qstrata.agents.access.connections import ConnectionGuard, start_http
 
 from ..naming import sanitize
 from ..prom_names import MetricName, metric_name
@@ -59,12 +62,15 @@ class PrometheusOutput:
     name = "prometheus"
     wants_batches = False
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9273, prefix: str = "qstrata") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 9273, prefix: str = "qstrata",
+                 guard: ConnectionGuard | None = None) -> None:
         self.host = host
+        self.guard = guard or ConnectionGuard()
         self.port = port
         self.prefix = sanitize(prefix) if prefix else ""
         self._pipeline: Pipeline | None = None
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
         self._threads: ThreadPoolExecutor | None = None
         self._names: dict[str, MetricName | None] = {}
         self.scrapes = 0
@@ -74,16 +80,17 @@ class PrometheusOutput:
         self._threads = ThreadPoolExecutor(4, thread_name_prefix="prometheus")
         app = web.Application()
         app.router.add_get("/{path:.*}", self._scrape)  # any path, like prometheus-client's server
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host or None, self.port).start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self._server = await start_http(app, self.host or None, self.port, self.guard)
+        self.port = self._server.sockets[0].getsockname()[1]
         log.info("prometheus: exposition on http://%s:%d/metrics", self.host, self.port)
 
     async def write(self, batches: list[Batch]) -> None:
         """Nothing to do: scrapes read the latest values from the series registry."""
 
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -1,7 +1,9 @@
 """A process hosting several twins' agents in one world with NETCONF and gNMI (what `qstrata
 testbed` runs), for the gNMI tests: ``python agents_process.py STATE_DIR SPEED NAME...``.
 Prints one JSON line {name: {"netconf": port, "gnmi": port, "state_dir": dir}} when ready and
-runs until SIGTERM."""
+runs until SIGTERM. ``extra["gnmi_bounds"]`` ({figure: value}) lowers the gNMI server's bounds on
+connections (`qstrata.agents.gnmi.server`'s module figures, e.g. ``IDLE_TIMEOUT_S``) for a test
+that wants them in seconds."""
 
 from __future__ import annotations
 
@@ -20,6 +22,11 @@ async def main(state: Path, speed: float, names: list[str], extra: dict) -> None
     level = extra.pop("log_level", None)  # the agents' log on stderr (the test's agents.log) from this level
     if level:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from qstrata.agents.gnmi import server as gnmi_server
+
+    for figure, value in extra.pop("gnmi_bounds", {}).items():
+        assert hasattr(gnmi_server, figure), figure
+        setattr(gnmi_server, figure, value)
     topology = load(DEFAULT_TOPOLOGY)
     agents = []
     for name in names:
