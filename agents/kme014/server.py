@@ -24,12 +24,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from aiohttp import web
-from qstrata.agents.access.connections import (
-    BODY_TIMEOUT_S,
-    HANDSHAKE_TIMEOUT_S,
-    IDLE_TIMEOUT_S,
-    ConnectionGuard,
-)
+from qstrata.agents.access.connections import BODY_TIMEOUT_S, ConnectionGuard, start_http
 from qstrata.agents.kme.errors import KmeError
 from qstrata.agents.kme.service import KmeService
 from qstrata.bindings.wire.address import https_url
@@ -161,21 +156,11 @@ class KmeServer:
 
 
 async def start_kme_server(kme: KmeService, host: str, port: int, tls: TlsFiles) -> KmeServer:
-    """Serve the key delivery API on host:port (0: a free port) in the running event loop. The
-    listening socket is asyncio's own (aiohttp's sites cannot bound the TLS handshake); aiohttp's
-    request handlers serve each connection the guard lets in."""
+    """Serve the key delivery API on host:port (0: a free port) in the running event loop, behind
+    the connection guard every HTTP surface of the agents and collectors uses (`start_http`)."""
     guard = ConnectionGuard()
     # a GET dec_keys carries its key_IDs in the query (44 kB for the default 1,024): its request
     # line is bounded as a POST body is, not by aiohttp's 8 kB default, which answered in plain text
-    runner = web.AppRunner(make_app(kme, guard), access_log=None, handle_signals=False,
-                           keepalive_timeout=IDLE_TIMEOUT_S, max_line_size=requests.MAX_BODY)
-    await runner.setup()
-    assert runner.server is not None
-    try:
-        server = await asyncio.get_running_loop().create_server(
-            guard.factory(runner.server), host, port, ssl=server_ssl_context(tls), backlog=1024, reuse_address=True,
-            ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner, server = await start_http(make_app(kme, guard), host, port, guard, tls=server_ssl_context(tls),
+                                      max_line_size=requests.MAX_BODY)
     return KmeServer(runner, server, guard, server.sockets[0].getsockname()[1], host)
