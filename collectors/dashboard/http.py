@@ -6,6 +6,7 @@ the KME's ETSI GS QKD 014 API: one HTTP library for every surface.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,7 +55,12 @@ def is_loopback_host(header: str) -> bool:
         host = host[1:].split("]", 1)[0]
     else:
         host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return host in ("localhost", "::1") or host.endswith(".localhost") or host.startswith("127.")
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761 6.3: never leaves the machine
+        return True
+    try:  # an address, read as one: a name such as 127.0.0.1.evil.example is somebody's DNS
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def json_body(doc: Any) -> bytes:

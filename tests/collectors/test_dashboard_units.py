@@ -147,6 +147,8 @@ def test_store_downsamples_to_one_average_per_step(tmp_path):
 @pytest.mark.parametrize("host,ok", [
     ("localhost:8765", True), ("127.0.0.1:8765", True), ("127.0.0.1", True), ("[::1]:8765", True),
     ("app.localhost", True), ("evil.example:8765", False), ("10.0.0.1:8765", False), ("", False),
+    ("127.0.0.1.evil.example:8765", False), ("127.attacker.example", False), ("127.0.0.2", True),
+    ("localhost.evil.example", False), ("[::ffff:10.0.0.1]", False),
 ])
 def test_loopback_host_header(host, ok):
     assert is_loopback_host(host) is ok
