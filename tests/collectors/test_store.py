@@ -128,6 +128,8 @@ def test_query_series_and_alarms(store):
     (["samples", "--label", "novalue"], "--label wants K=V"),
     (["samples", "--from", "yesterday-ish"], "not a time"),
     (["samples", "--from", "now", "--to", "1h"], "is after"),
+    (["samples", "--last", "--step", "10s"], "--last is the latest sample of each series: it does not go with --step"),
+    (["samples", "--last", "--rollups"], "it does not go with --rollups"),
 ])
 def test_query_bad_input_is_one_line(store, args, message):
     if "--store" not in args:
