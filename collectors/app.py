@@ -93,7 +93,8 @@ class Collector:
         if options.dashboard:
             outs.append(outputs.create("dashboard", host=options.dashboard[0], port=options.dashboard[1],
                                        store=parse_store_url(options.store) if options.store else None,
-                                       graph=_graph(options.topology), fallback=options.dashboard_fallback))
+                                       graph=_graph(options.topology), fallback=options.dashboard_fallback,
+                                       health=self.health))
         kwargs = {"queue_items": options.queue_items} if options.queue_items else {}
         self.pipeline = Pipeline(outs, [self.alarms, self.actions], instance=options.instance, **kwargs)
         if target_input is None:

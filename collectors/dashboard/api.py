@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -56,8 +57,11 @@ class DashboardData:
     """Reads for the dashboard. `state` runs on the event loop (it reads in-memory values, cheap);
     `series` and `alarms` read SQLite in one worker thread of their own."""
 
-    def __init__(self, pipeline: Pipeline, store: Path | None, graph: Graph | None) -> None:
+    def __init__(self, pipeline: Pipeline, store: Path | None, graph: Graph | None,
+                 health: Callable[[], dict[str, Any]] | None = None) -> None:
         self.pipeline = pipeline
+        self.collector_health = health
+        """The collector's health view, when the dashboard is one of its outputs."""
         self.store = store
         self.graph = graph
         self._view: list[Any] = []
@@ -233,8 +237,9 @@ class DashboardData:
         return {"alarms": await self._read(read)}
 
     def health(self) -> dict[str, Any]:
-        """The pipeline's health view (outputs, targets), as `Collector.health` logs it."""
-        return self.pipeline.health()
+        """The collector's health view as `Collector.health` logs it (its configuration's error,
+        the targets it collects, lease members, inputs), else the pipeline's (outputs, targets)."""
+        return self.collector_health() if self.collector_health is not None else self.pipeline.health()
 
 
 def delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +26,11 @@ class DashboardOutput:
     wants_batches = False
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, store: Path | None = None, graph: Graph | None = None,
-                 fallback: bool = False, interval: float = 1.0) -> None:
+                 fallback: bool = False, interval: float = 1.0,
+                 health: Callable[[], dict[str, Any]] | None = None) -> None:
         """`fallback`: when `port` is taken, take a free one instead of failing (`qstrata up`'s
-        fixed default port may be in use by another network)."""
+        fixed default port may be in use by another network). `health`: the collector's whole
+        health view (configuration error, targets collected, lease members), for /api/health."""
         self.host = host
         self.port = port
         self.requested_port = port
@@ -36,6 +39,7 @@ class DashboardOutput:
         self.graph = graph
         self.fallback = fallback
         self.interval = interval
+        self.collector_health = health
         self.server: DashboardServer | None = None
 
     @property
@@ -43,7 +47,7 @@ class DashboardOutput:
         return self.server.url if self.server is not None else ""
 
     async def start(self, pipeline: Pipeline) -> None:
-        data = DashboardData(pipeline, self.store, self.graph)
+        data = DashboardData(pipeline, self.store, self.graph, self.collector_health)
         self.server = DashboardServer(data, self.host, self.port, self.interval)
         try:
             await self.server.start()

@@ -199,6 +199,8 @@ def test_alarms_and_health(up):
     status, _, health = _get(up["url"] + "api/health")
     assert status == 200 and set(health["targets"]) == {"alice", "bob", "charlie", "sw1", "mem-a", "mem-b", "mem-c"}
     assert health["outputs"]["dashboard"]["endpoint"] == up["url"]
+    # the collector's whole view, as it logs it: what it collects and its configuration's state
+    assert set(health["collecting"]) == set(health["targets"]) and health["config"]["error"] is None
 
 
 def test_event_stream_sends_a_snapshot_then_deltas(up):
