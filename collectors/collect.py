@@ -141,6 +141,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
         for record in held.records:
             handler.handle(record)
         logging.getLogger("qstrata.collectors").info("%s started", collector.describe())
+        if not collector.config.targets and not args.from_nats:
+            logging.getLogger("qstrata.collectors").warning(
+                "%s names no target: nothing is collected until targets are added to it (it is watched)",
+                args.targets or "the configuration")
 
     options = CollectOptions(config=config, store=store, prometheus=prometheus, nats=args.nats,
                              from_nats=args.from_nats, durable=args.durable, gnmi_port=args.gnmi_port,

@@ -59,6 +59,31 @@ def test_collect_runs_follows_its_file_and_stops_cleanly(tmp_path):
     assert q.returncode == 0 and q.stdout.startswith("name")
 
 
+def test_a_file_with_no_target_is_said_and_followed(tmp_path):
+    """An empty collector file starts (it is watched: targets may come), but says it collects nothing."""
+    cfg = tmp_path / "collector.yaml"
+    cfg.write_text("")
+    log = tmp_path / "collect.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(QSTRATA), "collect", "--targets", "collector.yaml", "--store", "none"],
+                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while "names no target" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cfg.write_text("targets:\n  - {name: alice, address: '127.0.0.1:9', kind: qkd}\n")
+        while "target alice" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    output = log.read_text()
+    assert proc.returncode == 0, output
+    assert ("collector.yaml names no target: nothing is collected until targets are added to it (it is watched)"
+            in output), output
+    assert "target alice: connection refused" in output and "Traceback" not in output
+
+
 def test_sigterm_with_nats_unreachable_is_clean_and_counts_what_was_not_published(tmp_path, nats_server, agents):
     """NATS goes away while the collector publishes an agent's updates (every 0.2 s) to it;
     SIGTERM then ends the collector within seconds, exit 0, no traceback, one line saying how many
