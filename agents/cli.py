@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 from qstrata.agents import sae_cli, users_cli
-from qstrata.agents.argtypes import non_negative_float, port, positive_float, positive_int
 from qstrata.bindings.dataformat import DataFileError, read_data_file
 from qstrata.bindings.schema import YANG_DIR, SchemaError, get_schema, module_files
 from qstrata.bindings.validate import InvalidData
+from qstrata.bindings.wire.argtypes import non_negative_float, port, positive_float, positive_int
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_DEVICE_LOST = 3

@@ -72,12 +72,15 @@ def read_data_file(path: Path, *, max_bytes: int = 64 * 1024 * 1024, config_only
 
 def _well_formed(text: str) -> None:
     """Raise `DataFileError` naming where the XML stops being well-formed (the safe parser's
-    message, with line and column); return when it is well-formed."""
+    message, with line and column); return when it is well-formed. Instance data may have several
+    top-level elements (one per module's top node), which one XML document may not: content after
+    the first element is left to the schema layer."""
     data = text.encode()
     try:
         parse_message(data, max_elements=max(len(data) // 4, 1))
     except MalformedMessage as exc:
-        raise DataFileError(str(exc)) from None
+        if "Extra content at the end of the document" not in str(exc):
+            raise DataFileError(str(exc)) from None
 
 
 def unwrap(text: str, fmt: Format) -> str:

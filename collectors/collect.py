@@ -16,7 +16,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from qstrata.agents.argtypes import port
+from qstrata.bindings.wire.argtypes import port
 
 if TYPE_CHECKING:
     from .dashboard.graph import Check

@@ -23,7 +23,7 @@ from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
-from qstrata.agents.argtypes import positive_int
+from qstrata.bindings.wire.argtypes import positive_int
 
 from .store import StoreError, StoreReader, parse_store_url
 from .timefmt import date_and_time, duration_ns, parse_time_arg

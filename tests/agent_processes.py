@@ -197,6 +197,9 @@ def restconf_agent(state_dir: Path, *extra_args: str) -> Iterator[AgentProcess]:
     try:
         if not wait_port(port):
             raise AgentError(f"agent alice does not serve RESTCONF on {HOST}:{port}\n{agent.log_text()}")
+        # the agent names its RESTCONF URL in credentials.json just after its port opens
+        if not wait_until(lambda: "restconf" in agent.credentials, START_TIMEOUT, 0.02):
+            raise AgentError(f"agent alice never named its RESTCONF URL in credentials.json\n{agent.log_text()}")
         agent.restconf = f"https://{HOST}:{port}"
         yield agent
     finally:

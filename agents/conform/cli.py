@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qstrata.agents import argtypes
+from qstrata.bindings.wire import argtypes
 
 if TYPE_CHECKING:
     from .endpoints import AgentTarget

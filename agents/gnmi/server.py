@@ -6,7 +6,7 @@ are disabled and pings without calls are allowed.
 
 The server shares its process's file descriptors (in `qstrata up`: every agent, KME, NETCONF
 server and the collector), so what clients may hold is bounded with the figures of the HTTP
-front ends' `ConnectionGuard` (agents/access/connections.py), in grpc's own terms
+front ends' `ConnectionGuard` (bindings/wire/connections.py), in grpc's own terms
 (`server_options`): a connection that sends nothing, or not its whole TLS handshake and HTTP/2
 preface and SETTINGS, is closed after `HANDSHAKE_TIMEOUT_S`; one with no RPC in flight after
 `IDLE_TIMEOUT_S` (a GOAWAY: a client opens a new connection for its next RPC); a peer that
@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 
 import grpc
-from qstrata.agents.access.connections import (
+from qstrata.bindings.wire.connections import (
     HANDSHAKE_TIMEOUT_S,
     IDLE_TIMEOUT_S,
     MAX_CONNECTIONS,

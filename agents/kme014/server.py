@@ -24,10 +24,10 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from aiohttp import web
-from qstrata.agents.access.connections import BODY_TIMEOUT_S, ConnectionGuard, start_http
 from qstrata.agents.kme.errors import KmeError
 from qstrata.agents.kme.service import KmeService
 from qstrata.bindings.wire.address import https_url
+from qstrata.bindings.wire.connections import BODY_TIMEOUT_S, ConnectionGuard, start_http
 from qstrata.bindings.wire.tls import TlsFiles, server_ssl_context
 
 from . import requests

@@ -28,11 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from qstrata.agents.access.connections import (
-    BODY_TIMEOUT_S,
-    ConnectionGuard,
-    start_http,
-)
 from qstrata.agents.access.control import AccessControl
 from qstrata.agents.access.guard import LoginGuard
 from qstrata.agents.access.nacm import UserAccess
@@ -45,6 +40,11 @@ from qstrata.bindings.edit import REQUIRE, EditOperation
 from qstrata.bindings.schema_index import schema_index
 from qstrata.bindings.validate import InvalidData
 from qstrata.bindings.wire.auth import basic_login
+from qstrata.bindings.wire.connections import (
+    BODY_TIMEOUT_S,
+    ConnectionGuard,
+    start_http,
+)
 from qstrata.bindings.wire.tls import TlsFiles, server_ssl_context
 
 from . import codec, media, monitoring, reads, resource, streams, yang_patch

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from qstrata.agents.argtypes import port, positive_float
+from qstrata.bindings.wire.argtypes import port, positive_float
 
 from .paths import shown
 

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from qstrata.agents.argtypes import positive_float
+from qstrata.bindings.wire.argtypes import positive_float
 
 QKD = "urn:etsi:qkd:yang:etsi-qkd-node"
 TYPES = "urn:etsi:qkd:yang:etsi-qkd-node-types"

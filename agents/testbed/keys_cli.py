@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qstrata.agents.argtypes import positive_float
+from qstrata.bindings.wire.argtypes import positive_float
 
 from .endpoints import ENDPOINTS_FILE
 from .paths import shown

@@ -27,7 +27,7 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
-from qstrata.agents.access.connections import ConnectionGuard, start_http
+from qstrata.bindings.wire.connections import ConnectionGuard, start_http
 
 from .api import DashboardData, delta
 from .http import MAX_HEAD, HttpError, Request, error_doc, is_loopback_host, json_body, sse_event

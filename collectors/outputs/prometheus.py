@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
-from qstrata.agents.access.connections import ConnectionGuard, start_http
+from qstrata.bindings.wire.connections import ConnectionGuard, start_http
 
 from ..naming import sanitize
 from ..prom_names import MetricName, metric_name

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from collector_servers import HOST
-from qstrata.agents.access.connections import ConnectionGuard
+from qstrata.bindings.wire.connections import ConnectionGuard
 from qstrata.collectors.dashboard.api import DashboardData
 from qstrata.collectors.dashboard.server import DashboardServer
 from qstrata.collectors.outputs.prometheus import PrometheusOutput

@@ -104,7 +104,7 @@ def _write_bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
         "DTD")
     add("undefined-entity.xml",
         f'<qkd_node xmlns="{NS}"><qkdn_id>{NODE_ID}</qkdn_id><qkdn_location_id>&nope;</qkdn_location_id></qkd_node>',
-        "Entity reference")
+        "not well-formed XML: Entity 'nope' not defined")
     add("latin-1.xml",
         f'<qkd_node xmlns="{NS}"><qkdn_id>{NODE_ID}</qkdn_id><qkdn_location_id>caf'.encode() + b"\xe9"
         + b"</qkdn_location_id></qkd_node>",

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qstrata.agents import argtypes
 from qstrata.agents.cli import build_parser
 from qstrata.agents.testbed.status import AgentRow, KeyRow, StatusDisplay, StatusView, render_table
+from qstrata.bindings.wire import argtypes
 from qstrata.collectors.query import human
 from qstrata.collectors.views import LinkRow
 
@@ -54,7 +54,7 @@ them with its own limits, and their names are no numeric word here)."""
 
 def test_every_numeric_option_is_checked_by_a_shared_type():
     """Every port, speed, duration, timeout and count of every sub-command has a type from
-    qstrata.agents.argtypes (no plain `int`/`float` lets 99999, -1, nan or inf through)."""
+    qstrata.bindings.wire.argtypes (no plain `int`/`float` lets 99999, -1, nan or inf through)."""
     loose = []
     for command, parser in _parsers(build_parser()):
         for action in parser._actions:

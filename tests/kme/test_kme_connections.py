@@ -1,4 +1,4 @@
-"""The KME front end's connection guard (`agents/access/connections.py`) with small limits, on a
+"""The KME front end's connection guard (`bindings/wire/connections.py`) with small limits, on a
 real loopback server: how many connections still sending their first request head it holds,
 which one a newcomer evicts, how long a head may take, and the cap on all connections. (The
 same guard in front of a running KME, against slowloris: tests/kme/test_kme_network.py.)"""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from qstrata.agents.access.connections import ConnectionGuard, connection_limit
+from qstrata.bindings.wire.connections import ConnectionGuard, connection_limit
 
 
 class Answer(asyncio.Protocol):

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from kme_net import SS, KmeNetwork, Link, Pair
-from qstrata.agents.access import connections as bound
+from qstrata.bindings.wire import connections as bound
 
 pytest.importorskip("ncclient")
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qstrata.agents.argtypes import positive_float
+from qstrata.bindings.wire.argtypes import positive_float
 
 from .. import key_stream, registry
 from ..base import (

@@ -34,7 +34,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from qstrata.agents.access.guard import PendingConnections
+
+from .pending import PendingConnections
 
 HANDSHAKE_TIMEOUT_S = 10.0
 HEAD_TIMEOUT_S = 10.0
