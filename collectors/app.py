@@ -185,6 +185,7 @@ class Collector:
         h["collecting"] = sorted(self.manager.active)
         if self.leases is not None:
             h["members"] = sorted(self.leases.members)
+            h["leases"] = self.leases.health()
         if self.input is not None:
             h["input"] = self.input.health()
         if hasattr(self.target_input, "health"):
@@ -216,5 +217,18 @@ async def run_collector(options: CollectOptions, stop: asyncio.Event, health_int
 def _log_health(h: dict[str, Any]) -> None:
     outs = ", ".join(f"{n}: {o['state']} queued {o['queued']} dropped {o['dropped']}" for n, o in h["outputs"].items())
     down = [n for n, t in h["targets"].items() if not t["reachable"]]
-    log.info("health: %d updates ingested, %d series; outputs: %s; targets down: %s%s", h["ingested"], h["series"], outs,
-             ", ".join(down) or "none", f"; config error: {h['config']['error']}" if h["config"]["error"] else "")
+    log.info("health: %d updates ingested, %d series; outputs: %s; targets down: %s%s%s", h["ingested"], h["series"],
+             outs, ", ".join(down) or "none", _leases_text(h.get("leases")),
+             f"; config error: {h['config']['error']}" if h["config"]["error"] else "")
+
+
+def _leases_text(leases: dict[str, Any] | None) -> str:
+    """How the shared targets stand: how many are collected here, or that leases cannot be renewed."""
+    if leases is None:
+        return ""
+    if leases["state"] != "ok":
+        return (f"; leases: cannot be renewed for {leases['failing_for']:.0f} s ({leases['error']}), still collecting "
+                f"the {leases['held']} targets held here")
+    members = len(leases["members"])
+    return (f"; leases: {leases['held']} of {leases['targets']} targets collected here, {members} "
+            f"member{'s' if members != 1 else ''}")
