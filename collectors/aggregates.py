@@ -35,6 +35,13 @@ WINDOW = etsi.qkd_node.qkd_applications.qkd_app.app_statistics.statistics.PATH
 UNIT = ss.service_stratum.service_units.service_unit.PATH
 SHORT_LIVED = (PAIR, WINDOW, UNIT)
 """Schema paths of the lists whose entries come and go too fast to be series."""
+OWNERS: dict[str, tuple[str, str]] = {
+    PAIR: (qfs.qfs_node.memories.memory.PATH, "memory-id"),
+    WINDOW: (etsi.qkd_node.qkd_applications.qkd_app.PATH, "app_id"),
+}
+"""Aggregated list -> (schema path, key) of the entry owning its aggregates (a memory, an
+application): only a delete at or above that entry ends them; a delete between it and the list
+(the agent deletes the emptied ``stored-pairs`` container) removes the entries only."""
 
 AGE_BOUNDS = (0.01, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 """Bucket bounds of the age at use, seconds."""
@@ -115,6 +122,11 @@ class PairTracker:
                 pair[1] = float(value)
         except ValueError:
             pass
+
+    def all_gone(self, ts: int, batch: Batch) -> None:
+        """Every pair left at once (their container was deleted): each as if deleted alone."""
+        for pair_id in list(self.pairs):
+            self.gone(pair_id, ts, batch)
 
     def gone(self, pair_id: str, ts: int, batch: Batch) -> None:
         pair = self.pairs.pop(pair_id, None)

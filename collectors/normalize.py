@@ -723,8 +723,9 @@ class Normalizer:
         return make
 
     def _aggregate_delete(self, view: _TargetView, prefix: str, ts: int, batch: Batch) -> None:
-        """A deleted pair has been used or expired; a deleted memory or application ends its
-        aggregates (their series are deleted with it)."""
+        """A deleted pair has been used or expired, and so has every pair of a deleted
+        ``stored-pairs`` container; only a deleted memory or application (or what holds it) ends
+        its aggregates (their series are deleted with it)."""
         try:
             elements = split_data_path(prefix)
         except PathSyntaxError:
@@ -736,11 +737,16 @@ class Normalizer:
             if tracker is not None and pair is not None:
                 tracker.gone(pair, ts, batch)
             return
-        for trackers, entry, key in ((view.pairs, aggregates.PAIR, "memory-id"),
-                                     (view.windows, aggregates.WINDOW, "app_id")):
-            if not entry.startswith(schema_path):
+        for trackers, entry in ((view.pairs, aggregates.PAIR), (view.windows, aggregates.WINDOW)):
+            if not entry.startswith(schema_path.rstrip("/") + "/"):
                 continue
+            owner, key = aggregates.OWNERS[entry]
             name = _key(elements, key)
+            if schema_path != owner and schema_path.startswith(owner + "/"):  # below the owner: entries only
+                tracker = trackers.get(name or "")
+                if isinstance(tracker, PairTracker):
+                    tracker.all_gone(ts, batch)
+                continue  # a window counted stays counted
             for doomed in [k for k in trackers if name is None or k == name]:
                 tracker = trackers.pop(doomed)
                 for series in tracker.series if isinstance(tracker, PairTracker) else (tracker.series,):

@@ -4,14 +4,18 @@ The series name (`qstrata.collectors.naming`: the path without keys, module pref
 the start; the leaf's YANG type says the rest, never its value:
 
 * the unit from the leaf's ``units`` statement, in the base unit Prometheus asks for (seconds,
-  bits, bytes, meters), with the value scaled to it: ``nanoseconds`` -> ``_seconds`` x 1e-9,
+  bits, bytes, meters), with the value scaled to it: ``nanoseconds`` -> ``_seconds`` / 1e9,
   ``bit/s`` -> ``_bits_per_second``; dBm and dB stay what they are and are named (``_dbm``,
   ``_db``), since a logarithmic unit has no base to convert to;
 * a decimal64 fraction (range 0..1, or a ``fraction``/``fidelity`` typedef) -> ``_ratio``;
-* a name that already ends with its unit is not given it twice (``latency-seconds``);
+* a name that already ends with its unit, or whose leaf names it, is not given it twice
+  (``latency-seconds``; ``bits-delivered`` -> ``_bits_delivered_total``);
 * counters (ietf-yang-types counters) end in ``_total``, after the unit;
-* not exported: strings, list keys (they are the labels), leafrefs and integer ``*-id`` leaves
-  (a number that names something measures nothing).
+* not exported: strings, list keys (they are the labels), leafrefs and integer leaves that name
+  something (`identifies`: ``*-id``, ``port``, ``*-port``, ``ingress``, ``egress``): a number that
+  names something measures nothing (``port-count`` does measure, and is exported);
+* a smaller unit is divided into the base one, not multiplied by a fraction (0.3 s, not
+  0.30000000000000004).
 
 Histograms (`HISTOGRAMS`: a telemetry container of ``count``, ``sum`` and ``bucket[le]/count``)
 become one family of Prometheus' histogram type: ``NAME_bucket{le}``, ``NAME_sum``,
@@ -27,23 +31,28 @@ from qstrata.bindings.leafinfo import leaf_info
 
 from .naming import local_name, sanitize
 
-UNITS: dict[str, tuple[str, float]] = {
-    "bit/s": ("bits_per_second", 1.0),
-    "bits": ("bits", 1.0),
-    "bytes": ("bytes", 1.0),
-    "octets": ("bytes", 1.0),
-    "seconds": ("seconds", 1.0),
-    "milliseconds": ("seconds", 1e-3),
-    "microseconds": ("seconds", 1e-6),
-    "nanoseconds": ("seconds", 1e-9),
-    "km": ("meters", 1e3),
-    "dB/km": ("db_per_meter", 1e-3),
-    "dBm": ("dbm", 1.0),
-    "dB": ("db", 1.0),
-    "keys/s": ("keys_per_second", 1.0),
-    "pairs/s": ("pairs_per_second", 1.0),
+UNITS: dict[str, tuple[str, float, float]] = {
+    "bit/s": ("bits_per_second", 1.0, 1.0),
+    "bits": ("bits", 1.0, 1.0),
+    "bytes": ("bytes", 1.0, 1.0),
+    "octets": ("bytes", 1.0, 1.0),
+    "seconds": ("seconds", 1.0, 1.0),
+    "milliseconds": ("seconds", 1.0, 1e3),
+    "microseconds": ("seconds", 1.0, 1e6),
+    "nanoseconds": ("seconds", 1.0, 1e9),
+    "km": ("meters", 1e3, 1.0),
+    "dB/km": ("db_per_meter", 1.0, 1e3),
+    "dBm": ("dbm", 1.0, 1.0),
+    "dB": ("db", 1.0, 1.0),
+    "keys/s": ("keys_per_second", 1.0, 1.0),
+    "pairs/s": ("pairs_per_second", 1.0, 1.0),
 }
-"""YANG ``units`` -> (Prometheus suffix, factor to that base unit)."""
+"""YANG ``units`` -> (Prometheus suffix, multiplier, divisor) to that base unit: a smaller unit is
+divided (300,000,000 ns / 1e9 is 0.3; x 1e-9 is 0.30000000000000004)."""
+
+IDENTIFIER_NAMES = frozenset({"port", "rport", "ingress", "egress"})
+IDENTIFIER_SUFFIXES = ("-id", "_id", "-port", "_port")
+"""Integer leaves named so identify something (an entry, a port, an interface): not exported."""
 
 HISTOGRAMS: frozenset[str] = frozenset({
     "/qstrata-telemetry:telemetry/memories/memory/pair-age-at-use",
@@ -65,17 +74,29 @@ class MetricName:
     kind: str
     """counter, gauge or histogram."""
     scale: float = 1.0
-    """Factor from the leaf's unit to the metric's base unit."""
+    """Multiplier from the leaf's unit to the metric's base unit (km -> meters)."""
+    divisor: float = 1.0
+    """Divisor from the leaf's unit to the metric's base unit (ns -> seconds)."""
 
 
-def with_unit(name: str, suffix: str) -> str:
-    return name if not suffix or name == suffix or name.endswith("_" + suffix) else f"{name}_{suffix}"
+def with_unit(name: str, suffix: str, leaf: str = "") -> str:
+    """`name` ending in its unit, unless the name ends with it already or the leaf's own name
+    (`leaf`, sanitized) says it (``bits-delivered``: ``..._bits_delivered_total``)."""
+    if not suffix or name == suffix or name.endswith("_" + suffix) or f"_{suffix}_" in f"_{leaf}_":
+        return name
+    return f"{name}_{suffix}"
 
 
-def _unit(info) -> tuple[str, float]:  # noqa: ANN001 (a LeafInfo)
+def _unit(info) -> tuple[str, float, float]:  # noqa: ANN001 (a LeafInfo)
     if info.units is not None:
-        return UNITS.get(info.units, (sanitize(info.units.lower()), 1.0))
-    return ("ratio", 1.0) if info.ratio else ("", 1.0)
+        return UNITS.get(info.units, (sanitize(info.units.lower()), 1.0, 1.0))
+    return ("ratio", 1.0, 1.0) if info.ratio else ("", 1.0, 1.0)
+
+
+def identifies(leaf: str, base: str) -> bool:
+    """An integer leaf whose name says it names something (an id, a port): a number that names
+    something measures nothing."""
+    return base in _INTEGERS and (leaf in IDENTIFIER_NAMES or leaf.endswith(IDENTIFIER_SUFFIXES))
 
 
 @functools.lru_cache(maxsize=65536)
@@ -90,14 +111,14 @@ def metric_name(schema_path: str, name: str) -> MetricName | None:
     if not info.numeric or info.key or info.reference:
         return None
     leaf = local_name(schema_path.rsplit("/", 1)[-1])
-    if info.base in _INTEGERS and (leaf.endswith("-id") or leaf.endswith("_id")):
+    if identifies(leaf, info.base):
         return None
-    suffix, scale = _unit(info)
-    family = with_unit(name, suffix)
+    suffix, scale, divisor = _unit(info)
+    family = with_unit(name, suffix, sanitize(leaf))
     if info.counter:
         family = family.removesuffix("_total")
-        return MetricName(family, family + "_total", "counter", scale)
-    return MetricName(family, family, "gauge", scale)
+        return MetricName(family, family + "_total", "counter", scale, divisor)
+    return MetricName(family, family, "gauge", scale, divisor)
 
 
 def _histogram(schema_path: str, name: str) -> MetricName | None:

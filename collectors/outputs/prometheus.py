@@ -185,7 +185,7 @@ class PrometheusOutput:
                 help_path = help_path.split("/bucket/")[0] if "/bucket/" in help_path else help_path.rsplit("/", 1)[0]
             lines.append(f"# HELP {typed} {_help(help_path)}\n# TYPE {typed} {first.kind}\n")
             histogram = first.kind == "histogram"
-            sample, scale = self._name(first.sample), first.scale  # one leaf per family, but histograms
+            sample, scale, divisor = self._name(first.sample), first.scale, first.divisor  # one leaf per family
             for s in members:
                 v = s.value  # read again: the event loop may have changed it since
                 if v is None or v.__class__ is str:
@@ -197,6 +197,8 @@ class PrometheusOutput:
                     sample = self._name(metric.sample)
                 if scale != 1.0:
                     v *= scale
+                if divisor != 1.0:
+                    v /= divisor
                 lines.append(f"{sample}{{{labels}}} {floatToGoString(v)}\n")
                 if histogram and sample.endswith("_count"):
                     inf = _labels(sorted((*s.labels, ("le", "+Inf"), ("source", s.target or instance))))

@@ -56,6 +56,41 @@ def test_stored_pairs_become_histograms_and_an_expired_count():
     assert not [s for s in norm.registry if s.path.startswith(MEM)]
 
 
+def test_emptied_pair_list_keeps_the_aggregates_and_observes_its_pairs():
+    """The agent deletes the `stored-pairs` container when a memory's last pair leaves: its pairs
+    are gone (each observed as a single pair delete would be), the memory is not, so its
+    histograms and expired count go on from where they were (they never go backwards)."""
+    norm = Normalizer()
+    norm.normalize([Update("mem-a", "/qstrata-qfs:qfs-node/uuid", QFS_NODE, 1)])
+    norm.normalize(pair("p0", 100.0, 0.93, 105.0, 100.3))
+    norm.normalize([Update("mem-a", PAIRS.format("p0"), None, int(100.5 * S))])
+    norm.normalize(pair("p1", 101.0, 0.93, 106.0, 101.2) + pair("q1", 101.0, 0.7, 101.5, 101.4))
+    container = "/qstrata-qfs:qfs-node/memories/memory[memory-id='m1']/stored-pairs"
+    batch = norm.normalize([Update("mem-a", container, None, 102 * S)])
+    assert None not in batch.values
+    assert latest(norm, f"{MEM}/pair-age-at-use/count") == 2  # p0, and p1 leaving with the container
+    assert abs(latest(norm, f"{MEM}/pair-age-at-use/sum") - 0.5) < 1e-6
+    assert latest(norm, f"{MEM}/expired-pairs") == 1  # q1 left after its expiry
+    norm.normalize(pair("p2", 103.0, 0.93, 108.0, 103.1))
+    norm.normalize([Update("mem-a", PAIRS.format("p2"), None, 104 * S)])
+    assert latest(norm, f"{MEM}/pair-age-at-use/count") == 3 and latest(norm, f"{MEM}/expired-pairs") == 1
+
+
+def test_deleted_statistics_container_keeps_the_consumed_bits():
+    norm = Normalizer()
+    app = f"/etsi-qkd-sdn-node:qkd_node/qkd_applications/qkd_app[app_id='{APP}']"
+    window = f"{app}/app_statistics/statistics[end_time='{{}}']/consumed_bits"
+    norm.normalize([Update("alice", "/etsi-qkd-sdn-node:qkd_node/qkdn_id", NODE, 1),
+                    Update("alice", window.format("2026-01-01T00:00:01Z"), 1000, 1)])
+    batch = norm.normalize([Update("alice", f"{app}/app_statistics", None, 2)])
+    consumed = f"{TEL}/key-delivery/application[node='{NODE}'][app-id='{APP}']/consumed-bits"
+    assert None not in batch.values and latest(norm, consumed) == 1000
+    norm.normalize([Update("alice", window.format("2026-01-01T00:00:02Z"), 500, 3)])
+    assert latest(norm, consumed) == 1500
+    norm.normalize([Update("alice", app, None, 4)])  # the application goes: its counter ends with it
+    assert not [s for s in norm.registry if s.path == consumed]
+
+
 def test_windows_token_buckets_and_swaps():
     norm = Normalizer()
     qkd = "/etsi-qkd-sdn-node:qkd_node"

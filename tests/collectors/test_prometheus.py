@@ -123,12 +123,15 @@ def test_names_carry_base_units_and_keys_are_never_samples():
     memory = "/qstrata-qfs:qfs-node/memories/memory[memory-id='m1']"
     port = "/optical-switch:opm-power/port[port-id='9']"
     iface = "/etsi-qkd-sdn-node:qkd_node/qkd_interfaces/qkd_interface[qkdi_id='7']"
+    elink = "/qstrata-qfs:qfs-node/entanglement-links/link[link-id='l1']"
 
     async def main():
         async with exposition() as (out, pipeline):
             pipeline.ingest([*twin_like_updates(1),
                              Update("mem-a", f"{memory}/t1", 2_500_000_000, 1),  # nanoseconds
                              Update("mem-a", f"{memory}/efficiency", 0.4, 1),
+                             Update("mem-a", f"{elink}/cutoff-time", 300_000_000, 1),  # nanoseconds
+                             Update("mem-a", f"{elink}/switch-port/port", 7, 1),
                              Update("sw1", f"{port}/port-id", 9, 1), Update("alice", f"{iface}/qkdi_id", 7, 1),
                              Update("alice", f"{iface}/qkdi_att_point/port", 3, 1)])
             text = await asyncio.to_thread(scrape, out.port)
@@ -137,6 +140,9 @@ def test_names_carry_base_units_and_keys_are_never_samples():
             assert "qstrata_telemetry_qkd_links_qkd_link_qber_ratio{" in text
             assert 'qstrata_telemetry_switch_ports_switch_port_optical_power_dbm{device="sw1",port_id="9",source="sw1"} -25.0' in text
             assert "port_port_id" not in text and "qkdi_id{" not in text  # keys are labels, never samples
+            # divided, not multiplied by 1e-9 (0.30000000000000004)
+            assert 'qstrata_qfs_node_entanglement_links_link_cutoff_time_seconds{link_id="l1",source="mem-a"} 0.3\n' in text
+            assert "att_point_port" not in text and "switch_port_port" not in text  # a port number names a port
 
     asyncio.run(main())
 

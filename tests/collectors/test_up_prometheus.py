@@ -58,7 +58,8 @@ def name_problems(name: str, kind: str, help_text: str) -> list[str]:
         problems.append("a key or reference exported as a sample")
     base = name.removesuffix("_total")
     want = UNIT_SUFFIX.get(info.units or "", "_ratio" if info.ratio else "")
-    if want and not base.endswith(want):
+    leaf = "_" + help_text.rsplit("/", 1)[-1].rsplit(":", 1)[-1].replace("-", "_") + "_"
+    if want and not base.endswith(want) and f"{want}_" not in leaf:  # bits-delivered: _bits_delivered_total
         problems.append(f"{container} is in {info.units or 'a fraction'}: the name should end in {want}")
     return problems
 
