@@ -72,7 +72,8 @@ def test_a_file_with_no_target_is_said_and_followed(tmp_path):
         while "names no target" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         cfg.write_text("targets:\n  - {name: alice, address: '127.0.0.1:9', kind: qkd}\n")
-        while "target alice" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        while ("target alice: connection refused" not in log.read_text() and proc.poll() is None
+               and time.monotonic() < deadline):
             time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
