@@ -125,7 +125,7 @@ class Collector:
             from .leases import LeaseManager
             from .natsutil import connect
 
-            self._lease_nc = await connect(o.nats, f"qstrata-collector-{o.instance}-leases")
+            self._lease_nc = await connect(o.nats, f"qstrata-collector-{o.instance}-leases", purpose="leases")
             self.leases = LeaseManager(self._lease_nc, o.instance, self.manager.set_owned, ttl=o.lease_ttl)
             self.manager.owned = set()
             await self.leases.start()

@@ -44,34 +44,37 @@ class NatsUnavailable(Exception):
     """NATS could not be reached (at start-up) or JetStream is not enabled; one-line message."""
 
 
-async def connect(url: str, name: str, timeout: float = 5.0) -> Client:
+async def connect(url: str, name: str, timeout: float = 5.0, purpose: str = "") -> Client:
     """Connected client that reconnects forever. Errors after start-up are logged (one line, and
-    once per outage); at start-up an unreachable server raises `NatsUnavailable` after `timeout`."""
-    state: dict[str, Any] = {"last_error": "", "down": False, "connected": False}
+    once per outage), naming the connection's `purpose` (a collector may hold several: its output,
+    its leases, its input); at start-up an unreachable server raises `NatsUnavailable` after
+    `timeout`. Closing the client is not an outage: it is not logged as one."""
+    state: dict[str, Any] = {"last_error": "", "down": False, "connected": False, "nc": None}
+    where = f"NATS {url}" + (f" ({purpose})" if purpose else "")
 
     async def error_cb(exc: Exception) -> None:
         text = str(exc) or type(exc).__name__
         if text != state["last_error"]:
             state["last_error"] = text
-            if state["connected"]:  # at start-up the failure is reported once, by the caller
-                log.warning("NATS %s: %s", url, text)
+            if state["connected"] and not state["nc"].is_closed:  # at start-up the caller reports it once
+                log.warning("%s: %s", where, text)
 
     async def disconnected_cb() -> None:
-        if not state["down"]:
+        if not state["down"] and not (state["nc"] is not None and state["nc"].is_closed):
             state["down"] = True
-            log.warning("NATS %s: disconnected; reconnecting", url)
+            log.warning("%s: disconnected; reconnecting", where)
 
     async def reconnected_cb() -> None:
         state["down"] = False
         state["last_error"] = ""
-        log.info("NATS %s: reconnected", url)
+        log.info("%s: reconnected", where)
 
     try:
         nc = await asyncio.wait_for(nats.connect(
             servers=[url], name=name, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
             connect_timeout=2, ping_interval=5, max_outstanding_pings=2, error_cb=error_cb,
             disconnected_cb=disconnected_cb, reconnected_cb=reconnected_cb), timeout)
-        state["connected"] = True
+        state["connected"], state["nc"] = True, nc
         return nc
     except (TimeoutError, OSError, nats.errors.Error) as exc:
         detail = state["last_error"] or str(exc) or type(exc).__name__

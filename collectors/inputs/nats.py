@@ -55,7 +55,7 @@ class NatsInput:
         self.last_error = ""
 
     async def start(self) -> None:
-        self.nc = await connect(self.url, f"qstrata-collector-{self.pipeline.instance}-in")
+        self.nc = await connect(self.url, f"qstrata-collector-{self.pipeline.instance}-in", purpose="input")
         js = self.nc.jetstream()
         await ensure_stream(js, self.prefix, self.stream)
         config = ConsumerConfig(durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,

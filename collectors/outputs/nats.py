@@ -69,7 +69,7 @@ class NatsOutput:
 
     async def start(self, pipeline: Pipeline) -> None:
         self.instance = self.instance or pipeline.instance
-        self.nc = await connect(self.url, f"qstrata-collector-{self.instance}")
+        self.nc = await connect(self.url, f"qstrata-collector-{self.instance}", purpose="output")
         self.js = self.nc.jetstream()
         await ensure_stream(self.js, self.prefix, self.stream)
         log.info("nats: publishing to %s (stream %s, subjects %s.>)", self.url, self.stream, self.prefix)

@@ -117,3 +117,7 @@ def test_sigterm_with_nats_unreachable_is_clean_and_counts_what_was_not_publishe
     (line,) = [x for x in output.splitlines() if "could not be published" in x]
     assert int(line.split("nats: ", 1)[1].split()[0]) > 0, line
     assert took < 10, (took, output)
+    # each connection says once which it is when NATS goes; closing them is no outage to report
+    for purpose in ("output", "leases"):
+        said = [x for x in output.splitlines() if f"NATS {nats_server.url} ({purpose}): disconnected" in x]
+        assert len(said) == 1, (purpose, output)
