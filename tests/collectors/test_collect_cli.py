@@ -4,16 +4,36 @@ its store closed."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from collector_servers import HOST, free_port
 
 QSTRATA = Path(sys.executable).with_name("qstrata")
+
+
+@contextlib.contextmanager
+def collector(log: Path, *args: str, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+    """`qstrata collect ARGS`, its output in `log`; SIGTERM and waited for when the block ends."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(QSTRATA), "collect", *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+
+
+def wait_for_line(log: Path, text: str, proc: subprocess.Popen, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while text not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def test_collect_runs_follows_its_file_and_stops_cleanly(tmp_path):
@@ -22,12 +42,8 @@ def test_collect_runs_follows_its_file_and_stops_cleanly(tmp_path):
                    "alarms:\n  - {name: down, unreachable-for: 30s}\n")
     port, gnmi_port = free_port(), free_port()
     log = tmp_path / "collect.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([str(QSTRATA), "collect", "--targets", str(cfg), "--store", f"sqlite:{tmp_path}/c.db",
-                                 "--prometheus", f"{HOST}:{port}", "--gnmi-port", str(gnmi_port), "--state-dir", str(tmp_path / "cst"),
-                                 "--instance", "c1"],
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with collector(log, "--targets", str(cfg), "--store", f"sqlite:{tmp_path}/c.db", "--prometheus", f"{HOST}:{port}",
+                   "--gnmi-port", str(gnmi_port), "--state-dir", str(tmp_path / "cst"), "--instance", "c1") as proc:
         deadline = time.monotonic() + 30
         text = ""
         while time.monotonic() < deadline:
@@ -41,12 +57,7 @@ def test_collect_runs_follows_its_file_and_stops_cleanly(tmp_path):
         time.sleep(0.3)
         cfg.write_text("targets:\n  - {name: alice, address: '127.0.0.1:9', kind: qkd}\n"
                        "  - {name: bob, address: '127.0.0.1:10', kind: qkd}\n")
-        deadline = time.monotonic() + 10
-        while "target bob" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+        wait_for_line(log, "target bob", proc, 10)
     output = log.read_text()
     assert proc.returncode == 0, output
     assert "target alice: connection refused: nothing listens on 127.0.0.1:9" in output and "retrying in" in output
@@ -64,20 +75,10 @@ def test_a_file_with_no_target_is_said_and_followed(tmp_path):
     cfg = tmp_path / "collector.yaml"
     cfg.write_text("")
     log = tmp_path / "collect.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([str(QSTRATA), "collect", "--targets", "collector.yaml", "--store", "none"],
-                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while "names no target" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+    with collector(log, "--targets", "collector.yaml", "--store", "none", cwd=tmp_path) as proc:
+        wait_for_line(log, "names no target", proc, 20)
         cfg.write_text("targets:\n  - {name: alice, address: '127.0.0.1:9', kind: qkd}\n")
-        while ("target alice: connection refused" not in log.read_text() and proc.poll() is None
-               and time.monotonic() < deadline):
-            time.sleep(0.1)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+        wait_for_line(log, "target alice: connection refused", proc, 20)
     output = log.read_text()
     assert proc.returncode == 0, output
     assert ("collector.yaml names no target: nothing is collected until targets are added to it (it is watched)"
