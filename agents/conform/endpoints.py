@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from qstrata.agents.testbed.endpoints import read_endpoints
+from qstrata.agents.testbed.endpoints import EndpointsFileError, load_endpoints
 
 PROFILE_OF_KIND = {"qkd": "etsi-qkd-015", "memory": "qfs", "switch": "optical-switch"}
 """The conformance profile of each kind of qstrata agent."""
@@ -64,17 +64,13 @@ class AgentTarget:
 
 
 def _agents(path: str | Path) -> list[dict]:
+    """The agents of an endpoints.json, read and checked as every command reads one (`load_endpoints`)."""
     try:
-        doc = read_endpoints(Path(path))
-    except FileNotFoundError:
-        raise EndpointsError(f"{path}: no such file (it is written by `qstrata up` once its network "
-                             "serves; is one running with that --state-dir?)") from None
-    except (OSError, ValueError) as exc:
-        raise EndpointsError(f"cannot read {path}: {exc}") from None
-    agents = doc.get("agents") if isinstance(doc, dict) else None
-    if not isinstance(agents, list) or not all(isinstance(a, dict) and a.get("name") for a in agents):
-        raise EndpointsError(f"{path}: not an endpoints.json of `qstrata up` (no list of named agents)")
-    return agents
+        return load_endpoints(Path(path))["agents"]
+    except EndpointsFileError as exc:
+        hint = "" if Path(path).exists() else (" (it is written by `qstrata up` once its network serves; is one "
+                                               "running with that --state-dir?)")
+        raise EndpointsError(f"{exc}{hint}") from None
 
 
 def _kme(entry: dict) -> KmeTarget | None:
