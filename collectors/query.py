@@ -177,12 +177,12 @@ def _cmd_series(args: argparse.Namespace) -> int:
 
 def _cmd_samples(args: argparse.Namespace) -> int:
     def body(reader: StoreReader) -> int:
+        if args.last and (args.rollups or args.step):  # before anything is read
+            raise ValueError(f"--last is the latest sample of each series: it does not go with "
+                             f"{'--rollups' if args.rollups else '--step'}")
         start, end = _span(args)
         series = _select(reader, args)
         out: list[dict[str, Any]] = []
-        if args.last and (args.rollups or args.step):
-            raise ValueError(f"--last is the latest sample of each series: it does not go with "
-                             f"{'--rollups' if args.rollups else '--step'}")
         if args.rollups:
             for row, bucket, count, lo, hi, total in reader.rollups(series, start, end):
                 out.append({"time": date_and_time(bucket), "ts": bucket, "source": row.source, "name": row.name,

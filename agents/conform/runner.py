@@ -29,7 +29,7 @@ from .netconf_runner import run_check as run_netconf
 from .profiles import PROFILES, Profile
 from .qkd_checks import run_check as run_qkd
 from .rc_checks import RC_PROFILES
-from .rc_runner import RcContext, RcEndpoint, Request
+from .rc_runner import JSON_MEDIA, RcContext, RcEndpoint, Request
 from .rc_runner import run_check as run_rc
 
 CHECK_TIMEOUT = 60.0
@@ -155,8 +155,7 @@ async def _rc_context(options: RunOptions, report: RunReport) -> RcContext:
         report.device["restconf_tls"] = "server certificate not verified (no CA given)"
     if not options.netconf:  # else NETCONF keeps them (`saved_entries`)
         for n in (1, 2, 3):
-            got = await ctx.send(Request("GET", ctx.values[f"entry{n}"] + "?content=config",
-                                         (("Accept", "application/yang-data+json"),)))
+            got = await ctx.send(Request("GET", ctx.values[f"entry{n}"] + "?content=config", (("Accept", JSON_MEDIA),)))
             if got.status == 200 and got.text.strip():
                 ctx.saved.append((ctx.values[f"entry{n}"], got.text))
     for n in (1, 2, 3):
@@ -166,9 +165,8 @@ async def _rc_context(options: RunOptions, report: RunReport) -> RcContext:
 
 async def _rc_restore(ctx: RcContext, report: RunReport) -> None:
     """The test entries' own configuration back as the run found it, when RESTCONF saved it."""
-    for target, body in ctx.saved:
-        await ctx.send(Request("DELETE", target))
-        got = await ctx.send(Request("PUT", target, (("Content-Type", "application/yang-data+json"),), body))
+    for target, body in ctx.saved:  # a PUT replaces whatever the checks left of the entry (RFC 8040 4.5)
+        got = await ctx.send(Request("PUT", target, (("Content-Type", JSON_MEDIA),), body))
         if not 200 <= got.status < 300:
             report.device["restore_failed"] = f"PUT {target} answered {got.status or got.error}: not put back"
 
